@@ -1,0 +1,493 @@
+//! `admin-api`: the super admin's routes — tenants, users and role assignments.
+//!
+//! Every route requires a super admin ([`SuperAdmin`]). Lists take `limit` (default 50, at
+//! most 200) and `offset`. `PUT` changes only the fields present in the body (`null` clears
+//! a nullable field). Creation answers 201 with `Location`; deletion 204.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use shared::auth::SuperAdmin;
+use shared::auth::password::check_policy;
+use shared::db::roles::{self, AssignmentFilter, TenantRole};
+use shared::db::{tenants, users};
+use shared::domain::{RoleName, TenantName, Username};
+use shared::http::{AppJson, AppPath, AppQuery, Page, check_length, nullable};
+use shared::{ApiError, AppState};
+
+/// Longest description or full name accepted, in characters.
+pub const MAX_TEXT_CHARS: usize = 1000;
+
+/// The router of this function.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sa/tenants", post(create_tenant).get(list_tenants))
+        .route(
+            "/sa/tenants/{tenant_name}",
+            get(get_tenant).put(update_tenant).delete(delete_tenant),
+        )
+        .route("/sa/tenants/{tenant_name}/roles", get(list_tenant_roles))
+        .route("/sa/users", post(create_user).get(list_users))
+        .route(
+            "/sa/users/{username}",
+            get(get_user).put(update_user).delete(delete_user),
+        )
+        .route(
+            "/sa/users/{username}/change-password",
+            post(set_user_password),
+        )
+        .route(
+            "/sa/user-tenant-roles",
+            post(assign_roles).get(list_assignments).delete(remove_role),
+        )
+}
+
+fn created<T: Serialize>(location: String, body: T) -> Response {
+    let mut response = (StatusCode::CREATED, AppJson(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn tenant_not_found(name: &TenantName) -> ApiError {
+    ApiError::NotFound(format!("no tenant named {name}"))
+}
+
+fn user_not_found(name: &Username) -> ApiError {
+    ApiError::NotFound(format!("no user named {name}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Tenants
+
+/// `POST /sa/tenants` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    name: TenantName,
+    description: Option<String>,
+}
+
+/// A tenant with its roles.
+#[derive(Serialize)]
+struct TenantView {
+    #[serde(flatten)]
+    tenant: tenants::Tenant,
+    roles: Vec<TenantRole>,
+}
+
+/// `POST /sa/tenants`: creates a tenant and its four default roles (201). 409 if the name is
+/// taken; 422 for a name outside `^[a-z][a-z0-9_]{1,49}$`.
+async fn create_tenant(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppJson(body): AppJson<CreateTenant>,
+) -> Result<Response, ApiError> {
+    check_length("description", body.description.as_deref(), MAX_TEXT_CHARS)?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let tenant = tenants::create(
+        &tx,
+        &body.name,
+        body.description.as_deref(),
+        &admin.username,
+    )
+    .await?;
+    let roles = roles::list_for_tenant(&tx, &body.name).await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %admin.username, tenant.name = %body.name, "tenant created");
+    Ok(created(
+        format!("/sa/tenants/{}", body.name),
+        TenantView { tenant, roles },
+    ))
+}
+
+/// `GET /sa/tenants`: tenants by name.
+async fn list_tenants(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    page: Page,
+) -> Result<AppJson<Vec<tenants::Tenant>>, ApiError> {
+    Ok(AppJson(
+        tenants::list(&state.pool.get().await?, page).await?,
+    ))
+}
+
+/// `GET /sa/tenants/{tenant_name}`: the tenant with its roles; 404 if absent.
+async fn get_tenant(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    AppPath(name): AppPath<TenantName>,
+) -> Result<AppJson<TenantView>, ApiError> {
+    let client = state.pool.get().await?;
+    let tenant = tenants::get(&client, &name)
+        .await?
+        .ok_or_else(|| tenant_not_found(&name))?;
+    let roles = roles::list_for_tenant(&client, &name).await?;
+    Ok(AppJson(TenantView { tenant, roles }))
+}
+
+/// `PUT /sa/tenants/{tenant_name}` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateTenant {
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+}
+
+/// `PUT /sa/tenants/{tenant_name}`: changes the description; 404 if absent.
+async fn update_tenant(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppPath(name): AppPath<TenantName>,
+    AppJson(body): AppJson<UpdateTenant>,
+) -> Result<AppJson<tenants::Tenant>, ApiError> {
+    let description = body.description.as_ref().map(|d| d.as_deref());
+    check_length("description", description.flatten(), MAX_TEXT_CHARS)?;
+    let tenant = tenants::update(&state.pool.get().await?, &name, description)
+        .await?
+        .ok_or_else(|| tenant_not_found(&name))?;
+    tracing::info!(user.name = %admin.username, tenant.name = %name, "tenant updated");
+    Ok(AppJson(tenant))
+}
+
+/// `DELETE /sa/tenants/{tenant_name}`: deletes the tenant with its roles, assignments,
+/// offers and campaigns (204); 404 if absent.
+async fn delete_tenant(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppPath(name): AppPath<TenantName>,
+) -> Result<StatusCode, ApiError> {
+    if !tenants::delete(&state.pool.get().await?, &name).await? {
+        return Err(tenant_not_found(&name));
+    }
+    tracing::info!(user.name = %admin.username, tenant.name = %name, "tenant deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /sa/tenants/{tenant_name}/roles`: the tenant's roles with their permissions.
+async fn list_tenant_roles(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    AppPath(name): AppPath<TenantName>,
+) -> Result<AppJson<Vec<TenantRole>>, ApiError> {
+    let client = state.pool.get().await?;
+    if tenants::get(&client, &name).await?.is_none() {
+        return Err(tenant_not_found(&name));
+    }
+    Ok(AppJson(roles::list_for_tenant(&client, &name).await?))
+}
+
+// ---------------------------------------------------------------------------------------
+// Users
+
+/// `POST /sa/users` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUser {
+    username: Username,
+    password: String,
+    full_name: Option<String>,
+    #[serde(default)]
+    is_super_admin: bool,
+}
+
+/// `POST /sa/users`: creates a user (201). 409 if the username is taken; 422 if the password
+/// breaks the policy.
+async fn create_user(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppJson(body): AppJson<CreateUser>,
+) -> Result<Response, ApiError> {
+    check_length("full_name", body.full_name.as_deref(), MAX_TEXT_CHARS)?;
+    check_policy(&body.password, body.username.as_str())
+        .map_err(|reason| ApiError::invalid_field("password", reason))?;
+    let hash = state
+        .passwords
+        .hash(SecretString::from(body.password))
+        .await?;
+    let user = users::create(
+        &state.pool.get().await?,
+        &users::NewUser {
+            username: &body.username,
+            password_hash: &hash,
+            full_name: body.full_name.as_deref(),
+            is_super_admin: body.is_super_admin,
+        },
+    )
+    .await?;
+    tracing::info!(user.name = %admin.username, target.user = %body.username, is_super_admin = body.is_super_admin, "user created");
+    Ok(created(format!("/sa/users/{}", body.username), user))
+}
+
+/// `GET /sa/users` filters.
+#[derive(Deserialize)]
+struct UserFilter {
+    is_super_admin: Option<bool>,
+}
+
+/// `GET /sa/users`: users by username, optionally `?is_super_admin=true|false`.
+async fn list_users(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    AppQuery(filter): AppQuery<UserFilter>,
+    page: Page,
+) -> Result<AppJson<Vec<users::User>>, ApiError> {
+    Ok(AppJson(
+        users::list(&state.pool.get().await?, filter.is_super_admin, page).await?,
+    ))
+}
+
+/// `GET /sa/users/{username}`; 404 if absent.
+async fn get_user(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    AppPath(username): AppPath<Username>,
+) -> Result<AppJson<users::User>, ApiError> {
+    users::get(&state.pool.get().await?, &username)
+        .await?
+        .map(AppJson)
+        .ok_or_else(|| user_not_found(&username))
+}
+
+/// `PUT /sa/users/{username}` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUser {
+    #[serde(default, deserialize_with = "nullable")]
+    full_name: Option<Option<String>>,
+    is_super_admin: Option<bool>,
+}
+
+/// `PUT /sa/users/{username}`: changes `full_name` and/or `is_super_admin`. 409 if it would
+/// leave no super admin; 404 if absent.
+async fn update_user(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppPath(username): AppPath<Username>,
+    AppJson(body): AppJson<UpdateUser>,
+) -> Result<AppJson<users::User>, ApiError> {
+    let full_name = body.full_name.as_ref().map(|n| n.as_deref());
+    check_length("full_name", full_name.flatten(), MAX_TEXT_CHARS)?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    if body.is_super_admin == Some(false) {
+        keep_a_super_admin(&tx, &username, "demote").await?;
+    }
+    let user = users::update(&tx, &username, full_name, body.is_super_admin)
+        .await?
+        .ok_or_else(|| user_not_found(&username))?;
+    tx.commit().await?;
+    tracing::info!(user.name = %admin.username, target.user = %username, "user updated");
+    Ok(AppJson(user))
+}
+
+/// 409 if `username` is the only super admin (the rows stay locked until the transaction
+/// ends, so two concurrent demotions cannot both pass).
+async fn keep_a_super_admin(
+    tx: &impl shared::db::GenericClient,
+    username: &Username,
+    action: &str,
+) -> Result<(), ApiError> {
+    let admins = users::lock_super_admins(tx).await?;
+    if admins.len() == 1 && admins[0] == username.as_str() {
+        return Err(ApiError::Conflict(format!(
+            "cannot {action} {username}: it is the only super admin"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /sa/users/{username}/change-password` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPassword {
+    new_password: String,
+}
+
+/// `POST /sa/users/{username}/change-password`: sets a user's password (204) and revokes
+/// every token issued to that user before; 422 if the password breaks the policy.
+async fn set_user_password(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppPath(username): AppPath<Username>,
+    AppJson(body): AppJson<SetPassword>,
+) -> Result<StatusCode, ApiError> {
+    check_policy(&body.new_password, username.as_str())
+        .map_err(|reason| ApiError::invalid_field("new_password", reason))?;
+    if users::get(&state.pool.get().await?, &username)
+        .await?
+        .is_none()
+    {
+        return Err(user_not_found(&username));
+    }
+    let hash = state
+        .passwords
+        .hash(SecretString::from(body.new_password))
+        .await?;
+    if !users::set_password(&state.pool.get().await?, &username, &hash, Utc::now()).await? {
+        return Err(user_not_found(&username));
+    }
+    tracing::info!(user.name = %admin.username, target.user = %username, "password set by super admin; earlier tokens revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /sa/users/{username}`: deletes a user and its role assignments (204). 409 for
+/// oneself, the only super admin, or a user named as the author of records; 404 if absent.
+async fn delete_user(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppPath(username): AppPath<Username>,
+) -> Result<StatusCode, ApiError> {
+    if username == admin.username {
+        return Err(ApiError::Conflict(
+            "you cannot delete your own account".into(),
+        ));
+    }
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    keep_a_super_admin(&tx, &username, "delete").await?;
+    if !users::delete(&tx, &username).await? {
+        return Err(user_not_found(&username));
+    }
+    tx.commit().await?;
+    tracing::info!(user.name = %admin.username, target.user = %username, "user deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------------------
+// Role assignments
+
+/// `POST /sa/user-tenant-roles` body: `role` (one) or `roles` (several), not both.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignRoles {
+    username: Username,
+    tenant_name: TenantName,
+    role: Option<RoleName>,
+    roles: Option<Vec<RoleName>>,
+}
+
+/// The roles a user holds in a tenant after an assignment.
+#[derive(Serialize)]
+struct UserTenantRoles {
+    username: String,
+    tenant_name: String,
+    roles: Vec<String>,
+}
+
+/// `POST /sa/user-tenant-roles`: assigns roles; 201 if any is new, 200 if all were held
+/// already (retries are harmless). 422 naming the field for an unknown user, tenant or role.
+async fn assign_roles(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppJson(body): AppJson<AssignRoles>,
+) -> Result<Response, ApiError> {
+    let wanted: Vec<RoleName> = match (body.role, body.roles) {
+        (Some(role), None) => vec![role],
+        (None, Some(roles)) if !roles.is_empty() && roles.len() <= 50 => roles,
+        (None, Some(_)) => {
+            return Err(ApiError::invalid_field("roles", "must list 1 to 50 roles"));
+        }
+        _ => {
+            return Err(ApiError::invalid_field(
+                "role",
+                "give exactly one of role or roles",
+            ));
+        }
+    };
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let inserted = roles::assign(
+        &tx,
+        &body.username,
+        &body.tenant_name,
+        &wanted,
+        &admin.username,
+    )
+    .await?;
+    let held = roles::roles_of(&tx, &body.username, &body.tenant_name).await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %admin.username, target.user = %body.username, tenant.name = %body.tenant_name, roles = ?wanted, "roles assigned");
+    let view = UserTenantRoles {
+        username: body.username.to_string(),
+        tenant_name: body.tenant_name.to_string(),
+        roles: held,
+    };
+    if inserted > 0 {
+        Ok(created(
+            format!(
+                "/sa/user-tenant-roles?username={}&tenant_name={}",
+                body.username, body.tenant_name
+            ),
+            view,
+        ))
+    } else {
+        Ok(AppJson(view).into_response())
+    }
+}
+
+/// `GET /sa/user-tenant-roles` filters.
+#[derive(Deserialize)]
+struct AssignmentQuery {
+    username: Option<Username>,
+    tenant_name: Option<TenantName>,
+    role: Option<RoleName>,
+}
+
+/// `GET /sa/user-tenant-roles?username=&tenant_name=&role=`: assignments by tenant, user,
+/// role.
+async fn list_assignments(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    AppQuery(query): AppQuery<AssignmentQuery>,
+    page: Page,
+) -> Result<AppJson<Vec<roles::Assignment>>, ApiError> {
+    let filter = AssignmentFilter {
+        username: query.username,
+        tenant_name: query.tenant_name,
+        role: query.role,
+    };
+    Ok(AppJson(
+        roles::list_assignments(&state.pool.get().await?, &filter, page).await?,
+    ))
+}
+
+/// `DELETE /sa/user-tenant-roles` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveRole {
+    username: Username,
+    tenant_name: TenantName,
+    role: RoleName,
+}
+
+/// `DELETE /sa/user-tenant-roles`: removes one assignment (204); it stops working on the
+/// user's next request. 404 if the user does not hold that role.
+async fn remove_role(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppJson(body): AppJson<RemoveRole>,
+) -> Result<StatusCode, ApiError> {
+    let removed = roles::remove(
+        &state.pool.get().await?,
+        &body.username,
+        &body.tenant_name,
+        &body.role,
+    )
+    .await?;
+    if !removed {
+        return Err(ApiError::NotFound(format!(
+            "{} holds no role {} in tenant {}",
+            body.username, body.role, body.tenant_name
+        )));
+    }
+    tracing::info!(user.name = %admin.username, target.user = %body.username, tenant.name = %body.tenant_name, role = %body.role, "role removed");
+    Ok(StatusCode::NO_CONTENT)
+}

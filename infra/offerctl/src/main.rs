@@ -1,0 +1,181 @@
+//! `offerctl`: the operator CLI of the Offer Management Platform.
+//!
+//! - `serve [--listen ADDR]`: the local gateway (every function's routes on one port).
+//! - `migrate`: applies the SQL migrations.
+//! - `create-super-admin --username NAME`: creates a super admin; the password comes from
+//!   `SUPER_ADMIN_PASSWORD`, else a prompt. `--reset-password` sets the password (and
+//!   super admin flag) of an existing account instead of failing.
+//!
+//! Exit status 0 on success; otherwise non-zero with a one-line reason on stderr.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+use shared::AppState;
+use shared::auth::password::{PasswordHasher, check_policy};
+use shared::config::{Config, DatabaseConfig};
+use shared::db::{self, users};
+use shared::domain::Username;
+
+#[derive(Parser)]
+#[command(
+    name = "offerctl",
+    version,
+    about = "Operate the Offer Management Platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every function's routes on one port, as API Gateway would.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+    },
+    /// Apply pending database migrations.
+    Migrate,
+    /// Create a super admin (password from SUPER_ADMIN_PASSWORD, else prompted).
+    CreateSuperAdmin {
+        /// The account's username.
+        #[arg(long)]
+        username: String,
+        /// Display name.
+        #[arg(long)]
+        full_name: Option<String>,
+        /// If the account exists, set its password and make it a super admin.
+        #[arg(long)]
+        reset_password: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The one-shot commands print their own results; only warnings are logged there.
+    let default_filter = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    shared::telemetry::init_with_default(default_filter);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("offerctl: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { listen } => serve(listen).await,
+        Command::Migrate => migrate().await,
+        Command::CreateSuperAdmin {
+            username,
+            full_name,
+            reset_password,
+        } => create_super_admin(&username, full_name.as_deref(), reset_password).await,
+    }
+}
+
+async fn connect() -> anyhow::Result<deadpool_postgres::Object> {
+    let config = DatabaseConfig::from_env()?;
+    let pool = db::pool(&config)?;
+    pool.get()
+        .await
+        .context("cannot connect to the database at DATABASE_URL")
+}
+
+async fn migrate() -> anyhow::Result<()> {
+    let mut client = connect().await?;
+    let applied = db::migrate(&mut client).await?;
+    if applied.is_empty() {
+        println!("database is up to date");
+    } else {
+        for name in applied {
+            println!("applied {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn create_super_admin(
+    username: &str,
+    full_name: Option<&str>,
+    reset_password: bool,
+) -> anyhow::Result<()> {
+    let username = Username::parse(username)?;
+    let password = match std::env::var("SUPER_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => SecretString::from(p),
+        _ => SecretString::from(
+            rpassword::prompt_password(format!("Password for {username}: "))
+                .context("SUPER_ADMIN_PASSWORD is not set and no password could be read")?,
+        ),
+    };
+    if let Err(reason) = check_policy(password.expose_secret(), username.as_str()) {
+        bail!("password {reason}");
+    }
+    let hash = PasswordHasher::new(1)
+        .hash(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let client = connect().await?;
+    let new = users::NewUser {
+        username: &username,
+        password_hash: &hash,
+        full_name,
+        is_super_admin: true,
+    };
+    match users::create(&client, &new).await {
+        Ok(_) => println!("created super admin {username}"),
+        Err(shared::ApiError::Conflict(_)) if reset_password => {
+            users::set_password(&client, &username, &hash, chrono::Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            users::update(&client, &username, None, Some(true))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("reset the password of super admin {username}");
+        }
+        Err(shared::ApiError::Conflict(_)) => {
+            bail!("user {username} already exists (use --reset-password to set its password)")
+        }
+        Err(e) => bail!("{e}"),
+    }
+    Ok(())
+}
+
+async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let state = AppState::new(&config)?;
+    // Fail fast, naming the problem, rather than on the first request.
+    drop(
+        state
+            .pool
+            .get()
+            .await
+            .context("cannot connect to the database at DATABASE_URL")?,
+    );
+    let app = shared::http::into_service(offerctl::app(state));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(%listen, "offerctl serving");
+    println!("listening on http://{listen}");
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

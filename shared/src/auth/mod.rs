@@ -1,0 +1,11 @@
+//! Authentication and authorisation: password hashing ([`password`]), access tokens
+//! ([`token`]), permissions and default roles ([`permission`]), and the request principal
+//! ([`principal`]).
+
+pub mod password;
+pub mod permission;
+pub mod principal;
+pub mod token;
+
+pub use permission::{DefaultRole, Permission};
+pub use principal::{Principal, SuperAdmin, TenantAccess};

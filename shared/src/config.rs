@@ -1,0 +1,259 @@
+//! Runtime configuration, read once from the environment at start-up.
+//!
+//! Variables (DESIGN.md, "Interfaces"): `DATABASE_URL` (required), `DATABASE_POOL_SIZE`
+//! (default 2, the Lambda sizing), `JWT_SECRET` (required, at least 32 bytes), `JWT_ISSUER`,
+//! `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS` (default 900) and `PASSWORD_HASH_CONCURRENCY`
+//! (default 2: how many argon2 computations may run at once per process).
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Minimum length of `JWT_SECRET` in bytes: the HS256 key must be at least as long as the
+/// hash output (RFC 7518 §3.2).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Default `JWT_ISSUER`.
+pub const DEFAULT_JWT_ISSUER: &str = "offer-management-platform";
+/// Default `JWT_AUDIENCE`.
+pub const DEFAULT_JWT_AUDIENCE: &str = "offer-management-api";
+
+/// Why the configuration could not be read. The message names the variable, never its value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required variable is not set (or is empty).
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    /// A variable is set but its value is unusable.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// What is wrong with it (never the value itself: it may be a secret).
+        reason: String,
+    },
+}
+
+/// Database connection settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`: a PostgreSQL connection URL (`postgres://user:pass@host:port/db`).
+    pub url: SecretString,
+    /// `DATABASE_POOL_SIZE`: maximum connections per process (1–2 per Lambda instance).
+    pub pool_size: usize,
+}
+
+/// Access-token settings.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// `JWT_SECRET`: the HS256 signing key, at least [`MIN_JWT_SECRET_BYTES`] bytes.
+    pub secret: SecretString,
+    /// `JWT_ISSUER`: the `iss` claim written and required.
+    pub issuer: String,
+    /// `JWT_AUDIENCE`: the `aud` claim written and required.
+    pub audience: String,
+    /// `ACCESS_TOKEN_TTL_SECONDS`: lifetime of an access token.
+    pub ttl: Duration,
+}
+
+/// Everything a function needs to serve requests.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// Token settings.
+    pub jwt: JwtConfig,
+    /// `PASSWORD_HASH_CONCURRENCY`: bound on concurrent argon2 computations, so a login flood
+    /// cannot starve the rest of the API.
+    pub password_hash_concurrency: usize,
+}
+
+/// Reads variables through `lookup`, so tests can configure without touching the process
+/// environment (`std::env::set_var` is `unsafe` in edition 2024).
+struct Vars<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn optional(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+
+    fn number<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: PartialOrd + std::fmt::Display,
+    {
+        let Some(raw) = self.optional(name) else {
+            return Ok(default);
+        };
+        let value: T = raw.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: "not a whole number".into(),
+        })?;
+        if !range.contains(&value) {
+            return Err(ConfigError::Invalid {
+                name,
+                reason: format!("must be between {} and {}", range.start(), range.end()),
+            });
+        }
+        Ok(value)
+    }
+}
+
+impl DatabaseConfig {
+    /// Reads `DATABASE_URL` and `DATABASE_POOL_SIZE` from the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that is missing or malformed.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// As [`DatabaseConfig::from_env`], reading variables through `lookup`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that is missing or malformed.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::read(&Vars(lookup))
+    }
+
+    fn read<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
+        let url = vars.required("DATABASE_URL")?;
+        if url.parse::<tokio_postgres::Config>().is_err() {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_URL",
+                reason: "not a PostgreSQL connection URL".into(),
+            });
+        }
+        Ok(Self {
+            url: SecretString::from(url),
+            pool_size: vars.number("DATABASE_POOL_SIZE", 2usize, 1..=100)?,
+        })
+    }
+}
+
+impl Config {
+    /// Reads the whole configuration from the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable that is missing or malformed.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// As [`Config::from_env`], reading variables through `lookup`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable that is missing or malformed.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(lookup);
+        let database = DatabaseConfig::read(&vars)?;
+        let secret = SecretString::from(vars.required("JWT_SECRET")?);
+        if secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+            });
+        }
+        let jwt = JwtConfig {
+            secret,
+            issuer: vars
+                .optional("JWT_ISSUER")
+                .unwrap_or_else(|| DEFAULT_JWT_ISSUER.into()),
+            audience: vars
+                .optional("JWT_AUDIENCE")
+                .unwrap_or_else(|| DEFAULT_JWT_AUDIENCE.into()),
+            ttl: Duration::from_secs(vars.number(
+                "ACCESS_TOKEN_TTL_SECONDS",
+                900u64,
+                60..=86_400,
+            )?),
+        };
+        Ok(Self {
+            database,
+            jwt,
+            password_hash_concurrency: vars.number("PASSWORD_HASH_CONCURRENCY", 2usize, 1..=64)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    const URL: (&str, &str) = ("DATABASE_URL", "postgres://u@localhost/db");
+    const KEY: (&str, &str) = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+
+    #[test]
+    fn defaults_apply_when_only_required_variables_are_set() {
+        let config = Config::from_lookup(lookup(&[URL, KEY])).expect("valid");
+        assert_eq!(config.database.pool_size, 2);
+        assert_eq!(config.jwt.ttl, Duration::from_secs(900));
+        assert_eq!(config.jwt.issuer, DEFAULT_JWT_ISSUER);
+        assert_eq!(config.jwt.audience, DEFAULT_JWT_AUDIENCE);
+    }
+
+    #[test]
+    fn missing_variables_are_named() {
+        assert_eq!(
+            Config::from_lookup(lookup(&[KEY])).unwrap_err(),
+            ConfigError::Missing("DATABASE_URL")
+        );
+        assert_eq!(
+            Config::from_lookup(lookup(&[URL])).unwrap_err(),
+            ConfigError::Missing("JWT_SECRET")
+        );
+    }
+
+    #[test]
+    fn short_jwt_secret_is_refused_without_echoing_it() {
+        let err = Config::from_lookup(lookup(&[URL, ("JWT_SECRET", "short-secret")])).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("JWT_SECRET") && message.contains("32 bytes"));
+        assert!(!message.contains("short-secret"));
+    }
+
+    #[test]
+    fn malformed_numbers_and_urls_are_named() {
+        let err = Config::from_lookup(lookup(&[URL, KEY, ("DATABASE_POOL_SIZE", "many")]));
+        assert!(matches!(
+            err,
+            Err(ConfigError::Invalid {
+                name: "DATABASE_POOL_SIZE",
+                ..
+            })
+        ));
+        let err = Config::from_lookup(lookup(&[URL, KEY, ("ACCESS_TOKEN_TTL_SECONDS", "5")]));
+        assert!(matches!(
+            err,
+            Err(ConfigError::Invalid {
+                name: "ACCESS_TOKEN_TTL_SECONDS",
+                ..
+            })
+        ));
+        let err = Config::from_lookup(lookup(&[("DATABASE_URL", "not a url at all://"), KEY]));
+        assert!(matches!(
+            err,
+            Err(ConfigError::Invalid {
+                name: "DATABASE_URL",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,143 @@
+//! PostgreSQL access: the pool, migrations, tenant transactions, constraint mapping, and one
+//! module per aggregate holding the SQL that reads and writes it.
+//!
+//! SQL is lower case, beside the function that runs it, parameterised only (`$1`, `$2`, …);
+//! functions take `&impl GenericClient` so they run on a pooled client or in a transaction.
+
+pub mod roles;
+pub mod tenants;
+pub mod users;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
+use secrecy::ExposeSecret;
+use tokio_postgres::NoTls;
+
+pub use deadpool_postgres::GenericClient;
+
+use crate::config::DatabaseConfig;
+use crate::domain::TenantName;
+use crate::error::ApiError;
+
+/// How long a request waits for a pooled connection before answering 503.
+pub const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening a new connection may take before answering 503.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pool could not be built (a malformed URL; connections are opened lazily).
+#[derive(Debug, thiserror::Error)]
+pub enum PoolBuildError {
+    /// `DATABASE_URL` does not parse.
+    #[error("DATABASE_URL is not a PostgreSQL connection URL")]
+    Url,
+    /// deadpool refused the settings.
+    #[error("could not build the connection pool: {0}")]
+    Build(#[from] deadpool_postgres::BuildError),
+}
+
+/// Builds the connection pool: at most `pool_size` connections, opened on demand, recycled
+/// with a cheap liveness check; waiting for a connection or opening one times out after five
+/// seconds (answered as 503).
+///
+/// # Errors
+/// [`PoolBuildError`] for a malformed URL.
+pub fn pool(config: &DatabaseConfig) -> Result<Pool, PoolBuildError> {
+    let mut pg: tokio_postgres::Config = config
+        .url
+        .expose_secret()
+        .parse()
+        .map_err(|_| PoolBuildError::Url)?;
+    pg.connect_timeout(CONNECT_TIMEOUT);
+    if pg.get_application_name().is_none() {
+        pg.application_name("offer-management");
+    }
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Ok(Pool::builder(manager)
+        .max_size(config.pool_size)
+        .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .runtime(Runtime::Tokio1)
+        .build()?)
+}
+
+#[allow(missing_docs)]
+mod embedded {
+    refinery::embed_migrations!("../migrations");
+}
+
+/// The SQL migrations under `migrations/`, embedded at compile time (refinery naming:
+/// `V001__name.sql`); `migrations::runner()` builds a refinery runner over them.
+pub use embedded::migrations;
+
+/// Applies every pending migration in one transaction, holding a PostgreSQL advisory lock so
+/// two migrators (a deploy hook and an operator) never interleave. Returns the names of the
+/// migrations applied now.
+///
+/// # Errors
+/// Any connection or migration failure; nothing is applied then.
+pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<String>, MigrateError> {
+    const LOCK_KEY: i64 = 0x6f66_6665_725f_6d67; // "offer_mg"
+    client
+        .execute("select pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await?;
+    let report = migrations::runner()
+        .set_grouped(true)
+        .run_async(client)
+        .await;
+    client
+        .execute("select pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await?;
+    Ok(report?
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect())
+}
+
+/// Why migrating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// Talking to the database failed.
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    /// A migration failed or diverges from what was applied before.
+    #[error("migration failed: {0}")]
+    Migration(#[from] refinery::Error),
+}
+
+/// Opens a transaction scoped to `tenant`: it sets `app.tenant` for this transaction only
+/// (`set_config('app.tenant', $1, true)`), so row-level security policies keyed on
+/// `current_setting('app.tenant')` can be enabled as a second wall without touching handlers.
+/// Queries inside still filter by tenant in SQL.
+///
+/// # Errors
+/// 503 if the connection fails.
+pub async fn tenant_transaction<'a>(
+    client: &'a mut deadpool_postgres::Client,
+    tenant: &TenantName,
+) -> Result<Transaction<'a>, ApiError> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "select set_config('app.tenant', $1, true)",
+        &[&tenant.as_str()],
+    )
+    .await?;
+    Ok(tx)
+}
+
+/// The name of the constraint an error violated, if it is a constraint violation
+/// (SQLSTATE class 23). Used to turn expected violations into 409/422.
+pub fn violated_constraint(err: &tokio_postgres::Error) -> Option<&str> {
+    let db = err.as_db_error()?;
+    db.code()
+        .code()
+        .starts_with("23")
+        .then(|| db.constraint())?
+}

@@ -1,0 +1,156 @@
+//! The `tenants` aggregate. Creating a tenant creates its default roles in the same
+//! transaction; deleting one removes everything scoped to it (roles, assignments, offers,
+//! campaigns) through the schema's cascades.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{GenericClient, violated_constraint};
+use crate::auth::DefaultRole;
+use crate::domain::{TenantName, Username};
+use crate::error::ApiError;
+use crate::http::Page;
+
+/// A tenant as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    /// Primary key, e.g. `credit_card`.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// The super admin who created it.
+    pub created_by: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+const TENANT_COLUMNS: &str = "name, description, created_by, created_at, updated_at";
+
+fn tenant(row: &tokio_postgres::Row) -> Tenant {
+    Tenant {
+        name: row.get("name"),
+        description: row.get("description"),
+        created_by: row.get("created_by"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+/// Inserts a tenant and its default roles ([`DefaultRole`]). Call inside a transaction.
+///
+/// # Errors
+/// 409 if the name is taken; database failures.
+pub async fn create(
+    client: &impl GenericClient,
+    name: &TenantName,
+    description: Option<&str>,
+    created_by: &Username,
+) -> Result<Tenant, ApiError> {
+    let row = client
+        .query_one(
+            &format!(
+                "insert into tenants (name, description, created_by) values ($1, $2, $3)
+                 returning {TENANT_COLUMNS}"
+            ),
+            &[&name.as_str(), &description, &created_by.as_str()],
+        )
+        .await
+        .map_err(|err| match violated_constraint(&err) {
+            Some("tenants_pkey") => ApiError::Conflict(format!("tenant {name} already exists")),
+            _ => err.into(),
+        })?;
+    let roles: Vec<&str> = DefaultRole::ALL.iter().map(|r| r.name()).collect();
+    let descriptions: Vec<&str> = DefaultRole::ALL.iter().map(|r| r.description()).collect();
+    // One text[] per role, joined with ',' and split in SQL (PostgreSQL has no arrays of
+    // arrays of different lengths).
+    let permissions: Vec<String> = DefaultRole::ALL
+        .iter()
+        .map(|r| {
+            r.permissions()
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    client
+        .execute(
+            "insert into tenant_roles (tenant_name, role, description, permissions, is_default)
+             select $1, r.role, r.description, string_to_array(r.permissions, ','), true
+             from unnest($2::text[], $3::text[], $4::text[]) as r(role, description, permissions)",
+            &[&name.as_str(), &roles, &descriptions, &permissions],
+        )
+        .await?;
+    Ok(tenant(&row))
+}
+
+/// Reads one tenant.
+///
+/// # Errors
+/// Database failures.
+pub async fn get(
+    client: &impl GenericClient,
+    name: &TenantName,
+) -> Result<Option<Tenant>, ApiError> {
+    let row = client
+        .query_opt(
+            &format!("select {TENANT_COLUMNS} from tenants where name = $1"),
+            &[&name.as_str()],
+        )
+        .await?;
+    Ok(row.as_ref().map(tenant))
+}
+
+/// Lists tenants by name.
+///
+/// # Errors
+/// Database failures.
+pub async fn list(client: &impl GenericClient, page: Page) -> Result<Vec<Tenant>, ApiError> {
+    let rows = client
+        .query(
+            &format!("select {TENANT_COLUMNS} from tenants order by name limit $1 offset $2"),
+            &[&page.limit, &page.offset],
+        )
+        .await?;
+    Ok(rows.iter().map(tenant).collect())
+}
+
+/// Changes a tenant's description (`Some(None)` clears it; `None` keeps it).
+///
+/// # Errors
+/// Database failures.
+pub async fn update(
+    client: &impl GenericClient,
+    name: &TenantName,
+    description: Option<Option<&str>>,
+) -> Result<Option<Tenant>, ApiError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "update tenants set
+                    description = case when $2 then $3 else description end,
+                    updated_at = now()
+                 where name = $1 returning {TENANT_COLUMNS}"
+            ),
+            &[
+                &name.as_str(),
+                &description.is_some(),
+                &description.flatten(),
+            ],
+        )
+        .await?;
+    Ok(row.as_ref().map(tenant))
+}
+
+/// Deletes a tenant with everything scoped to it. Answers whether it existed.
+///
+/// # Errors
+/// Database failures.
+pub async fn delete(client: &impl GenericClient, name: &TenantName) -> Result<bool, ApiError> {
+    let n = client
+        .execute("delete from tenants where name = $1", &[&name.as_str()])
+        .await?;
+    Ok(n == 1)
+}

@@ -1,0 +1,358 @@
+//! The `users` aggregate: accounts, credentials, the login throttle, and the principal query.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{GenericClient, violated_constraint};
+use crate::auth::{Permission, Principal, TenantAccess};
+use crate::domain::{RoleName, TenantName, Username};
+use crate::error::ApiError;
+use crate::http::Page;
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Primary key.
+    pub username: String,
+    /// Display name.
+    pub full_name: Option<String>,
+    /// Whether the user is a super admin.
+    pub is_super_admin: bool,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+    /// When the account was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "username, full_name, is_super_admin, created_at, updated_at";
+
+fn user(row: &tokio_postgres::Row) -> User {
+    User {
+        username: row.get("username"),
+        full_name: row.get("full_name"),
+        is_super_admin: row.get("is_super_admin"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+/// What a login needs to know about an account.
+#[derive(Debug, Clone)]
+pub struct LoginRecord {
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Failures in the current throttle window.
+    pub failed_login_count: i32,
+    /// Start of the current throttle window.
+    pub failed_login_window_started_at: Option<DateTime<Utc>>,
+}
+
+/// Reads the credentials and throttle state of `username`.
+///
+/// # Errors
+/// Database failures.
+pub async fn login_record(
+    client: &impl GenericClient,
+    username: &Username,
+) -> Result<Option<LoginRecord>, ApiError> {
+    let row = client
+        .query_opt(
+            "select password_hash, failed_login_count, failed_login_window_started_at
+             from users where username = $1",
+            &[&username.as_str()],
+        )
+        .await?;
+    Ok(row.map(|row| LoginRecord {
+        password_hash: row.get(0),
+        failed_login_count: row.get(1),
+        failed_login_window_started_at: row.get(2),
+    }))
+}
+
+/// Counts a failed login: inside the current window the count grows; after it, a new window
+/// starts at 1. One statement, so concurrent failures are all counted.
+///
+/// # Errors
+/// Database failures.
+pub async fn record_failed_login(
+    client: &impl GenericClient,
+    username: &Username,
+    window: Duration,
+) -> Result<(), ApiError> {
+    let window_secs = window.as_secs_f64();
+    client
+        .execute(
+            "update users set
+                failed_login_count = case
+                    when failed_login_window_started_at > now() - make_interval(secs => $2)
+                    then failed_login_count + 1 else 1 end,
+                failed_login_window_started_at = case
+                    when failed_login_window_started_at > now() - make_interval(secs => $2)
+                    then failed_login_window_started_at else now() end
+             where username = $1",
+            &[&username.as_str(), &window_secs],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Clears the throttle after a successful login.
+///
+/// # Errors
+/// Database failures.
+pub async fn clear_failed_logins(
+    client: &impl GenericClient,
+    username: &Username,
+) -> Result<(), ApiError> {
+    client
+        .execute(
+            "update users set failed_login_count = 0, failed_login_window_started_at = null
+             where username = $1 and failed_login_count <> 0",
+            &[&username.as_str()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A principal with the instant before which its tokens are void.
+#[derive(Debug, Clone)]
+pub struct PrincipalRecord {
+    /// The user with roles and permissions per tenant.
+    pub principal: Principal,
+    /// Tokens issued before this instant are rejected.
+    pub tokens_valid_after: DateTime<Utc>,
+}
+
+/// Loads a user with every role assignment and its permissions, in one indexed query.
+/// Permission names this build does not know are skipped (logged), never granted.
+///
+/// # Errors
+/// Database failures.
+pub async fn load_principal(
+    client: &impl GenericClient,
+    username: &Username,
+) -> Result<Option<PrincipalRecord>, ApiError> {
+    let rows = client
+        .query(
+            "select u.full_name, u.is_super_admin, u.tokens_valid_after,
+                    utr.tenant_name, utr.role, tr.permissions
+             from users u
+             left join user_tenant_roles utr on utr.username = u.username
+             left join tenant_roles tr
+                    on tr.tenant_name = utr.tenant_name and tr.role = utr.role
+             where u.username = $1
+             order by utr.tenant_name, utr.role",
+            &[&username.as_str()],
+        )
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut tenants: BTreeMap<TenantName, TenantAccess> = BTreeMap::new();
+    for row in &rows {
+        let (Some(tenant), Some(role)) = (
+            row.get::<_, Option<String>>("tenant_name"),
+            row.get::<_, Option<String>>("role"),
+        ) else {
+            continue;
+        };
+        let (Ok(tenant), Ok(role)) = (TenantName::parse(tenant), RoleName::parse(role)) else {
+            continue;
+        };
+        let access = tenants.entry(tenant).or_default();
+        access.roles.push(role);
+        let permissions: Vec<String> = row
+            .get::<_, Option<Vec<String>>>("permissions")
+            .unwrap_or_default();
+        for name in permissions {
+            match name.parse::<Permission>() {
+                Ok(p) => {
+                    access.permissions.insert(p);
+                }
+                Err(err) => tracing::warn!(%err, "ignoring unknown permission in tenant_roles"),
+            }
+        }
+    }
+    Ok(Some(PrincipalRecord {
+        principal: Principal {
+            username: username.clone(),
+            full_name: first.get("full_name"),
+            is_super_admin: first.get("is_super_admin"),
+            tenants,
+        },
+        tokens_valid_after: first.get("tokens_valid_after"),
+    }))
+}
+
+/// A user to insert.
+#[derive(Debug)]
+pub struct NewUser<'a> {
+    /// Primary key.
+    pub username: &'a Username,
+    /// argon2id PHC string.
+    pub password_hash: &'a str,
+    /// Display name.
+    pub full_name: Option<&'a str>,
+    /// Super admin flag.
+    pub is_super_admin: bool,
+}
+
+/// Inserts a user.
+///
+/// # Errors
+/// 409 if the username is taken; database failures.
+pub async fn create(client: &impl GenericClient, new: &NewUser<'_>) -> Result<User, ApiError> {
+    let row = client
+        .query_one(
+            &format!(
+                "insert into users (username, password_hash, full_name, is_super_admin)
+                 values ($1, $2, $3, $4) returning {USER_COLUMNS}"
+            ),
+            &[
+                &new.username.as_str(),
+                &new.password_hash,
+                &new.full_name,
+                &new.is_super_admin,
+            ],
+        )
+        .await
+        .map_err(|err| match violated_constraint(&err) {
+            Some("users_pkey") => {
+                ApiError::Conflict(format!("user {} already exists", new.username))
+            }
+            _ => err.into(),
+        })?;
+    Ok(user(&row))
+}
+
+/// Reads one user.
+///
+/// # Errors
+/// Database failures.
+pub async fn get(
+    client: &impl GenericClient,
+    username: &Username,
+) -> Result<Option<User>, ApiError> {
+    let row = client
+        .query_opt(
+            &format!("select {USER_COLUMNS} from users where username = $1"),
+            &[&username.as_str()],
+        )
+        .await?;
+    Ok(row.as_ref().map(user))
+}
+
+/// Lists users by username, optionally only (non-)super admins.
+///
+/// # Errors
+/// Database failures.
+pub async fn list(
+    client: &impl GenericClient,
+    is_super_admin: Option<bool>,
+    page: Page,
+) -> Result<Vec<User>, ApiError> {
+    let rows = client
+        .query(
+            &format!(
+                "select {USER_COLUMNS} from users
+                 where ($1::boolean is null or is_super_admin = $1)
+                 order by username limit $2 offset $3"
+            ),
+            &[&is_super_admin, &page.limit, &page.offset],
+        )
+        .await?;
+    Ok(rows.iter().map(user).collect())
+}
+
+/// Changes a user's display name and/or super admin flag; `None` leaves a field as it is.
+///
+/// # Errors
+/// Database failures.
+pub async fn update(
+    client: &impl GenericClient,
+    username: &Username,
+    full_name: Option<Option<&str>>,
+    is_super_admin: Option<bool>,
+) -> Result<Option<User>, ApiError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "update users set
+                    full_name = case when $2 then $3 else full_name end,
+                    is_super_admin = coalesce($4, is_super_admin),
+                    updated_at = now()
+                 where username = $1 returning {USER_COLUMNS}"
+            ),
+            &[
+                &username.as_str(),
+                &full_name.is_some(),
+                &full_name.flatten(),
+                &is_super_admin,
+            ],
+        )
+        .await?;
+    Ok(row.as_ref().map(user))
+}
+
+/// Replaces a password hash, voids every token issued before `valid_after` and clears the
+/// login throttle. Answers whether the user exists.
+///
+/// # Errors
+/// Database failures.
+pub async fn set_password(
+    client: &impl GenericClient,
+    username: &Username,
+    password_hash: &str,
+    valid_after: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    let n = client
+        .execute(
+            "update users set password_hash = $2, tokens_valid_after = $3,
+                    failed_login_count = 0, failed_login_window_started_at = null,
+                    updated_at = now()
+             where username = $1",
+            &[&username.as_str(), &password_hash, &valid_after],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Usernames of all super admins, locked until the transaction ends (used to keep at least
+/// one super admin).
+///
+/// # Errors
+/// Database failures.
+pub async fn lock_super_admins(client: &impl GenericClient) -> Result<Vec<String>, ApiError> {
+    let rows = client
+        .query(
+            "select username from users where is_super_admin order by username for update",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Deletes a user; role assignments go with it. Answers whether the user existed.
+///
+/// # Errors
+/// 409 if the user authored records that keep a reference to it (tenants, offers, audit
+/// entries, campaigns); database failures.
+pub async fn delete(client: &impl GenericClient, username: &Username) -> Result<bool, ApiError> {
+    let n = client
+        .execute(
+            "delete from users where username = $1",
+            &[&username.as_str()],
+        )
+        .await
+        .map_err(|err| match err.as_db_error().map(|e| e.code().code()) {
+            Some("23503") => ApiError::Conflict(format!(
+                "user {username} is named as the author of tenants, offers, campaigns or audit \
+                 entries and cannot be deleted; remove the user's roles instead"
+            )),
+            _ => err.into(),
+        })?;
+    Ok(n == 1)
+}

@@ -1,0 +1,157 @@
+//! Domain newtypes that parse instead of validate: once a value has one of these types, it is
+//! known to be well-formed, so handlers and SQL never see an unchecked name.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a name was refused (the message is shown to clients).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NameError(String);
+
+fn check_name(
+    value: &str,
+    what: &str,
+    pattern: &str,
+    max: usize,
+    first_ok: impl Fn(char) -> bool,
+    rest_ok: impl Fn(char) -> bool,
+) -> Result<(), NameError> {
+    let mut chars = value.chars();
+    let len = value.chars().count();
+    let valid =
+        (2..=max).contains(&len) && chars.next().is_some_and(&first_ok) && chars.all(&rest_ok);
+    if valid {
+        Ok(())
+    } else {
+        Err(NameError(format!("{what} must match {pattern}")))
+    }
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $pattern:literal, $max:literal, $first:expr, $rest:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            #[doc = concat!("Parses a ", $what, ": `", $pattern, "`.")]
+            ///
+            /// # Errors
+            /// [`NameError`] saying which pattern the value must match.
+            pub fn parse(value: impl Into<String>) -> Result<Self, NameError> {
+                let value = value.into();
+                check_name(&value, $what, $pattern, $max, $first, $rest)?;
+                Ok(Self(value))
+            }
+
+            /// The name as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = NameError;
+            fn try_from(value: String) -> Result<Self, NameError> {
+                Self::parse(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+fn lower_alpha(c: char) -> bool {
+    c.is_ascii_lowercase()
+}
+
+fn lower_alnum_underscore(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
+}
+
+name_type!(
+    /// A tenant's name, e.g. `credit_card`: `^[a-z][a-z0-9_]{1,49}$`.
+    TenantName, "tenant name", "^[a-z][a-z0-9_]{1,49}$", 50, lower_alpha, lower_alnum_underscore
+);
+
+name_type!(
+    /// A role's name inside a tenant, e.g. `approver`: `^[a-z][a-z0-9_]{1,49}$`.
+    RoleName, "role name", "^[a-z][a-z0-9_]{1,49}$", 50, lower_alpha, lower_alnum_underscore
+);
+
+name_type!(
+    /// A username: `^[a-z0-9][a-z0-9._@-]{1,63}$` (lower case, so `Alice` and `alice` cannot
+    /// be two accounts; e-mail addresses fit).
+    Username, "username", "^[a-z0-9][a-z0-9._@-]{1,63}$", 64,
+    |c: char| c.is_ascii_lowercase() || c.is_ascii_digit(),
+    |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '@' | '-')
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_names_follow_the_pattern() {
+        for ok in [
+            "credit_card",
+            "loan",
+            "ab",
+            "a1_b2",
+            &format!("a{}", "b".repeat(49)),
+        ] {
+            assert!(TenantName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "Credit",
+            "1loan",
+            "_x",
+            "credit-card",
+            "loan ",
+            "cr\u{e9}dit",
+            "x'; drop table users; --",
+            &format!("a{}", "b".repeat(50)),
+        ] {
+            assert!(TenantName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn usernames_are_lower_case_and_may_be_email_addresses() {
+        for ok in ["alice", "a.b-c_d", "maker@bank.example", "007"] {
+            assert!(Username::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["Alice", "a", "-alice", "al ice", "al'ice", &"a".repeat(65)] {
+            assert!(Username::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deserialising_parses() {
+        let err = serde_json::from_str::<TenantName>("\"Bad Name\"").unwrap_err();
+        assert!(err.to_string().contains("tenant name must match"));
+        let ok: RoleName = serde_json::from_str("\"approver\"").expect("valid");
+        assert_eq!(ok.as_str(), "approver");
+    }
+}

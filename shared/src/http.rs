@@ -1,0 +1,322 @@
+//! HTTP plumbing shared by every router: extractors that answer bad input as problem details,
+//! pagination, and the service wrapper used by the local gateway and by Lambda alike.
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::error::{ApiError, FieldError};
+
+/// Largest JSON body any route reads, in bytes.
+pub const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
+
+/// Wraps a router for serving: each request gets a tracing span (`http.method`, `http.path`,
+/// `user.name` once known) and a response log line with status and latency; and trailing
+/// slashes are trimmed before routing, so `/sa/users/` and `/sa/users` reach the same route
+/// (a layer on the `Router` itself runs after routing and cannot do that).
+pub fn into_service(router: Router) -> NormalizePath<Router> {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+            tracing::info_span!(
+                "request",
+                http.method = %req.method(),
+                http.path = %req.uri().path(),
+                user.name = tracing::field::Empty,
+            )
+        })
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+        .on_failure(());
+    tower::Layer::layer(
+        &NormalizePathLayer::trim_trailing_slash(),
+        router.layer(trace),
+    )
+}
+
+/// Turns a serde error path (`a.b[0].c`) into a JSON Pointer (`/a/b/0/c`).
+fn pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|segment| match segment {
+            Segment::Seq { index } => Some(format!("/{index}")),
+            Segment::Map { key } => Some(format!("/{key}")),
+            Segment::Enum { variant } => Some(format!("/{variant}")),
+            Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// Decodes a JSON body into `T`, naming the offending field on failure.
+///
+/// # Errors
+/// 400 for syntactically invalid JSON; 422 (with `errors[].pointer`) for JSON of the wrong
+/// shape: a missing or unknown field, a wrong type, a value a newtype refuses.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let pointer = pointer(err.path());
+        let inner = err.into_inner();
+        let message = strip_position(&inner.to_string());
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::BadRequest {
+                detail: format!("malformed JSON body: {message}"),
+                errors: Vec::new(),
+            };
+        }
+        let shown = if pointer.is_empty() {
+            "body"
+        } else {
+            pointer.as_str()
+        };
+        ApiError::Unprocessable {
+            detail: format!("{shown}: {message}"),
+            errors: vec![FieldError {
+                pointer,
+                detail: message,
+            }],
+        }
+    })?;
+    deserializer.end().map_err(|_| ApiError::BadRequest {
+        detail: "malformed JSON body: trailing characters after the JSON value".into(),
+        errors: Vec::new(),
+    })?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 9" to its messages; the pointer says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| {
+            let essence = essence.trim().to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+        .unwrap_or(false)
+}
+
+/// Reads the whole body, refusing more than [`MAX_JSON_BODY_BYTES`].
+pub async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), MAX_JSON_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::BadRequest {
+            detail: format!("the body could not be read or exceeds {MAX_JSON_BODY_BYTES} bytes"),
+            errors: Vec::new(),
+        })
+}
+
+/// JSON request body / response. As an extractor it requires `Content-Type:
+/// application/json` (415 otherwise) and answers malformed bodies through [`decode_json`];
+/// as a response it serialises `T` with `Content-Type: application/json`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = read_body(req).await?;
+        decode_json(&bytes).map(AppJson)
+    }
+}
+
+impl<T: Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Query-string parameters decoded into `T`; a bad value answers 400 naming the parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(AppQuery)
+            .map_err(|err| {
+                let pointer = pointer(err.path());
+                let message = err.into_inner().to_string();
+                ApiError::BadRequest {
+                    detail: format!("invalid query parameter {pointer}: {message}"),
+                    errors: vec![FieldError {
+                        pointer,
+                        detail: message,
+                    }],
+                }
+            })
+    }
+}
+
+/// Path parameters decoded into `T` (typically a domain newtype that parses); a value the
+/// type refuses answers 400 before any query runs.
+#[derive(Debug, Clone, Copy)]
+pub struct AppPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| AppPath(value))
+            .map_err(|rejection| ApiError::BadRequest {
+                detail: format!("invalid path parameter: {}", rejection.body_text()),
+                errors: Vec::new(),
+            })
+    }
+}
+
+/// serde helper for "absent vs. null" in partial updates: with
+/// `#[serde(default, deserialize_with = "shared::http::nullable")]` on an `Option<Option<T>>`
+/// field, an absent field is `None` (leave unchanged), `null` is `Some(None)` (clear) and a
+/// value is `Some(Some(v))`.
+///
+/// # Errors
+/// Whatever `T`'s deserialisation answers.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}
+
+/// Checks that an optional free-text field is at most `max` characters.
+///
+/// # Errors
+/// 422 naming the field.
+pub fn check_length(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::invalid_field(
+            field,
+            format!("must be at most {max} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Default page size of every offset-paginated list.
+pub const DEFAULT_LIMIT: i64 = 50;
+/// Largest page size any list accepts; larger answers 400.
+pub const MAX_LIMIT: i64 = 200;
+
+/// `?limit=&offset=` of an offset-paginated list: `limit` 1–[`MAX_LIMIT`] (default
+/// [`DEFAULT_LIMIT`]), `offset` ≥ 0 (default 0). Out-of-range values answer 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rows to return.
+    pub limit: i64,
+    /// Rows to skip.
+    pub offset: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct RawPage {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Page {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let AppQuery(raw) = AppQuery::<RawPage>::from_request_parts(parts, state).await?;
+        let limit = raw.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::BadRequest {
+                detail: format!("limit must be between 1 and {MAX_LIMIT}"),
+                errors: vec![FieldError::new(
+                    "limit",
+                    format!("must be between 1 and {MAX_LIMIT}"),
+                )],
+            });
+        }
+        let offset = raw.offset.unwrap_or(0);
+        if offset < 0 {
+            return Err(ApiError::BadRequest {
+                detail: "offset must not be negative".into(),
+                errors: vec![FieldError::new("offset", "must not be negative")],
+            });
+        }
+        Ok(Page { limit, offset })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        count: u32,
+    }
+
+    fn pointer_of(err: ApiError) -> (u16, Vec<FieldError>) {
+        match err {
+            ApiError::Unprocessable { errors, .. } => (422, errors),
+            ApiError::BadRequest { errors, .. } => (400, errors),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_types_name_the_nested_field() {
+        let err = decode_json::<Body>(br#"{"name":"a","inner":{"count":"x"}}"#).unwrap_err();
+        let (status, errors) = pointer_of(err);
+        assert_eq!(status, 422);
+        assert_eq!(errors[0].pointer, "/inner/count");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_and_named() {
+        let err = decode_json::<Body>(br#"{"name":"a","status":"approved"}"#).unwrap_err();
+        let (status, errors) = pointer_of(err);
+        assert_eq!(status, 422);
+        assert!(
+            errors[0].detail.contains("unknown field `status`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_bad_requests() {
+        let (status, _) = pointer_of(decode_json::<Body>(b"{\"name\":").unwrap_err());
+        assert_eq!(status, 400);
+        let (status, _) = pointer_of(decode_json::<Body>(b"{\"name\":\"a\"} x").unwrap_err());
+        assert_eq!(status, 400);
+    }
+}

@@ -1,0 +1,30 @@
+//! Library shared by every Offer Management Platform function.
+//!
+//! A tour of the modules, in the order a request meets them:
+//!
+//! - [`config`]: [`config::Config::from_env`], read once in `main`; a missing or malformed
+//!   variable stops start-up and names the variable.
+//! - [`telemetry`]: tracing set-up (JSON on Lambda, readable locally).
+//! - [`state`]: [`state::AppState`], the pool, token keys and password hasher built once and
+//!   shared by every handler.
+//! - [`http`]: extractors that answer malformed input in our error format ([`http::AppJson`],
+//!   [`http::AppQuery`], [`http::AppPath`]), pagination, and the service wrapper used by both the
+//!   local gateway and Lambda.
+//! - [`auth`]: passwords (argon2id), access tokens (JWT), permissions and the
+//!   [`auth::Principal`] extractor that re-reads a user's roles on every request.
+//! - [`db`]: the connection pool, migrations, tenant transactions and one module per aggregate
+//!   with the SQL that reads and writes it.
+//! - [`domain`]: newtypes that parse instead of validate (tenant names, usernames, role names).
+//! - [`error`]: [`error::ApiError`], rendered as RFC 9457 `application/problem+json`.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod state;
+pub mod telemetry;
+
+pub use error::ApiError;
+pub use state::AppState;
