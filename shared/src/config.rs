@@ -81,14 +81,14 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         self.optional(name).ok_or(ConfigError::Missing(name))
     }
 
-    fn number<T: std::str::FromStr>(
+    fn number<T>(
         &self,
         name: &'static str,
         default: T,
         range: std::ops::RangeInclusive<T>,
     ) -> Result<T, ConfigError>
     where
-        T: PartialOrd + std::fmt::Display,
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
     {
         let Some(raw) = self.optional(name) else {
             return Ok(default);
@@ -212,18 +212,19 @@ mod tests {
     #[test]
     fn missing_variables_are_named() {
         assert_eq!(
-            Config::from_lookup(lookup(&[KEY])).unwrap_err(),
+            Config::from_lookup(lookup(&[KEY])).expect_err("must be refused"),
             ConfigError::Missing("DATABASE_URL")
         );
         assert_eq!(
-            Config::from_lookup(lookup(&[URL])).unwrap_err(),
+            Config::from_lookup(lookup(&[URL])).expect_err("must be refused"),
             ConfigError::Missing("JWT_SECRET")
         );
     }
 
     #[test]
     fn short_jwt_secret_is_refused_without_echoing_it() {
-        let err = Config::from_lookup(lookup(&[URL, ("JWT_SECRET", "short-secret")])).unwrap_err();
+        let err = Config::from_lookup(lookup(&[URL, ("JWT_SECRET", "short-secret")]))
+            .expect_err("must be refused");
         let message = err.to_string();
         assert!(message.contains("JWT_SECRET") && message.contains("32 bytes"));
         assert!(!message.contains("short-secret"));

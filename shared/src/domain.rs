@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn deserialising_parses() {
-        let err = serde_json::from_str::<TenantName>("\"Bad Name\"").unwrap_err();
+        let err = serde_json::from_str::<TenantName>("\"Bad Name\"").expect_err("must be refused");
         assert!(err.to_string().contains("tenant name must match"));
         let ok: RoleName = serde_json::from_str("\"approver\"").expect("valid");
         assert_eq!(ok.as_str(), "approver");

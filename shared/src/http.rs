@@ -295,7 +295,8 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_nested_field() {
-        let err = decode_json::<Body>(br#"{"name":"a","inner":{"count":"x"}}"#).unwrap_err();
+        let err = decode_json::<Body>(br#"{"name":"a","inner":{"count":"x"}}"#)
+            .expect_err("must be refused");
         let (status, errors) = pointer_of(err);
         assert_eq!(status, 422);
         assert_eq!(errors[0].pointer, "/inner/count");
@@ -303,7 +304,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused_and_named() {
-        let err = decode_json::<Body>(br#"{"name":"a","status":"approved"}"#).unwrap_err();
+        let err = decode_json::<Body>(br#"{"name":"a","status":"approved"}"#)
+            .expect_err("must be refused");
         let (status, errors) = pointer_of(err);
         assert_eq!(status, 422);
         assert!(
@@ -314,9 +316,11 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_bad_requests() {
-        let (status, _) = pointer_of(decode_json::<Body>(b"{\"name\":").unwrap_err());
+        let (status, _) =
+            pointer_of(decode_json::<Body>(b"{\"name\":").expect_err("must be refused"));
         assert_eq!(status, 400);
-        let (status, _) = pointer_of(decode_json::<Body>(b"{\"name\":\"a\"} x").unwrap_err());
+        let (status, _) =
+            pointer_of(decode_json::<Body>(b"{\"name\":\"a\"} x").expect_err("must be refused"));
         assert_eq!(status, 400);
     }
 }

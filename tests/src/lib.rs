@@ -1,1 +1,346 @@
-//! x
+//! Test harness: [`TestApp`] runs the merged router of every function in-process against a
+//! real PostgreSQL database of its own, cloned from a migrated template.
+//!
+//! `TEST_DATABASE_URL` (default `postgres://postgres:postgres@127.0.0.1:5432/postgres`) must
+//! name a role that may create databases. The template is named after the migrations'
+//! checksums, so changing a migration builds a new one; test databases are dropped when their
+//! [`TestApp`] is.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use secrecy::SecretString;
+use serde_json::Value;
+use shared::AppState;
+use shared::config::Config;
+use shared::db::{self, users};
+use shared::domain::Username;
+use tower::ServiceExt;
+
+/// Username of the super admin every [`TestApp`] starts with.
+pub const SUPER_ADMIN: &str = "root.admin";
+/// Its password.
+pub const SUPER_ADMIN_PASSWORD: &str = "root admin password";
+/// Password given to users made by [`TestApp::create_user`].
+pub const USER_PASSWORD: &str = "user password 123";
+/// The JWT key of test apps.
+pub const JWT_SECRET: &str = "integration-tests-jwt-secret-0123456789";
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn url_for(database: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{database}")
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e} (is PostgreSQL running?)"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Name of the migrated template for the current migrations.
+fn template_name() -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for migration in db::migrations::runner().get_migrations() {
+        hash = (hash ^ migration.checksum()).wrapping_mul(0x100_0000_01b3);
+    }
+    format!("oms_template_{hash:016x}")
+}
+
+/// Creates and migrates the template unless it exists; serialised across processes by an
+/// advisory lock.
+async fn ensure_template(admin: &tokio_postgres::Client) -> String {
+    let template = template_name();
+    admin
+        .execute("select pg_advisory_lock(727274)", &[])
+        .await
+        .expect("lock");
+    let exists = admin
+        .query_opt("select 1 from pg_database where datname = $1", &[&template])
+        .await
+        .expect("query")
+        .is_some();
+    if !exists {
+        let building = format!("{template}_building");
+        for statement in [
+            format!("drop database if exists {building} with (force)"),
+            format!("create database {building}"),
+        ] {
+            admin
+                .batch_execute(&statement)
+                .await
+                .expect("create template");
+        }
+        let mut client = connect(&url_for(&building)).await;
+        db::migrate(&mut client).await.expect("migrate template");
+        drop(client);
+        for statement in [
+            format!("alter database {building} with is_template true"),
+            format!("alter database {building} rename to {template}"),
+        ] {
+            admin
+                .batch_execute(&statement)
+                .await
+                .expect("finish template");
+        }
+    }
+    admin
+        .execute("select pg_advisory_unlock(727274)", &[])
+        .await
+        .expect("unlock");
+    template
+}
+
+/// A response with its body parsed as JSON (`Value::Null` when empty, a string when not JSON).
+#[derive(Debug)]
+pub struct TestResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// The `Content-Type` header, or "".
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// Parses a response into a [`TestResponse`].
+pub async fn read_response(response: axum::response::Response) -> TestResponse {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// One application on its own database.
+pub struct TestApp {
+    /// The state handlers share (its pool points at this test's database).
+    pub state: AppState,
+    /// Every function's routes, as `offerctl serve` mounts them.
+    pub router: Router,
+    /// This test's database name.
+    pub database: String,
+}
+
+impl TestApp {
+    /// Clones the template into a fresh database, builds the app on it and creates the
+    /// super admin [`SUPER_ADMIN`].
+    pub async fn spawn() -> Self {
+        shared::telemetry::init_with_default("warn");
+        let admin = connect(&admin_url()).await;
+        let template = ensure_template(&admin).await;
+        let database = format!(
+            "oms_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            uuid::Uuid::new_v4().simple()
+        );
+        admin
+            .batch_execute(&format!("create database {database} template {template}"))
+            .await
+            .expect("clone template");
+        let url = url_for(&database);
+        let config = Config::from_lookup(|key| match key {
+            "DATABASE_URL" => Some(url.clone()),
+            "DATABASE_POOL_SIZE" => Some("4".into()),
+            "JWT_SECRET" => Some(JWT_SECRET.into()),
+            "PASSWORD_HASH_CONCURRENCY" => Some("2".into()),
+            _ => None,
+        })
+        .expect("config");
+        let state = AppState::new(&config).expect("state");
+        let app = Self {
+            router: offerctl_gateway::app(state.clone()),
+            state,
+            database,
+        };
+        app.insert_user(SUPER_ADMIN, SUPER_ADMIN_PASSWORD, true)
+            .await;
+        app
+    }
+
+    /// Inserts a user directly (no API call).
+    pub async fn insert_user(&self, username: &str, password: &str, is_super_admin: bool) {
+        let hash = self
+            .state
+            .passwords
+            .hash(SecretString::from(password.to_owned()))
+            .await
+            .expect("hash");
+        let username = Username::parse(username).expect("username");
+        users::create(
+            &self.state.pool.get().await.expect("client"),
+            &users::NewUser {
+                username: &username,
+                password_hash: &hash,
+                full_name: None,
+                is_super_admin,
+            },
+        )
+        .await
+        .expect("insert user");
+    }
+
+    /// A client of this test's database.
+    pub async fn db(&self) -> deadpool_postgres::Object {
+        self.state.pool.get().await.expect("client")
+    }
+
+    /// Sends a request through the merged router (trailing slashes normalised, as served).
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let service = shared::http::into_service(self.router.clone());
+        read_response(service.oneshot(request).await.expect("infallible")).await
+    }
+
+    /// Sends `method path` with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(builder.body(body).expect("request")).await
+    }
+
+    /// `GET path` with a token.
+    pub async fn get(&self, path: &str, token: &str) -> TestResponse {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    /// `POST path` with a token and JSON body.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> TestResponse {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Signs in with JSON credentials; the raw response.
+    pub async fn try_login(&self, username: &str, password: &str) -> TestResponse {
+        let body = serde_json::json!({"username": username, "password": password});
+        self.call(Method::POST, "/auth/token", None, Some(body))
+            .await
+    }
+
+    /// Signs in and returns the access token; panics unless it succeeds.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let response = self.try_login(username, password).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "login {username}: {:?}",
+            response.body
+        );
+        response.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// A token of the super admin.
+    pub async fn super_admin_token(&self) -> String {
+        self.login(SUPER_ADMIN, SUPER_ADMIN_PASSWORD).await
+    }
+
+    /// Creates a tenant through the API.
+    pub async fn create_tenant(&self, token: &str, name: &str) {
+        let response = self
+            .post("/sa/tenants", token, serde_json::json!({"name": name}))
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    }
+
+    /// Creates a user (password [`USER_PASSWORD`]) through the API, with `roles` as
+    /// `(tenant, role)` pairs.
+    pub async fn create_user(&self, token: &str, username: &str, roles: &[(&str, &str)]) {
+        let response = self
+            .post(
+                "/sa/users",
+                token,
+                serde_json::json!({"username": username, "password": USER_PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        for (tenant, role) in roles {
+            let response = self
+                .post(
+                    "/sa/user-tenant-roles",
+                    token,
+                    serde_json::json!({"username": username, "tenant_name": tenant, "role": role}),
+                )
+                .await;
+            assert!(response.status.is_success(), "{:?}", response.body);
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let database = self.database.clone();
+        self.state.pool.close();
+        // Drop runs inside the test's runtime; a thread of its own may block.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("drop database if exists {database} with (force)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -99,11 +99,7 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| ApiError::internal(e))?;
+        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
         tokio::task::spawn_blocking(work)
             .await
             .map_err(ApiError::internal)

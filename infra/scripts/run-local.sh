@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs the platform locally on its embedded defaults: PostgreSQL on 127.0.0.1:5432 (installed
+# and started if missing), database `offers` created and migrated, a super admin `admin`
+# whose credentials are printed, and every function's routes served by `offerctl serve`.
+#
+# Local secrets (JWT key, admin password) are generated once into .local/ (git-ignored).
+# Override with DATABASE_URL, JWT_SECRET, SUPER_ADMIN_PASSWORD, LISTEN, RUST_LOG.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+"infra/scripts/ensure-postgres.sh"
+
+mkdir -p .local
+secret() { # secret FILE: a random URL-safe string, generated once
+  [ -s "$1" ] || (head -c 32 /dev/urandom | base64 | tr -d '/+=\n' > "$1")
+  cat "$1"
+}
+
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/offers}"
+export DATABASE_POOL_SIZE="${DATABASE_POOL_SIZE:-10}"
+export JWT_SECRET="${JWT_SECRET:-$(secret .local/jwt_secret)}"
+export SUPER_ADMIN_PASSWORD="${SUPER_ADMIN_PASSWORD:-$(secret .local/super_admin_password)}"
+LISTEN="${LISTEN:-127.0.0.1:3000}"
+
+db_name="${DATABASE_URL##*/}"; db_name="${db_name%%\?*}"
+admin_url="${DATABASE_URL%/*}/postgres"
+if [ "$(psql "$admin_url" -Atqc "select 1 from pg_database where datname = '$db_name'")" != 1 ]; then
+  psql "$admin_url" -qc "create database \"$db_name\""
+fi
+
+cargo build --quiet -p offerctl
+offerctl=target/debug/offerctl
+"$offerctl" migrate
+"$offerctl" create-super-admin --username admin --full-name "Local super admin" --reset-password >/dev/null
+
+cat <<TXT
+
+  Offer Management Platform: http://$LISTEN
+  Super admin:  username admin   password $SUPER_ADMIN_PASSWORD
+
+  Sign in:
+    curl -s http://$LISTEN/auth/token -H 'content-type: application/json' \\
+      -d '{"username":"admin","password":"$SUPER_ADMIN_PASSWORD"}'
+
+TXT
+exec "$offerctl" serve --listen "$LISTEN"

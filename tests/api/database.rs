@@ -1,0 +1,74 @@
+//! Database plumbing: migrations, tenant transactions, and what a client sees when the
+//! database is down.
+
+use axum::http::StatusCode;
+use integration_tests::{JWT_SECRET, SUPER_ADMIN, TestApp, read_response};
+use shared::AppState;
+use shared::config::Config;
+use shared::db;
+use shared::domain::TenantName;
+use tower::ServiceExt;
+
+#[tokio::test]
+async fn migrating_a_migrated_database_applies_nothing() {
+    let app = TestApp::spawn().await;
+    let mut client = app.db().await;
+    let applied = db::migrate(&mut client).await.expect("migrate");
+    assert!(applied.is_empty(), "{applied:?}");
+}
+
+#[tokio::test]
+async fn tenant_transactions_set_app_tenant_for_that_transaction_only() {
+    let app = TestApp::spawn().await;
+    let mut client = app.db().await;
+    let tenant = TenantName::parse("credit_card").expect("name");
+    {
+        let tx = db::tenant_transaction(&mut client, &tenant)
+            .await
+            .expect("tx");
+        let row = tx
+            .query_one("select current_setting('app.tenant', true)", &[])
+            .await
+            .expect("query");
+        assert_eq!(
+            row.get::<_, Option<String>>(0).as_deref(),
+            Some("credit_card")
+        );
+        tx.commit().await.expect("commit");
+    }
+    let row = client
+        .query_one(
+            "select coalesce(current_setting('app.tenant', true), '')",
+            &[],
+        )
+        .await
+        .expect("query");
+    assert_eq!(row.get::<_, String>(0), "");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_answers_503_without_internal_detail() {
+    let app = TestApp::spawn().await;
+    let token = app.super_admin_token().await;
+    // Same keys, but a database nobody listens on.
+    let config = Config::from_lookup(|key| match key {
+        "DATABASE_URL" => Some("postgres://postgres:secret-pw@127.0.0.1:1/nowhere".into()),
+        "JWT_SECRET" => Some(JWT_SECRET.into()),
+        _ => None,
+    })
+    .expect("config");
+    let state = AppState::new(&config).expect("state");
+    let router = offerctl_gateway::app(state);
+    let request = axum::http::Request::get("/users/me")
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = read_response(router.oneshot(request).await.expect("infallible")).await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.content_type(), "application/problem+json");
+    assert!(response.headers.contains_key("retry-after"));
+    let body = response.body.to_string();
+    for leak in ["127.0.0.1", "secret-pw", "nowhere", "connect", SUPER_ADMIN] {
+        assert!(!body.contains(leak), "{leak} leaked in {body}");
+    }
+}

@@ -1,0 +1,56 @@
+//! API Gateway v2 (HTTP API) event JSON through `lambda_http` into each function's router,
+//! as the Lambda runtime delivers it.
+
+use axum::http::StatusCode;
+use integration_tests::{SUPER_ADMIN, SUPER_ADMIN_PASSWORD, TestApp, read_response};
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn event(path: &str) -> Value {
+    let file = format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&file).expect("event file")).expect("json")
+}
+
+async fn invoke(router: axum::Router, event: &Value) -> integration_tests::TestResponse {
+    let request = lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event");
+    let service = shared::http::into_service(router);
+    let response = service
+        .oneshot(request.map(axum::body::Body::new))
+        .await
+        .expect("infallible");
+    read_response(response).await
+}
+
+#[tokio::test]
+async fn auth_api_answers_a_sign_in_event() {
+    let app = TestApp::spawn().await;
+    let event = event("auth-api/token.json");
+    assert!(event["body"].as_str().expect("body").contains(SUPER_ADMIN));
+    assert!(
+        event["body"]
+            .as_str()
+            .expect("body")
+            .contains(SUPER_ADMIN_PASSWORD)
+    );
+    let response = invoke(auth_api::router().with_state(app.state.clone()), &event).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(response.body["token_type"], "bearer");
+    assert!(
+        response.body["access_token"]
+            .as_str()
+            .is_some_and(|t| t.split('.').count() == 3)
+    );
+}
+
+#[tokio::test]
+async fn admin_api_answers_a_list_tenants_event_with_a_trailing_slash() {
+    let app = TestApp::spawn().await;
+    let token = app.super_admin_token().await;
+    app.create_tenant(&token, "credit_card").await;
+    let mut event = event("admin-api/list-tenants.json");
+    event["headers"]["authorization"] = Value::String(format!("Bearer {token}"));
+    let response = invoke(admin_api::router().with_state(app.state.clone()), &event).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(response.body[0]["name"], "credit_card");
+    assert_eq!(response.body.as_array().map(Vec::len), Some(1));
+}
