@@ -106,6 +106,54 @@ name_type!(
     |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '@' | '-')
 );
 
+/// An offer's place in the maker–checker workflow (the seed's CHECK values):
+/// `draft` → `submitted` → `approved` | `rejected`; editing a rejected offer returns it to
+/// `draft`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferStatus {
+    /// Being written; editable by makers.
+    Draft,
+    /// Waiting for a checker.
+    Submitted,
+    /// Approved: never edited in place; campaigns may use it.
+    Approved,
+    /// Sent back by a checker; editable by makers.
+    Rejected,
+}
+
+impl OfferStatus {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Submitted => "submitted",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// Parses a stored name.
+    ///
+    /// # Errors
+    /// [`NameError`] for anything else.
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        match value {
+            "draft" => Ok(Self::Draft),
+            "submitted" => Ok(Self::Submitted),
+            "approved" => Ok(Self::Approved),
+            "rejected" => Ok(Self::Rejected),
+            other => Err(NameError(format!("unknown offer status {other:?}"))),
+        }
+    }
+}
+
+impl fmt::Display for OfferStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,6 +144,29 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
     }
 }
 
+/// An optional JSON body: an empty body yields `T::default()`; a non-empty one must be JSON
+/// and is decoded as [`AppJson`] would.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(req.headers());
+        let bytes = read_body(req).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected Content-Type: application/json".into(),
+            ));
+        }
+        decode_json(&bytes).map(OptionalJson)
+    }
+}
+
 /// Query-string parameters decoded into `T`; a bad value answers 400 naming the parameter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AppQuery<T>(pub T);

@@ -54,3 +54,31 @@ async fn admin_api_answers_a_list_tenants_event_with_a_trailing_slash() {
     assert_eq!(response.body[0]["name"], "credit_card");
     assert_eq!(response.body.as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn offers_api_answers_a_list_offers_event() {
+    let app = TestApp::spawn().await;
+    let sa = app.super_admin_token().await;
+    app.create_tenant(&sa, "credit_card").await;
+    app.create_user(
+        &sa,
+        "reader",
+        &[("credit_card", "read_only"), ("credit_card", "create")],
+    )
+    .await;
+    let token = app.login("reader", integration_tests::USER_PASSWORD).await;
+    let created = app
+        .post(
+            "/tenants/credit_card/offers",
+            &token,
+            serde_json::json!({"data": {"apr": 9.9}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let mut event = event("offers-api/list-offers.json");
+    event["headers"]["authorization"] = Value::String(format!("Bearer {token}"));
+    let response = invoke(offers_api::router().with_state(app.state.clone()), &event).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(response.body.as_array().map(Vec::len), Some(1));
+    assert_eq!(response.body[0]["data"], serde_json::json!({"apr": 9.9}));
+}

@@ -4,3 +4,4 @@ mod admin;
 mod auth;
 mod database;
 mod lambda;
+mod offers;

@@ -72,6 +72,24 @@ fn user_not_found(name: &Username) -> ApiError {
 struct CreateTenant {
     name: TenantName,
     description: Option<String>,
+    offer_schema: Option<serde_json::Value>,
+    require_maker_checker: Option<bool>,
+}
+
+/// 422 unless `schema` is a JSON object that compiles as a JSON Schema.
+fn check_offer_schema(schema: Option<&serde_json::Value>) -> Result<(), ApiError> {
+    let Some(schema) = schema else {
+        return Ok(());
+    };
+    if !schema.is_object() {
+        return Err(ApiError::invalid_field(
+            "offer_schema",
+            "must be a JSON Schema object",
+        ));
+    }
+    jsonschema::validator_for(schema).map(drop).map_err(|err| {
+        ApiError::invalid_field("offer_schema", format!("is not a valid JSON Schema: {err}"))
+    })
 }
 
 /// A tenant with its roles.
@@ -90,15 +108,15 @@ async fn create_tenant(
     AppJson(body): AppJson<CreateTenant>,
 ) -> Result<Response, ApiError> {
     check_length("description", body.description.as_deref(), MAX_TEXT_CHARS)?;
+    check_offer_schema(body.offer_schema.as_ref())?;
+    let fields = tenants::TenantFields {
+        description: Some(body.description.as_deref()),
+        offer_schema: Some(body.offer_schema.as_ref()),
+        require_maker_checker: body.require_maker_checker,
+    };
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let tenant = tenants::create(
-        &tx,
-        &body.name,
-        body.description.as_deref(),
-        &admin.username,
-    )
-    .await?;
+    let tenant = tenants::create(&tx, &body.name, &fields, &admin.username).await?;
     let roles = roles::list_for_tenant(&tx, &body.name).await?;
     tx.commit().await?;
     tracing::info!(user.name = %admin.username, tenant.name = %body.name, "tenant created");
@@ -139,18 +157,28 @@ async fn get_tenant(
 struct UpdateTenant {
     #[serde(default, deserialize_with = "nullable")]
     description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    offer_schema: Option<Option<serde_json::Value>>,
+    require_maker_checker: Option<bool>,
 }
 
-/// `PUT /sa/tenants/{tenant_name}`: changes the description; 404 if absent.
+/// `PUT /sa/tenants/{tenant_name}`: changes the description, the offer schema (existing
+/// offers are not re-validated; the schema applies to every later write) or the
+/// maker-checker switch; 404 if absent.
 async fn update_tenant(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
     AppPath(name): AppPath<TenantName>,
     AppJson(body): AppJson<UpdateTenant>,
 ) -> Result<AppJson<tenants::Tenant>, ApiError> {
-    let description = body.description.as_ref().map(|d| d.as_deref());
-    check_length("description", description.flatten(), MAX_TEXT_CHARS)?;
-    let tenant = tenants::update(&state.pool.get().await?, &name, description)
+    let fields = tenants::TenantFields {
+        description: body.description.as_ref().map(|d| d.as_deref()),
+        offer_schema: body.offer_schema.as_ref().map(|s| s.as_ref()),
+        require_maker_checker: body.require_maker_checker,
+    };
+    check_length("description", fields.description.flatten(), MAX_TEXT_CHARS)?;
+    check_offer_schema(fields.offer_schema.flatten())?;
+    let tenant = tenants::update(&state.pool.get().await?, &name, &fields)
         .await?
         .ok_or_else(|| tenant_not_found(&name))?;
     tracing::info!(user.name = %admin.username, tenant.name = %name, "tenant updated");

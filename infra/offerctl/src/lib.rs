@@ -15,5 +15,6 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(auth_api::router())
         .merge(admin_api::router())
+        .merge(offers_api::router())
         .with_state(state)
 }

@@ -18,6 +18,10 @@ pub struct Tenant {
     pub name: String,
     /// Free text.
     pub description: Option<String>,
+    /// JSON Schema every offer's `data` in the tenant must satisfy (`null`: any object).
+    pub offer_schema: Option<serde_json::Value>,
+    /// Whether nobody may approve or reject an offer they created or last edited.
+    pub require_maker_checker: bool,
     /// The super admin who created it.
     pub created_by: Option<String>,
     /// Creation time.
@@ -26,16 +30,31 @@ pub struct Tenant {
     pub updated_at: DateTime<Utc>,
 }
 
-const TENANT_COLUMNS: &str = "name, description, created_by, created_at, updated_at";
+const TENANT_COLUMNS: &str =
+    "name, description, offer_schema, require_maker_checker, created_by, created_at, updated_at";
 
 fn tenant(row: &tokio_postgres::Row) -> Tenant {
     Tenant {
         name: row.get("name"),
         description: row.get("description"),
+        offer_schema: row.get("offer_schema"),
+        require_maker_checker: row.get("require_maker_checker"),
         created_by: row.get("created_by"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
     }
+}
+
+/// The settable fields of a tenant. In an update, `None` keeps a field and `Some(None)`
+/// clears a nullable one.
+#[derive(Debug, Default, Clone)]
+pub struct TenantFields<'a> {
+    /// Free text.
+    pub description: Option<Option<&'a str>>,
+    /// JSON Schema for offer data (already checked to compile).
+    pub offer_schema: Option<Option<&'a serde_json::Value>>,
+    /// The maker-checker switch.
+    pub require_maker_checker: Option<bool>,
 }
 
 /// Inserts a tenant and its default roles ([`DefaultRole`]). Call inside a transaction.
@@ -45,16 +64,24 @@ fn tenant(row: &tokio_postgres::Row) -> Tenant {
 pub async fn create(
     client: &impl GenericClient,
     name: &TenantName,
-    description: Option<&str>,
+    fields: &TenantFields<'_>,
     created_by: &Username,
 ) -> Result<Tenant, ApiError> {
     let row = client
         .query_one(
             &format!(
-                "insert into tenants (name, description, created_by) values ($1, $2, $3)
+                "insert into tenants (name, description, offer_schema, require_maker_checker,
+                                      created_by)
+                 values ($1, $2, $3, coalesce($4, true), $5)
                  returning {TENANT_COLUMNS}"
             ),
-            &[&name.as_str(), &description, &created_by.as_str()],
+            &[
+                &name.as_str(),
+                &fields.description.flatten(),
+                &fields.offer_schema.flatten(),
+                &fields.require_maker_checker,
+                &created_by.as_str(),
+            ],
         )
         .await
         .map_err(|err| match violated_constraint(&err) {
@@ -117,27 +144,32 @@ pub async fn list(client: &impl GenericClient, page: Page) -> Result<Vec<Tenant>
     Ok(rows.iter().map(tenant).collect())
 }
 
-/// Changes a tenant's description (`Some(None)` clears it; `None` keeps it).
+/// Changes the fields present in `fields`.
 ///
 /// # Errors
 /// Database failures.
 pub async fn update(
     client: &impl GenericClient,
     name: &TenantName,
-    description: Option<Option<&str>>,
+    fields: &TenantFields<'_>,
 ) -> Result<Option<Tenant>, ApiError> {
     let row = client
         .query_opt(
             &format!(
                 "update tenants set
                     description = case when $2 then $3 else description end,
+                    offer_schema = case when $4 then $5 else offer_schema end,
+                    require_maker_checker = coalesce($6, require_maker_checker),
                     updated_at = now()
                  where name = $1 returning {TENANT_COLUMNS}"
             ),
             &[
                 &name.as_str(),
-                &description.is_some(),
-                &description.flatten(),
+                &fields.description.is_some(),
+                &fields.description.flatten(),
+                &fields.offer_schema.is_some(),
+                &fields.offer_schema.flatten(),
+                &fields.require_maker_checker,
             ],
         )
         .await?;

@@ -1,0 +1,593 @@
+//! `offers-api`: the maker–checker offer workflow of one tenant, under
+//! `/tenants/{tenant_name}/offers`.
+//!
+//! Every handler parses its input, checks a [`Permission`] in the tenant of the path (403
+//! without it), then works inside a tenant transaction where every query filters by that
+//! tenant (an offer of another tenant is 404). Every change writes its audit row in the same
+//! transaction. Single-offer answers carry `ETag: "<version>"`; a write with a stale
+//! `If-Match` answers 412.
+
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::Value;
+use shared::auth::{Permission, Principal};
+use shared::db::offers::{self, AuditAction, AuditRecord, Offer, OfferFilter};
+use shared::db::tenant_transaction;
+use shared::domain::{OfferStatus, TenantName, Username};
+use shared::error::FieldError;
+use shared::http::{AppJson, AppPath, AppQuery, OptionalJson, Page, check_length};
+use shared::{ApiError, AppState};
+
+/// Longest `comments` / `comment_text` accepted, in characters.
+pub const MAX_COMMENT_CHARS: usize = 4000;
+
+/// The router of this function.
+pub fn router() -> Router<AppState> {
+    let one = "/tenants/{tenant_name}/offers/{offer_id}";
+    Router::new()
+        .route("/tenants/{tenant_name}/offers", post(create).get(list))
+        .route(one, get(read).put(replace).patch(patch).delete(remove))
+        .route(&format!("{one}/submit"), post(submit))
+        .route(&format!("{one}/approve"), post(approve))
+        .route(&format!("{one}/reject"), post(reject))
+        .route(&format!("{one}/comment"), post(comment))
+        .route(&format!("{one}/audit-logs"), get(audit_logs))
+}
+
+/// An offer answered with its `ETag`.
+struct Tagged(StatusCode, Offer);
+
+impl IntoResponse for Tagged {
+    fn into_response(self) -> Response {
+        let etag = HeaderValue::from_str(&format!("\"{}\"", self.1.version));
+        let mut response = (self.0, AppJson(self.1)).into_response();
+        if let Ok(etag) = etag {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+        response
+    }
+}
+
+/// `If-Match` (RFC 9110 §13.1.1): absent, `*`, or a list of entity tags; weak tags compare
+/// by their value.
+struct IfMatch(Option<Vec<String>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let value = value.to_str().map_err(|_| ApiError::BadRequest {
+            detail: "malformed If-Match header".into(),
+            errors: Vec::new(),
+        })?;
+        if value.trim() == "*" {
+            return Ok(IfMatch(None));
+        }
+        let tags = value
+            .split(',')
+            .map(|t| {
+                t.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .to_owned()
+            })
+            .collect();
+        Ok(IfMatch(Some(tags)))
+    }
+}
+
+impl IfMatch {
+    fn check(&self, offer: &Offer) -> Result<(), ApiError> {
+        match &self.0 {
+            Some(tags) if !tags.iter().any(|t| *t == offer.version.to_string()) => {
+                Err(ApiError::PreconditionFailed(format!(
+                    "offer {} is at version {}; reload it and retry",
+                    offer.id, offer.version
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn not_found(id: i32) -> ApiError {
+    ApiError::NotFound(format!("no offer {id} in this tenant"))
+}
+
+/// 422 unless `data` is an object satisfying the tenant's schema; lists every failing JSON
+/// pointer (under `/data`).
+fn validate_data(data: &Value, schema: Option<&Value>) -> Result<(), ApiError> {
+    if !data.is_object() {
+        return Err(ApiError::invalid_field("data", "must be a JSON object"));
+    }
+    let Some(schema) = schema else {
+        return Ok(());
+    };
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| ApiError::internal(format!("stored offer schema does not compile: {e}")))?;
+    let errors: Vec<FieldError> = validator
+        .iter_errors(data)
+        .map(|err| FieldError {
+            pointer: format!("/data{}", err.instance_path()),
+            detail: err.to_string(),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Unprocessable {
+            detail: format!(
+                "data violates the tenant's offer schema in {} place(s)",
+                errors.len()
+            ),
+            errors,
+        })
+    }
+}
+
+/// `POST` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateOffer {
+    data: Value,
+    comments: Option<String>,
+}
+
+/// `POST /tenants/{t}/offers` (`offer.create`): a `draft` offer (201, `Location`, `ETag`).
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath(tenant): AppPath<TenantName>,
+    AppJson(body): AppJson<CreateOffer>,
+) -> Result<Response, ApiError> {
+    principal.require(&tenant, Permission::OfferCreate)?;
+    check_length("comments", body.comments.as_deref(), MAX_COMMENT_CHARS)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let (schema, _) = offers::tenant_rules(&tx, &tenant).await?;
+    validate_data(&body.data, schema.as_ref())?;
+    let offer = offers::insert(
+        &tx,
+        &tenant,
+        &body.data,
+        body.comments.as_deref(),
+        &principal.username,
+    )
+    .await?;
+    offers::audit(
+        &tx,
+        &tenant,
+        offer.id,
+        AuditRecord {
+            action: AuditAction::Create,
+            performed_by: &principal.username,
+            old_data: None,
+            new_data: Some(offer.snapshot()),
+            comment: body.comments.as_deref(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = offer.id, "offer created");
+    let location = format!("/tenants/{tenant}/offers/{}", offer.id);
+    let mut response = Tagged(StatusCode::CREATED, offer).into_response();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `GET` list filters.
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<OfferStatus>,
+    created_by: Option<Username>,
+}
+
+/// `GET /tenants/{t}/offers?status=&created_by=&limit=&offset=` (`offer.read`): newest first.
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath(tenant): AppPath<TenantName>,
+    AppQuery(query): AppQuery<ListQuery>,
+    page: Page,
+) -> Result<AppJson<Vec<Offer>>, ApiError> {
+    principal.require(&tenant, Permission::OfferRead)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let filter = OfferFilter {
+        status: query.status,
+        created_by: query.created_by,
+    };
+    let offers = offers::list(&tx, &tenant, &filter, page).await?;
+    tx.commit().await?;
+    Ok(AppJson(offers))
+}
+
+/// `GET /tenants/{t}/offers/{id}` (`offer.read`).
+async fn read(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+) -> Result<Tagged, ApiError> {
+    principal.require(&tenant, Permission::OfferRead)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let offer = offers::get(&tx, &tenant, id, false)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    tx.commit().await?;
+    Ok(Tagged(StatusCode::OK, offer))
+}
+
+/// `PUT` body: the whole content.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceOffer {
+    data: Value,
+    comments: Option<String>,
+}
+
+/// `PATCH` body: the fields to change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchOffer {
+    data: Option<Value>,
+    #[serde(default, deserialize_with = "shared::http::nullable")]
+    comments: Option<Option<String>>,
+}
+
+/// The edit rules: `offer.edit_any` edits anything not approved; `offer.edit` edits `draft`
+/// and `rejected` offers; editing a rejected offer returns it to `draft`.
+async fn edit(
+    state: &AppState,
+    principal: &Principal,
+    tenant: &TenantName,
+    id: i32,
+    if_match: &IfMatch,
+    change: impl FnOnce(&Offer) -> (Value, Option<String>),
+) -> Result<Tagged, ApiError> {
+    let access = principal
+        .require(tenant, Permission::OfferEdit)
+        .or_else(|_| principal.require(tenant, Permission::OfferEditAny))?;
+    let edit_any = access.permissions.contains(&Permission::OfferEditAny);
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, tenant).await?;
+    let before = offers::get(&tx, tenant, id, true)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if_match.check(&before)?;
+    match before.status {
+        OfferStatus::Approved => {
+            return Err(ApiError::Conflict(format!(
+                "offer {id} is approved; approved offers are never edited in place"
+            )));
+        }
+        OfferStatus::Submitted if !edit_any => {
+            return Err(ApiError::Conflict(format!(
+                "offer {id} is submitted; only draft or rejected offers can be edited"
+            )));
+        }
+        _ => {}
+    }
+    let (data, comments) = change(&before);
+    check_length("comments", comments.as_deref(), MAX_COMMENT_CHARS)?;
+    let (schema, _) = offers::tenant_rules(&tx, tenant).await?;
+    validate_data(&data, schema.as_ref())?;
+    let status = match before.status {
+        OfferStatus::Rejected => OfferStatus::Draft,
+        other => other,
+    };
+    let after = offers::update_content(
+        &tx,
+        tenant,
+        id,
+        &data,
+        comments.as_deref(),
+        status,
+        &principal.username,
+    )
+    .await?;
+    offers::audit(
+        &tx,
+        tenant,
+        id,
+        AuditRecord {
+            action: AuditAction::Update,
+            performed_by: &principal.username,
+            old_data: Some(before.snapshot()),
+            new_data: Some(after.snapshot()),
+            comment: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id, "offer updated");
+    Ok(Tagged(StatusCode::OK, after))
+}
+
+/// `PUT /tenants/{t}/offers/{id}` (`offer.edit` / `offer.edit_any`): replaces `data` and
+/// `comments`. 409 for an approved offer (or a submitted one without `offer.edit_any`).
+async fn replace(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    if_match: IfMatch,
+    AppJson(body): AppJson<ReplaceOffer>,
+) -> Result<Tagged, ApiError> {
+    edit(&state, &principal, &tenant, id, &if_match, |_| {
+        (body.data, body.comments)
+    })
+    .await
+}
+
+/// `PATCH /tenants/{t}/offers/{id}`: as `PUT`, changing only the fields present.
+async fn patch(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    if_match: IfMatch,
+    AppJson(body): AppJson<PatchOffer>,
+) -> Result<Tagged, ApiError> {
+    edit(&state, &principal, &tenant, id, &if_match, |before| {
+        (
+            body.data.unwrap_or_else(|| before.data.clone()),
+            body.comments.unwrap_or_else(|| before.comments.clone()),
+        )
+    })
+    .await
+}
+
+/// `DELETE /tenants/{t}/offers/{id}` (`offer.delete`): 204; 409 if approved or used by an
+/// active campaign. The audit trail keeps a `delete` row with the last content.
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    if_match: IfMatch,
+) -> Result<StatusCode, ApiError> {
+    principal.require(&tenant, Permission::OfferDelete)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let before = offers::get(&tx, &tenant, id, true)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if_match.check(&before)?;
+    if before.status == OfferStatus::Approved {
+        return Err(ApiError::Conflict(format!(
+            "offer {id} is approved and cannot be deleted"
+        )));
+    }
+    if offers::has_active_campaign(&tx, &tenant, id).await? {
+        return Err(ApiError::Conflict(format!(
+            "offer {id} is used by an active campaign and cannot be deleted"
+        )));
+    }
+    offers::audit(
+        &tx,
+        &tenant,
+        id,
+        AuditRecord {
+            action: AuditAction::Delete,
+            performed_by: &principal.username,
+            old_data: Some(before.snapshot()),
+            new_data: None,
+            comment: None,
+        },
+    )
+    .await?;
+    offers::delete(&tx, &tenant, id).await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id, "offer deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Optional reason of a status change.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    comments: Option<String>,
+}
+
+/// Moves `id` from `from` to `to` under `permission`, with the maker–checker rule when
+/// `checker` is set. 409 naming the current status for any other transition.
+#[allow(clippy::too_many_arguments)]
+async fn transition(
+    state: &AppState,
+    principal: &Principal,
+    tenant: &TenantName,
+    id: i32,
+    if_match: &IfMatch,
+    (permission, from, to, checker): (Permission, OfferStatus, OfferStatus, bool),
+    reason: Option<String>,
+) -> Result<Tagged, ApiError> {
+    principal.require(tenant, permission)?;
+    check_length("comments", reason.as_deref(), MAX_COMMENT_CHARS)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, tenant).await?;
+    let before = offers::get(&tx, tenant, id, true)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if_match.check(&before)?;
+    if before.status != from {
+        return Err(ApiError::Conflict(format!(
+            "offer {id} is {}; only a {from} offer can become {to}",
+            before.status
+        )));
+    }
+    if checker {
+        let (_, maker_checker) = offers::tenant_rules(&tx, tenant).await?;
+        let me = Some(principal.username.as_str());
+        let made_it = before.created_by.as_deref() == me || before.last_edited_by.as_deref() == me;
+        if maker_checker && made_it {
+            return Err(ApiError::Forbidden(format!(
+                "maker-checker: you created or last edited offer {id}, so someone else must review it"
+            )));
+        }
+    }
+    let after = offers::set_status(&tx, tenant, id, to).await?;
+    offers::audit(
+        &tx,
+        tenant,
+        id,
+        AuditRecord {
+            action: AuditAction::StatusChange,
+            performed_by: &principal.username,
+            old_data: Some(before.snapshot()),
+            new_data: Some(after.snapshot()),
+            comment: reason.as_deref(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id, from = %from, to = %to, "offer status changed");
+    Ok(Tagged(StatusCode::OK, after))
+}
+
+/// `POST …/submit` (`offer.submit`): draft → submitted.
+async fn submit(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    if_match: IfMatch,
+    OptionalJson(reason): OptionalJson<Reason>,
+) -> Result<Tagged, ApiError> {
+    let rule = (
+        Permission::OfferSubmit,
+        OfferStatus::Draft,
+        OfferStatus::Submitted,
+        false,
+    );
+    transition(
+        &state,
+        &principal,
+        &tenant,
+        id,
+        &if_match,
+        rule,
+        reason.comments,
+    )
+    .await
+}
+
+/// `POST …/approve` (`offer.review`): submitted → approved; not by its maker.
+async fn approve(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    if_match: IfMatch,
+    OptionalJson(reason): OptionalJson<Reason>,
+) -> Result<Tagged, ApiError> {
+    let rule = (
+        Permission::OfferReview,
+        OfferStatus::Submitted,
+        OfferStatus::Approved,
+        true,
+    );
+    transition(
+        &state,
+        &principal,
+        &tenant,
+        id,
+        &if_match,
+        rule,
+        reason.comments,
+    )
+    .await
+}
+
+/// `POST …/reject` (`offer.review`): submitted → rejected, with an optional `comments`
+/// reason; not by its maker.
+async fn reject(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    if_match: IfMatch,
+    OptionalJson(reason): OptionalJson<Reason>,
+) -> Result<Tagged, ApiError> {
+    let rule = (
+        Permission::OfferReview,
+        OfferStatus::Submitted,
+        OfferStatus::Rejected,
+        true,
+    );
+    transition(
+        &state,
+        &principal,
+        &tenant,
+        id,
+        &if_match,
+        rule,
+        reason.comments,
+    )
+    .await
+}
+
+/// `POST …/comment` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Comment {
+    comment_text: String,
+}
+
+/// `POST …/comment` (`offer.comment`): appends a `comment` audit row (201 with it).
+async fn comment(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppJson(body): AppJson<Comment>,
+) -> Result<(StatusCode, AppJson<offers::AuditEntry>), ApiError> {
+    principal.require(&tenant, Permission::OfferComment)?;
+    if body.comment_text.trim().is_empty() {
+        return Err(ApiError::invalid_field("comment_text", "must not be empty"));
+    }
+    check_length("comment_text", Some(&body.comment_text), MAX_COMMENT_CHARS)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    offers::get(&tx, &tenant, id, true)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    offers::audit(
+        &tx,
+        &tenant,
+        id,
+        AuditRecord {
+            action: AuditAction::Comment,
+            performed_by: &principal.username,
+            old_data: None,
+            new_data: None,
+            comment: Some(&body.comment_text),
+        },
+    )
+    .await?;
+    let entry = offers::last_audit_entry(&tx, &tenant, id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, AppJson(entry)))
+}
+
+/// `GET …/audit-logs` (`offer.audit`): the trail, oldest first; it outlives the offer, so a
+/// deleted offer's trail is still readable. 404 when the tenant has no trail for that id.
+async fn audit_logs(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    page: Page,
+) -> Result<AppJson<Vec<offers::AuditEntry>>, ApiError> {
+    principal.require(&tenant, Permission::OfferAudit)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let entries = offers::audit_trail(&tx, &tenant, id, page).await?;
+    tx.commit().await?;
+    if entries.is_empty() && page.offset == 0 {
+        return Err(not_found(id));
+    }
+    Ok(AppJson(entries))
+}

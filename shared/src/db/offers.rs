@@ -1,0 +1,420 @@
+//! The `offers` aggregate and its audit trail (`offer_audit_logs`). Every function here
+//! filters by tenant in SQL; writes run inside a tenant transaction together with their
+//! audit row.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::GenericClient;
+use crate::domain::{OfferStatus, TenantName, Username};
+use crate::error::ApiError;
+use crate::http::Page;
+
+/// An offer as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Offer {
+    /// Identifier (unique across tenants).
+    pub id: i32,
+    /// Owning tenant.
+    pub tenant_name: String,
+    /// Workflow status.
+    pub status: OfferStatus,
+    /// Tenant-specific attributes (a JSON object).
+    pub data: Value,
+    /// The maker's notes.
+    pub comments: Option<String>,
+    /// Who created it.
+    pub created_by: Option<String>,
+    /// Who last changed its content (maker–checker).
+    pub last_edited_by: Option<String>,
+    /// Optimistic-concurrency version, sent as the `ETag`.
+    pub version: i32,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Offer {
+    /// The snapshot written to the audit trail.
+    pub fn snapshot(&self) -> Value {
+        json!({
+            "status": self.status,
+            "data": self.data,
+            "comments": self.comments,
+            "version": self.version,
+        })
+    }
+}
+
+const OFFER_COLUMNS: &str = "id, tenant_name, status, data, comments, created_by, last_edited_by, \
+                             version, created_at, updated_at";
+
+fn offer(row: &tokio_postgres::Row) -> Result<Offer, ApiError> {
+    let status: String = row.get("status");
+    Ok(Offer {
+        id: row.get("id"),
+        tenant_name: row.get("tenant_name"),
+        status: OfferStatus::parse(&status).map_err(ApiError::internal)?,
+        data: row.get("data"),
+        comments: row.get("comments"),
+        created_by: row.get("created_by"),
+        last_edited_by: row.get("last_edited_by"),
+        version: row.get("version"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    })
+}
+
+/// Inserts a draft offer.
+///
+/// # Errors
+/// Database failures.
+pub async fn insert(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    data: &Value,
+    comments: Option<&str>,
+    created_by: &Username,
+) -> Result<Offer, ApiError> {
+    let row = client
+        .query_one(
+            &format!(
+                "insert into offers (tenant_name, status, data, comments, created_by, last_edited_by)
+                 values ($1, 'draft', $2, $3, $4, $4) returning {OFFER_COLUMNS}"
+            ),
+            &[&tenant.as_str(), data, &comments, &created_by.as_str()],
+        )
+        .await?;
+    offer(&row)
+}
+
+/// Reads one offer of `tenant`; with `for_update` the row stays locked until the
+/// transaction ends.
+///
+/// # Errors
+/// Database failures.
+pub async fn get(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    for_update: bool,
+) -> Result<Option<Offer>, ApiError> {
+    let lock = if for_update { "for update" } else { "" };
+    let row = client
+        .query_opt(
+            &format!(
+                "select {OFFER_COLUMNS} from offers where tenant_name = $1 and id = $2 {lock}"
+            ),
+            &[&tenant.as_str(), &id],
+        )
+        .await?;
+    row.as_ref().map(offer).transpose()
+}
+
+/// Filters of the offer list.
+#[derive(Debug, Default, Clone)]
+pub struct OfferFilter {
+    /// Only this status.
+    pub status: Option<OfferStatus>,
+    /// Only offers created by this user.
+    pub created_by: Option<Username>,
+}
+
+/// Lists a tenant's offers, newest first.
+///
+/// # Errors
+/// Database failures.
+pub async fn list(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    filter: &OfferFilter,
+    page: Page,
+) -> Result<Vec<Offer>, ApiError> {
+    let rows = client
+        .query(
+            &format!(
+                "select {OFFER_COLUMNS} from offers
+                 where tenant_name = $1
+                   and ($2::text is null or status = $2)
+                   and ($3::text is null or created_by = $3)
+                 order by created_at desc, id desc
+                 limit $4 offset $5"
+            ),
+            &[
+                &tenant.as_str(),
+                &filter.status.map(OfferStatus::as_str),
+                &filter.created_by.as_ref().map(Username::as_str),
+                &page.limit,
+                &page.offset,
+            ],
+        )
+        .await?;
+    rows.iter().map(offer).collect()
+}
+
+/// Replaces an offer's content, sets its status and editor, and bumps its version.
+///
+/// # Errors
+/// Database failures.
+pub async fn update_content(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    data: &Value,
+    comments: Option<&str>,
+    status: OfferStatus,
+    editor: &Username,
+) -> Result<Offer, ApiError> {
+    let row = client
+        .query_one(
+            &format!(
+                "update offers set data = $3, comments = $4, status = $5, last_edited_by = $6,
+                                   version = version + 1
+                 where tenant_name = $1 and id = $2 returning {OFFER_COLUMNS}"
+            ),
+            &[
+                &tenant.as_str(),
+                &id,
+                data,
+                &comments,
+                &status.as_str(),
+                &editor.as_str(),
+            ],
+        )
+        .await?;
+    offer(&row)
+}
+
+/// Moves an offer to `status` and bumps its version.
+///
+/// # Errors
+/// Database failures.
+pub async fn set_status(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    status: OfferStatus,
+) -> Result<Offer, ApiError> {
+    let row = client
+        .query_one(
+            &format!(
+                "update offers set status = $3, version = version + 1
+                 where tenant_name = $1 and id = $2 returning {OFFER_COLUMNS}"
+            ),
+            &[&tenant.as_str(), &id, &status.as_str()],
+        )
+        .await?;
+    offer(&row)
+}
+
+/// Whether a campaign with status `active` uses the offer.
+///
+/// # Errors
+/// Database failures.
+pub async fn has_active_campaign(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+) -> Result<bool, ApiError> {
+    let row = client
+        .query_one(
+            "select exists(select 1 from campaigns
+                           where tenant_name = $1 and offer_id = $2 and status = 'active')",
+            &[&tenant.as_str(), &id],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Deletes an offer (its audit trail stays).
+///
+/// # Errors
+/// Database failures.
+pub async fn delete(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+) -> Result<(), ApiError> {
+    client
+        .execute(
+            "delete from offers where tenant_name = $1 and id = $2",
+            &[&tenant.as_str(), &id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// What an audit row records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    /// The offer was created.
+    Create,
+    /// Its content changed.
+    Update,
+    /// Its status changed (submit, approve, reject).
+    StatusChange,
+    /// Someone commented.
+    Comment,
+    /// It was deleted.
+    Delete,
+}
+
+impl AuditAction {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::StatusChange => "status_change",
+            Self::Comment => "comment",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// One audit row to write.
+#[derive(Debug)]
+pub struct AuditRecord<'a> {
+    /// What happened.
+    pub action: AuditAction,
+    /// Who did it.
+    pub performed_by: &'a Username,
+    /// The offer before (see [`Offer::snapshot`]).
+    pub old_data: Option<Value>,
+    /// The offer after.
+    pub new_data: Option<Value>,
+    /// A comment or reason.
+    pub comment: Option<&'a str>,
+}
+
+/// The newest audit row of an offer (e.g. the comment just written).
+///
+/// # Errors
+/// 404 if there is none; database failures.
+pub async fn last_audit_entry(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    offer_id: i32,
+) -> Result<AuditEntry, ApiError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "select {AUDIT_COLUMNS} from offer_audit_logs
+                 where tenant_name = $1 and offer_id = $2 order by id desc limit 1"
+            ),
+            &[&tenant.as_str(), &offer_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no audit entry for offer {offer_id}")))?;
+    Ok(audit_entry(&row))
+}
+
+const AUDIT_COLUMNS: &str =
+    "id, offer_id, action, performed_by, old_data, new_data, comment, created_at";
+
+fn audit_entry(r: &tokio_postgres::Row) -> AuditEntry {
+    AuditEntry {
+        id: r.get(0),
+        offer_id: r.get(1),
+        action: r.get(2),
+        performed_by: r.get(3),
+        old_data: r.get(4),
+        new_data: r.get(5),
+        comment: r.get(6),
+        created_at: r.get(7),
+    }
+}
+
+/// Appends an audit row; call in the transaction that made the change.
+///
+/// # Errors
+/// Database failures.
+pub async fn audit(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    offer_id: i32,
+    record: AuditRecord<'_>,
+) -> Result<(), ApiError> {
+    client
+        .execute(
+            "insert into offer_audit_logs
+                 (tenant_name, offer_id, action, performed_by, old_data, new_data, comment)
+             values ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &tenant.as_str(),
+                &offer_id,
+                &record.action.as_str(),
+                &record.performed_by.as_str(),
+                &record.old_data,
+                &record.new_data,
+                &record.comment,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// An audit row as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    /// Sequence number.
+    pub id: i32,
+    /// The offer.
+    pub offer_id: i32,
+    /// `create`, `update`, `status_change`, `comment` or `delete`.
+    pub action: String,
+    /// Who.
+    pub performed_by: Option<String>,
+    /// Before.
+    pub old_data: Option<Value>,
+    /// After.
+    pub new_data: Option<Value>,
+    /// Comment or reason.
+    pub comment: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An offer's audit trail, oldest first (it outlives the offer).
+///
+/// # Errors
+/// Database failures.
+pub async fn audit_trail(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    offer_id: i32,
+    page: Page,
+) -> Result<Vec<AuditEntry>, ApiError> {
+    let rows = client
+        .query(
+            &format!(
+                "select {AUDIT_COLUMNS} from offer_audit_logs
+                 where tenant_name = $1 and offer_id = $2
+                 order by id limit $3 offset $4"
+            ),
+            &[&tenant.as_str(), &offer_id, &page.limit, &page.offset],
+        )
+        .await?;
+    Ok(rows.iter().map(audit_entry).collect())
+}
+
+/// The tenant's offer schema and maker–checker switch.
+///
+/// # Errors
+/// Database failures.
+pub async fn tenant_rules(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+) -> Result<(Option<Value>, bool), ApiError> {
+    let row = client
+        .query_opt(
+            "select offer_schema, require_maker_checker from tenants where name = $1",
+            &[&tenant.as_str()],
+        )
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant named {tenant}")))?;
+    Ok((row.get(0), row.get(1)))
+}
