@@ -154,6 +154,102 @@ impl fmt::Display for OfferStatus {
     }
 }
 
+/// Declares a closed set of stored names as an enum with `as_str`, `parse` and `Display`;
+/// serde uses the same snake_case names.
+macro_rules! stored_enum {
+    ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$(Self::$variant),+];
+
+            /// The stored name.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+
+            /// Parses a stored name.
+            ///
+            /// # Errors
+            /// [`NameError`] for anything else.
+            pub fn parse(value: &str) -> Result<Self, NameError> {
+                match value {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(NameError(format!(concat!("unknown ", $what, " {:?}"), other))),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+stored_enum!(
+    /// A campaign's lifecycle (the seed's CHECK values): `draft` → `active` ⇄ `paused`,
+    /// `active` → `completed`.
+    CampaignStatus, "campaign status" {
+        /// Being prepared; makers may still edit it.
+        Draft = "draft",
+        /// Running.
+        Active = "active",
+        /// Stopped for now; may be resumed.
+        Paused = "paused",
+        /// Finished for good.
+        Completed = "completed",
+    }
+);
+
+impl CampaignStatus {
+    /// Whether the lifecycle allows going from `self` to `next`.
+    pub fn can_become(self, next: CampaignStatus) -> bool {
+        use CampaignStatus::*;
+        matches!(
+            (self, next),
+            (Draft, Active) | (Active, Paused) | (Paused, Active) | (Active, Completed)
+        )
+    }
+}
+
+stored_enum!(
+    /// Where customer selection for a campaign stands.
+    ProcessingStatus, "processing status" {
+        /// Never processed.
+        Idle = "idle",
+        /// A job is on the queue.
+        Queued = "queued",
+        /// The job was split into customer-id ranges that are being expanded.
+        Running = "running",
+        /// The last job finished; `matched_count` is current.
+        Done = "done",
+        /// The last attempt failed; `last_error` says why (a redelivery may still succeed).
+        Failed = "failed",
+    }
+);
+
+stored_enum!(
+    /// What happened to one delivery (the seed's CHECK values on `campaign_customers`).
+    DeliveryStatus, "delivery status" {
+        /// Selected, not yet reported by a provider.
+        Pending = "pending",
+        /// Delivered by the provider.
+        Sent = "sent",
+        /// The provider could not deliver it.
+        Failed = "failed",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

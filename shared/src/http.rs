@@ -268,16 +268,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let AppQuery(raw) = AppQuery::<RawPage>::from_request_parts(parts, state).await?;
-        let limit = raw.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::BadRequest {
-                detail: format!("limit must be between 1 and {MAX_LIMIT}"),
-                errors: vec![FieldError::new(
-                    "limit",
-                    format!("must be between 1 and {MAX_LIMIT}"),
-                )],
-            });
-        }
+        let limit = check_limit(raw.limit)?;
         let offset = raw.offset.unwrap_or(0);
         if offset < 0 {
             return Err(ApiError::BadRequest {
@@ -286,6 +277,93 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
             });
         }
         Ok(Page { limit, offset })
+    }
+}
+
+/// `?limit=&after=` of a keyset-paginated list (lists that grow to millions of rows): rows
+/// come in id order, and the next page starts after the last id of this one. `limit` is
+/// 1–[`MAX_LIMIT`] (default [`DEFAULT_LIMIT`]); `after` is a UUID. Bad values answer 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keyset {
+    /// Rows to return.
+    pub limit: i64,
+    /// Return rows with an id greater than this.
+    pub after: Option<uuid::Uuid>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawKeyset {
+    limit: Option<i64>,
+    after: Option<uuid::Uuid>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Keyset {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let AppQuery(raw) = AppQuery::<RawKeyset>::from_request_parts(parts, state).await?;
+        let limit = check_limit(raw.limit)?;
+        Ok(Keyset {
+            limit,
+            after: raw.after,
+        })
+    }
+}
+
+impl Keyset {
+    /// Answers a page as a JSON array; a full page carries `Link: <…?after=LAST>;
+    /// rel="next"` (RFC 8288), built from `uri` with `after` replaced, so a client can follow
+    /// it until a page comes without one.
+    pub fn respond<T: Serialize>(
+        self,
+        uri: &axum::http::Uri,
+        items: Vec<T>,
+        last_id: impl Fn(&T) -> uuid::Uuid,
+    ) -> Response {
+        let full = i64::try_from(items.len()).is_ok_and(|n| n == self.limit);
+        let next = full
+            .then(|| items.last().map(&last_id))
+            .flatten()
+            .map(|last| {
+                let mut query = form_urlencoded::Serializer::new(String::new());
+                for (key, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+                    if key != "after" {
+                        query.append_pair(&key, &value);
+                    }
+                }
+                query.append_pair("after", &last.to_string());
+                format!("<{}?{}>; rel=\"next\"", uri.path(), query.finish())
+            });
+        let mut response = AppJson(items).into_response();
+        if let Some(link) = next.and_then(|l| axum::http::HeaderValue::from_str(&l).ok()) {
+            response.headers_mut().insert(header::LINK, link);
+        }
+        response
+    }
+}
+
+/// Sets `Location` (RFC 9110 §10.2.2) on a response; `path` is built from validated parts,
+/// so it is always a valid header value (otherwise the header is left out).
+pub fn with_location(mut response: Response, path: &str) -> Response {
+    if let Ok(location) = axum::http::HeaderValue::from_str(path) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// `limit` 1–[`MAX_LIMIT`], default [`DEFAULT_LIMIT`].
+fn check_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::BadRequest {
+            detail: format!("limit must be between 1 and {MAX_LIMIT}"),
+            errors: vec![FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            )],
+        })
     }
 }
 

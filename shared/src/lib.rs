@@ -14,15 +14,19 @@
 //!   [`auth::Principal`] extractor that re-reads a user's roles on every request.
 //! - [`db`]: the connection pool, migrations, tenant transactions and one module per aggregate
 //!   with the SQL that reads and writes it.
+//! - [`criteria`]: the selection-criteria language, compiled to parameterised SQL.
+//! - [`queue`]: the campaign queue (SQS or in-process) and its job messages.
 //! - [`domain`]: newtypes that parse instead of validate (tenant names, usernames, role names).
 //! - [`error`]: [`error::ApiError`], rendered as RFC 9457 `application/problem+json`.
 
 pub mod auth;
 pub mod config;
+pub mod criteria;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod queue;
 pub mod state;
 pub mod telemetry;
 

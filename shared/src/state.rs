@@ -9,6 +9,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::token::TokenKeys;
 use crate::config::Config;
 use crate::db;
+use crate::queue::Queue;
 
 /// Shared handler state; cheap to clone.
 #[derive(Clone, Debug)]
@@ -19,6 +20,8 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     /// Password hashing with bounded concurrency.
     pub passwords: PasswordHasher,
+    /// The campaign queue, for functions that enqueue jobs (see [`AppState::with_queue`]).
+    pub queue: Option<Queue>,
 }
 
 impl AppState {
@@ -31,6 +34,25 @@ impl AppState {
             pool: db::pool(&config.database)?,
             tokens: Arc::new(TokenKeys::new(&config.jwt)),
             passwords: PasswordHasher::new(config.password_hash_concurrency),
+            queue: None,
+        })
+    }
+
+    /// The same state, enqueueing campaign jobs on `queue`.
+    #[must_use]
+    pub fn with_queue(mut self, queue: Queue) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// The campaign queue.
+    ///
+    /// # Errors
+    /// 503 if this deployment has none configured (`CAMPAIGN_QUEUE_URL` unset in a function
+    /// that needs it); the cause is logged.
+    pub fn queue(&self) -> Result<&Queue, crate::ApiError> {
+        self.queue.as_ref().ok_or_else(|| {
+            crate::ApiError::ServiceUnavailable("no campaign queue is configured".into())
         })
     }
 }

@@ -6,7 +6,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
@@ -48,11 +48,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn created<T: Serialize>(location: String, body: T) -> Response {
-    let mut response = (StatusCode::CREATED, AppJson(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
+    shared::http::with_location((StatusCode::CREATED, AppJson(body)).into_response(), &location)
 }
 
 fn tenant_not_found(name: &TenantName) -> ApiError {

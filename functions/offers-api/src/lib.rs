@@ -178,11 +178,10 @@ async fn create(
     tx.commit().await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = offer.id, "offer created");
     let location = format!("/tenants/{tenant}/offers/{}", offer.id);
-    let mut response = Tagged(StatusCode::CREATED, offer).into_response();
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(shared::http::with_location(
+        Tagged(StatusCode::CREATED, offer).into_response(),
+        &location,
+    ))
 }
 
 /// `GET` list filters.

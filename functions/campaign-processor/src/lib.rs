@@ -1,0 +1,269 @@
+//! `campaign-processor`: expands a campaign's selection criteria into `campaign_customers`.
+//!
+//! It consumes [`CampaignJob`] messages from the campaign queue, as an SQS event source
+//! (Lambda with `ReportBatchItemFailures`) or from the local gateway's in-process queue or
+//! SQS poller, which call the same [`Processor::handle_batch`].
+//!
+//! - A **plan** job (no `range`) counts customers. Up to `range_size` customers it expands the
+//!   whole audience in one statement; above that it splits the customer-id space into
+//!   `ceil(customers / range_size)` ranges (at most [`MAX_RANGES`]) and enqueues one **range**
+//!   job each, so no invocation works on more than about `range_size` customers.
+//! - A range job expands its slice and records it as finished; the last one marks the campaign
+//!   `done` with its `matched_count`.
+//! - Expansion is `insert … select … on conflict do nothing`, and finished ranges are recorded
+//!   once, so a redelivered or duplicated message changes nothing. A message of an older job
+//!   (the campaign was re-queued since) is acknowledged and ignored.
+//! - A message that fails is reported in `batchItemFailures` and redelivered by the queue; one
+//!   that can never succeed (malformed body, unknown campaign) fails every time and lands in
+//!   the dead-letter queue through the queue's redrive policy.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use deadpool_postgres::Pool;
+use shared::ApiError;
+use shared::criteria::{Criteria, CriteriaError};
+use shared::db::campaigns;
+use shared::domain::ProcessingStatus;
+use shared::queue::{CampaignJob, IdRange, Queue, QueueError};
+use uuid::Uuid;
+
+/// Default customers per range job (`CAMPAIGN_RANGE_SIZE`).
+pub const DEFAULT_RANGE_SIZE: i64 = 200_000;
+/// Most ranges one job is split into.
+pub const MAX_RANGES: i64 = 10_000;
+
+/// Why a job failed. Every variant is reported as a batch item failure; the permanent ones
+/// ([`JobError::is_permanent`]) will fail again on every delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The body is not a campaign job.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// No campaign with that id in that tenant.
+    #[error("campaign {0} does not exist in tenant {1}")]
+    UnknownCampaign(i32, String),
+    /// The stored criteria no longer compile.
+    #[error("stored selection criteria are invalid: {0}")]
+    InvalidCriteria(#[from] CriteriaError),
+    /// Range jobs could not be enqueued.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] ApiError),
+}
+
+impl From<tokio_postgres::Error> for JobError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        Self::Database(err.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for JobError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        Self::Database(err.into())
+    }
+}
+
+impl JobError {
+    /// Whether redelivering the message cannot help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::Malformed(_) | Self::UnknownCampaign(..) | Self::InvalidCriteria(_)
+        )
+    }
+}
+
+/// What a job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The whole audience was expanded; the campaign is `done`.
+    Expanded {
+        /// Customers the campaign now has.
+        matched: i64,
+    },
+    /// The job was split into this many range jobs.
+    Split {
+        /// Range jobs enqueued.
+        ranges: u32,
+    },
+    /// A range was expanded; `finished` holds the campaign's count if it was the last one.
+    RangeDone {
+        /// Rows this range added.
+        inserted: u64,
+        /// The matched count, if this range finished the job.
+        finished: Option<i64>,
+    },
+    /// The job was already done (a duplicate or redelivered message).
+    Duplicate,
+    /// The campaign has moved on to a newer job; this message is obsolete.
+    Stale,
+}
+
+/// The processor: the pool, the queue for range jobs, and the range size.
+#[derive(Debug, Clone)]
+pub struct Processor {
+    /// Database pool.
+    pub pool: Pool,
+    /// Where range jobs go.
+    pub queue: Queue,
+    /// Customers per range job.
+    pub range_size: i64,
+}
+
+/// Reads `CAMPAIGN_RANGE_SIZE` (a positive integer, default [`DEFAULT_RANGE_SIZE`]).
+///
+/// # Errors
+/// A message naming the variable if it is not a positive integer.
+pub fn range_size_from_env() -> Result<i64, String> {
+    match std::env::var("CAMPAIGN_RANGE_SIZE") {
+        Err(_) => Ok(DEFAULT_RANGE_SIZE),
+        Ok(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| "CAMPAIGN_RANGE_SIZE must be a positive integer".to_owned()),
+    }
+}
+
+impl Processor {
+    /// Handles an SQS event: every message in turn; the answer lists the ids of those that
+    /// failed, for `ReportBatchItemFailures`.
+    pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for message in event.records {
+            let message_id = message.message_id.unwrap_or_default();
+            let receive_count = message
+                .attributes
+                .get("ApproximateReceiveCount")
+                .cloned()
+                .unwrap_or_default();
+            let result = match message.body.as_deref() {
+                Some(body) => self.handle_body(body).await,
+                None => Err(JobError::Malformed("the message has no body".into())),
+            };
+            match result {
+                Ok(outcome) => {
+                    tracing::info!(message.id = %message_id, ?outcome, "campaign job handled");
+                }
+                Err(err) if err.is_permanent() => {
+                    tracing::error!(message.id = %message_id, message.receive_count = %receive_count, error = %err,
+                        "campaign job can never succeed; it will reach the dead-letter queue");
+                    response.add_failure(message_id);
+                }
+                Err(err) => {
+                    tracing::warn!(message.id = %message_id, message.receive_count = %receive_count, error = %err,
+                        "campaign job failed; it will be redelivered");
+                    response.add_failure(message_id);
+                }
+            }
+        }
+        response
+    }
+
+    /// Handles one message body.
+    ///
+    /// # Errors
+    /// [`JobError`]; the failure is also recorded on the campaign when it names one.
+    pub async fn handle_body(&self, body: &str) -> Result<Outcome, JobError> {
+        let job: CampaignJob =
+            serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))?;
+        let result = match job.range {
+            None => self.plan(&job).await,
+            Some(range) => self.expand_range(&job, range).await,
+        };
+        if let Err(err) = &result
+            && !matches!(err, JobError::UnknownCampaign(..))
+        {
+            let client = self.pool.get().await?;
+            campaigns::record_failure(&client, job.campaign_id, job.job_id, &err.to_string()).await?;
+        }
+        result
+    }
+
+    /// A plan job: expand everything, or split into range jobs.
+    async fn plan(&self, job: &CampaignJob) -> Result<Outcome, JobError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let Some(target) = campaigns::job_target(&tx, job.campaign_id, true).await? else {
+            return Err(unknown(job));
+        };
+        if target.tenant_name != job.tenant_name.as_str() {
+            return Err(unknown(job));
+        }
+        if target.processing_job != Some(job.job_id) {
+            return Ok(Outcome::Stale);
+        }
+        if !matches!(
+            target.processing_status,
+            ProcessingStatus::Queued | ProcessingStatus::Failed
+        ) {
+            return Ok(Outcome::Duplicate);
+        }
+        let criteria = Criteria::parse(&target.selection_criteria)?;
+        let customers = campaigns::customer_count(&tx).await?;
+        let ranges = ((customers + self.range_size - 1) / self.range_size).clamp(1, MAX_RANGES);
+        if ranges == 1 {
+            let compiled = criteria.compile(5);
+            let all = (Uuid::nil(), Uuid::max());
+            campaigns::expand(&tx, job.campaign_id, target.offer_id, all, &compiled).await?;
+            let matched = campaigns::finish_job_if_complete(&tx, job.campaign_id, job.job_id)
+                .await?
+                .unwrap_or_default();
+            tx.commit().await?;
+            return Ok(Outcome::Expanded { matched });
+        }
+        // `ranges` is at most MAX_RANGES, so these conversions cannot fail.
+        let count = u32::try_from(ranges).unwrap_or(u32::MAX);
+        campaigns::start_ranges(&tx, job.campaign_id, job.job_id, count as i32).await?;
+        let jobs: Vec<CampaignJob> = (0..count)
+            .map(|index| CampaignJob {
+                range: Some(IdRange { index, count }),
+                ..job.clone()
+            })
+            .collect();
+        // Sent while the campaign row is still locked: range jobs wait for this commit, and
+        // if it fails the plan is redelivered and sends them again (which is harmless).
+        self.queue.send_all(&jobs).await?;
+        tx.commit().await?;
+        Ok(Outcome::Split { ranges: count })
+    }
+
+    /// A range job: expand one slice of the customer-id space.
+    async fn expand_range(&self, job: &CampaignJob, range: IdRange) -> Result<Outcome, JobError> {
+        let bounds = range.bounds().map_err(JobError::Malformed)?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let Some(target) = campaigns::job_target(&tx, job.campaign_id, false).await? else {
+            return Err(unknown(job));
+        };
+        if target.tenant_name != job.tenant_name.as_str() {
+            return Err(unknown(job));
+        }
+        if target.processing_job != Some(job.job_id) {
+            return Ok(Outcome::Stale);
+        }
+        if target.processing_status == ProcessingStatus::Done {
+            return Ok(Outcome::Duplicate);
+        }
+        if target.ranges_total == 0 {
+            // Left over from a plan that did not commit; its redelivery sends ranges again.
+            return Ok(Outcome::Stale);
+        }
+        let compiled = Criteria::parse(&target.selection_criteria)?.compile(5);
+        let inserted =
+            campaigns::expand(&tx, job.campaign_id, target.offer_id, bounds, &compiled).await?;
+        let index = i32::try_from(range.index).unwrap_or(i32::MAX);
+        if !campaigns::finish_range(&tx, job.campaign_id, job.job_id, index, inserted).await? {
+            return Ok(Outcome::Duplicate);
+        }
+        let finished = campaigns::finish_job_if_complete(&tx, job.campaign_id, job.job_id).await?;
+        tx.commit().await?;
+        Ok(Outcome::RangeDone { inserted, finished })
+    }
+}
+
+fn unknown(job: &CampaignJob) -> JobError {
+    JobError::UnknownCampaign(job.campaign_id, job.tenant_name.to_string())
+}

@@ -1,0 +1,24 @@
+//! Lambda entry point of `campaign-processor`: builds the pool and queue client once, then
+//! handles SQS events, answering `batchItemFailures` (`ReportBatchItemFailures`).
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let database = shared::config::DatabaseConfig::from_env()?;
+    let queue_url = std::env::var("CAMPAIGN_QUEUE_URL")
+        .map_err(|_| "CAMPAIGN_QUEUE_URL must name the campaign queue")?;
+    let processor = campaign_processor::Processor {
+        pool: shared::db::pool(&database)?,
+        queue: shared::queue::Queue::sqs(queue_url).await,
+        range_size: campaign_processor::range_size_from_env()?,
+    };
+    let processor = &processor;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
+            Ok::<_, Error>(processor.handle_batch(event.payload).await)
+        },
+    ))
+    .await
+}

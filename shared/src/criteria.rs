@@ -1,0 +1,758 @@
+//! The selection-criteria language of DESIGN.md ("Selection criteria"), parsed into a typed
+//! tree and compiled to a parameterised SQL predicate over `customers c`.
+//!
+//! ```json
+//! {"segment": "premium", "kyc_status": "verified"}
+//! {"credit_score": {"gte": 700}, "state": {"in": ["KA", "MH"]}}
+//! {"annual_income": {"between": [500000, 2000000]}, "attributes.card_category": "gold"}
+//! {"any": [{"segment": "gold"}, {"segment": "platinum"}], "not": {"kyc_status": "rejected"}}
+//! ```
+//!
+//! - The keys of an object are ANDed. A key is a column of the allow-list [`COLUMNS`], a key of
+//!   the `attributes` JSON object written `attributes.<key>` (`[A-Za-z0-9_]{1,64}`), or one of
+//!   the compositions `all` (array of objects, AND), `any` (array of objects, OR) and `not`
+//!   (object).
+//! - A value is an operator object (`{"gte": 700}`, several operators are ANDed), a bare
+//!   scalar (`eq`) or a bare array (`in`). Operators: [`Operator`].
+//! - Values are typed against the column: text columns take strings (and the CHECK-constrained
+//!   ones only their allowed values), integer and numeric columns numbers, `dob` ISO dates
+//!   (`YYYY-MM-DD`), `is_active` booleans. Ordering operators work on numbers and dates (and on
+//!   numbers or strings of `attributes`).
+//! - A customer whose column is NULL matches no comparison; `ne` and `not_in` are the exact
+//!   negations of `eq` and `in`, so they do match it. `exists` tests for NULL.
+//! - Inactive customers (`is_active = false`) are left out unless the criteria name
+//!   `is_active` somewhere.
+//! - Limits: [`MAX_DEPTH`] nested compositions, [`MAX_NODES`] conditions, [`MAX_LIST_LEN`]
+//!   values per list, [`MAX_TEXT_LEN`] characters per string.
+//!
+//! The SQL contains only allow-listed column names, fixed operators and `$n` placeholders; no
+//! text of the criteria ever reaches it. Errors carry a JSON Pointer (RFC 6901) into the
+//! criteria, so the API can answer 422 naming the offending key.
+
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
+
+/// Deepest nesting of `all` / `any` / `not`.
+pub const MAX_DEPTH: usize = 8;
+/// Most conditions (leaf comparisons plus compositions) in one criteria document.
+pub const MAX_NODES: usize = 256;
+/// Longest `in` / `not_in` list.
+pub const MAX_LIST_LEN: usize = 1000;
+/// Longest string value, in characters.
+pub const MAX_TEXT_LEN: usize = 256;
+/// Longest `attributes.<key>` key, in characters.
+pub const MAX_ATTRIBUTE_KEY_LEN: usize = 64;
+
+/// The SQL type a criteria value is checked and bound as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// `text`; values are JSON strings.
+    Text,
+    /// `int4`; values are JSON integers (bound as `int8`).
+    Integer,
+    /// `numeric`; values are JSON numbers (bound exactly, as their decimal text).
+    Numeric,
+    /// `date`; values are `YYYY-MM-DD` strings.
+    Date,
+    /// `boolean`; values are JSON booleans.
+    Boolean,
+}
+
+/// A `customers` column that criteria may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    /// The column's name, as in SQL and in criteria.
+    pub name: &'static str,
+    /// Its type.
+    pub ty: ColumnType,
+    /// The values its CHECK constraint allows, if any.
+    pub allowed: Option<&'static [&'static str]>,
+}
+
+/// `customers.gender` values (seed CHECK constraint).
+pub const GENDERS: &[&str] = &["male", "female", "other"];
+/// `customers.kyc_status` values (seed CHECK constraint).
+pub const KYC_STATUSES: &[&str] = &["verified", "pending", "rejected"];
+/// `customers.marital_status` values (seed CHECK constraint).
+pub const MARITAL_STATUSES: &[&str] = &["single", "married", "divorced", "widowed"];
+
+const fn column(name: &'static str, ty: ColumnType) -> Column {
+    Column {
+        name,
+        ty,
+        allowed: None,
+    }
+}
+
+/// The allow-list of columns criteria may name. Identity and contact columns (`id`,
+/// `full_name`, `email`, `phone`) are deliberately absent.
+pub const COLUMNS: &[Column] = &[
+    Column {
+        name: "gender",
+        ty: ColumnType::Text,
+        allowed: Some(GENDERS),
+    },
+    Column {
+        name: "kyc_status",
+        ty: ColumnType::Text,
+        allowed: Some(KYC_STATUSES),
+    },
+    column("segment", ColumnType::Text),
+    column("occupation", ColumnType::Text),
+    column("annual_income", ColumnType::Numeric),
+    column("credit_score", ColumnType::Integer),
+    column("state", ColumnType::Text),
+    column("city", ColumnType::Text),
+    column("pin_code", ColumnType::Text),
+    Column {
+        name: "marital_status",
+        ty: ColumnType::Text,
+        allowed: Some(MARITAL_STATUSES),
+    },
+    column("account_age_months", ColumnType::Integer),
+    column("preferred_language", ColumnType::Text),
+    column("is_active", ColumnType::Boolean),
+    column("dob", ColumnType::Date),
+];
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    /// `eq`: equal.
+    Eq,
+    /// `ne`: not equal (NULL counts as not equal).
+    Ne,
+    /// `gt`: greater than.
+    Gt,
+    /// `gte`: greater than or equal.
+    Gte,
+    /// `lt`: less than.
+    Lt,
+    /// `lte`: less than or equal.
+    Lte,
+    /// `in`: one of a non-empty list.
+    In,
+    /// `not_in`: none of a non-empty list (NULL counts as none).
+    NotIn,
+    /// `between`: `[low, high]`, both inclusive.
+    Between,
+    /// `exists`: `true` for NOT NULL, `false` for NULL.
+    Exists,
+}
+
+impl Operator {
+    /// Every operator.
+    pub const ALL: [Operator; 10] = [
+        Self::Eq,
+        Self::Ne,
+        Self::Gt,
+        Self::Gte,
+        Self::Lt,
+        Self::Lte,
+        Self::In,
+        Self::NotIn,
+        Self::Between,
+        Self::Exists,
+    ];
+
+    /// The operator's name in criteria.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Eq => "eq",
+            Self::Ne => "ne",
+            Self::Gt => "gt",
+            Self::Gte => "gte",
+            Self::Lt => "lt",
+            Self::Lte => "lte",
+            Self::In => "in",
+            Self::NotIn => "not_in",
+            Self::Between => "between",
+            Self::Exists => "exists",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+
+    const fn is_ordering(self) -> bool {
+        matches!(
+            self,
+            Self::Gt | Self::Gte | Self::Lt | Self::Lte | Self::Between
+        )
+    }
+
+    const fn sql(self) -> &'static str {
+        match self {
+            Self::Eq | Self::Ne | Self::In | Self::NotIn => "=",
+            Self::Gt => ">",
+            Self::Gte => ">=",
+            Self::Lt => "<",
+            Self::Lte => "<=",
+            Self::Between | Self::Exists => "",
+        }
+    }
+}
+
+/// What a comparison reads: an allow-listed column or a key of `attributes`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    /// A column of [`COLUMNS`].
+    Column(&'static Column),
+    /// `attributes.<key>`.
+    Attribute(String),
+}
+
+/// A value checked against its field's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// Text.
+    Text(String),
+    /// An integer.
+    Integer(i64),
+    /// An exact decimal, as its text (`"650000"`, `"0.25"`).
+    Numeric(String),
+    /// A calendar date.
+    Date(NaiveDate),
+    /// A boolean.
+    Boolean(bool),
+    /// Any JSON scalar, compared with an `attributes` value as `jsonb`.
+    Json(Value),
+}
+
+/// The operand of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    /// One value.
+    One(Scalar),
+    /// `in` / `not_in`: a non-empty list of values of one type.
+    List(Vec<Scalar>),
+    /// `between`: low and high.
+    Range(Scalar, Scalar),
+    /// `exists`.
+    Presence(bool),
+}
+
+/// A parsed, type-checked criteria tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Criterion {
+    /// Every child holds (an empty list holds for everyone).
+    All(Vec<Criterion>),
+    /// At least one child holds.
+    Any(Vec<Criterion>),
+    /// The child does not hold.
+    Not(Box<Criterion>),
+    /// One comparison.
+    Compare {
+        /// What is compared.
+        field: Field,
+        /// How.
+        op: Operator,
+        /// With what.
+        operand: Operand,
+    },
+}
+
+/// Criteria that cannot be used, with a JSON Pointer into the criteria document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pointer}: {detail}")]
+pub struct CriteriaError {
+    /// RFC 6901 pointer to the offending key or value (`""` for the document itself).
+    pub pointer: String,
+    /// What is wrong, and what would be accepted.
+    pub detail: String,
+}
+
+/// A bind parameter of the compiled SQL; its placeholder casts it to the right SQL type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// `$n::text` (also numerics, as `$n::text::numeric`).
+    Text(String),
+    /// `$n::text[]` (also numerics, as `$n::text[]::numeric[]`).
+    TextList(Vec<String>),
+    /// `$n::int8`.
+    Integer(i64),
+    /// `$n::int8[]`.
+    IntegerList(Vec<i64>),
+    /// `$n::date`.
+    Date(NaiveDate),
+    /// `$n::date[]`.
+    DateList(Vec<NaiveDate>),
+    /// `$n::bool`.
+    Boolean(bool),
+    /// `$n::bool[]`.
+    BooleanList(Vec<bool>),
+    /// `$n::jsonb`.
+    Json(Value),
+    /// `$n::jsonb[]`.
+    JsonList(Vec<Value>),
+}
+
+impl Param {
+    /// The value as `tokio-postgres` binds it.
+    pub fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Self::Text(v) => v,
+            Self::TextList(v) => v,
+            Self::Integer(v) => v,
+            Self::IntegerList(v) => v,
+            Self::Date(v) => v,
+            Self::DateList(v) => v,
+            Self::Boolean(v) => v,
+            Self::BooleanList(v) => v,
+            Self::Json(v) => v,
+            Self::JsonList(v) => v,
+        }
+    }
+}
+
+/// A compiled predicate: SQL over the alias `c` (a `customers` row) and its parameters, the
+/// first of which is `$first_param`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compiled {
+    /// A boolean SQL expression.
+    pub sql: String,
+    /// Its parameters, in placeholder order.
+    pub params: Vec<Param>,
+}
+
+impl Compiled {
+    /// The parameters as `tokio-postgres` takes them, after `leading` parameters of the
+    /// enclosing statement.
+    pub fn bind<'a>(
+        &'a self,
+        leading: &[&'a (dyn ToSql + Sync)],
+    ) -> Vec<&'a (dyn ToSql + Sync)> {
+        let mut all = leading.to_vec();
+        all.extend(self.params.iter().map(Param::as_sql));
+        all
+    }
+}
+
+/// Parsed criteria: the tree plus whether it names `is_active`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Criteria {
+    root: Criterion,
+    names_is_active: bool,
+}
+
+impl Criteria {
+    /// Parses and type-checks a criteria document (a JSON object).
+    ///
+    /// # Errors
+    /// [`CriteriaError`] naming the first offending key or value.
+    pub fn parse(document: &Value) -> Result<Self, CriteriaError> {
+        let mut parser = Parser::default();
+        let root = parser.object(document, "", 0)?;
+        Ok(Self {
+            root,
+            names_is_active: parser.names_is_active,
+        })
+    }
+
+    /// The parsed tree.
+    pub fn root(&self) -> &Criterion {
+        &self.root
+    }
+
+    /// Compiles to SQL whose first placeholder is `$first_param`. Unless the criteria name
+    /// `is_active`, the predicate also requires an active customer.
+    pub fn compile(&self, first_param: usize) -> Compiled {
+        let mut out = Emitter {
+            sql: String::new(),
+            params: Vec::new(),
+            next: first_param,
+        };
+        out.criterion(&self.root);
+        if !self.names_is_active {
+            out.sql = format!("({}) and coalesce(c.is_active, true)", out.sql);
+        }
+        Compiled {
+            sql: out.sql,
+            params: out.params,
+        }
+    }
+}
+
+/// Escapes one RFC 6901 reference token.
+fn token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+fn error(pointer: &str, detail: impl Into<String>) -> CriteriaError {
+    CriteriaError {
+        pointer: pointer.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+#[derive(Default)]
+struct Parser {
+    nodes: usize,
+    names_is_active: bool,
+}
+
+impl Parser {
+    fn count(&mut self, pointer: &str) -> Result<(), CriteriaError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(error(
+                pointer,
+                format!("criteria have more than {MAX_NODES} conditions"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An object: its keys ANDed.
+    fn object(&mut self, value: &Value, pointer: &str, depth: usize) -> Result<Criterion, CriteriaError> {
+        let Value::Object(map) = value else {
+            return Err(error(pointer, "must be a JSON object"));
+        };
+        if depth > MAX_DEPTH {
+            return Err(error(
+                pointer,
+                format!("criteria nest deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        let mut children = Vec::with_capacity(map.len());
+        for (key, value) in map {
+            let pointer = format!("{pointer}/{}", token(key));
+            children.push(self.entry(key, value, &pointer, depth)?);
+        }
+        Ok(match children.len() {
+            1 => children.remove(0),
+            _ => Criterion::All(children),
+        })
+    }
+
+    fn entry(&mut self, key: &str, value: &Value, pointer: &str, depth: usize) -> Result<Criterion, CriteriaError> {
+        match key {
+            "all" | "any" => {
+                self.count(pointer)?;
+                let Value::Array(items) = value else {
+                    return Err(error(pointer, format!("`{key}` takes an array of criteria objects")));
+                };
+                if items.is_empty() {
+                    return Err(error(pointer, format!("`{key}` needs at least one criteria object")));
+                }
+                let children = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.object(item, &format!("{pointer}/{i}"), depth + 1))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(if key == "all" {
+                    Criterion::All(children)
+                } else {
+                    Criterion::Any(children)
+                })
+            }
+            "not" => {
+                self.count(pointer)?;
+                if !value.is_object() {
+                    return Err(error(pointer, "`not` takes one criteria object"));
+                }
+                Ok(Criterion::Not(Box::new(self.object(value, pointer, depth + 1)?)))
+            }
+            _ => {
+                let field = field(key, pointer)?;
+                if matches!(&field, Field::Column(c) if c.name == "is_active") {
+                    self.names_is_active = true;
+                }
+                self.condition(field, value, pointer)
+            }
+        }
+    }
+
+    /// The value of a field key: an operator object, a bare scalar (`eq`) or array (`in`).
+    fn condition(&mut self, field: Field, value: &Value, pointer: &str) -> Result<Criterion, CriteriaError> {
+        match value {
+            Value::Object(ops) => {
+                if ops.is_empty() {
+                    return Err(error(pointer, "needs at least one operator, e.g. {\"eq\": ...}"));
+                }
+                let mut comparisons = Vec::with_capacity(ops.len());
+                for (name, operand) in ops {
+                    let pointer = format!("{pointer}/{}", token(name));
+                    let op = Operator::parse(name).ok_or_else(|| {
+                        error(&pointer, format!(
+                            "unknown operator; use one of {}",
+                            Operator::ALL.map(Operator::as_str).join(", ")
+                        ))
+                    })?;
+                    comparisons.push(self.compare(field.clone(), op, operand, &pointer)?);
+                }
+                Ok(match comparisons.len() {
+                    1 => comparisons.remove(0),
+                    _ => Criterion::All(comparisons),
+                })
+            }
+            Value::Array(_) => self.compare(field, Operator::In, value, pointer),
+            _ => self.compare(field, Operator::Eq, value, pointer),
+        }
+    }
+
+    fn compare(&mut self, field: Field, op: Operator, value: &Value, pointer: &str) -> Result<Criterion, CriteriaError> {
+        self.count(pointer)?;
+        let operand = match op {
+            Operator::Exists => match value {
+                Value::Bool(b) => Operand::Presence(*b),
+                _ => return Err(error(pointer, "`exists` takes true or false")),
+            },
+            Operator::In | Operator::NotIn => {
+                let Value::Array(items) = value else {
+                    return Err(error(pointer, format!("`{}` takes an array of values", op.as_str())));
+                };
+                if items.is_empty() || items.len() > MAX_LIST_LEN {
+                    return Err(error(pointer, format!("list must hold 1 to {MAX_LIST_LEN} values")));
+                }
+                let list = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| scalar(&field, op, item, &format!("{pointer}/{i}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if let Field::Attribute(_) = field {
+                    // jsonb lists compare any JSON scalar, so mixed types are fine there.
+                } else if list.windows(2).any(|w| std::mem::discriminant(&w[0]) != std::mem::discriminant(&w[1])) {
+                    return Err(error(pointer, "list values must all have one type"));
+                }
+                Operand::List(list)
+            }
+            Operator::Between => {
+                let Some([low, high]) = value.as_array().and_then(|a| <&[Value; 2]>::try_from(a.as_slice()).ok()) else {
+                    return Err(error(pointer, "`between` takes [low, high]"));
+                };
+                let low = scalar(&field, op, low, &format!("{pointer}/0"))?;
+                let high = scalar(&field, op, high, &format!("{pointer}/1"))?;
+                if std::mem::discriminant(&low) != std::mem::discriminant(&high) {
+                    return Err(error(pointer, "low and high must have one type"));
+                }
+                Operand::Range(low, high)
+            }
+            _ => Operand::One(scalar(&field, op, value, pointer)?),
+        };
+        Ok(Criterion::Compare { field, op, operand })
+    }
+}
+
+/// Resolves a key to an allow-listed field.
+fn field(key: &str, pointer: &str) -> Result<Field, CriteriaError> {
+    if let Some(name) = key.strip_prefix("attributes.") {
+        let valid = !name.is_empty()
+            && name.chars().count() <= MAX_ATTRIBUTE_KEY_LEN
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(error(
+                pointer,
+                format!("attribute keys are 1 to {MAX_ATTRIBUTE_KEY_LEN} letters, digits or underscores"),
+            ));
+        }
+        return Ok(Field::Attribute(name.to_owned()));
+    }
+    COLUMNS
+        .iter()
+        .find(|c| c.name == key)
+        .map(Field::Column)
+        .ok_or_else(|| {
+            error(
+                pointer,
+                format!(
+                    "unknown field; use all, any, not, attributes.<key> or one of {}",
+                    COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+}
+
+/// Checks one value against its field and operator.
+fn scalar(field: &Field, op: Operator, value: &Value, pointer: &str) -> Result<Scalar, CriteriaError> {
+    if let Value::String(s) = value {
+        if s.chars().count() > MAX_TEXT_LEN {
+            return Err(error(pointer, format!("strings are at most {MAX_TEXT_LEN} characters")));
+        }
+    }
+    let column = match field {
+        Field::Attribute(_) => {
+            return match value {
+                Value::Number(_) | Value::String(_) => Ok(Scalar::Json(value.clone())),
+                Value::Bool(_) if !op.is_ordering() => Ok(Scalar::Json(value.clone())),
+                Value::Bool(_) => Err(error(pointer, "ordering compares numbers or strings")),
+                Value::Null => Err(error(pointer, "null is not a value; use {\"exists\": false}")),
+                _ => Err(error(pointer, "must be a number, string or boolean")),
+            };
+        }
+        Field::Column(column) => column,
+    };
+    let expected = |what: &str| error(pointer, format!("`{}` takes {what}", column.name));
+    if op.is_ordering() && matches!(column.ty, ColumnType::Text | ColumnType::Boolean) {
+        return Err(error(
+            pointer,
+            format!("`{}` cannot be ordered; use eq, ne, in, not_in or exists", column.name),
+        ));
+    }
+    match (column.ty, value) {
+        (ColumnType::Text, Value::String(s)) => match column.allowed {
+            Some(allowed) if !allowed.contains(&s.as_str()) => Err(error(
+                pointer,
+                format!("`{}` is one of {}", column.name, allowed.join(", ")),
+            )),
+            _ => Ok(Scalar::Text(s.clone())),
+        },
+        (ColumnType::Text, _) => Err(expected("strings")),
+        (ColumnType::Integer, Value::Number(n)) => n
+            .as_i64()
+            .map(Scalar::Integer)
+            .ok_or_else(|| expected("whole numbers")),
+        (ColumnType::Integer, _) => Err(expected("whole numbers")),
+        (ColumnType::Numeric, Value::Number(n)) => Ok(Scalar::Numeric(n.to_string())),
+        (ColumnType::Numeric, _) => Err(expected("numbers")),
+        (ColumnType::Date, Value::String(s)) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(Scalar::Date)
+            .map_err(|_| expected("dates as YYYY-MM-DD")),
+        (ColumnType::Date, _) => Err(expected("dates as YYYY-MM-DD")),
+        (ColumnType::Boolean, Value::Bool(b)) => Ok(Scalar::Boolean(*b)),
+        (ColumnType::Boolean, _) => Err(expected("true or false")),
+    }
+}
+
+struct Emitter {
+    sql: String,
+    params: Vec<Param>,
+    next: usize,
+}
+
+impl Emitter {
+    /// Adds a parameter; returns its placeholder with the cast that types it.
+    fn param(&mut self, param: Param, cast: &str) -> String {
+        let placeholder = format!("${}{cast}", self.next);
+        self.next += 1;
+        self.params.push(param);
+        placeholder
+    }
+
+    fn criterion(&mut self, criterion: &Criterion) {
+        match criterion {
+            Criterion::All(children) | Criterion::Any(children) if children.is_empty() => {
+                self.sql.push_str(if matches!(criterion, Criterion::All(_)) { "true" } else { "false" });
+            }
+            Criterion::All(children) | Criterion::Any(children) => {
+                let joiner = if matches!(criterion, Criterion::All(_)) { " and " } else { " or " };
+                self.sql.push('(');
+                for (i, child) in children.iter().enumerate() {
+                    if i > 0 {
+                        self.sql.push_str(joiner);
+                    }
+                    self.criterion(child);
+                }
+                self.sql.push(')');
+            }
+            Criterion::Not(child) => {
+                self.sql.push_str("(not ");
+                self.criterion(child);
+                self.sql.push(')');
+            }
+            Criterion::Compare { field, op, operand } => self.compare(field, *op, operand),
+        }
+    }
+
+    /// The SQL operand for a field: the column, or the `attributes` value typed for `op`.
+    fn field_sql(&mut self, field: &Field, op: Operator, operand: &Operand) -> String {
+        match field {
+            Field::Column(column) => format!("c.{}", column.name),
+            Field::Attribute(key) => {
+                let key = self.param(Param::Text(key.clone()), "::text");
+                let sample = match operand {
+                    Operand::One(s) | Operand::Range(s, _) => Some(s),
+                    Operand::List(_) | Operand::Presence(_) => None,
+                };
+                match (op.is_ordering(), sample) {
+                    (true, Some(Scalar::Json(Value::Number(_)))) => format!(
+                        "(case when jsonb_typeof(c.attributes -> {key}) = 'number' then (c.attributes ->> {key})::numeric end)"
+                    ),
+                    (true, _) => format!(
+                        "(case when jsonb_typeof(c.attributes -> {key}) = 'string' then c.attributes ->> {key} end)"
+                    ),
+                    (false, _) => format!("(c.attributes -> {key})"),
+                }
+            }
+        }
+    }
+
+    /// One value as a placeholder; attributes compare as `jsonb` for equality and as numeric
+    /// or text when ordered.
+    fn value_sql(&mut self, scalar: &Scalar, op: Operator) -> String {
+        match scalar {
+            Scalar::Text(s) => self.param(Param::Text(s.clone()), "::text"),
+            Scalar::Integer(i) => self.param(Param::Integer(*i), "::int8"),
+            Scalar::Numeric(n) => self.param(Param::Text(n.clone()), "::text::numeric"),
+            Scalar::Date(d) => self.param(Param::Date(*d), "::date"),
+            Scalar::Boolean(b) => self.param(Param::Boolean(*b), "::bool"),
+            Scalar::Json(Value::Number(n)) if op.is_ordering() => {
+                self.param(Param::Text(n.to_string()), "::text::numeric")
+            }
+            Scalar::Json(Value::String(s)) if op.is_ordering() => {
+                self.param(Param::Text(s.clone()), "::text")
+            }
+            Scalar::Json(v) => self.param(Param::Json(v.clone()), "::jsonb"),
+        }
+    }
+
+    fn list_sql(&mut self, list: &[Scalar]) -> String {
+        let (param, cast) = match list.first() {
+            Some(Scalar::Integer(_)) => (
+                Param::IntegerList(list.iter().filter_map(|s| match s { Scalar::Integer(i) => Some(*i), _ => None }).collect()),
+                "::int8[]",
+            ),
+            Some(Scalar::Numeric(_)) => (
+                Param::TextList(list.iter().filter_map(|s| match s { Scalar::Numeric(n) => Some(n.clone()), _ => None }).collect()),
+                "::text[]::numeric[]",
+            ),
+            Some(Scalar::Date(_)) => (
+                Param::DateList(list.iter().filter_map(|s| match s { Scalar::Date(d) => Some(*d), _ => None }).collect()),
+                "::date[]",
+            ),
+            Some(Scalar::Boolean(_)) => (
+                Param::BooleanList(list.iter().filter_map(|s| match s { Scalar::Boolean(b) => Some(*b), _ => None }).collect()),
+                "::bool[]",
+            ),
+            Some(Scalar::Json(_)) => (
+                Param::JsonList(list.iter().filter_map(|s| match s { Scalar::Json(v) => Some(v.clone()), _ => None }).collect()),
+                "::jsonb[]",
+            ),
+            Some(Scalar::Text(_)) | None => (
+                Param::TextList(list.iter().filter_map(|s| match s { Scalar::Text(t) => Some(t.clone()), _ => None }).collect()),
+                "::text[]",
+            ),
+        };
+        self.param(param, cast)
+    }
+
+    fn compare(&mut self, field: &Field, op: Operator, operand: &Operand) {
+        let lhs = self.field_sql(field, op, operand);
+        let sql = match (op, operand) {
+            (Operator::Exists, Operand::Presence(true)) => format!("({lhs} is not null)"),
+            (Operator::Exists, _) => format!("({lhs} is null)"),
+            (Operator::In | Operator::NotIn, Operand::List(list)) => {
+                let rhs = self.list_sql(list);
+                let test = format!("coalesce({lhs} = any({rhs}), false)");
+                if op == Operator::NotIn { format!("(not {test})") } else { test }
+            }
+            (Operator::Between, Operand::Range(low, high)) => {
+                let low = self.value_sql(low, op);
+                let high = self.value_sql(high, op);
+                format!("coalesce({lhs} between {low} and {high}, false)")
+            }
+            (_, Operand::One(value)) => {
+                let rhs = self.value_sql(value, op);
+                let test = format!("coalesce({lhs} {} {rhs}, false)", op.sql());
+                if op == Operator::Ne { format!("(not {test})") } else { test }
+            }
+            // The parser pairs every operator with its operand shape.
+            _ => "false".to_owned(),
+        };
+        let _ = write!(self.sql, "{sql}");
+    }
+}

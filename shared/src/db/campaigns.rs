@@ -1,0 +1,615 @@
+//! The `campaigns` aggregate, its customers (`campaign_customers`) and the SQL of campaign
+//! processing. API functions filter by tenant in SQL; the processor's functions address a
+//! campaign by id and job, as its queue message names them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::GenericClient;
+use crate::criteria::Compiled;
+use crate::domain::{CampaignStatus, DeliveryStatus, ProcessingStatus, TenantName, Username};
+use crate::error::ApiError;
+use crate::http::Page;
+
+/// A campaign as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Campaign {
+    /// Identifier (unique across tenants).
+    pub id: i32,
+    /// Owning tenant.
+    pub tenant_name: String,
+    /// The approved offer it delivers (null if that offer was deleted).
+    pub offer_id: Option<i32>,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Who it selects (DESIGN's criteria language).
+    pub selection_criteria: Value,
+    /// First day.
+    pub start_date: NaiveDate,
+    /// Last day (not before `start_date`).
+    pub end_date: NaiveDate,
+    /// Lifecycle status.
+    pub status: CampaignStatus,
+    /// Who created it.
+    pub created_by: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Customer selection: idle, queued, running, done or failed.
+    pub processing_status: ProcessingStatus,
+    /// Customers selected after the last finished job.
+    pub matched_count: i64,
+    /// When the last job finished.
+    pub processed_at: Option<DateTime<Utc>>,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+    /// Customer-id ranges of the current job (0 until it is planned).
+    pub ranges_total: i32,
+    /// Ranges finished so far.
+    pub ranges_done: i32,
+}
+
+const COLUMNS: &str = "id, tenant_name, offer_id, name, description, \
+    coalesce(selection_criteria, '{}') as selection_criteria, start_date, end_date, status, \
+    created_by, created_at, updated_at, processing_status, matched_count, processed_at, \
+    last_error, ranges_total, ranges_done";
+
+fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> {
+    let status: String = row.get("status");
+    let processing: String = row.get("processing_status");
+    Ok(Campaign {
+        id: row.get("id"),
+        tenant_name: row.get("tenant_name"),
+        offer_id: row.get("offer_id"),
+        name: row.get("name"),
+        description: row.get("description"),
+        selection_criteria: row.get("selection_criteria"),
+        start_date: row.get("start_date"),
+        end_date: row.get("end_date"),
+        status: CampaignStatus::parse(&status).map_err(ApiError::internal)?,
+        created_by: row.get("created_by"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+        processing_status: ProcessingStatus::parse(&processing).map_err(ApiError::internal)?,
+        matched_count: row.get("matched_count"),
+        processed_at: row.get("processed_at"),
+        last_error: row.get("last_error"),
+        ranges_total: row.get("ranges_total"),
+        ranges_done: row.get("ranges_done"),
+    })
+}
+
+/// The writable content of a campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignContent {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Validated selection criteria.
+    pub selection_criteria: Value,
+    /// First day.
+    pub start_date: NaiveDate,
+    /// Last day.
+    pub end_date: NaiveDate,
+}
+
+/// Inserts a `draft` campaign whose processing job `job_id` is `queued`.
+///
+/// # Errors
+/// Database failures.
+pub async fn insert(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    offer_id: i32,
+    content: &CampaignContent,
+    created_by: &Username,
+    job_id: Uuid,
+) -> Result<Campaign, ApiError> {
+    let row = client
+        .query_one(
+            &format!(
+                "insert into campaigns (tenant_name, offer_id, name, description, selection_criteria,
+                     start_date, end_date, created_by, status, processing_status, processing_job)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, 'draft', 'queued', $9)
+                 returning {COLUMNS}"
+            ),
+            &[
+                &tenant.as_str(),
+                &offer_id,
+                &content.name,
+                &content.description,
+                &content.selection_criteria,
+                &content.start_date,
+                &content.end_date,
+                &created_by.as_str(),
+                &job_id,
+            ],
+        )
+        .await?;
+    campaign(&row)
+}
+
+/// Reads one campaign of `tenant`; with `for_update` the row stays locked until the
+/// transaction ends.
+///
+/// # Errors
+/// Database failures.
+pub async fn get(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    for_update: bool,
+) -> Result<Option<Campaign>, ApiError> {
+    let lock = if for_update { "for update" } else { "" };
+    let row = client
+        .query_opt(
+            &format!("select {COLUMNS} from campaigns where tenant_name = $1 and id = $2 {lock}"),
+            &[&tenant.as_str(), &id],
+        )
+        .await?;
+    row.as_ref().map(campaign).transpose()
+}
+
+/// Filters of the campaign list.
+#[derive(Debug, Default, Clone)]
+pub struct CampaignFilter {
+    /// Only this status.
+    pub status: Option<CampaignStatus>,
+    /// Only campaigns of this offer.
+    pub offer_id: Option<i32>,
+}
+
+/// One page of `tenant`'s campaigns, newest first.
+///
+/// # Errors
+/// Database failures.
+pub async fn list(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    filter: &CampaignFilter,
+    page: Page,
+) -> Result<Vec<Campaign>, ApiError> {
+    let rows = client
+        .query(
+            &format!(
+                "select {COLUMNS} from campaigns
+                 where tenant_name = $1 and ($2::text is null or status = $2)
+                   and ($3::int4 is null or offer_id = $3)
+                 order by created_at desc, id desc limit $4 offset $5"
+            ),
+            &[
+                &tenant.as_str(),
+                &filter.status.map(CampaignStatus::as_str),
+                &filter.offer_id,
+                &page.limit,
+                &page.offset,
+            ],
+        )
+        .await?;
+    rows.iter().map(campaign).collect()
+}
+
+/// Writes a campaign's content and status.
+///
+/// # Errors
+/// Database failures.
+pub async fn update(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    content: &CampaignContent,
+    status: CampaignStatus,
+) -> Result<Campaign, ApiError> {
+    let row = client
+        .query_one(
+            &format!(
+                "update campaigns set name = $3, description = $4, selection_criteria = $5,
+                     start_date = $6, end_date = $7, status = $8, updated_at = now()
+                 where tenant_name = $1 and id = $2 returning {COLUMNS}"
+            ),
+            &[
+                &tenant.as_str(),
+                &id,
+                &content.name,
+                &content.description,
+                &content.selection_criteria,
+                &content.start_date,
+                &content.end_date,
+                &status.as_str(),
+            ],
+        )
+        .await?;
+    campaign(&row)
+}
+
+/// Deletes a campaign (its customers go by cascade); whether it existed.
+///
+/// # Errors
+/// Database failures.
+pub async fn delete(client: &impl GenericClient, tenant: &TenantName, id: i32) -> Result<bool, ApiError> {
+    let n = client
+        .execute("delete from campaigns where tenant_name = $1 and id = $2", &[&tenant.as_str(), &id])
+        .await?;
+    Ok(n == 1)
+}
+
+/// Whether any of the campaign's deliveries has been reported `sent`.
+///
+/// # Errors
+/// Database failures.
+pub async fn has_sent_deliveries(client: &impl GenericClient, id: i32) -> Result<bool, ApiError> {
+    let row = client
+        .query_one(
+            "select exists (select 1 from campaign_customers
+                            where campaign_id = $1 and delivery_status = 'sent')",
+            &[&id],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Makes `job_id` the campaign's current processing job, `queued`.
+///
+/// # Errors
+/// Database failures.
+pub async fn queue_job(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    job_id: Uuid,
+) -> Result<Campaign, ApiError> {
+    let row = client
+        .query_one(
+            &format!(
+                "update campaigns set processing_status = 'queued', processing_job = $3,
+                     ranges_total = 0, ranges_done = 0, last_error = null
+                 where tenant_name = $1 and id = $2 returning {COLUMNS}"
+            ),
+            &[&tenant.as_str(), &id, &job_id],
+        )
+        .await?;
+    campaign(&row)
+}
+
+/// Records that job `job_id` failed (unless a newer job has replaced it) and returns the
+/// campaign as it now stands.
+///
+/// # Errors
+/// Database failures.
+pub async fn record_failure(
+    client: &impl GenericClient,
+    id: i32,
+    job_id: Uuid,
+    error: &str,
+) -> Result<(), ApiError> {
+    client
+        .execute(
+            "update campaigns set processing_status = 'failed', last_error = $3
+             where id = $1 and processing_job = $2",
+            &[&id, &job_id, &error],
+        )
+        .await?;
+    Ok(())
+}
+
+/// What the processor needs of a campaign, read under a lock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobTarget {
+    /// Owning tenant.
+    pub tenant_name: String,
+    /// The offer recorded on each selected row.
+    pub offer_id: Option<i32>,
+    /// The stored criteria.
+    pub selection_criteria: Value,
+    /// The current job.
+    pub processing_job: Option<Uuid>,
+    /// Its state.
+    pub processing_status: ProcessingStatus,
+    /// Ranges the current job was split into (0 until planned).
+    pub ranges_total: i32,
+}
+
+/// Reads campaign `id` for the processor. `exclusive` takes `FOR UPDATE` (planning: one
+/// planner at a time); otherwise `FOR KEY SHARE`, which lets range jobs of the same campaign
+/// run side by side while keeping the campaign from being deleted under them.
+///
+/// # Errors
+/// Database failures.
+pub async fn job_target(
+    client: &impl GenericClient,
+    id: i32,
+    exclusive: bool,
+) -> Result<Option<JobTarget>, ApiError> {
+    let lock = if exclusive { "for update" } else { "for key share" };
+    let row = client
+        .query_opt(
+            &format!(
+                "select tenant_name, offer_id, coalesce(selection_criteria, '{{}}') as criteria,
+                        processing_job, processing_status, ranges_total
+                 from campaigns where id = $1 {lock}"
+            ),
+            &[&id],
+        )
+        .await?;
+    row.map(|row| {
+        let status: String = row.get("processing_status");
+        Ok(JobTarget {
+            tenant_name: row.get("tenant_name"),
+            offer_id: row.get("offer_id"),
+            selection_criteria: row.get("criteria"),
+            processing_job: row.get("processing_job"),
+            processing_status: ProcessingStatus::parse(&status).map_err(ApiError::internal)?,
+            ranges_total: row.get("ranges_total"),
+        })
+    })
+    .transpose()
+}
+
+/// Number of customers, to decide how to split a job.
+///
+/// # Errors
+/// Database failures.
+pub async fn customer_count(client: &impl GenericClient) -> Result<i64, ApiError> {
+    Ok(client.query_one("select count(*) from customers", &[]).await?.get(0))
+}
+
+/// Marks job `job_id` as split into `ranges` ranges (`running`); ranges it already finished
+/// (before a failure made it plan again) stay counted.
+///
+/// # Errors
+/// Database failures.
+pub async fn start_ranges(client: &impl GenericClient, id: i32, job_id: Uuid, ranges: i32) -> Result<(), ApiError> {
+    client
+        .execute(
+            "update campaigns set processing_status = 'running', ranges_total = $3,
+                 ranges_done = (select count(*) from campaign_processing_ranges
+                                where campaign_id = $1 and job_id = $2)
+             where id = $1 and processing_job = $2",
+            &[&id, &job_id, &ranges],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The expansion: one set-based statement adding every customer with an id in
+/// `[low, high]` that matches `criteria` (compiled with its first parameter at `$5`);
+/// rows already present are left alone, so running it again changes nothing. Returns the
+/// number of rows added.
+///
+/// # Errors
+/// Database failures.
+pub async fn expand(
+    client: &impl GenericClient,
+    id: i32,
+    offer_id: Option<i32>,
+    (low, high): (Uuid, Uuid),
+    criteria: &Compiled,
+) -> Result<u64, ApiError> {
+    let sql = format!(
+        "insert into campaign_customers (campaign_id, customer_id, offer_id)
+         select $1, c.id, $2 from customers c
+         where c.id between $3 and $4 and {}
+         on conflict do nothing",
+        criteria.sql
+    );
+    let params = criteria.bind(&[&id, &offer_id, &low, &high]);
+    Ok(client.execute(&sql, &params).await?)
+}
+
+/// Records range `index` of job `job_id` as finished, once: `false` if it already was (a
+/// redelivered message), in which case nothing else changes.
+///
+/// # Errors
+/// Database failures.
+pub async fn finish_range(
+    client: &impl GenericClient,
+    id: i32,
+    job_id: Uuid,
+    index: i32,
+    inserted: u64,
+) -> Result<bool, ApiError> {
+    let inserted = i64::try_from(inserted).unwrap_or(i64::MAX);
+    let n = client
+        .execute(
+            "insert into campaign_processing_ranges (campaign_id, job_id, range_index, inserted)
+             values ($1, $2, $3, $4) on conflict do nothing",
+            &[&id, &job_id, &index, &inserted],
+        )
+        .await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    client
+        .execute(
+            "update campaigns set ranges_done = ranges_done + 1 where id = $1 and processing_job = $2",
+            &[&id, &job_id],
+        )
+        .await?;
+    Ok(true)
+}
+
+/// Finishes job `job_id` if all its ranges are done (or it was not split): `done`,
+/// `matched_count` from the table, `processed_at` now. Returns the matched count if it
+/// finished.
+///
+/// # Errors
+/// Database failures.
+pub async fn finish_job_if_complete(
+    client: &impl GenericClient,
+    id: i32,
+    job_id: Uuid,
+) -> Result<Option<i64>, ApiError> {
+    let row = client
+        .query_opt(
+            "update campaigns set processing_status = 'done', processed_at = now(), last_error = null,
+                 matched_count = (select count(*) from campaign_customers where campaign_id = $1)
+             where id = $1 and processing_job = $2 and ranges_done >= ranges_total
+             returning matched_count",
+            &[&id, &job_id],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// One of a campaign's customers with its delivery.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignCustomer {
+    /// The customer.
+    pub customer_id: Uuid,
+    /// Name.
+    pub full_name: String,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// `pending`, `sent` or `failed`.
+    pub delivery_status: DeliveryStatus,
+    /// When the provider sent it (as reported).
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The provider's id of the message.
+    pub provider_message_id: Option<String>,
+    /// Why it failed, if reported.
+    pub failure_reason: Option<String>,
+    /// Last change of the row.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One keyset page of campaign `id`'s customers in customer-id order, after `after`.
+///
+/// # Errors
+/// Database failures.
+pub async fn customers(
+    client: &impl GenericClient,
+    id: i32,
+    status: Option<DeliveryStatus>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<CampaignCustomer>, ApiError> {
+    let rows = client
+        .query(
+            "select cc.customer_id, c.full_name, c.email, cc.delivery_status, cc.sent_at,
+                    cc.provider_message_id, cc.failure_reason, cc.updated_at
+             from campaign_customers cc join customers c on c.id = cc.customer_id
+             where cc.campaign_id = $1
+               and ($2::text is null or cc.delivery_status = $2)
+               and ($3::uuid is null or cc.customer_id > $3)
+             order by cc.customer_id limit $4",
+            &[&id, &status.map(DeliveryStatus::as_str), &after, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let status: String = row.get("delivery_status");
+            Ok(CampaignCustomer {
+                customer_id: row.get("customer_id"),
+                full_name: row.get("full_name"),
+                email: row.get("email"),
+                delivery_status: DeliveryStatus::parse(&status).map_err(ApiError::internal)?,
+                sent_at: row.get("sent_at"),
+                provider_message_id: row.get("provider_message_id"),
+                failure_reason: row.get("failure_reason"),
+                updated_at: row.get("updated_at"),
+            })
+        })
+        .collect()
+}
+
+/// Counts of a campaign's deliveries per status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DeliverySummary {
+    /// All selected customers.
+    pub total: i64,
+    /// Not yet reported.
+    pub pending: i64,
+    /// Reported sent.
+    pub sent: i64,
+    /// Reported failed.
+    pub failed: i64,
+}
+
+/// Counts campaign `id`'s deliveries per status.
+///
+/// # Errors
+/// Database failures.
+pub async fn summary(client: &impl GenericClient, id: i32) -> Result<DeliverySummary, ApiError> {
+    let row = client
+        .query_one(
+            "select count(*),
+                    count(*) filter (where delivery_status = 'pending'),
+                    count(*) filter (where delivery_status = 'sent'),
+                    count(*) filter (where delivery_status = 'failed')
+             from campaign_customers where campaign_id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(DeliverySummary {
+        total: row.get(0),
+        pending: row.get(1),
+        sent: row.get(2),
+        failed: row.get(3),
+    })
+}
+
+/// A customer in an audience preview (no contact details).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AudienceMember {
+    /// The customer.
+    pub id: Uuid,
+    /// Segment.
+    pub segment: Option<String>,
+    /// KYC status.
+    pub kyc_status: Option<String>,
+    /// Credit score.
+    pub credit_score: Option<i32>,
+    /// State.
+    pub state: Option<String>,
+    /// Active?
+    pub is_active: bool,
+}
+
+/// How many customers match `criteria` (compiled from `$1`), and the first `sample` of them
+/// in id order.
+///
+/// # Errors
+/// Database failures.
+pub async fn preview(
+    client: &impl GenericClient,
+    criteria: &Compiled,
+    sample: i64,
+) -> Result<(i64, Vec<AudienceMember>), ApiError> {
+    let params = criteria.bind(&[]);
+    let count: i64 = client
+        .query_one(&format!("select count(*) from customers c where {}", criteria.sql), &params)
+        .await?
+        .get(0);
+    let mut params = params;
+    params.push(&sample);
+    let placeholder = params.len();
+    let rows = client
+        .query(
+            &format!(
+                "select c.id, c.segment, c.kyc_status, c.credit_score, c.state,
+                        coalesce(c.is_active, true) as is_active
+                 from customers c where {} order by c.id limit ${placeholder}",
+                criteria.sql
+            ),
+            &params,
+        )
+        .await?;
+    let members = rows
+        .iter()
+        .map(|row| AudienceMember {
+            id: row.get("id"),
+            segment: row.get("segment"),
+            kyc_status: row.get("kyc_status"),
+            credit_score: row.get("credit_score"),
+            state: row.get("state"),
+            is_active: row.get("is_active"),
+        })
+        .collect();
+    Ok((count, members))
+}

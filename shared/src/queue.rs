@@ -1,0 +1,262 @@
+//! The campaign queue: how the API hands customer-selection jobs to the campaign processor.
+//!
+//! One interface, [`Queue`], with two implementations:
+//!
+//! - [`Queue::Sqs`]: Amazon SQS through `aws-sdk-sqs`. The SDK reads its configuration the
+//!   standard way (`AWS_REGION`, credentials chain, and `AWS_ENDPOINT_URL_SQS` /
+//!   `AWS_ENDPOINT_URL` for an endpoint such as an emulator on loopback).
+//! - [`Queue::InProcess`]: an unbounded channel inside the process, the local server's
+//!   default; its consumer ([`InProcessReceiver`]) is driven by the local gateway.
+//!
+//! Messages are [`CampaignJob`]s serialised as JSON.
+
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::domain::TenantName;
+
+/// Most messages per SQS `SendMessageBatch` call (an SQS limit).
+pub const SQS_BATCH_LIMIT: usize = 10;
+
+/// One unit of campaign processing, the body of a queue message:
+/// `{"campaign_id": 7, "tenant_name": "credit_card", "job_id": "…", "range": null}`.
+///
+/// A job without `range` is a plan: the processor either expands the whole audience or
+/// splits the customer-id space into `count` ranges and enqueues one job per range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignJob {
+    /// The campaign.
+    pub campaign_id: i32,
+    /// Its tenant.
+    pub tenant_name: TenantName,
+    /// The processing job (set on the campaign when enqueued); a message of an older job is
+    /// ignored.
+    pub job_id: Uuid,
+    /// The slice of the customer-id space to expand, if the job was split.
+    #[serde(default)]
+    pub range: Option<IdRange>,
+}
+
+/// Slice `index` of the customer-id (UUID) space cut into `count` equal slices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdRange {
+    /// Zero-based slice number, below `count`.
+    pub index: u32,
+    /// Number of slices (at least 1).
+    pub count: u32,
+}
+
+impl IdRange {
+    /// The inclusive bounds of this slice. UUIDs order like 128-bit big-endian integers in
+    /// PostgreSQL, and random (v4) ids spread evenly over that space, so equal slices hold
+    /// about equally many customers.
+    ///
+    /// # Errors
+    /// A message-level error if `index >= count` or `count == 0`.
+    pub fn bounds(self) -> Result<(Uuid, Uuid), String> {
+        if self.count == 0 || self.index >= self.count {
+            return Err(format!(
+                "range index {} is not below count {}",
+                self.index, self.count
+            ));
+        }
+        let width = u128::MAX / u128::from(self.count);
+        let low = width * u128::from(self.index);
+        let high = if self.index + 1 == self.count {
+            u128::MAX
+        } else {
+            low + width - 1
+        };
+        Ok((Uuid::from_u128(low), Uuid::from_u128(high)))
+    }
+}
+
+/// A message as the in-process queue holds it (mirrors what SQS hands Lambda).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// Unique id of the message.
+    pub message_id: String,
+    /// The JSON body.
+    pub body: String,
+    /// How often it has been received before (0 for a new message).
+    pub receive_count: u32,
+}
+
+/// Sending a message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The SQS API refused or could not be reached; the text includes the SDK's error chain.
+    #[error("SQS send failed: {0}")]
+    Sqs(String),
+    /// The in-process consumer has stopped.
+    #[error("the in-process queue is closed")]
+    Closed,
+    /// SQS accepted only part of a batch.
+    #[error("SQS refused {0} message(s) of a batch")]
+    Partial(usize),
+}
+
+impl From<QueueError> for crate::ApiError {
+    fn from(err: QueueError) -> Self {
+        crate::ApiError::ServiceUnavailable(err.into())
+    }
+}
+
+/// Where campaign jobs go; cheap to clone.
+#[derive(Debug, Clone)]
+pub enum Queue {
+    /// An SQS queue.
+    Sqs {
+        /// The SDK client.
+        client: aws_sdk_sqs::Client,
+        /// The queue's URL.
+        queue_url: String,
+    },
+    /// The in-process channel.
+    InProcess(mpsc::UnboundedSender<QueuedMessage>),
+}
+
+/// The consuming end of [`Queue::in_process`]; failed messages go back through `requeue`.
+#[derive(Debug)]
+pub struct InProcessReceiver {
+    /// Incoming messages.
+    pub messages: mpsc::UnboundedReceiver<QueuedMessage>,
+    /// The sending side, to put a failed message back for redelivery.
+    pub requeue: mpsc::UnboundedSender<QueuedMessage>,
+}
+
+impl Queue {
+    /// An SQS queue at `queue_url`, with the SDK configured from the environment.
+    pub async fn sqs(queue_url: impl Into<String>) -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::Sqs {
+            client: aws_sdk_sqs::Client::new(&config),
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// A new in-process queue and its receiver.
+    pub fn in_process() -> (Self, InProcessReceiver) {
+        let (sender, messages) = mpsc::unbounded_channel();
+        let receiver = InProcessReceiver {
+            messages,
+            requeue: sender.clone(),
+        };
+        (Self::InProcess(sender), receiver)
+    }
+
+    /// Sends one job.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the queue did not take it.
+    pub async fn send(&self, job: &CampaignJob) -> Result<(), QueueError> {
+        self.send_all(std::slice::from_ref(job)).await
+    }
+
+    /// Sends jobs (SQS: in batches of [`SQS_BATCH_LIMIT`]).
+    ///
+    /// # Errors
+    /// [`QueueError`] if any was not taken; some of the others may have been sent, which
+    /// is safe because processing a job twice changes nothing.
+    pub async fn send_all(&self, jobs: &[CampaignJob]) -> Result<(), QueueError> {
+        match self {
+            Self::InProcess(sender) => {
+                for job in jobs {
+                    sender
+                        .send(QueuedMessage {
+                            message_id: Uuid::new_v4().to_string(),
+                            body: body(job),
+                            receive_count: 0,
+                        })
+                        .map_err(|_| QueueError::Closed)?;
+                }
+                Ok(())
+            }
+            Self::Sqs { client, queue_url } => {
+                for chunk in jobs.chunks(SQS_BATCH_LIMIT) {
+                    let entries = chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, job)| {
+                            SendMessageBatchRequestEntry::builder()
+                                .id(i.to_string())
+                                .message_body(body(job))
+                                .build()
+                                .map_err(|e| QueueError::Sqs(e.to_string()))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let output = client
+                        .send_message_batch()
+                        .queue_url(queue_url)
+                        .set_entries(Some(entries))
+                        .send()
+                        .await
+                        .map_err(|e| QueueError::Sqs(DisplayErrorContext(e).to_string()))?;
+                    if !output.failed().is_empty() {
+                        return Err(QueueError::Partial(output.failed().len()));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn body(job: &CampaignJob) -> String {
+    // A struct of plain fields always serialises.
+    serde_json::to_string(job).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_id_space_without_gaps_or_overlap() {
+        for count in [1u32, 2, 3, 7, 64] {
+            let mut expected_low = 0u128;
+            for index in 0..count {
+                let (low, high) = IdRange { index, count }.bounds().expect("valid");
+                assert_eq!(low.as_u128(), expected_low, "count {count} index {index}");
+                assert!(high.as_u128() >= low.as_u128());
+                expected_low = high.as_u128().wrapping_add(1);
+            }
+            assert_eq!(expected_low, 0, "last range ends at the top for count {count}");
+        }
+        assert!(IdRange { index: 3, count: 3 }.bounds().is_err());
+        assert!(IdRange { index: 0, count: 0 }.bounds().is_err());
+    }
+
+    #[test]
+    fn jobs_round_trip_as_json() {
+        let job = CampaignJob {
+            campaign_id: 7,
+            tenant_name: TenantName::parse("credit_card").expect("name"),
+            job_id: Uuid::nil(),
+            range: Some(IdRange { index: 1, count: 4 }),
+        };
+        let text = body(&job);
+        assert_eq!(serde_json::from_str::<CampaignJob>(&text).expect("parse"), job);
+        assert!(serde_json::from_str::<CampaignJob>(r#"{"campaign_id": "x"}"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn in_process_queue_delivers_in_order() {
+        let (queue, mut receiver) = Queue::in_process();
+        let job = CampaignJob {
+            campaign_id: 1,
+            tenant_name: TenantName::parse("loan").expect("name"),
+            job_id: Uuid::new_v4(),
+            range: None,
+        };
+        queue.send(&job).await.expect("send");
+        let message = receiver.messages.recv().await.expect("message");
+        assert_eq!(message.receive_count, 0);
+        assert_eq!(serde_json::from_str::<CampaignJob>(&message.body).expect("job"), job);
+    }
+}
