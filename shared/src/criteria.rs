@@ -322,10 +322,7 @@ pub struct Compiled {
 impl Compiled {
     /// The parameters as `tokio-postgres` takes them, after `leading` parameters of the
     /// enclosing statement.
-    pub fn bind<'a>(
-        &'a self,
-        leading: &[&'a (dyn ToSql + Sync)],
-    ) -> Vec<&'a (dyn ToSql + Sync)> {
+    pub fn bind<'a>(&'a self, leading: &[&'a (dyn ToSql + Sync)]) -> Vec<&'a (dyn ToSql + Sync)> {
         let mut all = leading.to_vec();
         all.extend(self.params.iter().map(Param::as_sql));
         all
@@ -408,7 +405,12 @@ impl Parser {
     }
 
     /// An object: its keys ANDed.
-    fn object(&mut self, value: &Value, pointer: &str, depth: usize) -> Result<Criterion, CriteriaError> {
+    fn object(
+        &mut self,
+        value: &Value,
+        pointer: &str,
+        depth: usize,
+    ) -> Result<Criterion, CriteriaError> {
         let Value::Object(map) = value else {
             return Err(error(pointer, "must be a JSON object"));
         };
@@ -429,15 +431,27 @@ impl Parser {
         })
     }
 
-    fn entry(&mut self, key: &str, value: &Value, pointer: &str, depth: usize) -> Result<Criterion, CriteriaError> {
+    fn entry(
+        &mut self,
+        key: &str,
+        value: &Value,
+        pointer: &str,
+        depth: usize,
+    ) -> Result<Criterion, CriteriaError> {
         match key {
             "all" | "any" => {
                 self.count(pointer)?;
                 let Value::Array(items) = value else {
-                    return Err(error(pointer, format!("`{key}` takes an array of criteria objects")));
+                    return Err(error(
+                        pointer,
+                        format!("`{key}` takes an array of criteria objects"),
+                    ));
                 };
                 if items.is_empty() {
-                    return Err(error(pointer, format!("`{key}` needs at least one criteria object")));
+                    return Err(error(
+                        pointer,
+                        format!("`{key}` needs at least one criteria object"),
+                    ));
                 }
                 let children = items
                     .iter()
@@ -455,7 +469,11 @@ impl Parser {
                 if !value.is_object() {
                     return Err(error(pointer, "`not` takes one criteria object"));
                 }
-                Ok(Criterion::Not(Box::new(self.object(value, pointer, depth + 1)?)))
+                Ok(Criterion::Not(Box::new(self.object(
+                    value,
+                    pointer,
+                    depth + 1,
+                )?)))
             }
             _ => {
                 let field = field(key, pointer)?;
@@ -468,20 +486,31 @@ impl Parser {
     }
 
     /// The value of a field key: an operator object, a bare scalar (`eq`) or array (`in`).
-    fn condition(&mut self, field: Field, value: &Value, pointer: &str) -> Result<Criterion, CriteriaError> {
+    fn condition(
+        &mut self,
+        field: Field,
+        value: &Value,
+        pointer: &str,
+    ) -> Result<Criterion, CriteriaError> {
         match value {
             Value::Object(ops) => {
                 if ops.is_empty() {
-                    return Err(error(pointer, "needs at least one operator, e.g. {\"eq\": ...}"));
+                    return Err(error(
+                        pointer,
+                        "needs at least one operator, e.g. {\"eq\": ...}",
+                    ));
                 }
                 let mut comparisons = Vec::with_capacity(ops.len());
                 for (name, operand) in ops {
                     let pointer = format!("{pointer}/{}", token(name));
                     let op = Operator::parse(name).ok_or_else(|| {
-                        error(&pointer, format!(
-                            "unknown operator; use one of {}",
-                            Operator::ALL.map(Operator::as_str).join(", ")
-                        ))
+                        error(
+                            &pointer,
+                            format!(
+                                "unknown operator; use one of {}",
+                                Operator::ALL.map(Operator::as_str).join(", ")
+                            ),
+                        )
                     })?;
                     comparisons.push(self.compare(field.clone(), op, operand, &pointer)?);
                 }
@@ -495,7 +524,13 @@ impl Parser {
         }
     }
 
-    fn compare(&mut self, field: Field, op: Operator, value: &Value, pointer: &str) -> Result<Criterion, CriteriaError> {
+    fn compare(
+        &mut self,
+        field: Field,
+        op: Operator,
+        value: &Value,
+        pointer: &str,
+    ) -> Result<Criterion, CriteriaError> {
         self.count(pointer)?;
         let operand = match op {
             Operator::Exists => match value {
@@ -504,10 +539,16 @@ impl Parser {
             },
             Operator::In | Operator::NotIn => {
                 let Value::Array(items) = value else {
-                    return Err(error(pointer, format!("`{}` takes an array of values", op.as_str())));
+                    return Err(error(
+                        pointer,
+                        format!("`{}` takes an array of values", op.as_str()),
+                    ));
                 };
                 if items.is_empty() || items.len() > MAX_LIST_LEN {
-                    return Err(error(pointer, format!("list must hold 1 to {MAX_LIST_LEN} values")));
+                    return Err(error(
+                        pointer,
+                        format!("list must hold 1 to {MAX_LIST_LEN} values"),
+                    ));
                 }
                 let list = items
                     .iter()
@@ -516,13 +557,19 @@ impl Parser {
                     .collect::<Result<Vec<_>, _>>()?;
                 if let Field::Attribute(_) = field {
                     // jsonb lists compare any JSON scalar, so mixed types are fine there.
-                } else if list.windows(2).any(|w| std::mem::discriminant(&w[0]) != std::mem::discriminant(&w[1])) {
+                } else if list
+                    .windows(2)
+                    .any(|w| std::mem::discriminant(&w[0]) != std::mem::discriminant(&w[1]))
+                {
                     return Err(error(pointer, "list values must all have one type"));
                 }
                 Operand::List(list)
             }
             Operator::Between => {
-                let Some([low, high]) = value.as_array().and_then(|a| <&[Value; 2]>::try_from(a.as_slice()).ok()) else {
+                let Some([low, high]) = value
+                    .as_array()
+                    .and_then(|a| <&[Value; 2]>::try_from(a.as_slice()).ok())
+                else {
                     return Err(error(pointer, "`between` takes [low, high]"));
                 };
                 let low = scalar(&field, op, low, &format!("{pointer}/0"))?;
@@ -547,7 +594,9 @@ fn field(key: &str, pointer: &str) -> Result<Field, CriteriaError> {
         if !valid {
             return Err(error(
                 pointer,
-                format!("attribute keys are 1 to {MAX_ATTRIBUTE_KEY_LEN} letters, digits or underscores"),
+                format!(
+                    "attribute keys are 1 to {MAX_ATTRIBUTE_KEY_LEN} letters, digits or underscores"
+                ),
             ));
         }
         return Ok(Field::Attribute(name.to_owned()));
@@ -561,18 +610,30 @@ fn field(key: &str, pointer: &str) -> Result<Field, CriteriaError> {
                 pointer,
                 format!(
                     "unknown field; use all, any, not, attributes.<key> or one of {}",
-                    COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+                    COLUMNS
+                        .iter()
+                        .map(|c| c.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         })
 }
 
 /// Checks one value against its field and operator.
-fn scalar(field: &Field, op: Operator, value: &Value, pointer: &str) -> Result<Scalar, CriteriaError> {
-    if let Value::String(s) = value {
-        if s.chars().count() > MAX_TEXT_LEN {
-            return Err(error(pointer, format!("strings are at most {MAX_TEXT_LEN} characters")));
-        }
+fn scalar(
+    field: &Field,
+    op: Operator,
+    value: &Value,
+    pointer: &str,
+) -> Result<Scalar, CriteriaError> {
+    if let Value::String(s) = value
+        && s.chars().count() > MAX_TEXT_LEN
+    {
+        return Err(error(
+            pointer,
+            format!("strings are at most {MAX_TEXT_LEN} characters"),
+        ));
     }
     let column = match field {
         Field::Attribute(_) => {
@@ -580,7 +641,10 @@ fn scalar(field: &Field, op: Operator, value: &Value, pointer: &str) -> Result<S
                 Value::Number(_) | Value::String(_) => Ok(Scalar::Json(value.clone())),
                 Value::Bool(_) if !op.is_ordering() => Ok(Scalar::Json(value.clone())),
                 Value::Bool(_) => Err(error(pointer, "ordering compares numbers or strings")),
-                Value::Null => Err(error(pointer, "null is not a value; use {\"exists\": false}")),
+                Value::Null => Err(error(
+                    pointer,
+                    "null is not a value; use {\"exists\": false}",
+                )),
                 _ => Err(error(pointer, "must be a number, string or boolean")),
             };
         }
@@ -590,7 +654,10 @@ fn scalar(field: &Field, op: Operator, value: &Value, pointer: &str) -> Result<S
     if op.is_ordering() && matches!(column.ty, ColumnType::Text | ColumnType::Boolean) {
         return Err(error(
             pointer,
-            format!("`{}` cannot be ordered; use eq, ne, in, not_in or exists", column.name),
+            format!(
+                "`{}` cannot be ordered; use eq, ne, in, not_in or exists",
+                column.name
+            ),
         ));
     }
     match (column.ty, value) {
@@ -636,10 +703,19 @@ impl Emitter {
     fn criterion(&mut self, criterion: &Criterion) {
         match criterion {
             Criterion::All(children) | Criterion::Any(children) if children.is_empty() => {
-                self.sql.push_str(if matches!(criterion, Criterion::All(_)) { "true" } else { "false" });
+                self.sql
+                    .push_str(if matches!(criterion, Criterion::All(_)) {
+                        "true"
+                    } else {
+                        "false"
+                    });
             }
             Criterion::All(children) | Criterion::Any(children) => {
-                let joiner = if matches!(criterion, Criterion::All(_)) { " and " } else { " or " };
+                let joiner = if matches!(criterion, Criterion::All(_)) {
+                    " and "
+                } else {
+                    " or "
+                };
                 self.sql.push('(');
                 for (i, child) in children.iter().enumerate() {
                     if i > 0 {
@@ -703,27 +779,69 @@ impl Emitter {
     fn list_sql(&mut self, list: &[Scalar]) -> String {
         let (param, cast) = match list.first() {
             Some(Scalar::Integer(_)) => (
-                Param::IntegerList(list.iter().filter_map(|s| match s { Scalar::Integer(i) => Some(*i), _ => None }).collect()),
+                Param::IntegerList(
+                    list.iter()
+                        .filter_map(|s| match s {
+                            Scalar::Integer(i) => Some(*i),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
                 "::int8[]",
             ),
             Some(Scalar::Numeric(_)) => (
-                Param::TextList(list.iter().filter_map(|s| match s { Scalar::Numeric(n) => Some(n.clone()), _ => None }).collect()),
+                Param::TextList(
+                    list.iter()
+                        .filter_map(|s| match s {
+                            Scalar::Numeric(n) => Some(n.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
                 "::text[]::numeric[]",
             ),
             Some(Scalar::Date(_)) => (
-                Param::DateList(list.iter().filter_map(|s| match s { Scalar::Date(d) => Some(*d), _ => None }).collect()),
+                Param::DateList(
+                    list.iter()
+                        .filter_map(|s| match s {
+                            Scalar::Date(d) => Some(*d),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
                 "::date[]",
             ),
             Some(Scalar::Boolean(_)) => (
-                Param::BooleanList(list.iter().filter_map(|s| match s { Scalar::Boolean(b) => Some(*b), _ => None }).collect()),
+                Param::BooleanList(
+                    list.iter()
+                        .filter_map(|s| match s {
+                            Scalar::Boolean(b) => Some(*b),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
                 "::bool[]",
             ),
             Some(Scalar::Json(_)) => (
-                Param::JsonList(list.iter().filter_map(|s| match s { Scalar::Json(v) => Some(v.clone()), _ => None }).collect()),
+                Param::JsonList(
+                    list.iter()
+                        .filter_map(|s| match s {
+                            Scalar::Json(v) => Some(v.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
                 "::jsonb[]",
             ),
             Some(Scalar::Text(_)) | None => (
-                Param::TextList(list.iter().filter_map(|s| match s { Scalar::Text(t) => Some(t.clone()), _ => None }).collect()),
+                Param::TextList(
+                    list.iter()
+                        .filter_map(|s| match s {
+                            Scalar::Text(t) => Some(t.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
                 "::text[]",
             ),
         };
@@ -738,7 +856,11 @@ impl Emitter {
             (Operator::In | Operator::NotIn, Operand::List(list)) => {
                 let rhs = self.list_sql(list);
                 let test = format!("coalesce({lhs} = any({rhs}), false)");
-                if op == Operator::NotIn { format!("(not {test})") } else { test }
+                if op == Operator::NotIn {
+                    format!("(not {test})")
+                } else {
+                    test
+                }
             }
             (Operator::Between, Operand::Range(low, high)) => {
                 let low = self.value_sql(low, op);
@@ -748,7 +870,11 @@ impl Emitter {
             (_, Operand::One(value)) => {
                 let rhs = self.value_sql(value, op);
                 let test = format!("coalesce({lhs} {} {rhs}, false)", op.sql());
-                if op == Operator::Ne { format!("(not {test})") } else { test }
+                if op == Operator::Ne {
+                    format!("(not {test})")
+                } else {
+                    test
+                }
             }
             // The parser pairs every operator with its operand shape.
             _ => "false".to_owned(),

@@ -63,6 +63,9 @@ pub enum ApiError {
     /// 412: an `If-Match` precondition failed.
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
+    /// 413: the body is larger than the route accepts.
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
     /// 415: the body's media type is not one this route reads.
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
@@ -112,6 +115,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -147,6 +151,7 @@ impl IntoResponse for ApiError {
             | Self::NotFound(d)
             | Self::Conflict(d)
             | Self::PreconditionFailed(d)
+            | Self::PayloadTooLarge(d)
             | Self::UnsupportedMediaType(d) => (Some(d), &[]),
             Self::TooManyRequests { .. } => (Some("too many attempts; try again later"), &[]),
             Self::ServiceUnavailable(cause) => {

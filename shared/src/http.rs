@@ -108,6 +108,28 @@ fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
+/// Reads a whole body of at most `limit` bytes.
+///
+/// # Errors
+/// 413 naming the limit if the body is larger (or cannot be read).
+pub async fn read_body_limited(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(format!("the body must be at most {limit} bytes")))
+}
+
+/// Whether the `Content-Type` essence (before any `;`) equals `media_type`.
+pub fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(media_type))
+}
+
 /// Reads the whole body, refusing more than [`MAX_JSON_BODY_BYTES`].
 pub async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(req.into_body(), MAX_JSON_BODY_BYTES)

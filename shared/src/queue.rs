@@ -226,7 +226,10 @@ mod tests {
                 assert!(high.as_u128() >= low.as_u128());
                 expected_low = high.as_u128().wrapping_add(1);
             }
-            assert_eq!(expected_low, 0, "last range ends at the top for count {count}");
+            assert_eq!(
+                expected_low, 0,
+                "last range ends at the top for count {count}"
+            );
         }
         assert!(IdRange { index: 3, count: 3 }.bounds().is_err());
         assert!(IdRange { index: 0, count: 0 }.bounds().is_err());
@@ -241,7 +244,10 @@ mod tests {
             range: Some(IdRange { index: 1, count: 4 }),
         };
         let text = body(&job);
-        assert_eq!(serde_json::from_str::<CampaignJob>(&text).expect("parse"), job);
+        assert_eq!(
+            serde_json::from_str::<CampaignJob>(&text).expect("parse"),
+            job
+        );
         assert!(serde_json::from_str::<CampaignJob>(r#"{"campaign_id": "x"}"#).is_err());
     }
 
@@ -257,6 +263,9 @@ mod tests {
         queue.send(&job).await.expect("send");
         let message = receiver.messages.recv().await.expect("message");
         assert_eq!(message.receive_count, 0);
-        assert_eq!(serde_json::from_str::<CampaignJob>(&message.body).expect("job"), job);
+        assert_eq!(
+            serde_json::from_str::<CampaignJob>(&message.body).expect("job"),
+            job
+        );
     }
 }

@@ -48,7 +48,10 @@ pub fn router() -> Router<AppState> {
 }
 
 fn created<T: Serialize>(location: String, body: T) -> Response {
-    shared::http::with_location((StatusCode::CREATED, AppJson(body)).into_response(), &location)
+    shared::http::with_location(
+        (StatusCode::CREATED, AppJson(body)).into_response(),
+        &location,
+    )
 }
 
 fn tenant_not_found(name: &TenantName) -> ApiError {

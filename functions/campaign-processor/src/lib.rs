@@ -177,7 +177,8 @@ impl Processor {
             && !matches!(err, JobError::UnknownCampaign(..))
         {
             let client = self.pool.get().await?;
-            campaigns::record_failure(&client, job.campaign_id, job.job_id, &err.to_string()).await?;
+            campaigns::record_failure(&client, job.campaign_id, job.job_id, &err.to_string())
+                .await?;
         }
         result
     }

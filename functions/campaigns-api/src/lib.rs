@@ -1,1 +1,466 @@
-//! placeholder
+//! `campaigns-api`: a tenant's campaigns under `/tenants/{tenant_name}/campaigns`, their
+//! customers, and audience previews. Creating a campaign and `process-customers` put a
+//! selection job on the campaign queue (see `campaign-processor`) and answer 202 with the
+//! campaign's processing state.
+//!
+//! Permissions (DESIGN.md): `campaign.read` to read; `campaign.write` to create, preview and
+//! edit a `draft`; `campaign.manage` to edit any campaign and change its status;
+//! `campaign.delete`; `campaign.process`. Every query filters by the tenant of the path, so
+//! another tenant's campaign is 404.
+
+use axum::Router;
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::auth::{Permission, Principal};
+use shared::criteria::Criteria;
+use shared::db::campaigns::{
+    self, AudienceMember, Campaign, CampaignContent, CampaignFilter, DeliverySummary,
+};
+use shared::db::{offers, tenant_transaction};
+use shared::domain::{CampaignStatus, DeliveryStatus, OfferStatus, TenantName};
+use shared::error::FieldError;
+use shared::http::{
+    AppJson, AppPath, AppQuery, Keyset, Page, check_length, nullable, with_location,
+};
+use shared::queue::CampaignJob;
+use shared::{ApiError, AppState};
+use uuid::Uuid;
+
+/// Longest campaign name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+/// Default and largest sample of an audience preview.
+pub const PREVIEW_SAMPLE: (i64, i64) = (10, 50);
+
+/// The router of this function.
+pub fn router() -> Router<AppState> {
+    let one = "/tenants/{tenant_name}/campaigns/{campaign_id}";
+    Router::new()
+        .route("/tenants/{tenant_name}/campaigns", post(create).get(list))
+        .route(
+            "/tenants/{tenant_name}/campaigns/audience-preview",
+            post(preview),
+        )
+        .route(one, get(read).put(update).delete(remove))
+        .route(&format!("{one}/process-customers"), post(process))
+        .route(&format!("{one}/customers"), get(customers))
+        .route(&format!("{one}/customers/summary"), get(summary))
+}
+
+fn not_found(id: i32) -> ApiError {
+    ApiError::NotFound(format!("no campaign {id} in this tenant"))
+}
+
+/// Parses criteria, answering 422 with a pointer under `/selection_criteria`.
+fn check_criteria(criteria: &Value) -> Result<Criteria, ApiError> {
+    Criteria::parse(criteria).map_err(|err| ApiError::Unprocessable {
+        detail: format!("selection_criteria: {}", err.detail),
+        errors: vec![FieldError {
+            pointer: format!("/selection_criteria{}", err.pointer),
+            detail: err.detail,
+        }],
+    })
+}
+
+/// 422 unless the content is acceptable.
+fn check_content(content: &CampaignContent) -> Result<(), ApiError> {
+    let name_chars = content.name.trim().chars().count();
+    if name_chars == 0 || content.name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::invalid_field(
+            "name",
+            format!("must be 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    check_length(
+        "description",
+        content.description.as_deref(),
+        MAX_DESCRIPTION_CHARS,
+    )?;
+    check_criteria(&content.selection_criteria)?;
+    if content.start_date > content.end_date {
+        return Err(ApiError::invalid_field(
+            "end_date",
+            "must not be before start_date",
+        ));
+    }
+    Ok(())
+}
+
+/// Puts a new job for `campaign` on the queue. If the queue refuses it, the campaign is
+/// marked `failed` with a `last_error` that says how to retry, and the queue's error is
+/// returned.
+async fn enqueue(
+    state: &AppState,
+    tenant: &TenantName,
+    campaign: &Campaign,
+    job_id: Uuid,
+) -> Result<(), ApiError> {
+    let job = CampaignJob {
+        campaign_id: campaign.id,
+        tenant_name: tenant.clone(),
+        job_id,
+        range: None,
+    };
+    let sent = match state.queue() {
+        Ok(queue) => queue.send(&job).await.map_err(ApiError::from),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = sent {
+        let client = state.pool.get().await?;
+        campaigns::record_failure(
+            &client,
+            campaign.id,
+            job_id,
+            "the selection job could not be queued; POST .../process-customers to retry",
+        )
+        .await?;
+        return Err(err);
+    }
+    tracing::info!(tenant.name = %tenant, campaign.id = campaign.id, job.id = %job_id, "selection job queued");
+    Ok(())
+}
+
+/// `POST` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateCampaign {
+    offer_id: i32,
+    name: String,
+    description: Option<String>,
+    selection_criteria: Value,
+    start_date: NaiveDate,
+    end_date: NaiveDate,
+}
+
+/// `POST /tenants/{t}/campaigns` (`campaign.write`): a `draft` campaign for an approved offer
+/// of the tenant; its selection job is queued. 202 with `Location` and the campaign.
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath(tenant): AppPath<TenantName>,
+    AppJson(body): AppJson<CreateCampaign>,
+) -> Result<Response, ApiError> {
+    principal.require(&tenant, Permission::CampaignWrite)?;
+    let content = CampaignContent {
+        name: body.name,
+        description: body.description,
+        selection_criteria: body.selection_criteria,
+        start_date: body.start_date,
+        end_date: body.end_date,
+    };
+    check_content(&content)?;
+    let job_id = Uuid::new_v4();
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    // Locked, so it cannot be deleted while the campaign that uses it is created.
+    let offer = offers::get(&tx, &tenant, body.offer_id, true).await?;
+    match offer {
+        None => {
+            return Err(ApiError::invalid_field(
+                "offer_id",
+                format!("no offer {} in this tenant", body.offer_id),
+            ));
+        }
+        Some(offer) if offer.status != OfferStatus::Approved => {
+            return Err(ApiError::invalid_field(
+                "offer_id",
+                format!(
+                    "offer {} is {}; campaigns need an approved offer",
+                    offer.id, offer.status
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    let campaign = campaigns::insert(
+        &tx,
+        &tenant,
+        body.offer_id,
+        &content,
+        &principal.username,
+        job_id,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = campaign.id, "campaign created");
+    let location = format!("/tenants/{tenant}/campaigns/{}", campaign.id);
+    // The campaign exists either way; a queue failure shows in its processing state.
+    let campaign = match enqueue(&state, &tenant, &campaign, job_id).await {
+        Ok(()) => campaign,
+        Err(_) => campaigns::get(&client, &tenant, campaign.id, false)
+            .await?
+            .ok_or_else(|| not_found(campaign.id))?,
+    };
+    Ok(with_location(
+        (StatusCode::ACCEPTED, AppJson(campaign)).into_response(),
+        &location,
+    ))
+}
+
+/// `GET` list filters.
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<CampaignStatus>,
+    offer_id: Option<i32>,
+}
+
+/// `GET /tenants/{t}/campaigns?status=&offer_id=&limit=&offset=` (`campaign.read`): newest
+/// first.
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath(tenant): AppPath<TenantName>,
+    AppQuery(query): AppQuery<ListQuery>,
+    page: Page,
+) -> Result<AppJson<Vec<Campaign>>, ApiError> {
+    principal.require(&tenant, Permission::CampaignRead)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let filter = CampaignFilter {
+        status: query.status,
+        offer_id: query.offer_id,
+    };
+    let list = campaigns::list(&tx, &tenant, &filter, page).await?;
+    tx.commit().await?;
+    Ok(AppJson(list))
+}
+
+/// `GET /tenants/{t}/campaigns/{id}` (`campaign.read`).
+async fn read(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+) -> Result<AppJson<Campaign>, ApiError> {
+    principal.require(&tenant, Permission::CampaignRead)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let campaign = campaigns::get(&tx, &tenant, id, false)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    tx.commit().await?;
+    Ok(AppJson(campaign))
+}
+
+/// `PUT` body: any of the fields; absent ones keep their value.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateCampaign {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    selection_criteria: Option<Value>,
+    start_date: Option<NaiveDate>,
+    end_date: Option<NaiveDate>,
+    status: Option<CampaignStatus>,
+}
+
+/// `PUT /tenants/{t}/campaigns/{id}`: content changes need `campaign.write` while the
+/// campaign is `draft` and `campaign.manage` after that (never once `completed`, 409);
+/// status changes need `campaign.manage` and follow draft → active ⇄ paused, active →
+/// completed (409 otherwise).
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppJson(body): AppJson<UpdateCampaign>,
+) -> Result<AppJson<Campaign>, ApiError> {
+    let may_write = principal
+        .require(&tenant, Permission::CampaignWrite)
+        .is_ok();
+    let may_manage = principal
+        .require(&tenant, Permission::CampaignManage)
+        .is_ok();
+    if !may_write && !may_manage {
+        principal.require(&tenant, Permission::CampaignManage)?;
+    }
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let current = campaigns::get(&tx, &tenant, id, true)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let content_changes = body.name.is_some()
+        || body.description.is_some()
+        || body.selection_criteria.is_some()
+        || body.start_date.is_some()
+        || body.end_date.is_some();
+    let next_status = body.status.unwrap_or(current.status);
+    if next_status != current.status {
+        principal.require(&tenant, Permission::CampaignManage)?;
+        if !current.status.can_become(next_status) {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is {}; it cannot become {next_status}",
+                current.status
+            )));
+        }
+    }
+    if content_changes {
+        if current.status == CampaignStatus::Completed {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is completed and can no longer be edited"
+            )));
+        }
+        if current.status != CampaignStatus::Draft {
+            principal.require(&tenant, Permission::CampaignManage)?;
+        }
+    }
+    let content = CampaignContent {
+        name: body.name.unwrap_or(current.name),
+        description: body.description.unwrap_or(current.description),
+        selection_criteria: body
+            .selection_criteria
+            .unwrap_or(current.selection_criteria),
+        start_date: body.start_date.unwrap_or(current.start_date),
+        end_date: body.end_date.unwrap_or(current.end_date),
+    };
+    check_content(&content)?;
+    let campaign = campaigns::update(&tx, &tenant, id, &content, next_status).await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, status = %next_status, "campaign updated");
+    Ok(AppJson(campaign))
+}
+
+/// `DELETE /tenants/{t}/campaigns/{id}` (`campaign.delete`): only while `draft` or with no
+/// delivery reported `sent` (409 otherwise). 204.
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(&tenant, Permission::CampaignDelete)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let campaign = campaigns::get(&tx, &tenant, id, true)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if campaign.status != CampaignStatus::Draft && campaigns::has_sent_deliveries(&tx, id).await? {
+        return Err(ApiError::Conflict(format!(
+            "campaign {id} is {} and has sent deliveries; it can no longer be deleted",
+            campaign.status
+        )));
+    }
+    campaigns::delete(&tx, &tenant, id).await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, "campaign deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /tenants/{t}/campaigns/{id}/process-customers` (`campaign.process`): queues a new
+/// selection job (superseding any earlier one). 202 with the campaign; 409 once completed;
+/// 503 if the queue refuses the job.
+async fn process(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+) -> Result<Response, ApiError> {
+    principal.require(&tenant, Permission::CampaignProcess)?;
+    let job_id = Uuid::new_v4();
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let current = campaigns::get(&tx, &tenant, id, true)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if current.status == CampaignStatus::Completed {
+        return Err(ApiError::Conflict(format!(
+            "campaign {id} is completed; its customers are final"
+        )));
+    }
+    let campaign = campaigns::queue_job(&tx, &tenant, id, job_id).await?;
+    tx.commit().await?;
+    enqueue(&state, &tenant, &campaign, job_id).await?;
+    Ok((StatusCode::ACCEPTED, AppJson(campaign)).into_response())
+}
+
+/// `GET …/customers` filters.
+#[derive(Deserialize)]
+struct CustomersQuery {
+    delivery_status: Option<DeliveryStatus>,
+}
+
+/// `GET /tenants/{t}/campaigns/{id}/customers?delivery_status=&limit=&after=`
+/// (`campaign.read`): keyset pages in customer-id order, with a `Link: rel="next"` header on
+/// full pages.
+async fn customers(
+    State(state): State<AppState>,
+    principal: Principal,
+    OriginalUri(uri): OriginalUri,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppQuery(query): AppQuery<CustomersQuery>,
+    keyset: Keyset,
+) -> Result<Response, ApiError> {
+    principal.require(&tenant, Permission::CampaignRead)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    campaigns::get(&tx, &tenant, id, false)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let rows =
+        campaigns::customers(&tx, id, query.delivery_status, keyset.after, keyset.limit).await?;
+    tx.commit().await?;
+    Ok(keyset.respond(&uri, rows, |row| row.customer_id))
+}
+
+/// `GET /tenants/{t}/campaigns/{id}/customers/summary` (`campaign.read`): deliveries per
+/// status, `{"total", "pending", "sent", "failed"}`.
+async fn summary(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+) -> Result<AppJson<DeliverySummary>, ApiError> {
+    principal.require(&tenant, Permission::CampaignRead)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    campaigns::get(&tx, &tenant, id, false)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let counts = campaigns::summary(&tx, id).await?;
+    tx.commit().await?;
+    Ok(AppJson(counts))
+}
+
+/// `POST …/audience-preview` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewRequest {
+    selection_criteria: Value,
+    sample_size: Option<i64>,
+}
+
+/// `POST …/audience-preview` answer.
+#[derive(Serialize)]
+struct Preview {
+    matched_count: i64,
+    sample: Vec<AudienceMember>,
+}
+
+/// `POST /tenants/{t}/campaigns/audience-preview` (`campaign.write`): how many customers the
+/// criteria select and a sample of them (`sample_size` 0–50, default 10), creating nothing.
+async fn preview(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath(tenant): AppPath<TenantName>,
+    AppJson(body): AppJson<PreviewRequest>,
+) -> Result<AppJson<Preview>, ApiError> {
+    principal.require(&tenant, Permission::CampaignWrite)?;
+    let sample = body.sample_size.unwrap_or(PREVIEW_SAMPLE.0);
+    if !(0..=PREVIEW_SAMPLE.1).contains(&sample) {
+        return Err(ApiError::invalid_field(
+            "sample_size",
+            format!("must be between 0 and {}", PREVIEW_SAMPLE.1),
+        ));
+    }
+    let compiled = check_criteria(&body.selection_criteria)?.compile(1);
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let (matched_count, sample) = campaigns::preview(&tx, &compiled, sample).await?;
+    tx.commit().await?;
+    Ok(AppJson(Preview {
+        matched_count,
+        sample,
+    }))
+}

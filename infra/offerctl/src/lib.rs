@@ -1,10 +1,16 @@
 //! The local gateway: every function's router merged into one axum app, as API Gateway
-//! routes them in AWS. Used by `offerctl serve` and by the integration tests.
+//! routes them in AWS, plus the campaign processor fed from a queue as Lambda's event source
+//! mapping would. Used by `offerctl serve` and by the integration tests.
+
+pub mod worker;
 
 use axum::Router;
 use axum::routing::get;
+use campaign_processor::Processor;
+use deadpool_postgres::Pool;
 use serde_json::json;
 use shared::AppState;
+use shared::queue::Queue;
 
 /// All routes of all functions, plus `GET /health` (liveness, no database access).
 pub fn app(state: AppState) -> Router {
@@ -16,5 +22,37 @@ pub fn app(state: AppState) -> Router {
         .merge(auth_api::router())
         .merge(admin_api::router())
         .merge(offers_api::router())
+        .merge(campaigns_api::router())
+        .merge(customers_api::router())
         .with_state(state)
+}
+
+/// Starts the campaign processor in the background and returns the queue that feeds it:
+/// the SQS queue at `queue_url`, polled by a task, or (without a URL) a new in-process
+/// queue consumed by a task. `range_size` is the processor's customers per range job.
+pub async fn start_processor(pool: Pool, queue_url: Option<String>, range_size: i64) -> Queue {
+    match queue_url {
+        Some(url) => {
+            let queue = Queue::sqs(url.clone()).await;
+            if let Queue::Sqs { client, .. } = &queue {
+                let processor = Processor {
+                    pool,
+                    queue: queue.clone(),
+                    range_size,
+                };
+                tokio::spawn(worker::run_sqs_poller(client.clone(), url, processor));
+            }
+            queue
+        }
+        None => {
+            let (queue, receiver) = Queue::in_process();
+            let processor = Processor {
+                pool,
+                queue: queue.clone(),
+                range_size,
+            };
+            tokio::spawn(worker::run_in_process(receiver, processor));
+            queue
+        }
+    }
 }

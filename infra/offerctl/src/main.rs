@@ -6,6 +6,12 @@
 //!   `SUPER_ADMIN_PASSWORD`, else a prompt. `--reset-password` sets the password (and
 //!   super admin flag) of an existing account instead of failing.
 //!
+//! - `import-customers FILE`: imports a customer CSV (all rows or none; see
+//!   `POST /customers/import`).
+//!
+//! `serve` runs the campaign processor too: on an in-process queue by default, or polling
+//! the SQS queue named by `CAMPAIGN_QUEUE_URL`.
+//!
 //! Exit status 0 on success; otherwise non-zero with a one-line reason on stderr.
 
 use std::net::SocketAddr;
@@ -53,6 +59,11 @@ enum Command {
         #[arg(long)]
         reset_password: bool,
     },
+    /// Import customers from a CSV file (header row of customers columns; upsert by email).
+    ImportCustomers {
+        /// The CSV file.
+        file: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -82,6 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             full_name,
             reset_password,
         } => create_super_admin(&username, full_name.as_deref(), reset_password).await,
+        Command::ImportCustomers { file } => import_customers(&file).await,
     }
 }
 
@@ -152,9 +164,45 @@ async fn create_super_admin(
     Ok(())
 }
 
+async fn import_customers(file: &std::path::Path) -> anyhow::Result<()> {
+    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let config = DatabaseConfig::from_env()?;
+    let pool = db::pool(&config)?;
+    match customers_api::import_csv(&pool, &data).await {
+        Ok(summary) => {
+            println!(
+                "imported {}: {} rows, {} inserted, {} updated, {} unchanged",
+                file.display(),
+                summary.rows,
+                summary.inserted,
+                summary.updated,
+                summary.unchanged
+            );
+            Ok(())
+        }
+        Err(shared::ApiError::Unprocessable { detail, errors }) => {
+            for error in &errors {
+                eprintln!("{}", error.detail);
+            }
+            bail!("{detail}")
+        }
+        Err(err) => Err(anyhow::anyhow!("{err}")).context("import failed"),
+    }
+}
+
 async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let config = Config::from_env()?;
+    let range_size = campaign_processor::range_size_from_env().map_err(anyhow::Error::msg)?;
+    let queue_url = std::env::var("CAMPAIGN_QUEUE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
     let state = AppState::new(&config)?;
+    let queue = offerctl::start_processor(state.pool.clone(), queue_url.clone(), range_size).await;
+    let state = state.with_queue(queue);
+    match &queue_url {
+        Some(url) => tracing::info!(queue.url = %url, "campaign jobs go to SQS; polling it"),
+        None => tracing::info!("campaign jobs go to the in-process queue"),
+    }
     // Fail fast, naming the problem, rather than on the first request.
     drop(
         state

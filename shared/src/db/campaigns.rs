@@ -232,9 +232,16 @@ pub async fn update(
 ///
 /// # Errors
 /// Database failures.
-pub async fn delete(client: &impl GenericClient, tenant: &TenantName, id: i32) -> Result<bool, ApiError> {
+pub async fn delete(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+) -> Result<bool, ApiError> {
     let n = client
-        .execute("delete from campaigns where tenant_name = $1 and id = $2", &[&tenant.as_str(), &id])
+        .execute(
+            "delete from campaigns where tenant_name = $1 and id = $2",
+            &[&tenant.as_str(), &id],
+        )
         .await?;
     Ok(n == 1)
 }
@@ -326,7 +333,11 @@ pub async fn job_target(
     id: i32,
     exclusive: bool,
 ) -> Result<Option<JobTarget>, ApiError> {
-    let lock = if exclusive { "for update" } else { "for key share" };
+    let lock = if exclusive {
+        "for update"
+    } else {
+        "for key share"
+    };
     let row = client
         .query_opt(
             &format!(
@@ -356,7 +367,10 @@ pub async fn job_target(
 /// # Errors
 /// Database failures.
 pub async fn customer_count(client: &impl GenericClient) -> Result<i64, ApiError> {
-    Ok(client.query_one("select count(*) from customers", &[]).await?.get(0))
+    Ok(client
+        .query_one("select count(*) from customers", &[])
+        .await?
+        .get(0))
 }
 
 /// Marks job `job_id` as split into `ranges` ranges (`running`); ranges it already finished
@@ -364,7 +378,12 @@ pub async fn customer_count(client: &impl GenericClient) -> Result<i64, ApiError
 ///
 /// # Errors
 /// Database failures.
-pub async fn start_ranges(client: &impl GenericClient, id: i32, job_id: Uuid, ranges: i32) -> Result<(), ApiError> {
+pub async fn start_ranges(
+    client: &impl GenericClient,
+    id: i32,
+    job_id: Uuid,
+    ranges: i32,
+) -> Result<(), ApiError> {
     client
         .execute(
             "update campaigns set processing_status = 'running', ranges_total = $3,
@@ -583,7 +602,10 @@ pub async fn preview(
 ) -> Result<(i64, Vec<AudienceMember>), ApiError> {
     let params = criteria.bind(&[]);
     let count: i64 = client
-        .query_one(&format!("select count(*) from customers c where {}", criteria.sql), &params)
+        .query_one(
+            &format!("select count(*) from customers c where {}", criteria.sql),
+            &params,
+        )
         .await?
         .get(0);
     let mut params = params;

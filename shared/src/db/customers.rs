@@ -134,8 +134,14 @@ impl CustomerRecord {
             ("preferred_language", &self.preferred_language),
         ];
         for (field, value) in texts {
-            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_TEXT_CHARS) {
-                problems.push((field, format!("must be at most {MAX_TEXT_CHARS} characters")));
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_TEXT_CHARS)
+            {
+                problems.push((
+                    field,
+                    format!("must be at most {MAX_TEXT_CHARS} characters"),
+                ));
             }
         }
         let enums = [
@@ -167,7 +173,8 @@ impl CustomerRecord {
             problems.push(("account_age_months", "must be ≥ 0".into()));
         }
         if let Some(dob) = self.dob
-            && (dob < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(dob) || dob > Utc::now().date_naive())
+            && (dob < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(dob)
+                || dob > Utc::now().date_naive())
         {
             problems.push(("dob", "must be a date between 1900-01-01 and today".into()));
         }
@@ -279,7 +286,10 @@ fn record_params<'a>(
 ///
 /// # Errors
 /// 409 if the e-mail is taken; database failures.
-pub async fn insert(client: &impl GenericClient, record: &CustomerRecord) -> Result<Customer, ApiError> {
+pub async fn insert(
+    client: &impl GenericClient,
+    record: &CustomerRecord,
+) -> Result<Customer, ApiError> {
     let income = record.annual_income.as_ref().map(Number::to_string);
     let attributes = Value::Object(record.attributes.clone());
     let row = client
@@ -328,7 +338,10 @@ pub async fn replace(
 /// Database failures.
 pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<Customer>, ApiError> {
     let row = client
-        .query_opt(&format!("select {OUTPUT} from customers where id = $1"), &[&id])
+        .query_opt(
+            &format!("select {OUTPUT} from customers where id = $1"),
+            &[&id],
+        )
         .await?;
     row.as_ref().map(customer).transpose()
 }
@@ -338,7 +351,10 @@ pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<Custome
 /// # Errors
 /// Database failures.
 pub async fn delete(client: &impl GenericClient, id: Uuid) -> Result<bool, ApiError> {
-    Ok(client.execute("delete from customers where id = $1", &[&id]).await? == 1)
+    Ok(client
+        .execute("delete from customers where id = $1", &[&id])
+        .await?
+        == 1)
 }
 
 /// Filters of the customer list; each is an exact match.
@@ -472,7 +488,9 @@ impl From<ImportError> for ApiError {
 /// # Errors
 /// [`ImportError::Invalid`] with every problem found.
 pub fn parse_csv(data: &[u8]) -> Result<Vec<(u64, CustomerRecord)>, ImportError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(data);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(data);
     let header_problem = |reason: String| {
         ImportError::Invalid(vec![ImportProblem {
             line: 1,
@@ -492,7 +510,9 @@ pub fn parse_csv(data: &[u8]) -> Result<Vec<(u64, CustomerRecord)>, ImportError>
     }
     for required in ["full_name", "email"] {
         if !seen.contains_key(required) {
-            return Err(header_problem(format!("the header has no {required} column")));
+            return Err(header_problem(format!(
+                "the header has no {required} column"
+            )));
         }
     }
     let names: Vec<String> = headers.iter().map(|h| h.trim().to_owned()).collect();
@@ -523,16 +543,23 @@ pub fn parse_csv(data: &[u8]) -> Result<Vec<(u64, CustomerRecord)>, ImportError>
                 row_problems.push(("email".into(), format!("{email:?} is also on line {first}")));
             }
         } else {
-            row_problems.push(("email".into(), "is required: imports match customers by e-mail".into()));
+            row_problems.push((
+                "email".into(),
+                "is required: imports match customers by e-mail".into(),
+            ));
         }
         if row_problems.is_empty() {
             records.push((line, record));
         }
-        problems.extend(row_problems.into_iter().map(|(column, reason)| ImportProblem {
-            line,
-            column: Some(column),
-            reason,
-        }));
+        problems.extend(
+            row_problems
+                .into_iter()
+                .map(|(column, reason)| ImportProblem {
+                    line,
+                    column: Some(column),
+                    reason,
+                }),
+        );
     }
     if problems.is_empty() {
         Ok(records)
@@ -542,7 +569,11 @@ pub fn parse_csv(data: &[u8]) -> Result<Vec<(u64, CustomerRecord)>, ImportError>
 }
 
 /// One CSV row as a record; problems of individual cells go to `problems`.
-fn parse_row(names: &[String], row: &csv::StringRecord, problems: &mut Vec<(String, String)>) -> CustomerRecord {
+fn parse_row(
+    names: &[String],
+    row: &csv::StringRecord,
+    problems: &mut Vec<(String, String)>,
+) -> CustomerRecord {
     let mut record = CustomerRecord {
         full_name: String::new(),
         email: None,
@@ -714,7 +745,10 @@ fn copy_cells(line: u64, r: &CustomerRecord) -> Vec<String> {
         text(&r.kyc_status),
         text(&r.segment),
         text(&r.occupation),
-        r.annual_income.as_ref().map(Number::to_string).unwrap_or_default(),
+        r.annual_income
+            .as_ref()
+            .map(Number::to_string)
+            .unwrap_or_default(),
         int(r.credit_score),
         text(&r.state),
         text(&r.city),
