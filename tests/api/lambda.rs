@@ -82,3 +82,47 @@ async fn offers_api_answers_a_list_offers_event() {
     assert_eq!(response.body.as_array().map(Vec::len), Some(1));
     assert_eq!(response.body[0]["data"], serde_json::json!({"apr": 9.9}));
 }
+
+#[tokio::test]
+async fn campaigns_api_answers_a_list_campaigns_event() {
+    let app = TestApp::spawn().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let created = app
+        .post(
+            "/tenants/credit_card/campaigns",
+            &fx.maker,
+            serde_json::json!({"offer_id": fx.offer_id, "name": "Lambda", "selection_criteria": {},
+                               "start_date": "2026-12-01", "end_date": "2026-12-02"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
+    let mut event = event("campaigns-api/list-campaigns.json");
+    event["headers"]["authorization"] = Value::String(format!("Bearer {}", fx.viewer));
+    let response = invoke(
+        campaigns_api::router().with_state(app.state.clone()),
+        &event,
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(response.body.as_array().map(Vec::len), Some(1));
+    assert_eq!(response.body[0]["name"], "Lambda");
+}
+
+#[tokio::test]
+async fn customers_api_answers_a_list_customers_event() {
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let token = app.super_admin_token().await;
+    let mut event = event("customers-api/list-customers.json");
+    event["headers"]["authorization"] = Value::String(format!("Bearer {token}"));
+    let response = invoke(
+        customers_api::router().with_state(app.state.clone()),
+        &event,
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    let page = response.body.as_array().expect("array");
+    assert_eq!(page.len(), 5);
+    assert!(page.iter().all(|c| c["segment"] == "platinum"));
+    assert!(response.headers.contains_key(axum::http::header::LINK));
+}

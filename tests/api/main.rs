@@ -2,6 +2,10 @@
 
 mod admin;
 mod auth;
+mod campaigns;
+mod customers;
 mod database;
 mod lambda;
 mod offers;
+mod processor;
+mod sqs;

@@ -26,6 +26,14 @@ pub const SUPER_ADMIN: &str = "root.admin";
 pub const SUPER_ADMIN_PASSWORD: &str = "root admin password";
 /// Password given to users made by [`TestApp::create_user`].
 pub const USER_PASSWORD: &str = "user password 123";
+/// Customers per range job of the test apps' processor (the real data set is split into
+/// several ranges).
+pub const TEST_RANGE_SIZE: i64 = 3_000;
+/// The real data set (10,127 card holders), as the project keeps it.
+pub const DEMO_CUSTOMERS_CSV: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../infra/demo/customers_credit_card.csv"
+);
 /// The JWT key of test apps.
 pub const JWT_SECRET: &str = "integration-tests-jwt-secret-0123456789";
 
@@ -184,6 +192,9 @@ impl TestApp {
         })
         .expect("config");
         let state = AppState::new(&config).expect("state");
+        let queue =
+            offerctl_gateway::start_processor(state.pool.clone(), None, TEST_RANGE_SIZE).await;
+        let state = state.with_queue(queue);
         let app = Self {
             router: offerctl_gateway::app(state.clone()),
             state,
@@ -315,6 +326,114 @@ impl TestApp {
                 .await;
             assert!(response.status.is_success(), "{:?}", response.body);
         }
+    }
+}
+
+/// A tenant with one user per default role and an approved offer, made by [`TestApp::tenant_with_offer`].
+#[derive(Debug, Clone)]
+pub struct TenantFixture {
+    /// The tenant's name.
+    pub tenant: String,
+    /// Token of `<tenant>.admin` (role `admin`).
+    pub admin: String,
+    /// Token of `<tenant>.maker` (role `create`).
+    pub maker: String,
+    /// Token of `<tenant>.checker` (role `approver`).
+    pub checker: String,
+    /// Token of `<tenant>.viewer` (role `read_only`).
+    pub viewer: String,
+    /// An approved offer of the tenant (written by the maker, approved by the checker).
+    pub offer_id: i64,
+}
+
+impl TestApp {
+    /// Creates `tenant`, a user per default role and an approved offer.
+    pub async fn tenant_with_offer(&self, tenant: &str) -> TenantFixture {
+        let sa = self.super_admin_token().await;
+        self.create_tenant(&sa, tenant).await;
+        let mut tokens = Vec::new();
+        for (user, role) in [
+            ("admin", "admin"),
+            ("maker", "create"),
+            ("checker", "approver"),
+            ("viewer", "read_only"),
+        ] {
+            let username = format!("{}.{user}", tenant.replace('_', "-"));
+            self.create_user(&sa, &username, &[(tenant, role)]).await;
+            tokens.push(self.login(&username, USER_PASSWORD).await);
+        }
+        let [admin, maker, checker, viewer] = <[String; 4]>::try_from(tokens).expect("four tokens");
+        let offers = format!("/tenants/{tenant}/offers");
+        let created = self
+            .post(
+                &offers,
+                &maker,
+                serde_json::json!({"data": {"title": "Cashback 5%"}}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let offer_id = created.body["id"].as_i64().expect("offer id");
+        for (path, token) in [("submit", &maker), ("approve", &checker)] {
+            let response = self
+                .post(
+                    &format!("{offers}/{offer_id}/{path}"),
+                    token,
+                    serde_json::json!({}),
+                )
+                .await;
+            assert_eq!(
+                response.status,
+                StatusCode::OK,
+                "{path}: {:?}",
+                response.body
+            );
+        }
+        TenantFixture {
+            tenant: tenant.to_owned(),
+            admin,
+            maker,
+            checker,
+            viewer,
+            offer_id,
+        }
+    }
+
+    /// Imports the real data set ([`DEMO_CUSTOMERS_CSV`]) directly.
+    pub async fn import_demo_customers(&self) -> shared::db::customers::ImportSummary {
+        let data = std::fs::read(DEMO_CUSTOMERS_CSV).expect("demo data");
+        customers_api::import_csv(&self.state.pool, &data)
+            .await
+            .expect("import demo customers")
+    }
+
+    /// Polls campaign `id` until its processing is `done` or `failed` (at most 60 s); returns
+    /// the campaign.
+    pub async fn wait_for_processing(&self, tenant: &str, id: i64, token: &str) -> Value {
+        let path = format!("/tenants/{tenant}/campaigns/{id}");
+        for _ in 0..600 {
+            let response = self.get(&path, token).await;
+            assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+            let status = response.body["processing_status"].as_str().unwrap_or("");
+            if status == "done" || status == "failed" {
+                return response.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("campaign {id} was not processed within 60 s");
+    }
+
+    /// Counts rows of a query that returns one `bigint`.
+    pub async fn count(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> i64 {
+        self.db()
+            .await
+            .query_one(sql, params)
+            .await
+            .expect("count query")
+            .get(0)
     }
 }
 
