@@ -882,3 +882,344 @@ impl Emitter {
         let _ = write!(self.sql, "{sql}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn compile(criteria: Value) -> Compiled {
+        Criteria::parse(&criteria)
+            .unwrap_or_else(|e| panic!("{criteria}: {e}"))
+            .compile(1)
+    }
+
+    fn refused(criteria: Value) -> CriteriaError {
+        Criteria::parse(&criteria).expect_err("must be refused")
+    }
+
+    #[test]
+    fn bare_values_mean_eq_and_in_and_inactive_customers_are_left_out() {
+        let c = compile(json!({"segment": "gold"}));
+        assert_eq!(
+            c.sql,
+            "(coalesce(c.segment = $1::text, false)) and coalesce(c.is_active, true)"
+        );
+        assert_eq!(c.params, [Param::Text("gold".into())]);
+        let c = compile(json!({"state": ["KA", "MH"]}));
+        assert!(c.sql.contains("c.state = any($1::text[])"), "{}", c.sql);
+        let c = compile(json!({"is_active": false}));
+        assert_eq!(c.sql, "coalesce(c.is_active = $1::bool, false)");
+    }
+
+    #[test]
+    fn every_operator_compiles_with_typed_placeholders() {
+        let cases = [
+            (
+                json!({"credit_score": {"eq": 700}}),
+                "coalesce(c.credit_score = $1::int8, false)",
+            ),
+            (
+                json!({"credit_score": {"ne": 700}}),
+                "(not coalesce(c.credit_score = $1::int8, false))",
+            ),
+            (
+                json!({"credit_score": {"gt": 700}}),
+                "coalesce(c.credit_score > $1::int8, false)",
+            ),
+            (
+                json!({"credit_score": {"gte": 700}}),
+                "coalesce(c.credit_score >= $1::int8, false)",
+            ),
+            (
+                json!({"credit_score": {"lt": 700}}),
+                "coalesce(c.credit_score < $1::int8, false)",
+            ),
+            (
+                json!({"credit_score": {"lte": 700}}),
+                "coalesce(c.credit_score <= $1::int8, false)",
+            ),
+            (
+                json!({"credit_score": {"in": [1, 2]}}),
+                "coalesce(c.credit_score = any($1::int8[]), false)",
+            ),
+            (
+                json!({"credit_score": {"not_in": [1, 2]}}),
+                "(not coalesce(c.credit_score = any($1::int8[]), false))",
+            ),
+            (
+                json!({"annual_income": {"between": [1, 2.5]}}),
+                "coalesce(c.annual_income between $1::text::numeric and $2::text::numeric, false)",
+            ),
+            (
+                json!({"dob": {"lt": "1990-01-01"}}),
+                "coalesce(c.dob < $1::date, false)",
+            ),
+            (json!({"city": {"exists": true}}), "(c.city is not null)"),
+            (json!({"city": {"exists": false}}), "(c.city is null)"),
+            (
+                json!({"attributes.tier": "gold"}),
+                "coalesce((c.attributes -> $1::text) = $2::jsonb, false)",
+            ),
+        ];
+        for (criteria, sql) in cases {
+            let compiled = compile(criteria.clone());
+            assert_eq!(
+                compiled.sql,
+                format!("({sql}) and coalesce(c.is_active, true)"),
+                "{criteria}"
+            );
+        }
+        let c = compile(json!({"attributes.limit": {"gte": 5000}}));
+        assert!(
+            c.sql
+                .contains("jsonb_typeof(c.attributes -> $1::text) = 'number'")
+        );
+        assert!(c.sql.contains(">= $2::text::numeric"));
+        assert_eq!(c.params[1], Param::Text("5000".into()));
+    }
+
+    #[test]
+    fn compositions_nest_and_parameters_continue_from_the_first() {
+        let c = Criteria::parse(&json!({
+            "any": [{"segment": "gold"}, {"segment": "platinum"}],
+            "not": {"kyc_status": "rejected"},
+            "all": [{"credit_score": {"gte": 600}}, {"credit_score": {"lt": 900}}]
+        }))
+        .expect("valid")
+        .compile(5);
+        assert_eq!(
+            c.sql,
+            "(((coalesce(c.credit_score >= $5::int8, false) and coalesce(c.credit_score < $6::int8, false)) \
+             and (coalesce(c.segment = $7::text, false) or coalesce(c.segment = $8::text, false)) \
+             and (not coalesce(c.kyc_status = $9::text, false)))) and coalesce(c.is_active, true)"
+        );
+        assert_eq!(c.params.len(), 5);
+        let c = compile(json!({"segment": "gold", "credit_score": {"gte": 1, "lte": 2}}));
+        assert_eq!(c.params.len(), 3);
+    }
+
+    #[test]
+    fn type_errors_name_the_key() {
+        let cases = [
+            (json!({"credit_score": "high"}), "/credit_score"),
+            (json!({"credit_score": 1.5}), "/credit_score"),
+            (json!({"annual_income": "lots"}), "/annual_income"),
+            (json!({"dob": "01/02/1990"}), "/dob"),
+            (json!({"is_active": 1}), "/is_active"),
+            (json!({"segment": 5}), "/segment"),
+            (json!({"segment": {"gte": "a"}}), "/segment/gte"),
+            (json!({"gender": "m"}), "/gender"),
+            (
+                json!({"credit_score": {"in": [1, "2"]}}),
+                "/credit_score/in/1",
+            ),
+            (
+                json!({"credit_score": {"between": [1, 2, 3]}}),
+                "/credit_score/between",
+            ),
+            (json!({"city": {"exists": "yes"}}), "/city/exists"),
+            (json!({"not": [{"segment": "gold"}]}), "/not"),
+            (json!({"all": {"segment": "gold"}}), "/all"),
+            (json!({"any": [5]}), "/any/0"),
+            (json!({"attributes.": 1}), "/attributes."),
+            (json!({"attributes.a/b": 1}), "/attributes.a~1b"),
+            (json!({"attributes.tier": [[1]]}), "/attributes.tier/0"),
+            (json!({"segment": {}}), "/segment"),
+            (json!("gold"), ""),
+        ];
+        for (criteria, pointer) in cases {
+            assert_eq!(refused(criteria.clone()).pointer, pointer, "{criteria}");
+        }
+    }
+
+    #[test]
+    fn limits_on_depth_nodes_lists_and_strings() {
+        let deep =
+            (0..=MAX_DEPTH).fold(json!({"segment": "gold"}), |inner, _| json!({"not": inner}));
+        assert!(refused(deep).detail.contains("deeper"));
+        let ok = (0..MAX_DEPTH).fold(json!({"segment": "gold"}), |inner, _| json!({"not": inner}));
+        assert!(Criteria::parse(&ok).is_ok());
+        let many: Vec<Value> = (0..=MAX_NODES)
+            .map(|i| json!({"credit_score": i}))
+            .collect();
+        assert!(refused(json!({"any": many})).detail.contains("conditions"));
+        let long: Vec<i64> = (0..=MAX_LIST_LEN as i64).collect();
+        assert_eq!(
+            refused(json!({"credit_score": long})).pointer,
+            "/credit_score"
+        );
+        assert_eq!(
+            refused(json!({"segment": "x".repeat(MAX_TEXT_LEN + 1)})).pointer,
+            "/segment"
+        );
+    }
+
+    #[test]
+    fn injection_attempts_are_refused_or_bound() {
+        for key in [
+            "1=1 OR segment",
+            "segment; drop table users",
+            "c.segment",
+            "SEGMENT",
+        ] {
+            assert_eq!(refused(json!({key: "x"})).pointer, format!("/{key}"));
+        }
+        let c = compile(json!({"segment": {"eq": "x'; UPDATE users SET is_super_admin=true; --"}}));
+        assert!(!c.sql.contains("UPDATE") && !c.sql.contains('\''.to_string().repeat(2).as_str()));
+        assert_eq!(
+            c.params,
+            [Param::Text(
+                "x'; UPDATE users SET is_super_admin=true; --".into()
+            )]
+        );
+    }
+
+    /// Identifiers and keywords the compiler may emit; anything else in the SQL is a `$n`
+    /// placeholder, a cast, punctuation or one of the quoted `jsonb_typeof` results.
+    const EMITTED: &[&str] = &[
+        "c",
+        "and",
+        "or",
+        "not",
+        "coalesce",
+        "false",
+        "true",
+        "any",
+        "between",
+        "is",
+        "null",
+        "case",
+        "when",
+        "then",
+        "end",
+        "jsonb_typeof",
+        "attributes",
+        "text",
+        "numeric",
+        "int8",
+        "date",
+        "bool",
+        "jsonb",
+    ];
+
+    fn only_allowed_tokens(sql: &str) -> Result<(), String> {
+        let without_literals = sql.replace("'number'", " ").replace("'string'", " ");
+        if without_literals.contains('\'')
+            || without_literals.contains(';')
+            || without_literals.contains("--")
+        {
+            return Err(format!(
+                "unexpected literal or statement separator in {sql}"
+            ));
+        }
+        let mut chars = without_literals.chars().peekable();
+        while let Some(ch) = chars.next() {
+            if ch == '$' {
+                let digits: String =
+                    std::iter::from_fn(|| chars.next_if(char::is_ascii_digit)).collect();
+                if digits.is_empty() {
+                    return Err(format!("bare $ in {sql}"));
+                }
+            } else if ch.is_ascii_alphabetic() || ch == '_' {
+                let mut word = ch.to_string();
+                word.extend(std::iter::from_fn(|| {
+                    chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_')
+                }));
+                let allowed =
+                    EMITTED.contains(&word.as_str()) || COLUMNS.iter().any(|c| c.name == word);
+                if !allowed {
+                    return Err(format!("identifier {word:?} in {sql}"));
+                }
+            } else if ch.is_ascii_digit() {
+                return Err(format!("numeric literal in {sql}"));
+            } else if !" ().,=<>-:[]".contains(ch) {
+                return Err(format!("unexpected {ch:?} in {sql}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn any_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z_]{1,12}",
+            "\\PC{0,40}",
+            Just("x' OR '1'='1".to_owned()),
+            Just("'; drop table users; --".to_owned()),
+            Just("$1".to_owned()),
+        ]
+    }
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any_text().prop_map(Value::String),
+            any::<i32>().prop_map(|n| json!(n)),
+            (-1.0e9f64..1.0e9).prop_map(|n| json!(n)),
+            any::<bool>().prop_map(Value::Bool),
+            Just(json!("1990-05-17")),
+            Just(Value::Null),
+        ]
+    }
+
+    fn any_key() -> impl Strategy<Value = String> {
+        let columns: Vec<String> = COLUMNS.iter().map(|c| c.name.to_owned()).collect();
+        prop_oneof![
+            4 => proptest::sample::select(columns),
+            1 => "[a-z_]{1,10}".prop_map(|k| format!("attributes.{k}")),
+            1 => any_text(),
+        ]
+    }
+
+    fn any_condition() -> impl Strategy<Value = Value> {
+        let ops = proptest::sample::select(Operator::ALL.map(Operator::as_str).to_vec());
+        prop_oneof![
+            any_value(),
+            proptest::collection::vec(any_value(), 0..4).prop_map(Value::Array),
+            (
+                ops,
+                prop_oneof![
+                    any_value(),
+                    proptest::collection::vec(any_value(), 0..3).prop_map(Value::Array)
+                ]
+            )
+                .prop_map(|(op, v)| json!({op: v})),
+        ]
+    }
+
+    fn any_criteria() -> impl Strategy<Value = Value> {
+        let leaf = proptest::collection::btree_map(any_key(), any_condition(), 0..4)
+            .prop_map(|m| Value::Object(m.into_iter().collect()));
+        leaf.prop_recursive(4, 64, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 1..4).prop_map(|v| json!({"any": v})),
+                proptest::collection::vec(inner.clone(), 1..4).prop_map(|v| json!({"all": v})),
+                inner.prop_map(|v| json!({"not": v})),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn generated_sql_holds_only_allow_listed_identifiers_and_placeholders(criteria in any_criteria()) {
+            if let Ok(parsed) = Criteria::parse(&criteria) {
+                let compiled = parsed.compile(3);
+                prop_assert_eq!(only_allowed_tokens(&compiled.sql), Ok(()));
+                // Every parameter is used, and nothing else is referenced.
+                let mut used: Vec<usize> = compiled
+                    .sql
+                    .split('$')
+                    .skip(1)
+                    .filter_map(|rest| rest.split(':').next()?.parse().ok())
+                    .collect();
+                used.sort_unstable();
+                used.dedup();
+                let expected: Vec<usize> = (3..3 + compiled.params.len()).collect();
+                prop_assert_eq!(used, expected);
+            }
+        }
+    }
+}
