@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the platform locally on its embedded defaults: PostgreSQL on 127.0.0.1:5432 (installed
 # and started if missing), database `offers` created and migrated, a super admin `admin`
-# whose credentials are printed, and every function's routes served by `offerctl serve`.
+# whose credentials are printed, the demo customers (infra/demo, 10,127 real card holders)
+# imported, and every function's routes plus the campaign processor served by `offerctl serve`
+# (in-process queue; set CAMPAIGN_QUEUE_URL to use an SQS queue instead).
 #
 # Local secrets (JWT key, admin password) are generated once into .local/ (git-ignored).
 # Override with DATABASE_URL, JWT_SECRET, SUPER_ADMIN_PASSWORD, LISTEN, RUST_LOG.
@@ -32,6 +34,8 @@ cargo build --quiet -p offerctl
 offerctl=target/debug/offerctl
 "$offerctl" migrate
 "$offerctl" create-super-admin --username admin --full-name "Local super admin" --reset-password >/dev/null
+# Idempotent: a second run reports every row unchanged.
+"$offerctl" import-customers infra/demo/customers_credit_card.csv
 
 cat <<TXT
 
