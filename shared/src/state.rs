@@ -24,6 +24,13 @@ pub struct AppState {
     pub queue: Option<Queue>,
 }
 
+impl axum::extract::FromRef<AppState> for Pool {
+    /// Lets routers that need only the database (the delivery webhook) take `State<Pool>`.
+    fn from_ref(state: &AppState) -> Pool {
+        state.pool.clone()
+    }
+}
+
 impl AppState {
     /// Builds the state from configuration. Connections are opened lazily, on first use.
     ///

@@ -126,3 +126,25 @@ async fn customers_api_answers_a_list_customers_event() {
     assert!(page.iter().all(|c| c["segment"] == "platinum"));
     assert!(response.headers.contains_key(axum::http::header::LINK));
 }
+
+#[tokio::test]
+async fn delivery_webhook_answers_a_report_event_with_only_a_pool() {
+    let app = TestApp::spawn().await;
+    let sa = app.super_admin_token().await;
+    let issued = app
+        .post("/sa/webhook-keys", &sa, serde_json::json!({"name": "ses"}))
+        .await;
+    let mut event = event("delivery-webhook/update-delivery-status.json");
+    event["headers"]["x-api-key"] = issued.body["key"].clone();
+    // The Lambda runs this router on the pool alone (no JWT key).
+    let router = delivery_webhook::router().with_state(app.state.pool.clone());
+    let response = invoke(router, &event).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(response.body["results"][0]["status"], "not_found");
+    event["headers"]["x-api-key"] = Value::String("omk_wrong".into());
+    let router = delivery_webhook::router().with_state(app.state.pool.clone());
+    assert_eq!(
+        invoke(router, &event).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -9,3 +9,4 @@ mod lambda;
 mod offers;
 mod processor;
 mod sqs;
+mod webhook;

@@ -1,4 +1,5 @@
-//! `admin-api`: the super admin's routes — tenants, users and role assignments.
+//! `admin-api`: the super admin's routes — tenants, users, role assignments and the API keys
+//! of the delivery webhook.
 //!
 //! Every route requires a super admin ([`SuperAdmin`]). Lists take `limit` (default 50, at
 //! most 200) and `offset`. `PUT` changes only the fields present in the body (`null` clears
@@ -8,13 +9,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use chrono::Utc;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use shared::auth::SuperAdmin;
 use shared::auth::password::check_policy;
+use shared::auth::{SuperAdmin, api_key};
 use shared::db::roles::{self, AssignmentFilter, TenantRole};
+use shared::db::webhooks::{self, WebhookKey};
 use shared::db::{tenants, users};
 use shared::domain::{RoleName, TenantName, Username};
 use shared::http::{AppJson, AppPath, AppQuery, Page, check_length, nullable};
@@ -41,6 +43,11 @@ pub fn router() -> Router<AppState> {
             "/sa/users/{username}/change-password",
             post(set_user_password),
         )
+        .route(
+            "/sa/webhook-keys",
+            post(create_webhook_key).get(list_webhook_keys),
+        )
+        .route("/sa/webhook-keys/{key_id}", delete(revoke_webhook_key))
         .route(
             "/sa/user-tenant-roles",
             post(assign_roles).get(list_assignments).delete(remove_role),
@@ -516,5 +523,106 @@ async fn remove_role(
         )));
     }
     tracing::info!(user.name = %admin.username, target.user = %body.username, tenant.name = %body.tenant_name, role = %body.role, "role removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A webhook key as created: the listing fields plus the secrets, shown this once.
+#[derive(Debug, Serialize)]
+pub struct IssuedWebhookKey {
+    /// The stored key.
+    #[serde(flatten)]
+    pub key: WebhookKey,
+    /// The API key to send in `X-API-Key`.
+    #[serde(rename = "key")]
+    pub api_key: String,
+    /// The Standard Webhooks signing secret (`whsec_…`), if requests must be signed.
+    pub signing_secret: Option<String>,
+}
+
+/// Creates a webhook key named `name` (1–100 characters), with a signing secret if `signed`.
+/// Used by `POST /sa/webhook-keys` and `offerctl webhook-key create`.
+///
+/// # Errors
+/// 422 for a bad name; 500 if the OS has no randomness; database failures.
+pub async fn issue_webhook_key(
+    client: &impl shared::db::GenericClient,
+    name: &str,
+    signed: bool,
+    created_by: Option<&Username>,
+) -> Result<IssuedWebhookKey, ApiError> {
+    let chars = name.trim().chars().count();
+    if chars == 0 || name.chars().count() > 100 {
+        return Err(ApiError::invalid_field(
+            "name",
+            "must be 1 to 100 characters",
+        ));
+    }
+    let new = api_key::generate().map_err(|e| ApiError::internal(e.to_string()))?;
+    let signing_secret = if signed {
+        Some(api_key::generate_signing_secret().map_err(|e| ApiError::internal(e.to_string()))?)
+    } else {
+        None
+    };
+    let key = webhooks::insert_key(
+        client,
+        new.id,
+        name,
+        &new.hash,
+        signing_secret.as_ref().map(ExposeSecret::expose_secret),
+        created_by,
+    )
+    .await?;
+    Ok(IssuedWebhookKey {
+        key,
+        api_key: new.key.expose_secret().to_owned(),
+        signing_secret: signing_secret.map(|s| s.expose_secret().to_owned()),
+    })
+}
+
+/// `POST /sa/webhook-keys` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateWebhookKey {
+    name: String,
+    #[serde(default)]
+    signed: bool,
+}
+
+/// `POST /sa/webhook-keys` `{"name", "signed"?}`: 201 with the key (and signing secret) shown
+/// once; only the key's hash is stored.
+async fn create_webhook_key(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppJson(body): AppJson<CreateWebhookKey>,
+) -> Result<Response, ApiError> {
+    let client = state.pool.get().await?;
+    let issued = issue_webhook_key(&client, &body.name, body.signed, Some(&admin.username)).await?;
+    tracing::info!(user.name = %admin.username, webhook.key_id = %issued.key.id, signed = body.signed, "webhook key created");
+    Ok(created(
+        format!("/sa/webhook-keys/{}", issued.key.id),
+        issued,
+    ))
+}
+
+/// `GET /sa/webhook-keys`: every key, newest first, without secrets.
+async fn list_webhook_keys(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+) -> Result<AppJson<Vec<WebhookKey>>, ApiError> {
+    Ok(AppJson(
+        webhooks::list_keys(&state.pool.get().await?).await?,
+    ))
+}
+
+/// `DELETE /sa/webhook-keys/{key_id}`: revokes the key (204, idempotent); 404 if absent.
+async fn revoke_webhook_key(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppPath(id): AppPath<uuid::Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if !webhooks::revoke_key(&state.pool.get().await?, id).await? {
+        return Err(ApiError::NotFound(format!("no webhook key {id}")));
+    }
+    tracing::info!(user.name = %admin.username, webhook.key_id = %id, "webhook key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

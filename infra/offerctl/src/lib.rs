@@ -24,6 +24,7 @@ pub fn app(state: AppState) -> Router {
         .merge(offers_api::router())
         .merge(campaigns_api::router())
         .merge(customers_api::router())
+        .merge(delivery_webhook::router())
         .with_state(state)
 }
 

@@ -9,6 +9,9 @@
 //! - `import-customers FILE`: imports a customer CSV (all rows or none; see
 //!   `POST /customers/import`).
 //!
+//! - `webhook-key create --name NAME [--signed]`, `webhook-key list`, `webhook-key revoke ID`:
+//!   API keys of the delivery webhook (the key and signing secret are printed once).
+//!
 //! `serve` runs the campaign processor too: on an in-process queue by default, or polling
 //! the SQS queue named by `CAMPAIGN_QUEUE_URL`.
 //!
@@ -59,10 +62,33 @@ enum Command {
         #[arg(long)]
         reset_password: bool,
     },
+    /// Manage the delivery webhook's API keys.
+    #[command(subcommand)]
+    WebhookKey(WebhookKeyCommand),
     /// Import customers from a CSV file (header row of customers columns; upsert by email).
     ImportCustomers {
         /// The CSV file.
         file: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhookKeyCommand {
+    /// Create a key; prints it (and the signing secret) once.
+    Create {
+        /// What the key is for, e.g. the provider's name.
+        #[arg(long)]
+        name: String,
+        /// Also require Standard Webhooks signatures (prints a whsec_ secret).
+        #[arg(long)]
+        signed: bool,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id (a UUID).
+        id: uuid::Uuid,
     },
 }
 
@@ -94,6 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             reset_password,
         } => create_super_admin(&username, full_name.as_deref(), reset_password).await,
         Command::ImportCustomers { file } => import_customers(&file).await,
+        Command::WebhookKey(command) => webhook_key(command).await,
     }
 }
 
@@ -160,6 +187,51 @@ async fn create_super_admin(
             bail!("user {username} already exists (use --reset-password to set its password)")
         }
         Err(e) => bail!("{e}"),
+    }
+    Ok(())
+}
+
+async fn webhook_key(command: WebhookKeyCommand) -> anyhow::Result<()> {
+    let client = connect().await?;
+    match command {
+        WebhookKeyCommand::Create { name, signed } => {
+            let issued = admin_api::issue_webhook_key(&client, &name, signed, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("id:             {}", issued.key.id);
+            println!("key:            {}", issued.api_key);
+            if let Some(secret) = &issued.signing_secret {
+                println!("signing secret: {secret}");
+            }
+            println!("(shown once: send the key as X-API-Key; only its hash is stored)");
+        }
+        WebhookKeyCommand::List => {
+            let keys = shared::db::webhooks::list_keys(&client)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for key in keys {
+                println!(
+                    "{}  {:<24} signed={:<5} created={} last_used={} revoked={}",
+                    key.id,
+                    key.name,
+                    key.signed,
+                    key.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    key.last_used_at
+                        .map_or("-".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                    key.revoked_at
+                        .map_or("-".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                );
+            }
+        }
+        WebhookKeyCommand::Revoke { id } => {
+            let found = shared::db::webhooks::revoke_key(&client, id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !found {
+                bail!("no webhook key {id}");
+            }
+            println!("revoked webhook key {id}");
+        }
     }
     Ok(())
 }

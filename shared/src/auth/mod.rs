@@ -2,6 +2,7 @@
 //! ([`token`]), permissions and default roles ([`permission`]), and the request principal
 //! ([`principal`]).
 
+pub mod api_key;
 pub mod password;
 pub mod permission;
 pub mod principal;

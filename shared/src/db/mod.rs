@@ -10,6 +10,7 @@ pub mod offers;
 pub mod roles;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 

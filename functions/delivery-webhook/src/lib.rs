@@ -1,0 +1,316 @@
+//! `delivery-webhook`: `POST /system/campaigns/update-delivery-status`, where delivery
+//! providers (e-mail, SMS, push) report what happened to each campaign delivery.
+//!
+//! - **Authentication** by API key in `X-API-Key` (keys from `/sa/webhook-keys` or
+//!   `offerctl webhook-key create`; stored as SHA-256, compared in constant time), not JWT.
+//!   When the key has a signing secret, the request must also carry a Standard Webhooks
+//!   signature (`webhook-id`, `webhook-timestamp`, `webhook-signature`: HMAC-SHA256 over
+//!   `id.timestamp.body`), verified on the raw bytes before parsing by the `standardwebhooks`
+//!   crate, with its 5-minute window. A replayed `webhook-id` is answered 200 and changes
+//!   nothing.
+//! - **Body**: a JSON array of at most [`MAX_REPORTS`] reports
+//!   `{campaign_id, customer_id, status: "sent"|"failed", sent_at, provider_message_id?,
+//!   failure_reason?}`, at most [`MAX_BODY_BYTES`] (413 beyond; 422 for too many items).
+//! - **One statement** applies the batch. The answer lists every report as `updated`,
+//!   `unchanged` (the row records the same or a later event), `not_found` or `invalid` (with a
+//!   reason), and counts them; the request answers 200 once understood.
+//! - Events never go back in time: a report whose `sent_at` is not later than the recorded one
+//!   changes nothing; of two reports for one delivery in a batch the later wins.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{FromRef, Request, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::ApiError;
+use shared::auth::api_key;
+use shared::db::webhooks::{self, ActiveKey, DeliveryReport, ReportOutcome};
+use shared::domain::DeliveryStatus;
+use shared::http::{AppJson, has_media_type, read_body_limited};
+use standardwebhooks::{HEADER_WEBHOOK_ID, Webhook, WebhookError};
+use uuid::Uuid;
+
+/// Most reports per request.
+pub const MAX_REPORTS: usize = 1000;
+/// Largest body, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Header carrying the API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// Longest `provider_message_id`, in characters.
+pub const MAX_PROVIDER_MESSAGE_ID_CHARS: usize = 200;
+/// Longest `failure_reason`, in characters.
+pub const MAX_FAILURE_REASON_CHARS: usize = 1000;
+
+/// The router of this function. It needs only the database pool, so the Lambda runs it
+/// without the JWT configuration of the user-facing functions.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Pool: FromRef<S>,
+{
+    Router::new().route(
+        "/system/campaigns/update-delivery-status",
+        post(update_delivery_status),
+    )
+}
+
+/// Checks the API key (and, for a signing key, the signature over the raw body). Returns the
+/// key and, for signed requests, the message id.
+async fn authenticate(
+    pool: &Pool,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(ActiveKey, Option<String>), ApiError> {
+    let presented = headers
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| SecretString::from(v.trim().to_owned()))
+        .ok_or(ApiError::Unauthorized(
+            "send the API key in the X-API-Key header",
+        ))?;
+    let refused = ApiError::Unauthorized("the API key is not valid");
+    let Some(id) = api_key::key_id(&presented) else {
+        return Err(refused);
+    };
+    let client = pool.get().await?;
+    let key = webhooks::active_key(&client, id).await?;
+    // Unknown and revoked keys cost the same comparison as a wrong one.
+    let stored = key.as_ref().map_or(&[0u8; 32][..], |k| &k.hash[..]);
+    let valid = api_key::matches(&presented, stored);
+    let key = match key {
+        Some(key) if valid => key,
+        _ => {
+            tracing::warn!(webhook.key_id = %id, "webhook request with an invalid API key");
+            return Err(refused);
+        }
+    };
+    let Some(secret) = &key.signing_secret else {
+        return Ok((key, None));
+    };
+    let webhook = Webhook::new(secret.expose_secret())
+        .map_err(|e| ApiError::internal(format!("stored signing secret is unusable: {e}")))?;
+    if let Err(err) = webhook.verify(body, headers) {
+        tracing::warn!(webhook.key_id = %key.id, error = %err, "webhook signature refused");
+        return Err(ApiError::Unauthorized(match err {
+            WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError => {
+                "webhook-timestamp is outside the 5-minute window"
+            }
+            WebhookError::MissingHeader(_) | WebhookError::InvalidHeader(_) => {
+                "this key requires signed requests: webhook-id, webhook-timestamp, webhook-signature"
+            }
+            _ => "the webhook signature does not match",
+        }));
+    }
+    let message_id = headers
+        .get(HEADER_WEBHOOK_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok((key, message_id))
+}
+
+/// One report as sent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    campaign_id: i32,
+    customer_id: Uuid,
+    status: String,
+    sent_at: DateTime<Utc>,
+    #[serde(default)]
+    provider_message_id: Option<String>,
+    #[serde(default)]
+    failure_reason: Option<String>,
+}
+
+/// Validates one array item.
+fn validate(index: i32, item: Value) -> Result<DeliveryReport, String> {
+    let raw: RawReport = serde_json::from_value(item).map_err(|e| e.to_string())?;
+    let status = match raw.status.as_str() {
+        "sent" => DeliveryStatus::Sent,
+        "failed" => DeliveryStatus::Failed,
+        other => return Err(format!("status {other:?} is not sent or failed")),
+    };
+    let too_long =
+        |v: &Option<String>, max: usize| v.as_ref().is_some_and(|s| s.chars().count() > max);
+    if too_long(&raw.provider_message_id, MAX_PROVIDER_MESSAGE_ID_CHARS) {
+        return Err(format!(
+            "provider_message_id is longer than {MAX_PROVIDER_MESSAGE_ID_CHARS} characters"
+        ));
+    }
+    if too_long(&raw.failure_reason, MAX_FAILURE_REASON_CHARS) {
+        return Err(format!(
+            "failure_reason is longer than {MAX_FAILURE_REASON_CHARS} characters"
+        ));
+    }
+    Ok(DeliveryReport {
+        index,
+        campaign_id: raw.campaign_id,
+        customer_id: raw.customer_id,
+        status,
+        sent_at: raw.sent_at,
+        provider_message_id: raw.provider_message_id,
+        failure_reason: raw.failure_reason,
+    })
+}
+
+/// What happened to one report (`updated`, `unchanged`, `not_found`, `invalid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum ItemStatus {
+    Updated,
+    Unchanged,
+    NotFound,
+    Invalid,
+}
+
+impl From<ReportOutcome> for ItemStatus {
+    fn from(outcome: ReportOutcome) -> Self {
+        match outcome {
+            ReportOutcome::Updated => Self::Updated,
+            ReportOutcome::Unchanged => Self::Unchanged,
+            ReportOutcome::NotFound => Self::NotFound,
+        }
+    }
+}
+
+/// One report's result.
+#[derive(Debug, Serialize)]
+struct ItemResult {
+    index: i32,
+    status: ItemStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// Counts per outcome.
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    updated: usize,
+    unchanged: usize,
+    not_found: usize,
+    invalid: usize,
+}
+
+/// The answer: every report's outcome, in request order, and the counts.
+#[derive(Debug, Serialize)]
+struct Answer {
+    results: Vec<ItemResult>,
+    summary: Summary,
+}
+
+/// `POST /system/campaigns/update-delivery-status`.
+async fn update_delivery_status(
+    State(pool): State<Pool>,
+    request: Request,
+) -> Result<AppJson<Answer>, ApiError> {
+    let headers = request.headers().clone();
+    let body = read_body_limited(request.into_body(), MAX_BODY_BYTES).await?;
+    let (key, message_id) = authenticate(&pool, &headers, &body).await?;
+    if !has_media_type(&headers, "application/json") {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the reports as application/json".into(),
+        ));
+    }
+    let items: Vec<Value> = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(items)) => items,
+        Ok(_) => {
+            return Err(ApiError::invalid_field(
+                "",
+                "the body must be a JSON array of reports",
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::BadRequest {
+                detail: format!("the body is not valid JSON: {e}"),
+                errors: Vec::new(),
+            });
+        }
+    };
+    if items.len() > MAX_REPORTS {
+        return Err(ApiError::Unprocessable {
+            detail: format!("at most {MAX_REPORTS} reports per request; split the batch"),
+            errors: Vec::new(),
+        });
+    }
+    let mut outcomes: Vec<ItemResult> = Vec::with_capacity(items.len());
+    let mut reports: Vec<DeliveryReport> = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let index = i32::try_from(index).unwrap_or(i32::MAX);
+        match validate(index, item) {
+            Ok(report) => reports.push(report),
+            Err(reason) => outcomes.push(ItemResult {
+                index,
+                status: ItemStatus::Invalid,
+                reason: Some(reason),
+            }),
+        }
+    }
+    // Of several reports for one delivery, only the latest (then the last sent) is applied.
+    let mut latest: HashMap<(i32, Uuid), usize> = HashMap::new();
+    for (i, report) in reports.iter().enumerate() {
+        let slot = latest
+            .entry((report.campaign_id, report.customer_id))
+            .or_insert(i);
+        if (report.sent_at, report.index) > (reports[*slot].sent_at, reports[*slot].index) {
+            *slot = i;
+        }
+    }
+    let (winners, superseded): (Vec<_>, Vec<_>) = reports
+        .into_iter()
+        .enumerate()
+        .partition(|(i, r)| latest.get(&(r.campaign_id, r.customer_id)) == Some(i));
+    let winners: Vec<DeliveryReport> = winners.into_iter().map(|(_, r)| r).collect();
+    outcomes.extend(superseded.into_iter().map(|(_, r)| ItemResult {
+        index: r.index,
+        status: ItemStatus::Unchanged,
+        reason: Some("a later report for the same delivery is in this batch".into()),
+    }));
+
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let replayed = match &message_id {
+        Some(id) => !webhooks::record_message(&tx, key.id, id).await?,
+        None => false,
+    };
+    if replayed {
+        outcomes.extend(winners.iter().map(|r| ItemResult {
+            index: r.index,
+            status: ItemStatus::Unchanged,
+            reason: Some("this webhook-id was already processed".into()),
+        }));
+    } else if !winners.is_empty() {
+        for (index, outcome) in webhooks::apply_reports(&tx, &winners).await? {
+            outcomes.push(ItemResult {
+                index,
+                status: outcome.into(),
+                reason: None,
+            });
+        }
+    }
+    webhooks::touch_key(&tx, key.id).await?;
+    tx.commit().await?;
+
+    outcomes.sort_by_key(|r| r.index);
+    let mut summary = Summary::default();
+    for result in &outcomes {
+        match result.status {
+            ItemStatus::Updated => summary.updated += 1,
+            ItemStatus::Unchanged => summary.unchanged += 1,
+            ItemStatus::NotFound => summary.not_found += 1,
+            ItemStatus::Invalid => summary.invalid += 1,
+        }
+    }
+    tracing::info!(webhook.key_id = %key.id, replayed, updated = summary.updated,
+        unchanged = summary.unchanged, not_found = summary.not_found, invalid = summary.invalid,
+        "delivery reports applied");
+    Ok(AppJson(Answer {
+        results: outcomes,
+        summary,
+    }))
+}

@@ -1,0 +1,274 @@
+//! Webhook keys (`webhook_keys`), seen Standard Webhooks message ids (`webhook_messages`) and
+//! the bulk delivery-status update the webhook applies.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::GenericClient;
+use crate::domain::{DeliveryStatus, Username};
+use crate::error::ApiError;
+
+/// How long a signed message id is remembered, in seconds: the 5-minute signature window
+/// plus margin for clock skew.
+pub const MESSAGE_ID_RETENTION_SECS: i64 = 15 * 60;
+
+/// A webhook key as listed (never its secret parts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookKey {
+    /// Public id (also inside the key).
+    pub id: Uuid,
+    /// What it is for (e.g. the provider's name).
+    pub name: String,
+    /// Whether requests must carry a Standard Webhooks signature.
+    pub signed: bool,
+    /// Who created it.
+    pub created_by: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Last accepted request.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const KEY_COLUMNS: &str = "id, name, signing_secret is not null as signed, created_by, created_at, last_used_at, revoked_at";
+
+fn key(row: &tokio_postgres::Row) -> WebhookKey {
+    WebhookKey {
+        id: row.get("id"),
+        name: row.get("name"),
+        signed: row.get("signed"),
+        created_by: row.get("created_by"),
+        created_at: row.get("created_at"),
+        last_used_at: row.get("last_used_at"),
+        revoked_at: row.get("revoked_at"),
+    }
+}
+
+/// Stores a new key (its hash, and the signing secret if any).
+///
+/// # Errors
+/// Database failures.
+pub async fn insert_key(
+    client: &impl GenericClient,
+    id: Uuid,
+    name: &str,
+    hash: &[u8],
+    signing_secret: Option<&str>,
+    created_by: Option<&Username>,
+) -> Result<WebhookKey, ApiError> {
+    let row = client
+        .query_one(
+            &format!(
+                "insert into webhook_keys (id, name, key_hash, signing_secret, created_by)
+                 values ($1, $2, $3, $4, $5) returning {KEY_COLUMNS}"
+            ),
+            &[
+                &id,
+                &name,
+                &hash,
+                &signing_secret,
+                &created_by.map(Username::as_str),
+            ],
+        )
+        .await?;
+    Ok(key(&row))
+}
+
+/// Every key, newest first.
+///
+/// # Errors
+/// Database failures.
+pub async fn list_keys(client: &impl GenericClient) -> Result<Vec<WebhookKey>, ApiError> {
+    let rows = client
+        .query(
+            &format!("select {KEY_COLUMNS} from webhook_keys order by created_at desc, id"),
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(key).collect())
+}
+
+/// Revokes a key (idempotent); `false` if there is no such key.
+///
+/// # Errors
+/// Database failures.
+pub async fn revoke_key(client: &impl GenericClient, id: Uuid) -> Result<bool, ApiError> {
+    let n = client
+        .execute(
+            "update webhook_keys set revoked_at = coalesce(revoked_at, now()) where id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// What authentication needs of an active (unrevoked) key.
+#[derive(Debug, Clone)]
+pub struct ActiveKey {
+    /// The key's id.
+    pub id: Uuid,
+    /// SHA-256 of the key.
+    pub hash: Vec<u8>,
+    /// The signing secret, when requests must be signed.
+    pub signing_secret: Option<secrecy::SecretString>,
+}
+
+/// The active key with this id, if any.
+///
+/// # Errors
+/// Database failures.
+pub async fn active_key(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<ActiveKey>, ApiError> {
+    let row = client
+        .query_opt(
+            "select id, key_hash, signing_secret from webhook_keys
+             where id = $1 and revoked_at is null",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|row| ActiveKey {
+        id: row.get("id"),
+        hash: row.get("key_hash"),
+        signing_secret: row
+            .get::<_, Option<String>>("signing_secret")
+            .map(secrecy::SecretString::from),
+    }))
+}
+
+/// Records a signed message id for a key: `false` if it was already seen (a replay). Also
+/// forgets ids older than [`MESSAGE_ID_RETENTION_SECS`].
+///
+/// # Errors
+/// Database failures.
+pub async fn record_message(
+    client: &impl GenericClient,
+    key_id: Uuid,
+    message_id: &str,
+) -> Result<bool, ApiError> {
+    client
+        .execute(
+            "delete from webhook_messages where received_at < now() - make_interval(secs => $1)",
+            &[&(MESSAGE_ID_RETENTION_SECS as f64)],
+        )
+        .await?;
+    let n = client
+        .execute(
+            "insert into webhook_messages (key_id, message_id) values ($1, $2) on conflict do nothing",
+            &[&key_id, &message_id],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Notes that a key was just used.
+///
+/// # Errors
+/// Database failures.
+pub async fn touch_key(client: &impl GenericClient, id: Uuid) -> Result<(), ApiError> {
+    client
+        .execute(
+            "update webhook_keys set last_used_at = now() where id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// One validated status report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Position in the request's array.
+    pub index: i32,
+    /// The campaign.
+    pub campaign_id: i32,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// `sent` or `failed` (never `pending`).
+    pub status: DeliveryStatus,
+    /// When the provider acted (the event's time; later events win).
+    pub sent_at: DateTime<Utc>,
+    /// The provider's message id.
+    pub provider_message_id: Option<String>,
+    /// Why delivery failed.
+    pub failure_reason: Option<String>,
+}
+
+/// What one report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportOutcome {
+    /// The delivery row changed.
+    Updated,
+    /// The row already records this or a later event.
+    Unchanged,
+    /// No such campaign/customer pair.
+    NotFound,
+}
+
+/// Applies reports in one statement: each updates its `campaign_customers` row unless the row
+/// records an event at the same time or later (events never go back in time). Returns the
+/// outcome of each report, by index.
+///
+/// # Errors
+/// Database failures.
+pub async fn apply_reports(
+    client: &impl GenericClient,
+    reports: &[DeliveryReport],
+) -> Result<Vec<(i32, ReportOutcome)>, ApiError> {
+    let index: Vec<i32> = reports.iter().map(|r| r.index).collect();
+    let campaign: Vec<i32> = reports.iter().map(|r| r.campaign_id).collect();
+    let customer: Vec<Uuid> = reports.iter().map(|r| r.customer_id).collect();
+    let status: Vec<&str> = reports.iter().map(|r| r.status.as_str()).collect();
+    let sent_at: Vec<DateTime<Utc>> = reports.iter().map(|r| r.sent_at).collect();
+    let message: Vec<Option<&str>> = reports
+        .iter()
+        .map(|r| r.provider_message_id.as_deref())
+        .collect();
+    let reason: Vec<Option<&str>> = reports
+        .iter()
+        .map(|r| r.failure_reason.as_deref())
+        .collect();
+    let rows = client
+        .query(
+            "with report as (
+                 select * from unnest($1::int4[], $2::int4[], $3::uuid[], $4::text[],
+                                      $5::timestamptz[], $6::text[], $7::text[])
+                   as r(index, campaign_id, customer_id, status, sent_at, provider_message_id,
+                        failure_reason)
+             ),
+             updated as (
+                 update campaign_customers cc
+                 set delivery_status = r.status, sent_at = r.sent_at,
+                     provider_message_id = r.provider_message_id,
+                     failure_reason = r.failure_reason, updated_at = now()
+                 from report r
+                 where cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
+                   and (cc.sent_at is null or r.sent_at > cc.sent_at)
+                 returning r.index
+             )
+             select r.index, u.index is not null as updated,
+                    exists (select 1 from campaign_customers cc
+                            where cc.campaign_id = r.campaign_id
+                              and cc.customer_id = r.customer_id) as found
+             from report r left join updated u on u.index = r.index",
+            &[
+                &index, &campaign, &customer, &status, &sent_at, &message, &reason,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let outcome = match (row.get::<_, bool>("updated"), row.get::<_, bool>("found")) {
+                (true, _) => ReportOutcome::Updated,
+                (false, true) => ReportOutcome::Unchanged,
+                (false, false) => ReportOutcome::NotFound,
+            };
+            (row.get("index"), outcome)
+        })
+        .collect())
+}

@@ -1,0 +1,480 @@
+//! The delivery-status webhook: API keys, Standard Webhooks signatures and replays, bulk
+//! reports with per-item outcomes, event ordering, size limits, and the campaign counts.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use chrono::{Duration, Utc};
+use integration_tests::{TestApp, TestResponse};
+use serde_json::{Value, json};
+use standardwebhooks::Webhook;
+
+const PATH: &str = "/system/campaigns/update-delivery-status";
+
+/// A processed campaign over the real data: (app, tenant fixture, campaign id, its customers).
+async fn processed_campaign(
+    criteria: Value,
+) -> (TestApp, integration_tests::TenantFixture, i64, Vec<String>) {
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let created = app
+        .post(
+            "/tenants/credit_card/campaigns",
+            &fx.maker,
+            json!({"offer_id": fx.offer_id, "name": "Deliveries", "selection_criteria": criteria,
+                   "start_date": "2026-12-01", "end_date": "2026-12-31"}),
+        )
+        .await;
+    let id = created.body["id"].as_i64().expect("id");
+    let campaign = app.wait_for_processing("credit_card", id, &fx.admin).await;
+    assert_eq!(campaign["processing_status"], "done");
+    let customers = app
+        .db()
+        .await
+        .query(
+            "select customer_id::text from campaign_customers where campaign_id = $1 order by customer_id",
+            &[&(id as i32)],
+        )
+        .await
+        .expect("customers")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    (app, fx, id, customers)
+}
+
+/// Creates a key over the API: (key, signing secret).
+async fn issue_key(app: &TestApp, signed: bool) -> (String, Option<String>) {
+    let token = app.super_admin_token().await;
+    let response = app
+        .post(
+            "/sa/webhook-keys",
+            &token,
+            json!({"name": "mailer", "signed": signed}),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    (
+        response.body["key"].as_str().expect("key").to_owned(),
+        response.body["signing_secret"].as_str().map(str::to_owned),
+    )
+}
+
+async fn post_raw(
+    app: &TestApp,
+    key: Option<&str>,
+    body: Vec<u8>,
+    extra: &[(&str, String)],
+) -> TestResponse {
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(PATH)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(key) = key {
+        builder = builder.header("x-api-key", key);
+    }
+    for (name, value) in extra {
+        builder = builder.header(*name, value);
+    }
+    app.send(builder.body(Body::from(body)).expect("request"))
+        .await
+}
+
+async fn report(app: &TestApp, key: &str, items: &Value) -> TestResponse {
+    post_raw(app, Some(key), items.to_string().into_bytes(), &[]).await
+}
+
+fn signed_headers(
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let signature = Webhook::new(secret)
+        .expect("secret")
+        .sign(id, timestamp, body)
+        .expect("sign");
+    vec![
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+    ]
+}
+
+async fn summary(app: &TestApp, token: &str, id: i64) -> Value {
+    app.get(
+        &format!("/tenants/credit_card/campaigns/{id}/customers/summary"),
+        token,
+    )
+    .await
+    .body
+}
+
+#[tokio::test]
+async fn missing_wrong_and_revoked_keys_are_refused() {
+    let app = TestApp::spawn().await;
+    let (key, secret) = issue_key(&app, false).await;
+    assert!(key.starts_with("omk_") && secret.is_none());
+    let token = app.super_admin_token().await;
+    let listed = app.get("/sa/webhook-keys", &token).await;
+    assert_eq!(listed.body[0]["signed"], false);
+    assert!(
+        !listed.body.to_string().contains("omk_"),
+        "no secret in a listing"
+    );
+    let stored = app
+        .count(
+            "select count(*) from webhook_keys where key_hash = sha256($1::text::bytea)",
+            &[&key],
+        )
+        .await;
+    assert_eq!(stored, 1, "the key is stored as its SHA-256");
+    assert_eq!(report(&app, &key, &json!([])).await.status, StatusCode::OK);
+
+    let mut wrong = key.clone();
+    wrong.pop();
+    wrong.push(if key.ends_with('A') { 'B' } else { 'A' });
+    for presented in [
+        None,
+        Some(wrong.as_str()),
+        Some("omk_nonsense"),
+        Some("Bearer x"),
+    ] {
+        let response = post_raw(&app, presented, b"[]".to_vec(), &[]).await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{presented:?}");
+        assert_eq!(response.content_type(), "application/problem+json");
+    }
+    // A JWT is not a webhook credential.
+    let response = app.post(PATH, &token, json!([])).await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+
+    let id = listed.body[0]["id"].as_str().expect("id").to_owned();
+    let maker_attempt = app
+        .call(
+            Method::DELETE,
+            &format!("/sa/webhook-keys/{id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(maker_attempt.status, StatusCode::UNAUTHORIZED);
+    let revoked = app
+        .call(
+            Method::DELETE,
+            &format!("/sa/webhook-keys/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        report(&app, &key, &json!([])).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(app.get("/sa/webhook-keys", &token).await.body[0]["revoked_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_batch_of_1000_reports_is_applied_and_shows_in_the_campaign_counts() {
+    let (app, fx, id, customers) =
+        processed_campaign(json!({"segment": "blue", "kyc_status": "verified"})).await;
+    assert!(customers.len() > 1000);
+    let (key, _) = issue_key(&app, false).await;
+    let now = Utc::now();
+    let items: Vec<Value> = customers[..1000]
+        .iter()
+        .enumerate()
+        .map(|(i, customer)| {
+            let status = if i % 10 == 0 { "failed" } else { "sent" };
+            json!({"campaign_id": id, "customer_id": customer, "status": status,
+                   "sent_at": now.to_rfc3339(), "provider_message_id": format!("msg-{i}"),
+                   "failure_reason": (status == "failed").then_some("mailbox full")})
+        })
+        .collect();
+    let response = report(&app, &key, &Value::Array(items.clone())).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(
+        response.body["summary"],
+        json!({"updated": 1000, "unchanged": 0, "not_found": 0, "invalid": 0})
+    );
+    let total = customers.len() as i64;
+    assert_eq!(
+        summary(&app, &fx.viewer, id).await,
+        json!({"total": total, "pending": total - 1000, "sent": 900, "failed": 100})
+    );
+    let failed = app
+        .get(
+            &format!(
+                "/tenants/credit_card/campaigns/{id}/customers?delivery_status=failed&limit=200"
+            ),
+            &fx.viewer,
+        )
+        .await;
+    let rows = failed.body.as_array().expect("rows");
+    assert_eq!(rows.len(), 100);
+    assert!(
+        rows.iter()
+            .all(|r| r["failure_reason"] == "mailbox full" && r["sent_at"].is_string())
+    );
+    // The same batch again changes nothing.
+    let again = report(&app, &key, &Value::Array(items)).await;
+    assert_eq!(again.body["summary"]["unchanged"], 1000);
+}
+
+#[tokio::test]
+async fn mixed_batches_report_every_item() {
+    let (app, _fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
+    let (key, _) = issue_key(&app, false).await;
+    let now = Utc::now().to_rfc3339();
+    let stranger = app
+        .db()
+        .await
+        .query_one(
+            "select id::text from customers where segment = 'blue' limit 1",
+            &[],
+        )
+        .await
+        .expect("row")
+        .get::<_, String>(0);
+    let items = json!([
+        {"campaign_id": id, "customer_id": customers[0], "status": "sent", "sent_at": now},
+        {"campaign_id": 999999, "customer_id": customers[1], "status": "sent", "sent_at": now},
+        {"campaign_id": id, "customer_id": stranger, "status": "sent", "sent_at": now},
+        {"campaign_id": id, "customer_id": customers[2], "status": "pending", "sent_at": now},
+        {"campaign_id": id, "customer_id": "not-a-uuid", "status": "sent", "sent_at": now},
+        {"campaign_id": id, "customer_id": customers[3], "status": "sent"},
+        {"campaign_id": id, "customer_id": customers[4], "status": "sent", "sent_at": now, "colour": "red"},
+        "not an object",
+        {"campaign_id": id, "customer_id": customers[5], "status": "failed", "sent_at": now,
+         "failure_reason": "x".repeat(1001)},
+    ]);
+    let response = report(&app, &key, &items).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    let statuses: Vec<&str> = response.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "updated",
+            "not_found",
+            "not_found",
+            "invalid",
+            "invalid",
+            "invalid",
+            "invalid",
+            "invalid",
+            "invalid"
+        ]
+    );
+    let reasons = response.body["results"].to_string();
+    assert!(reasons.contains("not sent or failed"), "{reasons}");
+    assert!(reasons.contains("sent_at"), "{reasons}");
+    assert!(reasons.contains("colour"), "{reasons}");
+    assert_eq!(
+        response.body["summary"],
+        json!({"updated": 1, "unchanged": 0, "not_found": 2, "invalid": 6})
+    );
+    assert_eq!(
+        app.count(
+            "select count(*) from campaign_customers where delivery_status <> 'pending'",
+            &[]
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn events_never_go_back_in_time() {
+    let (app, fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
+    let (key, _) = issue_key(&app, false).await;
+    let t0 = Utc::now() - Duration::minutes(10);
+    let item = |status: &str, at: chrono::DateTime<Utc>| json!({"campaign_id": id, "customer_id": customers[0], "status": status, "sent_at": at.to_rfc3339()});
+    let outcome = |response: &TestResponse| response.body["results"][0]["status"].clone();
+    let newer = report(
+        &app,
+        &key,
+        &json!([item("sent", t0 + Duration::minutes(2))]),
+    )
+    .await;
+    assert_eq!(outcome(&newer), "updated");
+    let older = report(&app, &key, &json!([item("failed", t0)])).await;
+    assert_eq!(
+        outcome(&older),
+        "unchanged",
+        "an older event changes nothing"
+    );
+    let same_time = report(
+        &app,
+        &key,
+        &json!([item("failed", t0 + Duration::minutes(2))]),
+    )
+    .await;
+    assert_eq!(
+        outcome(&same_time),
+        "unchanged",
+        "failed after sent for the same attempt"
+    );
+    let later = report(
+        &app,
+        &key,
+        &json!([item("failed", t0 + Duration::minutes(3))]),
+    )
+    .await;
+    assert_eq!(outcome(&later), "updated", "a newer failure is applied");
+    // Two reports for one delivery in a batch: the later one wins, whatever the order.
+    let batch = report(
+        &app,
+        &key,
+        &json!([
+            item("sent", t0 + Duration::minutes(5)),
+            item("failed", t0 + Duration::minutes(4))
+        ]),
+    )
+    .await;
+    let statuses: Vec<Value> = batch.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!("updated"), json!("unchanged")]);
+    let row = app
+        .get(
+            &format!("/tenants/credit_card/campaigns/{id}/customers?limit=1"),
+            &fx.viewer,
+        )
+        .await
+        .body[0]
+        .clone();
+    assert_eq!(row["customer_id"], customers[0]);
+    assert_eq!(row["delivery_status"], "sent");
+}
+
+#[tokio::test]
+async fn signed_keys_need_a_valid_recent_signature_and_replays_change_nothing() {
+    let (app, _fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
+    let (key, secret) = issue_key(&app, true).await;
+    let secret = secret.expect("a signed key has a secret");
+    assert!(secret.starts_with("whsec_"));
+    let now = Utc::now();
+    let body = json!([{"campaign_id": id, "customer_id": customers[0], "status": "sent",
+                       "sent_at": now.to_rfc3339()}])
+    .to_string()
+    .into_bytes();
+    let ts = now.timestamp();
+
+    let unsigned = post_raw(&app, Some(&key), body.clone(), &[]).await;
+    assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        unsigned.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("signed"))
+    );
+
+    let mut tampered = body.clone();
+    tampered.extend_from_slice(b" ");
+    let headers = signed_headers(&secret, "msg_1", ts, &body);
+    assert_eq!(
+        post_raw(&app, Some(&key), tampered, &headers).await.status,
+        StatusCode::UNAUTHORIZED,
+        "a body that differs from the signed one"
+    );
+    let old = signed_headers(&secret, "msg_1", ts - 6 * 60, &body);
+    let response = post_raw(&app, Some(&key), body.clone(), &old).await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        response.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("5-minute"))
+    );
+    let other_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let forged = signed_headers(other_secret, "msg_1", ts, &body);
+    assert_eq!(
+        post_raw(&app, Some(&key), body.clone(), &forged)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let valid = post_raw(&app, Some(&key), body.clone(), &headers).await;
+    assert_eq!(valid.status, StatusCode::OK, "{:?}", valid.body);
+    assert_eq!(valid.body["summary"]["updated"], 1);
+
+    // The same id again, even signed over a newer event: accepted, nothing changes.
+    let replay_body = json!([{"campaign_id": id, "customer_id": customers[0], "status": "failed",
+                              "sent_at": (now + Duration::minutes(1)).to_rfc3339()}])
+    .to_string()
+    .into_bytes();
+    let replay_headers = signed_headers(&secret, "msg_1", ts, &replay_body);
+    let replay = post_raw(&app, Some(&key), replay_body.clone(), &replay_headers).await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert_eq!(replay.body["results"][0]["status"], "unchanged");
+    assert!(
+        replay.body["results"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("already"))
+    );
+    let status: String = app
+        .db()
+        .await
+        .query_one(
+            "select delivery_status from campaign_customers where campaign_id = $1 and customer_id = $2::text::uuid",
+            &[&(id as i32), &customers[0]],
+        )
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(status, "sent");
+    // A new id with the same content is applied.
+    let fresh = signed_headers(&secret, "msg_2", ts, &replay_body);
+    let applied = post_raw(&app, Some(&key), replay_body, &fresh).await;
+    assert_eq!(applied.body["results"][0]["status"], "updated");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_requests_are_refused_whole() {
+    let app = TestApp::spawn().await;
+    let (key, _) = issue_key(&app, false).await;
+    let item = json!({"campaign_id": 1, "customer_id": uuid::Uuid::nil(), "status": "sent",
+                      "sent_at": Utc::now().to_rfc3339()});
+    let too_many = Value::Array(vec![item.clone(); 1001]);
+    let response = report(&app, &key, &too_many).await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        response.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("1000"))
+    );
+    let huge = json!([{"campaign_id": 1, "customer_id": uuid::Uuid::nil(), "status": "sent",
+                       "sent_at": Utc::now().to_rfc3339(), "failure_reason": "x".repeat(1024 * 1024)}]);
+    let response = report(&app, &key, &huge).await;
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.content_type(), "application/problem+json");
+    let response = report(&app, &key, &json!({"reports": []})).await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let response = post_raw(&app, Some(&key), b"[{".to_vec(), &[]).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(PATH)
+        .header("x-api-key", &key)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from("[]"))
+        .expect("request");
+    assert_eq!(
+        app.send(request).await.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    let response = report(&app, &key, &Value::Array(vec![item; 1000])).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(
+        response.body["summary"]["not_found"], 1,
+        "duplicates collapse to one report"
+    );
+    assert_eq!(response.body["summary"]["unchanged"], 999);
+}
