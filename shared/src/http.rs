@@ -4,8 +4,9 @@
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, on};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
@@ -36,6 +37,60 @@ pub fn into_service(router: Router) -> NormalizePath<Router> {
         &NormalizePathLayer::trim_trailing_slash(),
         router.layer(trace),
     )
+}
+
+/// A router that also records its routes, so the exact list can be checked against the
+/// API Gateway routes of the SAM template and printed by `offerctl routes`.
+///
+/// Each function builds its router with [`Routes::route`] and exports both
+/// `routes()` (this table) and `router()` (`routes().into_router()`).
+pub struct Routes<S> {
+    list: Vec<(Method, &'static str)>,
+    router: Router<S>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Routes<S> {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self {
+            list: Vec::new(),
+            router: Router::new(),
+        }
+    }
+
+    /// Serves `method path` (axum path syntax, `{param}`) with `handler`.
+    ///
+    /// # Panics
+    /// For a method axum cannot route (only standard methods are used).
+    #[must_use]
+    pub fn route<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, S>,
+        T: 'static,
+    {
+        let Ok(filter) = MethodFilter::try_from(method.clone()) else {
+            panic!("axum cannot route method {method}");
+        };
+        self.router = self.router.route(path, on(filter, handler));
+        self.list.push((method, path));
+        self
+    }
+
+    /// The routes, in the order they were added.
+    pub fn list(&self) -> &[(Method, &'static str)] {
+        &self.list
+    }
+
+    /// The router.
+    pub fn into_router(self) -> Router<S> {
+        self.router
+    }
 }
 
 /// Turns a serde error path (`a.b[0].c`) into a JSON Pointer (`/a/b/0/c`).

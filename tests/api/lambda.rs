@@ -148,3 +148,17 @@ async fn delivery_webhook_answers_a_report_event_with_only_a_pool() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn migrate_applies_nothing_twice() {
+    let app = TestApp::spawn().await;
+    let payload = event("migrate/invoke.json");
+    assert!(payload.is_object(), "any JSON invokes it");
+    let output = migrate::run(&app.state.pool).await.expect("migrate");
+    assert!(output.applied.is_empty(), "the test database is already migrated");
+    let applied = app
+        .count("select count(*) from refinery_schema_history", &[])
+        .await;
+    let embedded = shared::db::migrations::runner().get_migrations().len() as i64;
+    assert_eq!(applied, embedded);
+}

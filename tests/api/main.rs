@@ -9,4 +9,5 @@ mod lambda;
 mod offers;
 mod processor;
 mod sqs;
+mod template;
 mod webhook;

@@ -7,9 +7,9 @@
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -19,39 +19,51 @@ use shared::db::roles::{self, AssignmentFilter, TenantRole};
 use shared::db::webhooks::{self, WebhookKey};
 use shared::db::{tenants, users};
 use shared::domain::{RoleName, TenantName, Username};
+use shared::http::Routes;
 use shared::http::{AppJson, AppPath, AppQuery, Page, check_length, nullable};
 use shared::{ApiError, AppState};
 
 /// Longest description or full name accepted, in characters.
 pub const MAX_TEXT_CHARS: usize = 1000;
 
+/// The routes of this function (checked against `template.yaml`).
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .route(Method::POST, "/sa/tenants", create_tenant)
+        .route(Method::GET, "/sa/tenants", list_tenants)
+        .route(Method::GET, "/sa/tenants/{tenant_name}", get_tenant)
+        .route(Method::PUT, "/sa/tenants/{tenant_name}", update_tenant)
+        .route(Method::DELETE, "/sa/tenants/{tenant_name}", delete_tenant)
+        .route(
+            Method::GET,
+            "/sa/tenants/{tenant_name}/roles",
+            list_tenant_roles,
+        )
+        .route(Method::POST, "/sa/users", create_user)
+        .route(Method::GET, "/sa/users", list_users)
+        .route(Method::GET, "/sa/users/{username}", get_user)
+        .route(Method::PUT, "/sa/users/{username}", update_user)
+        .route(Method::DELETE, "/sa/users/{username}", delete_user)
+        .route(
+            Method::POST,
+            "/sa/users/{username}/change-password",
+            set_user_password,
+        )
+        .route(Method::POST, "/sa/user-tenant-roles", assign_roles)
+        .route(Method::GET, "/sa/user-tenant-roles", list_assignments)
+        .route(Method::DELETE, "/sa/user-tenant-roles", remove_role)
+        .route(Method::POST, "/sa/webhook-keys", create_webhook_key)
+        .route(Method::GET, "/sa/webhook-keys", list_webhook_keys)
+        .route(
+            Method::DELETE,
+            "/sa/webhook-keys/{key_id}",
+            revoke_webhook_key,
+        )
+}
+
 /// The router of this function.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/sa/tenants", post(create_tenant).get(list_tenants))
-        .route(
-            "/sa/tenants/{tenant_name}",
-            get(get_tenant).put(update_tenant).delete(delete_tenant),
-        )
-        .route("/sa/tenants/{tenant_name}/roles", get(list_tenant_roles))
-        .route("/sa/users", post(create_user).get(list_users))
-        .route(
-            "/sa/users/{username}",
-            get(get_user).put(update_user).delete(delete_user),
-        )
-        .route(
-            "/sa/users/{username}/change-password",
-            post(set_user_password),
-        )
-        .route(
-            "/sa/webhook-keys",
-            post(create_webhook_key).get(list_webhook_keys),
-        )
-        .route("/sa/webhook-keys/{key_id}", delete(revoke_webhook_key))
-        .route(
-            "/sa/user-tenant-roles",
-            post(assign_roles).get(list_assignments).delete(remove_role),
-        )
+    routes().into_router()
 }
 
 fn created<T: Serialize>(location: String, body: T) -> Response {

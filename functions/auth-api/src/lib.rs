@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRequest, Request, State};
+use axum::http::Method;
 use axum::http::header;
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,7 @@ use shared::auth::password::check_policy;
 use shared::auth::token::IssuedToken;
 use shared::db::users::{self, LoginRecord};
 use shared::domain::Username;
+use shared::http::Routes;
 use shared::http::{AppJson, decode_json, read_body};
 use shared::{ApiError, AppState};
 
@@ -29,13 +30,18 @@ pub const MAX_FAILED_LOGINS: i32 = 10;
 /// The login throttle's window.
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// The routes of this function (checked against `template.yaml`).
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .route(Method::POST, "/auth/token", token)
+        .route(Method::POST, "/auth/change-password", change_password)
+        .route(Method::GET, "/users/me", me)
+        .route(Method::GET, "/users/me/tenants", my_tenants)
+}
+
 /// The router of this function.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/token", post(token))
-        .route("/auth/change-password", post(change_password))
-        .route("/users/me", get(me))
-        .route("/users/me/tenants", get(my_tenants))
+    routes().into_router()
 }
 
 /// `POST /auth/token` body as JSON: `{"username", "password"}`.

@@ -10,9 +10,9 @@
 
 use axum::Router;
 use axum::extract::{OriginalUri, State};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,6 +24,7 @@ use shared::db::campaigns::{
 use shared::db::{offers, tenant_transaction};
 use shared::domain::{CampaignStatus, DeliveryStatus, OfferStatus, TenantName};
 use shared::error::FieldError;
+use shared::http::Routes;
 use shared::http::{
     AppJson, AppPath, AppQuery, Keyset, Page, check_length, nullable, with_location,
 };
@@ -38,19 +39,41 @@ pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 /// Default and largest sample of an audience preview.
 pub const PREVIEW_SAMPLE: (i64, i64) = (10, 50);
 
+/// The routes of this function (checked against `template.yaml`).
+pub fn routes() -> Routes<AppState> {
+    const ALL: &str = "/tenants/{tenant_name}/campaigns";
+    const ONE: &str = "/tenants/{tenant_name}/campaigns/{campaign_id}";
+    Routes::new()
+        .route(Method::POST, ALL, create)
+        .route(Method::GET, ALL, list)
+        .route(
+            Method::POST,
+            "/tenants/{tenant_name}/campaigns/audience-preview",
+            preview,
+        )
+        .route(Method::GET, ONE, read)
+        .route(Method::PUT, ONE, update)
+        .route(Method::DELETE, ONE, remove)
+        .route(
+            Method::POST,
+            "/tenants/{tenant_name}/campaigns/{campaign_id}/process-customers",
+            process,
+        )
+        .route(
+            Method::GET,
+            "/tenants/{tenant_name}/campaigns/{campaign_id}/customers",
+            customers,
+        )
+        .route(
+            Method::GET,
+            "/tenants/{tenant_name}/campaigns/{campaign_id}/customers/summary",
+            summary,
+        )
+}
+
 /// The router of this function.
 pub fn router() -> Router<AppState> {
-    let one = "/tenants/{tenant_name}/campaigns/{campaign_id}";
-    Router::new()
-        .route("/tenants/{tenant_name}/campaigns", post(create).get(list))
-        .route(
-            "/tenants/{tenant_name}/campaigns/audience-preview",
-            post(preview),
-        )
-        .route(one, get(read).put(update).delete(remove))
-        .route(&format!("{one}/process-customers"), post(process))
-        .route(&format!("{one}/customers"), get(customers))
-        .route(&format!("{one}/customers/summary"), get(summary))
+    routes().into_router()
 }
 
 fn not_found(id: i32) -> ApiError {

@@ -6,16 +6,17 @@
 //! table grows to millions of rows.
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, OriginalUri, Request, State};
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::NaiveDate;
 use deadpool_postgres::Pool;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 use shared::auth::SuperAdmin;
 use shared::db::customers::{self, Customer, CustomerFilter, CustomerRecord, ImportSummary};
+use shared::http::Routes;
 use shared::http::{
     AppJson, AppPath, AppQuery, Keyset, has_media_type, read_body_limited, with_location,
 };
@@ -26,18 +27,20 @@ use uuid::Uuid;
 /// limit is 6 MB; larger files go through `offerctl import-customers`).
 pub const MAX_IMPORT_BYTES: usize = 6 * 1024 * 1024;
 
+/// The routes of this function (checked against `template.yaml`).
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .route(Method::POST, "/customers", create)
+        .route(Method::GET, "/customers", list)
+        .route(Method::POST, "/customers/import", import)
+        .route(Method::GET, "/customers/{customer_id}", read)
+        .route(Method::PUT, "/customers/{customer_id}", replace)
+        .route(Method::DELETE, "/customers/{customer_id}", remove)
+}
+
 /// The router of this function.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/customers", post(create).get(list))
-        .route(
-            "/customers/import",
-            post(import).layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/customers/{customer_id}",
-            get(read).put(replace).delete(remove),
-        )
+    routes().into_router()
 }
 
 fn not_found(id: Uuid) -> ApiError {

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::extract::{FromRef, Request, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::http::Method;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use secrecy::{ExposeSecret, SecretString};
@@ -32,6 +32,7 @@ use shared::ApiError;
 use shared::auth::api_key;
 use shared::db::webhooks::{self, ActiveKey, DeliveryReport, ReportOutcome};
 use shared::domain::DeliveryStatus;
+use shared::http::Routes;
 use shared::http::{AppJson, has_media_type, read_body_limited};
 use standardwebhooks::{HEADER_WEBHOOK_ID, Webhook, WebhookError};
 use uuid::Uuid;
@@ -47,17 +48,28 @@ pub const MAX_PROVIDER_MESSAGE_ID_CHARS: usize = 200;
 /// Longest `failure_reason`, in characters.
 pub const MAX_FAILURE_REASON_CHARS: usize = 1000;
 
-/// The router of this function. It needs only the database pool, so the Lambda runs it
-/// without the JWT configuration of the user-facing functions.
+/// The routes of this function (checked against `template.yaml`). They need only the
+/// database pool, so the Lambda runs them without the JWT configuration of the user-facing
+/// functions.
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Pool: FromRef<S>,
+{
+    Routes::new().route(
+        Method::POST,
+        "/system/campaigns/update-delivery-status",
+        update_delivery_status,
+    )
+}
+
+/// The router of this function.
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Pool: FromRef<S>,
 {
-    Router::new().route(
-        "/system/campaigns/update-delivery-status",
-        post(update_delivery_status),
-    )
+    routes().into_router()
 }
 
 /// Checks the API key (and, for a signing key, the signature over the raw body). Returns the

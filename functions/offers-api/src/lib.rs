@@ -9,10 +9,10 @@
 
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
+use axum::http::Method;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 use shared::auth::{Permission, Principal};
@@ -20,23 +20,54 @@ use shared::db::offers::{self, AuditAction, AuditRecord, Offer, OfferFilter};
 use shared::db::tenant_transaction;
 use shared::domain::{OfferStatus, TenantName, Username};
 use shared::error::FieldError;
+use shared::http::Routes;
 use shared::http::{AppJson, AppPath, AppQuery, OptionalJson, Page, check_length};
 use shared::{ApiError, AppState};
 
 /// Longest `comments` / `comment_text` accepted, in characters.
 pub const MAX_COMMENT_CHARS: usize = 4000;
 
+/// The routes of this function (checked against `template.yaml`).
+pub fn routes() -> Routes<AppState> {
+    const ALL: &str = "/tenants/{tenant_name}/offers";
+    const ONE: &str = "/tenants/{tenant_name}/offers/{offer_id}";
+    Routes::new()
+        .route(Method::POST, ALL, create)
+        .route(Method::GET, ALL, list)
+        .route(Method::GET, ONE, read)
+        .route(Method::PUT, ONE, replace)
+        .route(Method::PATCH, ONE, patch)
+        .route(Method::DELETE, ONE, remove)
+        .route(
+            Method::POST,
+            "/tenants/{tenant_name}/offers/{offer_id}/submit",
+            submit,
+        )
+        .route(
+            Method::POST,
+            "/tenants/{tenant_name}/offers/{offer_id}/approve",
+            approve,
+        )
+        .route(
+            Method::POST,
+            "/tenants/{tenant_name}/offers/{offer_id}/reject",
+            reject,
+        )
+        .route(
+            Method::POST,
+            "/tenants/{tenant_name}/offers/{offer_id}/comment",
+            comment,
+        )
+        .route(
+            Method::GET,
+            "/tenants/{tenant_name}/offers/{offer_id}/audit-logs",
+            audit_logs,
+        )
+}
+
 /// The router of this function.
 pub fn router() -> Router<AppState> {
-    let one = "/tenants/{tenant_name}/offers/{offer_id}";
-    Router::new()
-        .route("/tenants/{tenant_name}/offers", post(create).get(list))
-        .route(one, get(read).put(replace).patch(patch).delete(remove))
-        .route(&format!("{one}/submit"), post(submit))
-        .route(&format!("{one}/approve"), post(approve))
-        .route(&format!("{one}/reject"), post(reject))
-        .route(&format!("{one}/comment"), post(comment))
-        .route(&format!("{one}/audit-logs"), get(audit_logs))
+    routes().into_router()
 }
 
 /// An offer answered with its `ETag`.

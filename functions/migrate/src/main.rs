@@ -1,0 +1,18 @@
+//! Lambda entry point of `migrate`: builds the pool once, then applies pending migrations on
+//! every invocation.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let database = shared::config::DatabaseConfig::from_env()?;
+    let pool = shared::db::pool(&database)?;
+    let pool = &pool;
+    lambda_runtime::run(service_fn(
+        move |_: LambdaEvent<serde_json::Value>| async move {
+            migrate::run(pool).await.map_err(Error::from)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,268 @@
+//! `template.yaml` (AWS SAM) against the code: every route a router serves has a matching
+//! HTTP API event on the function that serves it, and nothing else does; the queue, its
+//! dead-letter queue and the processor's event source follow the rules of the deploy issue.
+//! (`cfn-lint` and `sam validate --lint` run in CI; they do not check these.)
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_norway::Value;
+
+fn template() -> Value {
+    let file = format!("{}/../template.yaml", env!("CARGO_MANIFEST_DIR"));
+    serde_norway::from_str(&std::fs::read_to_string(file).expect("template.yaml")).expect("YAML")
+}
+
+fn resources(template: &Value) -> &serde_norway::Mapping {
+    template["Resources"].as_mapping().expect("Resources")
+}
+
+/// `!GetAtt X.Y` / `!Ref X` as text, whatever the YAML form.
+fn intrinsic(value: &Value) -> String {
+    match value {
+        Value::Tagged(tagged) => format!("{} {}", tagged.tag, intrinsic(&tagged.value)),
+        Value::String(s) => s.clone(),
+        Value::Sequence(items) => items.iter().map(intrinsic).collect::<Vec<_>>().join(" "),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The serverless functions: logical id → properties.
+fn functions(template: &Value) -> BTreeMap<String, Value> {
+    resources(template)
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, r)| (id.as_str().expect("id").to_owned(), r.clone()))
+        .collect()
+}
+
+type RouteSet = BTreeSet<(String, String)>;
+
+fn declared(routes: &[(axum::http::Method, &'static str)]) -> RouteSet {
+    routes
+        .iter()
+        .map(|(method, path)| (method.to_string(), (*path).to_owned()))
+        .collect()
+}
+
+#[test]
+fn every_served_route_has_an_api_event_on_its_function_and_vice_versa() {
+    let template = template();
+    let served: BTreeMap<&str, RouteSet> = BTreeMap::from([
+        ("functions/auth-api", declared(auth_api::routes().list())),
+        ("functions/admin-api", declared(admin_api::routes().list())),
+        (
+            "functions/offers-api",
+            declared(offers_api::routes().list()),
+        ),
+        (
+            "functions/campaigns-api",
+            declared(campaigns_api::routes().list()),
+        ),
+        (
+            "functions/customers-api",
+            declared(customers_api::routes().list()),
+        ),
+        (
+            "functions/delivery-webhook",
+            declared(delivery_webhook::routes::<deadpool_postgres::Pool>().list()),
+        ),
+        ("functions/campaign-processor", RouteSet::new()),
+        ("functions/migrate", RouteSet::new()),
+    ]);
+    let mut in_template: BTreeMap<String, RouteSet> = BTreeMap::new();
+    for (id, function) in functions(&template) {
+        let properties = &function["Properties"];
+        let code_uri = properties["CodeUri"].as_str().expect("CodeUri").to_owned();
+        let events = properties["Events"]
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default();
+        let routes = in_template.entry(code_uri.clone()).or_default();
+        for (name, event) in events {
+            if event["Type"] != "HttpApi" {
+                continue;
+            }
+            let method = event["Properties"]["Method"].as_str().expect("Method");
+            let path = event["Properties"]["Path"].as_str().expect("Path");
+            assert_eq!(
+                intrinsic(&event["Properties"]["ApiId"]),
+                "!Ref HttpApi",
+                "{id}.{name:?} is on the one HTTP API"
+            );
+            assert!(
+                routes.insert((method.to_owned(), path.to_owned())),
+                "{method} {path} twice on {id}"
+            );
+        }
+    }
+    let functions_in_template: BTreeSet<&str> = in_template.keys().map(String::as_str).collect();
+    let functions_in_code: BTreeSet<&str> = served.keys().copied().collect();
+    assert_eq!(
+        functions_in_template, functions_in_code,
+        "one template function per crate"
+    );
+    for (code_uri, routes) in &served {
+        let missing: Vec<_> = routes.difference(&in_template[*code_uri]).collect();
+        let extra: Vec<_> = in_template[*code_uri].difference(routes).collect();
+        assert!(
+            missing.is_empty(),
+            "{code_uri} serves routes missing in AWS: {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "{code_uri} has API events it does not serve: {extra:?}"
+        );
+    }
+    // No route is served by two functions.
+    let all: Vec<_> = served.values().flatten().collect();
+    let unique: BTreeSet<_> = all.iter().collect();
+    assert_eq!(all.len(), unique.len());
+}
+
+#[test]
+fn functions_are_cargo_lambda_builds_for_arm64_on_al2023() {
+    let template = template();
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"][0], "arm64");
+    assert_eq!(globals["Handler"], "bootstrap");
+    assert!(
+        intrinsic(&globals["Environment"]["Variables"]["DATABASE_URL"])
+            .contains("resolve:secretsmanager")
+    );
+    for (id, function) in functions(&template) {
+        assert_eq!(
+            function["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{id}"
+        );
+        let code_uri = function["Properties"]["CodeUri"].as_str().expect("CodeUri");
+        let manifest = format!("{}/../{code_uri}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
+        assert!(std::path::Path::new(&manifest).exists(), "{id}: {manifest}");
+    }
+}
+
+#[test]
+fn secrets_come_from_secrets_manager_never_from_defaults() {
+    let template = template();
+    for (name, parameter) in template["Parameters"].as_mapping().expect("Parameters") {
+        let name = name.as_str().expect("name");
+        if name.to_ascii_lowercase().contains("secret") {
+            assert!(parameter.get("Default").is_none(), "{name} has a default");
+            assert!(
+                parameter["AllowedPattern"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("secretsmanager")),
+                "{name} must be a Secrets Manager ARN"
+            );
+        }
+    }
+    let jwt_users: BTreeSet<String> = functions(&template)
+        .into_iter()
+        .filter(|(_, f)| !f["Properties"]["Environment"]["Variables"]["JWT_SECRET"].is_null())
+        .map(|(id, _)| id)
+        .collect();
+    for id in [
+        "DeliveryWebhookFunction",
+        "CampaignProcessorFunction",
+        "MigrateFunction",
+    ] {
+        assert!(!jwt_users.contains(id), "{id} has no use for the JWT key");
+    }
+}
+
+#[test]
+fn the_queue_has_a_dead_letter_queue_and_the_processor_reports_batch_item_failures() {
+    let template = template();
+    let resources = resources(&template);
+    let queue = &resources["CampaignQueue"]["Properties"];
+    let redrive = &queue["RedrivePolicy"];
+    assert_eq!(redrive["maxReceiveCount"].as_u64(), Some(5));
+    assert_eq!(
+        intrinsic(&redrive["deadLetterTargetArn"]),
+        "!GetAtt CampaignDeadLetterQueue.Arn"
+    );
+    assert_eq!(
+        resources["CampaignDeadLetterQueue"]["Type"],
+        "AWS::SQS::Queue"
+    );
+
+    let processor = &resources["CampaignProcessorFunction"]["Properties"];
+    let timeout = processor["Timeout"].as_u64().expect("processor timeout");
+    let visibility = queue["VisibilityTimeout"]
+        .as_u64()
+        .expect("visibility timeout");
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility} < 6 x {timeout}"
+    );
+    let events = processor["Events"].as_mapping().expect("events");
+    let sqs: Vec<&Value> = events.values().filter(|e| e["Type"] == "SQS").collect();
+    assert_eq!(sqs.len(), 1);
+    let source = &sqs[0]["Properties"];
+    assert_eq!(intrinsic(&source["Queue"]), "!GetAtt CampaignQueue.Arn");
+    let response_types: Vec<&str> = source["FunctionResponseTypes"]
+        .as_sequence()
+        .expect("FunctionResponseTypes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(response_types, ["ReportBatchItemFailures"]);
+    let batch = source["BatchSize"].as_u64().expect("BatchSize");
+    assert!((1..=10).contains(&batch));
+
+    let alarm = resources
+        .values()
+        .find(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .expect("an alarm");
+    assert_eq!(
+        alarm["Properties"]["MetricName"],
+        "ApproximateNumberOfMessagesVisible"
+    );
+    assert_eq!(
+        intrinsic(&alarm["Properties"]["Dimensions"][0]["Value"]),
+        "!GetAtt CampaignDeadLetterQueue.QueueName"
+    );
+}
+
+#[test]
+fn only_the_functions_that_enqueue_may_send_and_only_the_processor_reads() {
+    let template = template();
+    let mut senders = BTreeSet::new();
+    let mut pollers = BTreeSet::new();
+    for (id, function) in functions(&template) {
+        let policies = function["Properties"]["Policies"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        for policy in policies {
+            let policy = policy.as_mapping().expect("a SAM policy template");
+            for (name, argument) in policy {
+                let queue = intrinsic(&argument["QueueName"]);
+                assert_eq!(
+                    queue, "!GetAtt CampaignQueue.QueueName",
+                    "{id}: scoped to the campaign queue"
+                );
+                match name.as_str().expect("policy name") {
+                    "SQSSendMessagePolicy" => senders.insert(id.clone()),
+                    "SQSPollerPolicy" => pollers.insert(id.clone()),
+                    other => panic!("{id}: unexpected policy {other}"),
+                };
+            }
+        }
+    }
+    assert_eq!(
+        senders,
+        BTreeSet::from([
+            "CampaignProcessorFunction".to_owned(),
+            "CampaignsApiFunction".to_owned()
+        ])
+    );
+    assert_eq!(
+        pollers,
+        BTreeSet::from(["CampaignProcessorFunction".to_owned()])
+    );
+    let outputs = template["Outputs"].as_mapping().expect("Outputs");
+    for output in ["ApiUrl", "CampaignQueueUrl", "CampaignDeadLetterQueueUrl"] {
+        assert!(outputs.contains_key(output), "output {output}");
+    }
+}
