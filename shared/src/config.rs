@@ -41,6 +41,10 @@ pub struct DatabaseConfig {
     pub url: SecretString,
     /// `DATABASE_POOL_SIZE`: maximum connections per process (1–2 per Lambda instance).
     pub pool_size: usize,
+    /// `DATABASE_CA_FILE`: PEM file of extra CA certificates trusted for `sslmode=require`
+    /// (e.g. the Amazon RDS bundle for direct RDS connections; RDS Proxy's certificates chain
+    /// to public roots, which are always trusted).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Access-token settings.
@@ -108,7 +112,8 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
 }
 
 impl DatabaseConfig {
-    /// Reads `DATABASE_URL` and `DATABASE_POOL_SIZE` from the process environment.
+    /// Reads `DATABASE_URL`, `DATABASE_POOL_SIZE` and `DATABASE_CA_FILE` from the process
+    /// environment.
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable that is missing or malformed.
@@ -135,6 +140,10 @@ impl DatabaseConfig {
         Ok(Self {
             url: SecretString::from(url),
             pool_size: vars.number("DATABASE_POOL_SIZE", 2usize, 1..=100)?,
+            ca_file: vars
+                .optional("DATABASE_CA_FILE")
+                .filter(|p| !p.trim().is_empty())
+                .map(std::path::PathBuf::from),
         })
     }
 }

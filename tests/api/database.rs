@@ -72,3 +72,41 @@ async fn an_unreachable_database_answers_503_without_internal_detail() {
         assert!(!body.contains(leak), "{leak} leaked in {body}");
     }
 }
+
+#[tokio::test]
+async fn sslmode_require_verifies_the_server_certificate() {
+    // The local server's certificate (if it speaks TLS at all) is not signed by a trusted
+    // root, so a verifying client must refuse it rather than fall back to plain text.
+    let url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let config = shared::config::DatabaseConfig::from_lookup(|key| match key {
+        "DATABASE_URL" => Some(format!("{url}{separator}sslmode=require")),
+        _ => None,
+    })
+    .expect("config");
+    let pool = db::pool(&config).expect("pool");
+    assert!(
+        pool.get().await.is_err(),
+        "an untrusted certificate must be refused"
+    );
+
+    let plain = shared::config::DatabaseConfig::from_lookup(|key| match key {
+        "DATABASE_URL" => Some(url.clone()),
+        _ => None,
+    })
+    .expect("config");
+    assert!(db::pool(&plain).expect("pool").get().await.is_ok());
+
+    let empty = std::env::temp_dir().join(format!("oms-empty-ca-{}.pem", std::process::id()));
+    std::fs::write(&empty, "not a certificate\n").expect("write");
+    let with_bad_ca = shared::config::DatabaseConfig::from_lookup(|key| match key {
+        "DATABASE_URL" => Some(format!("{url}{separator}sslmode=require")),
+        "DATABASE_CA_FILE" => Some(empty.display().to_string()),
+        _ => None,
+    })
+    .expect("config");
+    let err = db::pool(&with_bad_ca).expect_err("no certificate in the CA file");
+    assert!(err.to_string().contains("DATABASE_CA_FILE"), "{err}");
+    let _ = std::fs::remove_file(empty);
+}

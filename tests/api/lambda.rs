@@ -155,7 +155,10 @@ async fn migrate_applies_nothing_twice() {
     let payload = event("migrate/invoke.json");
     assert!(payload.is_object(), "any JSON invokes it");
     let output = migrate::run(&app.state.pool).await.expect("migrate");
-    assert!(output.applied.is_empty(), "the test database is already migrated");
+    assert!(
+        output.applied.is_empty(),
+        "the test database is already migrated"
+    );
     let applied = app
         .count("select count(*) from refinery_schema_history", &[])
         .await;

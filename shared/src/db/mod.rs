@@ -17,6 +17,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
 use secrecy::ExposeSecret;
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
 
 pub use deadpool_postgres::GenericClient;
 
@@ -35,6 +36,12 @@ pub enum PoolBuildError {
     /// `DATABASE_URL` does not parse.
     #[error("DATABASE_URL is not a PostgreSQL connection URL")]
     Url,
+    /// `DATABASE_CA_FILE` could not be read or holds no usable certificate.
+    #[error("DATABASE_CA_FILE: {0}")]
+    CaFile(String),
+    /// The TLS configuration could not be built.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
     /// deadpool refused the settings.
     #[error("could not build the connection pool: {0}")]
     Build(#[from] deadpool_postgres::BuildError),
@@ -44,8 +51,13 @@ pub enum PoolBuildError {
 /// with a cheap liveness check; waiting for a connection or opening one times out after five
 /// seconds (answered as 503).
 ///
+/// TLS: a URL with `sslmode=require` connects over TLS (rustls) and verifies the server's
+/// certificate and host name against the Mozilla root store plus the certificates of
+/// `DATABASE_CA_FILE`; any other `sslmode` (or none) connects without TLS, as for a local
+/// database.
+///
 /// # Errors
-/// [`PoolBuildError`] for a malformed URL.
+/// [`PoolBuildError`] for a malformed URL or an unusable CA file.
 pub fn pool(config: &DatabaseConfig) -> Result<Pool, PoolBuildError> {
     let mut pg: tokio_postgres::Config = config
         .url
@@ -56,19 +68,62 @@ pub fn pool(config: &DatabaseConfig) -> Result<Pool, PoolBuildError> {
     if pg.get_application_name().is_none() {
         pg.application_name("offer-management");
     }
-    let manager = Manager::from_config(
-        pg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = if pg.get_ssl_mode() == SslMode::Require {
+        Manager::from_config(
+            pg,
+            tls_connector(config.ca_file.as_deref())?,
+            manager_config,
+        )
+    } else {
+        pg.ssl_mode(SslMode::Disable);
+        Manager::from_config(pg, NoTls, manager_config)
+    };
     Ok(Pool::builder(manager)
         .max_size(config.pool_size)
         .wait_timeout(Some(POOL_WAIT_TIMEOUT))
         .create_timeout(Some(CONNECT_TIMEOUT))
         .runtime(Runtime::Tokio1)
         .build()?)
+}
+
+/// A verifying rustls connector: Mozilla roots plus the PEM certificates of `ca_file`.
+fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, PoolBuildError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let mut added = 0;
+        let certificates = CertificateDer::pem_file_iter(path)
+            .map_err(|e| PoolBuildError::CaFile(format!("{}: {e}", path.display())))?;
+        for certificate in certificates {
+            let certificate = certificate
+                .map_err(|e| PoolBuildError::CaFile(format!("{}: {e}", path.display())))?;
+            roots
+                .add(certificate)
+                .map_err(|e| PoolBuildError::CaFile(format!("{}: {e}", path.display())))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(PoolBuildError::CaFile(format!(
+                "{} holds no PEM certificate",
+                path.display()
+            )));
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PoolBuildError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 #[allow(missing_docs)]
