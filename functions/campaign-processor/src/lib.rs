@@ -17,7 +17,7 @@
 //!   that can never succeed (malformed body, unknown campaign) fails every time and lands in
 //!   the dead-letter queue through the queue's redrive policy.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use deadpool_postgres::Pool;
 use shared::ApiError;
 use shared::criteria::{Criteria, CriteriaError};
@@ -128,38 +128,54 @@ pub fn range_size_from_env() -> Result<i64, String> {
 }
 
 impl Processor {
-    /// Handles an SQS event: every message in turn; the answer lists the ids of those that
-    /// failed, for `ReportBatchItemFailures`.
+    /// Handles an SQS event; the answer lists the ids of the messages that failed, for
+    /// `ReportBatchItemFailures`.
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        use futures_util::StreamExt;
+
+        // Messages of a batch run side by side on half the pool (at least one), as range jobs
+        // of one campaign would on concurrent Lambda invocations.
+        let concurrency = (self.pool.status().max_size / 2).clamp(1, 10);
+        let failures: Vec<Option<String>> = futures_util::stream::iter(event.records)
+            .map(|message| self.handle_message(message))
+            .buffered(concurrency)
+            .collect()
+            .await;
         let mut response = SqsBatchResponse::default();
-        for message in event.records {
-            let message_id = message.message_id.unwrap_or_default();
-            let receive_count = message
-                .attributes
-                .get("ApproximateReceiveCount")
-                .cloned()
-                .unwrap_or_default();
-            let result = match message.body.as_deref() {
-                Some(body) => self.handle_body(body).await,
-                None => Err(JobError::Malformed("the message has no body".into())),
-            };
-            match result {
-                Ok(outcome) => {
-                    tracing::info!(message.id = %message_id, ?outcome, "campaign job handled");
-                }
-                Err(err) if err.is_permanent() => {
-                    tracing::error!(message.id = %message_id, message.receive_count = %receive_count, error = %err,
-                        "campaign job can never succeed; it will reach the dead-letter queue");
-                    response.add_failure(message_id);
-                }
-                Err(err) => {
-                    tracing::warn!(message.id = %message_id, message.receive_count = %receive_count, error = %err,
-                        "campaign job failed; it will be redelivered");
-                    response.add_failure(message_id);
-                }
-            }
+        for message_id in failures.into_iter().flatten() {
+            response.add_failure(message_id);
         }
         response
+    }
+
+    /// Handles one message; returns its id if it failed.
+    async fn handle_message(&self, message: SqsMessage) -> Option<String> {
+        let message_id = message.message_id.unwrap_or_default();
+        let receive_count = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .cloned()
+            .unwrap_or_default();
+        let result = match message.body.as_deref() {
+            Some(body) => self.handle_body(body).await,
+            None => Err(JobError::Malformed("the message has no body".into())),
+        };
+        match result {
+            Ok(outcome) => {
+                tracing::info!(message.id = %message_id, ?outcome, "campaign job handled");
+                None
+            }
+            Err(err) if err.is_permanent() => {
+                tracing::error!(message.id = %message_id, message.receive_count = %receive_count, error = %err,
+                    "campaign job can never succeed; it will reach the dead-letter queue");
+                Some(message_id)
+            }
+            Err(err) => {
+                tracing::warn!(message.id = %message_id, message.receive_count = %receive_count, error = %err,
+                    "campaign job failed; it will be redelivered");
+                Some(message_id)
+            }
+        }
     }
 
     /// Handles one message body.
