@@ -1,6 +1,8 @@
 //! Webhook keys (`webhook_keys`), seen Standard Webhooks message ids (`webhook_messages`) and
 //! the bulk delivery-status update the webhook applies.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -249,26 +251,37 @@ pub async fn apply_reports(
                  where cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
                    and (cc.sent_at is null or r.sent_at > cc.sent_at)
                  returning r.index
+             ),
+             found as (
+                 select r.index from report r
+                 join campaign_customers cc
+                   on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
              )
-             select r.index, u.index is not null as updated,
-                    exists (select 1 from campaign_customers cc
-                            where cc.campaign_id = r.campaign_id
-                              and cc.customer_id = r.customer_id) as found
-             from report r left join updated u on u.index = r.index",
+             select coalesce((select array_agg(index) from updated), '{}') as updated,
+                    coalesce((select array_agg(index) from found), '{}') as found",
             &[
                 &index, &campaign, &customer, &status, &sent_at, &message, &reason,
             ],
         )
         .await?;
-    Ok(rows
+    // Two index lists rather than a join of the two sets, which the planner (seeing an
+    // unnest of unknown length) may nest-loop.
+    let row = rows
+        .first()
+        .ok_or_else(|| ApiError::internal("the report statement returned no row"))?;
+    let updated: HashSet<i32> = row.get::<_, Vec<i32>>("updated").into_iter().collect();
+    let found: HashSet<i32> = row.get::<_, Vec<i32>>("found").into_iter().collect();
+    Ok(reports
         .iter()
-        .map(|row| {
-            let outcome = match (row.get::<_, bool>("updated"), row.get::<_, bool>("found")) {
-                (true, _) => ReportOutcome::Updated,
-                (false, true) => ReportOutcome::Unchanged,
-                (false, false) => ReportOutcome::NotFound,
+        .map(|r| {
+            let outcome = if updated.contains(&r.index) {
+                ReportOutcome::Updated
+            } else if found.contains(&r.index) {
+                ReportOutcome::Unchanged
+            } else {
+                ReportOutcome::NotFound
             };
-            (row.get("index"), outcome)
+            (r.index, outcome)
         })
         .collect())
 }
