@@ -8,8 +8,16 @@ cd "$(dirname "$0")/../.."
 VENV=.venv
 REQUIREMENTS=("moto[server]==5.2.5" "$@")
 
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV" >&2
+if [ ! -x "$VENV/bin/pip" ]; then
+    rm -rf "$VENV"
+    if ! python3 -m venv "$VENV" >&2; then
+        # Debian's python3 ships venv/ensurepip separately.
+        rm -rf "$VENV"
+        sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -q >&2
+        $sudo apt-get install -y -q python3-venv >&2
+        python3 -m venv "$VENV" >&2
+    fi
 fi
 # pip is quick when everything is already installed.
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}" >&2
