@@ -80,6 +80,18 @@ fn not_found(id: i32) -> ApiError {
     ApiError::NotFound(format!("no campaign {id} in this tenant"))
 }
 
+/// Campaign `id` of `tenant` (locked with `for_update`), or 404.
+async fn find(
+    client: &impl shared::db::GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    for_update: bool,
+) -> Result<Campaign, ApiError> {
+    campaigns::get(client, tenant, id, for_update)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
 /// Parses criteria, answering 422 with a pointer under `/selection_criteria`.
 fn check_criteria(criteria: &Value) -> Result<Criteria, ApiError> {
     Criteria::parse(criteria).map_err(|err| ApiError::Unprocessable {
@@ -216,9 +228,7 @@ async fn create(
     // The campaign exists either way; a queue failure shows in its processing state.
     let campaign = match enqueue(&state, &tenant, &campaign, job_id).await {
         Ok(()) => campaign,
-        Err(_) => campaigns::get(&client, &tenant, campaign.id, false)
-            .await?
-            .ok_or_else(|| not_found(campaign.id))?,
+        Err(_) => find(&client, &tenant, campaign.id, false).await?,
     };
     Ok(with_location(
         (StatusCode::ACCEPTED, AppJson(campaign)).into_response(),
@@ -263,9 +273,7 @@ async fn read(
     principal.require(&tenant, Permission::CampaignRead)?;
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
-    let campaign = campaigns::get(&tx, &tenant, id, false)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    let campaign = find(&tx, &tenant, id, false).await?;
     tx.commit().await?;
     Ok(AppJson(campaign))
 }
@@ -304,9 +312,7 @@ async fn update(
     }
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
-    let current = campaigns::get(&tx, &tenant, id, true)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    let current = find(&tx, &tenant, id, true).await?;
     let content_changes = body.name.is_some()
         || body.description.is_some()
         || body.selection_criteria.is_some()
@@ -358,9 +364,7 @@ async fn remove(
     principal.require(&tenant, Permission::CampaignDelete)?;
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
-    let campaign = campaigns::get(&tx, &tenant, id, true)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    let campaign = find(&tx, &tenant, id, true).await?;
     if campaign.status != CampaignStatus::Draft && campaigns::has_sent_deliveries(&tx, id).await? {
         return Err(ApiError::Conflict(format!(
             "campaign {id} is {} and has sent deliveries; it can no longer be deleted",
@@ -385,9 +389,7 @@ async fn process(
     let job_id = Uuid::new_v4();
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
-    let current = campaigns::get(&tx, &tenant, id, true)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    let current = find(&tx, &tenant, id, true).await?;
     if current.status == CampaignStatus::Completed {
         return Err(ApiError::Conflict(format!(
             "campaign {id} is completed; its customers are final"
@@ -419,9 +421,7 @@ async fn customers(
     principal.require(&tenant, Permission::CampaignRead)?;
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
-    campaigns::get(&tx, &tenant, id, false)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    find(&tx, &tenant, id, false).await?;
     let rows =
         campaigns::customers(&tx, id, query.delivery_status, keyset.after, keyset.limit).await?;
     tx.commit().await?;
@@ -438,9 +438,7 @@ async fn summary(
     principal.require(&tenant, Permission::CampaignRead)?;
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
-    campaigns::get(&tx, &tenant, id, false)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    find(&tx, &tenant, id, false).await?;
     let counts = campaigns::summary(&tx, id).await?;
     tx.commit().await?;
     Ok(AppJson(counts))

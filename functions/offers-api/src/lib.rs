@@ -427,18 +427,54 @@ struct Reason {
     comments: Option<String>,
 }
 
-/// Moves `id` from `from` to `to` under `permission`, with the maker–checker rule when
-/// `checker` is set. 409 naming the current status for any other transition.
-#[allow(clippy::too_many_arguments)]
+/// One workflow step: who may take it, from which status to which, and whether the
+/// maker–checker rule applies.
+#[derive(Clone, Copy)]
+struct Step {
+    permission: Permission,
+    from: OfferStatus,
+    to: OfferStatus,
+    checker: bool,
+}
+
+/// draft → submitted, by a maker.
+const SUBMIT: Step = Step {
+    permission: Permission::OfferSubmit,
+    from: OfferStatus::Draft,
+    to: OfferStatus::Submitted,
+    checker: false,
+};
+/// submitted → approved, by a checker who is not its maker.
+const APPROVE: Step = Step {
+    permission: Permission::OfferReview,
+    from: OfferStatus::Submitted,
+    to: OfferStatus::Approved,
+    checker: true,
+};
+/// submitted → rejected, by a checker who is not its maker.
+const REJECT: Step = Step {
+    permission: Permission::OfferReview,
+    from: OfferStatus::Submitted,
+    to: OfferStatus::Rejected,
+    checker: true,
+};
+
+/// Takes `step` for offer `id`. 409 naming the current status for any other transition.
 async fn transition(
     state: &AppState,
     principal: &Principal,
-    tenant: &TenantName,
-    id: i32,
+    (tenant, id): (TenantName, i32),
     if_match: &IfMatch,
-    (permission, from, to, checker): (Permission, OfferStatus, OfferStatus, bool),
+    step: Step,
     reason: Option<String>,
 ) -> Result<Tagged, ApiError> {
+    let Step {
+        permission,
+        from,
+        to,
+        checker,
+    } = step;
+    let tenant = &tenant;
     principal.require(tenant, permission)?;
     check_length("comments", reason.as_deref(), MAX_COMMENT_CHARS)?;
     let mut client = state.pool.get().await?;
@@ -486,49 +522,27 @@ async fn transition(
 async fn submit(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(path): AppPath<(TenantName, i32)>,
     if_match: IfMatch,
     OptionalJson(reason): OptionalJson<Reason>,
 ) -> Result<Tagged, ApiError> {
-    let rule = (
-        Permission::OfferSubmit,
-        OfferStatus::Draft,
-        OfferStatus::Submitted,
-        false,
-    );
-    transition(
-        &state,
-        &principal,
-        &tenant,
-        id,
-        &if_match,
-        rule,
-        reason.comments,
-    )
-    .await
+    transition(&state, &principal, path, &if_match, SUBMIT, reason.comments).await
 }
 
 /// `POST …/approve` (`offer.review`): submitted → approved; not by its maker.
 async fn approve(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(path): AppPath<(TenantName, i32)>,
     if_match: IfMatch,
     OptionalJson(reason): OptionalJson<Reason>,
 ) -> Result<Tagged, ApiError> {
-    let rule = (
-        Permission::OfferReview,
-        OfferStatus::Submitted,
-        OfferStatus::Approved,
-        true,
-    );
     transition(
         &state,
         &principal,
-        &tenant,
-        id,
+        path,
         &if_match,
-        rule,
+        APPROVE,
         reason.comments,
     )
     .await
@@ -539,26 +553,11 @@ async fn approve(
 async fn reject(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(path): AppPath<(TenantName, i32)>,
     if_match: IfMatch,
     OptionalJson(reason): OptionalJson<Reason>,
 ) -> Result<Tagged, ApiError> {
-    let rule = (
-        Permission::OfferReview,
-        OfferStatus::Submitted,
-        OfferStatus::Rejected,
-        true,
-    );
-    transition(
-        &state,
-        &principal,
-        &tenant,
-        id,
-        &if_match,
-        rule,
-        reason.comments,
-    )
-    .await
+    transition(&state, &principal, path, &if_match, REJECT, reason.comments).await
 }
 
 /// `POST …/comment` body.

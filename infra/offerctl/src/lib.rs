@@ -32,27 +32,26 @@ pub fn app(state: AppState) -> Router {
 /// the SQS queue at `queue_url`, polled by a task, or (without a URL) a new in-process
 /// queue consumed by a task. `range_size` is the processor's customers per range job.
 pub async fn start_processor(pool: Pool, queue_url: Option<String>, range_size: i64) -> Queue {
+    let processor = |queue: &Queue| Processor {
+        pool,
+        queue: queue.clone(),
+        range_size,
+    };
     match queue_url {
         Some(url) => {
             let queue = Queue::sqs(url.clone()).await;
             if let Queue::Sqs { client, .. } = &queue {
-                let processor = Processor {
-                    pool,
-                    queue: queue.clone(),
-                    range_size,
-                };
-                tokio::spawn(worker::run_sqs_poller(client.clone(), url, processor));
+                tokio::spawn(worker::run_sqs_poller(
+                    client.clone(),
+                    url,
+                    processor(&queue),
+                ));
             }
             queue
         }
         None => {
             let (queue, receiver) = Queue::in_process();
-            let processor = Processor {
-                pool,
-                queue: queue.clone(),
-                range_size,
-            };
-            tokio::spawn(worker::run_in_process(receiver, processor));
+            tokio::spawn(worker::run_in_process(receiver, processor(&queue)));
             queue
         }
     }

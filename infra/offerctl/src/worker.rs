@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use campaign_processor::Processor;
@@ -42,6 +42,15 @@ fn event(messages: impl IntoIterator<Item = (String, String, u32)>) -> SqsEvent 
     event
 }
 
+/// The ids of the messages a batch response reports as failed.
+fn failed_ids(response: SqsBatchResponse) -> HashSet<String> {
+    response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
 /// Consumes the in-process queue until every sender is gone.
 pub async fn run_in_process(mut receiver: InProcessReceiver, processor: Processor) {
     while let Some(first) = receiver.messages.recv().await {
@@ -59,11 +68,7 @@ pub async fn run_in_process(mut receiver: InProcessReceiver, processor: Processo
                     .map(|m| (m.message_id.clone(), m.body.clone(), m.receive_count + 1)),
             ))
             .await;
-        let failed: HashSet<String> = response
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
+        let failed = failed_ids(response);
         for message in batch {
             if !failed.contains(&message.message_id) {
                 continue;
@@ -129,11 +134,7 @@ pub async fn poll_sqs_once(
             )
         })))
         .await;
-    let failed: HashSet<String> = response
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect();
+    let failed = failed_ids(response);
     let entries = receipts
         .iter()
         .filter(|(id, _)| !failed.contains(*id))
