@@ -35,6 +35,35 @@ use chrono::NaiveDate;
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
+/// OpenAPI schema of a criteria document (the language above), for request and response
+/// bodies: a JSON object, checked by [`Criteria::parse`] (422 naming the offending key).
+#[derive(Debug, Clone, Copy)]
+pub struct SelectionCriteria;
+
+impl utoipa::PartialSchema for SelectionCriteria {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Object)
+            .description(Some(
+                "Which customers a campaign selects. Keys are ANDed: a customers column \
+                 (segment, kyc_status, credit_score, annual_income, state, city, dob, gender, \
+                 marital_status, occupation, account_age_months, preferred_language, pin_code, \
+                 is_active), `attributes.<key>`, or `all` / `any` (arrays of criteria) and \
+                 `not` (criteria). A value is a scalar (`eq`), an array (`in`) or an operator \
+                 object: eq, ne, gt, gte, lt, lte, in, not_in, between (two values) and \
+                 exists (boolean). Inactive customers are left out unless `is_active` is named.",
+            ))
+            .examples([serde_json::json!({
+                "kyc_status": "verified",
+                "any": [{"segment": "gold"}, {"segment": "platinum"}],
+                "credit_score": {"gte": 700}
+            })])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SelectionCriteria {}
+
 /// Deepest nesting of `all` / `any` / `not`.
 pub const MAX_DEPTH: usize = 8;
 /// Most conditions (leaf comparisons plus compositions) in one criteria document.

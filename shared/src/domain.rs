@@ -53,6 +53,20 @@ macro_rules! name_type {
             }
         }
 
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some($pattern))
+                    .min_length(Some(2))
+                    .max_length(Some($max))
+                    .description(Some(concat!("A ", $what, ": `", $pattern, "`.")))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl TryFrom<String> for $name {
             type Error = NameError;
             fn try_from(value: String) -> Result<Self, NameError> {
@@ -109,7 +123,7 @@ name_type!(
 /// An offer's place in the maker–checker workflow (the seed's CHECK values):
 /// `draft` → `submitted` → `approved` | `rejected`; editing a rejected offer returns it to
 /// `draft`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OfferStatus {
     /// Being written; editable by makers.
@@ -159,7 +173,7 @@ impl fmt::Display for OfferStatus {
 macro_rules! stored_enum {
     ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$vdoc])* $variant,)+

@@ -14,7 +14,7 @@ use serde::Serialize;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One invalid input field: `{"pointer": "/name", "detail": "…"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// JSON Pointer (RFC 6901) to the field in the request body, or the query/path
     /// parameter's name prefixed with `/`.
@@ -125,18 +125,30 @@ impl ApiError {
     }
 }
 
-/// The RFC 9457 body. `type` is always `about:blank`: the status and `title` carry the
-/// meaning, `detail` the occurrence.
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The RFC 9457 problem details body every error is answered with
+/// (`application/problem+json`). `type` is always `about:blank`: the status and `title`
+/// carry the meaning, `detail` the occurrence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "about:blank", "title": "Unprocessable Entity", "status": 422,
+    "detail": "name: must match ^[a-z][a-z0-9_]{1,49}$",
+    "errors": [{"pointer": "/name", "detail": "must match ^[a-z][a-z0-9_]{1,49}$"}]
+}))]
+pub struct ProblemDetails {
+    /// Problem type URI; always `about:blank` (RFC 9457 §4.2.1).
     #[serde(rename = "type")]
-    kind: &'static str,
-    title: &'static str,
-    status: u16,
+    pub kind: String,
+    /// The HTTP status's reason phrase, e.g. `Not Found`.
+    pub title: String,
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong with this request; absent on 500.
     #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    errors: &'a [FieldError],
+    pub detail: Option<String>,
+    /// The offending fields of a 400 or 422, each as a JSON Pointer; absent when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
 }
 
 impl IntoResponse for ApiError {
@@ -166,12 +178,12 @@ impl IntoResponse for ApiError {
                 (None, &[])
             }
         };
-        let body = Problem {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
+        let body = ProblemDetails {
+            kind: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
             status: status.as_u16(),
-            detail,
-            errors,
+            detail: detail.map(str::to_owned),
+            errors: errors.to_vec(),
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (status, json).into_response();

@@ -334,10 +334,24 @@ pub struct Page {
     pub offset: i64,
 }
 
-#[derive(serde::Deserialize)]
+/// The query parameters of [`Page`], as documented.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RawPage {
+    /// Rows to return, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Rows to skip (default 0).
+    #[param(minimum = 0)]
     offset: Option<i64>,
+}
+
+impl utoipa::IntoParams for Page {
+    fn into_params(
+        parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        RawPage::into_params(parameter_in_provider)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Page {
@@ -368,10 +382,24 @@ pub struct Keyset {
     pub after: Option<uuid::Uuid>,
 }
 
-#[derive(serde::Deserialize)]
+/// The query parameters of [`Keyset`], as documented.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RawKeyset {
+    /// Rows to return, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Return rows whose id is greater than this one: the last id of the previous page, as
+    /// given in that page's `Link: rel="next"` header.
     after: Option<uuid::Uuid>,
+}
+
+impl utoipa::IntoParams for Keyset {
+    fn into_params(
+        parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        RawKeyset::into_params(parameter_in_provider)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Keyset {

@@ -26,6 +26,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod openapi;
 pub mod queue;
 pub mod state;
 pub mod telemetry;

@@ -21,7 +21,9 @@ use shared::db::{tenants, users};
 use shared::domain::{RoleName, TenantName, Username};
 use shared::http::Routes;
 use shared::http::{AppJson, AppPath, AppQuery, Page, check_length, nullable};
+use shared::openapi::{Conflict, NotFound};
 use shared::{ApiError, AppState};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 /// Longest description or full name accepted, in characters.
 pub const MAX_TEXT_CHARS: usize = 1000;
@@ -66,6 +68,35 @@ pub fn router() -> Router<AppState> {
     routes().into_router()
 }
 
+#[derive(OpenApi)]
+#[openapi(paths(
+    create_tenant,
+    list_tenants,
+    get_tenant,
+    update_tenant,
+    delete_tenant,
+    list_tenant_roles,
+    create_user,
+    list_users,
+    get_user,
+    update_user,
+    set_user_password,
+    delete_user,
+    assign_roles,
+    list_assignments,
+    remove_role,
+    create_webhook_key,
+    list_webhook_keys,
+    revoke_webhook_key,
+))]
+struct ApiDoc;
+
+/// The OpenAPI description of this function's routes (merged by
+/// [`shared::openapi::document`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
 fn created<T: Serialize>(location: String, body: T) -> Response {
     shared::http::with_location(
         (StatusCode::CREATED, AppJson(body)).into_response(),
@@ -85,12 +116,17 @@ fn user_not_found(name: &Username) -> ApiError {
 // Tenants
 
 /// `POST /sa/tenants` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTenant {
     name: TenantName,
+    /// Free text, at most 1,000 characters.
+    #[schema(max_length = 1000)]
     description: Option<String>,
+    /// A JSON Schema every offer's `data` must satisfy.
+    #[schema(value_type = Option<Object>)]
     offer_schema: Option<serde_json::Value>,
+    /// Whether offers need a checker's approval (default true).
     require_maker_checker: Option<bool>,
 }
 
@@ -111,7 +147,7 @@ fn check_offer_schema(schema: Option<&serde_json::Value>) -> Result<(), ApiError
 }
 
 /// A tenant with its roles.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TenantView {
     #[serde(flatten)]
     tenant: tenants::Tenant,
@@ -120,6 +156,17 @@ struct TenantView {
 
 /// `POST /sa/tenants`: creates a tenant and its four default roles (201). 409 if the name is
 /// taken; 422 for a name outside `^[a-z][a-z0-9_]{1,49}$`.
+#[utoipa::path(
+    post,
+    path = "/sa/tenants",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateTenant,
+    responses(
+        (status = 201, description = "Created, with its four default roles; `Location` names it.", body = TenantView),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn create_tenant(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -145,6 +192,16 @@ async fn create_tenant(
 }
 
 /// `GET /sa/tenants`: tenants by name.
+#[utoipa::path(
+    get,
+    path = "/sa/tenants",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(Page),
+    responses(
+        (status = 200, description = "Tenants by name.", body = Vec<tenants::Tenant>),
+    )
+)]
 async fn list_tenants(
     State(state): State<AppState>,
     _: SuperAdmin,
@@ -156,6 +213,16 @@ async fn list_tenants(
 }
 
 /// `GET /sa/tenants/{tenant_name}`: the tenant with its roles; 404 if absent.
+#[utoipa::path(
+    get,
+    path = "/sa/tenants/{tenant_name}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    responses(
+        (status = 200, description = "The tenant with its roles.", body = TenantView),
+    )
+)]
 async fn get_tenant(
     State(state): State<AppState>,
     _: SuperAdmin,
@@ -170,19 +237,35 @@ async fn get_tenant(
 }
 
 /// `PUT /sa/tenants/{tenant_name}` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateTenant {
+    /// Free text, at most 1,000 characters; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     description: Option<Option<String>>,
+    /// A JSON Schema for offers' `data`; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
     offer_schema: Option<Option<serde_json::Value>>,
+    /// Whether offers need a checker's approval.
     require_maker_checker: Option<bool>,
 }
 
 /// `PUT /sa/tenants/{tenant_name}`: changes the description, the offer schema (existing
 /// offers are not re-validated; the schema applies to every later write) or the
 /// maker-checker switch; 404 if absent.
+#[utoipa::path(
+    put,
+    path = "/sa/tenants/{tenant_name}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    request_body = UpdateTenant,
+    responses(
+        (status = 200, description = "The updated tenant.", body = tenants::Tenant),
+    )
+)]
 async fn update_tenant(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -205,6 +288,16 @@ async fn update_tenant(
 
 /// `DELETE /sa/tenants/{tenant_name}`: deletes the tenant with its roles, assignments,
 /// offers and campaigns (204); 404 if absent.
+#[utoipa::path(
+    delete,
+    path = "/sa/tenants/{tenant_name}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    responses(
+        (status = 204, description = "Deleted, with its roles, assignments, offers and campaigns."),
+    )
+)]
 async fn delete_tenant(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -218,6 +311,16 @@ async fn delete_tenant(
 }
 
 /// `GET /sa/tenants/{tenant_name}/roles`: the tenant's roles with their permissions.
+#[utoipa::path(
+    get,
+    path = "/sa/tenants/{tenant_name}/roles",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    responses(
+        (status = 200, description = "The tenant's roles with their permissions.", body = Vec<TenantRole>),
+    )
+)]
 async fn list_tenant_roles(
     State(state): State<AppState>,
     _: SuperAdmin,
@@ -234,18 +337,33 @@ async fn list_tenant_roles(
 // Users
 
 /// `POST /sa/users` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateUser {
     username: Username,
+    /// At least 12 characters, not containing the username.
     password: String,
+    /// At most 1,000 characters.
+    #[schema(max_length = 1000)]
     full_name: Option<String>,
+    /// Default false.
     #[serde(default)]
     is_super_admin: bool,
 }
 
 /// `POST /sa/users`: creates a user (201). 409 if the username is taken; 422 if the password
 /// breaks the policy.
+#[utoipa::path(
+    post,
+    path = "/sa/users",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "Created; `Location` names it.", body = users::User),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn create_user(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -273,12 +391,24 @@ async fn create_user(
 }
 
 /// `GET /sa/users` filters.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UserFilter {
+    /// Only super admins (`true`) or only other users (`false`).
     is_super_admin: Option<bool>,
 }
 
 /// `GET /sa/users`: users by username, optionally `?is_super_admin=true|false`.
+#[utoipa::path(
+    get,
+    path = "/sa/users",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(UserFilter, Page),
+    responses(
+        (status = 200, description = "Users by username.", body = Vec<users::User>),
+    )
+)]
 async fn list_users(
     State(state): State<AppState>,
     _: SuperAdmin,
@@ -291,6 +421,16 @@ async fn list_users(
 }
 
 /// `GET /sa/users/{username}`; 404 if absent.
+#[utoipa::path(
+    get,
+    path = "/sa/users/{username}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("username" = Username, Path, description = "The user's username.")),
+    responses(
+        (status = 200, description = "The user.", body = users::User),
+    )
+)]
 async fn get_user(
     State(state): State<AppState>,
     _: SuperAdmin,
@@ -303,16 +443,31 @@ async fn get_user(
 }
 
 /// `PUT /sa/users/{username}` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateUser {
+    /// At most 1,000 characters; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     full_name: Option<Option<String>>,
+    /// Grants or withdraws super admin.
     is_super_admin: Option<bool>,
 }
 
 /// `PUT /sa/users/{username}`: changes `full_name` and/or `is_super_admin`. 409 if it would
 /// leave no super admin; 404 if absent.
+#[utoipa::path(
+    put,
+    path = "/sa/users/{username}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("username" = Username, Path, description = "The user's username.")),
+    request_body = UpdateUser,
+    responses(
+        (status = 200, description = "The updated user.", body = users::User),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn update_user(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -351,7 +506,7 @@ async fn keep_a_super_admin(
 }
 
 /// `POST /sa/users/{username}/change-password` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetPassword {
     new_password: String,
@@ -359,6 +514,17 @@ struct SetPassword {
 
 /// `POST /sa/users/{username}/change-password`: sets a user's password (204) and revokes
 /// every token issued to that user before; 422 if the password breaks the policy.
+#[utoipa::path(
+    post,
+    path = "/sa/users/{username}/change-password",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("username" = Username, Path, description = "The user's username.")),
+    request_body = SetPassword,
+    responses(
+        (status = 204, description = "Set; the user's earlier tokens stop working."),
+    )
+)]
 async fn set_user_password(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -386,6 +552,17 @@ async fn set_user_password(
 
 /// `DELETE /sa/users/{username}`: deletes a user and its role assignments (204). 409 for
 /// oneself, the only super admin, or a user named as the author of records; 404 if absent.
+#[utoipa::path(
+    delete,
+    path = "/sa/users/{username}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("username" = Username, Path, description = "The user's username.")),
+    responses(
+        (status = 204, description = "Deleted, with its role assignments."),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn delete_user(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -411,17 +588,20 @@ async fn delete_user(
 // Role assignments
 
 /// `POST /sa/user-tenant-roles` body: `role` (one) or `roles` (several), not both.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AssignRoles {
     username: Username,
     tenant_name: TenantName,
+    /// One role (give `role` or `roles`, not both).
     role: Option<RoleName>,
+    /// 1 to 50 roles.
+    #[schema(min_items = 1, max_items = 50)]
     roles: Option<Vec<RoleName>>,
 }
 
 /// The roles a user holds in a tenant after an assignment.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UserTenantRoles {
     username: String,
     tenant_name: String,
@@ -430,6 +610,17 @@ struct UserTenantRoles {
 
 /// `POST /sa/user-tenant-roles`: assigns roles; 201 if any is new, 200 if all were held
 /// already (retries are harmless). 422 naming the field for an unknown user, tenant or role.
+#[utoipa::path(
+    post,
+    path = "/sa/user-tenant-roles",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = AssignRoles,
+    responses(
+        (status = 200, description = "Every role was held already; nothing changed.", body = UserTenantRoles),
+        (status = 201, description = "Assigned; the roles the user now holds in the tenant.", body = UserTenantRoles),
+    )
+)]
 async fn assign_roles(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -480,7 +671,8 @@ async fn assign_roles(
 }
 
 /// `GET /sa/user-tenant-roles` filters.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AssignmentQuery {
     username: Option<Username>,
     tenant_name: Option<TenantName>,
@@ -489,6 +681,16 @@ struct AssignmentQuery {
 
 /// `GET /sa/user-tenant-roles?username=&tenant_name=&role=`: assignments by tenant, user,
 /// role.
+#[utoipa::path(
+    get,
+    path = "/sa/user-tenant-roles",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(AssignmentQuery, Page),
+    responses(
+        (status = 200, description = "Assignments by tenant, user and role.", body = Vec<roles::Assignment>),
+    )
+)]
 async fn list_assignments(
     State(state): State<AppState>,
     _: SuperAdmin,
@@ -506,7 +708,7 @@ async fn list_assignments(
 }
 
 /// `DELETE /sa/user-tenant-roles` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RemoveRole {
     username: Username,
@@ -516,6 +718,17 @@ struct RemoveRole {
 
 /// `DELETE /sa/user-tenant-roles`: removes one assignment (204); it stops working on the
 /// user's next request. 404 if the user does not hold that role.
+#[utoipa::path(
+    delete,
+    path = "/sa/user-tenant-roles",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = RemoveRole,
+    responses(
+        (status = 204, description = "Removed; it stops working on the user's next request."),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn remove_role(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -539,7 +752,7 @@ async fn remove_role(
 }
 
 /// A webhook key as created: the listing fields plus the secrets, shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IssuedWebhookKey {
     /// The stored key.
     #[serde(flatten)]
@@ -592,16 +805,29 @@ pub async fn issue_webhook_key(
 }
 
 /// `POST /sa/webhook-keys` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateWebhookKey {
+    /// 1 to 100 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     name: String,
+    /// Whether requests must carry a Standard Webhooks signature (default false).
     #[serde(default)]
     signed: bool,
 }
 
 /// `POST /sa/webhook-keys` `{"name", "signed"?}`: 201 with the key (and signing secret) shown
 /// once; only the key's hash is stored.
+#[utoipa::path(
+    post,
+    path = "/sa/webhook-keys",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateWebhookKey,
+    responses(
+        (status = 201, description = "Created; the key (and signing secret) are shown this once.", body = IssuedWebhookKey),
+    )
+)]
 async fn create_webhook_key(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -617,6 +843,15 @@ async fn create_webhook_key(
 }
 
 /// `GET /sa/webhook-keys`: every key, newest first, without secrets.
+#[utoipa::path(
+    get,
+    path = "/sa/webhook-keys",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every key, newest first, without secrets.", body = Vec<WebhookKey>),
+    )
+)]
 async fn list_webhook_keys(
     State(state): State<AppState>,
     _: SuperAdmin,
@@ -627,6 +862,16 @@ async fn list_webhook_keys(
 }
 
 /// `DELETE /sa/webhook-keys/{key_id}`: revokes the key (204, idempotent); 404 if absent.
+#[utoipa::path(
+    delete,
+    path = "/sa/webhook-keys/{key_id}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("key_id" = uuid::Uuid, Path, description = "The key's id.")),
+    responses(
+        (status = 204, description = "Revoked (or already revoked)."),
+    )
+)]
 async fn revoke_webhook_key(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,

@@ -23,7 +23,9 @@ use shared::db::users::{self, LoginRecord};
 use shared::domain::Username;
 use shared::http::Routes;
 use shared::http::{AppJson, decode_json, read_body};
+use shared::openapi::TooManyRequests;
 use shared::{ApiError, AppState};
+use utoipa::{OpenApi, ToSchema};
 
 /// Failed sign-ins allowed per account inside [`THROTTLE_WINDOW`] before it answers 429.
 pub const MAX_FAILED_LOGINS: i32 = 10;
@@ -44,8 +46,19 @@ pub fn router() -> Router<AppState> {
     routes().into_router()
 }
 
+/// The OpenAPI description of this function's routes.
+#[derive(OpenApi)]
+#[openapi(paths(token, change_password, me, my_tenants))]
+struct ApiDoc;
+
+/// The OpenAPI description of this function's routes (merged by
+/// [`shared::openapi::document`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
 /// `POST /auth/token` body as JSON: `{"username", "password"}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct JsonCredentials {
     username: String,
@@ -55,8 +68,10 @@ struct JsonCredentials {
 /// `POST /auth/token` body as the OAuth2 password grant form (RFC 6749 §4.3.2). `scope`,
 /// `client_id` and `client_secret` are accepted (Swagger UI and OAuth clients send them) and
 /// ignored: there are no scopes or registered clients.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct PasswordGrantForm {
+    /// `password`, or absent.
+    #[schema(pattern = "^password$")]
     grant_type: Option<String>,
     username: String,
     password: String,
@@ -169,6 +184,20 @@ async fn authenticate(
 /// `POST /auth/token`: signs in. 200 with `{access_token, token_type: "bearer", expires_in}`;
 /// 401 for an unknown user or a wrong password (same body); 429 with `Retry-After` after
 /// [`MAX_FAILED_LOGINS`] failures within [`THROTTLE_WINDOW`].
+#[utoipa::path(
+    post,
+    path = "/auth/token",
+    tag = "auth",
+    request_body(content(
+        (JsonCredentials = "application/json"),
+        (PasswordGrantForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Signed in (RFC 6749 §5.1).", body = IssuedToken),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 429, response = TooManyRequests),
+    )
+)]
 async fn token(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -189,7 +218,7 @@ async fn token(
 }
 
 /// `POST /auth/change-password` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangePassword {
     current_password: String,
@@ -197,7 +226,7 @@ struct ChangePassword {
 }
 
 /// A confirmation message.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Message {
     message: &'static str,
 }
@@ -205,6 +234,17 @@ struct Message {
 /// `POST /auth/change-password`: 200 when changed; 401 if `current_password` is wrong
 /// (counted by the login throttle); 422 if `new_password` breaks the policy. Every token
 /// issued before the change, including the caller's, stops working.
+#[utoipa::path(
+    post,
+    path = "/auth/change-password",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = ChangePassword,
+    responses(
+        (status = 200, description = "Changed; sign in again.", body = Message),
+        (status = 429, response = TooManyRequests),
+    )
+)]
 async fn change_password(
     State(state): State<AppState>,
     principal: Principal,
@@ -242,6 +282,13 @@ async fn change_password(
 
 /// `GET /users/me`: the caller's account (`username`, `full_name`, `is_super_admin`,
 /// `created_at`, `updated_at`).
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's account.", body = users::User))
+)]
 async fn me(
     State(state): State<AppState>,
     principal: Principal,
@@ -254,13 +301,22 @@ async fn me(
 }
 
 /// One entry of `GET /users/me/tenants`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TenantRoles {
     tenant_name: String,
     roles: Vec<String>,
 }
 
 /// `GET /users/me/tenants`: `[{tenant_name, roles: [...]}]`, by tenant name.
+#[utoipa::path(
+    get,
+    path = "/users/me/tenants",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's roles per tenant, by tenant name.", body = Vec<TenantRoles>)
+    )
+)]
 async fn my_tenants(principal: Principal) -> AppJson<Vec<TenantRoles>> {
     AppJson(
         principal

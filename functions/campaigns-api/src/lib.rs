@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::auth::{Permission, Principal};
 use shared::criteria::Criteria;
+use shared::criteria::SelectionCriteria;
+use shared::db::campaigns::CampaignCustomer;
 use shared::db::campaigns::{
     self, AudienceMember, Campaign, CampaignContent, CampaignFilter, DeliverySummary,
 };
@@ -28,8 +30,10 @@ use shared::http::Routes;
 use shared::http::{
     AppJson, AppPath, AppQuery, Keyset, Page, check_length, nullable, with_location,
 };
+use shared::openapi::Conflict;
 use shared::queue::CampaignJob;
 use shared::{ApiError, AppState};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 /// Longest campaign name, in characters.
@@ -74,6 +78,18 @@ pub fn routes() -> Routes<AppState> {
 /// The router of this function.
 pub fn router() -> Router<AppState> {
     routes().into_router()
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(
+    create, list, preview, read, update, remove, process, customers, summary
+))]
+struct ApiDoc;
+
+/// The OpenAPI description of this function's routes (merged by
+/// [`shared::openapi::document`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
 }
 
 fn not_found(id: i32) -> ApiError {
@@ -162,19 +178,39 @@ async fn enqueue(
 }
 
 /// `POST` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateCampaign {
+    /// An approved offer of the tenant.
     offer_id: i32,
+    /// 1 to 200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
+    /// At most 4,000 characters.
+    #[schema(max_length = 4000)]
     description: Option<String>,
+    /// Which customers to select.
+    #[schema(value_type = SelectionCriteria)]
     selection_criteria: Value,
+    /// First day (not after `end_date`).
     start_date: NaiveDate,
+    /// Last day.
     end_date: NaiveDate,
 }
 
 /// `POST /tenants/{t}/campaigns` (`campaign.write`): a `draft` campaign for an approved offer
 /// of the tenant; its selection job is queued. 202 with `Location` and the campaign.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/campaigns",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    request_body = CreateCampaign,
+    responses(
+        (status = 202, description = "Created as `draft`; its selection job is queued. `Location` names it.", body = Campaign),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -237,14 +273,27 @@ async fn create(
 }
 
 /// `GET` list filters.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only campaigns in this status.
     status: Option<CampaignStatus>,
+    /// Only campaigns of this offer.
     offer_id: Option<i32>,
 }
 
 /// `GET /tenants/{t}/campaigns?status=&offer_id=&limit=&offset=` (`campaign.read`): newest
 /// first.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant_name}/campaigns",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ListQuery, Page),
+    responses(
+        (status = 200, description = "Campaigns, newest first.", body = Vec<Campaign>),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -265,6 +314,16 @@ async fn list(
 }
 
 /// `GET /tenants/{t}/campaigns/{id}` (`campaign.read`).
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    responses(
+        (status = 200, description = "The campaign with its processing state.", body = Campaign),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,
@@ -279,15 +338,24 @@ async fn read(
 }
 
 /// `PUT` body: any of the fields; absent ones keep their value.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateCampaign {
+    /// 1 to 200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: Option<String>,
+    /// At most 4,000 characters; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 4000)]
     description: Option<Option<String>>,
+    /// Which customers to select (run `process-customers` to apply it).
+    #[schema(value_type = Option<SelectionCriteria>)]
     selection_criteria: Option<Value>,
+    /// First day (not after `end_date`).
     start_date: Option<NaiveDate>,
+    /// Last day.
     end_date: Option<NaiveDate>,
+    /// The next status: draft → active ⇄ paused, active → completed.
     status: Option<CampaignStatus>,
 }
 
@@ -295,6 +363,18 @@ struct UpdateCampaign {
 /// campaign is `draft` and `campaign.manage` after that (never once `completed`, 409);
 /// status changes need `campaign.manage` and follow draft → active ⇄ paused, active →
 /// completed (409 otherwise).
+#[utoipa::path(
+    put,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    request_body = UpdateCampaign,
+    responses(
+        (status = 200, description = "Updated.", body = Campaign),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -356,6 +436,17 @@ async fn update(
 
 /// `DELETE /tenants/{t}/campaigns/{id}` (`campaign.delete`): only while `draft` or with no
 /// delivery reported `sent` (409 otherwise). 204.
+#[utoipa::path(
+    delete,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     principal: Principal,
@@ -380,6 +471,17 @@ async fn remove(
 /// `POST /tenants/{t}/campaigns/{id}/process-customers` (`campaign.process`): queues a new
 /// selection job (superseding any earlier one). 202 with the campaign; 409 once completed;
 /// 503 if the queue refuses the job.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}/process-customers",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    responses(
+        (status = 202, description = "A new selection job is queued.", body = Campaign),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn process(
     State(state): State<AppState>,
     principal: Principal,
@@ -402,14 +504,26 @@ async fn process(
 }
 
 /// `GET …/customers` filters.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CustomersQuery {
+    /// Only deliveries in this status.
     delivery_status: Option<DeliveryStatus>,
 }
 
 /// `GET /tenants/{t}/campaigns/{id}/customers?delivery_status=&limit=&after=`
 /// (`campaign.read`): keyset pages in customer-id order, with a `Link: rel="next"` header on
 /// full pages.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}/customers",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id."), CustomersQuery, Keyset),
+    responses(
+        (status = 200, description = "The campaign's customers in customer-id order.", body = Vec<CampaignCustomer>, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
+    )
+)]
 async fn customers(
     State(state): State<AppState>,
     principal: Principal,
@@ -430,6 +544,16 @@ async fn customers(
 
 /// `GET /tenants/{t}/campaigns/{id}/customers/summary` (`campaign.read`): deliveries per
 /// status, `{"total", "pending", "sent", "failed"}`.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}/customers/summary",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    responses(
+        (status = 200, description = "Deliveries per status.", body = DeliverySummary),
+    )
+)]
 async fn summary(
     State(state): State<AppState>,
     principal: Principal,
@@ -445,22 +569,39 @@ async fn summary(
 }
 
 /// `POST …/audience-preview` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PreviewRequest {
+    /// Which customers to select.
+    #[schema(value_type = SelectionCriteria)]
     selection_criteria: Value,
+    /// Customers to sample, 0 to 50 (default 10).
+    #[schema(minimum = 0, maximum = 50)]
     sample_size: Option<i64>,
 }
 
 /// `POST …/audience-preview` answer.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Preview {
+    /// Customers the criteria select.
     matched_count: i64,
+    /// Some of them, without contact details.
     sample: Vec<AudienceMember>,
 }
 
 /// `POST /tenants/{t}/campaigns/audience-preview` (`campaign.write`): how many customers the
 /// criteria select and a sample of them (`sample_size` 0–50, default 10), creating nothing.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/campaigns/audience-preview",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    request_body = PreviewRequest,
+    responses(
+        (status = 200, description = "How many customers the criteria select, with a sample (no contact details).", body = Preview),
+    )
+)]
 async fn preview(
     State(state): State<AppState>,
     principal: Principal,

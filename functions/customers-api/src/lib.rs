@@ -20,7 +20,9 @@ use shared::http::Routes;
 use shared::http::{
     AppJson, AppPath, AppQuery, Keyset, has_media_type, read_body_limited, with_location,
 };
+use shared::openapi::Conflict;
 use shared::{ApiError, AppState};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 /// Largest CSV body `POST /customers/import` accepts, in bytes (Lambda's synchronous payload
@@ -43,31 +45,76 @@ pub fn router() -> Router<AppState> {
     routes().into_router()
 }
 
+#[derive(OpenApi)]
+#[openapi(paths(create, list, read, replace, remove, import))]
+struct ApiDoc;
+
+/// The OpenAPI description of this function's routes (merged by
+/// [`shared::openapi::document`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
 fn not_found(id: Uuid) -> ApiError {
     ApiError::NotFound(format!("no customer {id}"))
 }
 
 /// `POST` / `PUT` body: every writable field (absent optional fields are NULL).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CustomerBody {
+    /// 1 to 200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     full_name: String,
+    /// An e-mail address, unique among customers.
+    #[schema(max_length = 254, pattern = "^[^@]+@.*\\.")]
     email: Option<String>,
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
     phone: Option<String>,
+    /// Date of birth, 1900-01-01 to today.
     dob: Option<NaiveDate>,
+    /// `male`, `female` or `other`.
+    #[schema(value_type = Option<String>, pattern = "^(male|female|other)$")]
     gender: Option<String>,
+    /// `verified`, `pending` or `rejected`.
+    #[schema(value_type = Option<String>, pattern = "^(verified|pending|rejected)$")]
     kyc_status: Option<String>,
+    /// E.g. `gold`, `platinum`; at most 200 characters.
+    #[schema(max_length = 200)]
     segment: Option<String>,
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
     occupation: Option<String>,
+    /// Yearly income, ≥ 0.
+    #[schema(value_type = Option<f64>, minimum = 0)]
     annual_income: Option<Number>,
+    /// 300 to 900.
+    #[schema(minimum = 300, maximum = 900)]
     credit_score: Option<i32>,
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
     state: Option<String>,
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
     city: Option<String>,
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
     pin_code: Option<String>,
+    /// `single`, `married`, `divorced` or `widowed`.
+    #[schema(value_type = Option<String>, pattern = "^(single|married|divorced|widowed)$")]
     marital_status: Option<String>,
+    /// ≥ 0.
+    #[schema(minimum = 0)]
     account_age_months: Option<i32>,
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
     preferred_language: Option<String>,
+    /// Default true; inactive customers are left out of campaigns unless the criteria name
+    /// `is_active`.
     is_active: Option<bool>,
+    /// Further attributes campaigns can select on as `attributes.<key>`.
+    #[schema(value_type = Option<Object>)]
     attributes: Option<Map<String, Value>>,
 }
 
@@ -98,6 +145,17 @@ impl CustomerBody {
 }
 
 /// `POST /customers`: 201 with `Location`; 409 if the e-mail is taken.
+#[utoipa::path(
+    post,
+    path = "/customers",
+    tag = "customers",
+    security(("bearer" = [])),
+    request_body = CustomerBody,
+    responses(
+        (status = 201, description = "Created; `Location` names it.", body = Customer),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -115,21 +173,38 @@ async fn create(
 }
 
 /// `GET` list filters (exact matches).
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this segment.
     segment: Option<String>,
+    /// Only this KYC status.
     kyc_status: Option<String>,
+    /// Only this state.
     state: Option<String>,
+    /// Only this city.
     city: Option<String>,
+    /// Only active (`true`) or inactive (`false`) customers.
     is_active: Option<bool>,
+    /// Only the customer with this e-mail address.
     email: Option<String>,
 }
 
 /// `GET /customers?segment=&kyc_status=&state=&city=&is_active=&email=&limit=&after=`: id
 /// order, `Link: rel="next"` on full pages.
+#[utoipa::path(
+    get,
+    path = "/customers",
+    tag = "customers",
+    security(("bearer" = [])),
+    params(ListQuery, Keyset),
+    responses(
+        (status = 200, description = "Customers in id order.", body = Vec<Customer>, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
-    SuperAdmin(_): SuperAdmin,
+    _: SuperAdmin,
     OriginalUri(uri): OriginalUri,
     AppQuery(query): AppQuery<ListQuery>,
     keyset: Keyset,
@@ -148,9 +223,19 @@ async fn list(
 }
 
 /// `GET /customers/{id}`.
+#[utoipa::path(
+    get,
+    path = "/customers/{customer_id}",
+    tag = "customers",
+    security(("bearer" = [])),
+    params(("customer_id" = uuid::Uuid, Path, description = "The customer's id.")),
+    responses(
+        (status = 200, description = "The customer.", body = Customer),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
-    SuperAdmin(_): SuperAdmin,
+    _: SuperAdmin,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<AppJson<Customer>, ApiError> {
     let client = state.pool.get().await?;
@@ -161,6 +246,18 @@ async fn read(
 }
 
 /// `PUT /customers/{id}`: replaces every writable field.
+#[utoipa::path(
+    put,
+    path = "/customers/{customer_id}",
+    tag = "customers",
+    security(("bearer" = [])),
+    params(("customer_id" = uuid::Uuid, Path, description = "The customer's id.")),
+    request_body = CustomerBody,
+    responses(
+        (status = 200, description = "Replaced.", body = Customer),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn replace(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -177,6 +274,16 @@ async fn replace(
 }
 
 /// `DELETE /customers/{id}`: also removes the customer from every campaign. 204.
+#[utoipa::path(
+    delete,
+    path = "/customers/{customer_id}",
+    tag = "customers",
+    security(("bearer" = [])),
+    params(("customer_id" = uuid::Uuid, Path, description = "The customer's id.")),
+    responses(
+        (status = 204, description = "Deleted, and removed from every campaign."),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
@@ -193,6 +300,16 @@ async fn remove(
 /// `POST /customers/import` with a `text/csv` body (at most [`MAX_IMPORT_BYTES`]): all rows
 /// or none. 200 with `{rows, inserted, updated, unchanged}`; 422 listing every bad line;
 /// 415 for another media type.
+#[utoipa::path(
+    post,
+    path = "/customers/import",
+    tag = "customers",
+    security(("bearer" = [])),
+    request_body(content = String, content_type = "text/csv", description = "A header row naming customers columns (`full_name` and `email` required), then one customer per row."),
+    responses(
+        (status = 200, description = "Imported: all rows or none.", body = ImportSummary),
+    )
+)]
 async fn import(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,

@@ -35,6 +35,9 @@ use shared::domain::DeliveryStatus;
 use shared::http::Routes;
 use shared::http::{AppJson, has_media_type, read_body_limited};
 use standardwebhooks::{HEADER_WEBHOOK_ID, Webhook, WebhookError};
+use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{OpenApi, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 /// Most reports per request.
@@ -70,6 +73,42 @@ where
     Pool: FromRef<S>,
 {
     routes().into_router()
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(update_delivery_status))]
+struct ApiDoc;
+
+/// The OpenAPI description of this function's routes (merged by
+/// [`shared::openapi::document`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The request body's schema: an array of at most [`MAX_REPORTS`] items, each a
+/// `DeliveryReport` or anything else (answered `invalid`, item by item, not refused whole).
+struct Reports;
+
+impl PartialSchema for Reports {
+    fn schema() -> RefOr<Schema> {
+        let item = AnyOfBuilder::new()
+            .item(Ref::from_schema_name(RawReport::name()))
+            .item(ObjectBuilder::new().description(Some(
+                "Anything else is answered `invalid`, with the reason, in its result.",
+            )))
+            .build();
+        ArrayBuilder::new()
+            .items(RefOr::T(Schema::AnyOf(item)))
+            .max_items(Some(MAX_REPORTS))
+            .description(Some("Delivery reports, at most 1,000 (and 1 MiB)."))
+            .into()
+    }
+}
+
+impl ToSchema for Reports {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((RawReport::name().into_owned(), RawReport::schema()));
+    }
 }
 
 /// Checks the API key (and, for a signing key, the signature over the raw body). Returns the
@@ -126,17 +165,28 @@ async fn authenticate(
     Ok((key, message_id))
 }
 
-/// One report as sent.
-#[derive(Deserialize)]
+/// One delivery report.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DeliveryReport)]
 struct RawReport {
+    /// The campaign.
     campaign_id: i32,
+    /// The customer it was delivered to.
     customer_id: Uuid,
+    /// `sent` or `failed`.
+    #[schema(pattern = "^(sent|failed)$")]
     status: String,
+    /// When the provider sent (or gave up); a report no later than the recorded one
+    /// changes nothing.
     sent_at: DateTime<Utc>,
+    /// The provider's id for the message, at most 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     provider_message_id: Option<String>,
+    /// Why it failed, at most 1,000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     failure_reason: Option<String>,
 }
 
@@ -172,7 +222,7 @@ fn validate(index: i32, item: Value) -> Result<DeliveryReport, String> {
 }
 
 /// What happened to one report (`updated`, `unchanged`, `not_found`, `invalid`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum ItemStatus {
     Updated,
@@ -192,31 +242,55 @@ impl From<ReportOutcome> for ItemStatus {
 }
 
 /// One report's result.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ItemResult {
+    /// The report's position in the request, from 0.
     index: i32,
+    /// Its outcome.
     status: ItemStatus,
+    /// Why it was `invalid` or `unchanged`, when there is more to say.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
 }
 
 /// Counts per outcome.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 struct Summary {
+    /// Reports applied.
     updated: usize,
+    /// Reports that changed nothing (an equal or later event is recorded, or a replay).
     unchanged: usize,
+    /// Reports naming no delivery of that campaign.
     not_found: usize,
+    /// Items that are not valid reports.
     invalid: usize,
 }
 
 /// The answer: every report's outcome, in request order, and the counts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Answer {
+    /// One result per item, in request order.
     results: Vec<ItemResult>,
+    /// Counts per outcome.
     summary: Summary,
 }
 
 /// `POST /system/campaigns/update-delivery-status`.
+#[utoipa::path(
+    post,
+    path = "/system/campaigns/update-delivery-status",
+    tag = "delivery",
+    security(("webhook_key" = [])),
+    params(
+        ("webhook-id" = Option<String>, Header, description = "Standard Webhooks message id (keys with a signing secret only); a replayed id changes nothing."),
+        ("webhook-timestamp" = Option<String>, Header, description = "Standard Webhooks Unix timestamp, within 5 minutes (signing keys only)."),
+        ("webhook-signature" = Option<String>, Header, description = "Standard Webhooks `v1,<base64 HMAC-SHA256 of id.timestamp.body>` (signing keys only)."),
+    ),
+    request_body = Reports,
+    responses(
+        (status = 200, description = "Every report's outcome, in request order, with counts. Items that are not valid reports are answered `invalid` with a reason; the others are applied in one statement.", body = Answer),
+    )
+)]
 async fn update_delivery_status(
     State(pool): State<Pool>,
     request: Request,

@@ -22,7 +22,9 @@ use shared::domain::{OfferStatus, TenantName, Username};
 use shared::error::FieldError;
 use shared::http::Routes;
 use shared::http::{AppJson, AppPath, AppQuery, OptionalJson, Page, check_length};
+use shared::openapi::{Conflict, Forbidden, PreconditionFailed};
 use shared::{ApiError, AppState};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 /// Longest `comments` / `comment_text` accepted, in characters.
 pub const MAX_COMMENT_CHARS: usize = 4000;
@@ -68,6 +70,18 @@ pub fn routes() -> Routes<AppState> {
 /// The router of this function.
 pub fn router() -> Router<AppState> {
     routes().into_router()
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(
+    create, list, read, replace, patch, remove, submit, approve, reject, comment, audit_logs
+))]
+struct ApiDoc;
+
+/// The OpenAPI description of this function's routes (merged by
+/// [`shared::openapi::document`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
 }
 
 /// An offer answered with its `ETag`.
@@ -165,14 +179,29 @@ fn validate_data(data: &Value, schema: Option<&Value>) -> Result<(), ApiError> {
 }
 
 /// `POST` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateOffer {
+    /// The offer's content: a JSON object, valid against the tenant's `offer_schema`.
+    #[schema(value_type = Object)]
     data: Value,
+    /// At most 4,000 characters.
+    #[schema(max_length = 4000)]
     comments: Option<String>,
 }
 
 /// `POST /tenants/{t}/offers` (`offer.create`): a `draft` offer (201, `Location`, `ETag`).
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/offers",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    request_body = CreateOffer,
+    responses(
+        (status = 201, description = "Created as `draft`; `Location` names it.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -216,13 +245,26 @@ async fn create(
 }
 
 /// `GET` list filters.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only offers in this status.
     status: Option<OfferStatus>,
+    /// Only offers this user created.
     created_by: Option<Username>,
 }
 
 /// `GET /tenants/{t}/offers?status=&created_by=&limit=&offset=` (`offer.read`): newest first.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant_name}/offers",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ListQuery, Page),
+    responses(
+        (status = 200, description = "Offers, newest first.", body = Vec<Offer>),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -243,6 +285,16 @@ async fn list(
 }
 
 /// `GET /tenants/{t}/offers/{id}` (`offer.read`).
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant_name}/offers/{offer_id}",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id.")),
+    responses(
+        (status = 200, description = "The offer.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,
@@ -259,19 +311,27 @@ async fn read(
 }
 
 /// `PUT` body: the whole content.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplaceOffer {
+    /// The offer's content: a JSON object, valid against the tenant's `offer_schema`.
+    #[schema(value_type = Object)]
     data: Value,
+    /// At most 4,000 characters.
+    #[schema(max_length = 4000)]
     comments: Option<String>,
 }
 
 /// `PATCH` body: the fields to change.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchOffer {
+    /// The new content: a JSON object, valid against the tenant's `offer_schema`.
+    #[schema(value_type = Option<Object>)]
     data: Option<Value>,
+    /// At most 4,000 characters; `null` clears them.
     #[serde(default, deserialize_with = "shared::http::nullable")]
+    #[schema(value_type = Option<String>, max_length = 4000)]
     comments: Option<Option<String>>,
 }
 
@@ -346,6 +406,19 @@ async fn edit(
 
 /// `PUT /tenants/{t}/offers/{id}` (`offer.edit` / `offer.edit_any`): replaces `data` and
 /// `comments`. 409 for an approved offer (or a submitted one without `offer.edit_any`).
+#[utoipa::path(
+    put,
+    path = "/tenants/{tenant_name}/offers/{offer_id}",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    request_body = ReplaceOffer,
+    responses(
+        (status = 200, description = "Replaced; a rejected offer returns to `draft`.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+    )
+)]
 async fn replace(
     State(state): State<AppState>,
     principal: Principal,
@@ -360,6 +433,19 @@ async fn replace(
 }
 
 /// `PATCH /tenants/{t}/offers/{id}`: as `PUT`, changing only the fields present.
+#[utoipa::path(
+    patch,
+    path = "/tenants/{tenant_name}/offers/{offer_id}",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    request_body = PatchOffer,
+    responses(
+        (status = 200, description = "Changed; a rejected offer returns to `draft`.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+    )
+)]
 async fn patch(
     State(state): State<AppState>,
     principal: Principal,
@@ -378,6 +464,18 @@ async fn patch(
 
 /// `DELETE /tenants/{t}/offers/{id}` (`offer.delete`): 204; 409 if approved or used by an
 /// active campaign. The audit trail keeps a `delete` row with the last content.
+#[utoipa::path(
+    delete,
+    path = "/tenants/{tenant_name}/offers/{offer_id}",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    responses(
+        (status = 204, description = "Deleted; its audit trail keeps a `delete` entry."),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     principal: Principal,
@@ -421,9 +519,11 @@ async fn remove(
 }
 
 /// Optional reason of a status change.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Reason {
+    /// Why, at most 4,000 characters (kept in the audit trail).
+    #[schema(max_length = 4000)]
     comments: Option<String>,
 }
 
@@ -519,6 +619,19 @@ async fn transition(
 }
 
 /// `POST …/submit` (`offer.submit`): draft → submitted.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/offers/{offer_id}/submit",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    request_body = Option<Reason>,
+    responses(
+        (status = 200, description = "Submitted for review.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+    )
+)]
 async fn submit(
     State(state): State<AppState>,
     principal: Principal,
@@ -530,6 +643,20 @@ async fn submit(
 }
 
 /// `POST …/approve` (`offer.review`): submitted → approved; not by its maker.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/offers/{offer_id}/approve",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    request_body = Option<Reason>,
+    responses(
+        (status = 200, description = "Approved.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+    )
+)]
 async fn approve(
     State(state): State<AppState>,
     principal: Principal,
@@ -550,6 +677,20 @@ async fn approve(
 
 /// `POST …/reject` (`offer.review`): submitted → rejected, with an optional `comments`
 /// reason; not by its maker.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/offers/{offer_id}/reject",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    request_body = Option<Reason>,
+    responses(
+        (status = 200, description = "Rejected; its makers may edit it again.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+    )
+)]
 async fn reject(
     State(state): State<AppState>,
     principal: Principal,
@@ -561,13 +702,26 @@ async fn reject(
 }
 
 /// `POST …/comment` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Comment {
+    /// 1 to 4,000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     comment_text: String,
 }
 
 /// `POST …/comment` (`offer.comment`): appends a `comment` audit row (201 with it).
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/offers/{offer_id}/comment",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id.")),
+    request_body = Comment,
+    responses(
+        (status = 201, description = "The comment's audit entry.", body = offers::AuditEntry),
+    )
+)]
 async fn comment(
     State(state): State<AppState>,
     principal: Principal,
@@ -604,6 +758,16 @@ async fn comment(
 
 /// `GET …/audit-logs` (`offer.audit`): the trail, oldest first; it outlives the offer, so a
 /// deleted offer's trail is still readable. 404 when the tenant has no trail for that id.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant_name}/offers/{offer_id}/audit-logs",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), Page),
+    responses(
+        (status = 200, description = "The audit trail, oldest first.", body = Vec<offers::AuditEntry>),
+    )
+)]
 async fn audit_logs(
     State(state): State<AppState>,
     principal: Principal,

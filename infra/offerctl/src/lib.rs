@@ -8,17 +8,67 @@ use axum::Router;
 use axum::routing::get;
 use campaign_processor::Processor;
 use deadpool_postgres::Pool;
-use serde_json::json;
 use shared::AppState;
 use shared::queue::Queue;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
 
-/// All routes of all functions, plus `GET /health` (liveness, no database access).
+/// Path of the OpenAPI document the local server serves.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+/// Path of the interactive API docs (Swagger UI, assets bundled in the binary).
+pub const DOCS_PATH: &str = "/docs";
+
+/// `GET /health` answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+/// `GET /health`: liveness; touches no database.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "system",
+    responses((status = 200, description = "The server is up.", body = Health))
+)]
+async fn health() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(health))]
+struct GatewayDoc;
+
+/// The OpenAPI 3.1 document of every route [`app`] serves (the one committed as
+/// `openapi.json` and served at [`OPENAPI_PATH`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    shared::openapi::document([
+        auth_api::openapi(),
+        admin_api::openapi(),
+        offers_api::openapi(),
+        campaigns_api::openapi(),
+        customers_api::openapi(),
+        delivery_webhook::openapi(),
+        GatewayDoc::openapi(),
+    ])
+}
+
+/// The committed `openapi.json`'s exact text: [`openapi`] as pretty JSON with a final
+/// newline.
+///
+/// # Errors
+/// Only if serialisation fails (it does not for this document).
+pub fn openapi_json() -> Result<String, serde_json::Error> {
+    openapi().to_pretty_json().map(|json| json + "\n")
+}
+
+/// All routes of all functions, plus `GET /health` (liveness, no database access),
+/// `GET /openapi.json` and the Swagger UI at `/docs`.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/health",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
+        .route("/health", get(health))
+        .merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi()))
         .merge(auth_api::router())
         .merge(admin_api::router())
         .merge(offers_api::router())

@@ -12,6 +12,9 @@
 //! - `webhook-key create --name NAME [--signed]`, `webhook-key list`, `webhook-key revoke ID`:
 //!   API keys of the delivery webhook (the key and signing secret are printed once).
 //!
+//! - `openapi [--output FILE]`: prints (or writes) the OpenAPI 3.1 document, as committed in
+//!   `openapi.json` and served at `/openapi.json` (with Swagger UI at `/docs`).
+//!
 //! `serve` runs the campaign processor too: on an in-process queue by default, or polling
 //! the SQS queue named by `CAMPAIGN_QUEUE_URL`.
 //!
@@ -70,6 +73,13 @@ enum Command {
         /// The CSV file.
         file: std::path::PathBuf,
     },
+    /// Print the OpenAPI 3.1 document (or write it to a file, e.g. the committed
+    /// openapi.json).
+    Openapi {
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -121,6 +131,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => create_super_admin(&username, full_name.as_deref(), reset_password).await,
         Command::ImportCustomers { file } => import_customers(&file).await,
         Command::WebhookKey(command) => webhook_key(command).await,
+        Command::Openapi { output } => {
+            let json = offerctl::openapi_json()?;
+            match output {
+                Some(path) => std::fs::write(&path, json)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{json}"),
+            }
+            Ok(())
+        }
     }
 }
 

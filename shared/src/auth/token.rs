@@ -43,7 +43,7 @@ pub struct Claims {
 }
 
 /// A freshly issued token, as `POST /auth/token` answers it (RFC 6749 §5.1).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     /// The JWT.
     pub access_token: String,

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::http::Page;
 
 /// A campaign as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Campaign {
     /// Identifier (unique across tenants).
     pub id: i32,
@@ -27,6 +27,7 @@ pub struct Campaign {
     /// Description.
     pub description: Option<String>,
     /// Who it selects (DESIGN's criteria language).
+    #[schema(value_type = crate::criteria::SelectionCriteria)]
     pub selection_criteria: Value,
     /// First day.
     pub start_date: NaiveDate,
@@ -477,7 +478,7 @@ pub async fn finish_job_if_complete(
 }
 
 /// One of a campaign's customers with its delivery.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CampaignCustomer {
     /// The customer.
     pub customer_id: Uuid,
@@ -538,7 +539,7 @@ pub async fn customers(
 }
 
 /// Counts of a campaign's deliveries per status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeliverySummary {
     /// All selected customers.
     pub total: i64,
@@ -574,7 +575,7 @@ pub async fn summary(client: &impl GenericClient, id: i32) -> Result<DeliverySum
 }
 
 /// A customer in an audience preview (no contact details).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AudienceMember {
     /// The customer.
     pub id: Uuid,

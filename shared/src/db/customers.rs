@@ -26,7 +26,7 @@ pub const MAX_REPORTED_IMPORT_ERRORS: usize = 100;
 const COPY_CHUNK_ROWS: usize = 5_000;
 
 /// A customer as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Customer {
     /// Identifier.
     pub id: Uuid,
@@ -41,7 +41,7 @@ pub struct Customer {
 
 /// The writable fields of a customer, validated by [`CustomerRecord::problems`]. `None` is
 /// SQL NULL.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CustomerRecord {
     /// Full name (required, 1–200 characters).
     pub full_name: String,
@@ -60,6 +60,7 @@ pub struct CustomerRecord {
     /// Occupation.
     pub occupation: Option<String>,
     /// Yearly income as an exact decimal number, ≥ 0.
+    #[schema(value_type = Option<f64>, minimum = 0)]
     pub annual_income: Option<Number>,
     /// Credit score, 300–900.
     pub credit_score: Option<i32>,
@@ -78,6 +79,7 @@ pub struct CustomerRecord {
     /// Inactive customers are left out of campaigns unless the criteria ask for them.
     pub is_active: bool,
     /// Source fields without a column (a JSON object).
+    #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
 }
 
@@ -415,7 +417,7 @@ pub async fn list(
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ImportSummary {
     /// Data rows in the file.
     pub rows: u64,
@@ -429,7 +431,7 @@ pub struct ImportSummary {
 
 /// One bad row of an import: its line in the file (the header is line 1), the column if one
 /// is to blame, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ImportProblem {
     /// 1-based line number in the file.
     pub line: u64,

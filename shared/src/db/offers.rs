@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::http::Page;
 
 /// An offer as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Offer {
     /// Identifier (unique across tenants).
     pub id: i32,
@@ -21,6 +21,7 @@ pub struct Offer {
     /// Workflow status.
     pub status: OfferStatus,
     /// Tenant-specific attributes (a JSON object).
+    #[schema(value_type = Object)]
     pub data: Value,
     /// The maker's notes.
     pub comments: Option<String>,
@@ -358,7 +359,7 @@ pub async fn audit(
 }
 
 /// An audit row as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Sequence number.
     pub id: i32,

@@ -9,7 +9,7 @@ use crate::error::{ApiError, FieldError};
 use crate::http::Page;
 
 /// A role of a tenant with its permissions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TenantRole {
     /// The role's name.
     pub role: String,
@@ -48,7 +48,7 @@ pub async fn list_for_tenant(
 }
 
 /// One role held by one user in one tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Assignment {
     /// The user.
     pub username: String,

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::http::Page;
 
 /// A tenant as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     /// Primary key, e.g. `credit_card`.
     pub name: String,

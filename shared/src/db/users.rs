@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::http::Page;
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     /// Primary key.
     pub username: String,

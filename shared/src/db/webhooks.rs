@@ -16,7 +16,7 @@ use crate::error::ApiError;
 pub const MESSAGE_ID_RETENTION_SECS: i64 = 15 * 60;
 
 /// A webhook key as listed (never its secret parts).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WebhookKey {
     /// Public id (also inside the key).
     pub id: Uuid,
@@ -200,7 +200,7 @@ pub struct DeliveryReport {
 }
 
 /// What one report did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportOutcome {
     /// The delivery row changed.
