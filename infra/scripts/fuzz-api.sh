@@ -9,7 +9,8 @@
 # the demo customers imported), `offerctl serve` on FUZZ_LISTEN (default 127.0.0.1:3900),
 # a super admin and a tenant `fuzz_bank` whose user holds every role there with an approved
 # offer. Two passes: one as the super admin, one as the tenant user (with the tenant's name
-# as the path parameter, so tenant routes get past authorization). Both are torn down after.
+# as the path parameter, so tenant routes get past authorization, and valid data only). Both
+# passes send the delivery provider's key too. All of it is torn down after.
 #
 # FUZZ_EXAMPLES (default 25) sets the examples per operation; extra arguments go to
 # `schemathesis run`.
@@ -87,24 +88,28 @@ maker = sign_in("fuzz_maker", user_password)
 offer = call("POST", "/tenants/fuzz_bank/offers", {"data": {"title": "Fuzz offer"}}, maker)
 call("POST", f"/tenants/fuzz_bank/offers/{offer['id']}/submit", None, maker)
 call("POST", f"/tenants/fuzz_bank/offers/{offer['id']}/approve", None, user)
-print(admin, user)
+# The delivery provider's key, so the webhook is exercised past authentication.
+webhook_key = call("POST", "/sa/webhook-keys", {"name": "schemathesis"}, admin)["key"]
+print(admin, user, webhook_key)
 PY
 )"
-read -r admin_token user_token <<<"$tokens"
+read -r admin_token user_token webhook_key <<<"$tokens"
 
 run() { # run NAME TOKEN [schemathesis run args...]; configuration in infra/fuzz/NAME.toml
     local name=$1 token=$2
     shift 2
     echo "schemathesis as $name ($examples examples per operation)"
     "$venv/schemathesis" --config-file "infra/fuzz/$name.toml" run openapi.json --url "$base" \
-        --header "Authorization: Bearer $token" \
+        --header "Authorization: Bearer $token" --header "X-API-Key: $webhook_key" \
         --checks all --max-examples "$examples" --seed 20261121 --workers 2 \
         --report junit --report-dir "$report_dir" --report-junit-path "$report_dir/$name.xml" \
         "$@"
 }
 
 status=0
-run tenant-user "$user_token" "$@" || status=1
+# Positive data only as the tenant user: its path's tenant name is fixed, so a generated
+# invalid one would be replaced and "accepted". The super-admin pass sends the invalid data.
+run tenant-user "$user_token" --mode positive "$@" || status=1
 run super-admin "$admin_token" "$@" || status=1
 if grep -q ' 5[0-9][0-9] ' "$report_dir/server.log" 2>/dev/null; then
     echo "the server logged 5xx answers; see $report_dir/server.log" >&2

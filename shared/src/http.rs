@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::{ApiError, FieldError};
@@ -17,11 +16,19 @@ use crate::error::{ApiError, FieldError};
 /// Largest JSON body any route reads, in bytes.
 pub const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
 
+/// Where the local server's interactive API docs live. Swagger UI's page is the directory
+/// `/docs/` (its assets are relative to it), so paths under it keep their trailing slash.
+pub const DOCS_PATH: &str = "/docs";
+
+/// The service [`into_service`] returns: the router behind the trailing-slash trimming.
+pub type Service = tower::util::MapRequest<Router, fn(Request) -> Request>;
+
 /// Wraps a router for serving: each request gets a tracing span (`http.method`, `http.path`,
 /// `user.name` once known) and a response log line with status and latency; and trailing
 /// slashes are trimmed before routing, so `/sa/users/` and `/sa/users` reach the same route
-/// (a layer on the `Router` itself runs after routing and cannot do that).
-pub fn into_service(router: Router) -> NormalizePath<Router> {
+/// (a layer on the `Router` itself runs after routing and cannot do that). Paths under
+/// [`DOCS_PATH`] are left as they are.
+pub fn into_service(router: Router) -> Service {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
             tracing::info_span!(
@@ -33,10 +40,36 @@ pub fn into_service(router: Router) -> NormalizePath<Router> {
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
         .on_failure(());
-    tower::Layer::layer(
-        &NormalizePathLayer::trim_trailing_slash(),
+    tower::ServiceExt::map_request(
         router.layer(trace),
+        trim_trailing_slash as fn(Request) -> Request,
     )
+}
+
+/// `/a/b//?q` → `/a/b?q`; `/` and paths under `DOCS_PATH/` are unchanged. (tower-http's
+/// `NormalizePath` does the same for every path, the docs page's directory URL included.)
+fn trim_trailing_slash(mut request: Request) -> Request {
+    let path = request.uri().path();
+    let docs_dir = path
+        .strip_prefix(DOCS_PATH)
+        .is_some_and(|rest| rest.starts_with('/'));
+    if path.len() <= 1 || !path.ends_with('/') || docs_dir {
+        return request;
+    }
+    let trimmed = match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    };
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_owned(),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+    request
 }
 
 /// A router that also records its routes, so the exact list can be checked against the
@@ -106,12 +139,76 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
         .collect()
 }
 
-/// Decodes a JSON body into `T`, naming the offending field on failure.
+/// Whether JSON text contains the escape `\u0000` (a raw NUL byte is not valid JSON).
+/// PostgreSQL's `text` and `jsonb` cannot hold U+0000, so such a value is refused up front.
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1..i + 6) == Some(b"u0000") {
+                return true;
+            }
+            // Skip the escaped character, so `\\u0000` (a backslash, then text) is not a NUL.
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// JSON Pointer of the first string (or key) in `value` containing U+0000.
+fn nul_pointer(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0').then(String::new),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_pointer(item).map(|rest| format!("/{i}{rest}"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let escaped = key.replace('~', "~0").replace('/', "~1");
+            if key.contains('\0') {
+                Some(format!("/{escaped}"))
+            } else {
+                nul_pointer(item).map(|rest| format!("/{escaped}{rest}"))
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// Decodes a JSON body, which must be an object, into `T`, naming the offending field on
+/// failure.
 ///
 /// # Errors
 /// 400 for syntactically invalid JSON; 422 (with `errors[].pointer`) for JSON of the wrong
-/// shape: a missing or unknown field, a wrong type, a value a newtype refuses.
+/// shape: not an object, a missing or unknown field, a wrong type, a value a newtype
+/// refuses, or a string containing U+0000 (which PostgreSQL cannot store).
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::Unprocessable {
+            detail: "the body must be a JSON object".into(),
+            errors: vec![FieldError {
+                pointer: String::new(),
+                detail: "must be a JSON object".into(),
+            }],
+        });
+    }
+    if has_nul_escape(bytes)
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(pointer) = nul_pointer(&value)
+    {
+        return Err(ApiError::Unprocessable {
+            detail: format!("{pointer}: must not contain the NUL character (U+0000)"),
+            errors: vec![FieldError {
+                pointer,
+                detail: "must not contain the NUL character (U+0000)".into(),
+            }],
+        });
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let pointer = pointer(err.path());
@@ -253,6 +350,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            let pointer = format!("/{name}");
+            return Err(ApiError::BadRequest {
+                detail: format!(
+                    "invalid query parameter {pointer}: must not contain the NUL character (U+0000)"
+                ),
+                errors: vec![FieldError {
+                    pointer,
+                    detail: "must not contain the NUL character (U+0000)".into(),
+                }],
+            });
+        }
         let deserializer =
             serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer)
@@ -517,6 +628,51 @@ mod tests {
         assert!(
             errors[0].detail.contains("unknown field `status`"),
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn trailing_slashes_are_trimmed_except_under_the_docs() {
+        let trimmed = |uri: &str| {
+            let request = Request::builder().uri(uri).body(axum::body::Body::empty());
+            trim_trailing_slash(request.expect("request"))
+                .uri()
+                .to_string()
+        };
+        assert_eq!(trimmed("/sa/users/"), "/sa/users");
+        assert_eq!(trimmed("/sa/users//?limit=1"), "/sa/users?limit=1");
+        assert_eq!(trimmed("/"), "/");
+        assert_eq!(trimmed("/docs/"), "/docs/");
+        assert_eq!(trimmed("/docs"), "/docs");
+        assert_eq!(trimmed("/docsy/"), "/docsy");
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Optional {
+            a: Option<u32>,
+            b: Option<u32>,
+        }
+        let err = decode_json::<Optional>(b"[null, null]").expect_err("must be refused");
+        assert_eq!(pointer_of(err).0, 422);
+        assert!(decode_json::<Optional>(b" {} ").is_ok());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_with_their_pointer() {
+        let err = decode_json::<Body>(br#"{"name":"a","inner":null,"x":1}"#).expect_err("unknown");
+        assert_eq!(pointer_of(err).0, 422);
+        let err = decode_json::<Body>(br#"{"name":"a\u0000b"}"#).expect_err("NUL");
+        let (status, errors) = pointer_of(err);
+        assert_eq!((status, errors[0].pointer.as_str()), (422, "/name"));
+        // An escaped backslash followed by "u0000" is text, not a NUL.
+        let body: Body = decode_json(br#"{"name":"a\\u0000"}"#).expect("plain text");
+        assert_eq!(body.name, "a\\u0000");
+        assert_eq!(
+            nul_pointer(&serde_json::json!({"a": [1, {"k/\u{0}": 2}]})).as_deref(),
+            Some("/a/1/k~1\u{0}")
         );
     }
 

@@ -7,6 +7,7 @@ mod customers;
 mod database;
 mod lambda;
 mod offers;
+mod openapi;
 mod processor;
 mod sqs;
 mod template;

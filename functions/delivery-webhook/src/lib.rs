@@ -35,7 +35,7 @@ use shared::domain::DeliveryStatus;
 use shared::http::Routes;
 use shared::http::{AppJson, has_media_type, read_body_limited};
 use standardwebhooks::{HEADER_WEBHOOK_ID, Webhook, WebhookError};
-use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema};
+use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 use uuid::Uuid;
@@ -93,9 +93,13 @@ impl PartialSchema for Reports {
     fn schema() -> RefOr<Schema> {
         let item = AnyOfBuilder::new()
             .item(Ref::from_schema_name(RawReport::name()))
-            .item(ObjectBuilder::new().description(Some(
-                "Anything else is answered `invalid`, with the reason, in its result.",
-            )))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .description(Some(
+                        "Anything else is answered `invalid`, with the reason, in its result.",
+                    )),
+            )
             .build();
         ArrayBuilder::new()
             .items(RefOr::T(Schema::AnyOf(item)))
@@ -198,6 +202,13 @@ fn validate(index: i32, item: Value) -> Result<DeliveryReport, String> {
         "failed" => DeliveryStatus::Failed,
         other => return Err(format!("status {other:?} is not sent or failed")),
     };
+    if [&raw.provider_message_id, &raw.failure_reason]
+        .into_iter()
+        .flatten()
+        .any(|text| text.contains('\0'))
+    {
+        return Err("text must not contain the NUL character (U+0000)".into());
+    }
     let too_long =
         |v: &Option<String>, max: usize| v.as_ref().is_some_and(|s| s.chars().count() > max);
     if too_long(&raw.provider_message_id, MAX_PROVIDER_MESSAGE_ID_CHARS) {

@@ -15,8 +15,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 /// Path of the OpenAPI document the local server serves.
 pub const OPENAPI_PATH: &str = "/openapi.json";
-/// Path of the interactive API docs (Swagger UI, assets bundled in the binary).
-pub const DOCS_PATH: &str = "/docs";
+/// Path of the interactive API docs (Swagger UI, assets bundled in the binary; the page
+/// itself is `/docs/`).
+pub use shared::http::DOCS_PATH;
 
 /// `GET /health` answer.
 #[derive(serde::Serialize, utoipa::ToSchema)]

@@ -536,6 +536,14 @@ pub fn parse_csv(data: &[u8]) -> Result<Vec<(u64, CustomerRecord)>, ImportError>
         };
         let line = row.position().map_or(0, csv::Position::line);
         let mut row_problems = Vec::new();
+        for (name, field) in names.iter().zip(row.iter()) {
+            if field.contains('\0') {
+                row_problems.push((
+                    name.clone(),
+                    "must not contain the NUL character (U+0000)".into(),
+                ));
+            }
+        }
         let record = parse_row(&names, &row, &mut row_problems);
         for (column, reason) in record.problems() {
             row_problems.push((column.to_owned(), reason));
