@@ -20,15 +20,17 @@ pub const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
 /// `/docs/` (its assets are relative to it), so paths under it keep their trailing slash.
 pub const DOCS_PATH: &str = "/docs";
 
-/// The service [`into_service`] returns: the router behind the trailing-slash trimming.
-pub type Service = tower::util::MapRequest<Router, fn(Request) -> Request>;
+/// The service [`into_service`] returns: the router behind the trailing-slash trimming, for
+/// request bodies of type `B` (axum's locally, `lambda_http`'s in Lambda).
+pub type Service<B> =
+    tower::util::MapRequest<Router, fn(axum::http::Request<B>) -> axum::http::Request<B>>;
 
 /// Wraps a router for serving: each request gets a tracing span (`http.method`, `http.path`,
 /// `user.name` once known) and a response log line with status and latency; and trailing
 /// slashes are trimmed before routing, so `/sa/users/` and `/sa/users` reach the same route
 /// (a layer on the `Router` itself runs after routing and cannot do that). Paths under
 /// [`DOCS_PATH`] are left as they are.
-pub fn into_service(router: Router) -> Service {
+pub fn into_service<B>(router: Router) -> Service<B> {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
             tracing::info_span!(
@@ -40,15 +42,12 @@ pub fn into_service(router: Router) -> Service {
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
         .on_failure(());
-    tower::ServiceExt::map_request(
-        router.layer(trace),
-        trim_trailing_slash as fn(Request) -> Request,
-    )
+    tower::util::MapRequest::new(router.layer(trace), trim_trailing_slash::<B> as fn(_) -> _)
 }
 
 /// `/a/b//?q` → `/a/b?q`; `/` and paths under `DOCS_PATH/` are unchanged. (tower-http's
 /// `NormalizePath` does the same for every path, the docs page's directory URL included.)
-fn trim_trailing_slash(mut request: Request) -> Request {
+fn trim_trailing_slash<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
     let path = request.uri().path();
     let docs_dir = path
         .strip_prefix(DOCS_PATH)
