@@ -3,7 +3,9 @@
 # and started if missing), database `offers` created and migrated, a super admin `admin`
 # whose credentials are printed, the demo customers (infra/demo, 10,127 real card holders)
 # imported, and every function's routes plus the campaign processor served by `offerctl serve`
-# (in-process queue; set CAMPAIGN_QUEUE_URL to use an SQS queue instead).
+# (in-process queue; set CAMPAIGN_QUEUE_URL to use an SQS queue instead), with the OpenAPI
+# document at /openapi.json and Swagger UI at /docs/. `offerctl demo` then walks the whole
+# story against it.
 #
 # Local secrets (JWT key, admin password) are generated once into .local/ (git-ignored).
 # Override with DATABASE_URL, JWT_SECRET, SUPER_ADMIN_PASSWORD, LISTEN, RUST_LOG.
@@ -40,7 +42,11 @@ offerctl=target/debug/offerctl
 cat <<TXT
 
   Offer Management Platform: http://$LISTEN
+  API docs:     http://$LISTEN/docs/   (Swagger UI; the document is /openapi.json)
   Super admin:  username admin   password $SUPER_ADMIN_PASSWORD
+
+  The whole story on the demo customers, from another terminal:
+    target/debug/offerctl demo
 
   Sign in:
     curl -s http://$LISTEN/auth/token -H 'content-type: application/json' \\

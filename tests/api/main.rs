@@ -5,6 +5,7 @@ mod auth;
 mod campaigns;
 mod customers;
 mod database;
+mod demo;
 mod lambda;
 mod offers;
 mod openapi;

@@ -2,6 +2,7 @@
 //! routes them in AWS, plus the campaign processor fed from a queue as Lambda's event source
 //! mapping would. Used by `offerctl serve` and by the integration tests.
 
+pub mod demo;
 pub mod worker;
 
 use axum::Router;

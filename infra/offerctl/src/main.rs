@@ -12,6 +12,9 @@
 //! - `webhook-key create --name NAME [--signed]`, `webhook-key list`, `webhook-key revoke ID`:
 //!   API keys of the delivery webhook (the key and signing secret are printed once).
 //!
+//! - `demo [--url URL] [--username NAME]`: walks the whole story against a running server
+//!   (see `offerctl::demo`) and prints its report.
+//!
 //! - `openapi [--output FILE]`: prints (or writes) the OpenAPI 3.1 document, as committed in
 //!   `openapi.json` and served at `/openapi.json` (with Swagger UI at `/docs`).
 //!
@@ -73,6 +76,21 @@ enum Command {
         /// The CSV file.
         file: std::path::PathBuf,
     },
+    /// Walk the whole story against a running server: tenant credit_card and its users, an
+    /// offer under maker-checker, a campaign for verified gold and platinum card holders,
+    /// delivery reports through the webhook, then a report with the offer's audit trail.
+    Demo {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// A super admin's username.
+        #[arg(long, default_value = "admin")]
+        username: String,
+        /// File holding that super admin's password, used when SUPER_ADMIN_PASSWORD is not
+        /// set (run-local.sh writes it).
+        #[arg(long, default_value = ".local/super_admin_password")]
+        password_file: std::path::PathBuf,
+    },
     /// Print the OpenAPI 3.1 document (or write it to a file, e.g. the committed
     /// openapi.json).
     Openapi {
@@ -131,6 +149,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => create_super_admin(&username, full_name.as_deref(), reset_password).await,
         Command::ImportCustomers { file } => import_customers(&file).await,
         Command::WebhookKey(command) => webhook_key(command).await,
+        Command::Demo {
+            url,
+            username,
+            password_file,
+        } => demo(url, username, &password_file).await,
         Command::Openapi { output } => {
             let json = offerctl::openapi_json()?;
             match output {
@@ -141,6 +164,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn demo(
+    base_url: String,
+    username: String,
+    password_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let password = match std::env::var("SUPER_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => std::fs::read_to_string(password_file)
+            .map(|p| p.trim().to_owned())
+            .with_context(|| {
+                format!(
+                    "SUPER_ADMIN_PASSWORD is not set and {} cannot be read",
+                    password_file.display()
+                )
+            })?,
+    };
+    println!("Offer Management Platform demo against {base_url}");
+    let started = std::time::Instant::now();
+    let report = offerctl::demo::run(&offerctl::demo::Options {
+        base_url: base_url.clone(),
+        username,
+        password: SecretString::from(password),
+    })
+    .await?;
+    print!("{report}");
+    println!(
+        "\nDone in {:.1} s. API docs: {base_url}{}/",
+        started.elapsed().as_secs_f64(),
+        offerctl::DOCS_PATH
+    );
+    Ok(())
 }
 
 async fn connect() -> anyhow::Result<deadpool_postgres::Object> {

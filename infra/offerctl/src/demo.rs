@@ -1,0 +1,552 @@
+//! `offerctl demo`: the whole story against a running server, over HTTP, as its users would
+//! live it, on the customers already loaded (the README's run command imports the 10,127 real
+//! card holders of `infra/demo`):
+//!
+//! 1. the super admin creates tenant `credit_card` and one user per default role
+//!    (`cc_admin`, `cc_maker`, `cc_approver`, `cc_viewer`);
+//! 2. the maker writes an offer and submits it; the maker's own approval is refused (403,
+//!    maker–checker) and the approver approves it;
+//! 3. the maker creates a campaign for verified gold and platinum card holders; the demo
+//!    waits for the processor to select them, and the tenant admin activates it;
+//! 4. a delivery provider, with a new webhook key, reports every delivery in one call: every
+//!    tenth `failed`, the others `sent`;
+//! 5. the report: customers matched, sent, failed, and the offer's audit trail.
+//!
+//! It may be run again: the tenant and users are reused (their passwords reset), and each run
+//! adds one offer, one campaign and one webhook key, leaving the database usable.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// The demo's tenant.
+pub const TENANT: &str = "credit_card";
+/// The demo's users and their roles in [`TENANT`].
+pub const USERS: [(&str, &str); 4] = [
+    ("cc_admin", "admin"),
+    ("cc_maker", "create"),
+    ("cc_approver", "approver"),
+    ("cc_viewer", "read_only"),
+];
+/// How long the demo waits for the processor, at most.
+pub const PROCESSING_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where and as whom the demo runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server's base URL, e.g. `http://127.0.0.1:3000` (plain HTTP: a local server).
+    pub base_url: String,
+    /// A super admin's username.
+    pub username: String,
+    /// Its password.
+    pub password: secrecy::SecretString,
+}
+
+/// One row of the offer's audit trail, as printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLine {
+    /// When (RFC 3339).
+    pub at: String,
+    /// `create`, `status_change`, …
+    pub action: String,
+    /// Who.
+    pub by: String,
+    /// The status change (`draft → submitted`) or the comment, if any.
+    pub note: String,
+}
+
+/// What the demo did and found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// One line per step, in order.
+    pub steps: Vec<String>,
+    /// The offer's id.
+    pub offer_id: i64,
+    /// The campaign's id.
+    pub campaign_id: i64,
+    /// Customers the campaign matched.
+    pub matched: i64,
+    /// Deliveries reported `sent`.
+    pub sent: i64,
+    /// Deliveries reported `failed`.
+    pub failed: i64,
+    /// Deliveries with no report.
+    pub pending: i64,
+    /// The offer's audit trail, oldest first.
+    pub audit: Vec<AuditLine>,
+    /// The demo users' username, role and password (for signing in on the docs page).
+    pub users: Vec<(String, String, String)>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for step in &self.steps {
+            writeln!(f, "  {step}")?;
+        }
+        writeln!(f)?;
+        writeln!(f, "Campaign {} report", self.campaign_id)?;
+        writeln!(f, "  customers matched  {:>6}", self.matched)?;
+        writeln!(f, "  sent               {:>6}", self.sent)?;
+        writeln!(f, "  failed             {:>6}", self.failed)?;
+        writeln!(f, "  pending            {:>6}", self.pending)?;
+        writeln!(f)?;
+        writeln!(f, "Audit trail of offer {}", self.offer_id)?;
+        for line in &self.audit {
+            writeln!(
+                f,
+                "  {:<27}  {:<13}  {:<11}  {}",
+                line.at, line.action, line.by, line.note
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(f, "Demo users (tenant {TENANT}):")?;
+        for (username, role, password) in &self.users {
+            writeln!(f, "  {username:<11}  {role:<9}  password {password}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A JSON client of the API.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// An answer: status and JSON body (`null` when empty).
+struct Answer {
+    status: StatusCode,
+    body: Value,
+}
+
+impl Answer {
+    /// The body if the status is one of `expected`, else an error with the problem detail.
+    fn expect(self, what: &str, expected: &[u16]) -> anyhow::Result<Value> {
+        if expected.contains(&self.status.as_u16()) {
+            return Ok(self.body);
+        }
+        let detail = self.body["detail"].as_str().unwrap_or("no detail");
+        bail!("{what}: the server answered {} ({detail})", self.status)
+    }
+}
+
+/// Credentials of a request.
+enum Auth<'a> {
+    Bearer(&'a str),
+    WebhookKey(&'a str),
+}
+
+impl Api {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<Auth<'_>>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Answer> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        request = match auth {
+            Some(Auth::Bearer(token)) => request.bearer_auth(token),
+            Some(Auth::WebhookKey(key)) => request.header("x-api-key", key),
+            None => request,
+        };
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.with_context(|| {
+            format!("cannot reach {} (is `offerctl serve` running?)", self.base)
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        Ok(Answer { status, body })
+    }
+
+    async fn sign_in(&self, username: &str, password: &str) -> anyhow::Result<String> {
+        let body = json!({"username": username, "password": password});
+        let answer = self
+            .send(Method::POST, "/auth/token", None, Some(&body))
+            .await?;
+        let token = answer.expect(&format!("signing in as {username}"), &[200])?;
+        token["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the token answer has no access_token")
+    }
+}
+
+/// A password for a demo user: 24 random URL-safe characters.
+fn new_password() -> anyhow::Result<String> {
+    use secrecy::ExposeSecret;
+    let secret = shared::auth::api_key::generate_signing_secret()
+        .map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let text = secret.expose_secret();
+    let random: String = text
+        .trim_start_matches("whsec_")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(24)
+        .collect();
+    Ok(format!("Demo-{random}"))
+}
+
+/// Runs the demo (see the module documentation).
+///
+/// # Errors
+/// The first step that fails, with the server's problem detail: an unreachable server, wrong
+/// super admin credentials, no customers loaded, a campaign not processed in
+/// [`PROCESSING_TIMEOUT`].
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    use secrecy::ExposeSecret;
+    let api = Api {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?,
+        base: options.base_url.trim_end_matches('/').to_owned(),
+    };
+    let mut steps = Vec::new();
+    let admin_token = api
+        .sign_in(&options.username, options.password.expose_secret())
+        .await?;
+    let as_admin = || Auth::Bearer(&admin_token);
+
+    // 1. The tenant and its users.
+    let tenant_path = format!("/sa/tenants/{TENANT}");
+    let existing = api
+        .send(Method::GET, &tenant_path, Some(as_admin()), None)
+        .await?;
+    if existing.status == StatusCode::NOT_FOUND {
+        let body = json!({
+            "name": TENANT,
+            "description": "Credit cards",
+            "require_maker_checker": true,
+            "offer_schema": {
+                "type": "object",
+                "required": ["title", "annual_fee"],
+                "properties": {
+                    "title": {"type": "string", "minLength": 1},
+                    "annual_fee": {"type": "number", "minimum": 0},
+                    "benefits": {"type": "array", "items": {"type": "string"}}
+                }
+            }
+        });
+        api.send(Method::POST, "/sa/tenants", Some(as_admin()), Some(&body))
+            .await?
+            .expect("creating the tenant", &[201])?;
+        steps.push(format!(
+            "created tenant {TENANT} (offers need a checker's approval)"
+        ));
+    } else {
+        existing.expect("reading the tenant", &[200])?;
+        steps.push(format!("reused tenant {TENANT}"));
+    }
+    let mut users = Vec::new();
+    let mut tokens = std::collections::HashMap::new();
+    for (username, role) in USERS {
+        let password = new_password()?;
+        let body = json!({"username": username, "password": password, "full_name": format!("Demo {role}")});
+        let created = api
+            .send(Method::POST, "/sa/users", Some(as_admin()), Some(&body))
+            .await?;
+        if created.status == StatusCode::CONFLICT {
+            let body = json!({"new_password": password});
+            api.send(
+                Method::POST,
+                &format!("/sa/users/{username}/change-password"),
+                Some(as_admin()),
+                Some(&body),
+            )
+            .await?
+            .expect(&format!("resetting {username}'s password"), &[204])?;
+        } else {
+            created.expect(&format!("creating {username}"), &[201])?;
+        }
+        let body = json!({"username": username, "tenant_name": TENANT, "role": role});
+        api.send(
+            Method::POST,
+            "/sa/user-tenant-roles",
+            Some(as_admin()),
+            Some(&body),
+        )
+        .await?
+        .expect(&format!("giving {username} the {role} role"), &[200, 201])?;
+        tokens.insert(username, api.sign_in(username, &password).await?);
+        users.push((username.to_owned(), role.to_owned(), password));
+    }
+    steps.push(format!(
+        "users {}",
+        USERS
+            .iter()
+            .map(|(u, r)| format!("{u} ({r})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let token = |name: &str| tokens.get(name).map(String::as_str).unwrap_or_default();
+
+    // 2. The offer, under maker–checker.
+    let offers = format!("/tenants/{TENANT}/offers");
+    let body = json!({
+        "data": {
+            "title": "Platinum upgrade: lounge access and 5x rewards",
+            "annual_fee": 4999,
+            "benefits": ["airport lounge access", "5x reward points on travel", "fee waived on 4 lakh yearly spend"]
+        },
+        "comments": "For verified gold and platinum holders"
+    });
+    let offer = api
+        .send(
+            Method::POST,
+            &offers,
+            Some(Auth::Bearer(token("cc_maker"))),
+            Some(&body),
+        )
+        .await?
+        .expect("the maker writing the offer", &[201])?;
+    let offer_id = offer["id"].as_i64().context("the offer has no id")?;
+    let offer_path = format!("{offers}/{offer_id}");
+    api.send(
+        Method::POST,
+        &format!("{offer_path}/submit"),
+        Some(Auth::Bearer(token("cc_maker"))),
+        None,
+    )
+    .await?
+    .expect("the maker submitting the offer", &[200])?;
+    let self_approval = api
+        .send(
+            Method::POST,
+            &format!("{offer_path}/approve"),
+            Some(Auth::Bearer(token("cc_maker"))),
+            None,
+        )
+        .await?;
+    if self_approval.status != StatusCode::FORBIDDEN {
+        bail!(
+            "the maker's own approval answered {} instead of 403",
+            self_approval.status
+        );
+    }
+    api.send(
+        Method::POST,
+        &format!("{offer_path}/approve"),
+        Some(Auth::Bearer(token("cc_approver"))),
+        Some(&json!({"comments": "Fees and benefits checked"})),
+    )
+    .await?
+    .expect("the approver approving the offer", &[200])?;
+    steps.push(format!(
+        "offer {offer_id} written and submitted by cc_maker; its maker's approval refused (403); approved by cc_approver"
+    ));
+
+    // 3. The campaign and its audience.
+    let campaigns = format!("/tenants/{TENANT}/campaigns");
+    let today = chrono::Utc::now().date_naive();
+    let body = json!({
+        "offer_id": offer_id,
+        "name": "Platinum upgrade for gold and platinum holders",
+        "selection_criteria": {"segment": {"in": ["gold", "platinum"]}, "kyc_status": "verified"},
+        "start_date": today,
+        "end_date": today + chrono::Days::new(30),
+    });
+    let started = Instant::now();
+    let campaign = api
+        .send(
+            Method::POST,
+            &campaigns,
+            Some(Auth::Bearer(token("cc_maker"))),
+            Some(&body),
+        )
+        .await?
+        .expect("the maker creating the campaign", &[202])?;
+    let campaign_id = campaign["id"].as_i64().context("the campaign has no id")?;
+    let campaign_path = format!("{campaigns}/{campaign_id}");
+    let campaign = loop {
+        let campaign = api
+            .send(
+                Method::GET,
+                &campaign_path,
+                Some(Auth::Bearer(token("cc_viewer"))),
+                None,
+            )
+            .await?
+            .expect("reading the campaign", &[200])?;
+        match campaign["processing_status"].as_str() {
+            Some("done") => break campaign,
+            Some("failed") => bail!(
+                "campaign {campaign_id} failed to process: {}",
+                campaign["last_error"]
+            ),
+            _ if started.elapsed() > PROCESSING_TIMEOUT => {
+                bail!("campaign {campaign_id} was not processed within {PROCESSING_TIMEOUT:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let matched = campaign["matched_count"].as_i64().unwrap_or_default();
+    if matched == 0 {
+        bail!(
+            "campaign {campaign_id} matched no customers: load the demo customers first \
+             (offerctl import-customers infra/demo/customers_credit_card.csv)"
+        );
+    }
+    steps.push(format!(
+        "campaign {campaign_id} for verified gold and platinum card holders: {matched} customers selected in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    api.send(
+        Method::PUT,
+        &campaign_path,
+        Some(Auth::Bearer(token("cc_admin"))),
+        Some(&json!({"status": "active"})),
+    )
+    .await?
+    .expect("the tenant admin activating the campaign", &[200])?;
+    steps.push(format!("campaign {campaign_id} activated by cc_admin"));
+
+    // 4. The delivery provider's reports.
+    let key = api
+        .send(
+            Method::POST,
+            "/sa/webhook-keys",
+            Some(as_admin()),
+            Some(&json!({"name": format!("demo provider, campaign {campaign_id}")})),
+        )
+        .await?
+        .expect("creating a webhook key", &[201])?;
+    let key = key["key"]
+        .as_str()
+        .context("no key in the answer")?
+        .to_owned();
+    let mut customer_ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("{campaign_path}/customers?limit=200");
+        if let Some(after) = &after {
+            path.push_str(&format!("&after={after}"));
+        }
+        let page = api
+            .send(
+                Method::GET,
+                &path,
+                Some(Auth::Bearer(token("cc_viewer"))),
+                None,
+            )
+            .await?
+            .expect("listing the campaign's customers", &[200])?;
+        let ids: Vec<String> = page
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|row| row["customer_id"].as_str().map(str::to_owned))
+            .collect();
+        let full = ids.len() == 200;
+        after = ids.last().cloned();
+        customer_ids.extend(ids);
+        if !full {
+            break;
+        }
+    }
+    let sent_at = chrono::Utc::now().to_rfc3339();
+    let reports: Vec<Value> = customer_ids
+        .iter()
+        .enumerate()
+        .map(|(i, customer_id)| {
+            if i % 10 == 9 {
+                json!({"campaign_id": campaign_id, "customer_id": customer_id, "status": "failed",
+                       "sent_at": sent_at, "failure_reason": "mailbox full"})
+            } else {
+                json!({"campaign_id": campaign_id, "customer_id": customer_id, "status": "sent",
+                       "sent_at": sent_at, "provider_message_id": format!("demo-{campaign_id}-{i}")})
+            }
+        })
+        .collect();
+    for batch in reports.chunks(delivery_webhook::MAX_REPORTS) {
+        let answer = api
+            .send(
+                Method::POST,
+                "/system/campaigns/update-delivery-status",
+                Some(Auth::WebhookKey(&key)),
+                Some(&Value::Array(batch.to_vec())),
+            )
+            .await?
+            .expect("the provider reporting deliveries", &[200])?;
+        if answer["summary"]["updated"].as_u64() != Some(batch.len() as u64) {
+            bail!(
+                "the webhook applied {} of {} reports",
+                answer["summary"]["updated"],
+                batch.len()
+            );
+        }
+    }
+    steps.push(format!(
+        "a delivery provider (new webhook key) reported {} deliveries through the webhook",
+        reports.len()
+    ));
+
+    // 5. The report.
+    let summary = api
+        .send(
+            Method::GET,
+            &format!("{campaign_path}/customers/summary"),
+            Some(Auth::Bearer(token("cc_viewer"))),
+            None,
+        )
+        .await?
+        .expect("reading the delivery summary", &[200])?;
+    let trail = api
+        .send(
+            Method::GET,
+            &format!("{offer_path}/audit-logs"),
+            Some(Auth::Bearer(token("cc_admin"))),
+            None,
+        )
+        .await?
+        .expect("reading the offer's audit trail", &[200])?;
+    let audit = trail
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            let status = |data: &Value| data["status"].as_str().unwrap_or("").to_owned();
+            let comment = entry["comment"].as_str().unwrap_or("");
+            let note = match entry["action"].as_str() {
+                Some("status_change") if comment.is_empty() => format!(
+                    "{} → {}",
+                    status(&entry["old_data"]),
+                    status(&entry["new_data"])
+                ),
+                Some("status_change") => format!(
+                    "{} → {}: {comment}",
+                    status(&entry["old_data"]),
+                    status(&entry["new_data"])
+                ),
+                _ => comment.to_owned(),
+            };
+            AuditLine {
+                at: entry["created_at"].as_str().unwrap_or("").to_owned(),
+                action: entry["action"].as_str().unwrap_or("").to_owned(),
+                by: entry["performed_by"].as_str().unwrap_or("").to_owned(),
+                note,
+            }
+        })
+        .collect();
+    let count = |name: &str| summary[name].as_i64().unwrap_or_default();
+    Ok(Report {
+        steps,
+        offer_id,
+        campaign_id,
+        matched,
+        sent: count("sent"),
+        failed: count("failed"),
+        pending: count("pending"),
+        audit,
+        users,
+    })
+}

@@ -1,0 +1,66 @@
+//! `offerctl demo` over real HTTP: the whole story against a server on a loopback port,
+//! on the real demo customers, twice (it must be re-runnable and leave the database usable).
+
+use integration_tests::{SUPER_ADMIN, SUPER_ADMIN_PASSWORD, TestApp};
+use offerctl_gateway::demo;
+
+const GOLD_PLATINUM_VERIFIED: &str = "select count(*) from customers
+     where segment in ('gold', 'platinum') and kyc_status = 'verified' and is_active";
+
+#[tokio::test]
+async fn the_demo_walks_the_story_on_the_real_customers_and_can_run_again() {
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let service = shared::http::into_service(app.router.clone());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+        )
+        .await
+    });
+    let options = demo::Options {
+        base_url: format!("http://{address}"),
+        username: SUPER_ADMIN.into(),
+        password: SUPER_ADMIN_PASSWORD.to_owned().into(),
+    };
+    let expected = app.count(GOLD_PLATINUM_VERIFIED, &[]).await;
+    assert!(expected > 0);
+
+    for run in 0..2 {
+        let report = demo::run(&options).await.expect("the demo runs");
+        assert_eq!(report.matched, expected, "run {run}");
+        assert_eq!(report.failed, report.matched / 10, "every tenth fails");
+        assert_eq!(report.sent + report.failed, report.matched);
+        assert_eq!(report.pending, 0);
+        let trail: Vec<(&str, &str)> = report
+            .audit
+            .iter()
+            .map(|line| (line.action.as_str(), line.by.as_str()))
+            .collect();
+        assert_eq!(
+            trail,
+            [
+                ("create", "cc_maker"),
+                ("status_change", "cc_maker"),
+                ("status_change", "cc_approver"),
+            ]
+        );
+        assert!(report.audit[2].note.starts_with("submitted → approved"));
+        assert!(report.steps.iter().any(|s| s.contains("refused (403)")));
+        let rows = app
+            .count(
+                "select count(*) from campaign_customers where campaign_id = $1 \
+                 and delivery_status = 'sent'",
+                &[&i32::try_from(report.campaign_id).expect("id")],
+            )
+            .await;
+        assert_eq!(rows, report.sent);
+        let printed = report.to_string();
+        assert!(printed.contains("customers matched"), "{printed}");
+    }
+}
