@@ -223,6 +223,10 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
         ];
         for operation in operations.into_iter().flatten() {
             qualify_operation_id(operation);
+            // Rustdoc's intra-doc links (`[`NAME`]`) read as plain code here.
+            if let Some(description) = &mut operation.description {
+                *description = description.replace("[`", "`").replace("`]", "`");
+            }
             for parameter in operation.parameters.iter_mut().flatten() {
                 if let RefOr::T(parameter) = parameter
                     && let Some(schema) = parameter.schema.take()

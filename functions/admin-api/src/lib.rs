@@ -154,6 +154,8 @@ struct TenantView {
     roles: Vec<TenantRole>,
 }
 
+/// Create a tenant.
+///
 /// `POST /sa/tenants`: creates a tenant and its four default roles (201). 409 if the name is
 /// taken; 422 for a name outside `^[a-z][a-z0-9_]{1,49}$`.
 #[utoipa::path(
@@ -191,6 +193,8 @@ async fn create_tenant(
     ))
 }
 
+/// List tenants.
+///
 /// `GET /sa/tenants`: tenants by name.
 #[utoipa::path(
     get,
@@ -212,6 +216,8 @@ async fn list_tenants(
     ))
 }
 
+/// Read a tenant and its roles.
+///
 /// `GET /sa/tenants/{tenant_name}`: the tenant with its roles; 404 if absent.
 #[utoipa::path(
     get,
@@ -252,6 +258,8 @@ struct UpdateTenant {
     require_maker_checker: Option<bool>,
 }
 
+/// Update a tenant.
+///
 /// `PUT /sa/tenants/{tenant_name}`: changes the description, the offer schema (existing
 /// offers are not re-validated; the schema applies to every later write) or the
 /// maker-checker switch; 404 if absent.
@@ -286,6 +294,8 @@ async fn update_tenant(
     Ok(AppJson(tenant))
 }
 
+/// Delete a tenant and everything in it.
+///
 /// `DELETE /sa/tenants/{tenant_name}`: deletes the tenant with its roles, assignments,
 /// offers and campaigns (204); 404 if absent.
 #[utoipa::path(
@@ -310,6 +320,8 @@ async fn delete_tenant(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// List a tenant's roles.
+///
 /// `GET /sa/tenants/{tenant_name}/roles`: the tenant's roles with their permissions.
 #[utoipa::path(
     get,
@@ -341,7 +353,8 @@ async fn list_tenant_roles(
 #[serde(deny_unknown_fields)]
 struct CreateUser {
     username: Username,
-    /// At least 12 characters, not containing the username.
+    /// 12 to 128 characters; not the username, not a common password.
+    #[schema(min_length = 12, max_length = 128)]
     password: String,
     /// At most 1,000 characters.
     #[schema(max_length = 1000)]
@@ -351,6 +364,8 @@ struct CreateUser {
     is_super_admin: bool,
 }
 
+/// Create a user.
+///
 /// `POST /sa/users`: creates a user (201). 409 if the username is taken; 422 if the password
 /// breaks the policy.
 #[utoipa::path(
@@ -398,6 +413,8 @@ struct UserFilter {
     is_super_admin: Option<bool>,
 }
 
+/// List users.
+///
 /// `GET /sa/users`: users by username, optionally `?is_super_admin=true|false`.
 #[utoipa::path(
     get,
@@ -420,6 +437,8 @@ async fn list_users(
     ))
 }
 
+/// Read a user.
+///
 /// `GET /sa/users/{username}`; 404 if absent.
 #[utoipa::path(
     get,
@@ -454,6 +473,8 @@ struct UpdateUser {
     is_super_admin: Option<bool>,
 }
 
+/// Update a user.
+///
 /// `PUT /sa/users/{username}`: changes `full_name` and/or `is_super_admin`. 409 if it would
 /// leave no super admin; 404 if absent.
 #[utoipa::path(
@@ -509,9 +530,13 @@ async fn keep_a_super_admin(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetPassword {
+    /// 12 to 128 characters; not the username, not a common password.
+    #[schema(min_length = 12, max_length = 128)]
     new_password: String,
 }
 
+/// Set a user's password.
+///
 /// `POST /sa/users/{username}/change-password`: sets a user's password (204) and revokes
 /// every token issued to that user before; 422 if the password breaks the policy.
 #[utoipa::path(
@@ -550,6 +575,8 @@ async fn set_user_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Delete a user.
+///
 /// `DELETE /sa/users/{username}`: deletes a user and its role assignments (204). 409 for
 /// oneself, the only super admin, or a user named as the author of records; 404 if absent.
 #[utoipa::path(
@@ -608,6 +635,8 @@ struct UserTenantRoles {
     roles: Vec<String>,
 }
 
+/// Assign roles in a tenant.
+///
 /// `POST /sa/user-tenant-roles`: assigns roles; 201 if any is new, 200 if all were held
 /// already (retries are harmless). 422 naming the field for an unknown user, tenant or role.
 #[utoipa::path(
@@ -679,6 +708,8 @@ struct AssignmentQuery {
     role: Option<RoleName>,
 }
 
+/// List role assignments.
+///
 /// `GET /sa/user-tenant-roles?username=&tenant_name=&role=`: assignments by tenant, user,
 /// role.
 #[utoipa::path(
@@ -716,6 +747,8 @@ struct RemoveRole {
     role: RoleName,
 }
 
+/// Remove a role assignment.
+///
 /// `DELETE /sa/user-tenant-roles`: removes one assignment (204); it stops working on the
 /// user's next request. 404 if the user does not hold that role.
 #[utoipa::path(
@@ -816,6 +849,8 @@ struct CreateWebhookKey {
     signed: bool,
 }
 
+/// Create a webhook key.
+///
 /// `POST /sa/webhook-keys` `{"name", "signed"?}`: 201 with the key (and signing secret) shown
 /// once; only the key's hash is stored.
 #[utoipa::path(
@@ -842,6 +877,8 @@ async fn create_webhook_key(
     ))
 }
 
+/// List webhook keys.
+///
 /// `GET /sa/webhook-keys`: every key, newest first, without secrets.
 #[utoipa::path(
     get,
@@ -861,6 +898,8 @@ async fn list_webhook_keys(
     ))
 }
 
+/// Revoke a webhook key.
+///
 /// `DELETE /sa/webhook-keys/{key_id}`: revokes the key (204, idempotent); 404 if absent.
 #[utoipa::path(
     delete,

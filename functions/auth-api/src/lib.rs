@@ -181,6 +181,8 @@ async fn authenticate(
     }
 }
 
+/// Sign in (password grant).
+///
 /// `POST /auth/token`: signs in. 200 with `{access_token, token_type: "bearer", expires_in}`;
 /// 401 for an unknown user or a wrong password (same body); 429 with `Retry-After` after
 /// [`MAX_FAILED_LOGINS`] failures within [`THROTTLE_WINDOW`].
@@ -222,6 +224,8 @@ async fn token(
 #[serde(deny_unknown_fields)]
 struct ChangePassword {
     current_password: String,
+    /// 12 to 128 characters; not the username, not a common password.
+    #[schema(min_length = 12, max_length = 128)]
     new_password: String,
 }
 
@@ -231,6 +235,8 @@ struct Message {
     message: &'static str,
 }
 
+/// Change your password.
+///
 /// `POST /auth/change-password`: 200 when changed; 401 if `current_password` is wrong
 /// (counted by the login throttle); 422 if `new_password` breaks the policy. Every token
 /// issued before the change, including the caller's, stops working.
@@ -280,6 +286,8 @@ async fn change_password(
     }))
 }
 
+/// Your account.
+///
 /// `GET /users/me`: the caller's account (`username`, `full_name`, `is_super_admin`,
 /// `created_at`, `updated_at`).
 #[utoipa::path(
@@ -307,6 +315,8 @@ struct TenantRoles {
     roles: Vec<String>,
 }
 
+/// Your roles per tenant.
+///
 /// `GET /users/me/tenants`: `[{tenant_name, roles: [...]}]`, by tenant name.
 #[utoipa::path(
     get,

@@ -198,6 +198,8 @@ struct CreateCampaign {
     end_date: NaiveDate,
 }
 
+/// Create a campaign (queues its selection).
+///
 /// `POST /tenants/{t}/campaigns` (`campaign.write`): a `draft` campaign for an approved offer
 /// of the tenant; its selection job is queued. 202 with `Location` and the campaign.
 #[utoipa::path(
@@ -282,6 +284,8 @@ struct ListQuery {
     offer_id: Option<i32>,
 }
 
+/// List campaigns.
+///
 /// `GET /tenants/{t}/campaigns?status=&offer_id=&limit=&offset=` (`campaign.read`): newest
 /// first.
 #[utoipa::path(
@@ -313,6 +317,8 @@ async fn list(
     Ok(AppJson(list))
 }
 
+/// Read a campaign.
+///
 /// `GET /tenants/{t}/campaigns/{id}` (`campaign.read`).
 #[utoipa::path(
     get,
@@ -359,6 +365,8 @@ struct UpdateCampaign {
     status: Option<CampaignStatus>,
 }
 
+/// Update a campaign or change its status.
+///
 /// `PUT /tenants/{t}/campaigns/{id}`: content changes need `campaign.write` while the
 /// campaign is `draft` and `campaign.manage` after that (never once `completed`, 409);
 /// status changes need `campaign.manage` and follow draft → active ⇄ paused, active →
@@ -434,6 +442,8 @@ async fn update(
     Ok(AppJson(campaign))
 }
 
+/// Delete a campaign.
+///
 /// `DELETE /tenants/{t}/campaigns/{id}` (`campaign.delete`): only while `draft` or with no
 /// delivery reported `sent` (409 otherwise). 204.
 #[utoipa::path(
@@ -468,6 +478,8 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Re-run a campaign's selection.
+///
 /// `POST /tenants/{t}/campaigns/{id}/process-customers` (`campaign.process`): queues a new
 /// selection job (superseding any earlier one). 202 with the campaign; 409 once completed;
 /// 503 if the queue refuses the job.
@@ -511,6 +523,8 @@ struct CustomersQuery {
     delivery_status: Option<DeliveryStatus>,
 }
 
+/// List a campaign's customers.
+///
 /// `GET /tenants/{t}/campaigns/{id}/customers?delivery_status=&limit=&after=`
 /// (`campaign.read`): keyset pages in customer-id order, with a `Link: rel="next"` header on
 /// full pages.
@@ -542,6 +556,8 @@ async fn customers(
     Ok(keyset.respond(&uri, rows, |row| row.customer_id))
 }
 
+/// Count a campaign's deliveries per status.
+///
 /// `GET /tenants/{t}/campaigns/{id}/customers/summary` (`campaign.read`): deliveries per
 /// status, `{"total", "pending", "sent", "failed"}`.
 #[utoipa::path(
@@ -589,6 +605,8 @@ struct Preview {
     sample: Vec<AudienceMember>,
 }
 
+/// Preview an audience.
+///
 /// `POST /tenants/{t}/campaigns/audience-preview` (`campaign.write`): how many customers the
 /// criteria select and a sample of them (`sample_size` 0–50, default 10), creating nothing.
 #[utoipa::path(

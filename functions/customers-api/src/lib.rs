@@ -144,6 +144,8 @@ impl CustomerBody {
     }
 }
 
+/// Create a customer.
+///
 /// `POST /customers`: 201 with `Location`; 409 if the e-mail is taken.
 #[utoipa::path(
     post,
@@ -190,6 +192,8 @@ struct ListQuery {
     email: Option<String>,
 }
 
+/// List customers.
+///
 /// `GET /customers?segment=&kyc_status=&state=&city=&is_active=&email=&limit=&after=`: id
 /// order, `Link: rel="next"` on full pages.
 #[utoipa::path(
@@ -222,6 +226,8 @@ async fn list(
     Ok(keyset.respond(&uri, rows, |c| c.id))
 }
 
+/// Read a customer.
+///
 /// `GET /customers/{id}`.
 #[utoipa::path(
     get,
@@ -245,6 +251,8 @@ async fn read(
     Ok(AppJson(customer))
 }
 
+/// Replace a customer.
+///
 /// `PUT /customers/{id}`: replaces every writable field.
 #[utoipa::path(
     put,
@@ -273,6 +281,8 @@ async fn replace(
     Ok(AppJson(customer))
 }
 
+/// Delete a customer.
+///
 /// `DELETE /customers/{id}`: also removes the customer from every campaign. 204.
 #[utoipa::path(
     delete,
@@ -297,6 +307,8 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Import customers from CSV.
+///
 /// `POST /customers/import` with a `text/csv` body (at most [`MAX_IMPORT_BYTES`]): all rows
 /// or none. 200 with `{rows, inserted, updated, unchanged}`; 422 listing every bad line;
 /// 415 for another media type.

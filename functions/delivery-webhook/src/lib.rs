@@ -286,6 +286,8 @@ struct Answer {
     summary: Summary,
 }
 
+/// Report delivery results (provider webhook).
+///
 /// `POST /system/campaigns/update-delivery-status`.
 #[utoipa::path(
     post,

@@ -190,6 +190,8 @@ struct CreateOffer {
     comments: Option<String>,
 }
 
+/// Write an offer (draft).
+///
 /// `POST /tenants/{t}/offers` (`offer.create`): a `draft` offer (201, `Location`, `ETag`).
 #[utoipa::path(
     post,
@@ -254,6 +256,8 @@ struct ListQuery {
     created_by: Option<Username>,
 }
 
+/// List offers.
+///
 /// `GET /tenants/{t}/offers?status=&created_by=&limit=&offset=` (`offer.read`): newest first.
 #[utoipa::path(
     get,
@@ -284,6 +288,8 @@ async fn list(
     Ok(AppJson(offers))
 }
 
+/// Read an offer.
+///
 /// `GET /tenants/{t}/offers/{id}` (`offer.read`).
 #[utoipa::path(
     get,
@@ -404,6 +410,8 @@ async fn edit(
     Ok(Tagged(StatusCode::OK, after))
 }
 
+/// Replace an offer.
+///
 /// `PUT /tenants/{t}/offers/{id}` (`offer.edit` / `offer.edit_any`): replaces `data` and
 /// `comments`. 409 for an approved offer (or a submitted one without `offer.edit_any`).
 #[utoipa::path(
@@ -432,6 +440,8 @@ async fn replace(
     .await
 }
 
+/// Change part of an offer.
+///
 /// `PATCH /tenants/{t}/offers/{id}`: as `PUT`, changing only the fields present.
 #[utoipa::path(
     patch,
@@ -462,6 +472,8 @@ async fn patch(
     .await
 }
 
+/// Delete an offer.
+///
 /// `DELETE /tenants/{t}/offers/{id}` (`offer.delete`): 204; 409 if approved or used by an
 /// active campaign. The audit trail keeps a `delete` row with the last content.
 #[utoipa::path(
@@ -618,6 +630,8 @@ async fn transition(
     Ok(Tagged(StatusCode::OK, after))
 }
 
+/// Submit an offer for review.
+///
 /// `POST …/submit` (`offer.submit`): draft → submitted.
 #[utoipa::path(
     post,
@@ -642,6 +656,8 @@ async fn submit(
     transition(&state, &principal, path, &if_match, SUBMIT, reason.comments).await
 }
 
+/// Approve an offer (checker).
+///
 /// `POST …/approve` (`offer.review`): submitted → approved; not by its maker.
 #[utoipa::path(
     post,
@@ -675,6 +691,8 @@ async fn approve(
     .await
 }
 
+/// Reject an offer (checker).
+///
 /// `POST …/reject` (`offer.review`): submitted → rejected, with an optional `comments`
 /// reason; not by its maker.
 #[utoipa::path(
@@ -710,6 +728,8 @@ struct Comment {
     comment_text: String,
 }
 
+/// Comment on an offer.
+///
 /// `POST …/comment` (`offer.comment`): appends a `comment` audit row (201 with it).
 #[utoipa::path(
     post,
@@ -756,6 +776,8 @@ async fn comment(
     Ok((StatusCode::CREATED, AppJson(entry)))
 }
 
+/// Read an offer's audit trail.
+///
 /// `GET …/audit-logs` (`offer.audit`): the trail, oldest first; it outlives the offer, so a
 /// deleted offer's trail is still readable. 404 when the tenant has no trail for that id.
 #[utoipa::path(

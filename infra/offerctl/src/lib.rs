@@ -27,6 +27,8 @@ struct Health {
     status: &'static str,
 }
 
+/// Liveness.
+///
 /// `GET /health`: liveness; touches no database.
 #[utoipa::path(
     get,

@@ -39,7 +39,7 @@ pub struct Customer {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The writable fields of a customer, validated by [`CustomerRecord::problems`]. `None` is
+/// The writable fields of a customer, validated by `CustomerRecord::problems`. `None` is
 /// SQL NULL.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CustomerRecord {
