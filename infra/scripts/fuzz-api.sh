@@ -33,7 +33,7 @@ export DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/$db"
 export JWT_SECRET="$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n')"
 export ACCESS_TOKEN_TTL_SECONDS=7200
 export SUPER_ADMIN_PASSWORD="Fz-$(head -c 18 /dev/urandom | base64 | tr -d '/+=\n')"
-export RUST_LOG="${RUST_LOG:-warn}"
+export RUST_LOG="${RUST_LOG:-info}"
 
 cargo build --quiet -p offerctl
 offerctl=target/debug/offerctl
@@ -101,7 +101,7 @@ run() { # run NAME TOKEN [schemathesis run args...]; configuration in infra/fuzz
     echo "schemathesis as $name ($examples examples per operation)"
     "$venv/schemathesis" --config-file "infra/fuzz/$name.toml" run openapi.json --url "$base" \
         --header "Authorization: Bearer $token" --header "X-API-Key: $webhook_key" \
-        --checks all --max-examples "$examples" --seed 20261121 --workers 2 \
+        --checks all --max-examples "$examples" --seed 20261121 --workers 1 \
         --report junit --report-dir "$report_dir" --report-junit-path "$report_dir/$name.xml" \
         "$@"
 }

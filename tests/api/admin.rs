@@ -376,6 +376,44 @@ async fn the_last_super_admin_cannot_be_demoted_or_deleted() {
 }
 
 #[tokio::test]
+async fn a_super_admin_cannot_demote_or_reset_the_password_of_their_own_account() {
+    let app = TestApp::spawn().await;
+    let sa = app.super_admin_token().await;
+    // Another super admin exists, so the last-super-admin rule does not apply.
+    app.insert_user("second.admin", USER_PASSWORD, true).await;
+    let demote = app
+        .call(
+            Method::PUT,
+            &format!("/sa/users/{SUPER_ADMIN}"),
+            Some(&sa),
+            Some(json!({"is_super_admin": false})),
+        )
+        .await;
+    assert_eq!(demote.status, StatusCode::CONFLICT, "{:?}", demote.body);
+    let reset = app
+        .post(
+            &format!("/sa/users/{SUPER_ADMIN}/change-password"),
+            &sa,
+            json!({"new_password": "reset without the current one"}),
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::CONFLICT, "{:?}", reset.body);
+    // Nothing changed: the token still works and the account is still a super admin.
+    assert_eq!(app.get("/users/me", &sa).await.body["is_super_admin"], true);
+    // Another super admin may do both.
+    let other = app.login("second.admin", USER_PASSWORD).await;
+    let demoted = app
+        .call(
+            Method::PUT,
+            &format!("/sa/users/{SUPER_ADMIN}"),
+            Some(&other),
+            Some(json!({"is_super_admin": false})),
+        )
+        .await;
+    assert_eq!(demoted.status, StatusCode::OK, "{:?}", demoted.body);
+}
+
+#[tokio::test]
 async fn deleting_a_user_with_role_assignments_works() {
     let app = TestApp::spawn().await;
     let sa = app.super_admin_token().await;

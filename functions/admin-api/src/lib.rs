@@ -476,7 +476,7 @@ struct UpdateUser {
 /// Update a user.
 ///
 /// `PUT /sa/users/{username}`: changes `full_name` and/or `is_super_admin`. 409 if it would
-/// leave no super admin; 404 if absent.
+/// leave no super admin, or for demoting oneself; 404 if absent.
 #[utoipa::path(
     put,
     path = "/sa/users/{username}",
@@ -495,6 +495,11 @@ async fn update_user(
     AppPath(username): AppPath<Username>,
     AppJson(body): AppJson<UpdateUser>,
 ) -> Result<AppJson<users::User>, ApiError> {
+    if username == admin.username && body.is_super_admin == Some(false) {
+        return Err(ApiError::Conflict(
+            "you cannot demote yourself; another super admin must".into(),
+        ));
+    }
     let full_name = body.full_name.as_ref().map(|n| n.as_deref());
     check_length("full_name", full_name.flatten(), MAX_TEXT_CHARS)?;
     let mut client = state.pool.get().await?;
@@ -538,7 +543,8 @@ struct SetPassword {
 /// Set a user's password.
 ///
 /// `POST /sa/users/{username}/change-password`: sets a user's password (204) and revokes
-/// every token issued to that user before; 422 if the password breaks the policy.
+/// every token issued to that user before; 422 if the password breaks the policy; 409 for
+/// one's own account (that takes the current password: `POST /auth/change-password`).
 #[utoipa::path(
     post,
     path = "/sa/users/{username}/change-password",
@@ -548,6 +554,7 @@ struct SetPassword {
     request_body = SetPassword,
     responses(
         (status = 204, description = "Set; the user's earlier tokens stop working."),
+        (status = 409, response = Conflict),
     )
 )]
 async fn set_user_password(
@@ -556,6 +563,12 @@ async fn set_user_password(
     AppPath(username): AppPath<Username>,
     AppJson(body): AppJson<SetPassword>,
 ) -> Result<StatusCode, ApiError> {
+    if username == admin.username {
+        return Err(ApiError::Conflict(
+            "set your own password with POST /auth/change-password, which asks for the current one"
+                .into(),
+        ));
+    }
     check_policy(&body.new_password, username.as_str())
         .map_err(|reason| ApiError::invalid_field("new_password", reason))?;
     if users::get(&state.pool.get().await?, &username)
