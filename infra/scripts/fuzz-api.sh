@@ -12,8 +12,8 @@
 # as the path parameter, so tenant routes get past authorization, and valid data only). Both
 # passes send the delivery provider's key too. All of it is torn down after.
 #
-# FUZZ_EXAMPLES (default 25) sets the examples per operation; extra arguments go to
-# `schemathesis run`.
+# FUZZ_EXAMPLES (default 25) sets the examples per operation and FUZZ_SEED the seed; extra
+# arguments go to `schemathesis run`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,6 +23,7 @@ venv="$(infra/scripts/ensure-python-tools.sh "schemathesis==4.32.5")"
 listen="${FUZZ_LISTEN:-127.0.0.1:3900}"
 base="http://$listen"
 examples="${FUZZ_EXAMPLES:-25}"
+seed="${FUZZ_SEED:-20261121}"
 admin_url="postgres://postgres:postgres@127.0.0.1:5432/postgres"
 db=offers_fuzz
 report_dir=.local/fuzz
@@ -101,7 +102,7 @@ run() { # run NAME TOKEN [schemathesis run args...]; configuration in infra/fuzz
     echo "schemathesis as $name ($examples examples per operation)"
     "$venv/schemathesis" --config-file "infra/fuzz/$name.toml" run openapi.json --url "$base" \
         --header "Authorization: Bearer $token" --header "X-API-Key: $webhook_key" \
-        --checks all --max-examples "$examples" --seed 20261121 --workers 1 \
+        --checks all --max-examples "$examples" --seed "$seed" --workers 1 \
         --report junit --report-dir "$report_dir" --report-junit-path "$report_dir/$name.xml" \
         "$@"
 }

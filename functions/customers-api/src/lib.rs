@@ -174,21 +174,27 @@ async fn create(
     ))
 }
 
-/// `GET` list filters (exact matches).
+/// `GET` list filters (exact matches). Text filters cannot hold U+0000, which PostgreSQL text
+/// cannot either (400).
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only this segment.
+    #[param(pattern = "^[^\\u0000]*$")]
     segment: Option<String>,
     /// Only this KYC status.
+    #[param(pattern = "^[^\\u0000]*$")]
     kyc_status: Option<String>,
     /// Only this state.
+    #[param(pattern = "^[^\\u0000]*$")]
     state: Option<String>,
     /// Only this city.
+    #[param(pattern = "^[^\\u0000]*$")]
     city: Option<String>,
     /// Only active (`true`) or inactive (`false`) customers.
     is_active: Option<bool>,
     /// Only the customer with this e-mail address.
+    #[param(pattern = "^[^\\u0000]*$")]
     email: Option<String>,
 }
 
