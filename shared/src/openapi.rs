@@ -281,25 +281,8 @@ fn without_null(schema: RefOr<Schema>) -> RefOr<Schema> {
             }
             RefOr::T(Schema::Object(object))
         }
-        RefOr::T(Schema::OneOf(one_of)) => {
-            let mut items: Vec<RefOr<Schema>> = one_of
-                .items
-                .iter()
-                .filter(|item| !is_null_schema(item))
-                .cloned()
-                .collect();
-            if items.len() == 1 {
-                items.remove(0)
-            } else {
-                RefOr::T(Schema::OneOf(one_of))
-            }
-        }
         other => other,
     }
-}
-
-fn is_null_schema(schema: &RefOr<Schema>) -> bool {
-    matches!(schema, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
 }
 
 /// The problem statuses an operation's shape implies.
