@@ -30,7 +30,10 @@ report_dir=.local/fuzz
 mkdir -p "$report_dir"
 
 psql "$admin_url" -qc "drop database if exists $db with (force)" -c "create database $db"
-export DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/$db"
+# Migrations as the owner; the server as a member of offers_api (row-level security applies).
+export DATABASE_OWNER_URL="postgres://postgres:postgres@127.0.0.1:5432/$db"
+fuzz_role_password="$(head -c 18 /dev/urandom | base64 | tr -d '/+=\n')"
+export DATABASE_URL="postgres://offers_fuzz_api:$fuzz_role_password@127.0.0.1:5432/$db"
 export JWT_SECRET="$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n')"
 export ACCESS_TOKEN_TTL_SECONDS=7200
 export SUPER_ADMIN_PASSWORD="Fz-$(head -c 18 /dev/urandom | base64 | tr -d '/+=\n')"
@@ -39,6 +42,7 @@ export RUST_LOG="${RUST_LOG:-info}"
 cargo build --quiet -p offerctl
 offerctl=target/debug/offerctl
 "$offerctl" migrate >/dev/null
+infra/scripts/ensure-api-role.sh "$DATABASE_OWNER_URL" offers_fuzz_api "$fuzz_role_password"
 "$offerctl" create-super-admin --username fuzz_admin --full-name "Fuzzing super admin" >/dev/null
 "$offerctl" import-customers infra/demo/customers_credit_card.csv >/dev/null
 
@@ -90,7 +94,8 @@ offer = call("POST", "/tenants/fuzz_bank/offers", {"data": {"title": "Fuzz offer
 call("POST", f"/tenants/fuzz_bank/offers/{offer['id']}/submit", None, maker)
 call("POST", f"/tenants/fuzz_bank/offers/{offer['id']}/approve", None, user)
 # The delivery provider's key, so the webhook is exercised past authentication.
-webhook_key = call("POST", "/sa/webhook-keys", {"name": "schemathesis"}, admin)["key"]
+webhook_key = call("POST", "/sa/webhook-keys", {"tenant_name": "fuzz_bank", "name": "schemathesis"},
+                   admin)["key"]
 print(admin, user, webhook_key)
 PY
 )"

@@ -7,8 +7,13 @@
 # document at /openapi.json and Swagger UI at /docs/. `offerctl demo` then walks the whole
 # story against it.
 #
-# Local secrets (JWT key, admin password) are generated once into .local/ (git-ignored).
-# Override with DATABASE_URL, JWT_SECRET, SUPER_ADMIN_PASSWORD, LISTEN, RUST_LOG.
+# Two database roles, as in production: migrations run as the tables' owner
+# (DATABASE_OWNER_URL, the local `postgres`), the server connects as `offers_local_api`, a
+# member of `offers_api` that owns nothing, so row-level security applies to it.
+#
+# Local secrets (JWT key, admin password, API role password) are generated once into .local/
+# (git-ignored). Override with DATABASE_OWNER_URL, DATABASE_URL, JWT_SECRET,
+# SUPER_ADMIN_PASSWORD, LISTEN, RUST_LOG.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -20,14 +25,17 @@ secret() { # secret FILE: a random URL-safe string, generated once
   cat "$1"
 }
 
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/offers}"
+export DATABASE_OWNER_URL="${DATABASE_OWNER_URL:-postgres://postgres:postgres@127.0.0.1:5432/offers}"
+api_role=offers_local_api
+api_password="$(secret .local/api_role_password)"
+export DATABASE_URL="${DATABASE_URL:-postgres://$api_role:$api_password@127.0.0.1:5432/offers}"
 export DATABASE_POOL_SIZE="${DATABASE_POOL_SIZE:-10}"
 export JWT_SECRET="${JWT_SECRET:-$(secret .local/jwt_secret)}"
 export SUPER_ADMIN_PASSWORD="${SUPER_ADMIN_PASSWORD:-$(secret .local/super_admin_password)}"
 LISTEN="${LISTEN:-127.0.0.1:3000}"
 
-db_name="${DATABASE_URL##*/}"; db_name="${db_name%%\?*}"
-admin_url="${DATABASE_URL%/*}/postgres"
+db_name="${DATABASE_OWNER_URL##*/}"; db_name="${db_name%%\?*}"
+admin_url="${DATABASE_OWNER_URL%/*}/postgres"
 if [ "$(psql "$admin_url" -Atqc "select 1 from pg_database where datname = '$db_name'")" != 1 ]; then
   psql "$admin_url" -qc "create database \"$db_name\""
 fi
@@ -35,6 +43,7 @@ fi
 cargo build --quiet -p offerctl
 offerctl=target/debug/offerctl
 "$offerctl" migrate
+infra/scripts/ensure-api-role.sh "$DATABASE_OWNER_URL" "$api_role" "$api_password"
 "$offerctl" create-super-admin --username admin --full-name "Local super admin" --reset-password >/dev/null
 # Idempotent: a second run reports every row unchanged.
 "$offerctl" import-customers infra/demo/customers_credit_card.csv

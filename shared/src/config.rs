@@ -2,8 +2,11 @@
 //!
 //! Variables (DESIGN.md, "Interfaces"): `DATABASE_URL` (required), `DATABASE_POOL_SIZE`
 //! (default 2, the Lambda sizing), `JWT_SECRET` (required, at least 32 bytes), `JWT_ISSUER`,
-//! `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS` (default 900) and `PASSWORD_HASH_CONCURRENCY`
-//! (default 2: how many argon2 computations may run at once per process).
+//! `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS` (default 900), `PASSWORD_HASH_CONCURRENCY`
+//! (default 2: how many argon2 computations may run at once per process) and
+//! `TRUSTED_PROXY_HEADER` (unset: the client address is API Gateway's `sourceIp` on Lambda,
+//! the socket's peer locally; set, e.g. `X-Forwarded-For`, when `offerctl serve` runs behind
+//! a proxy that writes it: the right-most address of that header is used).
 
 use std::time::Duration;
 
@@ -70,6 +73,9 @@ pub struct Config {
     /// `PASSWORD_HASH_CONCURRENCY`: bound on concurrent argon2 computations, so a login flood
     /// cannot starve the rest of the API.
     pub password_hash_concurrency: usize,
+    /// `TRUSTED_PROXY_HEADER`: the request header a trusted reverse proxy writes the client's
+    /// address into (its right-most entry is used); `None` outside such a proxy.
+    pub trusted_proxy_header: Option<axum::http::HeaderName>,
 }
 
 /// Reads variables through `lookup`, so tests can configure without touching the process
@@ -189,6 +195,17 @@ impl Config {
             database,
             jwt,
             password_hash_concurrency: vars.number("PASSWORD_HASH_CONCURRENCY", 2usize, 1..=64)?,
+            trusted_proxy_header: vars
+                .optional("TRUSTED_PROXY_HEADER")
+                .map(|name| {
+                    axum::http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                        ConfigError::Invalid {
+                            name: "TRUSTED_PROXY_HEADER",
+                            reason: "not an HTTP header name".into(),
+                        }
+                    })
+                })
+                .transpose()?,
         })
     }
 }

@@ -57,6 +57,9 @@ pub enum ApiError {
     /// 404: no such resource (or one the principal may not know exists).
     #[error("not found: {0}")]
     NotFound(String),
+    /// 405: the path exists but not with this method; `Allow` lists the methods it has.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// 409: the request conflicts with the current state (duplicate name, invalid transition).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -113,6 +116,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -165,6 +169,7 @@ impl IntoResponse for ApiError {
             | Self::PreconditionFailed(d)
             | Self::PayloadTooLarge(d)
             | Self::UnsupportedMediaType(d) => (Some(d), &[]),
+            Self::MethodNotAllowed => (Some("this path does not accept this method"), &[]),
             Self::TooManyRequests { .. } => (Some("too many attempts; try again later"), &[]),
             Self::ServiceUnavailable(cause) => {
                 tracing::warn!(error = %cause, "service unavailable");

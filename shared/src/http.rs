@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use serde::Serialize;
@@ -25,11 +25,66 @@ pub const DOCS_PATH: &str = "/docs";
 pub type Service<B> =
     tower::util::MapRequest<Router, fn(axum::http::Request<B>) -> axum::http::Request<B>>;
 
+/// `Content-Security-Policy` of the docs page: only this origin's scripts, styles (Swagger UI
+/// sets inline styles) and images (it draws icons as `data:` SVG); no framing, no plugins.
+pub const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+     font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Response headers every answer gets, and problem details for the router's own 404/405.
+///
+/// - `X-Content-Type-Options: nosniff` on every answer;
+/// - `Cache-Control: no-store` on every API answer (RFC 6749 §5.1 for tokens; every other
+///   answer may hold personal data), unless the handler set one;
+/// - under [`DOCS_PATH`]: [`DOCS_CONTENT_SECURITY_POLICY`] and `X-Frame-Options: DENY`;
+/// - a 404 (no such route) or 405 (no such method; `Allow` is kept) that the router answered
+///   with an empty body gets an `application/problem+json` body.
+async fn security_headers(request: Request, next: axum::middleware::Next) -> Response {
+    let docs = request
+        .uri()
+        .path()
+        .strip_prefix(DOCS_PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if !response.headers().contains_key(header::CONTENT_TYPE) {
+        let problem = match status {
+            axum::http::StatusCode::NOT_FOUND => {
+                Some(ApiError::NotFound("no such resource".into()))
+            }
+            axum::http::StatusCode::METHOD_NOT_ALLOWED => Some(ApiError::MethodNotAllowed),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            let allow = response.headers().get(header::ALLOW).cloned();
+            response = problem.into_response();
+            if let Some(allow) = allow {
+                response.headers_mut().insert(header::ALLOW, allow);
+            }
+        }
+    }
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if docs {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CONTENT_SECURITY_POLICY),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    } else if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
 /// Wraps a router for serving: each request gets a tracing span (`http.method`, `http.path`,
-/// `user.name` once known) and a response log line with status and latency; and trailing
-/// slashes are trimmed before routing, so `/sa/users/` and `/sa/users` reach the same route
-/// (a layer on the `Router` itself runs after routing and cannot do that). Paths under
-/// [`DOCS_PATH`] are left as they are.
+/// `user.name` once known) and a response log line with status and latency; every answer gets
+/// the headers of [`security_headers`]; and trailing slashes are trimmed before routing, so
+/// `/sa/users/` and `/sa/users` reach the same route (a layer on the `Router` itself runs
+/// after routing and cannot do that). Paths under [`DOCS_PATH`] are left as they are.
 pub fn into_service<B>(router: Router) -> Service<B> {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
@@ -42,7 +97,10 @@ pub fn into_service<B>(router: Router) -> Service<B> {
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
         .on_failure(());
-    tower::util::MapRequest::new(router.layer(trace), trim_trailing_slash::<B> as fn(_) -> _)
+    let router = router
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(trace);
+    tower::util::MapRequest::new(router, trim_trailing_slash::<B> as fn(_) -> _)
 }
 
 /// `/a/b//?q` → `/a/b?q`; `/` and paths under `DOCS_PATH/` are unchanged. (tower-http's
@@ -176,14 +234,136 @@ fn nul_pointer(value: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// Walks JSON text and records the JSON Pointer (RFC 6901) of the first object member whose
+/// name repeats an earlier member of the same object. serde_json keeps the last of duplicate
+/// keys silently (RFC 8259 §4 leaves it open), so `{"status": "a", "status": "b"}` could mean
+/// one thing to a proxy or an audit log and another to us.
+struct DuplicateKeys<'p> {
+    path: &'p mut Vec<String>,
+    found: &'p mut Option<String>,
+}
+
+impl DuplicateKeys<'_> {
+    fn record(&mut self, key: &str) {
+        if self.found.is_none() {
+            let pointer: String = self
+                .path
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::once(key))
+                .map(|segment| format!("/{}", segment.replace('~', "~0").replace('/', "~1")))
+                .collect();
+            *self.found = Some(pointer);
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DuplicateKeys<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DuplicateKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        loop {
+            self.path.push(index.to_string());
+            let item = seq.next_element_seed(DuplicateKeys {
+                path: self.path,
+                found: self.found,
+            });
+            self.path.pop();
+            if item?.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                self.record(&key);
+            }
+            self.path.push(key);
+            let value = map.next_value_seed(DuplicateKeys {
+                path: self.path,
+                found: self.found,
+            });
+            self.path.pop();
+            value?;
+        }
+        Ok(())
+    }
+}
+
+/// The JSON Pointer of the first repeated member name in JSON text, at any depth, if any
+/// (`None` also for text that is not JSON: the decoder reports that).
+pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    use serde::de::DeserializeSeed;
+    let mut path = Vec::new();
+    let mut found = None;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let walked = DuplicateKeys {
+        path: &mut path,
+        found: &mut found,
+    }
+    .deserialize(&mut deserializer);
+    walked.ok().and(found)
+}
+
+/// 422 for a body whose object at `pointer`'s parent repeats the member `pointer` names.
+pub fn duplicate_key_error(pointer: String) -> ApiError {
+    ApiError::Unprocessable {
+        detail: format!("{pointer}: duplicate member name in a JSON object"),
+        errors: vec![FieldError {
+            pointer,
+            detail: "duplicate member name in a JSON object".into(),
+        }],
+    }
+}
+
 /// Decodes a JSON body, which must be an object, into `T`, naming the offending field on
 /// failure.
 ///
 /// # Errors
 /// 400 for syntactically invalid JSON; 422 (with `errors[].pointer`) for JSON of the wrong
 /// shape: not an object, a missing or unknown field, a wrong type, a value a newtype
-/// refuses, or a string containing U+0000 (which PostgreSQL cannot store).
+/// refuses, a string containing U+0000 (which PostgreSQL cannot store), or a member name
+/// repeated in any object of the body (see [`duplicate_key`]).
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(pointer) = duplicate_key(bytes) {
+        return Err(duplicate_key_error(pointer));
+    }
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first.is_some_and(|b| *b != b'{')
         && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
@@ -282,12 +462,27 @@ pub fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
 }
 
 /// Reads the whole body, refusing more than [`MAX_JSON_BODY_BYTES`].
+///
+/// # Errors
+/// 413 if the body is larger than [`MAX_JSON_BODY_BYTES`]; 400 if it cannot be read.
 pub async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(req.into_body(), MAX_JSON_BODY_BYTES)
         .await
-        .map_err(|_| ApiError::BadRequest {
-            detail: format!("the body could not be read or exceeds {MAX_JSON_BODY_BYTES} bytes"),
-            errors: Vec::new(),
+        .map_err(|err| {
+            let too_large = err
+                .into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            if too_large {
+                ApiError::PayloadTooLarge(format!(
+                    "the body must be at most {MAX_JSON_BODY_BYTES} bytes"
+                ))
+            } else {
+                ApiError::BadRequest {
+                    detail: "the body could not be read".into(),
+                    errors: Vec::new(),
+                }
+            }
         })
 }
 
@@ -397,6 +592,62 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath
                 detail: format!("invalid path parameter: {}", rejection.body_text()),
                 errors: Vec::new(),
             })
+    }
+}
+
+/// The address of the client that sent a request, as the sign-in throttle counts it:
+///
+/// 1. on Lambda, API Gateway's `requestContext.http.sourceIp` (API Gateway sets it from the
+///    TCP connection; a client cannot forge it with a header);
+/// 2. with `TRUSTED_PROXY_HEADER` set, the right-most address in that header (the one the
+///    trusted proxy appended; the left-most entries are whatever the client sent);
+/// 3. otherwise the socket's peer address (`offerctl serve`);
+/// 4. `unknown` when none is available (a request built in-process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress(pub String);
+
+impl ClientAddress {
+    /// The address of `parts`' client, reading the trusted header `proxy_header` if given.
+    pub fn of(parts: &Parts, proxy_header: Option<&axum::http::HeaderName>) -> Self {
+        if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
+            parts
+                .extensions
+                .get::<lambda_http::request::RequestContext>()
+            && let Some(ip) = &context.http.source_ip
+        {
+            return Self(ip.clone());
+        }
+        if let Some(name) = proxy_header {
+            let last = parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .rfind(|v| v.parse::<std::net::IpAddr>().is_ok());
+            if let Some(ip) = last {
+                return Self(ip.to_owned());
+            }
+        }
+        if let Some(axum::extract::ConnectInfo(peer)) = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        {
+            return Self(peer.ip().to_string());
+        }
+        Self("unknown".into())
+    }
+}
+
+impl FromRequestParts<crate::AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(parts, state.trusted_proxy_header.as_ref()))
     }
 }
 
@@ -672,6 +923,30 @@ mod tests {
         assert_eq!(
             nul_pointer(&serde_json::json!({"a": [1, {"k/\u{0}": 2}]})).as_deref(),
             Some("/a/1/k~1\u{0}")
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth_with_their_pointer() {
+        let pointer = |body: &[u8]| match decode_json::<serde_json::Value>(body) {
+            Err(ApiError::Unprocessable { errors, .. }) => Some(errors[0].pointer.clone()),
+            Err(other) => panic!("unexpected {other:?}"),
+            Ok(_) => None,
+        };
+        assert_eq!(pointer(br#"{"a":1,"a":2}"#).as_deref(), Some("/a"));
+        assert_eq!(
+            pointer(br#"{"data":{"fee":0,"x":[{"k":1},{"k/~":1,"k/~":2}],"fee":1}}"#).as_deref(),
+            Some("/data/x/1/k~1~0")
+        );
+        assert_eq!(
+            pointer(br#"{"selection_criteria":{"any":[{"segment":"a","segment":"b"}]}}"#)
+                .as_deref(),
+            Some("/selection_criteria/any/0/segment")
+        );
+        assert_eq!(pointer(br#"{"a":{"b":1},"c":{"b":2}}"#), None);
+        assert_eq!(
+            duplicate_key(br#"[{"a":1},{"a":1,"a":2}]"#).as_deref(),
+            Some("/1/a")
         );
     }
 

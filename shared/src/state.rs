@@ -14,20 +14,29 @@ use crate::queue::Queue;
 /// Shared handler state; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// The PostgreSQL pool.
+    /// The PostgreSQL pool of tenant routes ([`db::Scope::Tenant`]): its connections see
+    /// tenant rows only inside a [`db::tenant_transaction`].
     pub pool: Pool,
+    /// The pool of paths that span tenants ([`db::Scope::Platform`]): super-admin routes,
+    /// the principal lookup, the webhook's key lookup, the processor. Same role and URL.
+    pub platform: Pool,
     /// Access-token keys and validation policy.
     pub tokens: Arc<TokenKeys>,
     /// Password hashing with bounded concurrency.
     pub passwords: PasswordHasher,
     /// The campaign queue, for functions that enqueue jobs (see [`AppState::with_queue`]).
     pub queue: Option<Queue>,
+    /// Where a trusted proxy writes the client's address (`TRUSTED_PROXY_HEADER`), read by
+    /// [`crate::http::ClientAddress`].
+    pub trusted_proxy_header: Option<axum::http::HeaderName>,
 }
 
 impl axum::extract::FromRef<AppState> for Pool {
-    /// Lets routers that need only the database (the delivery webhook) take `State<Pool>`.
+    /// Lets routers that need only the database (the delivery webhook) take `State<Pool>`:
+    /// the platform pool (the webhook finds a key before it knows the key's tenant, then
+    /// works inside a [`db::tenant_transaction`] of that tenant).
     fn from_ref(state: &AppState) -> Pool {
-        state.pool.clone()
+        state.platform.clone()
     }
 }
 
@@ -38,10 +47,12 @@ impl AppState {
     /// If the pool cannot be built from the database URL.
     pub fn new(config: &Config) -> Result<Self, db::PoolBuildError> {
         Ok(Self {
-            pool: db::pool(&config.database)?,
+            pool: db::pool(&config.database, db::Scope::Tenant)?,
+            platform: db::pool(&config.database, db::Scope::Platform)?,
             tokens: Arc::new(TokenKeys::new(&config.jwt)),
             passwords: PasswordHasher::new(config.password_hash_concurrency),
             queue: None,
+            trusted_proxy_header: config.trusted_proxy_header.clone(),
         })
     }
 

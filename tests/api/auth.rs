@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use integration_tests::{JWT_SECRET, SUPER_ADMIN, TestApp, USER_PASSWORD};
+use integration_tests::{JWT_SECRET, SUPER_ADMIN, SUPER_ADMIN_PASSWORD, TestApp, USER_PASSWORD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -78,45 +78,256 @@ async fn unknown_user_and_wrong_password_get_the_same_answer() {
     );
 }
 
-#[tokio::test]
-async fn ten_failures_throttle_only_that_account_until_the_window_passes() {
-    let app = TestApp::spawn().await;
-    let sa = app.super_admin_token().await;
-    app.create_user(&sa, "victim", &[]).await;
-    app.create_user(&sa, "bystander", &[]).await;
+fn retry_after(response: &integration_tests::TestResponse) -> u64 {
+    response.headers[header::RETRY_AFTER]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds")
+}
 
-    for attempt in 1..=10 {
-        let response = app.try_login("victim", "wrong password guess").await;
+const ATTACKER: &str = "203.0.113.66";
+const OWNER: &str = "198.51.100.7";
+
+#[tokio::test]
+async fn failures_from_one_client_never_lock_the_account_for_others() {
+    let app = TestApp::spawn().await;
+    // Five wrong guesses from the attacker's address: answered 401 without delay.
+    for attempt in 1..=5 {
+        let response = app
+            .try_login_from(SUPER_ADMIN, "wrong password guess", ATTACKER)
+            .await;
         assert_eq!(
             response.status,
             StatusCode::UNAUTHORIZED,
             "attempt {attempt}"
         );
     }
-    // Even the right password is refused now, with Retry-After.
-    let throttled = app.try_login("victim", USER_PASSWORD).await;
-    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(throttled.content_type(), "application/problem+json");
-    let retry_after: u64 = throttled.headers[header::RETRY_AFTER]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
-    assert!((1..=901).contains(&retry_after), "{retry_after}");
-    // Other accounts are unaffected.
-    app.login("bystander", USER_PASSWORD).await;
+    // Then that (username, client) pair is slowed down: even the right password waits.
+    let slowed = app
+        .try_login_from(SUPER_ADMIN, SUPER_ADMIN_PASSWORD, ATTACKER)
+        .await;
+    assert_eq!(slowed.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(slowed.content_type(), "application/problem+json");
+    assert!(
+        (1..=2).contains(&retry_after(&slowed)),
+        "{:?}",
+        slowed.headers
+    );
+    // The super admin, from elsewhere, is not locked out.
+    let owner = app
+        .try_login_from(SUPER_ADMIN, SUPER_ADMIN_PASSWORD, OWNER)
+        .await;
+    assert_eq!(owner.status, StatusCode::OK, "{:?}", owner.body);
 
-    // Once the window has passed, the account signs in again.
+    // Twenty failures refuse the pair for the rest of the window; the owner still signs in.
     app.db()
         .await
         .execute(
-            "update users set failed_login_window_started_at = now() - interval '16 minutes'
-             where username = 'victim'",
+            "update login_failures set failures = 20, last_failure_at = now() where kind = 'pair'",
             &[],
         )
         .await
-        .expect("age window");
-    app.login("victim", USER_PASSWORD).await;
+        .expect("twenty failures");
+    let refused = app
+        .try_login_from(SUPER_ADMIN, SUPER_ADMIN_PASSWORD, ATTACKER)
+        .await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!((890..=901).contains(&retry_after(&refused)));
+    assert_eq!(
+        app.try_login_from(SUPER_ADMIN, SUPER_ADMIN_PASSWORD, OWNER)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Once the window has passed, the pair is heard again.
+    app.db()
+        .await
+        .execute(
+            "update login_failures set last_failure_at = now() - interval '16 minutes'",
+            &[],
+        )
+        .await
+        .expect("age the counters");
+    assert_eq!(
+        app.try_login_from(SUPER_ADMIN, SUPER_ADMIN_PASSWORD, ATTACKER)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_account_ceiling_spares_clients_without_recent_failures() {
+    let app = TestApp::spawn().await;
+    let failed = app
+        .try_login_from(SUPER_ADMIN, "wrong password guess", ATTACKER)
+        .await;
+    assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    // A distributed attack has pushed the account over its ceiling.
+    app.db()
+        .await
+        .execute(
+            "update login_failures set failures = 1000 where kind = 'account'",
+            &[],
+        )
+        .await
+        .expect("ceiling");
+    let attacker = app
+        .try_login_from(SUPER_ADMIN, SUPER_ADMIN_PASSWORD, ATTACKER)
+        .await;
+    assert_eq!(attacker.status, StatusCode::TOO_MANY_REQUESTS);
+    let owner = app
+        .try_login_from(SUPER_ADMIN, SUPER_ADMIN_PASSWORD, OWNER)
+        .await;
+    assert_eq!(owner.status, StatusCode::OK, "{:?}", owner.body);
+}
+
+#[tokio::test]
+async fn a_client_spraying_usernames_is_refused_and_others_are_not() {
+    let app = TestApp::spawn().await;
+    let sa = app.super_admin_token().await;
+    app.create_user(&sa, "sprayed", &[]).await;
+    let failed = app
+        .try_login_from("someone.else", "Winter2026!", ATTACKER)
+        .await;
+    assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    app.db()
+        .await
+        .execute(
+            "update login_failures set failures = 100 where kind = 'client'",
+            &[],
+        )
+        .await
+        .expect("spray");
+    // Any username from that address is refused, the right password included.
+    let sprayer = app.try_login_from("sprayed", USER_PASSWORD, ATTACKER).await;
+    assert_eq!(sprayer.status, StatusCode::TOO_MANY_REQUESTS);
+    let owner = app.try_login_from("sprayed", USER_PASSWORD, OWNER).await;
+    assert_eq!(owner.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_usernames_are_counted_and_answered_like_known_ones() {
+    let app = TestApp::spawn().await;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..6 {
+        let before = app.state.passwords.verifications();
+        known.push((
+            app.try_login_from(SUPER_ADMIN, "wrong password guess", "192.0.2.1")
+                .await,
+            app.state.passwords.verifications() - before,
+        ));
+        let before = app.state.passwords.verifications();
+        unknown.push((
+            app.try_login_from("nobody.here", "wrong password guess", "192.0.2.2")
+                .await,
+            app.state.passwords.verifications() - before,
+        ));
+    }
+    for (attempt, ((k, k_work), (u, u_work))) in known.iter().zip(&unknown).enumerate() {
+        assert_eq!(k.status, u.status, "attempt {attempt}");
+        assert_eq!(k.body, u.body, "attempt {attempt}");
+        let names = |r: &integration_tests::TestResponse| {
+            let mut names: Vec<String> = r.headers.keys().map(|k| k.to_string()).collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(k), names(u), "attempt {attempt}");
+        assert_eq!(
+            k.headers.get(header::RETRY_AFTER),
+            u.headers.get(header::RETRY_AFTER),
+            "attempt {attempt}"
+        );
+        // The same work: one argon2 verification per heard attempt, none when throttled.
+        let expected = if attempt < 5 { 1 } else { 0 };
+        assert_eq!(
+            (*k_work, *u_work),
+            (expected, expected),
+            "attempt {attempt}"
+        );
+    }
+    assert_eq!(known[5].0.status, StatusCode::TOO_MANY_REQUESTS);
+    // Both were counted the same way: per pair, per client, per username.
+    let rows: Vec<(String, i32)> = app
+        .db()
+        .await
+        .query(
+            "select kind, failures from login_failures order by kind, failures",
+            &[],
+        )
+        .await
+        .expect("counters")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("account".to_owned(), 5),
+            ("account".to_owned(), 5),
+            ("client".to_owned(), 5),
+            ("client".to_owned(), 5),
+            ("pair".to_owned(), 5),
+            ("pair".to_owned(), 5),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn sign_in_answers_are_never_cached() {
+    let app = TestApp::spawn().await;
+    for response in [
+        app.try_login(SUPER_ADMIN, SUPER_ADMIN_PASSWORD).await,
+        app.try_login(SUPER_ADMIN, "not the password").await,
+    ] {
+        assert_eq!(response.headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(response.headers["x-content-type-options"], "nosniff");
+    }
+}
+
+#[tokio::test]
+async fn a_token_minted_a_century_ahead_does_not_survive_a_password_reset() {
+    let app = TestApp::spawn().await;
+    let sa = app.super_admin_token().await;
+    app.create_user(&sa, "target.user", &[]).await;
+    let now = chrono::Utc::now();
+    let century_ms = 100 * 365 * 86_400_000_i64;
+    let forged = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": "target.user", "iss": "offer-management-platform",
+                "aud": "offer-management-api", "iat": now.timestamp(),
+                "exp": now.timestamp() + 600, "iat_ms": now.timestamp_millis() + century_ms,
+                "is_super_admin": false, "tenants": {}}),
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("sign");
+    let reset = app
+        .post(
+            "/sa/users/target.user/change-password",
+            &sa,
+            json!({"new_password": "a fresh password 42"}),
+        )
+        .await;
+    assert!(reset.status.is_success(), "{:?}", reset.body);
+    assert_eq!(
+        app.get("/users/me", &forged).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let too_long = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": "target.user", "iss": "offer-management-platform",
+                "aud": "offer-management-api", "iat": now.timestamp(),
+                "exp": now.timestamp() + 30 * 86_400, "iat_ms": now.timestamp_millis(),
+                "is_super_admin": false, "tenants": {}}),
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("sign");
+    assert_eq!(
+        app.get("/users/me", &too_long).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]

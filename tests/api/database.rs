@@ -12,7 +12,7 @@ use tower::ServiceExt;
 #[tokio::test]
 async fn migrating_a_migrated_database_applies_nothing() {
     let app = TestApp::spawn().await;
-    let mut client = app.db().await;
+    let mut client = app.owner_pool().get().await.expect("owner");
     let applied = db::migrate(&mut client).await.expect("migrate");
     assert!(applied.is_empty(), "{applied:?}");
 }
@@ -85,7 +85,7 @@ async fn sslmode_require_verifies_the_server_certificate() {
         _ => None,
     })
     .expect("config");
-    let pool = db::pool(&config).expect("pool");
+    let pool = db::pool(&config, db::Scope::Tenant).expect("pool");
     assert!(
         pool.get().await.is_err(),
         "an untrusted certificate must be refused"
@@ -96,7 +96,13 @@ async fn sslmode_require_verifies_the_server_certificate() {
         _ => None,
     })
     .expect("config");
-    assert!(db::pool(&plain).expect("pool").get().await.is_ok());
+    assert!(
+        db::pool(&plain, db::Scope::Tenant)
+            .expect("pool")
+            .get()
+            .await
+            .is_ok()
+    );
 
     let empty = std::env::temp_dir().join(format!("oms-empty-ca-{}.pem", std::process::id()));
     std::fs::write(&empty, "not a certificate\n").expect("write");
@@ -106,7 +112,7 @@ async fn sslmode_require_verifies_the_server_certificate() {
         _ => None,
     })
     .expect("config");
-    let err = db::pool(&with_bad_ca).expect_err("no certificate in the CA file");
+    let err = db::pool(&with_bad_ca, db::Scope::Tenant).expect_err("no certificate in the CA file");
     assert!(err.to_string().contains("DATABASE_CA_FILE"), "{err}");
     let _ = std::fs::remove_file(empty);
 }

@@ -131,18 +131,23 @@ async fn customers_api_answers_a_list_customers_event() {
 async fn delivery_webhook_answers_a_report_event_with_only_a_pool() {
     let app = TestApp::spawn().await;
     let sa = app.super_admin_token().await;
+    app.create_tenant(&sa, "credit_card").await;
     let issued = app
-        .post("/sa/webhook-keys", &sa, serde_json::json!({"name": "ses"}))
+        .post(
+            "/sa/webhook-keys",
+            &sa,
+            serde_json::json!({"tenant_name": "credit_card", "name": "ses"}),
+        )
         .await;
     let mut event = event("delivery-webhook/update-delivery-status.json");
     event["headers"]["x-api-key"] = issued.body["key"].clone();
-    // The Lambda runs this router on the pool alone (no JWT key).
-    let router = delivery_webhook::router().with_state(app.state.pool.clone());
+    // The Lambda runs this router on the (platform) pool alone (no JWT key).
+    let router = delivery_webhook::router().with_state(app.state.platform.clone());
     let response = invoke(router, &event).await;
     assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
     assert_eq!(response.body["results"][0]["status"], "not_found");
     event["headers"]["x-api-key"] = Value::String("omk_wrong".into());
-    let router = delivery_webhook::router().with_state(app.state.pool.clone());
+    let router = delivery_webhook::router().with_state(app.state.platform.clone());
     assert_eq!(
         invoke(router, &event).await.status,
         StatusCode::UNAUTHORIZED
@@ -154,14 +159,21 @@ async fn migrate_applies_nothing_twice() {
     let app = TestApp::spawn().await;
     let payload = event("migrate/invoke.json");
     assert!(payload.is_object(), "any JSON invokes it");
-    let output = migrate::run(&app.state.pool).await.expect("migrate");
+    // The migrate function connects as the tables' owner.
+    let output = migrate::run(&app.owner_pool()).await.expect("migrate");
     assert!(
         output.applied.is_empty(),
         "the test database is already migrated"
     );
-    let applied = app
-        .count("select count(*) from refinery_schema_history", &[])
-        .await;
+    let applied: i64 = app
+        .owner_pool()
+        .get()
+        .await
+        .expect("owner")
+        .query_one("select count(*) from refinery_schema_history", &[])
+        .await
+        .expect("history")
+        .get(0);
     let embedded = shared::db::migrations::runner().get_migrations().len() as i64;
     assert_eq!(applied, embedded);
 }

@@ -422,6 +422,65 @@ async fn makers_cannot_check_their_own_offers() {
 }
 
 #[tokio::test]
+async fn co_authors_cannot_approve_content_they_wrote() {
+    let world = World::new().await;
+    // The maker (A) creates the offer.
+    let created = world
+        .call(
+            "create",
+            Method::POST,
+            BASE,
+            Some(json!({"data": {"title": "Gold card", "fee": 499}})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let one = format!("{BASE}/{}", created.body["id"]);
+    // The admin (B) rewrites the content.
+    let rewritten = world
+        .call(
+            "admin",
+            Method::PATCH,
+            &one,
+            Some(json!({"data": {"title": "Gold card", "fee": 0}})),
+        )
+        .await;
+    assert_eq!(rewritten.status, StatusCode::OK, "{:?}", rewritten.body);
+    // A makes a trivial edit, so A is the last editor, and submits.
+    let trivial = world
+        .call(
+            "create",
+            Method::PATCH,
+            &one,
+            Some(json!({"data": {"title": "Gold card.", "fee": 0}})),
+        )
+        .await;
+    assert_eq!(trivial.status, StatusCode::OK, "{:?}", trivial.body);
+    let submitted = world
+        .call("create", Method::POST, &format!("{one}/submit"), None)
+        .await;
+    assert_eq!(submitted.status, StatusCode::OK);
+    // B wrote content of this version: B may neither approve nor reject it.
+    for action in ["approve", "reject"] {
+        let coauthor = world
+            .call("admin", Method::POST, &format!("{one}/{action}"), None)
+            .await;
+        assert_eq!(coauthor.status, StatusCode::FORBIDDEN, "{action}");
+        assert!(
+            coauthor.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("maker-checker")),
+            "{:?}",
+            coauthor.body
+        );
+    }
+    // Someone who wrote none of it may.
+    let approved = world
+        .call("approver", Method::POST, &format!("{one}/approve"), None)
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+}
+
+#[tokio::test]
 async fn stale_if_match_answers_412() {
     let world = World::new().await;
     let id = world.seed_offer("credit_card", "draft").await;

@@ -73,7 +73,7 @@ fn processor(app: &TestApp, range_size: i64) -> (Processor, shared::queue::InPro
     let (queue, receiver) = Queue::in_process();
     (
         Processor {
-            pool: app.state.pool.clone(),
+            pool: app.state.platform.clone(),
             queue,
             range_size,
         },

@@ -78,7 +78,7 @@ async fn a_campaign_travels_through_sqs_and_a_poison_message_is_dead_lettered() 
     app.state = app.state.clone().with_queue(queue.clone());
     app.router = offerctl_gateway::app(app.state.clone());
     let processor = Processor {
-        pool: app.state.pool.clone(),
+        pool: app.state.platform.clone(),
         queue,
         range_size: 4_000,
     };

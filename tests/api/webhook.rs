@@ -28,6 +28,25 @@ async fn processed_campaign(
     let id = created.body["id"].as_i64().expect("id");
     let campaign = app.wait_for_processing("credit_card", id, &fx.admin).await;
     assert_eq!(campaign["processing_status"], "done");
+    // Reports are accepted for active campaigns, dated after the campaign's creation: the
+    // campaign is activated, and made a day old so reports may be dated in the past hour.
+    let activated = app
+        .call(
+            Method::PUT,
+            &format!("/tenants/credit_card/campaigns/{id}"),
+            Some(&fx.admin),
+            Some(json!({"status": "active"})),
+        )
+        .await;
+    assert_eq!(activated.status, StatusCode::OK, "{:?}", activated.body);
+    app.db()
+        .await
+        .execute(
+            "update campaigns set created_at = now() - interval '1 day' where id = $1",
+            &[&(id as i32)],
+        )
+        .await
+        .expect("age the campaign");
     let customers = app
         .db()
         .await
@@ -43,14 +62,28 @@ async fn processed_campaign(
     (app, fx, id, customers)
 }
 
-/// Creates a key over the API: (key, signing secret).
+/// Creates a key of tenant `credit_card` (created if missing) over the API: (key, signing
+/// secret).
 async fn issue_key(app: &TestApp, signed: bool) -> (String, Option<String>) {
+    issue_key_for(app, "credit_card", signed).await
+}
+
+/// Creates a key of `tenant` (created if missing) over the API: (key, signing secret).
+async fn issue_key_for(app: &TestApp, tenant: &str, signed: bool) -> (String, Option<String>) {
     let token = app.super_admin_token().await;
+    let tenant_created = app
+        .post("/sa/tenants", &token, json!({"name": tenant}))
+        .await;
+    assert!(
+        [StatusCode::CREATED, StatusCode::CONFLICT].contains(&tenant_created.status),
+        "{:?}",
+        tenant_created.body
+    );
     let response = app
         .post(
             "/sa/webhook-keys",
             &token,
-            json!({"name": "mailer", "signed": signed}),
+            json!({"tenant_name": tenant, "name": "mailer", "signed": signed}),
         )
         .await;
     assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
@@ -477,4 +510,127 @@ async fn malformed_and_oversized_requests_are_refused_whole() {
         "duplicates collapse to one report"
     );
     assert_eq!(response.body["summary"]["unchanged"], 999);
+}
+
+#[tokio::test]
+async fn a_key_reports_only_on_its_own_tenants_open_campaigns() {
+    let (app, fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
+    let (loan_key, _) = issue_key_for(&app, "loan", false).await;
+    let (own_key, _) = issue_key(&app, false).await;
+    let now = Utc::now().to_rfc3339();
+    let item = |campaign: i64, customer: &str| json!({"campaign_id": campaign, "customer_id": customer, "status": "sent", "sent_at": now});
+
+    // Another tenant's key: the campaign and its customers look exactly like ones that do
+    // not exist.
+    let foreign = report(&app, &loan_key, &json!([item(id, &customers[0])])).await;
+    let missing = report(&app, &loan_key, &json!([item(999_999, &customers[0])])).await;
+    assert_eq!(foreign.status, StatusCode::OK);
+    assert_eq!(foreign.body, missing.body);
+    assert_eq!(foreign.body["results"][0]["status"], "not_found");
+    assert_eq!(
+        app.count(
+            "select count(*) from campaign_customers where delivery_status <> 'pending'",
+            &[]
+        )
+        .await,
+        0,
+        "nothing changed"
+    );
+
+    // The tenant's own draft campaign accepts no reports.
+    let draft = app
+        .post(
+            "/tenants/credit_card/campaigns",
+            &fx.maker,
+            json!({"offer_id": fx.offer_id, "name": "Not yet", "selection_criteria": {"segment": "platinum"},
+                   "start_date": "2026-12-01", "end_date": "2026-12-31"}),
+        )
+        .await;
+    let draft_id = draft.body["id"].as_i64().expect("id");
+    app.wait_for_processing("credit_card", draft_id, &fx.admin)
+        .await;
+    let closed = report(&app, &own_key, &json!([item(draft_id, &customers[0])])).await;
+    assert_eq!(closed.body["results"][0]["status"], "invalid");
+    assert!(
+        closed.body["results"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("active")),
+        "{:?}",
+        closed.body
+    );
+
+    // The right key, an active campaign: applied.
+    let applied = report(&app, &own_key, &json!([item(id, &customers[0])])).await;
+    assert_eq!(applied.body["results"][0]["status"], "updated");
+}
+
+#[tokio::test]
+async fn sent_at_far_in_the_future_or_before_the_campaign_is_refused() {
+    let (app, _fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
+    let (key, _) = issue_key(&app, false).await;
+    let item = |status: &str, at: String| json!({"campaign_id": id, "customer_id": customers[0], "status": status, "sent_at": at});
+    let frozen = report(
+        &app,
+        &key,
+        &json!([item("failed", "2999-01-01T00:00:00Z".into())]),
+    )
+    .await;
+    assert_eq!(frozen.body["results"][0]["status"], "invalid");
+    assert!(
+        frozen.body["results"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("future"))
+    );
+    let ancient = report(
+        &app,
+        &key,
+        &json!([item("sent", "2001-01-01T00:00:00Z".into())]),
+    )
+    .await;
+    assert_eq!(ancient.body["results"][0]["status"], "invalid");
+    assert!(
+        ancient.body["results"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("creation"))
+    );
+    // A genuine report afterwards is applied (nothing froze the delivery).
+    let skewed = (Utc::now() + Duration::minutes(2)).to_rfc3339();
+    let genuine = report(&app, &key, &json!([item("sent", skewed)])).await;
+    assert_eq!(genuine.body["results"][0]["status"], "updated");
+}
+
+#[tokio::test]
+async fn keys_made_before_tenant_scoping_work_only_once_bound() {
+    let (app, _fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
+    let (key, _) = issue_key(&app, false).await;
+    // What migration V006 leaves when several tenants exist: the key belongs to none.
+    app.db()
+        .await
+        .execute("update webhook_keys set tenant_name = null", &[])
+        .await
+        .expect("unbind");
+    let body = json!([{"campaign_id": id, "customer_id": customers[0], "status": "sent",
+                       "sent_at": Utc::now().to_rfc3339()}]);
+    let refused = report(&app, &key, &body).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    // `offerctl webhook-key assign ID --tenant credit_card` binds it.
+    let key_id: uuid::Uuid = app
+        .db()
+        .await
+        .query_one("select id from webhook_keys", &[])
+        .await
+        .expect("key")
+        .get(0);
+    let tenant = shared::domain::TenantName::parse("credit_card").expect("name");
+    let db = app.db().await;
+    shared::db::webhooks::assign_tenant(&db, key_id, &tenant)
+        .await
+        .expect("assign");
+    let loan = shared::domain::TenantName::parse("loan").expect("name");
+    assert!(matches!(
+        shared::db::webhooks::assign_tenant(&db, key_id, &loan).await,
+        Err(shared::ApiError::Conflict(_))
+    ));
+    let accepted = report(&app, &key, &body).await;
+    assert_eq!(accepted.body["results"][0]["status"], "updated");
 }

@@ -48,6 +48,19 @@ fn url_for(database: &str) -> String {
     format!("{base}/{database}")
 }
 
+/// The login role test apps connect as: a member of `offers_api` (migration V007), so it owns
+/// nothing and row-level security applies to it, as to the deployed API.
+pub const API_ROLE: &str = "offers_test_api";
+
+/// `database`'s URL for [`API_ROLE`] (same host and port as `TEST_DATABASE_URL`).
+pub fn api_url_for(database: &str) -> String {
+    let admin = admin_url();
+    let (scheme, rest) = admin.split_once("://").unwrap_or(("postgres", &admin));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let host = host.split_once('/').map_or(host, |(host, _)| host);
+    format!("{scheme}://{API_ROLE}:{API_ROLE}@{host}/{database}")
+}
+
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -78,6 +91,16 @@ async fn ensure_template(admin: &tokio_postgres::Client) -> String {
         .await
         .expect("query")
         .is_some();
+    admin
+        .batch_execute(&format!(
+            "do $$ begin
+                 if not exists (select from pg_roles where rolname = '{API_ROLE}') then
+                     create role {API_ROLE} login password '{API_ROLE}';
+                 end if;
+             end $$"
+        ))
+        .await
+        .expect("create the API role");
     if !exists {
         let building = format!("{template}_building");
         for statement in [
@@ -102,6 +125,10 @@ async fn ensure_template(admin: &tokio_postgres::Client) -> String {
                 .expect("finish template");
         }
     }
+    admin
+        .batch_execute(&format!("grant offers_api to {API_ROLE}"))
+        .await
+        .expect("grant offers_api");
     admin
         .execute("select pg_advisory_unlock(727274)", &[])
         .await
@@ -182,7 +209,7 @@ impl TestApp {
             .batch_execute(&format!("create database {database} template {template}"))
             .await
             .expect("clone template");
-        let url = url_for(&database);
+        let url = api_url_for(&database);
         let config = Config::from_lookup(|key| match key {
             "DATABASE_URL" => Some(url.clone()),
             "DATABASE_POOL_SIZE" => Some("4".into()),
@@ -193,7 +220,7 @@ impl TestApp {
         .expect("config");
         let state = AppState::new(&config).expect("state");
         let queue =
-            offerctl_gateway::start_processor(state.pool.clone(), None, TEST_RANGE_SIZE).await;
+            offerctl_gateway::start_processor(state.platform.clone(), None, TEST_RANGE_SIZE).await;
         let state = state.with_queue(queue);
         let app = Self {
             router: offerctl_gateway::app(state.clone()),
@@ -215,7 +242,7 @@ impl TestApp {
             .expect("hash");
         let username = Username::parse(username).expect("username");
         users::create(
-            &self.state.pool.get().await.expect("client"),
+            &self.state.platform.get().await.expect("client"),
             &users::NewUser {
                 username: &username,
                 password_hash: &hash,
@@ -227,9 +254,20 @@ impl TestApp {
         .expect("insert user");
     }
 
-    /// A client of this test's database.
+    /// A pool of this test's database as its owner (`TEST_DATABASE_URL`'s role), as
+    /// migrations run.
+    pub fn owner_pool(&self) -> deadpool_postgres::Pool {
+        let url = url_for(&self.database);
+        let config = shared::config::DatabaseConfig::from_lookup(|key| {
+            (key == "DATABASE_URL").then(|| url.clone())
+        })
+        .expect("config");
+        db::pool(&config, db::Scope::Platform).expect("owner pool")
+    }
+
+    /// A client of this test's database in the platform scope (it sees every tenant's rows).
     pub async fn db(&self) -> deadpool_postgres::Object {
-        self.state.pool.get().await.expect("client")
+        self.state.platform.get().await.expect("client")
     }
 
     /// Sends a request through the merged router (trailing slashes normalised, as served).
@@ -275,6 +313,21 @@ impl TestApp {
         let body = serde_json::json!({"username": username, "password": password});
         self.call(Method::POST, "/auth/token", None, Some(body))
             .await
+    }
+
+    /// Signs in with JSON credentials from client address `ip` (as the socket's peer, the
+    /// way `offerctl serve` sees it); the raw response.
+    pub async fn try_login_from(&self, username: &str, password: &str, ip: &str) -> TestResponse {
+        let peer: std::net::SocketAddr = format!("{ip}:40000").parse().expect("address");
+        let body = serde_json::json!({"username": username, "password": password});
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/auth/token")
+            .header(header::CONTENT_TYPE, "application/json")
+            .extension(axum::extract::ConnectInfo(peer))
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        self.send(request).await
     }
 
     /// Signs in and returns the access token; panics unless it succeeds.
@@ -401,7 +454,7 @@ impl TestApp {
     /// Imports the real data set ([`DEMO_CUSTOMERS_CSV`]) directly.
     pub async fn import_demo_customers(&self) -> shared::db::customers::ImportSummary {
         let data = std::fs::read(DEMO_CUSTOMERS_CSV).expect("demo data");
-        customers_api::import_csv(&self.state.pool, &data)
+        customers_api::import_csv(&self.state.platform, &data)
             .await
             .expect("import demo customers")
     }
@@ -441,6 +494,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         let database = self.database.clone();
         self.state.pool.close();
+        self.state.platform.close();
         // Drop runs inside the test's runtime; a thread of its own may block.
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()

@@ -181,7 +181,7 @@ async fn create_tenant(
         offer_schema: Some(body.offer_schema.as_ref()),
         require_maker_checker: body.require_maker_checker,
     };
-    let mut client = state.pool.get().await?;
+    let mut client = state.platform.get().await?;
     let tx = client.transaction().await?;
     let tenant = tenants::create(&tx, &body.name, &fields, &admin.username).await?;
     let roles = roles::list_for_tenant(&tx, &body.name).await?;
@@ -212,7 +212,7 @@ async fn list_tenants(
     page: Page,
 ) -> Result<AppJson<Vec<tenants::Tenant>>, ApiError> {
     Ok(AppJson(
-        tenants::list(&state.pool.get().await?, page).await?,
+        tenants::list(&state.platform.get().await?, page).await?,
     ))
 }
 
@@ -234,7 +234,7 @@ async fn get_tenant(
     _: SuperAdmin,
     AppPath(name): AppPath<TenantName>,
 ) -> Result<AppJson<TenantView>, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.platform.get().await?;
     let tenant = tenants::get(&client, &name)
         .await?
         .ok_or_else(|| tenant_not_found(&name))?;
@@ -287,7 +287,7 @@ async fn update_tenant(
     };
     check_length("description", fields.description.flatten(), MAX_TEXT_CHARS)?;
     check_offer_schema(fields.offer_schema.flatten())?;
-    let tenant = tenants::update(&state.pool.get().await?, &name, &fields)
+    let tenant = tenants::update(&state.platform.get().await?, &name, &fields)
         .await?
         .ok_or_else(|| tenant_not_found(&name))?;
     tracing::info!(user.name = %admin.username, tenant.name = %name, "tenant updated");
@@ -313,7 +313,7 @@ async fn delete_tenant(
     SuperAdmin(admin): SuperAdmin,
     AppPath(name): AppPath<TenantName>,
 ) -> Result<StatusCode, ApiError> {
-    if !tenants::delete(&state.pool.get().await?, &name).await? {
+    if !tenants::delete(&state.platform.get().await?, &name).await? {
         return Err(tenant_not_found(&name));
     }
     tracing::info!(user.name = %admin.username, tenant.name = %name, "tenant deleted");
@@ -338,7 +338,7 @@ async fn list_tenant_roles(
     _: SuperAdmin,
     AppPath(name): AppPath<TenantName>,
 ) -> Result<AppJson<Vec<TenantRole>>, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.platform.get().await?;
     if tenants::get(&client, &name).await?.is_none() {
         return Err(tenant_not_found(&name));
     }
@@ -392,7 +392,7 @@ async fn create_user(
         .hash(SecretString::from(body.password))
         .await?;
     let user = users::create(
-        &state.pool.get().await?,
+        &state.platform.get().await?,
         &users::NewUser {
             username: &body.username,
             password_hash: &hash,
@@ -433,7 +433,7 @@ async fn list_users(
     page: Page,
 ) -> Result<AppJson<Vec<users::User>>, ApiError> {
     Ok(AppJson(
-        users::list(&state.pool.get().await?, filter.is_super_admin, page).await?,
+        users::list(&state.platform.get().await?, filter.is_super_admin, page).await?,
     ))
 }
 
@@ -455,7 +455,7 @@ async fn get_user(
     _: SuperAdmin,
     AppPath(username): AppPath<Username>,
 ) -> Result<AppJson<users::User>, ApiError> {
-    users::get(&state.pool.get().await?, &username)
+    users::get(&state.platform.get().await?, &username)
         .await?
         .map(AppJson)
         .ok_or_else(|| user_not_found(&username))
@@ -502,7 +502,7 @@ async fn update_user(
     }
     let full_name = body.full_name.as_ref().map(|n| n.as_deref());
     check_length("full_name", full_name.flatten(), MAX_TEXT_CHARS)?;
-    let mut client = state.pool.get().await?;
+    let mut client = state.platform.get().await?;
     let tx = client.transaction().await?;
     if body.is_super_admin == Some(false) {
         keep_a_super_admin(&tx, &username, "demote").await?;
@@ -571,7 +571,7 @@ async fn set_user_password(
     }
     check_policy(&body.new_password, username.as_str())
         .map_err(|reason| ApiError::invalid_field("new_password", reason))?;
-    if users::get(&state.pool.get().await?, &username)
+    if users::get(&state.platform.get().await?, &username)
         .await?
         .is_none()
     {
@@ -581,7 +581,7 @@ async fn set_user_password(
         .passwords
         .hash(SecretString::from(body.new_password))
         .await?;
-    if !users::set_password(&state.pool.get().await?, &username, &hash, Utc::now()).await? {
+    if !users::set_password(&state.platform.get().await?, &username, &hash, Utc::now()).await? {
         return Err(user_not_found(&username));
     }
     tracing::info!(user.name = %admin.username, target.user = %username, "password set by super admin; earlier tokens revoked");
@@ -613,7 +613,7 @@ async fn delete_user(
             "you cannot delete your own account".into(),
         ));
     }
-    let mut client = state.pool.get().await?;
+    let mut client = state.platform.get().await?;
     let tx = client.transaction().await?;
     keep_a_super_admin(&tx, &username, "delete").await?;
     if !users::delete(&tx, &username).await? {
@@ -681,7 +681,7 @@ async fn assign_roles(
             ));
         }
     };
-    let mut client = state.pool.get().await?;
+    let mut client = state.platform.get().await?;
     let tx = client.transaction().await?;
     let inserted = roles::assign(
         &tx,
@@ -747,7 +747,7 @@ async fn list_assignments(
         role: query.role,
     };
     Ok(AppJson(
-        roles::list_assignments(&state.pool.get().await?, &filter, page).await?,
+        roles::list_assignments(&state.platform.get().await?, &filter, page).await?,
     ))
 }
 
@@ -781,7 +781,7 @@ async fn remove_role(
     AppJson(body): AppJson<RemoveRole>,
 ) -> Result<StatusCode, ApiError> {
     let removed = roles::remove(
-        &state.pool.get().await?,
+        &state.platform.get().await?,
         &body.username,
         &body.tenant_name,
         &body.role,
@@ -810,13 +810,15 @@ pub struct IssuedWebhookKey {
     pub signing_secret: Option<String>,
 }
 
-/// Creates a webhook key named `name` (1–100 characters), with a signing secret if `signed`.
-/// Used by `POST /sa/webhook-keys` and `offerctl webhook-key create`.
+/// Creates a webhook key of `tenant` named `name` (1–100 characters), with a signing secret
+/// if `signed`. Used by `POST /sa/webhook-keys` and `offerctl webhook-key create`.
 ///
 /// # Errors
-/// 422 for a bad name; 500 if the OS has no randomness; database failures.
+/// 422 for a bad name; 404 for an unknown tenant; 500 if the OS has no randomness; database
+/// failures.
 pub async fn issue_webhook_key(
     client: &impl shared::db::GenericClient,
+    tenant: &TenantName,
     name: &str,
     signed: bool,
     created_by: Option<&Username>,
@@ -837,6 +839,7 @@ pub async fn issue_webhook_key(
     let key = webhooks::insert_key(
         client,
         new.id,
+        tenant,
         name,
         &new.hash,
         signing_secret.as_ref().map(ExposeSecret::expose_secret),
@@ -854,6 +857,9 @@ pub async fn issue_webhook_key(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateWebhookKey {
+    /// The tenant whose campaigns the key may report on (only those).
+    #[schema(value_type = String, pattern = "^[a-z][a-z0-9_]{1,49}$")]
+    tenant_name: TenantName,
     /// 1 to 100 characters, not only spaces.
     #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     name: String,
@@ -864,8 +870,9 @@ struct CreateWebhookKey {
 
 /// Create a webhook key.
 ///
-/// `POST /sa/webhook-keys` `{"name", "signed"?}`: 201 with the key (and signing secret) shown
-/// once; only the key's hash is stored.
+/// `POST /sa/webhook-keys` `{"tenant_name", "name", "signed"?}`: 201 with the key (and
+/// signing secret) shown once; only the key's hash is stored. The key reports on that
+/// tenant's campaigns only; 404 if the tenant does not exist.
 #[utoipa::path(
     post,
     path = "/sa/webhook-keys",
@@ -881,9 +888,16 @@ async fn create_webhook_key(
     SuperAdmin(admin): SuperAdmin,
     AppJson(body): AppJson<CreateWebhookKey>,
 ) -> Result<Response, ApiError> {
-    let client = state.pool.get().await?;
-    let issued = issue_webhook_key(&client, &body.name, body.signed, Some(&admin.username)).await?;
-    tracing::info!(user.name = %admin.username, webhook.key_id = %issued.key.id, signed = body.signed, "webhook key created");
+    let client = state.platform.get().await?;
+    let issued = issue_webhook_key(
+        &client,
+        &body.tenant_name,
+        &body.name,
+        body.signed,
+        Some(&admin.username),
+    )
+    .await?;
+    tracing::info!(user.name = %admin.username, webhook.key_id = %issued.key.id, tenant.name = %body.tenant_name, signed = body.signed, "webhook key created");
     Ok(created(
         format!("/sa/webhook-keys/{}", issued.key.id),
         issued,
@@ -892,23 +906,36 @@ async fn create_webhook_key(
 
 /// List webhook keys.
 ///
-/// `GET /sa/webhook-keys`: every key, newest first, without secrets.
+/// `GET /sa/webhook-keys?tenant_name=`: every key (or one tenant's), newest first, without
+/// secrets.
 #[utoipa::path(
     get,
     path = "/sa/webhook-keys",
     tag = "admin",
     security(("bearer" = [])),
+    params(WebhookKeyFilter),
     responses(
-        (status = 200, description = "Every key, newest first, without secrets.", body = Vec<WebhookKey>),
+        (status = 200, description = "Every key (or the tenant's), newest first, without secrets.", body = Vec<WebhookKey>),
     )
 )]
 async fn list_webhook_keys(
     State(state): State<AppState>,
     _: SuperAdmin,
+    AppQuery(filter): AppQuery<WebhookKeyFilter>,
 ) -> Result<AppJson<Vec<WebhookKey>>, ApiError> {
     Ok(AppJson(
-        webhooks::list_keys(&state.pool.get().await?).await?,
+        webhooks::list_keys(&state.platform.get().await?, filter.tenant_name.as_ref()).await?,
     ))
+}
+
+/// `GET /sa/webhook-keys` query.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct WebhookKeyFilter {
+    /// Only this tenant's keys.
+    #[param(value_type = Option<String>, pattern = "^[a-z][a-z0-9_]{1,49}$")]
+    tenant_name: Option<TenantName>,
 }
 
 /// Revoke a webhook key.
@@ -929,7 +956,7 @@ async fn revoke_webhook_key(
     SuperAdmin(admin): SuperAdmin,
     AppPath(id): AppPath<uuid::Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    if !webhooks::revoke_key(&state.pool.get().await?, id).await? {
+    if !webhooks::revoke_key(&state.platform.get().await?, id).await? {
         return Err(ApiError::NotFound(format!("no webhook key {id}")));
     }
     tracing::info!(user.name = %admin.username, webhook.key_id = %id, "webhook key revoked");

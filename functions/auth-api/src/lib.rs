@@ -7,30 +7,24 @@
 //! | `GET /users/me` | the caller's account |
 //! | `GET /users/me/tenants` | the caller's roles per tenant |
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::Method;
 use axum::http::header;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use shared::auth::Principal;
 use shared::auth::password::check_policy;
 use shared::auth::token::IssuedToken;
-use shared::db::users::{self, LoginRecord};
+use shared::db::login_throttle::{self, Subjects};
+use shared::db::users;
 use shared::domain::Username;
-use shared::http::Routes;
 use shared::http::{AppJson, decode_json, read_body};
+use shared::http::{ClientAddress, Routes};
 use shared::openapi::TooManyRequests;
 use shared::{ApiError, AppState};
 use utoipa::{OpenApi, ToSchema};
-
-/// Failed sign-ins allowed per account inside [`THROTTLE_WINDOW`] before it answers 429.
-pub const MAX_FAILED_LOGINS: i32 = 10;
-/// The login throttle's window.
-pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The routes of this function (checked against `template.yaml`).
 pub fn routes() -> Routes<AppState> {
@@ -133,31 +127,33 @@ impl<S: Send + Sync> FromRequest<S> for Credentials {
     }
 }
 
-/// Seconds until the throttle lets `record` try again, if it is throttled at `now`.
-fn throttled_for(record: &LoginRecord, now: DateTime<Utc>) -> Option<u64> {
-    let started = record.failed_login_window_started_at?;
-    let reopens = started + THROTTLE_WINDOW;
-    (record.failed_login_count >= MAX_FAILED_LOGINS && reopens > now)
-        .then(|| u64::try_from((reopens - now).num_seconds()).unwrap_or(0) + 1)
-}
-
 const BAD_CREDENTIALS: &str = "invalid username or password";
 
-/// Checks `password` for `username` under the throttle: 429 while throttled, 401 (the same
-/// answer for an unknown user and a wrong password) on failure, counting the failure.
-/// The database connection is released while argon2 runs.
+/// Checks `password` for `username` from `client` under the sign-in throttle
+/// ([`shared::db::login_throttle`]): 429 with `Retry-After` while this attempt is refused,
+/// 401 on failure (counted). An unknown or malformed username takes exactly the path of a
+/// known one with a wrong password: the same throttle reads and writes, one argon2
+/// verification of the same cost (against a dummy hash), the same answer. The database
+/// connection is released while argon2 runs.
 async fn authenticate(
     state: &AppState,
     username: &str,
     password: SecretString,
+    client: &ClientAddress,
 ) -> Result<Username, ApiError> {
-    let username = Username::parse(username).ok();
-    let record = match &username {
-        Some(u) => users::login_record(&state.pool.get().await?, u).await?,
-        None => None,
+    let subjects = Subjects::new(username, &client.0);
+    let parsed = Username::parse(username).ok();
+    let (counters, record) = {
+        let db = state.platform.get().await?;
+        let counters = login_throttle::counters(&db, &subjects).await?;
+        let record = match &parsed {
+            Some(u) => users::login_record(&db, u).await?,
+            None => None,
+        };
+        (counters, record)
     };
-    if let Some(retry_after_secs) = record.as_ref().and_then(|r| throttled_for(r, Utc::now())) {
-        tracing::warn!(user.name = ?username.as_ref().map(Username::as_str), outcome = "throttled", "sign-in attempt");
+    if let Some(retry_after_secs) = counters.refusal(Utc::now()) {
+        tracing::warn!(client.address = %client.0, outcome = "throttled", "sign-in attempt");
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
     let exists = record.is_some();
@@ -165,17 +161,17 @@ async fn authenticate(
         .passwords
         .verify(password, record.map(|r| r.password_hash))
         .await?;
-    match username {
+    let db = state.platform.get().await?;
+    match parsed {
         Some(username) if matches => {
-            users::clear_failed_logins(&state.pool.get().await?, &username).await?;
-            tracing::info!(user.name = %username, outcome = "success", "sign-in attempt");
+            login_throttle::record_success(&db, &subjects).await?;
+            tracing::info!(user.name = %username, client.address = %client.0, outcome = "success", "sign-in attempt");
             Ok(username)
         }
-        username => {
-            if let (Some(u), true) = (&username, exists) {
-                users::record_failed_login(&state.pool.get().await?, u, THROTTLE_WINDOW).await?;
-            }
-            tracing::warn!(user.name = ?username.as_ref().map(Username::as_str), known_user = exists, outcome = "bad_credentials", "sign-in attempt");
+        _ => {
+            login_throttle::record_failure(&db, &subjects).await?;
+            tracing::warn!(user.name = ?parsed.as_ref().map(Username::as_str), known_user = exists,
+                client.address = %client.0, outcome = "bad_credentials", "sign-in attempt");
             Err(ApiError::Unauthorized(BAD_CREDENTIALS))
         }
     }
@@ -184,8 +180,10 @@ async fn authenticate(
 /// Sign in (password grant).
 ///
 /// `POST /auth/token`: signs in. 200 with `{access_token, token_type: "bearer", expires_in}`;
-/// 401 for an unknown user or a wrong password (same body); 429 with `Retry-After` after
-/// [`MAX_FAILED_LOGINS`] failures within [`THROTTLE_WINDOW`].
+/// 401 for an unknown user or a wrong password (same body); 429 with `Retry-After` while the
+/// sign-in throttle refuses this username from this client, or this client
+/// ([`shared::db::login_throttle`] gives the thresholds). Answers carry `Cache-Control:
+/// no-store` (RFC 6749 §5.1).
 #[utoipa::path(
     post,
     path = "/auth/token",
@@ -202,10 +200,12 @@ async fn authenticate(
 )]
 async fn token(
     State(state): State<AppState>,
+    client: ClientAddress,
     credentials: Credentials,
 ) -> Result<AppJson<IssuedToken>, ApiError> {
-    let username = authenticate(&state, &credentials.username, credentials.password).await?;
-    let client = state.pool.get().await?;
+    let username =
+        authenticate(&state, &credentials.username, credentials.password, &client).await?;
+    let client = state.platform.get().await?;
     let record = users::load_principal(&client, &username)
         .await?
         .ok_or(ApiError::Unauthorized(BAD_CREDENTIALS))?;
@@ -253,6 +253,7 @@ struct Message {
 )]
 async fn change_password(
     State(state): State<AppState>,
+    client: ClientAddress,
     principal: Principal,
     AppJson(body): AppJson<ChangePassword>,
 ) -> Result<AppJson<Message>, ApiError> {
@@ -269,6 +270,7 @@ async fn change_password(
         &state,
         username.as_str(),
         SecretString::from(body.current_password),
+        &client,
     )
     .await
     .map_err(|err| match err {
@@ -279,7 +281,7 @@ async fn change_password(
         .passwords
         .hash(SecretString::from(body.new_password))
         .await?;
-    users::set_password(&state.pool.get().await?, &username, &hash, Utc::now()).await?;
+    users::set_password(&state.platform.get().await?, &username, &hash, Utc::now()).await?;
     tracing::info!(user.name = %username, "password changed; earlier tokens revoked");
     Ok(AppJson(Message {
         message: "password changed; sign in again with the new password",
@@ -301,7 +303,7 @@ async fn me(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<AppJson<users::User>, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.platform.get().await?;
     users::get(&client, &principal.username)
         .await?
         .map(AppJson)
@@ -335,28 +337,4 @@ async fn my_tenants(principal: Principal) -> AppJson<Vec<TenantRoles>> {
             .map(|(tenant_name, roles)| TenantRoles { tenant_name, roles })
             .collect(),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(count: i32, started_secs_ago: i64, now: DateTime<Utc>) -> LoginRecord {
-        LoginRecord {
-            password_hash: String::new(),
-            failed_login_count: count,
-            failed_login_window_started_at: Some(now - chrono::Duration::seconds(started_secs_ago)),
-        }
-    }
-
-    #[test]
-    fn throttle_applies_from_the_tenth_failure_until_the_window_ends() {
-        let now = Utc::now();
-        assert_eq!(throttled_for(&record(9, 10, now), now), None);
-        assert_eq!(
-            throttled_for(&record(10, 10, now), now),
-            Some(15 * 60 - 10 + 1)
-        );
-        assert_eq!(throttled_for(&record(25, 15 * 60 + 1, now), now), None);
-    }
 }

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let queue_url = std::env::var("CAMPAIGN_QUEUE_URL")
         .map_err(|_| "CAMPAIGN_QUEUE_URL must name the campaign queue")?;
     let processor = campaign_processor::Processor {
-        pool: shared::db::pool(&database)?,
+        pool: shared::db::pool(&database, shared::db::Scope::Platform)?,
         queue: shared::queue::Queue::sqs(queue_url).await,
         range_size: campaign_processor::range_size_from_env()?,
     };

@@ -163,14 +163,16 @@ async fn enqueue(
         Err(err) => Err(err),
     };
     if let Err(err) = sent {
-        let client = state.pool.get().await?;
+        let mut client = state.pool.get().await?;
+        let tx = tenant_transaction(&mut client, tenant).await?;
         campaigns::record_failure(
-            &client,
+            &tx,
             campaign.id,
             job_id,
             "the selection job could not be queued; POST .../process-customers to retry",
         )
         .await?;
+        tx.commit().await?;
         return Err(err);
     }
     tracing::info!(tenant.name = %tenant, campaign.id = campaign.id, job.id = %job_id, "selection job queued");
@@ -527,7 +529,8 @@ struct CustomersQuery {
 ///
 /// `GET /tenants/{t}/campaigns/{id}/customers?delivery_status=&limit=&after=`
 /// (`campaign.read`): keyset pages in customer-id order, with a `Link: rel="next"` header on
-/// full pages.
+/// full pages. Each customer's `contact` (name, e-mail, phone) is included only for
+/// principals holding `customer.contact.read` in the tenant.
 #[utoipa::path(
     get,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/customers",
@@ -550,8 +553,16 @@ async fn customers(
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
     find(&tx, &tenant, id, false).await?;
-    let rows =
-        campaigns::customers(&tx, id, query.delivery_status, keyset.after, keyset.limit).await?;
+    let with_contact = principal.can(&tenant, Permission::CustomerContactRead);
+    let rows = campaigns::customers(
+        &tx,
+        id,
+        query.delivery_status,
+        keyset.after,
+        keyset.limit,
+        with_contact,
+    )
+    .await?;
     tx.commit().await?;
     Ok(keyset.respond(&uri, rows, |row| row.customer_id))
 }

@@ -164,7 +164,7 @@ async fn create(
     AppJson(body): AppJson<CustomerBody>,
 ) -> Result<Response, ApiError> {
     let record = body.into_record()?;
-    let client = state.pool.get().await?;
+    let client = state.platform.get().await?;
     let customer = customers::insert(&client, &record).await?;
     tracing::info!(user.name = %admin.username, customer.id = %customer.id, "customer created");
     let location = format!("/customers/{}", customer.id);
@@ -227,7 +227,7 @@ async fn list(
         is_active: query.is_active,
         email: query.email,
     };
-    let client = state.pool.get().await?;
+    let client = state.platform.get().await?;
     let rows = customers::list(&client, &filter, keyset.after, keyset.limit).await?;
     Ok(keyset.respond(&uri, rows, |c| c.id))
 }
@@ -250,7 +250,7 @@ async fn read(
     _: SuperAdmin,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<AppJson<Customer>, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.platform.get().await?;
     let customer = customers::get(&client, id)
         .await?
         .ok_or_else(|| not_found(id))?;
@@ -279,7 +279,7 @@ async fn replace(
     AppJson(body): AppJson<CustomerBody>,
 ) -> Result<AppJson<Customer>, ApiError> {
     let record = body.into_record()?;
-    let client = state.pool.get().await?;
+    let client = state.platform.get().await?;
     let customer = customers::replace(&client, id, &record)
         .await?
         .ok_or_else(|| not_found(id))?;
@@ -305,7 +305,7 @@ async fn remove(
     SuperAdmin(admin): SuperAdmin,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.platform.get().await?;
     if !customers::delete(&client, id).await? {
         return Err(not_found(id));
     }
@@ -339,7 +339,7 @@ async fn import(
         ));
     }
     let body = read_body_limited(request.into_body(), MAX_IMPORT_BYTES).await?;
-    let summary = import_csv(&state.pool, &body).await?;
+    let summary = import_csv(&state.platform, &body).await?;
     tracing::info!(user.name = %admin.username, rows = summary.rows, inserted = summary.inserted,
         updated = summary.updated, "customers imported");
     Ok(AppJson(summary))

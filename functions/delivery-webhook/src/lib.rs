@@ -3,6 +3,10 @@
 //!
 //! - **Authentication** by API key in `X-API-Key` (keys from `/sa/webhook-keys` or
 //!   `offerctl webhook-key create`; stored as SHA-256, compared in constant time), not JWT.
+//!   A key belongs to one tenant: reports on another tenant's campaigns are answered exactly
+//!   like reports on a campaign that does not exist (`not_found`), so the answer reveals
+//!   nothing about other tenants. A key made before keys were tenant-scoped and not yet bound
+//!   to a tenant is refused (401).
 //!   When the key has a signing secret, the request must also carry a Standard Webhooks
 //!   signature (`webhook-id`, `webhook-timestamp`, `webhook-signature`: HMAC-SHA256 over
 //!   `id.timestamp.body`), verified on the raw bytes before parsing by the `standardwebhooks`
@@ -15,7 +19,11 @@
 //!   `unchanged` (the row records the same or a later event), `not_found` or `invalid` (with a
 //!   reason), and counts them; the request answers 200 once understood.
 //! - Events never go back in time: a report whose `sent_at` is not later than the recorded one
-//!   changes nothing; of two reports for one delivery in a batch the later wins.
+//!   changes nothing; of two reports for one delivery in a batch the later wins. A `sent_at`
+//!   more than [`MAX_CLOCK_SKEW_SECS`] in the future, or before the campaign was created, is
+//!   `invalid` (a report dated 2999 would otherwise freeze the delivery for good).
+//! - Only `active`, `paused` and `completed` campaigns accept reports; for the tenant's other
+//!   campaigns each report is `invalid` with the reason.
 
 use std::collections::HashMap;
 
@@ -30,8 +38,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::ApiError;
 use shared::auth::api_key;
+use shared::db::tenant_transaction;
 use shared::db::webhooks::{self, ActiveKey, DeliveryReport, ReportOutcome};
-use shared::domain::DeliveryStatus;
+use shared::domain::{DeliveryStatus, TenantName};
 use shared::http::Routes;
 use shared::http::{AppJson, has_media_type, read_body_limited};
 use standardwebhooks::{HEADER_WEBHOOK_ID, Webhook, WebhookError};
@@ -40,6 +49,9 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 use uuid::Uuid;
 
+/// How far in the future a report's `sent_at` may lie (the provider's clock may run ahead), in
+/// seconds.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 5 * 60;
 /// Most reports per request.
 pub const MAX_REPORTS: usize = 1000;
 /// Largest body, in bytes.
@@ -145,6 +157,12 @@ async fn authenticate(
             return Err(refused);
         }
     };
+    if key.tenant_name.is_none() {
+        tracing::warn!(webhook.key_id = %id, "webhook key is not bound to a tenant; bind it with `offerctl webhook-key assign`");
+        return Err(ApiError::Unauthorized(
+            "this API key belongs to no tenant; ask the platform team to bind it",
+        ));
+    }
     let Some(secret) = &key.signing_secret else {
         return Ok((key, None));
     };
@@ -194,9 +212,14 @@ struct RawReport {
     failure_reason: Option<String>,
 }
 
-/// Validates one array item.
-fn validate(index: i32, item: Value) -> Result<DeliveryReport, String> {
+/// Validates one array item received at `now`.
+fn validate(index: i32, item: Value, now: DateTime<Utc>) -> Result<DeliveryReport, String> {
     let raw: RawReport = serde_json::from_value(item).map_err(|e| e.to_string())?;
+    if raw.sent_at > now + chrono::Duration::seconds(MAX_CLOCK_SKEW_SECS) {
+        return Err(format!(
+            "sent_at lies more than {MAX_CLOCK_SKEW_SECS} seconds in the future"
+        ));
+    }
     let status = match raw.status.as_str() {
         "sent" => DeliveryStatus::Sent,
         "failed" => DeliveryStatus::Failed,
@@ -242,12 +265,26 @@ enum ItemStatus {
     Invalid,
 }
 
-impl From<ReportOutcome> for ItemStatus {
-    fn from(outcome: ReportOutcome) -> Self {
-        match outcome {
-            ReportOutcome::Updated => Self::Updated,
-            ReportOutcome::Unchanged => Self::Unchanged,
-            ReportOutcome::NotFound => Self::NotFound,
+impl ItemResult {
+    /// The result of report `index` that the database judged `outcome`.
+    fn judged(index: i32, outcome: ReportOutcome) -> Self {
+        let (status, reason) = match outcome {
+            ReportOutcome::Updated => (ItemStatus::Updated, None),
+            ReportOutcome::Unchanged => (ItemStatus::Unchanged, None),
+            ReportOutcome::NotFound => (ItemStatus::NotFound, None),
+            ReportOutcome::CampaignNotOpen => (
+                ItemStatus::Invalid,
+                Some("only active, paused or completed campaigns accept reports"),
+            ),
+            ReportOutcome::BeforeCampaign => (
+                ItemStatus::Invalid,
+                Some("sent_at is earlier than the campaign's creation"),
+            ),
+        };
+        Self {
+            index,
+            status,
+            reason: reason.map(str::to_owned),
         }
     }
 }
@@ -316,6 +353,9 @@ async fn update_delivery_status(
             "send the reports as application/json".into(),
         ));
     }
+    if let Some(pointer) = shared::http::duplicate_key(&body) {
+        return Err(shared::http::duplicate_key_error(pointer));
+    }
     let items: Vec<Value> = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Array(items)) => items,
         Ok(_) => {
@@ -339,9 +379,10 @@ async fn update_delivery_status(
     }
     let mut outcomes: Vec<ItemResult> = Vec::with_capacity(items.len());
     let mut reports: Vec<DeliveryReport> = Vec::new();
+    let now = Utc::now();
     for (index, item) in items.into_iter().enumerate() {
         let index = i32::try_from(index).unwrap_or(i32::MAX);
-        match validate(index, item) {
+        match validate(index, item, now) {
             Ok(report) => reports.push(report),
             Err(reason) => outcomes.push(ItemResult {
                 index,
@@ -371,8 +412,13 @@ async fn update_delivery_status(
         reason: Some("a later report for the same delivery is in this batch".into()),
     }));
 
+    let tenant = key
+        .tenant_name
+        .as_deref()
+        .and_then(|t| TenantName::parse(t).ok())
+        .ok_or_else(|| ApiError::internal("webhook key with an unusable tenant name"))?;
     let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
     let replayed = match &message_id {
         Some(id) => !webhooks::record_message(&tx, key.id, id).await?,
         None => false,
@@ -384,12 +430,8 @@ async fn update_delivery_status(
             reason: Some("this webhook-id was already processed".into()),
         }));
     } else if !winners.is_empty() {
-        for (index, outcome) in webhooks::apply_reports(&tx, &winners).await? {
-            outcomes.push(ItemResult {
-                index,
-                status: outcome.into(),
-                reason: None,
-            });
+        for (index, outcome) in webhooks::apply_reports(&tx, &tenant, &winners).await? {
+            outcomes.push(ItemResult::judged(index, outcome));
         }
     }
     webhooks::touch_key(&tx, key.id).await?;
@@ -405,7 +447,7 @@ async fn update_delivery_status(
             ItemStatus::Invalid => summary.invalid += 1,
         }
     }
-    tracing::info!(webhook.key_id = %key.id, replayed, updated = summary.updated,
+    tracing::info!(webhook.key_id = %key.id, tenant.name = %tenant, replayed, updated = summary.updated,
         unchanged = summary.unchanged, not_found = summary.not_found, invalid = summary.invalid,
         "delivery reports applied");
     Ok(AppJson(Answer {

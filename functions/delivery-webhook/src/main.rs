@@ -5,7 +5,7 @@
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let database = shared::config::DatabaseConfig::from_env()?;
-    let pool = shared::db::pool(&database)?;
+    let pool = shared::db::pool(&database, shared::db::Scope::Platform)?;
     let app = shared::http::into_service(delivery_webhook::router().with_state(pool));
     lambda_http::run(app).await
 }

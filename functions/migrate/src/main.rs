@@ -7,7 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let database = shared::config::DatabaseConfig::from_env()?;
-    let pool = shared::db::pool(&database)?;
+    let pool = shared::db::pool(&database, shared::db::Scope::Platform)?;
     let pool = &pool;
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {

@@ -556,14 +556,14 @@ const SUBMIT: Step = Step {
     to: OfferStatus::Submitted,
     checker: false,
 };
-/// submitted → approved, by a checker who is not its maker.
+/// submitted → approved, by a checker who did not write any of its content.
 const APPROVE: Step = Step {
     permission: Permission::OfferReview,
     from: OfferStatus::Submitted,
     to: OfferStatus::Approved,
     checker: true,
 };
-/// submitted → rejected, by a checker who is not its maker.
+/// submitted → rejected, by a checker who did not write any of its content.
 const REJECT: Step = Step {
     permission: Permission::OfferReview,
     from: OfferStatus::Submitted,
@@ -603,12 +603,14 @@ async fn transition(
     }
     if checker {
         let (_, maker_checker) = offers::tenant_rules(&tx, tenant).await?;
-        let me = Some(principal.username.as_str());
-        let made_it = before.created_by.as_deref() == me || before.last_edited_by.as_deref() == me;
-        if maker_checker && made_it {
-            return Err(ApiError::Forbidden(format!(
-                "maker-checker: you created or last edited offer {id}, so someone else must review it"
-            )));
+        if maker_checker {
+            let authors = offers::content_authors(&tx, tenant, id).await?;
+            if authors.iter().any(|a| a == principal.username.as_str()) {
+                return Err(ApiError::Forbidden(format!(
+                    "maker-checker: you created or changed the content of offer {id} since its \
+                     last approval, so someone else must review it"
+                )));
+            }
         }
     }
     let after = offers::set_status(&tx, tenant, id, to).await?;

@@ -407,7 +407,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             Method::POST,
             "/sa/webhook-keys",
             Some(as_admin()),
-            Some(&json!({"name": format!("demo provider, campaign {campaign_id}")})),
+            Some(&json!({"tenant_name": TENANT, "name": format!("demo provider, campaign {campaign_id}")})),
         )
         .await?
         .expect("creating a webhook key", &[201])?;

@@ -9,8 +9,10 @@
 //! - `import-customers FILE`: imports a customer CSV (all rows or none; see
 //!   `POST /customers/import`).
 //!
-//! - `webhook-key create --name NAME [--signed]`, `webhook-key list`, `webhook-key revoke ID`:
-//!   API keys of the delivery webhook (the key and signing secret are printed once).
+//! - `webhook-key create --name NAME --tenant TENANT [--signed]`, `webhook-key list`,
+//!   `webhook-key assign ID --tenant TENANT` (binds a key made before keys were
+//!   tenant-scoped), `webhook-key revoke ID`: API keys of the delivery webhook (the key and
+//!   signing secret are printed once).
 //!
 //! - `demo [--url URL] [--username NAME]`: walks the whole story against a running server
 //!   (see `offerctl::demo`) and prints its report.
@@ -107,12 +109,23 @@ enum WebhookKeyCommand {
         /// What the key is for, e.g. the provider's name.
         #[arg(long)]
         name: String,
+        /// The tenant whose campaigns the key reports on.
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: shared::domain::TenantName,
         /// Also require Standard Webhooks signatures (prints a whsec_ secret).
         #[arg(long)]
         signed: bool,
     },
     /// List keys (never their secrets).
     List,
+    /// Bind a key made before keys were tenant-scoped (listed with tenant `-`) to its tenant.
+    Assign {
+        /// The key's id (a UUID).
+        id: uuid::Uuid,
+        /// The tenant whose campaigns the key reports on.
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: shared::domain::TenantName,
+    },
     /// Revoke a key by id.
     Revoke {
         /// The key's id (a UUID).
@@ -199,16 +212,29 @@ async fn demo(
     Ok(())
 }
 
+/// A connection in the platform scope (operator commands span tenants).
 async fn connect() -> anyhow::Result<deadpool_postgres::Object> {
     let config = DatabaseConfig::from_env()?;
-    let pool = db::pool(&config)?;
+    let pool = db::pool(&config, db::Scope::Platform)?;
     pool.get()
         .await
         .context("cannot connect to the database at DATABASE_URL")
 }
 
+/// Migrates as the tables' owner: `DATABASE_OWNER_URL` when set (the API's `DATABASE_URL`
+/// names a role that owns nothing and cannot create tables), else `DATABASE_URL`.
 async fn migrate() -> anyhow::Result<()> {
-    let mut client = connect().await?;
+    let owner_url = std::env::var("DATABASE_OWNER_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let config = DatabaseConfig::from_lookup(|name| match (name, &owner_url) {
+        ("DATABASE_URL", Some(url)) => Some(url.clone()),
+        _ => std::env::var(name).ok(),
+    })?;
+    let pool = db::pool(&config, db::Scope::Platform)?;
+    let mut client = pool.get().await.context(
+        "cannot connect to the database as its owner (DATABASE_OWNER_URL or DATABASE_URL)",
+    )?;
     let applied = db::migrate(&mut client).await?;
     if applied.is_empty() {
         println!("database is up to date");
@@ -266,11 +292,20 @@ async fn create_super_admin(
     Ok(())
 }
 
+/// `--tenant` values: tenant names as the API accepts them.
+fn parse_tenant(name: &str) -> Result<shared::domain::TenantName, String> {
+    shared::domain::TenantName::parse(name).map_err(|e| e.to_string())
+}
+
 async fn webhook_key(command: WebhookKeyCommand) -> anyhow::Result<()> {
     let client = connect().await?;
     match command {
-        WebhookKeyCommand::Create { name, signed } => {
-            let issued = admin_api::issue_webhook_key(&client, &name, signed, None)
+        WebhookKeyCommand::Create {
+            name,
+            tenant,
+            signed,
+        } => {
+            let issued = admin_api::issue_webhook_key(&client, &tenant, &name, signed, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("id:             {}", issued.key.id);
@@ -281,14 +316,15 @@ async fn webhook_key(command: WebhookKeyCommand) -> anyhow::Result<()> {
             println!("(shown once: send the key as X-API-Key; only its hash is stored)");
         }
         WebhookKeyCommand::List => {
-            let keys = shared::db::webhooks::list_keys(&client)
+            let keys = shared::db::webhooks::list_keys(&client, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             for key in keys {
                 println!(
-                    "{}  {:<24} signed={:<5} created={} last_used={} revoked={}",
+                    "{}  {:<24} tenant={:<20} signed={:<5} created={} last_used={} revoked={}",
                     key.id,
                     key.name,
+                    key.tenant_name.as_deref().unwrap_or("-"),
                     key.signed,
                     key.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
                     key.last_used_at
@@ -297,6 +333,12 @@ async fn webhook_key(command: WebhookKeyCommand) -> anyhow::Result<()> {
                         .map_or("-".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
                 );
             }
+        }
+        WebhookKeyCommand::Assign { id, tenant } => {
+            shared::db::webhooks::assign_tenant(&client, id, &tenant)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("webhook key {id} now reports on tenant {tenant}'s campaigns only");
         }
         WebhookKeyCommand::Revoke { id } => {
             let found = shared::db::webhooks::revoke_key(&client, id)
@@ -314,7 +356,7 @@ async fn webhook_key(command: WebhookKeyCommand) -> anyhow::Result<()> {
 async fn import_customers(file: &std::path::Path) -> anyhow::Result<()> {
     let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let config = DatabaseConfig::from_env()?;
-    let pool = db::pool(&config)?;
+    let pool = db::pool(&config, db::Scope::Platform)?;
     match customers_api::import_csv(&pool, &data).await {
         Ok(summary) => {
             println!(
@@ -344,7 +386,8 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
         .ok()
         .filter(|u| !u.is_empty());
     let state = AppState::new(&config)?;
-    let queue = offerctl::start_processor(state.pool.clone(), queue_url.clone(), range_size).await;
+    let queue =
+        offerctl::start_processor(state.platform.clone(), queue_url.clone(), range_size).await;
     let state = state.with_queue(queue);
     match &queue_url {
         Some(url) => tracing::info!(queue.url = %url, "campaign jobs go to SQS; polling it"),

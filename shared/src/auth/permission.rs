@@ -39,11 +39,14 @@ pub enum Permission {
     CampaignDelete,
     /// `campaign.process`: trigger customer selection for a campaign.
     CampaignProcess,
+    /// `customer.contact.read`: see customers' contact details (name, e-mail, phone) in
+    /// campaign customer lists.
+    CustomerContactRead,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Self::OfferRead,
         Self::OfferCreate,
         Self::OfferEdit,
@@ -58,6 +61,7 @@ impl Permission {
         Self::CampaignManage,
         Self::CampaignDelete,
         Self::CampaignProcess,
+        Self::CustomerContactRead,
     ];
 
     /// The stored, dotted name.
@@ -77,6 +81,7 @@ impl Permission {
             Self::CampaignManage => "campaign.manage",
             Self::CampaignDelete => "campaign.delete",
             Self::CampaignProcess => "campaign.process",
+            Self::CustomerContactRead => "customer.contact.read",
         }
     }
 }
@@ -192,6 +197,7 @@ mod tests {
             (CampaignManage, true, false, false, false),
             (CampaignDelete, true, false, false, false),
             (CampaignProcess, true, false, false, false),
+            (CustomerContactRead, true, false, false, false),
         ];
         assert_eq!(table.len(), Permission::ALL.len());
         for (p, admin, create, approver, read_only) in table {

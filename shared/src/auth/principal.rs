@@ -65,6 +65,14 @@ impl Principal {
         }
     }
 
+    /// Whether the principal holds `permission` in `tenant` (for what a response shows, not
+    /// for access: use [`Principal::require`] for that).
+    pub fn can(&self, tenant: &TenantName, permission: Permission) -> bool {
+        self.tenants
+            .get(tenant)
+            .is_some_and(|access| access.permissions.contains(&permission))
+    }
+
     /// `{tenant_name: [roles]}`, as written into tokens and `/users/me/tenants`.
     pub fn roles_by_tenant(&self) -> BTreeMap<String, Vec<String>> {
         self.tenants
@@ -108,7 +116,7 @@ impl FromRequestParts<AppState> for Principal {
         })?;
         let username =
             Username::parse(claims.sub).map_err(|_| ApiError::Unauthorized("invalid token"))?;
-        let client = state.pool.get().await?;
+        let client = state.platform.get().await?;
         let Some(record) = db::users::load_principal(&client, &username).await? else {
             return Err(ApiError::Unauthorized("invalid or expired token"));
         };

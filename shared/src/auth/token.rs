@@ -1,7 +1,10 @@
 //! Access tokens: JWT (RFC 7519) signed with HS256 (RFC 7518 §3.2), the algorithm pinned.
 //!
 //! Claims: `sub` (username), `iss`, `aud`, `iat`, `exp`, all required and checked with at
-//! most [`LEEWAY_SECS`] of clock leeway; `iat_ms`, the issue time in milliseconds, compared
+//! most [`LEEWAY_SECS`] of clock leeway; a token whose lifetime (`exp - iat`) exceeds the
+//! configured TTL plus the leeway, whose `nbf` (when present) or `iat`/`iat_ms` lies in the
+//! future, or whose `iat_ms` disagrees with `iat`, is refused — so a token forged or minted
+//! with a far-future issue time cannot outlive a password reset; `iat_ms`, the issue time in milliseconds, compared
 //! with `users.tokens_valid_after` (`iat` alone has one-second resolution, which would let a
 //! token issued in the same second as a password change survive it); `is_super_admin` and
 //! `tenants` (`{tenant_name: [roles]}`) for clients to read. The server never trusts the two
@@ -42,6 +45,15 @@ pub struct Claims {
     pub tenants: BTreeMap<String, Vec<String>>,
 }
 
+/// [`Claims`] with the optional `nbf` (not before, RFC 7519 §4.1.5): tokens of this server
+/// carry none, but one that does is checked.
+#[derive(Deserialize)]
+struct Timed {
+    #[serde(flatten)]
+    claims: Claims,
+    nbf: Option<i64>,
+}
+
 /// A freshly issued token, as `POST /auth/token` answers it (RFC 6749 §5.1).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
@@ -59,9 +71,15 @@ pub enum TokenError {
     /// Signature, algorithm, format or a registered claim is wrong.
     #[error("invalid token: {0}")]
     Invalid(#[from] jsonwebtoken::errors::Error),
-    /// `iat` lies in the future beyond the leeway.
+    /// `iat` or `iat_ms` lies in the future beyond the leeway, or the two disagree.
     #[error("token issued in the future")]
     IssuedInFuture,
+    /// `nbf` lies in the future beyond the leeway.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `exp - iat` exceeds the configured lifetime plus the leeway.
+    #[error("token lifetime exceeds the configured TTL")]
+    LifetimeTooLong,
 }
 
 /// Signing and verification keys with a pinned validation policy, built once at start-up.
@@ -145,18 +163,34 @@ impl TokenKeys {
         })
     }
 
-    /// Verifies signature, algorithm and registered claims, and that `iat` is not in the
-    /// future (beyond the leeway) relative to `now`.
+    /// Verifies signature, algorithm and registered claims; that `iat`, `iat_ms` and `nbf`
+    /// (when present) are not in the future beyond the leeway relative to `now`; that
+    /// `iat_ms` falls within `iat`'s second; and that `exp - iat` is at most the configured
+    /// TTL plus the leeway.
     ///
     /// # Errors
     /// [`TokenError`] for any invalid token.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?;
+        let data = jsonwebtoken::decode::<Timed>(token, &self.decoding, &self.validation)?;
+        let Timed { claims, nbf } = data.claims;
         let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(0);
-        if data.claims.iat > now.timestamp() + leeway {
+        let latest = now.timestamp().saturating_add(leeway);
+        if claims.iat > latest
+            || claims.iat_ms > latest.saturating_mul(1000)
+            || claims.iat_ms.div_euclid(1000) != claims.iat
+        {
             return Err(TokenError::IssuedInFuture);
         }
-        Ok(data.claims)
+        if nbf.is_some_and(|nbf| nbf > latest) {
+            return Err(TokenError::NotYetValid);
+        }
+        let max_lifetime = i64::try_from(self.ttl.as_secs())
+            .unwrap_or(i64::MAX / 2)
+            .saturating_add(leeway);
+        if claims.exp.saturating_sub(claims.iat) > max_lifetime {
+            return Err(TokenError::LifetimeTooLong);
+        }
+        Ok(claims)
     }
 }
 
@@ -255,10 +289,51 @@ mod tests {
                 "issued in the future",
                 sign(hs256(), with("iat", json!(now.timestamp() + 120)), SECRET),
             ),
+            (
+                "iat_ms a century ahead",
+                sign(
+                    hs256(),
+                    with(
+                        "iat_ms",
+                        json!(now.timestamp_millis() + 100 * 365 * 86_400_000),
+                    ),
+                    SECRET,
+                ),
+            ),
+            (
+                "iat_ms disagreeing with iat",
+                sign(
+                    hs256(),
+                    with("iat_ms", json!(now.timestamp_millis() - 60_000)),
+                    SECRET,
+                ),
+            ),
+            (
+                "not valid before a minute from now",
+                sign(hs256(), with("nbf", json!(now.timestamp() + 60)), SECRET),
+            ),
+            (
+                "lifetime of a year",
+                sign(
+                    hs256(),
+                    with("exp", json!(now.timestamp() + 365 * 86_400)),
+                    SECRET,
+                ),
+            ),
         ];
         for (case, token) in cases {
             assert!(keys().verify(&token, now).is_err(), "{case} was accepted");
         }
+    }
+
+    #[test]
+    fn tokens_at_the_limits_are_accepted() {
+        let now = Utc::now();
+        let mut at_limits = claims(now);
+        at_limits["exp"] = json!(now.timestamp() + 900 + 10);
+        at_limits["nbf"] = json!(now.timestamp() + 5);
+        let token = sign(Header::new(Algorithm::HS256), at_limits, SECRET);
+        assert!(keys().verify(&token, now).is_ok());
     }
 
     #[test]

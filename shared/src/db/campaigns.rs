@@ -412,8 +412,9 @@ pub async fn expand(
     criteria: &Compiled,
 ) -> Result<u64, ApiError> {
     let sql = format!(
-        "insert into campaign_customers (campaign_id, customer_id, offer_id)
-         select $1, c.id, $2 from customers c
+        "insert into campaign_customers (campaign_id, customer_id, offer_id, tenant_name)
+         select $1, c.id, $2, (select tenant_name from campaigns where id = $1)
+         from customers c
          where c.id between $3 and $4 and {}
          on conflict do nothing",
         criteria.sql
@@ -477,15 +478,26 @@ pub async fn finish_job_if_complete(
     Ok(row.map(|r| r.get(0)))
 }
 
+/// A customer's contact details: personal data, shown only to principals holding
+/// `customer.contact.read` in the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Contact {
+    /// Name.
+    pub full_name: String,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+}
+
 /// One of a campaign's customers with its delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CampaignCustomer {
     /// The customer.
     pub customer_id: Uuid,
-    /// Name.
-    pub full_name: String,
-    /// E-mail address.
-    pub email: Option<String>,
+    /// Contact details; present only for principals holding `customer.contact.read`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
     /// `pending`, `sent` or `failed`.
     pub delivery_status: DeliveryStatus,
     /// When the provider sent it (as reported).
@@ -498,7 +510,8 @@ pub struct CampaignCustomer {
     pub updated_at: DateTime<Utc>,
 }
 
-/// One keyset page of campaign `id`'s customers in customer-id order, after `after`.
+/// One keyset page of campaign `id`'s customers in customer-id order, after `after`; with
+/// `with_contact`, each with its [`Contact`] (otherwise the customers table is not read).
 ///
 /// # Errors
 /// Database failures.
@@ -508,26 +521,41 @@ pub async fn customers(
     status: Option<DeliveryStatus>,
     after: Option<Uuid>,
     limit: i64,
+    with_contact: bool,
 ) -> Result<Vec<CampaignCustomer>, ApiError> {
     let rows = client
         .query(
-            "select cc.customer_id, c.full_name, c.email, cc.delivery_status, cc.sent_at,
-                    cc.provider_message_id, cc.failure_reason, cc.updated_at
-             from campaign_customers cc join customers c on c.id = cc.customer_id
+            "select cc.customer_id, cc.delivery_status, cc.sent_at,
+                    cc.provider_message_id, cc.failure_reason, cc.updated_at,
+                    c.full_name, c.email, c.phone
+             from campaign_customers cc
+             left join customers c on $5 and c.id = cc.customer_id
              where cc.campaign_id = $1
                and ($2::text is null or cc.delivery_status = $2)
                and ($3::uuid is null or cc.customer_id > $3)
              order by cc.customer_id limit $4",
-            &[&id, &status.map(DeliveryStatus::as_str), &after, &limit],
+            &[
+                &id,
+                &status.map(DeliveryStatus::as_str),
+                &after,
+                &limit,
+                &with_contact,
+            ],
         )
         .await?;
     rows.iter()
         .map(|row| {
             let status: String = row.get("delivery_status");
+            let contact = row
+                .get::<_, Option<String>>("full_name")
+                .map(|full_name| Contact {
+                    full_name,
+                    email: row.get("email"),
+                    phone: row.get("phone"),
+                });
             Ok(CampaignCustomer {
                 customer_id: row.get("customer_id"),
-                full_name: row.get("full_name"),
-                email: row.get("email"),
+                contact,
                 delivery_status: DeliveryStatus::parse(&status).map_err(ApiError::internal)?,
                 sent_at: row.get("sent_at"),
                 provider_message_id: row.get("provider_message_id"),

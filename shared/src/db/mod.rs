@@ -6,6 +6,7 @@
 
 pub mod campaigns;
 pub mod customers;
+pub mod login_throttle;
 pub mod offers;
 pub mod roles;
 pub mod tenants;
@@ -47,9 +48,25 @@ pub enum PoolBuildError {
     Build(#[from] deadpool_postgres::BuildError),
 }
 
-/// Builds the connection pool: at most `pool_size` connections, opened on demand, recycled
-/// with a cheap liveness check; waiting for a connection or opening one times out after five
-/// seconds (answered as 503).
+/// Which rows a pool's connections may see under row-level security (migration V007).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// No tenant's rows, except inside a [`tenant_transaction`] (which sets `app.tenant`):
+    /// the pool of tenant routes.
+    Tenant,
+    /// Every tenant's rows: each connection starts with `app.scope=platform` (a startup
+    /// option). For paths that legitimately span tenants: super-admin routes, the principal
+    /// lookup, the campaign processor, the webhook's key lookup and `offerctl`. A
+    /// [`tenant_transaction`] on such a connection is still confined to its tenant.
+    Platform,
+}
+
+/// The startup option that puts a connection in the platform scope.
+const PLATFORM_SCOPE_OPTION: &str = "-c app.scope=platform";
+
+/// Builds the connection pool of `scope`: at most `pool_size` connections, opened on demand,
+/// recycled with a cheap liveness check; waiting for a connection or opening one times out
+/// after five seconds (answered as 503).
 ///
 /// TLS: a URL with `sslmode=require` connects over TLS (rustls) and verifies the server's
 /// certificate and host name against the Mozilla root store plus the certificates of
@@ -58,12 +75,21 @@ pub enum PoolBuildError {
 ///
 /// # Errors
 /// [`PoolBuildError`] for a malformed URL or an unusable CA file.
-pub fn pool(config: &DatabaseConfig) -> Result<Pool, PoolBuildError> {
+pub fn pool(config: &DatabaseConfig, scope: Scope) -> Result<Pool, PoolBuildError> {
     let mut pg: tokio_postgres::Config = config
         .url
         .expose_secret()
         .parse()
         .map_err(|_| PoolBuildError::Url)?;
+    if scope == Scope::Platform {
+        let options = match pg.get_options() {
+            Some(existing) if !existing.trim().is_empty() => {
+                format!("{existing} {PLATFORM_SCOPE_OPTION}")
+            }
+            _ => PLATFORM_SCOPE_OPTION.to_owned(),
+        };
+        pg.options(&options);
+    }
     pg.connect_timeout(CONNECT_TIMEOUT);
     if pg.get_application_name().is_none() {
         pg.application_name("offer-management");
@@ -171,10 +197,10 @@ pub enum MigrateError {
     Migration(#[from] refinery::Error),
 }
 
-/// Opens a transaction scoped to `tenant`: it sets `app.tenant` for this transaction only
-/// (`set_config('app.tenant', $1, true)`), so row-level security policies keyed on
-/// `current_setting('app.tenant')` can be enabled as a second wall without touching handlers.
-/// Queries inside still filter by tenant in SQL.
+/// Opens a transaction scoped to `tenant`: for this transaction only it sets `app.tenant` to
+/// the tenant and clears `app.scope`, so the row-level security policies (migration V007)
+/// show and accept only that tenant's rows, even on a connection of the [`Scope::Platform`]
+/// pool. Queries inside still filter by tenant in SQL: the policies are the second wall.
 ///
 /// # Errors
 /// 503 if the connection fails.
@@ -184,7 +210,7 @@ pub async fn tenant_transaction<'a>(
 ) -> Result<Transaction<'a>, ApiError> {
     let tx = client.transaction().await?;
     tx.execute(
-        "select set_config('app.tenant', $1, true)",
+        "select set_config('app.tenant', $1, true), set_config('app.scope', '', true)",
         &[&tenant.as_str()],
     )
     .await?;

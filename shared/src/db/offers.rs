@@ -210,6 +210,41 @@ pub async fn set_status(
     offer(&row)
 }
 
+/// Everyone who created or changed the offer's content since its last approval (every
+/// `create` and `update` entry of its audit trail after the latest entry that approved it),
+/// plus its creator and last editor: the people the maker–checker rule bars from reviewing
+/// it. Read from the audit trail, so co-authors count even when someone else edited last.
+///
+/// # Errors
+/// Database failures.
+pub async fn content_authors(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+) -> Result<Vec<String>, ApiError> {
+    let rows = client
+        .query(
+            "with trail as (
+                 select id, action, performed_by, new_data from offer_audit_logs
+                 where tenant_name = $1 and offer_id = $2
+             )
+             select performed_by as author from trail
+             where action in ('create', 'update') and performed_by is not null
+               and id > coalesce((select max(id) from trail
+                                  where action = 'status_change'
+                                    and new_data->>'status' = 'approved'), 0)
+             union
+             select unnest(array[created_by, last_edited_by]) from offers
+             where tenant_name = $1 and id = $2",
+            &[&tenant.as_str(), &id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| row.get::<_, Option<String>>("author"))
+        .collect())
+}
+
 /// Whether a campaign with status `active` uses the offer.
 ///
 /// # Errors

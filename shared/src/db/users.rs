@@ -1,7 +1,6 @@
 //! The `users` aggregate: accounts, credentials, the login throttle, and the principal query.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -44,13 +43,9 @@ fn user(row: &tokio_postgres::Row) -> User {
 pub struct LoginRecord {
     /// argon2id PHC string.
     pub password_hash: String,
-    /// Failures in the current throttle window.
-    pub failed_login_count: i32,
-    /// Start of the current throttle window.
-    pub failed_login_window_started_at: Option<DateTime<Utc>>,
 }
 
-/// Reads the credentials and throttle state of `username`.
+/// Reads the credentials of `username`.
 ///
 /// # Errors
 /// Database failures.
@@ -60,61 +55,13 @@ pub async fn login_record(
 ) -> Result<Option<LoginRecord>, ApiError> {
     let row = client
         .query_opt(
-            "select password_hash, failed_login_count, failed_login_window_started_at
-             from users where username = $1",
+            "select password_hash from users where username = $1",
             &[&username.as_str()],
         )
         .await?;
     Ok(row.map(|row| LoginRecord {
         password_hash: row.get(0),
-        failed_login_count: row.get(1),
-        failed_login_window_started_at: row.get(2),
     }))
-}
-
-/// Counts a failed login: inside the current window the count grows; after it, a new window
-/// starts at 1. One statement, so concurrent failures are all counted.
-///
-/// # Errors
-/// Database failures.
-pub async fn record_failed_login(
-    client: &impl GenericClient,
-    username: &Username,
-    window: Duration,
-) -> Result<(), ApiError> {
-    let window_secs = window.as_secs_f64();
-    client
-        .execute(
-            "update users set
-                failed_login_count = case
-                    when failed_login_window_started_at > now() - make_interval(secs => $2)
-                    then failed_login_count + 1 else 1 end,
-                failed_login_window_started_at = case
-                    when failed_login_window_started_at > now() - make_interval(secs => $2)
-                    then failed_login_window_started_at else now() end
-             where username = $1",
-            &[&username.as_str(), &window_secs],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Clears the throttle after a successful login.
-///
-/// # Errors
-/// Database failures.
-pub async fn clear_failed_logins(
-    client: &impl GenericClient,
-    username: &Username,
-) -> Result<(), ApiError> {
-    client
-        .execute(
-            "update users set failed_login_count = 0, failed_login_window_started_at = null
-             where username = $1 and failed_login_count <> 0",
-            &[&username.as_str()],
-        )
-        .await?;
-    Ok(())
 }
 
 /// A principal with the instant before which its tokens are void.
@@ -297,8 +244,8 @@ pub async fn update(
     Ok(row.as_ref().map(user))
 }
 
-/// Replaces a password hash, voids every token issued before `valid_after` and clears the
-/// login throttle. Answers whether the user exists.
+/// Replaces a password hash and voids every token issued before `valid_after`. Answers
+/// whether the user exists.
 ///
 /// # Errors
 /// Database failures.
@@ -310,9 +257,7 @@ pub async fn set_password(
 ) -> Result<bool, ApiError> {
     let n = client
         .execute(
-            "update users set password_hash = $2, tokens_valid_after = $3,
-                    failed_login_count = 0, failed_login_window_started_at = null,
-                    updated_at = now()
+            "update users set password_hash = $2, tokens_valid_after = $3, updated_at = now()
              where username = $1",
             &[&username.as_str(), &password_hash, &valid_after],
         )

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::GenericClient;
-use crate::domain::{DeliveryStatus, Username};
+use super::{GenericClient, violated_constraint};
+use crate::domain::{DeliveryStatus, TenantName, Username};
 use crate::error::ApiError;
 
 /// How long a signed message id is remembered, in seconds: the 5-minute signature window
@@ -22,6 +22,10 @@ pub struct WebhookKey {
     pub id: Uuid,
     /// What it is for (e.g. the provider's name).
     pub name: String,
+    /// The tenant whose campaigns it may report on; `null` for a key made before keys were
+    /// tenant-scoped and not yet bound (refused until bound with `offerctl webhook-key
+    /// assign`).
+    pub tenant_name: Option<String>,
     /// Whether requests must carry a Standard Webhooks signature.
     pub signed: bool,
     /// Who created it.
@@ -34,12 +38,13 @@ pub struct WebhookKey {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-const KEY_COLUMNS: &str = "id, name, signing_secret is not null as signed, created_by, created_at, last_used_at, revoked_at";
+const KEY_COLUMNS: &str = "id, name, tenant_name, signing_secret is not null as signed, created_by, created_at, last_used_at, revoked_at";
 
 fn key(row: &tokio_postgres::Row) -> WebhookKey {
     WebhookKey {
         id: row.get("id"),
         name: row.get("name"),
+        tenant_name: row.get("tenant_name"),
         signed: row.get("signed"),
         created_by: row.get("created_by"),
         created_at: row.get("created_at"),
@@ -48,13 +53,15 @@ fn key(row: &tokio_postgres::Row) -> WebhookKey {
     }
 }
 
-/// Stores a new key (its hash, and the signing secret if any).
+/// Stores a new key of `tenant` (its hash, and the signing secret if any).
 ///
 /// # Errors
-/// Database failures.
+/// 404 if the tenant does not exist; database failures.
+#[allow(clippy::too_many_arguments)]
 pub async fn insert_key(
     client: &impl GenericClient,
     id: Uuid,
+    tenant: &TenantName,
     name: &str,
     hash: &[u8],
     signing_secret: Option<&str>,
@@ -63,8 +70,8 @@ pub async fn insert_key(
     let row = client
         .query_one(
             &format!(
-                "insert into webhook_keys (id, name, key_hash, signing_secret, created_by)
-                 values ($1, $2, $3, $4, $5) returning {KEY_COLUMNS}"
+                "insert into webhook_keys (id, name, key_hash, signing_secret, created_by, tenant_name)
+                 values ($1, $2, $3, $4, $5, $6) returning {KEY_COLUMNS}"
             ),
             &[
                 &id,
@@ -72,24 +79,77 @@ pub async fn insert_key(
                 &hash,
                 &signing_secret,
                 &created_by.map(Username::as_str),
+                &tenant.as_str(),
             ],
         )
-        .await?;
+        .await
+        .map_err(|err| match violated_constraint(&err) {
+            Some("webhook_keys_tenant_name_fkey") => {
+                ApiError::NotFound(format!("no tenant {tenant}"))
+            }
+            _ => err.into(),
+        })?;
     Ok(key(&row))
 }
 
-/// Every key, newest first.
+/// Every key (or only `tenant`'s), newest first.
 ///
 /// # Errors
 /// Database failures.
-pub async fn list_keys(client: &impl GenericClient) -> Result<Vec<WebhookKey>, ApiError> {
+pub async fn list_keys(
+    client: &impl GenericClient,
+    tenant: Option<&TenantName>,
+) -> Result<Vec<WebhookKey>, ApiError> {
     let rows = client
         .query(
-            &format!("select {KEY_COLUMNS} from webhook_keys order by created_at desc, id"),
-            &[],
+            &format!(
+                "select {KEY_COLUMNS} from webhook_keys
+                 where ($1::text is null or tenant_name = $1)
+                 order by created_at desc, id"
+            ),
+            &[&tenant.map(TenantName::as_str)],
         )
         .await?;
     Ok(rows.iter().map(key).collect())
+}
+
+/// Binds a key made before keys were tenant-scoped to `tenant` (V006 left it unbound).
+///
+/// # Errors
+/// 404 if there is no such key or tenant; 409 if the key is already bound (a key never
+/// moves between tenants: revoke it and issue a new one); database failures.
+pub async fn assign_tenant(
+    client: &impl GenericClient,
+    id: Uuid,
+    tenant: &TenantName,
+) -> Result<WebhookKey, ApiError> {
+    let current = client
+        .query_opt(
+            "select tenant_name from webhook_keys where id = $1 for update",
+            &[&id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no webhook key {id}")))?;
+    if let Some(bound) = current.get::<_, Option<String>>(0) {
+        return Err(ApiError::Conflict(format!(
+            "webhook key {id} already belongs to tenant {bound}"
+        )));
+    }
+    let row = client
+        .query_one(
+            &format!(
+                "update webhook_keys set tenant_name = $2 where id = $1 returning {KEY_COLUMNS}"
+            ),
+            &[&id, &tenant.as_str()],
+        )
+        .await
+        .map_err(|err| match violated_constraint(&err) {
+            Some("webhook_keys_tenant_name_fkey") => {
+                ApiError::NotFound(format!("no tenant {tenant}"))
+            }
+            _ => err.into(),
+        })?;
+    Ok(key(&row))
 }
 
 /// Revokes a key (idempotent); `false` if there is no such key.
@@ -111,6 +171,8 @@ pub async fn revoke_key(client: &impl GenericClient, id: Uuid) -> Result<bool, A
 pub struct ActiveKey {
     /// The key's id.
     pub id: Uuid,
+    /// Its tenant; `None` for an unbound key made before keys were tenant-scoped.
+    pub tenant_name: Option<String>,
     /// SHA-256 of the key.
     pub hash: Vec<u8>,
     /// The signing secret, when requests must be signed.
@@ -127,13 +189,14 @@ pub async fn active_key(
 ) -> Result<Option<ActiveKey>, ApiError> {
     let row = client
         .query_opt(
-            "select id, key_hash, signing_secret from webhook_keys
+            "select id, tenant_name, key_hash, signing_secret from webhook_keys
              where id = $1 and revoked_at is null",
             &[&id],
         )
         .await?;
     Ok(row.map(|row| ActiveKey {
         id: row.get("id"),
+        tenant_name: row.get("tenant_name"),
         hash: row.get("key_hash"),
         signing_secret: row
             .get::<_, Option<String>>("signing_secret")
@@ -207,18 +270,26 @@ pub enum ReportOutcome {
     Updated,
     /// The row already records this or a later event.
     Unchanged,
-    /// No such campaign/customer pair.
+    /// No such campaign/customer pair (in the key's tenant).
     NotFound,
+    /// The campaign is not `active`, `paused` or `completed`.
+    CampaignNotOpen,
+    /// `sent_at` is earlier than the campaign's creation.
+    BeforeCampaign,
 }
 
-/// Applies reports in one statement: each updates its `campaign_customers` row unless the row
-/// records an event at the same time or later (events never go back in time). Returns the
-/// outcome of each report, by index.
+/// Applies reports for campaigns of `tenant` in one statement: each updates its
+/// `campaign_customers` row unless the row records an event at the same time or later (events
+/// never go back in time). A report naming another tenant's campaign is answered exactly like
+/// a campaign that does not exist ([`ReportOutcome::NotFound`]); one for a campaign of the
+/// tenant that is not `active`, `paused` or `completed`, or dated before the campaign was
+/// created, changes nothing. Returns the outcome of each report, by index.
 ///
 /// # Errors
 /// Database failures.
 pub async fn apply_reports(
     client: &impl GenericClient,
+    tenant: &TenantName,
     reports: &[DeliveryReport],
 ) -> Result<Vec<(i32, ReportOutcome)>, ApiError> {
     let index: Vec<i32> = reports.iter().map(|r| r.index).collect();
@@ -242,39 +313,64 @@ pub async fn apply_reports(
                    as r(index, campaign_id, customer_id, status, sent_at, provider_message_id,
                         failure_reason)
              ),
+             judged as (
+                 select r.*, c.status in ('active', 'paused', 'completed') as open,
+                        r.sent_at >= c.created_at as in_time
+                 from report r
+                 join campaigns c on c.id = r.campaign_id and c.tenant_name = $8
+             ),
+             accepted as (select * from judged where open and in_time),
              updated as (
                  update campaign_customers cc
                  set delivery_status = r.status, sent_at = r.sent_at,
                      provider_message_id = r.provider_message_id,
                      failure_reason = r.failure_reason, updated_at = now()
-                 from report r
+                 from accepted r
                  where cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
+                   and cc.tenant_name = $8
                    and (cc.sent_at is null or r.sent_at > cc.sent_at)
                  returning r.index
              ),
              found as (
-                 select r.index from report r
+                 select r.index from accepted r
                  join campaign_customers cc
                    on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
+                  and cc.tenant_name = $8
              )
              select coalesce((select array_agg(index) from updated), '{}') as updated,
-                    coalesce((select array_agg(index) from found), '{}') as found",
+                    coalesce((select array_agg(index) from found), '{}') as found,
+                    coalesce((select array_agg(index) from judged where not open), '{}')
+                        as closed,
+                    coalesce((select array_agg(index) from judged where open and not in_time),
+                             '{}') as early",
             &[
-                &index, &campaign, &customer, &status, &sent_at, &message, &reason,
+                &index,
+                &campaign,
+                &customer,
+                &status,
+                &sent_at,
+                &message,
+                &reason,
+                &tenant.as_str(),
             ],
         )
         .await?;
-    // Two index lists rather than a join of the two sets, which the planner (seeing an
-    // unnest of unknown length) may nest-loop.
+    // Index lists rather than a join of the sets, which the planner (seeing an unnest of
+    // unknown length) may nest-loop.
     let row = rows
         .first()
         .ok_or_else(|| ApiError::internal("the report statement returned no row"))?;
-    let updated: HashSet<i32> = row.get::<_, Vec<i32>>("updated").into_iter().collect();
-    let found: HashSet<i32> = row.get::<_, Vec<i32>>("found").into_iter().collect();
+    let set = |name: &str| -> HashSet<i32> { row.get::<_, Vec<i32>>(name).into_iter().collect() };
+    let (updated, found, closed, early) =
+        (set("updated"), set("found"), set("closed"), set("early"));
     Ok(reports
         .iter()
         .map(|r| {
-            let outcome = if updated.contains(&r.index) {
+            let outcome = if closed.contains(&r.index) {
+                ReportOutcome::CampaignNotOpen
+            } else if early.contains(&r.index) {
+                ReportOutcome::BeforeCampaign
+            } else if updated.contains(&r.index) {
                 ReportOutcome::Updated
             } else if found.contains(&r.index) {
                 ReportOutcome::Unchanged

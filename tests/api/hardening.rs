@@ -1,0 +1,304 @@
+//! Findings of the outside security review that are not about one resource: response
+//! headers, request limits, duplicate JSON keys, contact details, and row-level security.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use integration_tests::TestApp;
+use serde_json::json;
+use shared::db::tenant_transaction;
+use shared::domain::TenantName;
+
+#[tokio::test]
+async fn every_answer_carries_nosniff_and_api_answers_are_not_cached() {
+    let app = TestApp::spawn().await;
+    let sa = app.super_admin_token().await;
+    for response in [
+        app.get("/users/me", &sa).await,
+        app.get("/sa/users", &sa).await,
+        app.call(Method::GET, "/health", None, None).await,
+        app.call(Method::GET, "/users/me", None, None).await,
+    ] {
+        assert_eq!(response.headers["x-content-type-options"], "nosniff");
+        assert_eq!(response.headers[header::CACHE_CONTROL], "no-store");
+    }
+}
+
+#[tokio::test]
+async fn the_docs_page_forbids_framing_and_foreign_scripts() {
+    let app = TestApp::spawn().await;
+    for path in ["/docs/", "/docs/swagger-ui.css"] {
+        let response = app.call(Method::GET, path, None, None).await;
+        assert_eq!(response.status, StatusCode::OK, "{path}");
+        assert_eq!(response.headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(response.headers["x-content-type-options"], "nosniff");
+        let policy = response.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii");
+        assert!(policy.contains("script-src 'self'"), "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        assert!(!policy.contains("unsafe-eval"), "{policy}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_problem_details() {
+    let app = TestApp::spawn().await;
+    let sa = app.super_admin_token().await;
+    let missing = app.get("/no/such/route", &sa).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.content_type(), "application/problem+json");
+    assert_eq!(missing.body["status"], 404);
+    let wrong_method = app.call(Method::PATCH, "/sa/users", Some(&sa), None).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.content_type(), "application/problem+json");
+    assert_eq!(wrong_method.body["status"], 405);
+    let allow = wrong_method.headers[header::ALLOW].to_str().expect("ascii");
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+}
+
+#[tokio::test]
+async fn oversized_json_bodies_answer_413() {
+    let app = TestApp::spawn().await;
+    let sa = app.super_admin_token().await;
+    let body = json!({"name": "big_bank", "description": "x".repeat(1024 * 1024 + 1)});
+    let response = app.post("/sa/tenants", &sa, body).await;
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.content_type(), "application/problem+json");
+    let login = Request::builder()
+        .method(Method::POST)
+        .uri("/auth/token")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(format!(
+            "{{\"username\": \"a\", \"password\": \"{}\"}}",
+            "p".repeat(2 * 1024 * 1024)
+        )))
+        .expect("request");
+    assert_eq!(app.send(login).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn duplicate_keys_anywhere_in_a_body_answer_422_with_their_pointer() {
+    let app = TestApp::spawn().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let raw = |path: &str, token: &str, body: &'static str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::from(body))
+            .expect("request")
+    };
+    let cases = [
+        (
+            "/tenants/credit_card/offers",
+            r#"{"data": {"title": "A", "fee": 0, "fee": 499}}"#,
+            "/data/fee",
+        ),
+        (
+            "/tenants/credit_card/offers",
+            r#"{"data": {"title": "A"}, "data": {"title": "B"}}"#,
+            "/data",
+        ),
+        (
+            "/tenants/credit_card/campaigns/audience-preview",
+            r#"{"selection_criteria": {"any": [{"segment": "gold", "segment": "platinum"}]}}"#,
+            "/selection_criteria/any/0/segment",
+        ),
+    ];
+    for (path, body, pointer) in cases {
+        let response = app.send(raw(path, &fx.maker, body)).await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {:?}",
+            response.body
+        );
+        assert_eq!(response.body["errors"][0]["pointer"], pointer, "{body}");
+    }
+    assert_eq!(
+        app.count("select count(*) from offers", &[]).await,
+        1,
+        "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn contact_details_need_the_contact_permission() {
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let created = app
+        .post(
+            "/tenants/credit_card/campaigns",
+            &fx.maker,
+            json!({"offer_id": fx.offer_id, "name": "Platinum", "selection_criteria": {"segment": "platinum"},
+                   "start_date": "2026-12-01", "end_date": "2026-12-31"}),
+        )
+        .await;
+    let id = created.body["id"].as_i64().expect("id");
+    app.wait_for_processing("credit_card", id, &fx.admin).await;
+    let path = format!("/tenants/credit_card/campaigns/{id}/customers?limit=5");
+    for token in [&fx.viewer, &fx.maker, &fx.checker] {
+        let page = app.get(&path, token).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
+        let rows = page.body.as_array().expect("rows");
+        assert_eq!(rows.len(), 5);
+        let text = page.body.to_string();
+        assert!(rows.iter().all(|r| r.get("contact").is_none()), "{text}");
+        assert!(!text.contains('@'), "no e-mail address: {text}");
+    }
+    let page = app.get(&path, &fx.admin).await;
+    let first = &page.body[0];
+    assert!(first["contact"]["full_name"].is_string(), "{first}");
+    assert!(
+        first["contact"]["email"]
+            .as_str()
+            .is_some_and(|e| e.contains('@')),
+        "{first}"
+    );
+}
+
+/// Two tenants with an offer, its audit trail and a webhook key each, for the row-level
+/// security tests.
+async fn two_tenants(app: &TestApp) {
+    let sa = app.super_admin_token().await;
+    for tenant in ["credit_card", "loan"] {
+        app.tenant_with_offer(tenant).await;
+        let key = app
+            .post(
+                "/sa/webhook-keys",
+                &sa,
+                json!({"tenant_name": tenant, "name": "provider"}),
+            )
+            .await;
+        assert_eq!(key.status, StatusCode::CREATED, "{:?}", key.body);
+    }
+}
+
+#[tokio::test]
+async fn an_unfiltered_select_in_a_tenant_transaction_sees_only_that_tenant() {
+    let app = TestApp::spawn().await;
+    two_tenants(&app).await;
+    let tenant = TenantName::parse("loan").expect("name");
+    for pool in [&app.state.pool, &app.state.platform] {
+        let mut client = pool.get().await.expect("client");
+        let tx = tenant_transaction(&mut client, &tenant)
+            .await
+            .expect("transaction");
+        for table in [
+            "offers",
+            "offer_audit_logs",
+            "tenant_roles",
+            "user_tenant_roles",
+            "webhook_keys",
+        ] {
+            // Deliberately no `where tenant_name = …`: the policy is the only filter.
+            let tenants: Vec<String> = tx
+                .query(
+                    &format!("select distinct tenant_name from {table} order by 1"),
+                    &[],
+                )
+                .await
+                .expect("select")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert_eq!(tenants, ["loan"], "{table}");
+        }
+        // Nor can it write another tenant's rows.
+        let moved = tx
+            .execute(
+                "update offers set tenant_name = 'credit_card' where tenant_name = 'loan'",
+                &[],
+            )
+            .await;
+        assert!(moved.is_err(), "the policy's check refuses the row");
+    }
+}
+
+#[tokio::test]
+async fn a_connection_with_no_tenant_sees_no_tenant_rows() {
+    let app = TestApp::spawn().await;
+    two_tenants(&app).await;
+    let client = app.state.pool.get().await.expect("client");
+    for table in [
+        "offers",
+        "offer_audit_logs",
+        "campaigns",
+        "campaign_customers",
+        "tenant_roles",
+        "user_tenant_roles",
+        "webhook_keys",
+    ] {
+        let n: i64 = client
+            .query_one(&format!("select count(*) from {table}"), &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(n, 0, "{table}");
+    }
+    // The platform scope sees both tenants (super-admin paths, the processor).
+    let platform = app.state.platform.get().await.expect("client");
+    let n: i64 = platform
+        .query_one("select count(distinct tenant_name) from offers", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 2);
+}
+
+#[tokio::test]
+async fn the_api_role_owns_nothing_and_cannot_bypass_the_policies() {
+    let app = TestApp::spawn().await;
+    let client = app.state.pool.get().await.expect("client");
+    let row = client
+        .query_one(
+            "select r.rolsuper, r.rolbypassrls,
+                    (select count(*) from pg_tables t
+                     where t.schemaname = 'public' and t.tableowner = current_user)
+             from pg_roles r where r.rolname = current_user",
+            &[],
+        )
+        .await
+        .expect("role");
+    let (superuser, bypass, owned): (bool, bool, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((superuser, bypass, owned), (false, false, 0));
+    // Tenant routes cannot switch themselves into the platform scope for a transaction:
+    // tenant_transaction clears it even on a platform connection, and every tenant-owned
+    // table has its policy forced.
+    let forced: i64 = client
+        .query_one(
+            "select count(*) from pg_class
+             where relname in ('offers', 'offer_audit_logs', 'campaigns', 'campaign_customers',
+                               'tenant_roles', 'user_tenant_roles', 'webhook_keys')
+               and relrowsecurity and relforcerowsecurity",
+            &[],
+        )
+        .await
+        .expect("pg_class")
+        .get(0);
+    assert_eq!(forced, 7);
+}
+
+#[test]
+fn tenant_route_functions_never_use_the_platform_pool() {
+    // The tenant-scoped functions reach the database only through tenant transactions on
+    // the tenant pool; the platform scope is for super-admin and system paths.
+    for (name, source) in [
+        (
+            "offers-api",
+            include_str!("../../functions/offers-api/src/lib.rs"),
+        ),
+        (
+            "campaigns-api",
+            include_str!("../../functions/campaigns-api/src/lib.rs"),
+        ),
+    ] {
+        assert!(
+            !source.contains("platform"),
+            "{name} must not use the platform pool"
+        );
+    }
+}
