@@ -10,7 +10,10 @@
 # a super admin and a tenant `fuzz_bank` whose user holds every role there with an approved
 # offer. Two passes: one as the super admin, one as the tenant user (with the tenant's name
 # as the path parameter, so tenant routes get past authorization, and valid data only). Both
-# passes send the delivery provider's key too. All of it is torn down after.
+# passes send the delivery provider's key too. Then the docs page is loaded in headless
+# Chromium (infra/scripts/check-docs-page.sh) to show it renders under its CSP. The server
+# connects as a member of `offers_api`, so row-level security is in force throughout. All of
+# it is torn down after.
 #
 # FUZZ_EXAMPLES (default 25) sets the examples per operation and FUZZ_SEED the seed; extra
 # arguments go to `schemathesis run`.
@@ -117,6 +120,8 @@ status=0
 # invalid one would be replaced and "accepted". The super-admin pass sends the invalid data.
 run tenant-user "$user_token" --mode positive "$@" || status=1
 run super-admin "$admin_token" "$@" || status=1
+# The docs page renders under its Content-Security-Policy (headless Chromium).
+infra/scripts/check-docs-page.sh "$base" || status=1
 if grep -q ' 5[0-9][0-9] ' "$report_dir/server.log" 2>/dev/null; then
     echo "the server logged 5xx answers; see $report_dir/server.log" >&2
 fi

@@ -881,6 +881,7 @@ struct CreateWebhookKey {
     request_body = CreateWebhookKey,
     responses(
         (status = 201, description = "Created; the key (and signing secret) are shown this once.", body = IssuedWebhookKey),
+        (status = 404, response = NotFound),
     )
 )]
 async fn create_webhook_key(
