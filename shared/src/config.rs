@@ -40,8 +40,15 @@ pub enum ConfigError {
 /// Database connection settings.
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
-    /// `DATABASE_URL`: a PostgreSQL connection URL (`postgres://user:pass@host:port/db`).
+    /// `DATABASE_URL`: a PostgreSQL connection URL (`postgres://user:pass@host:port/db`), of
+    /// a login role in `offers_api` (row-level security applies to it).
     pub url: SecretString,
+    /// `DATABASE_PLATFORM_URL`: the URL of the platform scope's connections (paths that span
+    /// tenants), a login role in `offers_api` created with `ALTER ROLE … SET app.scope =
+    /// 'platform'`. Unset: `DATABASE_URL` with the startup option `-c app.scope=platform`,
+    /// which suits direct connections; behind a connection proxy that may not pass startup
+    /// options on (RDS Proxy), set this.
+    pub platform_url: Option<SecretString>,
     /// `DATABASE_POOL_SIZE`: maximum connections per process (1–2 per Lambda instance).
     pub pool_size: usize,
     /// `DATABASE_CA_FILE`: PEM file of extra CA certificates trusted for `sslmode=require`
@@ -118,8 +125,8 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
 }
 
 impl DatabaseConfig {
-    /// Reads `DATABASE_URL`, `DATABASE_POOL_SIZE` and `DATABASE_CA_FILE` from the process
-    /// environment.
+    /// Reads `DATABASE_URL`, `DATABASE_PLATFORM_URL`, `DATABASE_POOL_SIZE` and
+    /// `DATABASE_CA_FILE` from the process environment.
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable that is missing or malformed.
@@ -137,14 +144,21 @@ impl DatabaseConfig {
 
     fn read<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
         let url = vars.required("DATABASE_URL")?;
-        if url.parse::<tokio_postgres::Config>().is_err() {
-            return Err(ConfigError::Invalid {
-                name: "DATABASE_URL",
-                reason: "not a PostgreSQL connection URL".into(),
-            });
+        let platform_url = vars.optional("DATABASE_PLATFORM_URL");
+        for (name, value) in [
+            ("DATABASE_URL", Some(&url)),
+            ("DATABASE_PLATFORM_URL", platform_url.as_ref()),
+        ] {
+            if value.is_some_and(|v| v.parse::<tokio_postgres::Config>().is_err()) {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "not a PostgreSQL connection URL".into(),
+                });
+            }
         }
         Ok(Self {
             url: SecretString::from(url),
+            platform_url: platform_url.map(SecretString::from),
             pool_size: vars.number("DATABASE_POOL_SIZE", 2usize, 1..=100)?,
             ca_file: vars
                 .optional("DATABASE_CA_FILE")

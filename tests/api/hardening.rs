@@ -247,6 +247,27 @@ async fn a_connection_with_no_tenant_sees_no_tenant_rows() {
         .expect("count")
         .get(0);
     assert_eq!(n, 2);
+    // Without DATABASE_PLATFORM_URL, the platform pool is DATABASE_URL's role with the
+    // startup option: the same rows.
+    let url = integration_tests::role_url_for(integration_tests::API_ROLE, &app.database);
+    let config =
+        shared::config::DatabaseConfig::from_lookup(|k| (k == "DATABASE_URL").then(|| url.clone()))
+            .expect("config");
+    for (scope, expected) in [
+        (shared::db::Scope::Platform, 2i64),
+        (shared::db::Scope::Tenant, 0),
+    ] {
+        let pool = shared::db::pool(&config, scope).expect("pool");
+        let n: i64 = pool
+            .get()
+            .await
+            .expect("client")
+            .query_one("select count(distinct tenant_name) from offers", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(n, expected, "{scope:?}");
+    }
 }
 
 #[tokio::test]

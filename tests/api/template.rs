@@ -130,6 +130,14 @@ fn functions_are_cargo_lambda_builds_for_arm64_on_al2023() {
         intrinsic(&globals["Environment"]["Variables"]["DATABASE_URL"])
             .contains("resolve:secretsmanager")
     );
+    // Migrations run as the tables' owner; every other function as the API's role.
+    let migrate_url = intrinsic(
+        &template["Resources"]["MigrateFunction"]["Properties"]["Environment"]["Variables"]["DATABASE_URL"],
+    );
+    assert!(
+        migrate_url.contains("OwnerDatabaseUrlSecretArn"),
+        "{migrate_url}"
+    );
     for (id, function) in functions(&template) {
         assert_eq!(
             function["Metadata"]["BuildMethod"], "rust-cargolambda",
@@ -147,7 +155,13 @@ fn secrets_come_from_secrets_manager_never_from_defaults() {
     for (name, parameter) in template["Parameters"].as_mapping().expect("Parameters") {
         let name = name.as_str().expect("name");
         if name.to_ascii_lowercase().contains("secret") {
-            assert!(parameter.get("Default").is_none(), "{name} has a default");
+            // An optional secret defaults to nothing (''), never to a value.
+            assert!(
+                parameter
+                    .get("Default")
+                    .is_none_or(|d| d.as_str() == Some("")),
+                "{name} has a default"
+            );
             assert!(
                 parameter["AllowedPattern"]
                     .as_str()

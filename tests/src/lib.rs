@@ -52,13 +52,18 @@ fn url_for(database: &str) -> String {
 /// nothing and row-level security applies to it, as to the deployed API.
 pub const API_ROLE: &str = "offers_test_api";
 
-/// `database`'s URL for [`API_ROLE`] (same host and port as `TEST_DATABASE_URL`).
-pub fn api_url_for(database: &str) -> String {
+/// The login role of test apps' platform pool (`DATABASE_PLATFORM_URL`): a member of
+/// `offers_api` whose connections start with `app.scope = 'platform'` (a role default).
+pub const PLATFORM_ROLE: &str = "offers_test_platform";
+
+/// `database`'s URL for `role` (password: the role's name; same host and port as
+/// `TEST_DATABASE_URL`).
+pub fn role_url_for(role: &str, database: &str) -> String {
     let admin = admin_url();
     let (scheme, rest) = admin.split_once("://").unwrap_or(("postgres", &admin));
     let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
     let host = host.split_once('/').map_or(host, |(host, _)| host);
-    format!("{scheme}://{API_ROLE}:{API_ROLE}@{host}/{database}")
+    format!("{scheme}://{role}:{role}@{host}/{database}")
 }
 
 async fn connect(url: &str) -> tokio_postgres::Client {
@@ -91,16 +96,24 @@ async fn ensure_template(admin: &tokio_postgres::Client) -> String {
         .await
         .expect("query")
         .is_some();
+    for role in [API_ROLE, PLATFORM_ROLE] {
+        admin
+            .batch_execute(&format!(
+                "do $$ begin
+                     if not exists (select from pg_roles where rolname = '{role}') then
+                         create role {role} login password '{role}';
+                     end if;
+                 end $$"
+            ))
+            .await
+            .expect("create the API roles");
+    }
     admin
         .batch_execute(&format!(
-            "do $$ begin
-                 if not exists (select from pg_roles where rolname = '{API_ROLE}') then
-                     create role {API_ROLE} login password '{API_ROLE}';
-                 end if;
-             end $$"
+            "alter role {PLATFORM_ROLE} set app.scope = 'platform'"
         ))
         .await
-        .expect("create the API role");
+        .expect("platform scope of the platform role");
     if !exists {
         let building = format!("{template}_building");
         for statement in [
@@ -126,7 +139,9 @@ async fn ensure_template(admin: &tokio_postgres::Client) -> String {
         }
     }
     admin
-        .batch_execute(&format!("grant offers_api to {API_ROLE}"))
+        .batch_execute(&format!(
+            "grant offers_api to {API_ROLE}; grant offers_api to {PLATFORM_ROLE}"
+        ))
         .await
         .expect("grant offers_api");
     admin
@@ -209,9 +224,11 @@ impl TestApp {
             .batch_execute(&format!("create database {database} template {template}"))
             .await
             .expect("clone template");
-        let url = api_url_for(&database);
+        let url = role_url_for(API_ROLE, &database);
+        let platform_url = role_url_for(PLATFORM_ROLE, &database);
         let config = Config::from_lookup(|key| match key {
             "DATABASE_URL" => Some(url.clone()),
+            "DATABASE_PLATFORM_URL" => Some(platform_url.clone()),
             "DATABASE_POOL_SIZE" => Some("4".into()),
             "JWT_SECRET" => Some(JWT_SECRET.into()),
             "PASSWORD_HASH_CONCURRENCY" => Some("2".into()),

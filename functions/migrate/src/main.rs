@@ -6,7 +6,12 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let database = shared::config::DatabaseConfig::from_env()?;
+    // DATABASE_URL is the tables' owner here; its connection is put in the platform scope by
+    // its startup option (DATABASE_PLATFORM_URL, another role, does not apply).
+    let database = shared::config::DatabaseConfig::from_lookup(|name| match name {
+        "DATABASE_PLATFORM_URL" => None,
+        _ => std::env::var(name).ok(),
+    })?;
     let pool = shared::db::pool(&database, shared::db::Scope::Platform)?;
     let pool = &pool;
     lambda_runtime::run(service_fn(

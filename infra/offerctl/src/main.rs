@@ -227,8 +227,11 @@ async fn migrate() -> anyhow::Result<()> {
     let owner_url = std::env::var("DATABASE_OWNER_URL")
         .ok()
         .filter(|u| !u.is_empty());
+    // The owner's connection, in the platform scope by its startup option (so data
+    // migrations see every tenant's rows even where the policies are forced on the owner).
     let config = DatabaseConfig::from_lookup(|name| match (name, &owner_url) {
         ("DATABASE_URL", Some(url)) => Some(url.clone()),
+        ("DATABASE_PLATFORM_URL", _) => None,
         _ => std::env::var(name).ok(),
     })?;
     let pool = db::pool(&config, db::Scope::Platform)?;

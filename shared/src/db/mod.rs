@@ -54,10 +54,12 @@ pub enum Scope {
     /// No tenant's rows, except inside a [`tenant_transaction`] (which sets `app.tenant`):
     /// the pool of tenant routes.
     Tenant,
-    /// Every tenant's rows: each connection starts with `app.scope=platform` (a startup
-    /// option). For paths that legitimately span tenants: super-admin routes, the principal
-    /// lookup, the campaign processor, the webhook's key lookup and `offerctl`. A
-    /// [`tenant_transaction`] on such a connection is still confined to its tenant.
+    /// Every tenant's rows: each connection starts with `app.scope` = `platform`, from the
+    /// role default of `DATABASE_PLATFORM_URL`'s role or, without that URL, from the startup
+    /// option `-c app.scope=platform` on `DATABASE_URL`. For paths that legitimately span
+    /// tenants: super-admin routes, the principal lookup, the campaign processor, the
+    /// webhook's key lookup and `offerctl`. A [`tenant_transaction`] on such a connection is
+    /// still confined to its tenant.
     Platform,
 }
 
@@ -76,12 +78,15 @@ const PLATFORM_SCOPE_OPTION: &str = "-c app.scope=platform";
 /// # Errors
 /// [`PoolBuildError`] for a malformed URL or an unusable CA file.
 pub fn pool(config: &DatabaseConfig, scope: Scope) -> Result<Pool, PoolBuildError> {
-    let mut pg: tokio_postgres::Config = config
-        .url
+    let url = match (scope, &config.platform_url) {
+        (Scope::Platform, Some(platform_url)) => platform_url,
+        _ => &config.url,
+    };
+    let mut pg: tokio_postgres::Config = url
         .expose_secret()
         .parse()
         .map_err(|_| PoolBuildError::Url)?;
-    if scope == Scope::Platform {
+    if scope == Scope::Platform && config.platform_url.is_none() {
         let options = match pg.get_options() {
             Some(existing) if !existing.trim().is_empty() => {
                 format!("{existing} {PLATFORM_SCOPE_OPTION}")
