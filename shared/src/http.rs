@@ -951,6 +951,34 @@ mod tests {
     }
 
     #[test]
+    fn the_client_address_comes_from_the_socket_or_the_trusted_proxy_only() {
+        let parts = |forwarded: &str| {
+            let peer: std::net::SocketAddr = "192.0.2.10:40000".parse().expect("address");
+            let (parts, ()) = Request::builder()
+                .header("x-forwarded-for", forwarded)
+                .extension(axum::extract::ConnectInfo(peer))
+                .body(())
+                .expect("request")
+                .into_parts();
+            parts
+        };
+        let proxy = axum::http::HeaderName::from_static("x-forwarded-for");
+        // Without a trusted proxy, a client's own X-Forwarded-For is ignored.
+        assert_eq!(ClientAddress::of(&parts("6.6.6.6"), None).0, "192.0.2.10");
+        // Behind one, the right-most address (the one the proxy appended) counts.
+        assert_eq!(
+            ClientAddress::of(&parts("6.6.6.6, 198.51.100.4"), Some(&proxy)).0,
+            "198.51.100.4"
+        );
+        assert_eq!(
+            ClientAddress::of(&parts("not an address"), Some(&proxy)).0,
+            "192.0.2.10"
+        );
+        let (bare, ()) = Request::builder().body(()).expect("request").into_parts();
+        assert_eq!(ClientAddress::of(&bare, None).0, "unknown");
+    }
+
+    #[test]
     fn syntax_errors_are_bad_requests() {
         let (status, _) =
             pointer_of(decode_json::<Body>(b"{\"name\":").expect_err("must be refused"));

@@ -128,16 +128,9 @@ async fn contact_details_need_the_contact_permission() {
     let app = TestApp::spawn().await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
-    let created = app
-        .post(
-            "/tenants/credit_card/campaigns",
-            &fx.maker,
-            json!({"offer_id": fx.offer_id, "name": "Platinum", "selection_criteria": {"segment": "platinum"},
-                   "start_date": "2026-12-01", "end_date": "2026-12-31"}),
-        )
+    let id = app
+        .processed_campaign(&fx, "Platinum", json!({"segment": "platinum"}))
         .await;
-    let id = created.body["id"].as_i64().expect("id");
-    app.wait_for_processing("credit_card", id, &fx.admin).await;
     let path = format!("/tenants/credit_card/campaigns/{id}/customers?limit=5");
     for token in [&fx.viewer, &fx.maker, &fx.checker] {
         let page = app.get(&path, token).await;

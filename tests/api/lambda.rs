@@ -43,6 +43,35 @@ async fn auth_api_answers_a_sign_in_event() {
 }
 
 #[tokio::test]
+async fn the_sign_in_throttle_counts_api_gateways_source_ip_not_forwarded_headers() {
+    let app = TestApp::spawn().await;
+    let mut wrong = event("auth-api/token.json");
+    let body = wrong["body"]
+        .as_str()
+        .expect("body")
+        .replace(SUPER_ADMIN_PASSWORD, "a wrong guess");
+    wrong["body"] = Value::String(body);
+    wrong["requestContext"]["http"]["sourceIp"] = Value::String("203.0.113.66".into());
+    for attempt in 0..5 {
+        // A client-supplied X-Forwarded-For changes nothing: API Gateway's sourceIp counts.
+        wrong["headers"]["x-forwarded-for"] = Value::String(format!("10.0.0.{attempt}"));
+        let response = invoke(auth_api::router().with_state(app.state.clone()), &wrong).await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt}"
+        );
+    }
+    let mut right = event("auth-api/token.json");
+    right["requestContext"]["http"]["sourceIp"] = Value::String("203.0.113.66".into());
+    let throttled = invoke(auth_api::router().with_state(app.state.clone()), &right).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    right["requestContext"]["http"]["sourceIp"] = Value::String("198.51.100.7".into());
+    let elsewhere = invoke(auth_api::router().with_state(app.state.clone()), &right).await;
+    assert_eq!(elsewhere.status, StatusCode::OK, "{:?}", elsewhere.body);
+}
+
+#[tokio::test]
 async fn admin_api_answers_a_list_tenants_event_with_a_trailing_slash() {
     let app = TestApp::spawn().await;
     let token = app.super_admin_token().await;

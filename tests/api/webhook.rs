@@ -538,16 +538,8 @@ async fn a_key_reports_only_on_its_own_tenants_open_campaigns() {
     );
 
     // The tenant's own draft campaign accepts no reports.
-    let draft = app
-        .post(
-            "/tenants/credit_card/campaigns",
-            &fx.maker,
-            json!({"offer_id": fx.offer_id, "name": "Not yet", "selection_criteria": {"segment": "platinum"},
-                   "start_date": "2026-12-01", "end_date": "2026-12-31"}),
-        )
-        .await;
-    let draft_id = draft.body["id"].as_i64().expect("id");
-    app.wait_for_processing("credit_card", draft_id, &fx.admin)
+    let draft_id = app
+        .processed_campaign(&fx, "Not yet", json!({"segment": "platinum"}))
         .await;
     let closed = report(&app, &own_key, &json!([item(draft_id, &customers[0])])).await;
     assert_eq!(closed.body["results"][0]["status"], "invalid");

@@ -492,6 +492,25 @@ impl TestApp {
         panic!("campaign {id} was not processed within 60 s");
     }
 
+    /// Creates a December campaign of `fx`'s tenant for its approved offer (as its maker) over
+    /// `criteria`, waits until its customers are selected, and returns its id.
+    pub async fn processed_campaign(&self, fx: &TenantFixture, name: &str, criteria: Value) -> i64 {
+        let created = self
+            .post(
+                &format!("/tenants/{}/campaigns", fx.tenant),
+                &fx.maker,
+                serde_json::json!({"offer_id": fx.offer_id, "name": name,
+                    "selection_criteria": criteria,
+                    "start_date": "2026-12-01", "end_date": "2026-12-31"}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
+        let id = created.body["id"].as_i64().expect("campaign id");
+        let campaign = self.wait_for_processing(&fx.tenant, id, &fx.admin).await;
+        assert_eq!(campaign["processing_status"], "done", "{campaign}");
+        id
+    }
+
     /// Counts rows of a query that returns one `bigint`.
     pub async fn count(
         &self,

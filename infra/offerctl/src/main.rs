@@ -410,9 +410,12 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(%listen, "offerctl serving");
     println!("listening on http://{listen}");
+    // The peer address reaches the handlers (the sign-in throttle counts per client).
     axum::serve(
         listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;

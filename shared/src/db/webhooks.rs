@@ -53,6 +53,14 @@ fn key(row: &tokio_postgres::Row) -> WebhookKey {
     }
 }
 
+/// 404 for a key naming a tenant that does not exist; other errors as they are.
+fn unknown_tenant(err: tokio_postgres::Error, tenant: &TenantName) -> ApiError {
+    match violated_constraint(&err) {
+        Some("webhook_keys_tenant_name_fkey") => ApiError::NotFound(format!("no tenant {tenant}")),
+        _ => err.into(),
+    }
+}
+
 /// Stores a new key of `tenant` (its hash, and the signing secret if any).
 ///
 /// # Errors
@@ -83,12 +91,7 @@ pub async fn insert_key(
             ],
         )
         .await
-        .map_err(|err| match violated_constraint(&err) {
-            Some("webhook_keys_tenant_name_fkey") => {
-                ApiError::NotFound(format!("no tenant {tenant}"))
-            }
-            _ => err.into(),
-        })?;
+        .map_err(|err| unknown_tenant(err, tenant))?;
     Ok(key(&row))
 }
 
@@ -143,12 +146,7 @@ pub async fn assign_tenant(
             &[&id, &tenant.as_str()],
         )
         .await
-        .map_err(|err| match violated_constraint(&err) {
-            Some("webhook_keys_tenant_name_fkey") => {
-                ApiError::NotFound(format!("no tenant {tenant}"))
-            }
-            _ => err.into(),
-        })?;
+        .map_err(|err| unknown_tenant(err, tenant))?;
     Ok(key(&row))
 }
 
