@@ -13,6 +13,11 @@
 //!
 //! A success clears its (username, client) counter. Subjects are stored as SHA-256 digests:
 //! what strangers type as a username (sometimes a password) is never stored as typed.
+//!
+//! Limits: an attempt is checked before it is counted, so a burst of parallel guesses can
+//! pass the free failures by as many as run at once (bounded per process by
+//! `PASSWORD_HASH_CONCURRENCY`, as every guess costs one argon2 verification). Counters live
+//! in PostgreSQL, so they hold across Lambda instances and restarts.
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};

@@ -126,28 +126,29 @@ pub async fn assign_tenant(
     id: Uuid,
     tenant: &TenantName,
 ) -> Result<WebhookKey, ApiError> {
-    let current = client
+    // One statement: of two concurrent assignments, exactly one binds the key.
+    let bound = client
         .query_opt(
-            "select tenant_name from webhook_keys where id = $1 for update",
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no webhook key {id}")))?;
-    if let Some(bound) = current.get::<_, Option<String>>(0) {
-        return Err(ApiError::Conflict(format!(
-            "webhook key {id} already belongs to tenant {bound}"
-        )));
-    }
-    let row = client
-        .query_one(
             &format!(
-                "update webhook_keys set tenant_name = $2 where id = $1 returning {KEY_COLUMNS}"
+                "update webhook_keys set tenant_name = $2
+                 where id = $1 and tenant_name is null returning {KEY_COLUMNS}"
             ),
             &[&id, &tenant.as_str()],
         )
         .await
         .map_err(|err| unknown_tenant(err, tenant))?;
-    Ok(key(&row))
+    if let Some(row) = bound {
+        return Ok(key(&row));
+    }
+    let current = client
+        .query_opt("select tenant_name from webhook_keys where id = $1", &[&id])
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no webhook key {id}")))?;
+    let owner: Option<String> = current.get(0);
+    Err(ApiError::Conflict(format!(
+        "webhook key {id} already belongs to tenant {}",
+        owner.unwrap_or_default()
+    )))
 }
 
 /// Revokes a key (idempotent); `false` if there is no such key.
