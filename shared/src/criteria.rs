@@ -31,6 +31,7 @@
 
 use std::fmt::Write as _;
 
+use crate::http::pointer_token;
 use chrono::NaiveDate;
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
@@ -403,11 +404,6 @@ impl Criteria {
     }
 }
 
-/// Escapes one RFC 6901 reference token.
-fn token(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
 fn error(pointer: &str, detail: impl Into<String>) -> CriteriaError {
     CriteriaError {
         pointer: pointer.to_owned(),
@@ -451,7 +447,7 @@ impl Parser {
         }
         let mut children = Vec::with_capacity(map.len());
         for (key, value) in map {
-            let pointer = format!("{pointer}/{}", token(key));
+            let pointer = format!("{pointer}/{}", pointer_token(key));
             children.push(self.entry(key, value, &pointer, depth)?);
         }
         Ok(match children.len() {
@@ -531,7 +527,7 @@ impl Parser {
                 }
                 let mut comparisons = Vec::with_capacity(ops.len());
                 for (name, operand) in ops {
-                    let pointer = format!("{pointer}/{}", token(name));
+                    let pointer = format!("{pointer}/{}", pointer_token(name));
                     let op = Operator::parse(name).ok_or_else(|| {
                         error(
                             &pointer,

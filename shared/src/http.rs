@@ -196,6 +196,11 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
         .collect()
 }
 
+/// Escapes one JSON Pointer reference token (RFC 6901 §4: `~` → `~0`, `/` → `~1`).
+pub fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
 /// Whether JSON text contains the escape `\u0000` (a raw NUL byte is not valid JSON).
 /// PostgreSQL's `text` and `jsonb` cannot hold U+0000, so such a value is refused up front.
 fn has_nul_escape(bytes: &[u8]) -> bool {
@@ -223,7 +228,7 @@ fn nul_pointer(value: &serde_json::Value) -> Option<String> {
             .enumerate()
             .find_map(|(i, item)| nul_pointer(item).map(|rest| format!("/{i}{rest}"))),
         serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| {
-            let escaped = key.replace('~', "~0").replace('/', "~1");
+            let escaped = pointer_token(key);
             if key.contains('\0') {
                 Some(format!("/{escaped}"))
             } else {
@@ -251,7 +256,7 @@ impl DuplicateKeys<'_> {
                 .iter()
                 .map(String::as_str)
                 .chain(std::iter::once(key))
-                .map(|segment| format!("/{}", segment.replace('~', "~0").replace('/', "~1")))
+                .map(|segment| format!("/{}", pointer_token(segment)))
                 .collect();
             *self.found = Some(pointer);
         }
@@ -449,7 +454,12 @@ pub async fn read_body_limited(
 ) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge(format!("the body must be at most {limit} bytes")))
+        .map_err(|_| too_large(limit))
+}
+
+/// 413 naming the largest body a route reads, `limit` bytes.
+fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!("the body must be at most {limit} bytes"))
 }
 
 /// Whether the `Content-Type` essence (before any `;`) equals `media_type`.
@@ -474,9 +484,7 @@ pub async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some();
             if too_large {
-                ApiError::PayloadTooLarge(format!(
-                    "the body must be at most {MAX_JSON_BODY_BYTES} bytes"
-                ))
+                self::too_large(MAX_JSON_BODY_BYTES)
             } else {
                 ApiError::BadRequest {
                     detail: "the body could not be read".into(),

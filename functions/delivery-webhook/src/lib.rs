@@ -128,12 +128,12 @@ impl ToSchema for Reports {
 }
 
 /// Checks the API key (and, for a signing key, the signature over the raw body). Returns the
-/// key and, for signed requests, the message id.
+/// key, its tenant and, for signed requests, the message id.
 async fn authenticate(
     pool: &Pool,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(ActiveKey, Option<String>), ApiError> {
+) -> Result<(ActiveKey, TenantName, Option<String>), ApiError> {
     let presented = headers
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -157,14 +157,18 @@ async fn authenticate(
             return Err(refused);
         }
     };
-    if key.tenant_name.is_none() {
+    let Some(tenant) = key
+        .tenant_name
+        .as_deref()
+        .and_then(|t| TenantName::parse(t).ok())
+    else {
         tracing::warn!(webhook.key_id = %id, "webhook key is not bound to a tenant; bind it with `offerctl webhook-key assign`");
         return Err(ApiError::Unauthorized(
             "this API key belongs to no tenant; ask the platform team to bind it",
         ));
-    }
+    };
     let Some(secret) = &key.signing_secret else {
-        return Ok((key, None));
+        return Ok((key, tenant, None));
     };
     let webhook = Webhook::new(secret.expose_secret())
         .map_err(|e| ApiError::internal(format!("stored signing secret is unusable: {e}")))?;
@@ -184,7 +188,7 @@ async fn authenticate(
         .get(HEADER_WEBHOOK_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    Ok((key, message_id))
+    Ok((key, tenant, message_id))
 }
 
 /// One delivery report.
@@ -347,7 +351,7 @@ async fn update_delivery_status(
 ) -> Result<AppJson<Answer>, ApiError> {
     let headers = request.headers().clone();
     let body = read_body_limited(request.into_body(), MAX_BODY_BYTES).await?;
-    let (key, message_id) = authenticate(&pool, &headers, &body).await?;
+    let (key, tenant, message_id) = authenticate(&pool, &headers, &body).await?;
     if !has_media_type(&headers, "application/json") {
         return Err(ApiError::UnsupportedMediaType(
             "send the reports as application/json".into(),
@@ -412,11 +416,6 @@ async fn update_delivery_status(
         reason: Some("a later report for the same delivery is in this batch".into()),
     }));
 
-    let tenant = key
-        .tenant_name
-        .as_deref()
-        .and_then(|t| TenantName::parse(t).ok())
-        .ok_or_else(|| ApiError::internal("webhook key with an unusable tenant name"))?;
     let mut client = pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
     let replayed = match &message_id {
