@@ -43,7 +43,7 @@ export SUPER_ADMIN_PASSWORD="Fz-$(head -c 18 /dev/urandom | base64 | tr -d '/+=\
 export RUST_LOG="${RUST_LOG:-info}"
 
 cargo build --quiet -p offerctl
-offerctl=target/debug/offerctl
+offerctl="$(infra/scripts/target-dir.sh)/debug/offerctl"
 "$offerctl" migrate >/dev/null
 infra/scripts/ensure-api-role.sh "$DATABASE_OWNER_URL" offers_fuzz_api "$fuzz_role_password"
 "$offerctl" create-super-admin --username fuzz_admin --full-name "Fuzzing super admin" >/dev/null

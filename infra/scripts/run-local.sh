@@ -41,7 +41,7 @@ if [ "$(psql "$admin_url" -Atqc "select 1 from pg_database where datname = '$db_
 fi
 
 cargo build --quiet -p offerctl
-offerctl=target/debug/offerctl
+offerctl="$(infra/scripts/target-dir.sh)/debug/offerctl"
 "$offerctl" migrate
 infra/scripts/ensure-api-role.sh "$DATABASE_OWNER_URL" "$api_role" "$api_password"
 "$offerctl" create-super-admin --username admin --full-name "Local super admin" --reset-password >/dev/null
@@ -55,7 +55,7 @@ cat <<TXT
   Super admin:  username admin   password $SUPER_ADMIN_PASSWORD
 
   The whole story on the demo customers, from another terminal:
-    target/debug/offerctl demo
+    $offerctl demo
 
   Sign in:
     curl -s http://$LISTEN/auth/token -H 'content-type: application/json' \\

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests and the integration tests against real PostgreSQL (installed
-# and started if missing). Each integration test gets its own database cloned from a
+# and started if missing), then every Lambda function's real binary invoked through
+# `cargo lambda watch` / `cargo lambda invoke` with the events in events/
+# (infra/scripts/lambda-invoke-test.py; skipped when arguments select particular tests). Each integration test gets its own database cloned from a
 # migrated template. TEST_DATABASE_URL must be able to create databases. The queue tests talk
 # to an SQS emulator (moto, from PyPI, in .venv) that is started here if none is running.
 set -euo pipefail
@@ -19,4 +21,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+started=$SECONDS
 cargo test --workspace --all-targets "$@"
+echo "cargo test: $((SECONDS - started)) s"
+if [ "$#" -eq 0 ]; then
+    started=$SECONDS
+    venv="$(infra/scripts/ensure-python-tools.sh 'cargo-lambda==1.9.2')"
+    "$venv/python" infra/scripts/lambda-invoke-test.py
+    echo "lambda invoke test: $((SECONDS - started)) s"
+fi

@@ -210,14 +210,35 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Whether a database error is the database being unavailable rather than a defect: the
+/// connection closed or failed (I/O), or the server's SQLSTATE says the connection was ended
+/// or refused: class 08 (connection exception), 57P01 `admin_shutdown` (e.g.
+/// `pg_terminate_backend`, a fast shutdown), 57P02 `crash_shutdown`, 57P03
+/// `cannot_connect_now` (starting up or recovering), 53300 `too_many_connections`.
+pub fn database_unavailable(err: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if err.is_closed() || std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>()) {
+        return true;
+    }
+    err.code().is_some_and(|code| {
+        code.code().starts_with("08")
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(code)
+    })
+}
+
 impl From<tokio_postgres::Error> for ApiError {
-    /// Connection-level failures (closed connection, I/O, timeout) are 503; anything the
-    /// server answered with an SQLSTATE is a defect on our side (500). Expected constraint
-    /// violations are mapped to 409/422 at the call site with [`crate::db::violated_constraint`].
+    /// The database being unavailable ([`database_unavailable`]) is 503 with `Retry-After`;
+    /// anything else the server answered with an SQLSTATE is a defect on our side (500).
+    /// Expected constraint violations are mapped to 409/422 at the call site with
+    /// [`crate::db::violated_constraint`].
     fn from(err: tokio_postgres::Error) -> Self {
-        let connection_lost = err.is_closed()
-            || std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>());
-        if connection_lost {
+        if database_unavailable(&err) {
             Self::ServiceUnavailable(err.into())
         } else {
             Self::Internal(err.into())

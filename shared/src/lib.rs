@@ -16,6 +16,8 @@
 //!   with the SQL that reads and writes it.
 //! - [`criteria`]: the selection-criteria language, compiled to parameterised SQL.
 //! - [`queue`]: the campaign queue (SQS or in-process) and its job messages.
+//! - [`relay`]: the transactional outbox's relay and the re-drive of stale jobs; [`metrics`]:
+//!   their figures as CloudWatch embedded metric format records.
 //! - [`domain`]: newtypes that parse instead of validate (tenant names, usernames, role names).
 //! - [`error`]: [`error::ApiError`], rendered as RFC 9457 `application/problem+json`.
 
@@ -26,8 +28,10 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod openapi;
 pub mod queue;
+pub mod relay;
 pub mod state;
 pub mod telemetry;
 

@@ -6,6 +6,7 @@ mod campaigns;
 mod customers;
 mod database;
 mod demo;
+mod durability;
 mod hardening;
 mod lambda;
 mod offers;

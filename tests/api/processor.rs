@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use campaign_processor::{Outcome, Processor};
-use integration_tests::{TenantFixture, TestApp};
+use integration_tests::{TenantFixture, TestApp, TestOptions};
 use serde_json::{Value, json};
 use shared::queue::{CampaignJob, Queue};
 use uuid::Uuid;
@@ -83,7 +83,11 @@ fn processor(app: &TestApp, range_size: i64) -> (Processor, shared::queue::InPro
 
 #[tokio::test]
 async fn a_batch_reports_only_the_failed_message_and_duplicates_change_nothing() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(TestOptions {
+        relay_interval: None,
+        ..TestOptions::default()
+    })
+    .await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let id = campaign_with_fixture_job(&app, &fx, json!({"segment": "platinum"})).await;
@@ -131,7 +135,11 @@ async fn a_batch_reports_only_the_failed_message_and_duplicates_change_nothing()
 
 #[tokio::test]
 async fn unknown_campaigns_fail_and_stale_jobs_are_ignored() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(TestOptions {
+        relay_interval: None,
+        ..TestOptions::default()
+    })
+    .await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let id = campaign_with_fixture_job(&app, &fx, json!({"segment": "gold"})).await;
@@ -172,7 +180,11 @@ async fn unknown_campaigns_fail_and_stale_jobs_are_ignored() {
 
 #[tokio::test]
 async fn a_split_job_spreads_over_range_messages_and_redelivery_changes_nothing() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(TestOptions {
+        relay_interval: None,
+        ..TestOptions::default()
+    })
+    .await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let criteria = json!({"segment": {"in": ["blue", "silver"]}, "kyc_status": "verified", "credit_score": {"gte": 650}});
@@ -181,7 +193,10 @@ async fn a_split_job_spreads_over_range_messages_and_redelivery_changes_nothing(
     let plan = fixture().records[0].body.clone().expect("body");
     assert_eq!(
         processor.handle_body(&plan).await.expect("plan"),
-        Outcome::Split { ranges: 11 }
+        Outcome::Split {
+            ranges: 11,
+            sent: 11
+        }
     );
     assert_eq!(
         processor.handle_body(&plan).await.expect("again"),
@@ -199,8 +214,9 @@ async fn a_split_job_spreads_over_range_messages_and_redelivery_changes_nothing(
     for body in &deliveries {
         match processor.handle_body(body).await.expect("range") {
             Outcome::RangeDone {
-                finished: Some(n), ..
-            } => finished.push(n),
+                finished: Some(job),
+                ..
+            } => finished.push(job.matched),
             Outcome::RangeDone { finished: None, .. } | Outcome::Duplicate => {}
             other => panic!("unexpected {other:?}"),
         }

@@ -10,7 +10,7 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
 use axum::http::StatusCode;
 use campaign_processor::Processor;
-use integration_tests::TestApp;
+use integration_tests::{TestApp, TestOptions};
 use serde_json::json;
 use shared::queue::Queue;
 
@@ -70,7 +70,12 @@ async fn queues(client: &aws_sdk_sqs::Client) -> (String, String) {
 async fn a_campaign_travels_through_sqs_and_a_poison_message_is_dead_lettered() {
     let client = client();
     let (queue_url, dlq_url) = queues(&client).await;
-    let mut app = TestApp::spawn().await;
+    // No background relay: every message must travel through SQS.
+    let mut app = TestApp::spawn_with(TestOptions {
+        relay_interval: None,
+        ..TestOptions::default()
+    })
+    .await;
     let queue = Queue::Sqs {
         client: client.clone(),
         queue_url: queue_url.clone(),

@@ -67,6 +67,7 @@ fn every_served_route_has_an_api_event_on_its_function_and_vice_versa() {
             declared(delivery_webhook::routes::<deadpool_postgres::Pool>().list()),
         ),
         ("functions/campaign-processor", RouteSet::new()),
+        ("functions/outbox-relay", RouteSet::new()),
         ("functions/migrate", RouteSet::new()),
     ]);
     let mut in_template: BTreeMap<String, RouteSet> = BTreeMap::new();
@@ -226,8 +227,10 @@ fn the_queue_has_a_dead_letter_queue_and_the_processor_reports_batch_item_failur
 
     let alarm = resources
         .values()
-        .find(|r| r["Type"] == "AWS::CloudWatch::Alarm")
-        .expect("an alarm");
+        .find(|r| {
+            r["Type"] == "AWS::CloudWatch::Alarm" && r["Properties"]["Namespace"] == "AWS/SQS"
+        })
+        .expect("a dead-letter queue alarm");
     assert_eq!(
         alarm["Properties"]["MetricName"],
         "ApproximateNumberOfMessagesVisible"
@@ -268,7 +271,8 @@ fn only_the_functions_that_enqueue_may_send_and_only_the_processor_reads() {
         senders,
         BTreeSet::from([
             "CampaignProcessorFunction".to_owned(),
-            "CampaignsApiFunction".to_owned()
+            "CampaignsApiFunction".to_owned(),
+            "OutboxRelayFunction".to_owned(),
         ])
     );
     assert_eq!(
@@ -279,4 +283,62 @@ fn only_the_functions_that_enqueue_may_send_and_only_the_processor_reads() {
     for output in ["ApiUrl", "CampaignQueueUrl", "CampaignDeadLetterQueueUrl"] {
         assert!(outputs.contains_key(output), "output {output}");
     }
+}
+
+#[test]
+fn the_relay_runs_on_a_schedule_and_alarms_watch_its_metrics() {
+    let template = template();
+    let resources = resources(&template);
+    let relay = &resources["OutboxRelayFunction"]["Properties"];
+    let events: Vec<&Value> = relay["Events"]
+        .as_mapping()
+        .expect("events")
+        .values()
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["Type"], "Schedule");
+    assert_eq!(events[0]["Properties"]["Schedule"], "rate(1 minute)");
+    let variables = &relay["Environment"]["Variables"];
+    for name in [
+        "CAMPAIGN_QUEUE_URL",
+        "CAMPAIGN_STALE_AFTER_SECONDS",
+        "CAMPAIGN_MAX_ATTEMPTS",
+    ] {
+        assert!(!variables[name].is_null(), "relay variable {name}");
+    }
+    // Stale jobs are re-driven only well after the processor's own timeout.
+    let processor_timeout = resources["CampaignProcessorFunction"]["Properties"]["Timeout"]
+        .as_u64()
+        .expect("timeout");
+    let stale_min = template["Parameters"]["CampaignStaleAfterSeconds"]["MinValue"]
+        .as_u64()
+        .expect("MinValue");
+    assert!(stale_min >= 2 * processor_timeout);
+    // An alarm on each metric the processor and relay emit for stuck or failed work, with
+    // the namespace and dimension the EMF records carry.
+    let alarmed: BTreeSet<String> = resources
+        .values()
+        .filter(|r| {
+            r["Type"] == "AWS::CloudWatch::Alarm"
+                && r["Properties"]["Namespace"] == shared::metrics::NAMESPACE
+        })
+        .inspect(|r| {
+            let dimension = &r["Properties"]["Dimensions"][0];
+            assert_eq!(dimension["Name"], "Service");
+            assert_eq!(dimension["Value"], shared::metrics::SERVICE);
+        })
+        .map(|r| {
+            r["Properties"]["MetricName"]
+                .as_str()
+                .expect("MetricName")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        alarmed,
+        BTreeSet::from([
+            shared::metrics::JOBS_FAILED.to_owned(),
+            shared::metrics::RANGES_REDRIVEN.to_owned()
+        ])
+    );
 }

@@ -207,10 +207,39 @@ pub struct TestApp {
     pub database: String,
 }
 
+/// How [`TestApp::spawn_with`] builds the app.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    /// How often the background outbox relay runs, as in `offerctl serve`; `None`: no
+    /// background relay (the test runs [`shared::relay::Relay`] itself).
+    pub relay_interval: Option<std::time::Duration>,
+    /// The background relay's re-drive policy.
+    pub policy: shared::relay::RedrivePolicy,
+    /// The API's queue refuses every message (its consumer is gone), as if the process had
+    /// died between its commit and the send; the relay and the processor keep a working one.
+    pub api_queue_broken: bool,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            relay_interval: Some(std::time::Duration::from_secs(1)),
+            policy: shared::relay::RedrivePolicy::default(),
+            api_queue_broken: false,
+        }
+    }
+}
+
 impl TestApp {
-    /// Clones the template into a fresh database, builds the app on it and creates the
-    /// super admin [`SUPER_ADMIN`].
+    /// Clones the template into a fresh database, builds the app on it (processor on an
+    /// in-process queue, outbox relay every second) and creates the super admin
+    /// [`SUPER_ADMIN`].
     pub async fn spawn() -> Self {
+        Self::spawn_with(TestOptions::default()).await
+    }
+
+    /// As [`TestApp::spawn`], built as `options` say.
+    pub async fn spawn_with(options: TestOptions) -> Self {
         shared::telemetry::init_with_default("warn");
         let admin = connect(&admin_url()).await;
         let template = ensure_template(&admin).await;
@@ -238,7 +267,21 @@ impl TestApp {
         let state = AppState::new(&config).expect("state");
         let queue =
             offerctl_gateway::start_processor(state.platform.clone(), None, TEST_RANGE_SIZE).await;
-        let state = state.with_queue(queue);
+        if let Some(interval) = options.relay_interval {
+            offerctl_gateway::start_relay(
+                state.platform.clone(),
+                queue.clone(),
+                options.policy,
+                interval,
+            );
+        }
+        let state = if options.api_queue_broken {
+            let (broken, receiver) = shared::queue::Queue::in_process();
+            drop(receiver);
+            state.with_queue(broken)
+        } else {
+            state.with_queue(queue)
+        };
         let app = Self {
             router: offerctl_gateway::app(state.clone()),
             state,
@@ -509,6 +552,21 @@ impl TestApp {
         let campaign = self.wait_for_processing(&fx.tenant, id, &fx.admin).await;
         assert_eq!(campaign["processing_status"], "done", "{campaign}");
         id
+    }
+
+    /// Terminates every backend connected to this test's database (and only this one), as
+    /// an administrator or a database restart would; returns how many it ended.
+    pub async fn terminate_backends(&self) -> i64 {
+        connect(&admin_url())
+            .await
+            .query_one(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity
+                 where datname = $1 and pid <> pg_backend_pid()",
+                &[&self.database],
+            )
+            .await
+            .expect("terminate backends")
+            .get(0)
     }
 
     /// Counts rows of a query that returns one `bigint`.

@@ -6,8 +6,10 @@
 //!
 //! - A **plan** job (no `range`) counts customers. Up to `range_size` customers it expands the
 //!   whole audience in one statement; above that it splits the customer-id space into
-//!   `ceil(customers / range_size)` ranges (at most [`MAX_RANGES`]) and enqueues one **range**
-//!   job each, so no invocation works on more than about `range_size` customers.
+//!   `ceil(customers / range_size)` ranges (at most [`MAX_RANGES`]) and writes one **range**
+//!   job each to the outbox in the transaction that marks the job `running`, then sends them
+//!   (`shared::relay::send`; what it cannot send, the scheduled relay sends), so no
+//!   invocation works on more than about `range_size` customers and no range is lost.
 //! - A range job expands its slice and records it as finished; the last one marks the campaign
 //!   `done` with its `matched_count`.
 //! - Expansion is `insert … select … on conflict do nothing`, and finished ranges are recorded
@@ -15,14 +17,18 @@
 //!   (the campaign was re-queued since) is acknowledged and ignored.
 //! - A message that fails is reported in `batchItemFailures` and redelivered by the queue; one
 //!   that can never succeed (malformed body, unknown campaign) fails every time and lands in
-//!   the dead-letter queue through the queue's redrive policy.
+//!   the dead-letter queue through the queue's redrive policy. A job whose messages are lost
+//!   anyway is re-driven by the relay (`shared::relay`) once it is stale.
+//! - Figures (jobs started, finished and failed, rows matched, job duration) are emitted as
+//!   CloudWatch embedded-metric records (`shared::metrics`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use deadpool_postgres::Pool;
 use shared::ApiError;
 use shared::criteria::{Criteria, CriteriaError};
-use shared::db::campaigns;
+use shared::db::{campaigns, outbox};
 use shared::domain::ProcessingStatus;
+use shared::metrics::{self, Metric};
 use shared::queue::{CampaignJob, IdRange, Queue, QueueError};
 use uuid::Uuid;
 
@@ -72,27 +78,56 @@ impl JobError {
             Self::Malformed(_) | Self::UnknownCampaign(..) | Self::InvalidCriteria(_)
         )
     }
+
+    /// What the campaign's readers are told (its `last_error`): the reason, without internal
+    /// detail such as database messages.
+    pub fn public_reason(&self) -> String {
+        match self {
+            Self::Malformed(_) => "a malformed job message was received".into(),
+            Self::UnknownCampaign(..) => "the campaign does not exist".into(),
+            Self::InvalidCriteria(err) => format!(
+                "the stored selection criteria are invalid at {}: {}; correct them and \
+                 process the campaign again",
+                if err.pointer.is_empty() {
+                    "/"
+                } else {
+                    &err.pointer
+                },
+                err.detail
+            ),
+            Self::Queue(_) => {
+                "the campaign queue refused messages; they are retried automatically".into()
+            }
+            Self::Database(_) => {
+                "the database was unavailable during processing; the job is retried \
+                 automatically"
+                    .into()
+            }
+        }
+    }
 }
 
 /// What a job did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
     /// The whole audience was expanded; the campaign is `done`.
     Expanded {
         /// Customers the campaign now has.
         matched: i64,
     },
-    /// The job was split into this many range jobs.
+    /// The job was split into this many range jobs, written to the outbox.
     Split {
-        /// Range jobs enqueued.
+        /// Range jobs written.
         ranges: u32,
+        /// How many of them the fast path sent (the rest wait for the scheduled relay).
+        sent: usize,
     },
-    /// A range was expanded; `finished` holds the campaign's count if it was the last one.
+    /// A range was expanded; `finished` holds the job's figures if it was the last one.
     RangeDone {
         /// Rows this range added.
         inserted: u64,
-        /// The matched count, if this range finished the job.
-        finished: Option<i64>,
+        /// The finished job, if this range was its last.
+        finished: Option<campaigns::FinishedJob>,
     },
     /// The job was already done (a duplicate or redelivered message).
     Duplicate,
@@ -100,10 +135,13 @@ pub enum Outcome {
     Stale,
 }
 
+/// The name this function's metrics carry.
+pub const FUNCTION: &str = "campaign-processor";
+
 /// The processor: the pool, the queue for range jobs, and the range size.
 #[derive(Debug, Clone)]
 pub struct Processor {
-    /// Database pool.
+    /// Database pool (platform scope).
     pub pool: Pool,
     /// Where range jobs go.
     pub queue: Queue,
@@ -189,14 +227,42 @@ impl Processor {
             None => self.plan(&job).await,
             Some(range) => self.expand_range(&job, range).await,
         };
-        if let Err(err) = &result
-            && !matches!(err, JobError::UnknownCampaign(..))
-        {
-            let client = self.pool.get().await?;
-            campaigns::record_failure(&client, job.campaign_id, job.job_id, &err.to_string())
+        match &result {
+            Ok(Outcome::Expanded { matched }) => self.finished(*matched, None),
+            Ok(Outcome::RangeDone {
+                finished: Some(job),
+                ..
+            }) => self.finished(job.matched, Some(job.duration_seconds)),
+            Err(JobError::UnknownCampaign(..)) | Ok(_) => {}
+            Err(err) => {
+                let client = self.pool.get().await?;
+                let permanent = err.is_permanent();
+                campaigns::record_failure(
+                    &client,
+                    job.campaign_id,
+                    job.job_id,
+                    &err.public_reason(),
+                    permanent,
+                )
                 .await?;
+                if permanent {
+                    metrics::emit(FUNCTION, &[Metric::count(metrics::JOBS_FAILED, 1)]);
+                }
+            }
         }
         result
+    }
+
+    /// Emits the figures of a finished job.
+    fn finished(&self, matched: i64, duration_seconds: Option<f64>) {
+        let mut figures = vec![
+            Metric::count(metrics::JOBS_FINISHED, 1),
+            Metric::count(metrics::ROWS_MATCHED, matched as f64),
+        ];
+        if let Some(seconds) = duration_seconds {
+            figures.push(Metric::seconds(metrics::JOB_DURATION, seconds));
+        }
+        metrics::emit(FUNCTION, &figures);
     }
 
     /// A plan job: expand everything, or split into range jobs.
@@ -212,12 +278,11 @@ impl Processor {
         if target.processing_job != Some(job.job_id) {
             return Ok(Outcome::Stale);
         }
-        if !matches!(
-            target.processing_status,
-            ProcessingStatus::Queued | ProcessingStatus::Failed
-        ) {
+        if target.processing_status != ProcessingStatus::Queued {
+            // Planned already (running or done), or given up (failed: a new job restarts it).
             return Ok(Outcome::Duplicate);
         }
+        metrics::emit(FUNCTION, &[Metric::count(metrics::JOBS_STARTED, 1)]);
         let criteria = Criteria::parse(&target.selection_criteria)?;
         let customers = campaigns::customer_count(&tx).await?;
         let ranges = ((customers + self.range_size - 1) / self.range_size).clamp(1, MAX_RANGES);
@@ -225,26 +290,39 @@ impl Processor {
             let compiled = criteria.compile(5);
             let all = (Uuid::nil(), Uuid::max());
             campaigns::expand(&tx, job.campaign_id, target.offer_id, all, &compiled).await?;
-            let matched = campaigns::finish_job_if_complete(&tx, job.campaign_id, job.job_id)
-                .await?
-                .unwrap_or_default();
+            let finished =
+                campaigns::finish_job_if_complete(&tx, job.campaign_id, job.job_id).await?;
             tx.commit().await?;
-            return Ok(Outcome::Expanded { matched });
+            return Ok(Outcome::Expanded {
+                matched: finished.map(|f| f.matched).unwrap_or_default(),
+            });
         }
         // `ranges` is at most MAX_RANGES, so these conversions cannot fail.
-        let count = u32::try_from(ranges).unwrap_or(u32::MAX);
-        campaigns::start_ranges(&tx, job.campaign_id, job.job_id, count as i32).await?;
-        let jobs: Vec<CampaignJob> = (0..count)
-            .map(|index| CampaignJob {
-                range: Some(IdRange { index, count }),
-                ..job.clone()
-            })
-            .collect();
-        // Sent while the campaign row is still locked: range jobs wait for this commit, and
-        // if it fails the plan is redelivered and sends them again (which is harmless).
-        self.queue.send_all(&jobs).await?;
+        let count = i32::try_from(ranges).unwrap_or(i32::MAX);
+        campaigns::start_ranges(&tx, job.campaign_id, job.job_id, count).await?;
+        // The range messages commit with the `running` state: a crash before the commit
+        // leaves the plan to be redelivered, one after it leaves them in the outbox.
+        outbox::add_unfinished_ranges(
+            &tx,
+            job.campaign_id,
+            job.tenant_name.as_str(),
+            job.job_id,
+            count,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(Outcome::Split { ranges: count })
+        let sent = match shared::relay::send(&self.pool, &self.queue, Some(job.job_id)).await {
+            Ok(sent) => sent,
+            Err(err) => {
+                tracing::warn!(campaign.id = job.campaign_id, job.id = %job.job_id, error = %err,
+                    "range jobs stay in the outbox for the scheduled relay");
+                0
+            }
+        };
+        Ok(Outcome::Split {
+            ranges: u32::try_from(count).unwrap_or_default(),
+            sent,
+        })
     }
 
     /// A range job: expand one slice of the customer-id space.

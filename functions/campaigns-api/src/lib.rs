@@ -1,7 +1,11 @@
 //! `campaigns-api`: a tenant's campaigns under `/tenants/{tenant_name}/campaigns`, their
-//! customers, and audience previews. Creating a campaign and `process-customers` put a
-//! selection job on the campaign queue (see `campaign-processor`) and answer 202 with the
-//! campaign's processing state.
+//! customers, and audience previews. Creating a campaign and `process-customers` write a
+//! selection job to the outbox in their transaction, send it to the campaign queue right after
+//! the commit (see `campaign-processor`, `shared::relay`), and answer 202 with the campaign's
+//! processing state.
+//!
+//! A campaign's audience is complete or invisible: until its processing is `done`, its
+//! customers and their summary answer 409 and it cannot become `active`.
 //!
 //! Permissions (DESIGN.md): `campaign.read` to read; `campaign.write` to create, preview and
 //! edit a `draft`; `campaign.manage` to edit any campaign and change its status;
@@ -23,15 +27,14 @@ use shared::db::campaigns::CampaignCustomer;
 use shared::db::campaigns::{
     self, AudienceMember, Campaign, CampaignContent, CampaignFilter, DeliverySummary,
 };
-use shared::db::{offers, tenant_transaction};
-use shared::domain::{CampaignStatus, DeliveryStatus, OfferStatus, TenantName};
+use shared::db::{offers, outbox, tenant_transaction};
+use shared::domain::{CampaignStatus, DeliveryStatus, OfferStatus, ProcessingStatus, TenantName};
 use shared::error::FieldError;
 use shared::http::Routes;
 use shared::http::{
     AppJson, AppPath, AppQuery, Keyset, Page, check_length, nullable, with_location,
 };
 use shared::openapi::Conflict;
-use shared::queue::CampaignJob;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -108,6 +111,27 @@ async fn find(
         .ok_or_else(|| not_found(id))
 }
 
+/// 409 unless the campaign's audience is complete (its processing is `done`): a partly
+/// selected audience is never listed, counted or activated.
+fn audience_complete(campaign: &Campaign) -> Result<(), ApiError> {
+    if campaign.processing_status == ProcessingStatus::Done {
+        return Ok(());
+    }
+    let progress = if campaign.ranges_total > 0 {
+        format!(
+            ", {} of {} ranges selected",
+            campaign.ranges_done, campaign.ranges_total
+        )
+    } else {
+        String::new()
+    };
+    Err(ApiError::Conflict(format!(
+        "campaign {}'s audience is not complete (processing_status {}{progress}); it can be \
+         listed and activated once processing_status is done",
+        campaign.id, campaign.processing_status
+    )))
+}
+
 /// Parses criteria, answering 422 with a pointer under `/selection_criteria`.
 fn check_criteria(criteria: &Value) -> Result<Criteria, ApiError> {
     Criteria::parse(criteria).map_err(|err| ApiError::Unprocessable {
@@ -143,40 +167,24 @@ fn check_content(content: &CampaignContent) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Puts a new job for `campaign` on the queue. If the queue refuses it, the campaign is
-/// marked `failed` with a `last_error` that says how to retry, and the queue's error is
-/// returned.
-async fn enqueue(
-    state: &AppState,
-    tenant: &TenantName,
-    campaign: &Campaign,
-    job_id: Uuid,
-) -> Result<(), ApiError> {
-    let job = CampaignJob {
-        campaign_id: campaign.id,
-        tenant_name: tenant.clone(),
-        job_id,
-        range: None,
-    };
+/// Sends job `job_id`'s outbox message to the queue right after the commit that wrote it (the
+/// fast path). If the queue is unavailable the message stays in the outbox and the scheduled
+/// relay sends it (`shared::relay`); the request succeeds either way, since the job is
+/// durable.
+async fn relay_now(state: &AppState, campaign_id: i32, job_id: Uuid) {
     let sent = match state.queue() {
-        Ok(queue) => queue.send(&job).await.map_err(ApiError::from),
-        Err(err) => Err(err),
+        Ok(queue) => shared::relay::send(&state.platform, queue, Some(job_id))
+            .await
+            .map_err(|err| err.to_string()),
+        Err(err) => Err(err.to_string()),
     };
-    if let Err(err) = sent {
-        let mut client = state.pool.get().await?;
-        let tx = tenant_transaction(&mut client, tenant).await?;
-        campaigns::record_failure(
-            &tx,
-            campaign.id,
-            job_id,
-            "the selection job could not be queued; POST .../process-customers to retry",
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(err);
+    match sent {
+        Ok(_) => {
+            tracing::info!(campaign.id = campaign_id, job.id = %job_id, "selection job queued")
+        }
+        Err(err) => tracing::warn!(campaign.id = campaign_id, job.id = %job_id, error = %err,
+            "selection job left in the outbox for the scheduled relay"),
     }
-    tracing::info!(tenant.name = %tenant, campaign.id = campaign.id, job.id = %job_id, "selection job queued");
-    Ok(())
 }
 
 /// `POST` body.
@@ -262,14 +270,11 @@ async fn create(
         job_id,
     )
     .await?;
+    outbox::add_plan(&tx, campaign.id, tenant.as_str(), job_id).await?;
     tx.commit().await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = campaign.id, "campaign created");
     let location = format!("/tenants/{tenant}/campaigns/{}", campaign.id);
-    // The campaign exists either way; a queue failure shows in its processing state.
-    let campaign = match enqueue(&state, &tenant, &campaign, job_id).await {
-        Ok(()) => campaign,
-        Err(_) => find(&client, &tenant, campaign.id, false).await?,
-    };
+    relay_now(&state, campaign.id, job_id).await;
     Ok(with_location(
         (StatusCode::ACCEPTED, AppJson(campaign)).into_response(),
         &location,
@@ -417,6 +422,9 @@ async fn update(
                 current.status
             )));
         }
+        if next_status == CampaignStatus::Active {
+            audience_complete(&current)?;
+        }
     }
     if content_changes {
         if current.status == CampaignStatus::Completed {
@@ -483,8 +491,9 @@ async fn remove(
 /// Re-run a campaign's selection.
 ///
 /// `POST /tenants/{t}/campaigns/{id}/process-customers` (`campaign.process`): queues a new
-/// selection job (superseding any earlier one). 202 with the campaign; 409 once completed;
-/// 503 if the queue refuses the job.
+/// selection job (superseding any earlier one). 202 with the campaign; 409 once completed.
+/// Until the new job is `done`, the campaign's customers answer 409; rows selected before
+/// stay, and new matches are added.
 #[utoipa::path(
     post,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/process-customers",
@@ -512,8 +521,9 @@ async fn process(
         )));
     }
     let campaign = campaigns::queue_job(&tx, &tenant, id, job_id).await?;
+    outbox::add_plan(&tx, id, tenant.as_str(), job_id).await?;
     tx.commit().await?;
-    enqueue(&state, &tenant, &campaign, job_id).await?;
+    relay_now(&state, id, job_id).await;
     Ok((StatusCode::ACCEPTED, AppJson(campaign)).into_response())
 }
 
@@ -539,6 +549,7 @@ struct CustomersQuery {
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id."), CustomersQuery, Keyset),
     responses(
         (status = 200, description = "The campaign's customers in customer-id order.", body = Vec<CampaignCustomer>, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
+        (status = 409, response = Conflict),
     )
 )]
 async fn customers(
@@ -552,7 +563,7 @@ async fn customers(
     principal.require(&tenant, Permission::CampaignRead)?;
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
-    find(&tx, &tenant, id, false).await?;
+    audience_complete(&find(&tx, &tenant, id, false).await?)?;
     let with_contact = principal.can(&tenant, Permission::CustomerContactRead);
     let rows = campaigns::customers(
         &tx,
@@ -579,6 +590,7 @@ async fn customers(
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
     responses(
         (status = 200, description = "Deliveries per status.", body = DeliverySummary),
+        (status = 409, response = Conflict),
     )
 )]
 async fn summary(
@@ -589,7 +601,7 @@ async fn summary(
     principal.require(&tenant, Permission::CampaignRead)?;
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
-    find(&tx, &tenant, id, false).await?;
+    audience_complete(&find(&tx, &tenant, id, false).await?)?;
     let counts = campaigns::summary(&tx, id).await?;
     tx.commit().await?;
     Ok(AppJson(counts))

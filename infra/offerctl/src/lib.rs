@@ -82,6 +82,26 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How often the local server's relay runs (`CAMPAIGN_RELAY_INTERVAL_SECONDS`, default): the
+/// stand-in for the EventBridge schedule of the `outbox-relay` function.
+pub const DEFAULT_RELAY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Starts the outbox relay ([`shared::relay::Relay::run_once`]) in the background, every
+/// `interval`, on `pool` (platform scope) and `queue`, logging its figures.
+pub fn start_relay(
+    pool: Pool,
+    queue: Queue,
+    policy: shared::relay::RedrivePolicy,
+    interval: std::time::Duration,
+) {
+    let relay = shared::relay::Relay {
+        pool,
+        queue,
+        policy,
+    };
+    tokio::spawn(shared::relay::run_every(relay, interval, "offerctl"));
+}
+
 /// Starts the campaign processor in the background and returns the queue that feeds it:
 /// the SQS queue at `queue_url`, polled by a task, or (without a URL) a new in-process
 /// queue consumed by a task. `range_size` is the processor's customers per range job.

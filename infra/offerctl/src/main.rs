@@ -21,7 +21,9 @@
 //!   `openapi.json` and served at `/openapi.json` (with Swagger UI at `/docs`).
 //!
 //! `serve` runs the campaign processor too: on an in-process queue by default, or polling
-//! the SQS queue named by `CAMPAIGN_QUEUE_URL`.
+//! the SQS queue named by `CAMPAIGN_QUEUE_URL`; and the outbox relay with the re-drive of
+//! stale jobs every `CAMPAIGN_RELAY_INTERVAL_SECONDS` (default 10), as the `outbox-relay`
+//! function's schedule does on AWS.
 //!
 //! Exit status 0 on success; otherwise non-zero with a one-line reason on stderr.
 
@@ -391,6 +393,29 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let state = AppState::new(&config)?;
     let queue =
         offerctl::start_processor(state.platform.clone(), queue_url.clone(), range_size).await;
+    let policy = shared::relay::RedrivePolicy::from_env().map_err(anyhow::Error::msg)?;
+    let relay_interval = match std::env::var("CAMPAIGN_RELAY_INTERVAL_SECONDS") {
+        Err(_) => offerctl::DEFAULT_RELAY_INTERVAL,
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(std::time::Duration::from_secs)
+            .context("CAMPAIGN_RELAY_INTERVAL_SECONDS must be a positive integer")?,
+    };
+    offerctl::start_relay(
+        state.platform.clone(),
+        queue.clone(),
+        policy,
+        relay_interval,
+    );
+    tracing::info!(
+        relay.interval_s = relay_interval.as_secs(),
+        relay.stale_after_s = policy.stale_after.as_secs(),
+        relay.max_attempts = policy.max_attempts,
+        "outbox relay started"
+    );
     let state = state.with_queue(queue);
     match &queue_url {
         Some(url) => tracing::info!(queue.url = %url, "campaign jobs go to SQS; polling it"),

@@ -53,12 +53,15 @@ pub struct Campaign {
     pub ranges_total: i32,
     /// Ranges finished so far.
     pub ranges_done: i32,
+    /// How often the current job has been driven: 1 when queued, one more each time the relay
+    /// re-drives it after it made no progress (see `shared::relay`).
+    pub processing_attempts: i32,
 }
 
 const COLUMNS: &str = "id, tenant_name, offer_id, name, description, \
     coalesce(selection_criteria, '{}') as selection_criteria, start_date, end_date, status, \
     created_by, created_at, updated_at, processing_status, matched_count, processed_at, \
-    last_error, ranges_total, ranges_done";
+    last_error, ranges_total, ranges_done, processing_attempts";
 
 fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> {
     let status: String = row.get("status");
@@ -82,6 +85,7 @@ fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> {
         last_error: row.get("last_error"),
         ranges_total: row.get("ranges_total"),
         ranges_done: row.get("ranges_done"),
+        processing_attempts: row.get("processing_attempts"),
     })
 }
 
@@ -100,7 +104,8 @@ pub struct CampaignContent {
     pub end_date: NaiveDate,
 }
 
-/// Inserts a `draft` campaign whose processing job `job_id` is `queued`.
+/// Inserts a `draft` campaign whose processing job `job_id` is `queued` (attempt 1); the
+/// caller writes the job's message to the outbox in the same transaction.
 ///
 /// # Errors
 /// Database failures.
@@ -116,8 +121,9 @@ pub async fn insert(
         .query_one(
             &format!(
                 "insert into campaigns (tenant_name, offer_id, name, description, selection_criteria,
-                     start_date, end_date, created_by, status, processing_status, processing_job)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, 'draft', 'queued', $9)
+                     start_date, end_date, created_by, status, processing_status, processing_job,
+                     processing_attempts, processing_heartbeat, processing_queued_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, 'draft', 'queued', $9, 1, now(), now())
                  returning {COLUMNS}"
             ),
             &[
@@ -262,7 +268,8 @@ pub async fn has_sent_deliveries(client: &impl GenericClient, id: i32) -> Result
     Ok(row.get(0))
 }
 
-/// Makes `job_id` the campaign's current processing job, `queued`.
+/// Makes `job_id` the campaign's current processing job, `queued` (attempt 1); the caller
+/// writes the job's message to the outbox in the same transaction.
 ///
 /// # Errors
 /// Database failures.
@@ -276,7 +283,9 @@ pub async fn queue_job(
         .query_one(
             &format!(
                 "update campaigns set processing_status = 'queued', processing_job = $3,
-                     ranges_total = 0, ranges_done = 0, last_error = null
+                     ranges_total = 0, ranges_done = 0, last_error = null,
+                     processing_attempts = 1, processing_heartbeat = now(),
+                     processing_queued_at = now()
                  where tenant_name = $1 and id = $2 returning {COLUMNS}"
             ),
             &[&tenant.as_str(), &id, &job_id],
@@ -285,8 +294,11 @@ pub async fn queue_job(
     campaign(&row)
 }
 
-/// Records that job `job_id` failed (unless a newer job has replaced it) and returns the
-/// campaign as it now stands.
+/// Records that an attempt of job `job_id` failed (unless a newer job has replaced it):
+/// `reason` becomes the campaign's `last_error`, shown to its readers, so it must not hold
+/// internal detail. A `permanent` failure (one that will recur on every attempt) also makes
+/// the job `failed`; otherwise the job keeps its state and is retried by queue redelivery or
+/// the relay's re-drive.
 ///
 /// # Errors
 /// Database failures.
@@ -294,13 +306,15 @@ pub async fn record_failure(
     client: &impl GenericClient,
     id: i32,
     job_id: Uuid,
-    error: &str,
+    reason: &str,
+    permanent: bool,
 ) -> Result<(), ApiError> {
     client
         .execute(
-            "update campaigns set processing_status = 'failed', last_error = $3
-             where id = $1 and processing_job = $2",
-            &[&id, &job_id, &error],
+            "update campaigns set last_error = $3,
+                 processing_status = case when $4 then 'failed' else processing_status end
+             where id = $1 and processing_job = $2 and processing_status <> 'done'",
+            &[&id, &job_id, &reason, &permanent],
         )
         .await?;
     Ok(())
@@ -389,7 +403,8 @@ pub async fn start_ranges(
         .execute(
             "update campaigns set processing_status = 'running', ranges_total = $3,
                  ranges_done = (select count(*) from campaign_processing_ranges
-                                where campaign_id = $1 and job_id = $2)
+                                where campaign_id = $1 and job_id = $2),
+                 processing_heartbeat = now()
              where id = $1 and processing_job = $2",
             &[&id, &job_id, &ranges],
         )
@@ -448,15 +463,25 @@ pub async fn finish_range(
     }
     client
         .execute(
-            "update campaigns set ranges_done = ranges_done + 1 where id = $1 and processing_job = $2",
+            "update campaigns set ranges_done = ranges_done + 1, processing_heartbeat = now()
+             where id = $1 and processing_job = $2",
             &[&id, &job_id],
         )
         .await?;
     Ok(true)
 }
 
+/// A job that has just finished.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FinishedJob {
+    /// Customers the campaign now has.
+    pub matched: i64,
+    /// Seconds from queueing the job to its end (0 if the queueing time is unknown).
+    pub duration_seconds: f64,
+}
+
 /// Finishes job `job_id` if all its ranges are done (or it was not split): `done`,
-/// `matched_count` from the table, `processed_at` now. Returns the matched count if it
+/// `matched_count` from the table, `processed_at` now. Returns the finished job if it
 /// finished.
 ///
 /// # Errors
@@ -465,17 +490,108 @@ pub async fn finish_job_if_complete(
     client: &impl GenericClient,
     id: i32,
     job_id: Uuid,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<FinishedJob>, ApiError> {
     let row = client
         .query_opt(
             "update campaigns set processing_status = 'done', processed_at = now(), last_error = null,
                  matched_count = (select count(*) from campaign_customers where campaign_id = $1)
              where id = $1 and processing_job = $2 and ranges_done >= ranges_total
-             returning matched_count",
+               and processing_status in ('queued', 'running')
+             returning matched_count,
+                 coalesce(extract(epoch from now() - processing_queued_at), 0)::float8",
             &[&id, &job_id],
         )
         .await?;
-    Ok(row.map(|r| r.get(0)))
+    Ok(row.map(|r| FinishedJob {
+        matched: r.get(0),
+        duration_seconds: r.get(1),
+    }))
+}
+
+/// A queued or running job that has made no progress (see [`stale_jobs`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaleJob {
+    /// The campaign.
+    pub campaign_id: i32,
+    /// Its tenant.
+    pub tenant_name: String,
+    /// The job.
+    pub job_id: Uuid,
+    /// Attempts so far (1 for a job never re-driven).
+    pub attempts: i32,
+    /// Ranges the job was split into (0: not planned yet).
+    pub ranges_total: i32,
+    /// Ranges finished.
+    pub ranges_done: i32,
+    /// Seconds since the job last made progress (was queued, re-driven or finished a range).
+    pub idle_seconds: f64,
+    /// The last recorded error, if any.
+    pub last_error: Option<String>,
+}
+
+/// Up to `limit` jobs that are `queued` or `running`, have made no progress for
+/// `stale_after_seconds`, and have no unsent outbox message (a message the relay could not
+/// send yet is not lost). Their campaign rows stay locked until the transaction ends; rows
+/// locked elsewhere (a range being expanded, another relay) are skipped.
+///
+/// # Errors
+/// Database failures.
+pub async fn stale_jobs(
+    client: &impl GenericClient,
+    stale_after_seconds: f64,
+    limit: i64,
+) -> Result<Vec<StaleJob>, ApiError> {
+    let rows = client
+        .query(
+            "select c.id, c.tenant_name, c.processing_job, c.processing_attempts, c.ranges_total,
+                    c.ranges_done, c.last_error,
+                    coalesce(extract(epoch from now() - c.processing_heartbeat), 0)::float8 as idle
+             from campaigns c
+             where c.processing_status in ('queued', 'running') and c.processing_job is not null
+               and (c.processing_heartbeat is null
+                    or c.processing_heartbeat <= now() - make_interval(secs => $1))
+               and not exists (select 1 from campaign_outbox o where o.job_id = c.processing_job)
+             order by c.processing_heartbeat nulls first, c.id
+             limit $2
+             for update of c skip locked",
+            &[&stale_after_seconds, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| StaleJob {
+            campaign_id: row.get("id"),
+            tenant_name: row.get("tenant_name"),
+            job_id: row.get("processing_job"),
+            attempts: row.get("processing_attempts"),
+            ranges_total: row.get("ranges_total"),
+            ranges_done: row.get("ranges_done"),
+            idle_seconds: row.get("idle"),
+            last_error: row.get("last_error"),
+        })
+        .collect())
+}
+
+/// Counts another attempt of a stale job (its heartbeat restarts now) and records `note` as
+/// its `last_error`. The caller writes the messages to re-send in the same transaction.
+///
+/// # Errors
+/// Database failures.
+pub async fn record_redrive(
+    client: &impl GenericClient,
+    id: i32,
+    job_id: Uuid,
+    note: &str,
+) -> Result<(), ApiError> {
+    client
+        .execute(
+            "update campaigns set processing_attempts = processing_attempts + 1,
+                 processing_heartbeat = now(), last_error = $3
+             where id = $1 and processing_job = $2",
+            &[&id, &job_id, &note],
+        )
+        .await?;
+    Ok(())
 }
 
 /// A customer's contact details: personal data, shown only to principals holding

@@ -8,6 +8,7 @@ pub mod campaigns;
 pub mod customers;
 pub mod login_throttle;
 pub mod offers;
+pub mod outbox;
 pub mod roles;
 pub mod tenants;
 pub mod users;

@@ -1,0 +1,26 @@
+//! Lambda entry point of `outbox-relay`: builds the pool, queue client and re-drive policy
+//! once, then handles scheduled events.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let database = shared::config::DatabaseConfig::from_env()?;
+    let queue_url = std::env::var("CAMPAIGN_QUEUE_URL")
+        .map_err(|_| "CAMPAIGN_QUEUE_URL must name the campaign queue")?;
+    let relay = shared::relay::Relay {
+        pool: shared::db::pool(&database, shared::db::Scope::Platform)?,
+        queue: shared::queue::Queue::sqs(queue_url).await,
+        policy: shared::relay::RedrivePolicy::from_env()?,
+    };
+    let relay = &relay;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<aws_lambda_events::event::eventbridge::EventBridgeEvent>| async move {
+            outbox_relay::handle(relay, event.payload)
+                .await
+                .map_err(Error::from)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,298 @@
+"""Every Lambda function's real binary, invoked through the Lambda Runtime API that
+`cargo lambda watch` emulates, with the sample events in events/, against a real PostgreSQL
+database and the SQS emulator; every answer is checked. The Docker-free stand-in for
+`sam local invoke`. Run by infra/scripts/test.sh:
+
+    .venv/bin/python infra/scripts/lambda-invoke-test.py
+
+Needs TEST_DATABASE_URL (a role that can create databases) and SQS_TEST_ENDPOINT (the moto
+server test.sh starts); cargo-lambda and boto3 come from .venv. It builds the function
+binaries (dev profile), creates its own database and queue, starts two `cargo lambda watch`
+servers (the migrate function connects as the tables' owner, the others as a member of
+offers_api) and stops everything it started.
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+VENV_BIN = Path(sys.executable).parent
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL",
+                           "postgres://postgres:postgres@127.0.0.1:5432/postgres")
+DB_NAME = "offers_lambda_invoke"
+OWNER_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
+API_ROLE, API_ROLE_PASSWORD = "offers_invoke_api", "invoke-api-role-password"
+API_URL = re.sub(r"://[^@/]*@", f"://{API_ROLE}:{API_ROLE_PASSWORD}@", OWNER_URL, count=1)
+SQS_ENDPOINT = os.environ["SQS_TEST_ENDPOINT"]
+# The credentials of events/auth-api/token.json and the job of the SQS fixture.
+SUPER_ADMIN, SUPER_ADMIN_PASSWORD = "root.admin", "root admin password"
+FIXTURE_JOB = "0193a5e0-7c1d-7b6e-9a41-5d2f0c8e1a01"
+FUNCTIONS = ["auth-api", "admin-api", "offers-api", "campaigns-api", "customers-api",
+             "delivery-webhook", "campaign-processor", "outbox-relay", "migrate"]
+PASSWORD = "invoke user password 1"
+
+
+def log(message):
+    print(f"[lambda-invoke] {message}", flush=True)
+
+
+def run(*args, **kwargs):
+    kwargs.setdefault("check", True)
+    return subprocess.run(args, **kwargs)
+
+
+def psql(sql, url=OWNER_URL):
+    return run("psql", url, "-v", "ON_ERROR_STOP=1", "-Atqc", sql,
+               capture_output=True, text=True).stdout.strip()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def target_dir():
+    return Path(run(str(ROOT / "infra/scripts/target-dir.sh"), capture_output=True,
+                    text=True).stdout.strip())
+
+
+class Watch:
+    """`cargo lambda watch` on a free port with its own environment file."""
+
+    def __init__(self, env, log_name):
+        self.port = free_port()
+        self.env_file = tempfile.NamedTemporaryFile("w", suffix=".env", delete=False)
+        self.env_file.write("".join(f"{k}={v}\n" for k, v in env.items()))
+        self.env_file.close()
+        self.log_path = ROOT / ".local" / log_name
+        self.log_path.parent.mkdir(exist_ok=True)
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "--ignore-changes", "--quiet",
+             "--invoke-address", "127.0.0.1", "--invoke-port", str(self.port),
+             "--env-file", self.env_file.name],
+            cwd=ROOT, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
+            env=dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}"))
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"cargo lambda watch did not start; see {self.log_path}")
+
+    def invoke(self, function, event):
+        """`cargo lambda invoke FUNCTION --data-file EVENT`; the function's answer as JSON."""
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as data:
+            json.dump(event, data)
+        result = run(str(VENV_BIN / "cargo-lambda"), "lambda", "invoke", function,
+                     "--invoke-address", "127.0.0.1", "--invoke-port", str(self.port),
+                     "--data-file", data.name, "--output-format", "json",
+                     capture_output=True, text=True, check=False, cwd=ROOT)
+        os.unlink(data.name)
+        if result.returncode != 0:
+            raise AssertionError(f"invoking {function} failed: {result.stderr}{result.stdout}")
+        return json.loads(result.stdout)
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        os.unlink(self.env_file.name)
+
+
+def event(name):
+    return json.loads((ROOT / "events" / name).read_text())
+
+
+def apigw(method, path, body=None, token=None, query=""):
+    """An API Gateway HTTP API (payload 2.0) event, from the offers-api sample."""
+    e = event("offers-api/list-offers.json")
+    e["routeKey"] = "$default"
+    e["rawPath"] = e["requestContext"]["http"]["path"] = path
+    e["requestContext"]["http"]["method"] = method
+    e["rawQueryString"] = query
+    e.pop("queryStringParameters", None)
+    e.pop("pathParameters", None)
+    headers = {k: v for k, v in e["headers"].items() if k != "authorization"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    if body is not None:
+        headers["content-type"] = "application/json"
+        e["body"] = json.dumps(body)
+    else:
+        e.pop("body", None)
+    headers.pop("content-length", None)
+    e["headers"] = headers
+    e["isBase64Encoded"] = False
+    return e
+
+
+def with_token(e, token):
+    e["headers"]["authorization"] = f"Bearer {token}"
+    return e
+
+
+def answer(response, status):
+    """The JSON body of an API Gateway response, after checking its status."""
+    assert response["statusCode"] == status, response
+    body = response.get("body") or ""
+    return json.loads(body) if body else None
+
+
+def main():
+    log("building the function binaries (dev profile)")
+    packages = []
+    for name in FUNCTIONS + ["offerctl"]:
+        packages += ["-p", name]
+    run("cargo", "build", "--quiet", "--bins", *packages, cwd=ROOT)
+    offerctl = str(target_dir() / "debug/offerctl")
+
+    psql(f"drop database if exists {DB_NAME} with (force)", ADMIN_URL)
+    psql(f"create database {DB_NAME}", ADMIN_URL)
+    sqs = boto3.client("sqs", endpoint_url=SQS_ENDPOINT, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    queue_url = sqs.create_queue(QueueName=f"invoke-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    base_env = {"RUST_LOG": "info", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL_SQS": SQS_ENDPOINT,
+                "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH": "true"}
+    owner = Watch(dict(base_env, DATABASE_URL=OWNER_URL), "lambda-watch-owner.log")
+    watch = None
+    try:
+        log("migrate: invoke events/migrate/invoke.json")
+        applied = owner.invoke("migrate", event("migrate/invoke.json"))["applied"]
+        assert len(applied) >= 8 and applied[-1].startswith("V008"), applied
+        assert owner.invoke("migrate", event("migrate/invoke.json")) == {"applied": []}
+
+        run(str(ROOT / "infra/scripts/ensure-api-role.sh"), OWNER_URL, API_ROLE,
+            API_ROLE_PASSWORD, stdout=subprocess.DEVNULL)
+        cli_env = dict(os.environ, DATABASE_URL=API_URL, SUPER_ADMIN_PASSWORD=SUPER_ADMIN_PASSWORD)
+        run(offerctl, "create-super-admin", "--username", SUPER_ADMIN, env=cli_env,
+            stdout=subprocess.DEVNULL)
+        run(offerctl, "import-customers", str(ROOT / "infra/demo/customers_credit_card.csv"),
+            env=cli_env, stdout=subprocess.DEVNULL)
+
+        watch = Watch(dict(base_env, DATABASE_URL=API_URL, CAMPAIGN_QUEUE_URL=queue_url,
+                           JWT_SECRET="lambda-invoke-test-jwt-secret-0123456789",
+                           CAMPAIGN_RANGE_SIZE="1000000"), "lambda-watch.log")
+
+        log("auth-api: events/auth-api/token.json")
+        sa = answer(watch.invoke("auth-api", event("auth-api/token.json")), 200)["access_token"]
+
+        log("admin-api: a tenant and its users, then events/admin-api/list-tenants.json")
+        answer(watch.invoke("admin-api", apigw("POST", "/sa/tenants", {"name": "credit_card"}, sa)), 201)
+        for user, role in [("maker", "create"), ("checker", "approver"), ("boss", "admin")]:
+            answer(watch.invoke("admin-api", apigw("POST", "/sa/users",
+                                                   {"username": user, "password": PASSWORD}, sa)), 201)
+            answer(watch.invoke("admin-api", apigw("POST", "/sa/user-tenant-roles",
+                                                   {"username": user, "tenant_name": "credit_card",
+                                                    "role": role}, sa)), 201)
+        tenants = answer(watch.invoke("admin-api", with_token(event("admin-api/list-tenants.json"), sa)), 200)
+        assert [t["name"] for t in tenants] == ["credit_card"], tenants
+
+        def sign_in(user):
+            return answer(watch.invoke("auth-api", apigw(
+                "POST", "/auth/token", {"username": user, "password": PASSWORD})), 200)["access_token"]
+        maker, checker, boss = sign_in("maker"), sign_in("checker"), sign_in("boss")
+
+        log("offers-api: an approved offer, then events/offers-api/list-offers.json")
+        offers = "/tenants/credit_card/offers"
+        offer = answer(watch.invoke("offers-api", apigw("POST", offers, {"data": {"title": "Cashback"}}, maker)), 201)
+        answer(watch.invoke("offers-api", apigw("POST", f"{offers}/{offer['id']}/submit", None, maker)), 200)
+        answer(watch.invoke("offers-api", apigw("POST", f"{offers}/{offer['id']}/approve", None, checker)), 200)
+        listed = answer(watch.invoke("offers-api", with_token(event("offers-api/list-offers.json"), maker)), 200)
+        assert [o["id"] for o in listed] == [offer["id"]] and listed[0]["status"] == "approved", listed
+
+        log("customers-api: events/customers-api/list-customers.json")
+        customers = answer(watch.invoke("customers-api", with_token(
+            event("customers-api/list-customers.json"), sa)), 200)
+        assert len(customers) == 5 and all(c["segment"] == "platinum" for c in customers), customers
+
+        log("campaigns-api: a campaign (its job to the outbox, then SQS), "
+            "events/campaigns-api/list-campaigns.json")
+        criteria = {"segment": "platinum"}
+        created = answer(watch.invoke("campaigns-api", apigw(
+            "POST", "/tenants/credit_card/campaigns",
+            {"offer_id": offer["id"], "name": "Platinum", "selection_criteria": criteria,
+             "start_date": "2026-12-01", "end_date": "2026-12-31"}, maker)), 202)
+        assert created["id"] == 1 and created["processing_status"] == "queued", created
+        drafts = answer(watch.invoke("campaigns-api", with_token(
+            event("campaigns-api/list-campaigns.json"), maker)), 200)
+        assert [c["id"] for c in drafts] == [1], drafts
+        sent = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        bodies = [json.loads(m["Body"]) for m in sent.get("Messages", [])]
+        assert [b["campaign_id"] for b in bodies] == [1], bodies
+        for m in sent["Messages"]:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+        log("outbox-relay: events/outbox-relay/scheduled.json sends an unsent job to SQS")
+        # The fixture's job as the campaign's current one, left in the outbox as if the API
+        # had died between its commit and the queue.
+        psql(f"set app.scope = 'platform'; "
+             f"update campaigns set processing_job = '{FIXTURE_JOB}', processing_status = 'queued' "
+             f"where id = 1; insert into campaign_outbox (campaign_id, tenant_name, job_id) "
+             f"values (1, 'credit_card', '{FIXTURE_JOB}')")
+        relayed = watch.invoke("outbox-relay", event("outbox-relay/scheduled.json"))
+        assert relayed == {"jobs_redriven": 0, "ranges_redriven": 0, "jobs_failed": 0,
+                           "messages_sent": 1}, relayed
+        sent = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        assert [json.loads(m["Body"])["job_id"] for m in sent["Messages"]] == [FIXTURE_JOB], sent
+
+        log("campaign-processor: events/campaign-processor/sqs-batch.json")
+        batch = watch.invoke("campaign-processor", event("campaign-processor/sqs-batch.json"))
+        assert batch == {"batchItemFailures": [
+            {"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d"}]}, batch
+        expected = int(psql("select count(*) from customers where segment = 'platinum' and is_active"))
+        campaign = answer(watch.invoke("campaigns-api", apigw(
+            "GET", "/tenants/credit_card/campaigns/1", None, boss)), 200)
+        assert campaign["processing_status"] == "done", campaign
+        assert campaign["matched_count"] == expected, (campaign, expected)
+        answer(watch.invoke("campaigns-api", apigw(
+            "PUT", "/tenants/credit_card/campaigns/1", {"status": "active"}, boss)), 200)
+
+        log("delivery-webhook: events/delivery-webhook/update-delivery-status.json")
+        key_output = run(offerctl, "webhook-key", "create", "--name", "invoke",
+                         "--tenant", "credit_card", env=cli_env, capture_output=True,
+                         text=True).stdout
+        key = re.search(r"^key:\s*(\S+)", key_output, re.M).group(1)
+        customer = psql("set app.scope = 'platform'; "
+                        "select customer_id from campaign_customers where campaign_id = 1 "
+                        "order by customer_id limit 1")
+        report = event("delivery-webhook/update-delivery-status.json")
+        report["headers"]["x-api-key"] = key
+        items = json.loads(report["body"])
+        items[0]["customer_id"] = customer
+        items[0]["sent_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        report["body"] = json.dumps(items)
+        result = answer(watch.invoke("delivery-webhook", report), 200)
+        assert result["summary"]["updated"] == 1, result
+        status = psql("set app.scope = 'platform'; select delivery_status from campaign_customers "
+                      f"where campaign_id = 1 and customer_id = '{customer}'")
+        assert status == "sent", status
+
+        watch_log = watch.log_path.read_text()
+        emf = [json.loads(line[line.index("{"):]) for line in watch_log.splitlines()
+               if '"_aws"' in line and "MessagesRelayed" in line]
+        assert emf and emf[0]["MessagesRelayed"] == 1, "the relay printed an EMF record"
+        log(f"all {len(FUNCTIONS)} functions answered as expected")
+    finally:
+        owner.stop()
+        if watch:
+            watch.stop()
+        psql(f"drop database if exists {DB_NAME} with (force)", ADMIN_URL)
+
+
+if __name__ == "__main__":
+    main()

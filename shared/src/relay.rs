@@ -1,0 +1,322 @@
+//! The outbox relay and the stale-job re-drive: what makes campaign processing survive a
+//! crash at any line.
+//!
+//! - [`send`] moves outbox messages ([`crate::db::outbox`]) to the campaign queue: it deletes
+//!   a batch and commits only after the queue took it, so every committed message reaches the
+//!   queue at least once. The API and the processor call it for their own job right after
+//!   their commit (the fast path); [`Relay::run_once`] sends whatever is left.
+//! - [`Relay::sweep`] finds jobs that are `queued` or `running` but made no progress for
+//!   [`RedrivePolicy::stale_after`] (a message lost with a killed process, a range whose
+//!   redeliveries ran out, a plan that never reached the queue before the outbox existed) and
+//!   writes their plan, or their unfinished ranges, to the outbox again, counting the attempt.
+//!   A job at [`RedrivePolicy::max_attempts`] becomes `failed` with a `last_error` saying what
+//!   happened and how to start again.
+//!
+//! [`Relay::run_once`] does both; it runs on a schedule: an EventBridge schedule invoking the
+//! `outbox-relay` function on AWS, a tokio interval in `offerctl serve`. Sending a message
+//! twice is harmless: the processor is idempotent.
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use crate::ApiError;
+use crate::db::{campaigns, outbox};
+use crate::metrics::{self, Metric};
+use crate::queue::{Queue, QueueError};
+
+/// Messages taken from the outbox per transaction (ten SQS batches).
+pub const SEND_BATCH: i64 = 100;
+/// Stale jobs handled per transaction.
+pub const SWEEP_BATCH: i64 = 50;
+/// Default of `CAMPAIGN_STALE_AFTER_SECONDS`: longer than the processor's Lambda timeout
+/// (120 s) several times over, so a slow range is never mistaken for a lost one.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(600);
+/// Default of `CAMPAIGN_MAX_ATTEMPTS`.
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+
+/// The relay could not do its work; the next run tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] ApiError),
+    /// The queue refused messages (they stay in the outbox).
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+impl From<tokio_postgres::Error> for RelayError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        Self::Database(err.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for RelayError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        Self::Database(err.into())
+    }
+}
+
+/// Sends the outbox's messages (only job `job`'s, if given) to `queue` in batches of
+/// [`SEND_BATCH`]; returns how many it sent. `pool` must see every tenant's rows (the
+/// platform scope).
+///
+/// # Errors
+/// [`RelayError`] at the first batch that fails; that batch stays in the outbox, batches
+/// before it were sent.
+pub async fn send(pool: &Pool, queue: &Queue, job: Option<Uuid>) -> Result<usize, RelayError> {
+    let mut sent = 0;
+    loop {
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        let jobs = outbox::take(&tx, job, SEND_BATCH).await?;
+        if jobs.is_empty() {
+            return Ok(sent);
+        }
+        // The rows are deleted but not committed: if the send fails or this process dies,
+        // they come back for the next relay.
+        queue.send_all(&jobs).await?;
+        tx.commit().await?;
+        sent += jobs.len();
+        if i64::try_from(jobs.len()).unwrap_or(i64::MAX) < SEND_BATCH {
+            return Ok(sent);
+        }
+    }
+}
+
+/// When a job counts as stale and how often it is re-driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedrivePolicy {
+    /// Time without progress after which a queued or running job is re-driven
+    /// (`CAMPAIGN_STALE_AFTER_SECONDS`, default [`DEFAULT_STALE_AFTER`]).
+    pub stale_after: Duration,
+    /// Attempts (the first drive included) after which a stale job becomes `failed`
+    /// (`CAMPAIGN_MAX_ATTEMPTS`, default [`DEFAULT_MAX_ATTEMPTS`]).
+    pub max_attempts: i32,
+}
+
+impl Default for RedrivePolicy {
+    fn default() -> Self {
+        Self {
+            stale_after: DEFAULT_STALE_AFTER,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+}
+
+impl RedrivePolicy {
+    /// Reads `CAMPAIGN_STALE_AFTER_SECONDS` and `CAMPAIGN_MAX_ATTEMPTS` (positive integers).
+    ///
+    /// # Errors
+    /// A message naming the variable that is not a positive integer.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// As [`RedrivePolicy::from_env`], reading variables through `lookup`.
+    ///
+    /// # Errors
+    /// A message naming the variable that is not a positive integer.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let positive = |key: &str| -> Result<Option<u32>, String> {
+            lookup(key)
+                .map(|text| {
+                    text.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("{key} must be a positive integer"))
+                })
+                .transpose()
+        };
+        let defaults = Self::default();
+        Ok(Self {
+            stale_after: positive("CAMPAIGN_STALE_AFTER_SECONDS")?
+                .map_or(defaults.stale_after, |s| Duration::from_secs(u64::from(s))),
+            max_attempts: positive("CAMPAIGN_MAX_ATTEMPTS")?.map_or(defaults.max_attempts, |n| {
+                i32::try_from(n).unwrap_or(i32::MAX)
+            }),
+        })
+    }
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Stale jobs re-driven.
+    pub jobs_redriven: u64,
+    /// Messages written for them (a plan counts as one).
+    pub ranges_redriven: u64,
+    /// Stale jobs that reached the maximum attempts and became `failed`.
+    pub jobs_failed: u64,
+}
+
+/// What one [`Relay::run_once`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayReport {
+    /// The sweep.
+    pub sweep: SweepReport,
+    /// Messages sent to the queue.
+    pub sent: usize,
+}
+
+/// The scheduled relay: a platform-scope pool, the campaign queue, the re-drive policy.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    /// A pool in [`crate::db::Scope::Platform`].
+    pub pool: Pool,
+    /// The campaign queue.
+    pub queue: Queue,
+    /// When to re-drive, and when to give up.
+    pub policy: RedrivePolicy,
+}
+
+impl Relay {
+    /// Sweeps stale jobs, then sends every outbox message; emits the figures
+    /// ([`crate::metrics`]) as `function`.
+    ///
+    /// # Errors
+    /// [`RelayError`]; work committed before the failure stays done.
+    pub async fn run_once(&self, function: &str) -> Result<RelayReport, RelayError> {
+        let sweep = self.sweep().await?;
+        let sent = send(&self.pool, &self.queue, None).await?;
+        let mut figures = Vec::new();
+        if sweep.jobs_redriven > 0 {
+            figures.push(Metric::count(
+                metrics::JOBS_REDRIVEN,
+                sweep.jobs_redriven as f64,
+            ));
+            figures.push(Metric::count(
+                metrics::RANGES_REDRIVEN,
+                sweep.ranges_redriven as f64,
+            ));
+        }
+        if sweep.jobs_failed > 0 {
+            figures.push(Metric::count(
+                metrics::JOBS_FAILED,
+                sweep.jobs_failed as f64,
+            ));
+        }
+        if sent > 0 {
+            figures.push(Metric::count(metrics::MESSAGES_RELAYED, sent as f64));
+        }
+        metrics::emit(function, &figures);
+        Ok(RelayReport { sweep, sent })
+    }
+
+    /// Re-drives or fails every stale job (see the module documentation).
+    ///
+    /// # Errors
+    /// [`RelayError::Database`].
+    pub async fn sweep(&self) -> Result<SweepReport, RelayError> {
+        let mut report = SweepReport::default();
+        loop {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            let stale =
+                campaigns::stale_jobs(&tx, self.policy.stale_after.as_secs_f64(), SWEEP_BATCH)
+                    .await?;
+            for job in &stale {
+                let idle = job.idle_seconds.round();
+                if job.attempts >= self.policy.max_attempts {
+                    let previous = job
+                        .last_error
+                        .as_deref()
+                        .map(|e| format!(" Last error: {e}"))
+                        .unwrap_or_default();
+                    let reason = format!(
+                        "the selection job made no progress for {idle} s after {} attempts \
+                         ({} of {} ranges finished) and was given up. POST \
+                         /tenants/{}/campaigns/{}/process-customers to start a new job.{previous}",
+                        job.attempts,
+                        job.ranges_done,
+                        job.ranges_total,
+                        job.tenant_name,
+                        job.campaign_id
+                    );
+                    campaigns::record_failure(&tx, job.campaign_id, job.job_id, &reason, true)
+                        .await?;
+                    tracing::error!(campaign.id = job.campaign_id, tenant.name = %job.tenant_name,
+                        job.id = %job.job_id, job.attempts = job.attempts,
+                        "stale selection job given up; the campaign is failed");
+                    report.jobs_failed += 1;
+                    continue;
+                }
+                let attempt = job.attempts + 1;
+                let messages = if job.ranges_total == 0 {
+                    outbox::add_plan(&tx, job.campaign_id, &job.tenant_name, job.job_id).await?;
+                    1
+                } else {
+                    outbox::add_unfinished_ranges(
+                        &tx,
+                        job.campaign_id,
+                        &job.tenant_name,
+                        job.job_id,
+                        job.ranges_total,
+                    )
+                    .await?
+                };
+                let note = format!(
+                    "no progress for {idle} s; re-driven (attempt {attempt} of {}, {messages} \
+                     message(s) sent again)",
+                    self.policy.max_attempts
+                );
+                campaigns::record_redrive(&tx, job.campaign_id, job.job_id, &note).await?;
+                if messages == 0 {
+                    // Every range finished but the job was not closed: close it now.
+                    campaigns::finish_job_if_complete(&tx, job.campaign_id, job.job_id).await?;
+                }
+                tracing::warn!(campaign.id = job.campaign_id, tenant.name = %job.tenant_name,
+                    job.id = %job.job_id, job.attempts = attempt, messages,
+                    "stale selection job re-driven");
+                report.jobs_redriven += 1;
+                report.ranges_redriven += messages;
+            }
+            tx.commit().await?;
+            if i64::try_from(stale.len()).unwrap_or(i64::MAX) < SWEEP_BATCH {
+                return Ok(report);
+            }
+        }
+    }
+}
+
+/// Runs [`Relay::run_once`] every `interval` until the process ends, logging failures (the
+/// local server's stand-in for the EventBridge schedule).
+pub async fn run_every(relay: Relay, interval: Duration, function: &'static str) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = relay.run_once(function).await {
+            tracing::warn!(error = %err, "outbox relay run failed; retrying on the next tick");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_reads_positive_integers_and_names_bad_variables() {
+        let policy = RedrivePolicy::from_lookup(|key| match key {
+            "CAMPAIGN_STALE_AFTER_SECONDS" => Some("30".into()),
+            "CAMPAIGN_MAX_ATTEMPTS" => Some("5".into()),
+            _ => None,
+        })
+        .expect("valid");
+        assert_eq!(policy.stale_after, Duration::from_secs(30));
+        assert_eq!(policy.max_attempts, 5);
+        assert_eq!(
+            RedrivePolicy::from_lookup(|_| None).expect("defaults"),
+            RedrivePolicy::default()
+        );
+        let err = RedrivePolicy::from_lookup(|key| {
+            (key == "CAMPAIGN_MAX_ATTEMPTS").then(|| "0".to_owned())
+        })
+        .expect_err("zero");
+        assert!(err.contains("CAMPAIGN_MAX_ATTEMPTS"), "{err}");
+    }
+}
