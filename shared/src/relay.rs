@@ -22,7 +22,8 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::ApiError;
-use crate::db::{campaigns, outbox};
+use crate::db::{campaigns, outbox, tenant_transaction};
+use crate::domain::TenantName;
 use crate::metrics::{self, Metric};
 use crate::queue::{Queue, QueueError};
 
@@ -67,10 +68,36 @@ impl From<deadpool_postgres::PoolError> for RelayError {
 /// [`RelayError`] at the first batch that fails; that batch stays in the outbox, batches
 /// before it were sent.
 pub async fn send(pool: &Pool, queue: &Queue, job: Option<Uuid>) -> Result<usize, RelayError> {
+    send_scoped(pool, None, queue, job).await
+}
+
+/// The fast path of a tenant route: sends job `job`'s outbox messages in tenant transactions
+/// of `tenant` on the tenant pool, so row-level security shows it that tenant's messages only.
+///
+/// # Errors
+/// As [`send`].
+pub async fn send_tenant_job(
+    pool: &Pool,
+    tenant: &TenantName,
+    queue: &Queue,
+    job: Uuid,
+) -> Result<usize, RelayError> {
+    send_scoped(pool, Some(tenant), queue, Some(job)).await
+}
+
+async fn send_scoped(
+    pool: &Pool,
+    tenant: Option<&TenantName>,
+    queue: &Queue,
+    job: Option<Uuid>,
+) -> Result<usize, RelayError> {
     let mut sent = 0;
     loop {
         let mut client = pool.get().await?;
-        let tx = client.transaction().await?;
+        let tx = match tenant {
+            Some(tenant) => tenant_transaction(&mut client, tenant).await?,
+            None => client.transaction().await?,
+        };
         let jobs = outbox::take(&tx, job, SEND_BATCH).await?;
         if jobs.is_empty() {
             return Ok(sent);

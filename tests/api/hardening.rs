@@ -286,14 +286,15 @@ async fn the_api_role_owns_nothing_and_cannot_bypass_the_policies() {
         .query_one(
             "select count(*) from pg_class
              where relname in ('offers', 'offer_audit_logs', 'campaigns', 'campaign_customers',
-                               'tenant_roles', 'user_tenant_roles', 'webhook_keys')
+                               'tenant_roles', 'user_tenant_roles', 'webhook_keys',
+                               'campaign_outbox')
                and relrowsecurity and relforcerowsecurity",
             &[],
         )
         .await
         .expect("pg_class")
         .get(0);
-    assert_eq!(forced, 7);
+    assert_eq!(forced, 8);
 }
 
 #[test]

@@ -171,9 +171,9 @@ fn check_content(content: &CampaignContent) -> Result<(), ApiError> {
 /// fast path). If the queue is unavailable the message stays in the outbox and the scheduled
 /// relay sends it (`shared::relay`); the request succeeds either way, since the job is
 /// durable.
-async fn relay_now(state: &AppState, campaign_id: i32, job_id: Uuid) {
+async fn relay_now(state: &AppState, tenant: &TenantName, campaign_id: i32, job_id: Uuid) {
     let sent = match state.queue() {
-        Ok(queue) => shared::relay::send(&state.platform, queue, Some(job_id))
+        Ok(queue) => shared::relay::send_tenant_job(&state.pool, tenant, queue, job_id)
             .await
             .map_err(|err| err.to_string()),
         Err(err) => Err(err.to_string()),
@@ -274,7 +274,7 @@ async fn create(
     tx.commit().await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = campaign.id, "campaign created");
     let location = format!("/tenants/{tenant}/campaigns/{}", campaign.id);
-    relay_now(&state, campaign.id, job_id).await;
+    relay_now(&state, &tenant, campaign.id, job_id).await;
     Ok(with_location(
         (StatusCode::ACCEPTED, AppJson(campaign)).into_response(),
         &location,
@@ -523,7 +523,7 @@ async fn process(
     let campaign = campaigns::queue_job(&tx, &tenant, id, job_id).await?;
     outbox::add_plan(&tx, id, tenant.as_str(), job_id).await?;
     tx.commit().await?;
-    relay_now(&state, id, job_id).await;
+    relay_now(&state, &tenant, id, job_id).await;
     Ok((StatusCode::ACCEPTED, AppJson(campaign)).into_response())
 }
 
