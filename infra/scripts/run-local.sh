@@ -13,7 +13,7 @@
 #
 # Local secrets (JWT key, admin password, API role password) are generated once into .local/
 # (git-ignored). Override with DATABASE_OWNER_URL, DATABASE_URL, JWT_SECRET,
-# SUPER_ADMIN_PASSWORD, LISTEN, RUST_LOG.
+# SUPER_ADMIN_PASSWORD, LISTEN, RUST_LOG, CAMPAIGN_STALE_AFTER_SECONDS (default here 120).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -30,6 +30,9 @@ api_role=offers_local_api
 api_password="$(secret .local/api_role_password)"
 export DATABASE_URL="${DATABASE_URL:-postgres://$api_role:$api_password@127.0.0.1:5432/offers}"
 export DATABASE_POOL_SIZE="${DATABASE_POOL_SIZE:-10}"
+# The in-process queue's messages die with the process: after a crash or kill, the relay
+# re-drives unfinished jobs once they have made no progress for this long (AWS: 600 s).
+export CAMPAIGN_STALE_AFTER_SECONDS="${CAMPAIGN_STALE_AFTER_SECONDS:-120}"
 export JWT_SECRET="${JWT_SECRET:-$(secret .local/jwt_secret)}"
 export SUPER_ADMIN_PASSWORD="${SUPER_ADMIN_PASSWORD:-$(secret .local/super_admin_password)}"
 LISTEN="${LISTEN:-127.0.0.1:3000}"

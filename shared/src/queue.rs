@@ -140,6 +140,17 @@ impl Queue {
         }
     }
 
+    /// The SQS queue named by `CAMPAIGN_QUEUE_URL` (the Lambda functions that send or relay
+    /// campaign jobs).
+    ///
+    /// # Errors
+    /// A message naming the variable if it is unset.
+    pub async fn sqs_from_env() -> Result<Self, &'static str> {
+        let url = std::env::var("CAMPAIGN_QUEUE_URL")
+            .map_err(|_| "CAMPAIGN_QUEUE_URL must name the campaign queue")?;
+        Ok(Self::sqs(url).await)
+    }
+
     /// A new in-process queue and its receiver.
     pub fn in_process() -> (Self, InProcessReceiver) {
         let (sender, messages) = mpsc::unbounded_channel();

@@ -109,14 +109,7 @@ async fn assert_audience_hidden(app: &TestApp, fx: &TenantFixture, id: i64) {
             response.body
         );
     }
-    let activate = app
-        .call(
-            Method::PUT,
-            &base,
-            Some(&fx.admin),
-            Some(json!({"status": "active"})),
-        )
-        .await;
+    let activate = app.activate_campaign(&fx.tenant, id, &fx.admin).await;
     assert_eq!(activate.status, StatusCode::CONFLICT, "{:?}", activate.body);
 }
 
@@ -156,9 +149,8 @@ async fn a_job_the_queue_never_took_after_the_commit_finishes_by_itself() {
 #[tokio::test]
 async fn unsent_ranges_are_relayed_and_a_lost_range_is_re_driven_alone() {
     let app = TestApp::spawn_with(TestOptions {
-        relay_interval: None,
         api_queue_broken: true,
-        ..TestOptions::default()
+        ..TestOptions::without_relay()
     })
     .await;
     app.import_demo_customers().await;
@@ -257,23 +249,15 @@ async fn unsent_ranges_are_relayed_and_a_lost_range_is_re_driven_alone() {
         .await;
     assert_eq!(summary.status, StatusCode::OK);
     assert_eq!(summary.body["total"].as_i64(), Some(expected));
-    let activate = app
-        .call(
-            Method::PUT,
-            &format!("/tenants/credit_card/campaigns/{id}"),
-            Some(&fx.admin),
-            Some(json!({"status": "active"})),
-        )
-        .await;
+    let activate = app.activate_campaign(&fx.tenant, id, &fx.admin).await;
     assert_eq!(activate.status, StatusCode::OK, "{:?}", activate.body);
 }
 
 #[tokio::test]
 async fn a_job_without_progress_is_given_up_after_the_maximum_attempts() {
     let app = TestApp::spawn_with(TestOptions {
-        relay_interval: None,
         api_queue_broken: true,
-        ..TestOptions::default()
+        ..TestOptions::without_relay()
     })
     .await;
     app.import_demo_customers().await;
@@ -351,23 +335,12 @@ async fn a_job_without_progress_is_given_up_after_the_maximum_attempts() {
 
 #[tokio::test]
 async fn re_processing_an_active_campaign_hides_its_audience_until_the_new_one_is_complete() {
-    let app = TestApp::spawn_with(TestOptions {
-        relay_interval: None,
-        ..TestOptions::default()
-    })
-    .await;
+    let app = TestApp::spawn_with(TestOptions::without_relay()).await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let id = app.processed_campaign(&fx, "active", criteria()).await;
     let base = format!("/tenants/credit_card/campaigns/{id}");
-    let activated = app
-        .call(
-            Method::PUT,
-            &base,
-            Some(&fx.admin),
-            Some(json!({"status": "active"})),
-        )
-        .await;
+    let activated = app.activate_campaign(&fx.tenant, id, &fx.admin).await;
     assert_eq!(activated.status, StatusCode::OK, "{:?}", activated.body);
     let before = app.count(MATCHING, &[]).await;
     // A new customer who matches.

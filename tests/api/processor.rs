@@ -83,11 +83,7 @@ fn processor(app: &TestApp, range_size: i64) -> (Processor, shared::queue::InPro
 
 #[tokio::test]
 async fn a_batch_reports_only_the_failed_message_and_duplicates_change_nothing() {
-    let app = TestApp::spawn_with(TestOptions {
-        relay_interval: None,
-        ..TestOptions::default()
-    })
-    .await;
+    let app = TestApp::spawn_with(TestOptions::without_relay()).await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let id = campaign_with_fixture_job(&app, &fx, json!({"segment": "platinum"})).await;
@@ -135,11 +131,7 @@ async fn a_batch_reports_only_the_failed_message_and_duplicates_change_nothing()
 
 #[tokio::test]
 async fn unknown_campaigns_fail_and_stale_jobs_are_ignored() {
-    let app = TestApp::spawn_with(TestOptions {
-        relay_interval: None,
-        ..TestOptions::default()
-    })
-    .await;
+    let app = TestApp::spawn_with(TestOptions::without_relay()).await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let id = campaign_with_fixture_job(&app, &fx, json!({"segment": "gold"})).await;
@@ -180,11 +172,7 @@ async fn unknown_campaigns_fail_and_stale_jobs_are_ignored() {
 
 #[tokio::test]
 async fn a_split_job_spreads_over_range_messages_and_redelivery_changes_nothing() {
-    let app = TestApp::spawn_with(TestOptions {
-        relay_interval: None,
-        ..TestOptions::default()
-    })
-    .await;
+    let app = TestApp::spawn_with(TestOptions::without_relay()).await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let criteria = json!({"segment": {"in": ["blue", "silver"]}, "kyc_status": "verified", "credit_score": {"gte": 650}});

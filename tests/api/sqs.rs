@@ -71,11 +71,7 @@ async fn a_campaign_travels_through_sqs_and_a_poison_message_is_dead_lettered() 
     let client = client();
     let (queue_url, dlq_url) = queues(&client).await;
     // No background relay: every message must travel through SQS.
-    let mut app = TestApp::spawn_with(TestOptions {
-        relay_interval: None,
-        ..TestOptions::default()
-    })
-    .await;
+    let mut app = TestApp::spawn_with(TestOptions::without_relay()).await;
     let queue = Queue::Sqs {
         client: client.clone(),
         queue_url: queue_url.clone(),

@@ -30,14 +30,7 @@ async fn processed_campaign(
     assert_eq!(campaign["processing_status"], "done");
     // Reports are accepted for active campaigns, dated after the campaign's creation: the
     // campaign is activated, and made a day old so reports may be dated in the past hour.
-    let activated = app
-        .call(
-            Method::PUT,
-            &format!("/tenants/credit_card/campaigns/{id}"),
-            Some(&fx.admin),
-            Some(json!({"status": "active"})),
-        )
-        .await;
+    let activated = app.activate_campaign("credit_card", id, &fx.admin).await;
     assert_eq!(activated.status, StatusCode::OK, "{:?}", activated.body);
     app.db()
         .await

@@ -230,6 +230,17 @@ impl Default for TestOptions {
     }
 }
 
+impl TestOptions {
+    /// No background relay: the test sends outbox messages itself (or the writers' fast path
+    /// does), so nothing else takes them first.
+    pub fn without_relay() -> Self {
+        Self {
+            relay_interval: None,
+            ..Self::default()
+        }
+    }
+}
+
 impl TestApp {
     /// Clones the template into a fresh database, builds the app on it (processor on an
     /// in-process queue, outbox relay every second) and creates the super admin
@@ -567,6 +578,17 @@ impl TestApp {
             .await
             .expect("terminate backends")
             .get(0)
+    }
+
+    /// `PUT /tenants/{tenant}/campaigns/{id}` `{"status": "active"}` as `token`.
+    pub async fn activate_campaign(&self, tenant: &str, id: i64, token: &str) -> TestResponse {
+        self.call(
+            Method::PUT,
+            &format!("/tenants/{tenant}/campaigns/{id}"),
+            Some(token),
+            Some(serde_json::json!({"status": "active"})),
+        )
+        .await
     }
 
     /// Counts rows of a query that returns one `bigint`.

@@ -114,6 +114,8 @@ pub enum Outcome {
     Expanded {
         /// Customers the campaign now has.
         matched: i64,
+        /// Seconds from queueing the job to its end.
+        duration_seconds: f64,
     },
     /// The job was split into this many range jobs, written to the outbox.
     Split {
@@ -228,16 +230,19 @@ impl Processor {
             Some(range) => self.expand_range(&job, range).await,
         };
         match &result {
-            Ok(Outcome::Expanded { matched }) => self.finished(*matched, None),
+            Ok(Outcome::Expanded {
+                matched,
+                duration_seconds,
+            }) => self.finished(*matched, *duration_seconds),
             Ok(Outcome::RangeDone {
                 finished: Some(job),
                 ..
-            }) => self.finished(job.matched, Some(job.duration_seconds)),
+            }) => self.finished(job.matched, job.duration_seconds),
             Err(JobError::UnknownCampaign(..)) | Ok(_) => {}
             Err(err) => {
                 let client = self.pool.get().await?;
                 let permanent = err.is_permanent();
-                campaigns::record_failure(
+                let recorded = campaigns::record_failure(
                     &client,
                     job.campaign_id,
                     job.job_id,
@@ -245,7 +250,7 @@ impl Processor {
                     permanent,
                 )
                 .await?;
-                if permanent {
+                if permanent && recorded {
                     metrics::emit(FUNCTION, &[Metric::count(metrics::JOBS_FAILED, 1)]);
                 }
             }
@@ -254,15 +259,15 @@ impl Processor {
     }
 
     /// Emits the figures of a finished job.
-    fn finished(&self, matched: i64, duration_seconds: Option<f64>) {
-        let mut figures = vec![
-            Metric::count(metrics::JOBS_FINISHED, 1),
-            Metric::count(metrics::ROWS_MATCHED, matched as f64),
-        ];
-        if let Some(seconds) = duration_seconds {
-            figures.push(Metric::seconds(metrics::JOB_DURATION, seconds));
-        }
-        metrics::emit(FUNCTION, &figures);
+    fn finished(&self, matched: i64, duration_seconds: f64) {
+        metrics::emit(
+            FUNCTION,
+            &[
+                Metric::count(metrics::JOBS_FINISHED, 1),
+                Metric::count(metrics::ROWS_MATCHED, matched as f64),
+                Metric::seconds(metrics::JOB_DURATION, duration_seconds),
+            ],
+        );
     }
 
     /// A plan job: expand everything, or split into range jobs.
@@ -293,8 +298,13 @@ impl Processor {
             let finished =
                 campaigns::finish_job_if_complete(&tx, job.campaign_id, job.job_id).await?;
             tx.commit().await?;
+            let finished = finished.unwrap_or(campaigns::FinishedJob {
+                matched: 0,
+                duration_seconds: 0.0,
+            });
             return Ok(Outcome::Expanded {
-                matched: finished.map(|f| f.matched).unwrap_or_default(),
+                matched: finished.matched,
+                duration_seconds: finished.duration_seconds,
             });
         }
         // `ranges` is at most MAX_RANGES, so these conversions cannot fail.

@@ -5,9 +5,7 @@
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let config = shared::config::Config::from_env()?;
-    let queue_url = std::env::var("CAMPAIGN_QUEUE_URL")
-        .map_err(|_| "CAMPAIGN_QUEUE_URL must name the campaign queue")?;
-    let queue = shared::queue::Queue::sqs(queue_url).await;
+    let queue = shared::queue::Queue::sqs_from_env().await?;
     let state = shared::AppState::new(&config)?.with_queue(queue);
     let app = shared::http::into_service(campaigns_api::router().with_state(state));
     lambda_http::run(app).await

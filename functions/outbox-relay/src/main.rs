@@ -7,11 +7,9 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let database = shared::config::DatabaseConfig::from_env()?;
-    let queue_url = std::env::var("CAMPAIGN_QUEUE_URL")
-        .map_err(|_| "CAMPAIGN_QUEUE_URL must name the campaign queue")?;
     let relay = shared::relay::Relay {
         pool: shared::db::pool(&database, shared::db::Scope::Platform)?,
-        queue: shared::queue::Queue::sqs(queue_url).await,
+        queue: shared::queue::Queue::sqs_from_env().await?,
         policy: shared::relay::RedrivePolicy::from_env()?,
     };
     let relay = &relay;

@@ -294,11 +294,11 @@ pub async fn queue_job(
     campaign(&row)
 }
 
-/// Records that an attempt of job `job_id` failed (unless a newer job has replaced it):
-/// `reason` becomes the campaign's `last_error`, shown to its readers, so it must not hold
-/// internal detail. A `permanent` failure (one that will recur on every attempt) also makes
-/// the job `failed`; otherwise the job keeps its state and is retried by queue redelivery or
-/// the relay's re-drive.
+/// Records that an attempt of job `job_id` failed (unless a newer job has replaced it, or
+/// the job already ended): `reason` becomes the campaign's `last_error`, shown to its readers,
+/// so it must not hold internal detail. A `permanent` failure (one that will recur on every
+/// attempt) also makes the job `failed`; otherwise the job keeps its state and is retried by
+/// queue redelivery or the relay's re-drive. Returns whether the campaign was changed.
 ///
 /// # Errors
 /// Database failures.
@@ -308,16 +308,16 @@ pub async fn record_failure(
     job_id: Uuid,
     reason: &str,
     permanent: bool,
-) -> Result<(), ApiError> {
-    client
+) -> Result<bool, ApiError> {
+    let n = client
         .execute(
             "update campaigns set last_error = $3,
                  processing_status = case when $4 then 'failed' else processing_status end
-             where id = $1 and processing_job = $2 and processing_status <> 'done'",
+             where id = $1 and processing_job = $2 and processing_status in ('queued', 'running')",
             &[&id, &job_id, &reason, &permanent],
         )
         .await?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// What the processor needs of a campaign, read under a lock.
