@@ -103,8 +103,12 @@ async fn send_scoped(
             return Ok(sent);
         }
         // The rows are deleted but not committed: if the send fails or this process dies,
-        // they come back for the next relay.
-        queue.send_all(&jobs).await?;
+        // they come back for the next relay. On failure the rollback is awaited, so the rows
+        // are free for another relay by the time this returns.
+        if let Err(err) = queue.send_all(&jobs).await {
+            tx.rollback().await?;
+            return Err(err.into());
+        }
         tx.commit().await?;
         sent += jobs.len();
         if i64::try_from(jobs.len()).unwrap_or(i64::MAX) < SEND_BATCH {
