@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Creates (once) the project's Python virtual environment in .venv with the pinned tools the
-# tests and checks use, and prints its bin directory. Extra pip requirements may be passed as
-# arguments (they are installed if missing).
+# Creates (once) the project's Python virtual environment with the pinned tools the tests and
+# checks use, and prints its bin directory: .venv in the clone, or PYTHON_TOOLS_VENV (.ci/run
+# keeps it in ~/.cache/offer-platform/venv, so a new clone reuses both the tools and the arm64
+# build, whose fingerprints include the path of the zig linker installed here). Extra pip
+# requirements may be passed as arguments (they are installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-VENV=.venv
+VENV="${PYTHON_TOOLS_VENV:-.venv}"
 REQUIREMENTS=("moto[server]==5.2.5" "$@")
 
 if [ ! -x "$VENV/bin/pip" ]; then
@@ -21,4 +23,4 @@ if [ ! -x "$VENV/bin/pip" ]; then
 fi
 # pip is quick when everything is already installed.
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}" >&2
-echo "$PWD/$VENV/bin"
+echo "$(cd "$VENV" && pwd)/bin"

@@ -3,10 +3,10 @@
 database and the SQS emulator; every answer is checked. The Docker-free stand-in for
 `sam local invoke`. Run by infra/scripts/test.sh:
 
-    .venv/bin/python infra/scripts/lambda-invoke-test.py
+    "$(infra/scripts/ensure-python-tools.sh cargo-lambda==1.9.2)/python" infra/scripts/lambda-invoke-test.py
 
 Needs TEST_DATABASE_URL (a role that can create databases) and SQS_TEST_ENDPOINT (the moto
-server test.sh starts); cargo-lambda and boto3 come from .venv. It builds the function
+server test.sh starts); cargo-lambda and boto3 come from the project's virtual environment. It builds the function
 binaries (dev profile), creates its own database and queue, starts two `cargo lambda watch`
 servers (the migrate function connects as the tables' owner, the others as a member of
 offers_api) and stops everything it started.
