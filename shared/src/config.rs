@@ -124,6 +124,39 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
     }
 }
 
+/// Reads the whole number `name` through `lookup`: `default` when unset or empty, otherwise it
+/// must parse and lie in `range`. For settings read outside [`Config`] (the processor's range
+/// size, the relay's re-drive policy and interval).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the variable (never echoing its value).
+pub fn number_from_lookup<T>(
+    lookup: impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    Vars(lookup).number(name, default, range)
+}
+
+/// [`number_from_lookup`] on the process environment.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the variable.
+pub fn number_from_env<T>(
+    name: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    number_from_lookup(|key| std::env::var(key).ok(), name, default, range)
+}
+
 impl DatabaseConfig {
     /// Reads `DATABASE_URL`, `DATABASE_PLATFORM_URL`, `DATABASE_POOL_SIZE` and
     /// `DATABASE_CA_FILE` from the process environment.

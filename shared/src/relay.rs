@@ -22,6 +22,7 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::ApiError;
+use crate::config::{ConfigError, number_from_lookup};
 use crate::db::{campaigns, outbox, tenant_transaction};
 use crate::domain::TenantName;
 use crate::metrics::{self, Metric};
@@ -141,34 +142,32 @@ impl RedrivePolicy {
     /// Reads `CAMPAIGN_STALE_AFTER_SECONDS` and `CAMPAIGN_MAX_ATTEMPTS` (positive integers).
     ///
     /// # Errors
-    /// A message naming the variable that is not a positive integer.
-    pub fn from_env() -> Result<Self, String> {
+    /// [`ConfigError`] naming the variable that is not a positive integer.
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|key| std::env::var(key).ok())
     }
 
     /// As [`RedrivePolicy::from_env`], reading variables through `lookup`.
     ///
     /// # Errors
-    /// A message naming the variable that is not a positive integer.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let positive = |key: &str| -> Result<Option<u32>, String> {
-            lookup(key)
-                .map(|text| {
-                    text.trim()
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| format!("{key} must be a positive integer"))
-                })
-                .transpose()
-        };
+    /// [`ConfigError`] naming the variable that is not a positive integer.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let defaults = Self::default();
+        let stale_after = number_from_lookup(
+            &lookup,
+            "CAMPAIGN_STALE_AFTER_SECONDS",
+            defaults.stale_after.as_secs(),
+            1..=u64::from(u32::MAX),
+        )?;
+        let max_attempts = number_from_lookup(
+            &lookup,
+            "CAMPAIGN_MAX_ATTEMPTS",
+            defaults.max_attempts,
+            1..=i32::MAX,
+        )?;
         Ok(Self {
-            stale_after: positive("CAMPAIGN_STALE_AFTER_SECONDS")?
-                .map_or(defaults.stale_after, |s| Duration::from_secs(u64::from(s))),
-            max_attempts: positive("CAMPAIGN_MAX_ATTEMPTS")?.map_or(defaults.max_attempts, |n| {
-                i32::try_from(n).unwrap_or(i32::MAX)
-            }),
+            stale_after: Duration::from_secs(stale_after),
+            max_attempts,
         })
     }
 }
@@ -348,6 +347,6 @@ mod tests {
             (key == "CAMPAIGN_MAX_ATTEMPTS").then(|| "0".to_owned())
         })
         .expect_err("zero");
-        assert!(err.contains("CAMPAIGN_MAX_ATTEMPTS"), "{err}");
+        assert!(err.to_string().contains("CAMPAIGN_MAX_ATTEMPTS"), "{err}");
     }
 }

@@ -36,6 +36,15 @@ fn criteria() -> Value {
     serde_json::from_str(CRITERIA).expect("criteria")
 }
 
+/// The API's queue refuses every message (as if it died after its commit) and no background
+/// relay runs: the test moves the outbox itself.
+fn api_crashes_after_commit() -> TestOptions {
+    TestOptions {
+        api_queue_broken: true,
+        ..TestOptions::without_relay()
+    }
+}
+
 /// A relay on `queue` that treats every job as stale at once.
 fn eager_relay(app: &TestApp, queue: &Queue, max_attempts: i32) -> Relay {
     Relay {
@@ -148,11 +157,7 @@ async fn a_job_the_queue_never_took_after_the_commit_finishes_by_itself() {
 
 #[tokio::test]
 async fn unsent_ranges_are_relayed_and_a_lost_range_is_re_driven_alone() {
-    let app = TestApp::spawn_with(TestOptions {
-        api_queue_broken: true,
-        ..TestOptions::without_relay()
-    })
-    .await;
+    let app = TestApp::spawn_with(api_crashes_after_commit()).await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let expected = app.count(MATCHING, &[]).await;
@@ -264,11 +269,7 @@ async fn unsent_ranges_are_relayed_and_a_lost_range_is_re_driven_alone() {
 
 #[tokio::test]
 async fn a_job_without_progress_is_given_up_after_the_maximum_attempts() {
-    let app = TestApp::spawn_with(TestOptions {
-        api_queue_broken: true,
-        ..TestOptions::without_relay()
-    })
-    .await;
+    let app = TestApp::spawn_with(api_crashes_after_commit()).await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let id = create_campaign(&app, &fx).await;

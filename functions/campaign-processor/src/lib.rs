@@ -154,17 +154,9 @@ pub struct Processor {
 /// Reads `CAMPAIGN_RANGE_SIZE` (a positive integer, default [`DEFAULT_RANGE_SIZE`]).
 ///
 /// # Errors
-/// A message naming the variable if it is not a positive integer.
-pub fn range_size_from_env() -> Result<i64, String> {
-    match std::env::var("CAMPAIGN_RANGE_SIZE") {
-        Err(_) => Ok(DEFAULT_RANGE_SIZE),
-        Ok(text) => text
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| "CAMPAIGN_RANGE_SIZE must be a positive integer".to_owned()),
-    }
+/// [`shared::config::ConfigError`] naming the variable if it is not a positive integer.
+pub fn range_size_from_env() -> Result<i64, shared::config::ConfigError> {
+    shared::config::number_from_env("CAMPAIGN_RANGE_SIZE", DEFAULT_RANGE_SIZE, 1..=i64::MAX)
 }
 
 impl Processor {

@@ -386,24 +386,19 @@ async fn import_customers(file: &std::path::Path) -> anyhow::Result<()> {
 
 async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let range_size = campaign_processor::range_size_from_env().map_err(anyhow::Error::msg)?;
+    let range_size = campaign_processor::range_size_from_env()?;
     let queue_url = std::env::var("CAMPAIGN_QUEUE_URL")
         .ok()
         .filter(|u| !u.is_empty());
     let state = AppState::new(&config)?;
     let queue =
         offerctl::start_processor(state.platform.clone(), queue_url.clone(), range_size).await;
-    let policy = shared::relay::RedrivePolicy::from_env().map_err(anyhow::Error::msg)?;
-    let relay_interval = match std::env::var("CAMPAIGN_RELAY_INTERVAL_SECONDS") {
-        Err(_) => offerctl::DEFAULT_RELAY_INTERVAL,
-        Ok(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .map(std::time::Duration::from_secs)
-            .context("CAMPAIGN_RELAY_INTERVAL_SECONDS must be a positive integer")?,
-    };
+    let policy = shared::relay::RedrivePolicy::from_env()?;
+    let relay_interval = std::time::Duration::from_secs(shared::config::number_from_env(
+        "CAMPAIGN_RELAY_INTERVAL_SECONDS",
+        offerctl::DEFAULT_RELAY_INTERVAL.as_secs(),
+        1..=86_400,
+    )?);
     offerctl::start_relay(
         state.platform.clone(),
         queue.clone(),
