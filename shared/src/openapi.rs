@@ -38,7 +38,11 @@ const TAGS: &[(&str, &str)] = &[
     ("auth", "Sign-in and the signed-in user's own account."),
     (
         "admin",
-        "Platform administration (super admins only): tenants, users, role assignments, webhook keys.",
+        "Platform administration (super admins only): tenants, users, roles and their permissions, role assignments, access audit trails, webhook keys.",
+    ),
+    (
+        "members",
+        "A tenant's members and their roles, managed by the tenant's own admins (`tenant.members.manage`), with the tenant's access audit trail.",
     ),
     (
         "offers",

@@ -60,6 +60,34 @@ async fn the_demo_walks_the_story_on_the_real_customers_and_can_run_again() {
             )
             .await;
         assert_eq!(rows, report.sent);
+        // The custom role at work: the operator (given the role by the tenant admin, once)
+        // created the campaign.
+        let by_operator = app
+            .count(
+                "select count(*) from campaigns where id = $1 and created_by = 'cc_operator'",
+                &[&i32::try_from(report.campaign_id).expect("id")],
+            )
+            .await;
+        assert_eq!(by_operator, 1, "run {run}");
+        let grants = app
+            .count(
+                "select count(*) from tenant_access_audit_logs
+                 where tenant_name = 'credit_card' and action = 'role_assigned'
+                   and performed_by = 'cc_admin' and target_username = 'cc_operator'
+                   and role = 'campaign_operator'",
+                &[],
+            )
+            .await;
+        assert_eq!(
+            grants, 1,
+            "run {run}: assigned once, a repeat changes nothing"
+        );
+        assert!(
+            report
+                .steps
+                .iter()
+                .any(|s| s.contains("custom role campaign_operator"))
+        );
         let printed = report.to_string();
         assert!(printed.contains("customers matched"), "{printed}");
     }

@@ -12,6 +12,7 @@ mod lambda;
 mod offers;
 mod openapi;
 mod processor;
+mod roles;
 mod sqs;
 mod template;
 mod webhook;

@@ -6,13 +6,15 @@ use integration_tests::{TestApp, TestResponse, USER_PASSWORD};
 use serde_json::{Value, json};
 
 /// Tenant `credit_card` with one user per default role, an `author` (create role) who owns
-/// seeded offers, a user without roles, a user with a role only in `loan`, and tokens.
+/// seeded offers, a user without roles, a user with a role only in `loan`, a user holding
+/// only the custom role `campaign_operator` (campaign read, write and process; no offer
+/// permission at all), and tokens.
 struct World {
     app: TestApp,
     tokens: Vec<(&'static str, Option<String>)>,
 }
 
-const PRINCIPALS: [&str; 8] = [
+const PRINCIPALS: [&str; 9] = [
     "admin",
     "create",
     "approver",
@@ -21,6 +23,7 @@ const PRINCIPALS: [&str; 8] = [
     "other_tenant",
     "super_admin",
     "anonymous",
+    "campaign_operator",
 ];
 
 impl World {
@@ -29,6 +32,15 @@ impl World {
         let sa = app.super_admin_token().await;
         app.create_tenant(&sa, "credit_card").await;
         app.create_tenant(&sa, "loan").await;
+        let role = app
+            .post(
+                "/sa/tenants/credit_card/roles",
+                &sa,
+                json!({"name": "campaign_operator",
+                       "permissions": ["campaign.read", "campaign.write", "campaign.process"]}),
+            )
+            .await;
+        assert_eq!(role.status, StatusCode::CREATED, "{:?}", role.body);
         for (user, roles) in [
             ("cc.admin", vec![("credit_card", "admin")]),
             ("cc.maker", vec![("credit_card", "create")]),
@@ -37,6 +49,7 @@ impl World {
             ("cc.author", vec![("credit_card", "create")]),
             ("no.role", vec![]),
             ("loan.admin", vec![("loan", "admin")]),
+            ("cc.operator", vec![("credit_card", "campaign_operator")]),
         ] {
             app.create_user(&sa, user, &roles).await;
         }
@@ -53,6 +66,10 @@ impl World {
         }
         tokens.push(("super_admin", Some(sa)));
         tokens.push(("anonymous", None));
+        tokens.push((
+            "campaign_operator",
+            Some(app.login("cc.operator", USER_PASSWORD).await),
+        ));
         Self { app, tokens }
     }
 
@@ -109,7 +126,7 @@ async fn permission_matrix() {
         &'static str,
         &'static str,
         Option<Value>,
-        [u16; 8],
+        [u16; 9],
     );
     let rows: Vec<Row> = vec![
         (
@@ -118,7 +135,7 @@ async fn permission_matrix() {
             "",
             "",
             Some(json!({"data": {"apr": 1}})),
-            [201, 201, 403, 403, 403, 403, 403, 401],
+            [201, 201, 403, 403, 403, 403, 403, 401, 403],
         ),
         (
             "list",
@@ -126,7 +143,7 @@ async fn permission_matrix() {
             "",
             "",
             None,
-            [200, 200, 200, 200, 403, 403, 403, 401],
+            [200, 200, 200, 200, 403, 403, 403, 401, 403],
         ),
         (
             "read",
@@ -134,7 +151,7 @@ async fn permission_matrix() {
             "draft",
             "",
             None,
-            [200, 200, 200, 200, 403, 403, 403, 401],
+            [200, 200, 200, 200, 403, 403, 403, 401, 403],
         ),
         (
             "replace",
@@ -142,7 +159,7 @@ async fn permission_matrix() {
             "draft",
             "",
             Some(json!({"data": {"apr": 2}})),
-            [200, 200, 403, 403, 403, 403, 403, 401],
+            [200, 200, 403, 403, 403, 403, 403, 401, 403],
         ),
         (
             "patch",
@@ -150,7 +167,7 @@ async fn permission_matrix() {
             "draft",
             "",
             Some(json!({"comments": "x"})),
-            [200, 200, 403, 403, 403, 403, 403, 401],
+            [200, 200, 403, 403, 403, 403, 403, 401, 403],
         ),
         (
             "delete",
@@ -158,7 +175,7 @@ async fn permission_matrix() {
             "draft",
             "",
             None,
-            [204, 403, 403, 403, 403, 403, 403, 401],
+            [204, 403, 403, 403, 403, 403, 403, 401, 403],
         ),
         (
             "submit",
@@ -166,7 +183,7 @@ async fn permission_matrix() {
             "draft",
             "/submit",
             None,
-            [200, 200, 403, 403, 403, 403, 403, 401],
+            [200, 200, 403, 403, 403, 403, 403, 401, 403],
         ),
         (
             "approve",
@@ -174,7 +191,7 @@ async fn permission_matrix() {
             "submitted",
             "/approve",
             None,
-            [200, 403, 200, 403, 403, 403, 403, 401],
+            [200, 403, 200, 403, 403, 403, 403, 401, 403],
         ),
         (
             "reject",
@@ -182,7 +199,7 @@ async fn permission_matrix() {
             "submitted",
             "/reject",
             Some(json!({"comments": "no"})),
-            [200, 403, 200, 403, 403, 403, 403, 401],
+            [200, 403, 200, 403, 403, 403, 403, 401, 403],
         ),
         (
             "comment",
@@ -190,7 +207,7 @@ async fn permission_matrix() {
             "draft",
             "/comment",
             Some(json!({"comment_text": "hi"})),
-            [201, 201, 403, 403, 403, 403, 403, 401],
+            [201, 201, 403, 403, 403, 403, 403, 401, 403],
         ),
         (
             "audit",
@@ -198,7 +215,7 @@ async fn permission_matrix() {
             "draft",
             "/audit-logs",
             None,
-            [200, 403, 403, 403, 403, 403, 403, 401],
+            [200, 403, 403, 403, 403, 403, 403, 401, 403],
         ),
     ];
     let mut mismatches = Vec::new();

@@ -3,10 +3,14 @@
 //! card holders of `infra/demo`):
 //!
 //! 1. the super admin creates tenant `credit_card` and one user per default role
-//!    (`cc_admin`, `cc_maker`, `cc_approver`, `cc_viewer`);
+//!    (`cc_admin`, `cc_maker`, `cc_approver`, `cc_viewer`), a custom role
+//!    `campaign_operator` (campaign read, write and process; no offer permission) and the
+//!    user `cc_operator`, to whom the tenant admin `cc_admin` gives that role
+//!    (`POST /tenants/credit_card/members`);
 //! 2. the maker writes an offer and submits it; the maker's own approval is refused (403,
-//!    maker–checker) and the approver approves it;
-//! 3. the maker creates a campaign for verified gold and platinum card holders; the demo
+//!    maker–checker), so is the operator's (403: its role does not review offers), and the
+//!    approver approves it;
+//! 3. the operator creates a campaign for verified gold and platinum card holders; the demo
 //!    waits for the processor to select them, and the tenant admin activates it;
 //! 4. a delivery provider, with a new webhook key, reports every delivery in one call: every
 //!    tenth `failed`, the others `sent`;
@@ -31,6 +35,13 @@ pub const USERS: [(&str, &str); 4] = [
     ("cc_approver", "approver"),
     ("cc_viewer", "read_only"),
 ];
+/// The demo's custom role: runs campaigns, never touches offers.
+pub const CUSTOM_ROLE: &str = "campaign_operator";
+/// Its permissions.
+pub const CUSTOM_ROLE_PERMISSIONS: [&str; 3] =
+    ["campaign.read", "campaign.write", "campaign.process"];
+/// The demo user who holds [`CUSTOM_ROLE`], given it by the tenant admin.
+pub const OPERATOR: &str = "cc_operator";
 /// How long the demo waits for the processor, at most.
 pub const PROCESSING_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -104,7 +115,7 @@ impl fmt::Display for Report {
         writeln!(f)?;
         writeln!(f, "Demo users (tenant {TENANT}):")?;
         for (username, role, password) in &self.users {
-            writeln!(f, "  {username:<11}  {role:<9}  password {password}")?;
+            writeln!(f, "  {username:<11}  {role:<17}  password {password}")?;
         }
         Ok(())
     }
@@ -182,6 +193,40 @@ impl Api {
     }
 }
 
+/// Creates `username` with a new password, or resets the password of an existing one;
+/// answers the password.
+async fn ensure_user(
+    api: &Api,
+    admin_token: &str,
+    username: &str,
+    full_name: &str,
+) -> anyhow::Result<String> {
+    let password = new_password();
+    let body = json!({"username": username, "password": password, "full_name": full_name});
+    let created = api
+        .send(
+            Method::POST,
+            "/sa/users",
+            Some(Auth::Bearer(admin_token)),
+            Some(&body),
+        )
+        .await?;
+    if created.status == StatusCode::CONFLICT {
+        let body = json!({"new_password": password});
+        api.send(
+            Method::POST,
+            &format!("/sa/users/{username}/change-password"),
+            Some(Auth::Bearer(admin_token)),
+            Some(&body),
+        )
+        .await?
+        .expect(&format!("resetting {username}'s password"), &[204])?;
+    } else {
+        created.expect(&format!("creating {username}"), &[201])?;
+    }
+    Ok(password)
+}
+
 /// A password for a demo user: `Demo-` and 32 hex digits of a random (v4) UUID, 122 bits from
 /// the operating system's generator.
 fn new_password() -> String {
@@ -241,24 +286,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut users = Vec::new();
     let mut tokens = std::collections::HashMap::new();
     for (username, role) in USERS {
-        let password = new_password();
-        let body = json!({"username": username, "password": password, "full_name": format!("Demo {role}")});
-        let created = api
-            .send(Method::POST, "/sa/users", Some(as_admin()), Some(&body))
-            .await?;
-        if created.status == StatusCode::CONFLICT {
-            let body = json!({"new_password": password});
-            api.send(
-                Method::POST,
-                &format!("/sa/users/{username}/change-password"),
-                Some(as_admin()),
-                Some(&body),
-            )
-            .await?
-            .expect(&format!("resetting {username}'s password"), &[204])?;
-        } else {
-            created.expect(&format!("creating {username}"), &[201])?;
-        }
+        let password = ensure_user(&api, &admin_token, username, &format!("Demo {role}")).await?;
         let body = json!({"username": username, "tenant_name": TENANT, "role": role});
         api.send(
             Method::POST,
@@ -278,6 +306,53 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             .map(|(u, r)| format!("{u} ({r})"))
             .collect::<Vec<_>>()
             .join(", ")
+    ));
+
+    // The custom role (created, or reset to its permissions on a later run), given to the
+    // operator by the tenant's own admin.
+    let role_body = json!({
+        "name": CUSTOM_ROLE,
+        "description": "Runs campaigns; never reviews offers",
+        "permissions": CUSTOM_ROLE_PERMISSIONS,
+    });
+    let created = api
+        .send(
+            Method::POST,
+            &format!("/sa/tenants/{TENANT}/roles"),
+            Some(as_admin()),
+            Some(&role_body),
+        )
+        .await?;
+    if created.status == StatusCode::CONFLICT {
+        api.send(
+            Method::PUT,
+            &format!("/sa/tenants/{TENANT}/roles/{CUSTOM_ROLE}"),
+            Some(as_admin()),
+            Some(&json!({"permissions": CUSTOM_ROLE_PERMISSIONS})),
+        )
+        .await?
+        .expect(&format!("resetting role {CUSTOM_ROLE}"), &[200])?;
+    } else {
+        created.expect(&format!("creating role {CUSTOM_ROLE}"), &[201])?;
+    }
+    let password = ensure_user(&api, &admin_token, OPERATOR, "Demo campaign operator").await?;
+    let cc_admin = tokens.get("cc_admin").cloned().unwrap_or_default();
+    api.send(
+        Method::POST,
+        &format!("/tenants/{TENANT}/members"),
+        Some(Auth::Bearer(&cc_admin)),
+        Some(&json!({"username": OPERATOR, "role": CUSTOM_ROLE})),
+    )
+    .await?
+    .expect(
+        &format!("cc_admin giving {OPERATOR} the {CUSTOM_ROLE} role"),
+        &[200, 201],
+    )?;
+    tokens.insert(OPERATOR, api.sign_in(OPERATOR, &password).await?);
+    users.push((OPERATOR.to_owned(), CUSTOM_ROLE.to_owned(), password));
+    steps.push(format!(
+        "custom role {CUSTOM_ROLE} ({}) defined by the super admin; cc_admin gave it to {OPERATOR}",
+        CUSTOM_ROLE_PERMISSIONS.join(", ")
     ));
     let token = |name: &str| tokens.get(name).map(String::as_str).unwrap_or_default();
 
@@ -324,6 +399,20 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             self_approval.status
         );
     }
+    let operator_approval = api
+        .send(
+            Method::POST,
+            &format!("{offer_path}/approve"),
+            Some(Auth::Bearer(token(OPERATOR))),
+            None,
+        )
+        .await?;
+    if operator_approval.status != StatusCode::FORBIDDEN {
+        bail!(
+            "{OPERATOR}'s approval answered {} instead of 403",
+            operator_approval.status
+        );
+    }
     api.send(
         Method::POST,
         &format!("{offer_path}/approve"),
@@ -333,7 +422,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     .await?
     .expect("the approver approving the offer", &[200])?;
     steps.push(format!(
-        "offer {offer_id} written and submitted by cc_maker; its maker's approval refused (403); approved by cc_approver"
+        "offer {offer_id} written and submitted by cc_maker; its maker's approval refused (403), so was {OPERATOR}'s (403); approved by cc_approver"
     ));
 
     // 3. The campaign and its audience.
@@ -351,11 +440,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .send(
             Method::POST,
             &campaigns,
-            Some(Auth::Bearer(token("cc_maker"))),
+            Some(Auth::Bearer(token(OPERATOR))),
             Some(&body),
         )
         .await?
-        .expect("the maker creating the campaign", &[202])?;
+        .expect(&format!("{OPERATOR} creating the campaign"), &[202])?;
     let campaign_id = campaign["id"].as_i64().context("the campaign has no id")?;
     let campaign_path = format!("{campaigns}/{campaign_id}");
     let campaign = loop {
@@ -388,7 +477,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         );
     }
     steps.push(format!(
-        "campaign {campaign_id} for verified gold and platinum card holders: {matched} customers selected in {:.1} s",
+        "campaign {campaign_id} for verified gold and platinum card holders, created by {OPERATOR}: {matched} customers selected in {:.1} s",
         started.elapsed().as_secs_f64()
     ));
     api.send(

@@ -7,46 +7,68 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// One thing a principal may do inside a tenant. Stored in `tenant_roles.permissions` by its
-/// dotted name (`offer.read`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One thing a principal may do inside a tenant. Stored in `tenant_roles.permissions`, and
+/// written in JSON, by its dotted name (`offer.read`); reading an unknown name fails with a
+/// message naming it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema,
+)]
 pub enum Permission {
     /// `offer.read`: list and read offers.
+    #[serde(rename = "offer.read")]
     OfferRead,
     /// `offer.create`: create offers.
+    #[serde(rename = "offer.create")]
     OfferCreate,
     /// `offer.edit`: edit an offer while it is `draft` or `rejected`.
+    #[serde(rename = "offer.edit")]
     OfferEdit,
     /// `offer.edit_any`: edit any offer that is not approved.
+    #[serde(rename = "offer.edit_any")]
     OfferEditAny,
     /// `offer.submit`: submit a draft for approval.
+    #[serde(rename = "offer.submit")]
     OfferSubmit,
     /// `offer.review`: approve or reject a submitted offer.
+    #[serde(rename = "offer.review")]
     OfferReview,
     /// `offer.comment`: comment on an offer.
+    #[serde(rename = "offer.comment")]
     OfferComment,
     /// `offer.delete`: delete an unapproved offer with no active campaign.
+    #[serde(rename = "offer.delete")]
     OfferDelete,
     /// `offer.audit`: read an offer's audit log.
+    #[serde(rename = "offer.audit")]
     OfferAudit,
     /// `campaign.read`: list and read campaigns and their customers.
+    #[serde(rename = "campaign.read")]
     CampaignRead,
     /// `campaign.write`: create campaigns and edit them while `draft`.
+    #[serde(rename = "campaign.write")]
     CampaignWrite,
     /// `campaign.manage`: edit any campaign and change its status.
+    #[serde(rename = "campaign.manage")]
     CampaignManage,
     /// `campaign.delete`: delete a campaign.
+    #[serde(rename = "campaign.delete")]
     CampaignDelete,
     /// `campaign.process`: trigger customer selection for a campaign.
+    #[serde(rename = "campaign.process")]
     CampaignProcess,
     /// `customer.contact.read`: see customers' contact details (name, e-mail, phone) in
     /// campaign customer lists.
+    #[serde(rename = "customer.contact.read")]
     CustomerContactRead,
+    /// `tenant.members.manage`: list the tenant's members, assign and remove their roles
+    /// (never a role carrying a permission the caller lacks), read the access audit trail.
+    #[serde(rename = "tenant.members.manage")]
+    TenantMembersManage,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Self::OfferRead,
         Self::OfferCreate,
         Self::OfferEdit,
@@ -62,6 +84,7 @@ impl Permission {
         Self::CampaignDelete,
         Self::CampaignProcess,
         Self::CustomerContactRead,
+        Self::TenantMembersManage,
     ];
 
     /// The stored, dotted name.
@@ -82,6 +105,34 @@ impl Permission {
             Self::CampaignDelete => "campaign.delete",
             Self::CampaignProcess => "campaign.process",
             Self::CustomerContactRead => "customer.contact.read",
+            Self::TenantMembersManage => "tenant.members.manage",
+        }
+    }
+
+    /// What the permission allows, in one line (`GET /sa/permissions`).
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::OfferRead => "List and read the tenant's offers",
+            Self::OfferCreate => "Create offers",
+            Self::OfferEdit => "Edit an offer while it is draft or rejected",
+            Self::OfferEditAny => "Edit any offer that is not approved",
+            Self::OfferSubmit => "Submit a draft offer for approval",
+            Self::OfferReview => "Approve or reject a submitted offer (checker)",
+            Self::OfferComment => "Comment on an offer",
+            Self::OfferDelete => "Delete an unapproved offer with no active campaign",
+            Self::OfferAudit => "Read an offer's audit trail",
+            Self::CampaignRead => "List and read campaigns, their audiences and reports",
+            Self::CampaignWrite => "Create campaigns and edit them while draft",
+            Self::CampaignManage => "Edit any campaign and change its status",
+            Self::CampaignDelete => "Delete a campaign with no sent deliveries",
+            Self::CampaignProcess => "Trigger customer selection for a campaign",
+            Self::CustomerContactRead => {
+                "See customers' contact details (name, e-mail, phone) in campaign audiences"
+            }
+            Self::TenantMembersManage => {
+                "List the tenant's members, assign and remove roles no broader than one's own, \
+                 read the access audit trail"
+            }
         }
     }
 }
@@ -96,6 +147,17 @@ impl fmt::Display for Permission {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown permission {0:?}")]
 pub struct UnknownPermission(pub String);
+
+impl<'de> serde::Deserialize<'de> for Permission {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown permission {name:?} (GET /sa/permissions lists them)"
+            ))
+        })
+    }
+}
 
 impl FromStr for Permission {
     type Err = UnknownPermission;
@@ -173,8 +235,25 @@ mod tests {
     fn names_round_trip() {
         for p in Permission::ALL {
             assert_eq!(p.as_str().parse::<Permission>(), Ok(p));
+            let json = serde_json::to_string(&p).expect("serialise");
+            assert_eq!(json, format!("\"{}\"", p.as_str()));
+            assert_eq!(serde_json::from_str::<Permission>(&json).expect("read"), p);
         }
+        let err = serde_json::from_str::<Permission>("\"offer.approve_all\"").expect_err("unknown");
+        assert!(
+            err.to_string()
+                .contains("unknown permission \"offer.approve_all\""),
+            "{err}"
+        );
         assert!("offer.approve_everything".parse::<Permission>().is_err());
+    }
+
+    #[test]
+    fn every_permission_is_described_on_one_line() {
+        for p in Permission::ALL {
+            let text = p.description();
+            assert!(!text.is_empty() && !text.contains('\n'), "{p}");
+        }
     }
 
     #[test]
@@ -198,6 +277,7 @@ mod tests {
             (CampaignDelete, true, false, false, false),
             (CampaignProcess, true, false, false, false),
             (CustomerContactRead, true, false, false, false),
+            (TenantMembersManage, true, false, false, false),
         ];
         assert_eq!(table.len(), Permission::ALL.len());
         for (p, admin, create, approver, read_only) in table {

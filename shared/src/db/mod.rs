@@ -4,6 +4,7 @@
 //! SQL is lower case, beside the function that runs it, parameterised only (`$1`, `$2`, …);
 //! functions take `&impl GenericClient` so they run on a pooled client or in a transaction.
 
+pub mod access_audit;
 pub mod campaigns;
 pub mod customers;
 pub mod login_throttle;

@@ -1,9 +1,14 @@
-//! Tenant roles (`tenant_roles`) and their assignment to users (`user_tenant_roles`).
+//! Tenant roles (`tenant_roles`) and their assignment to users (`user_tenant_roles`): the
+//! four defaults every tenant starts with, custom roles a super admin defines, and the
+//! members of a tenant with the roles they hold.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::GenericClient;
+use super::{GenericClient, violated_constraint};
+use crate::auth::Permission;
 use crate::domain::{RoleName, TenantName, Username};
 use crate::error::{ApiError, FieldError};
 use crate::http::Page;
@@ -21,7 +26,21 @@ pub struct TenantRole {
     pub is_default: bool,
 }
 
-/// Lists a tenant's roles by name.
+fn tenant_role(r: &tokio_postgres::Row) -> TenantRole {
+    TenantRole {
+        role: r.get("role"),
+        description: r.get("description"),
+        permissions: r.get("permissions"),
+        is_default: r.get("is_default"),
+    }
+}
+
+/// Dotted names of `permissions`, in the catalogue's order ([`Permission::ALL`]), each once.
+pub fn permission_names(permissions: &BTreeSet<Permission>) -> Vec<String> {
+    permissions.iter().map(|p| p.as_str().to_owned()).collect()
+}
+
+/// Lists a tenant's roles: the defaults first, then by name.
 ///
 /// # Errors
 /// Database failures.
@@ -36,13 +55,252 @@ pub async fn list_for_tenant(
             &[&tenant.as_str()],
         )
         .await?;
+    Ok(rows.iter().map(tenant_role).collect())
+}
+
+/// Reads one role of a tenant. With `lock`, the row is locked against change and deletion
+/// (`for share`) until the transaction ends, so what was checked against it stays true.
+///
+/// # Errors
+/// Database failures.
+pub async fn get(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    role: &RoleName,
+    lock: bool,
+) -> Result<Option<TenantRole>, ApiError> {
+    let sql = if lock {
+        "select role, description, permissions, is_default from tenant_roles
+         where tenant_name = $1 and role = $2 for share"
+    } else {
+        "select role, description, permissions, is_default from tenant_roles
+         where tenant_name = $1 and role = $2"
+    };
+    let row = client
+        .query_opt(sql, &[&tenant.as_str(), &role.as_str()])
+        .await?;
+    Ok(row.as_ref().map(tenant_role))
+}
+
+/// Creates a custom role of `tenant` holding `permissions`.
+///
+/// # Errors
+/// 409 if the tenant has a role of that name; 404 if the tenant does not exist; database
+/// failures.
+pub async fn create(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    role: &RoleName,
+    description: Option<&str>,
+    permissions: &BTreeSet<Permission>,
+) -> Result<TenantRole, ApiError> {
+    let row = client
+        .query_one(
+            "insert into tenant_roles (tenant_name, role, description, permissions, is_default)
+             values ($1, $2, $3, $4, false)
+             returning role, description, permissions, is_default",
+            &[
+                &tenant.as_str(),
+                &role.as_str(),
+                &description,
+                &permission_names(permissions),
+            ],
+        )
+        .await
+        .map_err(|err| match violated_constraint(&err) {
+            Some("tenant_roles_pkey") => {
+                ApiError::Conflict(format!("tenant {tenant} already has a role named {role}"))
+            }
+            Some("tenant_roles_tenant_name_fkey") => {
+                ApiError::NotFound(format!("no tenant named {tenant}"))
+            }
+            _ => err.into(),
+        })?;
+    Ok(tenant_role(&row))
+}
+
+/// Replaces a role's permissions, and its description when `description` is `Some` (`Some
+/// (None)` clears it). Answers the role before and after, or `None` if it does not exist.
+/// Locks the row until the transaction ends.
+///
+/// # Errors
+/// Database failures.
+pub async fn update(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    role: &RoleName,
+    description: Option<Option<&str>>,
+    permissions: &BTreeSet<Permission>,
+) -> Result<Option<(TenantRole, TenantRole)>, ApiError> {
+    let Some(before) = client
+        .query_opt(
+            "select role, description, permissions, is_default from tenant_roles
+             where tenant_name = $1 and role = $2 for update",
+            &[&tenant.as_str(), &role.as_str()],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let after = client
+        .query_one(
+            "update tenant_roles
+             set permissions = $3,
+                 description = case when $4 then $5 else description end,
+                 updated_at = now()
+             where tenant_name = $1 and role = $2
+             returning role, description, permissions, is_default",
+            &[
+                &tenant.as_str(),
+                &role.as_str(),
+                &permission_names(permissions),
+                &description.is_some(),
+                &description.flatten(),
+            ],
+        )
+        .await?;
+    Ok(Some((tenant_role(&before), tenant_role(&after))))
+}
+
+/// Locks a role for deletion (`for update`: assignments of it wait) and lists who holds it.
+/// `None` if the role does not exist.
+///
+/// # Errors
+/// Database failures.
+pub async fn lock_for_deletion(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    role: &RoleName,
+) -> Result<Option<(TenantRole, Vec<String>)>, ApiError> {
+    let Some(row) = client
+        .query_opt(
+            "select role, description, permissions, is_default from tenant_roles
+             where tenant_name = $1 and role = $2 for update",
+            &[&tenant.as_str(), &role.as_str()],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let holders = client
+        .query(
+            "select username from user_tenant_roles where tenant_name = $1 and role = $2
+             order by username",
+            &[&tenant.as_str(), &role.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(Some((tenant_role(&row), holders)))
+}
+
+/// Deletes a role and, through the schema's cascade, every assignment of it. Answers whether
+/// it existed.
+///
+/// # Errors
+/// Database failures.
+pub async fn delete(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    role: &RoleName,
+) -> Result<bool, ApiError> {
+    let n = client
+        .execute(
+            "delete from tenant_roles where tenant_name = $1 and role = $2",
+            &[&tenant.as_str(), &role.as_str()],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// The permissions `username` holds in `tenant` through its roles, with those assignments
+/// and roles locked (`for share`) until the transaction ends: a concurrent removal or
+/// narrowing waits, so a check made against the answer holds at commit.
+///
+/// # Errors
+/// Database failures.
+pub async fn lock_permissions_of(
+    client: &impl GenericClient,
+    username: &Username,
+    tenant: &TenantName,
+) -> Result<BTreeSet<Permission>, ApiError> {
+    let rows = client
+        .query(
+            "select r.permissions
+             from user_tenant_roles a
+             join tenant_roles r on r.tenant_name = a.tenant_name and r.role = a.role
+             where a.username = $1 and a.tenant_name = $2
+             for share of a, r",
+            &[&username.as_str(), &tenant.as_str()],
+        )
+        .await?;
     Ok(rows
         .iter()
-        .map(|r| TenantRole {
-            role: r.get(0),
-            description: r.get(1),
-            permissions: r.get(2),
-            is_default: r.get(3),
+        .flat_map(|r| r.get::<_, Vec<String>>(0))
+        .filter_map(|name| name.parse().ok())
+        .collect())
+}
+
+/// A user holding at least one role in a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Member {
+    /// The user.
+    pub username: String,
+    /// Display name.
+    pub full_name: Option<String>,
+    /// Whether the user is a super admin (whose roles only super admins change).
+    pub is_super_admin: bool,
+    /// The roles held in the tenant, sorted.
+    pub roles: Vec<String>,
+}
+
+/// Filters of [`list_members`]; `None` matches everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MemberFilter<'a> {
+    /// Only this user.
+    pub username: Option<&'a Username>,
+    /// Only the holders of this role.
+    pub role: Option<&'a RoleName>,
+}
+
+/// A tenant's members by username.
+///
+/// # Errors
+/// Database failures.
+pub async fn list_members(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    filter: MemberFilter<'_>,
+    page: Page,
+) -> Result<Vec<Member>, ApiError> {
+    let rows = client
+        .query(
+            "select u.username, u.full_name, u.is_super_admin,
+                    array_agg(a.role order by a.role) as roles
+             from user_tenant_roles a
+             join users u on u.username = a.username
+             where a.tenant_name = $1 and ($2::text is null or a.username = $2)
+             group by u.username
+             having $3::text is null or $3 = any (array_agg(a.role))
+             order by u.username
+             limit $4 offset $5",
+            &[
+                &tenant.as_str(),
+                &filter.username.map(Username::as_str),
+                &filter.role.map(RoleName::as_str),
+                &page.limit,
+                &page.offset,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Member {
+            username: r.get("username"),
+            full_name: r.get("full_name"),
+            is_super_admin: r.get("is_super_admin"),
+            roles: r.get("roles"),
         })
         .collect())
 }
@@ -73,7 +331,7 @@ fn assignment(row: &tokio_postgres::Row) -> Assignment {
 }
 
 /// Assigns `roles` in `tenant` to `username`; roles already held are kept as they are.
-/// Answers how many assignments are new. Call inside a transaction.
+/// Answers the roles newly assigned. Call inside a transaction.
 ///
 /// # Errors
 /// 422 naming the field when the user, the tenant, or a role of that tenant does not exist;
@@ -84,7 +342,7 @@ pub async fn assign(
     tenant: &TenantName,
     roles: &[RoleName],
     assigned_by: &Username,
-) -> Result<u64, ApiError> {
+) -> Result<Vec<String>, ApiError> {
     let row = client
         .query_one(
             "select exists(select 1 from users where username = $1),
@@ -122,10 +380,11 @@ pub async fn assign(
         });
     }
     let inserted = client
-        .execute(
+        .query(
             "insert into user_tenant_roles (username, tenant_name, role, assigned_by)
              select $1, $2, r, $4 from unnest($3::text[]) as r
-             on conflict do nothing",
+             on conflict do nothing
+             returning role",
             &[
                 &username.as_str(),
                 &tenant.as_str(),
@@ -134,7 +393,35 @@ pub async fn assign(
             ],
         )
         .await?;
-    Ok(inserted)
+    Ok(inserted.iter().map(|r| r.get(0)).collect())
+}
+
+/// Assigns one role of `tenant` to `username` unless held already; answers whether it is
+/// new. The user, the tenant and the role must exist (checked by the caller).
+///
+/// # Errors
+/// Database failures.
+pub async fn assign_one(
+    client: &impl GenericClient,
+    username: &Username,
+    tenant: &TenantName,
+    role: &RoleName,
+    assigned_by: &Username,
+) -> Result<bool, ApiError> {
+    let n = client
+        .execute(
+            "insert into user_tenant_roles (username, tenant_name, role, assigned_by)
+             values ($1, $2, $3, $4)
+             on conflict do nothing",
+            &[
+                &username.as_str(),
+                &tenant.as_str(),
+                &role.as_str(),
+                &assigned_by.as_str(),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 /// Filters of the assignment list; `None` matches everything.

@@ -280,6 +280,24 @@ pub async fn lock_super_admins(client: &impl GenericClient) -> Result<Vec<String
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Whether `username` is a super admin (`None`: no such user), with the user's row locked
+/// (`for share`) until the transaction ends, so a concurrent promotion waits for it.
+///
+/// # Errors
+/// Database failures.
+pub async fn lock_is_super_admin(
+    client: &impl GenericClient,
+    username: &Username,
+) -> Result<Option<bool>, ApiError> {
+    let row = client
+        .query_opt(
+            "select is_super_admin from users where username = $1 for share",
+            &[&username.as_str()],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// Deletes a user; role assignments go with it. Answers whether the user existed.
 ///
 /// # Errors

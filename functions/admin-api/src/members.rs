@@ -1,0 +1,393 @@
+//! `/tenants/{tenant_name}/members…`: a tenant's own admins manage who holds which of its
+//! roles, and read its access audit trail (also `/sa/tenants/{tenant_name}/access-audit-logs`
+//! for super admins).
+//!
+//! Every route needs `tenant.members.manage` in the tenant of the path (the default `admin`
+//! role has it). The rules, checked inside the transaction that makes the change, with the
+//! rows they read locked until it commits (so a concurrent narrowing of the caller's roles
+//! or promotion of the target waits):
+//! * only existing users and roles of this tenant (anything else is 404, as if absent);
+//! * only a role whose every permission the caller holds in this tenant, to assign or to
+//!   remove (403 otherwise): nobody widens anyone's access, their own included, beyond their
+//!   own, and nobody strips a role broader than their own;
+//! * never the roles of a super admin (403): those are the super admins' to change;
+//! * never users, super admins or roles themselves: those stay under `/sa/...`.
+//!
+//! Every change is one entry of the tenant's access audit trail, in the same transaction.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use shared::auth::{Permission, Principal, SuperAdmin};
+use shared::db::access_audit::{self, AccessAction, AccessEntry, AccessFilter, NewAccessEntry};
+use shared::db::roles::{self, Member, MemberFilter, TenantRole};
+use shared::db::{GenericClient, tenant_transaction, tenants, users};
+use shared::domain::{RoleName, TenantName, Username};
+use shared::http::{AppJson, AppPath, AppQuery, Page};
+use shared::openapi::{Forbidden, NotFound};
+use shared::{ApiError, AppState};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::assignments::UserTenantRoles;
+use crate::{created, tenant_not_found, user_not_found};
+
+/// `GET /tenants/{tenant_name}/members` filters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct MemberQuery {
+    /// Only the holders of this role.
+    role: Option<RoleName>,
+}
+
+/// List a tenant's members.
+///
+/// `GET /tenants/{tenant_name}/members?role=`: every user holding a role in the tenant, with
+/// those roles, by username.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant_name}/members",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), MemberQuery, Page),
+    responses(
+        (status = 200, description = "The tenant's members by username.", body = Vec<Member>),
+        (status = 403, response = Forbidden),
+    )
+)]
+pub(crate) async fn list_members(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath(tenant): AppPath<TenantName>,
+    AppQuery(query): AppQuery<MemberQuery>,
+    page: Page,
+) -> Result<AppJson<Vec<Member>>, ApiError> {
+    principal.require(&tenant, Permission::TenantMembersManage)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let filter = MemberFilter {
+        username: None,
+        role: query.role.as_ref(),
+    };
+    let members = roles::list_members(&tx, &tenant, filter, page).await?;
+    tx.commit().await?;
+    Ok(AppJson(members))
+}
+
+/// Read one member.
+///
+/// `GET /tenants/{tenant_name}/members/{username}`: the user's roles in the tenant; 404 if
+/// the user holds none there.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant_name}/members/{username}",
+    tag = "members",
+    security(("bearer" = [])),
+    params(
+        ("tenant_name" = TenantName, Path, description = "The tenant's name."),
+        ("username" = Username, Path, description = "The member's username."),
+    ),
+    responses(
+        (status = 200, description = "The member with its roles in the tenant.", body = Member),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+pub(crate) async fn get_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, username)): AppPath<(TenantName, Username)>,
+) -> Result<AppJson<Member>, ApiError> {
+    principal.require(&tenant, Permission::TenantMembersManage)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let filter = MemberFilter {
+        username: Some(&username),
+        role: None,
+    };
+    let member = roles::list_members(
+        &tx,
+        &tenant,
+        filter,
+        Page {
+            limit: 1,
+            offset: 0,
+        },
+    )
+    .await?
+    .pop();
+    tx.commit().await?;
+    member
+        .map(AppJson)
+        .ok_or_else(|| ApiError::NotFound(format!("{username} holds no role in tenant {tenant}")))
+}
+
+/// The checks of one change to `target`'s holding of `role` by `actor` (module docs), made
+/// in `tx` with the rows read locked. Answers the role.
+async fn authorize_change(
+    tx: &impl GenericClient,
+    actor: &Username,
+    tenant: &TenantName,
+    target: &Username,
+    role: &RoleName,
+    verb: &str,
+) -> Result<TenantRole, ApiError> {
+    let stored = roles::get(tx, tenant, role, true)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant} has no role named {role}")))?;
+    // Re-read under lock: what the caller held when the request began may have changed.
+    let held = roles::lock_permissions_of(tx, actor, tenant).await?;
+    if !held.contains(&Permission::TenantMembersManage) {
+        return Err(ApiError::Forbidden(format!(
+            "your roles in tenant {tenant} do not grant {}",
+            Permission::TenantMembersManage
+        )));
+    }
+    let carried: BTreeSet<Permission> = stored
+        .permissions
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let lacking: Vec<&str> = carried.difference(&held).map(|p| p.as_str()).collect();
+    if !lacking.is_empty() {
+        return Err(ApiError::Forbidden(format!(
+            "you cannot {verb} role {role}: it carries permissions you do not hold in tenant \
+             {tenant} ({})",
+            lacking.join(", ")
+        )));
+    }
+    match users::lock_is_super_admin(tx, target).await? {
+        None => Err(user_not_found(target)),
+        Some(true) => Err(ApiError::Forbidden(format!(
+            "{target} is a super admin: only super admins change its roles"
+        ))),
+        Some(false) => Ok(stored),
+    }
+}
+
+/// `POST /tenants/{tenant_name}/members` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AssignMemberRole {
+    /// An existing user (not a super admin).
+    username: Username,
+    /// A role of this tenant whose every permission the caller holds here.
+    role: RoleName,
+}
+
+/// Assign a role to a user.
+///
+/// `POST /tenants/{tenant_name}/members` `{"username", "role"}`: gives an existing user a
+/// role of this tenant; 201 if new, 200 if held already (retries are harmless). 403 for a
+/// role carrying a permission the caller lacks here, or a super admin; 404 for an unknown
+/// user or a role this tenant does not have.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/members",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    request_body = AssignMemberRole,
+    responses(
+        (status = 200, description = "The role was held already; nothing changed.", body = UserTenantRoles),
+        (status = 201, description = "Assigned; the roles the user now holds in the tenant. `Location` names the member.", body = UserTenantRoles),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+pub(crate) async fn assign_member_role(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath(tenant): AppPath<TenantName>,
+    AppJson(body): AppJson<AssignMemberRole>,
+) -> Result<Response, ApiError> {
+    principal.require(&tenant, Permission::TenantMembersManage)?;
+    let actor = &principal.username;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let role = authorize_change(&tx, actor, &tenant, &body.username, &body.role, "assign").await?;
+    let new = roles::assign_one(&tx, &body.username, &tenant, &body.role, actor).await?;
+    if new {
+        record_membership(
+            &tx,
+            &tenant,
+            AccessAction::RoleAssigned,
+            actor,
+            &body.username,
+            &role,
+        )
+        .await?;
+    }
+    let held = roles::roles_of(&tx, &body.username, &tenant).await?;
+    tx.commit().await?;
+    let view = UserTenantRoles {
+        username: body.username.to_string(),
+        tenant_name: tenant.to_string(),
+        roles: held,
+    };
+    if new {
+        tracing::info!(user.name = %actor, target.user = %body.username, tenant.name = %tenant, role = %body.role, "member role assigned");
+        Ok(created(
+            format!("/tenants/{tenant}/members/{}", body.username),
+            view,
+        ))
+    } else {
+        Ok(AppJson(view).into_response())
+    }
+}
+
+async fn record_membership(
+    tx: &impl GenericClient,
+    tenant: &TenantName,
+    action: AccessAction,
+    actor: &Username,
+    target: &Username,
+    role: &TenantRole,
+) -> Result<(), ApiError> {
+    access_audit::record(
+        tx,
+        &NewAccessEntry {
+            tenant,
+            action,
+            performed_by: actor,
+            target: Some(target),
+            role: &role.role,
+            old_permissions: None,
+            new_permissions: Some(&role.permissions),
+            reason: None,
+        },
+    )
+    .await
+}
+
+/// Remove a role from a member.
+///
+/// `DELETE /tenants/{tenant_name}/members/{username}/roles/{role}`: takes the role away
+/// (204); it stops working on the user's next request. 403 for a role carrying a permission
+/// the caller lacks here, or a super admin; 404 if the user does not hold it.
+#[utoipa::path(
+    delete,
+    path = "/tenants/{tenant_name}/members/{username}/roles/{role}",
+    tag = "members",
+    security(("bearer" = [])),
+    params(
+        ("tenant_name" = TenantName, Path, description = "The tenant's name."),
+        ("username" = Username, Path, description = "The member's username."),
+        ("role" = RoleName, Path, description = "The role to take away."),
+    ),
+    responses(
+        (status = 204, description = "Removed; it stops working on the user's next request."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+pub(crate) async fn remove_member_role(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, username, role)): AppPath<(TenantName, Username, RoleName)>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(&tenant, Permission::TenantMembersManage)?;
+    let actor = &principal.username;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let stored = authorize_change(&tx, actor, &tenant, &username, &role, "remove").await?;
+    if !roles::remove(&tx, &username, &tenant, &role).await? {
+        return Err(ApiError::NotFound(format!(
+            "{username} holds no role {role} in tenant {tenant}"
+        )));
+    }
+    record_membership(
+        &tx,
+        &tenant,
+        AccessAction::RoleRemoved,
+        actor,
+        &username,
+        &stored,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %actor, target.user = %username, tenant.name = %tenant, role = %role, "member role removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Access audit trail filters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AccessAuditQuery {
+    /// Only changes to this user's roles.
+    username: Option<Username>,
+    /// Only changes concerning this role.
+    role: Option<RoleName>,
+}
+
+impl AccessAuditQuery {
+    fn filter(&self) -> AccessFilter<'_> {
+        AccessFilter {
+            target: self.username.as_ref(),
+            role: self.role.as_ref().map(RoleName::as_str),
+        }
+    }
+}
+
+/// Read the tenant's access audit trail.
+///
+/// `GET /tenants/{tenant_name}/access-audit-logs?username=&role=`: every change to the
+/// tenant's roles and their holders (who, what, when), oldest first.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant_name}/access-audit-logs",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), AccessAuditQuery, Page),
+    responses(
+        (status = 200, description = "The tenant's access changes, oldest first.", body = Vec<AccessEntry>),
+        (status = 403, response = Forbidden),
+    )
+)]
+pub(crate) async fn tenant_access_audit(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath(tenant): AppPath<TenantName>,
+    AppQuery(query): AppQuery<AccessAuditQuery>,
+    page: Page,
+) -> Result<AppJson<Vec<AccessEntry>>, ApiError> {
+    principal.require(&tenant, Permission::TenantMembersManage)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let entries = access_audit::list(&tx, &tenant, query.filter(), page).await?;
+    tx.commit().await?;
+    Ok(AppJson(entries))
+}
+
+/// Read a tenant's access audit trail (super admin).
+///
+/// `GET /sa/tenants/{tenant_name}/access-audit-logs?username=&role=`: as the tenant's admins
+/// see it; 404 for an unknown tenant.
+#[utoipa::path(
+    get,
+    path = "/sa/tenants/{tenant_name}/access-audit-logs",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), AccessAuditQuery, Page),
+    responses(
+        (status = 200, description = "The tenant's access changes, oldest first.", body = Vec<AccessEntry>),
+        (status = 404, response = NotFound),
+    )
+)]
+pub(crate) async fn platform_access_audit(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    AppPath(tenant): AppPath<TenantName>,
+    AppQuery(query): AppQuery<AccessAuditQuery>,
+    page: Page,
+) -> Result<AppJson<Vec<AccessEntry>>, ApiError> {
+    let client = state.platform.get().await?;
+    if tenants::get(&client, &tenant).await?.is_none() {
+        return Err(tenant_not_found(&tenant));
+    }
+    Ok(AppJson(
+        access_audit::list(&client, &tenant, query.filter(), page).await?,
+    ))
+}

@@ -1,0 +1,222 @@
+//! `/sa/tenants`: creating, reading, changing and deleting tenants (a tenant is created with
+//! its four default roles).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use shared::auth::SuperAdmin;
+use shared::db::roles::{self, TenantRole};
+use shared::db::tenants;
+use shared::domain::TenantName;
+use shared::http::{AppJson, AppPath, Page, check_length, nullable};
+use shared::openapi::Conflict;
+use shared::{ApiError, AppState};
+use utoipa::ToSchema;
+
+use crate::{MAX_TEXT_CHARS, created, tenant_not_found};
+
+/// `POST /sa/tenants` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateTenant {
+    name: TenantName,
+    /// Free text, at most 1,000 characters.
+    #[schema(max_length = 1000)]
+    description: Option<String>,
+    /// A JSON Schema every offer's `data` must satisfy.
+    #[schema(value_type = Option<Object>)]
+    offer_schema: Option<serde_json::Value>,
+    /// Whether offers need a checker's approval (default true).
+    require_maker_checker: Option<bool>,
+}
+
+/// 422 unless `schema` is a JSON object that compiles as a JSON Schema.
+fn check_offer_schema(schema: Option<&serde_json::Value>) -> Result<(), ApiError> {
+    let Some(schema) = schema else {
+        return Ok(());
+    };
+    if !schema.is_object() {
+        return Err(ApiError::invalid_field(
+            "offer_schema",
+            "must be a JSON Schema object",
+        ));
+    }
+    jsonschema::validator_for(schema).map(drop).map_err(|err| {
+        ApiError::invalid_field("offer_schema", format!("is not a valid JSON Schema: {err}"))
+    })
+}
+
+/// A tenant with its roles.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TenantView {
+    #[serde(flatten)]
+    tenant: tenants::Tenant,
+    roles: Vec<TenantRole>,
+}
+
+/// Create a tenant.
+///
+/// `POST /sa/tenants`: creates a tenant and its four default roles (201). 409 if the name is
+/// taken; 422 for a name outside `^[a-z][a-z0-9_]{1,49}$`.
+#[utoipa::path(
+    post,
+    path = "/sa/tenants",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateTenant,
+    responses(
+        (status = 201, description = "Created, with its four default roles; `Location` names it.", body = TenantView),
+        (status = 409, response = Conflict),
+    )
+)]
+pub(crate) async fn create_tenant(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppJson(body): AppJson<CreateTenant>,
+) -> Result<Response, ApiError> {
+    check_length("description", body.description.as_deref(), MAX_TEXT_CHARS)?;
+    check_offer_schema(body.offer_schema.as_ref())?;
+    let fields = tenants::TenantFields {
+        description: Some(body.description.as_deref()),
+        offer_schema: Some(body.offer_schema.as_ref()),
+        require_maker_checker: body.require_maker_checker,
+    };
+    let mut client = state.platform.get().await?;
+    let tx = client.transaction().await?;
+    let tenant = tenants::create(&tx, &body.name, &fields, &admin.username).await?;
+    let roles = roles::list_for_tenant(&tx, &body.name).await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %admin.username, tenant.name = %body.name, "tenant created");
+    Ok(created(
+        format!("/sa/tenants/{}", body.name),
+        TenantView { tenant, roles },
+    ))
+}
+
+/// List tenants.
+///
+/// `GET /sa/tenants`: tenants by name.
+#[utoipa::path(
+    get,
+    path = "/sa/tenants",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(Page),
+    responses(
+        (status = 200, description = "Tenants by name.", body = Vec<tenants::Tenant>),
+    )
+)]
+pub(crate) async fn list_tenants(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    page: Page,
+) -> Result<AppJson<Vec<tenants::Tenant>>, ApiError> {
+    Ok(AppJson(
+        tenants::list(&state.platform.get().await?, page).await?,
+    ))
+}
+
+/// Read a tenant and its roles.
+///
+/// `GET /sa/tenants/{tenant_name}`: the tenant with its roles; 404 if absent.
+#[utoipa::path(
+    get,
+    path = "/sa/tenants/{tenant_name}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    responses(
+        (status = 200, description = "The tenant with its roles.", body = TenantView),
+    )
+)]
+pub(crate) async fn get_tenant(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    AppPath(name): AppPath<TenantName>,
+) -> Result<AppJson<TenantView>, ApiError> {
+    let client = state.platform.get().await?;
+    let tenant = tenants::get(&client, &name)
+        .await?
+        .ok_or_else(|| tenant_not_found(&name))?;
+    let roles = roles::list_for_tenant(&client, &name).await?;
+    Ok(AppJson(TenantView { tenant, roles }))
+}
+
+/// `PUT /sa/tenants/{tenant_name}` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateTenant {
+    /// Free text, at most 1,000 characters; `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
+    description: Option<Option<String>>,
+    /// A JSON Schema for offers' `data`; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    offer_schema: Option<Option<serde_json::Value>>,
+    /// Whether offers need a checker's approval.
+    require_maker_checker: Option<bool>,
+}
+
+/// Update a tenant.
+///
+/// `PUT /sa/tenants/{tenant_name}`: changes the description, the offer schema (existing
+/// offers are not re-validated; the schema applies to every later write) or the
+/// maker-checker switch; 404 if absent.
+#[utoipa::path(
+    put,
+    path = "/sa/tenants/{tenant_name}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    request_body = UpdateTenant,
+    responses(
+        (status = 200, description = "The updated tenant.", body = tenants::Tenant),
+    )
+)]
+pub(crate) async fn update_tenant(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppPath(name): AppPath<TenantName>,
+    AppJson(body): AppJson<UpdateTenant>,
+) -> Result<AppJson<tenants::Tenant>, ApiError> {
+    let fields = tenants::TenantFields {
+        description: body.description.as_ref().map(|d| d.as_deref()),
+        offer_schema: body.offer_schema.as_ref().map(|s| s.as_ref()),
+        require_maker_checker: body.require_maker_checker,
+    };
+    check_length("description", fields.description.flatten(), MAX_TEXT_CHARS)?;
+    check_offer_schema(fields.offer_schema.flatten())?;
+    let tenant = tenants::update(&state.platform.get().await?, &name, &fields)
+        .await?
+        .ok_or_else(|| tenant_not_found(&name))?;
+    tracing::info!(user.name = %admin.username, tenant.name = %name, "tenant updated");
+    Ok(AppJson(tenant))
+}
+
+/// Delete a tenant and everything in it.
+///
+/// `DELETE /sa/tenants/{tenant_name}`: deletes the tenant with its roles, assignments,
+/// offers and campaigns (204); 404 if absent.
+#[utoipa::path(
+    delete,
+    path = "/sa/tenants/{tenant_name}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    responses(
+        (status = 204, description = "Deleted, with its roles, assignments, offers and campaigns."),
+    )
+)]
+pub(crate) async fn delete_tenant(
+    State(state): State<AppState>,
+    SuperAdmin(admin): SuperAdmin,
+    AppPath(name): AppPath<TenantName>,
+) -> Result<StatusCode, ApiError> {
+    if !tenants::delete(&state.platform.get().await?, &name).await? {
+        return Err(tenant_not_found(&name));
+    }
+    tracing::info!(user.name = %admin.username, tenant.name = %name, "tenant deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
