@@ -15,4 +15,5 @@ mod processor;
 mod roles;
 mod sqs;
 mod template;
+mod versions;
 mod webhook;

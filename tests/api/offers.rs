@@ -323,16 +323,11 @@ async fn the_whole_workflow_is_audited_row_by_row() {
     assert_eq!(approved.body["status"], "approved");
     assert_eq!(approved.body["version"], 6);
 
-    // Approved offers are never edited or deleted.
-    let edit = world
-        .call(
-            "admin",
-            Method::PUT,
-            &one,
-            Some(json!({"data": {"apr": 1}})),
-        )
-        .await;
-    assert_eq!(edit.status, StatusCode::CONFLICT);
+    assert_eq!(approved.body["live_version"], 1);
+    assert_eq!(approved.body["draft_pending"], false);
+
+    // An offer with an approved version is never deleted (it is retired instead; editing it
+    // opens a draft of its next version: tests/api/versions.rs).
     let delete = world.call("admin", Method::DELETE, &one, None).await;
     assert_eq!(delete.status, StatusCode::CONFLICT);
 

@@ -11,6 +11,9 @@
 //! edit a `draft`; `campaign.manage` to edit any campaign and change its status;
 //! `campaign.delete`; `campaign.process`. Every query filters by the tenant of the path, so
 //! another tenant's campaign is 404.
+//!
+//! A campaign pins the offer version it delivers when it is created; moving it to another
+//! version is explicit and audited ([`offer_version`]).
 
 use axum::Router;
 use axum::extract::{OriginalUri, State};
@@ -28,7 +31,7 @@ use shared::db::campaigns::{
     self, AudienceMember, Campaign, CampaignContent, CampaignFilter, DeliverySummary,
 };
 use shared::db::{offers, outbox, tenant_transaction};
-use shared::domain::{CampaignStatus, DeliveryStatus, OfferStatus, ProcessingStatus, TenantName};
+use shared::domain::{CampaignStatus, DeliveryStatus, ProcessingStatus, TenantName};
 use shared::error::FieldError;
 use shared::http::Routes;
 use shared::http::{
@@ -38,6 +41,8 @@ use shared::openapi::Conflict;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
+
+mod offer_version;
 
 /// Longest campaign name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -76,6 +81,16 @@ pub fn routes() -> Routes<AppState> {
             "/tenants/{tenant_name}/campaigns/{campaign_id}/customers/summary",
             summary,
         )
+        .route(
+            Method::POST,
+            "/tenants/{tenant_name}/campaigns/{campaign_id}/offer-version",
+            offer_version::move_offer_version,
+        )
+        .route(
+            Method::GET,
+            "/tenants/{tenant_name}/campaigns/{campaign_id}/audit-logs",
+            offer_version::audit_logs,
+        )
 }
 
 /// The router of this function.
@@ -85,7 +100,17 @@ pub fn router() -> Router<AppState> {
 
 #[derive(OpenApi)]
 #[openapi(paths(
-    create, list, preview, read, update, remove, process, customers, summary
+    create,
+    list,
+    preview,
+    read,
+    update,
+    remove,
+    process,
+    customers,
+    summary,
+    offer_version::move_offer_version,
+    offer_version::audit_logs,
 ))]
 struct ApiDoc;
 
@@ -191,8 +216,11 @@ async fn relay_now(state: &AppState, tenant: &TenantName, campaign_id: i32, job_
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateCampaign {
-    /// An approved offer of the tenant.
+    /// An approved, not retired offer of the tenant.
     offer_id: i32,
+    /// The approved version of the offer to deliver (default: its live version).
+    #[schema(minimum = 1)]
+    offer_version: Option<i32>,
     /// 1 to 200 characters, not only spaces.
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
@@ -210,8 +238,10 @@ struct CreateCampaign {
 
 /// Create a campaign (queues its selection).
 ///
-/// `POST /tenants/{t}/campaigns` (`campaign.write`): a `draft` campaign for an approved offer
-/// of the tenant; its selection job is queued. 202 with `Location` and the campaign.
+/// `POST /tenants/{t}/campaigns` (`campaign.write`): a `draft` campaign for an approved, not
+/// retired offer of the tenant, pinned to the offer's live version (or `offer_version`: 404
+/// if the offer has no such version); its selection job is queued. 202 with `Location` and
+/// the campaign.
 #[utoipa::path(
     post,
     path = "/tenants/{tenant_name}/campaigns",
@@ -243,28 +273,45 @@ async fn create(
     let tx = tenant_transaction(&mut client, &tenant).await?;
     // Locked, so it cannot be deleted while the campaign that uses it is created.
     let offer = offers::get(&tx, &tenant, body.offer_id, true).await?;
-    match offer {
+    let live = match offer {
         None => {
             return Err(ApiError::invalid_field(
                 "offer_id",
                 format!("no offer {} in this tenant", body.offer_id),
             ));
         }
-        Some(offer) if offer.status != OfferStatus::Approved => {
+        Some(offer) if offer.retired_at.is_some() => {
             return Err(ApiError::invalid_field(
                 "offer_id",
-                format!(
-                    "offer {} is {}; campaigns need an approved offer",
-                    offer.id, offer.status
-                ),
+                format!("offer {} is retired; it takes no new campaigns", offer.id),
             ));
         }
-        Some(_) => {}
-    }
+        Some(offer) => offer.live_version.ok_or_else(|| {
+            ApiError::invalid_field(
+                "offer_id",
+                format!(
+                    "offer {} is {} and has no approved version; campaigns need an approved offer",
+                    offer.id, offer.status
+                ),
+            )
+        })?,
+    };
+    // The live version, or the one asked for, pinned for the campaign's whole life.
+    let pinned = match body.offer_version {
+        None => live,
+        Some(asked) => {
+            offers::version(&tx, &tenant, body.offer_id, asked)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("offer {} has no version {asked}", body.offer_id))
+                })?
+                .version
+        }
+    };
     let campaign = campaigns::insert(
         &tx,
         &tenant,
-        body.offer_id,
+        (body.offer_id, pinned),
         &content,
         &principal.username,
         job_id,

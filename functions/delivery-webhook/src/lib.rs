@@ -39,7 +39,7 @@ use serde_json::Value;
 use shared::ApiError;
 use shared::auth::api_key;
 use shared::db::tenant_transaction;
-use shared::db::webhooks::{self, ActiveKey, DeliveryReport, ReportOutcome};
+use shared::db::webhooks::{self, ActiveKey, DeliveryReport, PinnedCampaign, ReportOutcome};
 use shared::domain::{DeliveryStatus, TenantName};
 use shared::http::Routes;
 use shared::http::{AppJson, has_media_type, read_body_limited};
@@ -325,6 +325,9 @@ struct Answer {
     results: Vec<ItemResult>,
     /// Counts per outcome.
     summary: Summary,
+    /// The key's campaigns that valid reports named, by id, each with the offer version it
+    /// delivers (what the provider should have sent).
+    campaigns: Vec<PinnedCampaign>,
 }
 
 /// Report delivery results (provider webhook).
@@ -433,6 +436,14 @@ async fn update_delivery_status(
             outcomes.push(ItemResult::judged(index, outcome));
         }
     }
+    let mut named: Vec<i32> = winners.iter().map(|r| r.campaign_id).collect();
+    named.sort_unstable();
+    named.dedup();
+    let campaigns = if named.is_empty() {
+        Vec::new()
+    } else {
+        webhooks::pinned_campaigns(&tx, &tenant, &named).await?
+    };
     webhooks::touch_key(&tx, key.id).await?;
     tx.commit().await?;
 
@@ -452,5 +463,6 @@ async fn update_delivery_status(
     Ok(AppJson(Answer {
         results: outcomes,
         summary,
+        campaigns,
     }))
 }

@@ -5,7 +5,8 @@
 //! without it), then works inside a tenant transaction where every query filters by that
 //! tenant (an offer of another tenant is 404). Every change writes its audit row in the same
 //! transaction. Single-offer answers carry `ETag: "<version>"`; a write with a stale
-//! `If-Match` answers 412.
+//! `If-Match` answers 412. Approved versions, their diffs and retirement are in
+//! [`versions`].
 
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
@@ -25,6 +26,8 @@ use shared::http::{AppJson, AppPath, AppQuery, OptionalJson, Page, check_length}
 use shared::openapi::{Conflict, Forbidden, PreconditionFailed};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, OpenApi, ToSchema};
+
+mod versions;
 
 /// Longest `comments` / `comment_text` accepted, in characters.
 pub const MAX_COMMENT_CHARS: usize = 4000;
@@ -65,6 +68,31 @@ pub fn routes() -> Routes<AppState> {
             "/tenants/{tenant_name}/offers/{offer_id}/audit-logs",
             audit_logs,
         )
+        .route(
+            Method::GET,
+            "/tenants/{tenant_name}/offers/{offer_id}/versions",
+            versions::list_versions,
+        )
+        .route(
+            Method::GET,
+            "/tenants/{tenant_name}/offers/{offer_id}/versions/{version}",
+            versions::get_version,
+        )
+        .route(
+            Method::GET,
+            "/tenants/{tenant_name}/offers/{offer_id}/versions/{version}/diff",
+            versions::diff_versions,
+        )
+        .route(
+            Method::GET,
+            "/tenants/{tenant_name}/offers/{offer_id}/draft-diff",
+            versions::draft_diff,
+        )
+        .route(
+            Method::POST,
+            "/tenants/{tenant_name}/offers/{offer_id}/retire",
+            versions::retire,
+        )
 }
 
 /// The router of this function.
@@ -74,7 +102,22 @@ pub fn router() -> Router<AppState> {
 
 #[derive(OpenApi)]
 #[openapi(paths(
-    create, list, read, replace, patch, remove, submit, approve, reject, comment, audit_logs
+    create,
+    list,
+    read,
+    replace,
+    patch,
+    remove,
+    submit,
+    approve,
+    reject,
+    comment,
+    audit_logs,
+    versions::list_versions,
+    versions::get_version,
+    versions::diff_versions,
+    versions::draft_diff,
+    versions::retire,
 ))]
 struct ApiDoc;
 
@@ -85,7 +128,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// An offer answered with its `ETag`.
-struct Tagged(StatusCode, Offer);
+pub(crate) struct Tagged(pub(crate) StatusCode, pub(crate) Offer);
 
 impl IntoResponse for Tagged {
     fn into_response(self) -> Response {
@@ -143,7 +186,19 @@ impl IfMatch {
     }
 }
 
-fn not_found(id: i32) -> ApiError {
+/// 409 for a retired offer: it takes no edits and no workflow steps.
+pub(crate) fn refuse_retired(offer: &Offer) -> Result<(), ApiError> {
+    match offer.retired_at {
+        Some(at) => Err(ApiError::Conflict(format!(
+            "offer {} was retired at {}; it takes no further changes",
+            offer.id,
+            at.to_rfc3339()
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn not_found(id: i32) -> ApiError {
     ApiError::NotFound(format!("no offer {id} in this tenant"))
 }
 
@@ -361,12 +416,8 @@ async fn edit(
         .await?
         .ok_or_else(|| not_found(id))?;
     if_match.check(&before)?;
+    refuse_retired(&before)?;
     match before.status {
-        OfferStatus::Approved => {
-            return Err(ApiError::Conflict(format!(
-                "offer {id} is approved; approved offers are never edited in place"
-            )));
-        }
         OfferStatus::Submitted if !edit_any => {
             return Err(ApiError::Conflict(format!(
                 "offer {id} is submitted; only draft or rejected offers can be edited"
@@ -378,10 +429,14 @@ async fn edit(
     check_length("comments", comments.as_deref(), MAX_COMMENT_CHARS)?;
     let (schema, _) = offers::tenant_rules(&tx, tenant).await?;
     validate_data(&data, schema.as_ref())?;
+    // Editing an approved offer opens a draft on top of its live version, which stays as it
+    // is (campaigns keep delivering it) until the draft is approved. Every edit (re)bases the
+    // draft on the version live now: the editor has seen it.
     let status = match before.status {
-        OfferStatus::Rejected => OfferStatus::Draft,
+        OfferStatus::Approved | OfferStatus::Rejected => OfferStatus::Draft,
         other => other,
     };
+    let draft_base = before.live_version;
     let after = offers::update_content(
         &tx,
         tenant,
@@ -390,6 +445,7 @@ async fn edit(
         comments.as_deref(),
         status,
         &principal.username,
+        draft_base,
     )
     .await?;
     offers::audit(
@@ -413,7 +469,9 @@ async fn edit(
 /// Replace an offer.
 ///
 /// `PUT /tenants/{t}/offers/{id}` (`offer.edit` / `offer.edit_any`): replaces `data` and
-/// `comments`. 409 for an approved offer (or a submitted one without `offer.edit_any`).
+/// `comments`. On an approved offer this opens a new draft on top of the live version, which
+/// stays live and unchanged until the draft is approved. 409 for a retired offer (or a
+/// submitted one without `offer.edit_any`).
 #[utoipa::path(
     put,
     path = "/tenants/{tenant_name}/offers/{offer_id}",
@@ -422,7 +480,7 @@ async fn edit(
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     request_body = ReplaceOffer,
     responses(
-        (status = 200, description = "Replaced; a rejected offer returns to `draft`.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
+        (status = 200, description = "Replaced; a rejected offer returns to `draft`, an approved one opens a draft of its next version.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
     )
@@ -451,7 +509,7 @@ async fn replace(
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     request_body = PatchOffer,
     responses(
-        (status = 200, description = "Changed; a rejected offer returns to `draft`.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
+        (status = 200, description = "Changed; a rejected offer returns to `draft`, an approved one opens a draft of its next version.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
     )
@@ -474,8 +532,8 @@ async fn patch(
 
 /// Delete an offer.
 ///
-/// `DELETE /tenants/{t}/offers/{id}` (`offer.delete`): 204; 409 if approved or used by an
-/// active campaign. The audit trail keeps a `delete` row with the last content.
+/// `DELETE /tenants/{t}/offers/{id}` (`offer.delete`): 204; 409 once it has an approved
+/// version (retire it instead) or while an active campaign uses it. The audit trail keeps a `delete` row with the last content.
 #[utoipa::path(
     delete,
     path = "/tenants/{tenant_name}/offers/{offer_id}",
@@ -501,9 +559,10 @@ async fn remove(
         .await?
         .ok_or_else(|| not_found(id))?;
     if_match.check(&before)?;
-    if before.status == OfferStatus::Approved {
+    if let Some(live) = before.live_version {
         return Err(ApiError::Conflict(format!(
-            "offer {id} is approved and cannot be deleted"
+            "offer {id} has approved versions (version {live} is live) and cannot be deleted; \
+             retire it instead"
         )));
     }
     if offers::has_active_campaign(&tx, &tenant, id).await? {
@@ -595,10 +654,19 @@ async fn transition(
         .await?
         .ok_or_else(|| not_found(id))?;
     if_match.check(&before)?;
+    refuse_retired(&before)?;
     if before.status != from {
         return Err(ApiError::Conflict(format!(
             "offer {id} is {}; only a {from} offer can become {to}",
             before.status
+        )));
+    }
+    if to == OfferStatus::Approved && before.draft_base_version != before.live_version {
+        return Err(ApiError::Conflict(format!(
+            "offer {id}'s draft is based on version {}, but version {} is live now; \
+             edit the draft again on top of the live version",
+            before.draft_base_version.unwrap_or_default(),
+            before.live_version.unwrap_or_default(),
         )));
     }
     if checker {
@@ -613,7 +681,24 @@ async fn transition(
             }
         }
     }
-    let after = offers::set_status(&tx, tenant, id, to).await?;
+    let after = if to == OfferStatus::Approved {
+        let mut authors = offers::content_authors(&tx, tenant, id).await?;
+        authors.sort();
+        authors.dedup();
+        let (after, version) = offers::approve(
+            &tx,
+            tenant,
+            id,
+            &principal.username,
+            reason.as_deref(),
+            &authors,
+        )
+        .await?;
+        tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id, offer.version = version.version, "offer version approved");
+        after
+    } else {
+        offers::set_status(&tx, tenant, id, to).await?
+    };
     offers::audit(
         &tx,
         tenant,
@@ -660,7 +745,10 @@ async fn submit(
 
 /// Approve an offer (checker).
 ///
-/// `POST …/approve` (`offer.review`): submitted → approved; not by its maker.
+/// `POST …/approve` (`offer.review`): submitted → approved; not by anyone who wrote its
+/// content since the last version. The content becomes the next numbered version (1 for a
+/// new offer), live from now on for new campaigns. 409 if the draft was opened on a version
+/// that is no longer live (naming both).
 #[utoipa::path(
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/approve",

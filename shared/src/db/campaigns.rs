@@ -22,6 +22,9 @@ pub struct Campaign {
     pub tenant_name: String,
     /// The approved offer it delivers (null if that offer was deleted).
     pub offer_id: Option<i32>,
+    /// The offer version it delivers, pinned at creation (or moved explicitly while `draft`
+    /// or `paused`); a newer approved version never changes it.
+    pub offer_version: Option<i32>,
     /// Name.
     pub name: String,
     /// Description.
@@ -58,7 +61,7 @@ pub struct Campaign {
     pub processing_attempts: i32,
 }
 
-const COLUMNS: &str = "id, tenant_name, offer_id, name, description, \
+const COLUMNS: &str = "id, tenant_name, offer_id, offer_version, name, description, \
     coalesce(selection_criteria, '{}') as selection_criteria, start_date, end_date, status, \
     created_by, created_at, updated_at, processing_status, matched_count, processed_at, \
     last_error, ranges_total, ranges_done, processing_attempts";
@@ -70,6 +73,7 @@ fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> {
         id: row.get("id"),
         tenant_name: row.get("tenant_name"),
         offer_id: row.get("offer_id"),
+        offer_version: row.get("offer_version"),
         name: row.get("name"),
         description: row.get("description"),
         selection_criteria: row.get("selection_criteria"),
@@ -112,7 +116,7 @@ pub struct CampaignContent {
 pub async fn insert(
     client: &impl GenericClient,
     tenant: &TenantName,
-    offer_id: i32,
+    (offer_id, offer_version): (i32, i32),
     content: &CampaignContent,
     created_by: &Username,
     job_id: Uuid,
@@ -122,8 +126,10 @@ pub async fn insert(
             &format!(
                 "insert into campaigns (tenant_name, offer_id, name, description, selection_criteria,
                      start_date, end_date, created_by, status, processing_status, processing_job,
-                     processing_attempts, processing_heartbeat, processing_queued_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, 'draft', 'queued', $9, 1, now(), now())
+                     processing_attempts, processing_heartbeat, processing_queued_at,
+                     offer_version)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, 'draft', 'queued', $9, 1, now(), now(),
+                         $10)
                  returning {COLUMNS}"
             ),
             &[
@@ -136,10 +142,108 @@ pub async fn insert(
                 &content.end_date,
                 &created_by.as_str(),
                 &job_id,
+                &offer_version,
             ],
         )
         .await?;
     campaign(&row)
+}
+
+/// Moves a campaign to another version of its offer and records the move in the campaign's
+/// audit trail (who, from, to, why), in the caller's transaction.
+///
+/// # Errors
+/// Database failures.
+pub async fn move_offer_version(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    (from, to): (Option<i32>, i32),
+    by: &Username,
+    comment: Option<&str>,
+) -> Result<Campaign, ApiError> {
+    let row = client
+        .query_one(
+            &format!(
+                "update campaigns set offer_version = $3, updated_at = now()
+                 where tenant_name = $1 and id = $2 returning {COLUMNS}"
+            ),
+            &[&tenant.as_str(), &id, &to],
+        )
+        .await?;
+    let moved = campaign(&row)?;
+    client
+        .execute(
+            "insert into campaign_audit_logs
+                 (tenant_name, campaign_id, action, performed_by, old_data, new_data, comment)
+             values ($1, $2, 'offer_version_change', $3, $4, $5, $6)",
+            &[
+                &tenant.as_str(),
+                &id,
+                &by.as_str(),
+                &serde_json::json!({"offer_id": moved.offer_id, "offer_version": from}),
+                &serde_json::json!({"offer_id": moved.offer_id, "offer_version": to}),
+                &comment,
+            ],
+        )
+        .await?;
+    Ok(moved)
+}
+
+/// An entry of a campaign's audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CampaignAuditEntry {
+    /// Increasing with time.
+    pub id: i64,
+    /// The campaign.
+    pub campaign_id: i32,
+    /// `offer_version_change`.
+    pub action: String,
+    /// Who.
+    pub performed_by: String,
+    /// Before (`{"offer_id", "offer_version"}`).
+    #[schema(value_type = Option<Object>)]
+    pub old_data: Option<Value>,
+    /// After.
+    #[schema(value_type = Option<Object>)]
+    pub new_data: Option<Value>,
+    /// Why.
+    pub comment: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A campaign's audit trail, oldest first (it outlives the campaign).
+///
+/// # Errors
+/// Database failures.
+pub async fn audit_trail(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    page: Page,
+) -> Result<Vec<CampaignAuditEntry>, ApiError> {
+    let rows = client
+        .query(
+            "select id, campaign_id, action, performed_by, old_data, new_data, comment, created_at
+             from campaign_audit_logs where tenant_name = $1 and campaign_id = $2
+             order by id limit $3 offset $4",
+            &[&tenant.as_str(), &id, &page.limit, &page.offset],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| CampaignAuditEntry {
+            id: r.get(0),
+            campaign_id: r.get(1),
+            action: r.get(2),
+            performed_by: r.get(3),
+            old_data: r.get(4),
+            new_data: r.get(5),
+            comment: r.get(6),
+            created_at: r.get(7),
+        })
+        .collect())
 }
 
 /// Reads one campaign of `tenant`; with `for_update` the row stays locked until the

@@ -1,6 +1,11 @@
-//! The `offers` aggregate and its audit trail (`offer_audit_logs`). Every function here
-//! filters by tenant in SQL; writes run inside a tenant transaction together with their
-//! audit row.
+//! The `offers` aggregate, its approved versions (`offer_versions`) and its audit trail
+//! (`offer_audit_logs`). Every function here filters by tenant in SQL; writes run inside a
+//! tenant transaction together with their audit row.
+//!
+//! An offer row holds the working copy (its `status` is that copy's place in the workflow);
+//! every approval freezes the copy as the next numbered [`OfferVersion`], which campaigns
+//! pin. Editing an approved offer opens a new draft on top of the live version, which stays
+//! unchanged until that draft is approved.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -29,12 +34,26 @@ pub struct Offer {
     pub created_by: Option<String>,
     /// Who last changed its content (maker–checker).
     pub last_edited_by: Option<String>,
-    /// Optimistic-concurrency version, sent as the `ETag`.
+    /// Optimistic-concurrency version of the working copy, sent as the `ETag` (not an
+    /// approved version number: see `live_version`).
     pub version: i32,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// The approved version new campaigns get (null until the first approval).
+    pub live_version: Option<i32>,
+    /// Whether a draft of changes to the live version is pending (being written, submitted
+    /// or rejected); its content is `data`, while campaigns keep the live version's.
+    pub draft_pending: bool,
+    /// The live version the pending draft was opened from.
+    pub draft_base_version: Option<i32>,
+    /// When it was retired (no new campaigns, no edits), if it was.
+    pub retired_at: Option<DateTime<Utc>>,
+    /// Who retired it.
+    pub retired_by: Option<String>,
+    /// Why.
+    pub retirement_reason: Option<String>,
 }
 
 impl Offer {
@@ -45,19 +64,30 @@ impl Offer {
             "data": self.data,
             "comments": self.comments,
             "version": self.version,
+            "live_version": self.live_version,
+            "draft_base_version": self.draft_base_version,
         })
     }
 }
 
 const OFFER_COLUMNS: &str = "id, tenant_name, status, data, comments, created_by, last_edited_by, \
-                             version, created_at, updated_at";
+                             version, created_at, updated_at, live_version, draft_base_version, \
+                             retired_at, retired_by, retirement_reason";
 
 fn offer(row: &tokio_postgres::Row) -> Result<Offer, ApiError> {
     let status: String = row.get("status");
+    let status = OfferStatus::parse(&status).map_err(ApiError::internal)?;
+    let live_version: Option<i32> = row.get("live_version");
     Ok(Offer {
+        live_version,
+        draft_pending: live_version.is_some() && status != OfferStatus::Approved,
+        draft_base_version: row.get("draft_base_version"),
+        retired_at: row.get("retired_at"),
+        retired_by: row.get("retired_by"),
+        retirement_reason: row.get("retirement_reason"),
         id: row.get("id"),
         tenant_name: row.get("tenant_name"),
-        status: OfferStatus::parse(&status).map_err(ApiError::internal)?,
+        status,
         data: row.get("data"),
         comments: row.get("comments"),
         created_by: row.get("created_by"),
@@ -155,10 +185,12 @@ pub async fn list(
     rows.iter().map(offer).collect()
 }
 
-/// Replaces an offer's content, sets its status and editor, and bumps its version.
+/// Replaces an offer's working copy, sets its status, editor and the live version the
+/// draft builds on (`draft_base`), and bumps its `version`.
 ///
 /// # Errors
 /// Database failures.
+#[allow(clippy::too_many_arguments)]
 pub async fn update_content(
     client: &impl GenericClient,
     tenant: &TenantName,
@@ -167,12 +199,13 @@ pub async fn update_content(
     comments: Option<&str>,
     status: OfferStatus,
     editor: &Username,
+    draft_base: Option<i32>,
 ) -> Result<Offer, ApiError> {
     let row = client
         .query_one(
             &format!(
                 "update offers set data = $3, comments = $4, status = $5, last_edited_by = $6,
-                                   version = version + 1
+                                   draft_base_version = $7, version = version + 1
                  where tenant_name = $1 and id = $2 returning {OFFER_COLUMNS}"
             ),
             &[
@@ -182,7 +215,167 @@ pub async fn update_content(
                 &comments,
                 &status.as_str(),
                 &editor.as_str(),
+                &draft_base,
             ],
+        )
+        .await?;
+    offer(&row)
+}
+
+/// An approved version of an offer: immutable.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct OfferVersion {
+    /// The offer.
+    pub offer_id: i32,
+    /// 1, 2, … in approval order.
+    pub version: i32,
+    /// The approved content.
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// The maker's notes, as approved.
+    pub comments: Option<String>,
+    /// Who created or changed the content since the previous version.
+    pub authors: Vec<String>,
+    /// The checker who approved it.
+    pub approved_by: String,
+    /// When.
+    pub approved_at: DateTime<Utc>,
+    /// The checker's comment.
+    pub approval_comment: Option<String>,
+}
+
+const VERSION_COLUMNS: &str = "offer_id, version_number, data, comments, authors, approved_by, \
+                               approved_at, approval_comment";
+
+fn offer_version(row: &tokio_postgres::Row) -> OfferVersion {
+    OfferVersion {
+        offer_id: row.get("offer_id"),
+        version: row.get("version_number"),
+        data: row.get("data"),
+        comments: row.get("comments"),
+        authors: row.get("authors"),
+        approved_by: row.get("approved_by"),
+        approved_at: row.get("approved_at"),
+        approval_comment: row.get("approval_comment"),
+    }
+}
+
+/// Approves the working copy of offer `id` (locked by the caller): freezes it as the next
+/// version (live + 1) with its `authors`, makes that version live, and bumps `version`.
+/// Answers the offer and the new version.
+///
+/// # Errors
+/// 409 if a concurrent approval took the same number first; database failures.
+pub async fn approve(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    approver: &Username,
+    comment: Option<&str>,
+    authors: &[String],
+) -> Result<(Offer, OfferVersion), ApiError> {
+    let version = client
+        .query_one(
+            &format!(
+                "insert into offer_versions (tenant_name, offer_id, version_number, data, comments,
+                                             authors, approved_by, approval_comment)
+                 select tenant_name, id, coalesce(live_version, 0) + 1, data, comments, $3, $4, $5
+                 from offers where tenant_name = $1 and id = $2
+                 returning {VERSION_COLUMNS}"
+            ),
+            &[
+                &tenant.as_str(),
+                &id,
+                &authors,
+                &approver.as_str(),
+                &comment,
+            ],
+        )
+        .await
+        .map_err(|err| match super::violated_constraint(&err) {
+            Some("offer_versions_pkey") => ApiError::Conflict(format!(
+                "another version of offer {id} was approved at the same moment; reload it"
+            )),
+            _ => err.into(),
+        })?;
+    let version = offer_version(&version);
+    let row = client
+        .query_one(
+            &format!(
+                "update offers set status = 'approved', live_version = $3,
+                                   draft_base_version = null, version = version + 1
+                 where tenant_name = $1 and id = $2 returning {OFFER_COLUMNS}"
+            ),
+            &[&tenant.as_str(), &id, &version.version],
+        )
+        .await?;
+    Ok((offer(&row)?, version))
+}
+
+/// An offer's approved versions, oldest first.
+///
+/// # Errors
+/// Database failures.
+pub async fn versions(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    page: Page,
+) -> Result<Vec<OfferVersion>, ApiError> {
+    let rows = client
+        .query(
+            &format!(
+                "select {VERSION_COLUMNS} from offer_versions
+                 where tenant_name = $1 and offer_id = $2
+                 order by version_number limit $3 offset $4"
+            ),
+            &[&tenant.as_str(), &id, &page.limit, &page.offset],
+        )
+        .await?;
+    Ok(rows.iter().map(offer_version).collect())
+}
+
+/// One approved version of an offer.
+///
+/// # Errors
+/// Database failures.
+pub async fn version(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    number: i32,
+) -> Result<Option<OfferVersion>, ApiError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "select {VERSION_COLUMNS} from offer_versions
+                 where tenant_name = $1 and offer_id = $2 and version_number = $3"
+            ),
+            &[&tenant.as_str(), &id, &number],
+        )
+        .await?;
+    Ok(row.as_ref().map(offer_version))
+}
+
+/// Retires offer `id` (locked by the caller): no new campaigns, no edits; bumps `version`.
+///
+/// # Errors
+/// Database failures.
+pub async fn retire(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    by: &Username,
+    reason: &str,
+) -> Result<Offer, ApiError> {
+    let row = client
+        .query_one(
+            &format!(
+                "update offers set retired_at = now(), retired_by = $3, retirement_reason = $4,
+                                   version = version + 1
+                 where tenant_name = $1 and id = $2 returning {OFFER_COLUMNS}"
+            ),
+            &[&tenant.as_str(), &id, &by.as_str(), &reason],
         )
         .await?;
     offer(&row)
@@ -296,6 +489,8 @@ pub enum AuditAction {
     Comment,
     /// It was deleted.
     Delete,
+    /// It was retired (all versions).
+    Retire,
 }
 
 impl AuditAction {
@@ -307,6 +502,7 @@ impl AuditAction {
             Self::StatusChange => "status_change",
             Self::Comment => "comment",
             Self::Delete => "delete",
+            Self::Retire => "retire",
         }
     }
 }
@@ -400,7 +596,7 @@ pub struct AuditEntry {
     pub id: i32,
     /// The offer.
     pub offer_id: i32,
-    /// `create`, `update`, `status_change`, `comment` or `delete`.
+    /// `create`, `update`, `status_change`, `comment`, `delete` or `retire`.
     pub action: String,
     /// Who.
     pub performed_by: Option<String>,

@@ -380,3 +380,40 @@ pub async fn apply_reports(
         })
         .collect())
 }
+
+/// A campaign named by delivery reports, with the offer version it delivers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PinnedCampaign {
+    /// The campaign.
+    pub campaign_id: i32,
+    /// Its offer.
+    pub offer_id: Option<i32>,
+    /// The offer version it delivers.
+    pub offer_version: Option<i32>,
+}
+
+/// The campaigns of `tenant` among `ids`, by id, with their pinned offer versions.
+///
+/// # Errors
+/// Database failures.
+pub async fn pinned_campaigns(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    ids: &[i32],
+) -> Result<Vec<PinnedCampaign>, ApiError> {
+    let rows = client
+        .query(
+            "select id, offer_id, offer_version from campaigns
+             where tenant_name = $1 and id = any ($2::int4[]) order by id",
+            &[&tenant.as_str(), &ids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| PinnedCampaign {
+            campaign_id: r.get(0),
+            offer_id: r.get(1),
+            offer_version: r.get(2),
+        })
+        .collect())
+}

@@ -1,0 +1,141 @@
+//! `…/campaigns/{campaign_id}/offer-version` and `…/audit-logs`: moving a campaign to another
+//! approved version of its offer (an explicit, audited act: a newly approved version never
+//! changes a campaign by itself) and reading the campaign's audit trail.
+
+use axum::extract::State;
+use serde::Deserialize;
+use shared::auth::{Permission, Principal};
+use shared::db::campaigns::{self, Campaign, CampaignAuditEntry};
+use shared::db::{offers, tenant_transaction};
+use shared::domain::{CampaignStatus, TenantName};
+use shared::http::{AppJson, AppPath, Page, check_length};
+use shared::openapi::{Conflict, NotFound};
+use shared::{ApiError, AppState};
+use utoipa::ToSchema;
+
+use crate::{MAX_DESCRIPTION_CHARS, find};
+
+/// `POST …/offer-version` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MoveOfferVersion {
+    /// An approved version of the campaign's offer.
+    #[schema(minimum = 1)]
+    offer_version: i32,
+    /// Why, at most 4,000 characters (kept in the campaign's audit trail).
+    #[schema(max_length = 4000)]
+    comment: Option<String>,
+}
+
+/// Move a campaign to another offer version.
+///
+/// `POST /tenants/{t}/campaigns/{id}/offer-version` `{"offer_version", "comment"?}`
+/// (`campaign.write`): pins the campaign to another approved version of its offer, recorded
+/// in the campaign's audit trail; only while the campaign is `draft` or `paused` (409
+/// otherwise, or if the offer is retired); 404 if the offer has no such version. Naming the
+/// pinned version again changes nothing.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}/offer-version",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    request_body = MoveOfferVersion,
+    responses(
+        (status = 200, description = "The campaign, pinned to the version asked for.", body = Campaign),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
+pub(crate) async fn move_offer_version(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppJson(body): AppJson<MoveOfferVersion>,
+) -> Result<AppJson<Campaign>, ApiError> {
+    principal.require(&tenant, Permission::CampaignWrite)?;
+    check_length("comment", body.comment.as_deref(), MAX_DESCRIPTION_CHARS)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let campaign = find(&tx, &tenant, id, true).await?;
+    if !matches!(
+        campaign.status,
+        CampaignStatus::Draft | CampaignStatus::Paused
+    ) {
+        return Err(ApiError::Conflict(format!(
+            "campaign {id} is {}; its offer version can change only while it is draft or \
+             paused",
+            campaign.status
+        )));
+    }
+    let Some(offer_id) = campaign.offer_id else {
+        return Err(ApiError::Conflict(format!(
+            "campaign {id}'s offer was deleted; it has no versions to move to"
+        )));
+    };
+    if campaign.offer_version == Some(body.offer_version) {
+        tx.commit().await?;
+        return Ok(AppJson(campaign));
+    }
+    // Locked, so the offer cannot be retired while the campaign moves.
+    let offer = offers::get(&tx, &tenant, offer_id, true)
+        .await?
+        .ok_or_else(|| ApiError::Conflict(format!("campaign {id}'s offer was deleted")))?;
+    if offer.retired_at.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "offer {offer_id} is retired; campaign {id} keeps version {}",
+            campaign.offer_version.unwrap_or_default()
+        )));
+    }
+    if offers::version(&tx, &tenant, offer_id, body.offer_version)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!(
+            "offer {offer_id} has no version {}",
+            body.offer_version
+        )));
+    }
+    let moved = campaigns::move_offer_version(
+        &tx,
+        &tenant,
+        id,
+        (campaign.offer_version, body.offer_version),
+        &principal.username,
+        body.comment.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id,
+        offer.id = offer_id, from = ?campaign.offer_version, to = body.offer_version,
+        "campaign moved to another offer version");
+    Ok(AppJson(moved))
+}
+
+/// Read a campaign's audit trail.
+///
+/// `GET /tenants/{t}/campaigns/{id}/audit-logs` (`campaign.read`): the campaign's recorded
+/// changes (moves to another offer version), oldest first; it outlives the campaign.
+#[utoipa::path(
+    get,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}/audit-logs",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id."), Page),
+    responses(
+        (status = 200, description = "The audit trail, oldest first.", body = Vec<CampaignAuditEntry>),
+    )
+)]
+pub(crate) async fn audit_logs(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    page: Page,
+) -> Result<AppJson<Vec<CampaignAuditEntry>>, ApiError> {
+    principal.require(&tenant, Permission::CampaignRead)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let entries = campaigns::audit_trail(&tx, &tenant, id, page).await?;
+    tx.commit().await?;
+    Ok(AppJson(entries))
+}
