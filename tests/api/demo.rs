@@ -48,7 +48,22 @@ async fn the_demo_walks_the_story_on_the_real_customers_and_can_run_again() {
                 ("create", "cc_maker"),
                 ("status_change", "cc_maker"),
                 ("status_change", "cc_approver"),
+                ("update", "cc_maker"),
+                ("status_change", "cc_maker"),
+                ("status_change", "cc_approver"),
             ]
+        );
+        // Version 2 is live, the campaign keeps version 1, and the change is the patch the
+        // demo's edit makes: the fee replaced, one benefit added.
+        assert_eq!(report.live_version, 2, "run {run}");
+        assert_eq!(report.campaign_offer_version, 1, "run {run}");
+        assert_eq!(
+            report.version_diff,
+            vec![
+                "replace  /annual_fee  3999".to_owned(),
+                "add      /benefits/3  \"2 free airport transfers a year\"".to_owned(),
+            ],
+            "run {run}"
         );
         assert!(report.audit[2].note.starts_with("submitted → approved"));
         assert!(report.steps.iter().any(|s| s.contains("refused (403)")));

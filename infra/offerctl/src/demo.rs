@@ -12,9 +12,14 @@
 //!    approver approves it;
 //! 3. the operator creates a campaign for verified gold and platinum card holders; the demo
 //!    waits for the processor to select them, and the tenant admin activates it;
-//! 4. a delivery provider, with a new webhook key, reports every delivery in one call: every
+//! 4. the maker changes the approved offer (a lower fee, one more benefit): a draft on top of
+//!    version 1, which stays live; the checker reads the change as an RFC 6902 JSON Patch
+//!    (`…/draft-diff`) and approves it as version 2, while the running campaign keeps
+//!    delivering version 1;
+//! 5. a delivery provider, with a new webhook key, reports every delivery in one call: every
 //!    tenth `failed`, the others `sent`;
-//! 5. the report: customers matched, sent, failed, and the offer's audit trail.
+//! 6. the report: customers matched, sent, failed, the change of version 2, and the offer's
+//!    audit trail.
 //!
 //! It may be run again: the tenant and users are reused (their passwords reset), and each run
 //! adds one offer, one campaign and one webhook key, leaving the database usable.
@@ -88,6 +93,12 @@ pub struct Report {
     pub pending: i64,
     /// The offer's audit trail, oldest first.
     pub audit: Vec<AuditLine>,
+    /// Version 2's change against version 1: one RFC 6902 operation per line.
+    pub version_diff: Vec<String>,
+    /// The offer version the campaign delivers (pinned when it was created).
+    pub campaign_offer_version: i64,
+    /// The offer's live version at the end.
+    pub live_version: i64,
     /// The demo users' username, role and password (for signing in on the docs page).
     pub users: Vec<(String, String, String)>,
 }
@@ -103,6 +114,15 @@ impl fmt::Display for Report {
         writeln!(f, "  sent               {:>6}", self.sent)?;
         writeln!(f, "  failed             {:>6}", self.failed)?;
         writeln!(f, "  pending            {:>6}", self.pending)?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Offer {} version {} against version 1 (RFC 6902; campaign {} still delivers version {})",
+            self.offer_id, self.live_version, self.campaign_id, self.campaign_offer_version
+        )?;
+        for line in &self.version_diff {
+            writeln!(f, "  {line}")?;
+        }
         writeln!(f)?;
         writeln!(f, "Audit trail of offer {}", self.offer_id)?;
         for line in &self.audit {
@@ -490,7 +510,86 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     .expect("the tenant admin activating the campaign", &[200])?;
     steps.push(format!("campaign {campaign_id} activated by cc_admin"));
 
-    // 4. The delivery provider's reports.
+    // 4. A second version: drafted on top of the live one, read as a patch, approved.
+    let body = json!({
+        "data": {
+            "title": "Platinum upgrade: lounge access and 5x rewards",
+            "annual_fee": 3999,
+            "benefits": ["airport lounge access", "5x reward points on travel",
+                         "fee waived on 4 lakh yearly spend", "2 free airport transfers a year"]
+        },
+        "comments": "Lower fee, one more benefit"
+    });
+    let draft = api
+        .send(
+            Method::PUT,
+            &offer_path,
+            Some(Auth::Bearer(token("cc_maker"))),
+            Some(&body),
+        )
+        .await?
+        .expect("the maker drafting version 2", &[200])?;
+    if draft["live_version"] != json!(1) || draft["draft_pending"] != json!(true) {
+        bail!("the draft of version 2 did not leave version 1 live: {draft}");
+    }
+    api.send(
+        Method::POST,
+        &format!("{offer_path}/submit"),
+        Some(Auth::Bearer(token("cc_maker"))),
+        None,
+    )
+    .await?
+    .expect("the maker submitting version 2", &[200])?;
+    let patch = api
+        .send(
+            Method::GET,
+            &format!("{offer_path}/draft-diff"),
+            Some(Auth::Bearer(token("cc_approver"))),
+            None,
+        )
+        .await?
+        .expect("the approver reading the change", &[200])?;
+    let approved = api
+        .send(
+            Method::POST,
+            &format!("{offer_path}/approve"),
+            Some(Auth::Bearer(token("cc_approver"))),
+            Some(&json!({"comments": "New fee checked"})),
+        )
+        .await?
+        .expect("the approver approving version 2", &[200])?;
+    let live_version = approved["live_version"].as_i64().unwrap_or_default();
+    let version_diff: Vec<String> = patch
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|op| {
+            let (kind, path) = (
+                op["op"].as_str().unwrap_or(""),
+                op["path"].as_str().unwrap_or(""),
+            );
+            match op.get("value") {
+                Some(value) => format!("{kind:<8} {path}  {value}"),
+                None => format!("{kind:<8} {path}"),
+            }
+        })
+        .collect();
+    let pinned = api
+        .send(
+            Method::GET,
+            &campaign_path,
+            Some(Auth::Bearer(token("cc_viewer"))),
+            None,
+        )
+        .await?
+        .expect("reading the campaign", &[200])?;
+    let campaign_offer_version = pinned["offer_version"].as_i64().unwrap_or_default();
+    steps.push(format!(
+        "offer {offer_id} version {live_version} drafted by cc_maker on top of version 1 ({} change(s), read by cc_approver as a JSON Patch) and approved; campaign {campaign_id} still delivers version {campaign_offer_version}",
+        version_diff.len()
+    ));
+
+    // 5. The delivery provider's reports.
     let key = api
         .send(
             Method::POST,
@@ -570,7 +669,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         reports.len()
     ));
 
-    // 5. The report.
+    // 6. The report.
     let summary = api
         .send(
             Method::GET,
@@ -596,17 +695,26 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .map(|entry| {
             let status = |data: &Value| data["status"].as_str().unwrap_or("").to_owned();
             let comment = entry["comment"].as_str().unwrap_or("");
+            let new_data = &entry["new_data"];
+            let approved_as = match (status(new_data).as_str(), new_data["live_version"].as_i64()) {
+                ("approved", Some(n)) => format!(" as version {n}"),
+                _ => String::new(),
+            };
             let note = match entry["action"].as_str() {
                 Some("status_change") if comment.is_empty() => format!(
-                    "{} → {}",
+                    "{} → {}{approved_as}",
                     status(&entry["old_data"]),
-                    status(&entry["new_data"])
+                    status(new_data)
                 ),
                 Some("status_change") => format!(
-                    "{} → {}: {comment}",
+                    "{} → {}{approved_as}: {comment}",
                     status(&entry["old_data"]),
-                    status(&entry["new_data"])
+                    status(new_data)
                 ),
+                Some("update") => match new_data["draft_base_version"].as_i64() {
+                    Some(base) => format!("content changed: a draft on top of version {base}"),
+                    None => "content changed".to_owned(),
+                },
                 _ => comment.to_owned(),
             };
             AuditLine {
@@ -627,6 +735,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         failed: count("failed"),
         pending: count("pending"),
         audit,
+        version_diff,
+        campaign_offer_version,
+        live_version,
         users,
     })
 }
