@@ -12,7 +12,7 @@ use shared::db::offers::{self, AuditAction, AuditRecord, OfferVersion};
 use shared::db::tenant_transaction;
 use shared::domain::TenantName;
 use shared::http::{AppJson, AppPath, AppQuery, Page, check_length};
-use shared::openapi::{Conflict, NotFound};
+use shared::openapi::{Conflict, NotFound, Unprocessable};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 
@@ -125,6 +125,7 @@ pub(crate) struct DiffQuery {
     responses(
         (status = 200, description = "The RFC 6902 JSON Patch from `against` to `version`.", content_type = "application/json-patch+json", body = Vec<Object>),
         (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
     )
 )]
 pub(crate) async fn diff_versions(
