@@ -261,6 +261,35 @@ stored_enum!(
         Sent = "sent",
         /// The provider could not deliver it.
         Failed = "failed",
+        /// Matched, but never to be sent: no consent for the campaign's channel, or the
+        /// customer is at the platform's contact cap (`suppression_reason` says which).
+        Suppressed = "suppressed",
+    }
+);
+
+stored_enum!(
+    /// What a campaign is sent through, and so which consent it needs.
+    Channel, "channel" {
+        /// E-mail, to `customers.email`.
+        Email = "email",
+        /// Text message, to `customers.phone`.
+        Sms = "sms",
+        /// App push notification, to the customer's id in the bank's app.
+        Push = "push",
+        /// Phone call, to `customers.phone`.
+        Call = "call",
+    }
+);
+
+stored_enum!(
+    /// What a customer said about marketing through one channel.
+    ConsentStatus, "consent status" {
+        /// Agreed to be contacted.
+        OptedIn = "opted_in",
+        /// Refused (or unsubscribed, or complained).
+        OptedOut = "opted_out",
+        /// Said nothing we know of (no record).
+        Unknown = "unknown",
     }
 );
 

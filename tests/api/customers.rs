@@ -26,7 +26,7 @@ async fn the_real_file_imports_cleanly_and_a_second_import_changes_nothing() {
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
     assert_eq!(
         first.body,
-        json!({"rows": 10127, "inserted": 10127, "updated": 0, "unchanged": 0})
+        json!({"rows": 10127, "inserted": 10127, "updated": 0, "unchanged": 0, "consents_changed": 0})
     );
     let stamp = "select max(updated_at)::text from customers";
     let before: String = app
@@ -39,7 +39,7 @@ async fn the_real_file_imports_cleanly_and_a_second_import_changes_nothing() {
     let second = import(&app, &token, data).await;
     assert_eq!(
         second.body,
-        json!({"rows": 10127, "inserted": 0, "updated": 0, "unchanged": 10127})
+        json!({"rows": 10127, "inserted": 0, "updated": 0, "unchanged": 10127, "consents_changed": 0})
     );
     let after: String = app
         .db()

@@ -34,8 +34,22 @@ async fn the_demo_walks_the_story_on_the_real_customers_and_can_run_again() {
     for run in 0..2 {
         let report = demo::run(&options).await.expect("the demo runs");
         assert_eq!(report.matched, expected, "run {run}");
-        assert_eq!(report.failed, report.matched / 10, "every tenth fails");
-        assert_eq!(report.sent + report.failed, report.matched);
+        // Consent and the contact cap: the summary adds up.
+        assert!(
+            report.suppressed_by_consent > 0,
+            "run {run}: the opt-outs are held back"
+        );
+        assert_eq!(report.suppressed_by_pressure, 0, "run {run}: under the cap");
+        assert_eq!(
+            report.matched,
+            report.suppressed_by_consent + report.suppressed_by_pressure + report.released,
+            "run {run}"
+        );
+        assert_eq!(
+            report.sent + report.failed + report.pending,
+            report.released
+        );
+        assert_eq!(report.failed, report.released / 10, "every tenth fails");
         assert_eq!(report.pending, 0);
         let trail: Vec<(&str, &str)> = report
             .audit

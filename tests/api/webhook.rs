@@ -226,7 +226,9 @@ async fn a_batch_of_1000_reports_is_applied_and_shows_in_the_campaign_counts() {
     let total = customers.len() as i64;
     assert_eq!(
         summary(&app, &fx.viewer, id).await,
-        json!({"total": total, "pending": total - 1000, "sent": 900, "failed": 100})
+        json!({"total": total, "pending": total - 1000, "sent": 900, "failed": 100,
+               "suppressed_by_consent": 0, "suppressed_by_pressure": 0,
+               "awaiting_release": 0, "released": total})
     );
     let failed = app
         .get(
@@ -297,7 +299,10 @@ async fn mixed_batches_report_every_item() {
         ]
     );
     let reasons = response.body["results"].to_string();
-    assert!(reasons.contains("not sent or failed"), "{reasons}");
+    assert!(
+        reasons.contains("not sent, failed, unsubscribed or complained"),
+        "{reasons}"
+    );
     assert!(reasons.contains("sent_at"), "{reasons}");
     assert!(reasons.contains("colour"), "{reasons}");
     assert_eq!(

@@ -471,10 +471,19 @@ pub struct TenantFixture {
 }
 
 impl TestApp {
-    /// Creates `tenant`, a user per default role and an approved offer.
+    /// Creates `tenant`, a user per default role and an approved offer. The tenant counts
+    /// unknown consent as consent (`unknown_consent_allowed`), so campaigns reach the demo
+    /// customers, who have no consent records; `tests/api/consent.rs` covers the default.
     pub async fn tenant_with_offer(&self, tenant: &str) -> TenantFixture {
         let sa = self.super_admin_token().await;
-        self.create_tenant(&sa, tenant).await;
+        let response = self
+            .post(
+                "/sa/tenants",
+                &sa,
+                serde_json::json!({"name": tenant, "unknown_consent_allowed": true}),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
         let mut tokens = Vec::new();
         for (user, role) in [
             ("admin", "admin"),

@@ -22,6 +22,7 @@ use shared::{ApiError, AppState};
 use utoipa::OpenApi;
 
 mod assignments;
+mod contact_policy;
 mod members;
 mod roles;
 mod tenants;
@@ -54,6 +55,21 @@ pub fn routes() -> Routes<AppState> {
             tenants::delete_tenant,
         )
         .route(Method::GET, "/sa/permissions", roles::list_permissions)
+        .route(
+            Method::GET,
+            "/sa/contact-policy",
+            contact_policy::get_contact_policy,
+        )
+        .route(
+            Method::PUT,
+            "/sa/contact-policy",
+            contact_policy::set_contact_policy,
+        )
+        .route(
+            Method::DELETE,
+            "/sa/contact-policy",
+            contact_policy::clear_contact_policy,
+        )
         .route(
             Method::POST,
             "/sa/tenants/{tenant_name}/roles",
@@ -164,6 +180,9 @@ pub fn router() -> Router<AppState> {
     tenants::update_tenant,
     tenants::delete_tenant,
     roles::list_permissions,
+    contact_policy::get_contact_policy,
+    contact_policy::set_contact_policy,
+    contact_policy::clear_contact_policy,
     roles::create_role,
     roles::list_tenant_roles,
     roles::get_role,

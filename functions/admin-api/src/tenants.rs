@@ -29,6 +29,9 @@ pub(crate) struct CreateTenant {
     offer_schema: Option<serde_json::Value>,
     /// Whether offers need a checker's approval (default true).
     require_maker_checker: Option<bool>,
+    /// Whether customers who never said yes or no to a channel may be contacted through it
+    /// (default false: only an explicit opt-in counts).
+    unknown_consent_allowed: Option<bool>,
 }
 
 /// 422 unless `schema` is a JSON object that compiles as a JSON Schema.
@@ -81,6 +84,7 @@ pub(crate) async fn create_tenant(
         description: Some(body.description.as_deref()),
         offer_schema: Some(body.offer_schema.as_ref()),
         require_maker_checker: body.require_maker_checker,
+        unknown_consent_allowed: body.unknown_consent_allowed,
     };
     let mut client = state.platform.get().await?;
     let tx = client.transaction().await?;
@@ -157,6 +161,8 @@ pub(crate) struct UpdateTenant {
     offer_schema: Option<Option<serde_json::Value>>,
     /// Whether offers need a checker's approval.
     require_maker_checker: Option<bool>,
+    /// Whether unknown consent counts as consent (for selections made from now on).
+    unknown_consent_allowed: Option<bool>,
 }
 
 /// Update a tenant.
@@ -185,6 +191,7 @@ pub(crate) async fn update_tenant(
         description: body.description.as_ref().map(|d| d.as_deref()),
         offer_schema: body.offer_schema.as_ref().map(|s| s.as_ref()),
         require_maker_checker: body.require_maker_checker,
+        unknown_consent_allowed: body.unknown_consent_allowed,
     };
     check_length("description", fields.description.flatten(), MAX_TEXT_CHARS)?;
     check_offer_schema(fields.offer_schema.flatten())?;

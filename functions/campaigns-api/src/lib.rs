@@ -29,9 +29,10 @@ use shared::criteria::SelectionCriteria;
 use shared::db::campaigns::CampaignCustomer;
 use shared::db::campaigns::{
     self, AudienceMember, Campaign, CampaignContent, CampaignFilter, DeliverySummary,
+    PreviewBreakdown,
 };
 use shared::db::{offers, outbox, tenant_transaction};
-use shared::domain::{CampaignStatus, DeliveryStatus, ProcessingStatus, TenantName};
+use shared::domain::{CampaignStatus, Channel, DeliveryStatus, ProcessingStatus, TenantName};
 use shared::error::FieldError;
 use shared::http::Routes;
 use shared::http::{
@@ -91,6 +92,11 @@ pub fn routes() -> Routes<AppState> {
             "/tenants/{tenant_name}/campaigns/{campaign_id}/audit-logs",
             offer_version::audit_logs,
         )
+        .route(
+            Method::POST,
+            "/tenants/{tenant_name}/campaigns/{campaign_id}/release",
+            release,
+        )
 }
 
 /// The router of this function.
@@ -111,6 +117,7 @@ pub fn router() -> Router<AppState> {
     summary,
     offer_version::move_offer_version,
     offer_version::audit_logs,
+    release,
 ))]
 struct ApiDoc;
 
@@ -221,6 +228,8 @@ struct CreateCampaign {
     /// The approved version of the offer to deliver (default: its live version).
     #[schema(minimum = 1)]
     offer_version: Option<i32>,
+    /// What it is sent through (default `email`); customers need consent for it.
+    channel: Option<Channel>,
     /// 1 to 200 characters, not only spaces.
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
@@ -311,7 +320,11 @@ async fn create(
     let campaign = campaigns::insert(
         &tx,
         &tenant,
-        (body.offer_id, pinned),
+        (
+            body.offer_id,
+            pinned,
+            body.channel.unwrap_or(Channel::Email),
+        ),
         &content,
         &principal.username,
         job_id,
@@ -493,7 +506,18 @@ async fn update(
         end_date: body.end_date.unwrap_or(current.end_date),
     };
     check_content(&content)?;
-    let campaign = campaigns::update(&tx, &tenant, id, &content, next_status).await?;
+    let mut campaign = campaigns::update(&tx, &tenant, id, &content, next_status).await?;
+    if next_status == CampaignStatus::Active && current.status != CampaignStatus::Active {
+        // Activation releases the prepared deliveries, with the contact cap applied.
+        let released = campaigns::release(&tx, &tenant, id).await?;
+        tracing::info!(
+            campaign.id = id,
+            released = released.released,
+            suppressed_by_pressure = released.suppressed_by_pressure,
+            "deliveries released"
+        );
+        campaign = find(&tx, &tenant, id, false).await?;
+    }
     tx.commit().await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, status = %next_status, "campaign updated");
     Ok(AppJson(campaign))
@@ -661,6 +685,8 @@ struct PreviewRequest {
     /// Which customers to select.
     #[schema(value_type = SelectionCriteria)]
     selection_criteria: Value,
+    /// The channel the campaign would use (default `email`): decides which consent counts.
+    channel: Option<Channel>,
     /// Customers to sample, 0 to 50 (default 10).
     #[schema(minimum = 0, maximum = 50)]
     sample_size: Option<i64>,
@@ -671,6 +697,10 @@ struct PreviewRequest {
 struct Preview {
     /// Customers the criteria select.
     matched_count: i64,
+    /// How they would fare if released now: `matched_count` = `suppressed_by_consent` +
+    /// `suppressed_by_pressure` + `releasable`.
+    #[serde(flatten)]
+    breakdown: PreviewBreakdown,
     /// Some of them, without contact details.
     sample: Vec<AudienceMember>,
 }
@@ -708,9 +738,53 @@ async fn preview(
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
     let (matched_count, sample) = campaigns::preview(&tx, &compiled, sample).await?;
+    let channel = body.channel.unwrap_or(Channel::Email);
+    let breakdown = campaigns::preview_breakdown(&tx, &compiled, &tenant, channel).await?;
     tx.commit().await?;
     Ok(AppJson(Preview {
         matched_count,
+        breakdown,
         sample,
     }))
+}
+
+/// Release prepared deliveries.
+///
+/// `POST /tenants/{t}/campaigns/{id}/release` (`campaign.manage`): gives an `active`
+/// campaign's prepared deliveries (those selected since it was activated, e.g. by a
+/// re-processing) to the provider, with the contact cap applied, as activation
+/// does. 409 unless the campaign is active with a complete audience.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}/release",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    responses(
+        (status = 200, description = "What this release gave out and held back.", body = campaigns::ReleaseSummary),
+        (status = 409, response = Conflict),
+    )
+)]
+async fn release(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+) -> Result<AppJson<campaigns::ReleaseSummary>, ApiError> {
+    principal.require(&tenant, Permission::CampaignManage)?;
+    let mut client = state.pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let campaign = find(&tx, &tenant, id, true).await?;
+    if campaign.status != CampaignStatus::Active {
+        return Err(ApiError::Conflict(format!(
+            "campaign {id} is {}; only an active campaign releases deliveries",
+            campaign.status
+        )));
+    }
+    audience_complete(&campaign)?;
+    let released = campaigns::release(&tx, &tenant, id).await?;
+    tx.commit().await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id,
+        released = released.released, suppressed_by_pressure = released.suppressed_by_pressure,
+        "deliveries released");
+    Ok(AppJson(released))
 }

@@ -25,6 +25,8 @@ use shared::{ApiError, AppState};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
+mod consents;
+
 /// Largest CSV body `POST /customers/import` accepts, in bytes (Lambda's synchronous payload
 /// limit is 6 MB; larger files go through `offerctl import-customers`).
 pub const MAX_IMPORT_BYTES: usize = 6 * 1024 * 1024;
@@ -38,6 +40,16 @@ pub fn routes() -> Routes<AppState> {
         .route(Method::GET, "/customers/{customer_id}", read)
         .route(Method::PUT, "/customers/{customer_id}", replace)
         .route(Method::DELETE, "/customers/{customer_id}", remove)
+        .route(
+            Method::GET,
+            "/customers/{customer_id}/consents",
+            consents::get_consents,
+        )
+        .route(
+            Method::PUT,
+            "/customers/{customer_id}/consents/{channel}",
+            consents::set_consent,
+        )
 }
 
 /// The router of this function.
@@ -46,7 +58,16 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(create, list, read, replace, remove, import))]
+#[openapi(paths(
+    create,
+    list,
+    read,
+    replace,
+    remove,
+    import,
+    consents::get_consents,
+    consents::set_consent,
+))]
 struct ApiDoc;
 
 /// The OpenAPI description of this function's routes (merged by
@@ -316,7 +337,9 @@ async fn remove(
 /// Import customers from CSV.
 ///
 /// `POST /customers/import` with a `text/csv` body (at most [`MAX_IMPORT_BYTES`]): all rows
-/// or none. 200 with `{rows, inserted, updated, unchanged}`; 422 listing every bad line;
+/// or none. 200 with `{rows, inserted, updated, unchanged, consents_changed}` (consent
+/// columns `consent_email`, `consent_sms`, `consent_push`, `consent_call`: `opted_in`,
+/// `opted_out`, `unknown` or empty for no change); 422 listing every bad line;
 /// 415 for another media type.
 #[utoipa::path(
     post,
@@ -351,10 +374,11 @@ async fn import(
 /// # Errors
 /// 422 listing every bad line (nothing imported); database failures.
 pub async fn import_csv(pool: &Pool, data: &[u8]) -> Result<ImportSummary, ApiError> {
-    let records = customers::parse_csv(data)?;
+    let (records, consents) = customers::parse_csv_with_consents(data)?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let summary = customers::import(&tx, &records).await?;
+    let mut summary = customers::import(&tx, &records).await?;
+    summary.consents_changed = customers::import_consents(&tx, &consents, None).await?;
     tx.commit().await?;
     Ok(summary)
 }

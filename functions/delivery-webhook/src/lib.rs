@@ -23,7 +23,13 @@
 //!   more than [`MAX_CLOCK_SKEW_SECS`] in the future, or before the campaign was created, is
 //!   `invalid` (a report dated 2999 would otherwise freeze the delivery for good).
 //! - Only `active`, `paused` and `completed` campaigns accept reports; for the tenant's other
-//!   campaigns each report is `invalid` with the reason.
+//!   campaigns each report is `invalid` with the reason. Only released deliveries take
+//!   reports (a suppressed or not yet released one is `not_found`); each report keeps the
+//!   contact ledger of the platform's contact cap current (a failed delivery frees its slot).
+//! - `unsubscribed` and `complained` opt the customer out of the campaign's channel
+//!   (`customer_consents`, source `provider: …`), leaving the delivery's result as it is.
+//! - [`feed`]: `GET /system/campaigns/{campaign_id}/deliveries`, the released deliveries a
+//!   provider has to send, with the same key.
 
 use std::collections::HashMap;
 
@@ -39,7 +45,9 @@ use serde_json::Value;
 use shared::ApiError;
 use shared::auth::api_key;
 use shared::db::tenant_transaction;
-use shared::db::webhooks::{self, ActiveKey, DeliveryReport, PinnedCampaign, ReportOutcome};
+use shared::db::webhooks::{
+    self, ActiveKey, DeliveryReport, OptOutReport, PinnedCampaign, ReportOutcome,
+};
 use shared::domain::{DeliveryStatus, TenantName};
 use shared::http::Routes;
 use shared::http::{AppJson, has_media_type, read_body_limited};
@@ -48,6 +56,8 @@ use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema,
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 use uuid::Uuid;
+
+pub mod feed;
 
 /// How far in the future a report's `sent_at` may lie (the provider's clock may run ahead), in
 /// seconds.
@@ -71,11 +81,17 @@ where
     S: Clone + Send + Sync + 'static,
     Pool: FromRef<S>,
 {
-    Routes::new().route(
-        Method::POST,
-        "/system/campaigns/update-delivery-status",
-        update_delivery_status,
-    )
+    Routes::new()
+        .route(
+            Method::POST,
+            "/system/campaigns/update-delivery-status",
+            update_delivery_status,
+        )
+        .route(
+            Method::GET,
+            "/system/campaigns/{campaign_id}/deliveries",
+            feed::deliveries,
+        )
 }
 
 /// The router of this function.
@@ -88,7 +104,7 @@ where
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(update_delivery_status))]
+#[openapi(paths(update_delivery_status, feed::deliveries))]
 struct ApiDoc;
 
 /// The OpenAPI description of this function's routes (merged by
@@ -127,13 +143,12 @@ impl ToSchema for Reports {
     }
 }
 
-/// Checks the API key (and, for a signing key, the signature over the raw body). Returns the
-/// key, its tenant and, for signed requests, the message id.
-async fn authenticate(
+/// Checks the API key of `X-API-Key` (no signature): the key and its tenant. 401 for a
+/// missing, unknown, revoked or unbound key.
+async fn authenticate_key(
     pool: &Pool,
     headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(ActiveKey, TenantName, Option<String>), ApiError> {
+) -> Result<(ActiveKey, TenantName), ApiError> {
     let presented = headers
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -167,6 +182,17 @@ async fn authenticate(
             "this API key belongs to no tenant; ask the platform team to bind it",
         ));
     };
+    Ok((key, tenant))
+}
+
+/// Checks the API key (and, for a signing key, the signature over the raw body). Returns the
+/// key, its tenant and, for signed requests, the message id.
+async fn authenticate(
+    pool: &Pool,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(ActiveKey, TenantName, Option<String>), ApiError> {
+    let (key, tenant) = authenticate_key(pool, headers).await?;
     let Some(secret) = &key.signing_secret else {
         return Ok((key, tenant, None));
     };
@@ -200,8 +226,9 @@ struct RawReport {
     campaign_id: i32,
     /// The customer it was delivered to.
     customer_id: Uuid,
-    /// `sent` or `failed`.
-    #[schema(pattern = "^(sent|failed)$")]
+    /// `sent` or `failed` (the delivery's result), or `unsubscribed` / `complained` (the
+    /// customer opts out of the campaign's channel; the delivery's result is not changed).
+    #[schema(pattern = "^(sent|failed|unsubscribed|complained)$")]
     status: String,
     /// When the provider sent (or gave up); a report no later than the recorded one
     /// changes nothing.
@@ -216,8 +243,16 @@ struct RawReport {
     failure_reason: Option<String>,
 }
 
+/// A valid array item.
+enum Parsed {
+    /// A delivery's result.
+    Delivery(DeliveryReport),
+    /// A customer's opt-out through a delivery.
+    OptOut(OptOutReport),
+}
+
 /// Validates one array item received at `now`.
-fn validate(index: i32, item: Value, now: DateTime<Utc>) -> Result<DeliveryReport, String> {
+fn validate(index: i32, item: Value, now: DateTime<Utc>) -> Result<Parsed, String> {
     let raw: RawReport = serde_json::from_value(item).map_err(|e| e.to_string())?;
     if raw.sent_at > now + chrono::Duration::seconds(MAX_CLOCK_SKEW_SECS) {
         return Err(format!(
@@ -227,7 +262,23 @@ fn validate(index: i32, item: Value, now: DateTime<Utc>) -> Result<DeliveryRepor
     let status = match raw.status.as_str() {
         "sent" => DeliveryStatus::Sent,
         "failed" => DeliveryStatus::Failed,
-        other => return Err(format!("status {other:?} is not sent or failed")),
+        kind @ ("unsubscribed" | "complained") => {
+            return Ok(Parsed::OptOut(OptOutReport {
+                index,
+                campaign_id: raw.campaign_id,
+                customer_id: raw.customer_id,
+                kind: if kind == "unsubscribed" {
+                    "unsubscribed"
+                } else {
+                    "complained"
+                },
+            }));
+        }
+        other => {
+            return Err(format!(
+                "status {other:?} is not sent, failed, unsubscribed or complained"
+            ));
+        }
     };
     if [&raw.provider_message_id, &raw.failure_reason]
         .into_iter()
@@ -248,7 +299,7 @@ fn validate(index: i32, item: Value, now: DateTime<Utc>) -> Result<DeliveryRepor
             "failure_reason is longer than {MAX_FAILURE_REASON_CHARS} characters"
         ));
     }
-    Ok(DeliveryReport {
+    Ok(Parsed::Delivery(DeliveryReport {
         index,
         campaign_id: raw.campaign_id,
         customer_id: raw.customer_id,
@@ -256,7 +307,7 @@ fn validate(index: i32, item: Value, now: DateTime<Utc>) -> Result<DeliveryRepor
         sent_at: raw.sent_at,
         provider_message_id: raw.provider_message_id,
         failure_reason: raw.failure_reason,
-    })
+    }))
 }
 
 /// What happened to one report (`updated`, `unchanged`, `not_found`, `invalid`).
@@ -386,11 +437,13 @@ async fn update_delivery_status(
     }
     let mut outcomes: Vec<ItemResult> = Vec::with_capacity(items.len());
     let mut reports: Vec<DeliveryReport> = Vec::new();
+    let mut opt_outs: Vec<OptOutReport> = Vec::new();
     let now = Utc::now();
     for (index, item) in items.into_iter().enumerate() {
         let index = i32::try_from(index).unwrap_or(i32::MAX);
         match validate(index, item, now) {
-            Ok(report) => reports.push(report),
+            Ok(Parsed::Delivery(report)) => reports.push(report),
+            Ok(Parsed::OptOut(report)) => opt_outs.push(report),
             Err(reason) => outcomes.push(ItemResult {
                 index,
                 status: ItemStatus::Invalid,
@@ -426,17 +479,40 @@ async fn update_delivery_status(
         None => false,
     };
     if replayed {
-        outcomes.extend(winners.iter().map(|r| ItemResult {
-            index: r.index,
-            status: ItemStatus::Unchanged,
-            reason: Some("this webhook-id was already processed".into()),
-        }));
-    } else if !winners.is_empty() {
-        for (index, outcome) in webhooks::apply_reports(&tx, &tenant, &winners).await? {
-            outcomes.push(ItemResult::judged(index, outcome));
+        let indexes = winners.iter().map(|r| r.index);
+        outcomes.extend(
+            indexes
+                .chain(opt_outs.iter().map(|r| r.index))
+                .map(|index| ItemResult {
+                    index,
+                    status: ItemStatus::Unchanged,
+                    reason: Some("this webhook-id was already processed".into()),
+                }),
+        );
+    } else {
+        if !winners.is_empty() {
+            for (index, outcome) in webhooks::apply_reports(&tx, &tenant, &winners).await? {
+                outcomes.push(ItemResult::judged(index, outcome));
+            }
+            let deliveries: Vec<(i32, Uuid)> = winners
+                .iter()
+                .map(|r| (r.campaign_id, r.customer_id))
+                .collect();
+            webhooks::sync_contacts(&tx, &tenant, &deliveries).await?;
+        }
+        if !opt_outs.is_empty() {
+            for (index, outcome) in
+                webhooks::apply_opt_outs(&tx, &tenant, key.id, &opt_outs).await?
+            {
+                outcomes.push(ItemResult::judged(index, outcome));
+            }
         }
     }
-    let mut named: Vec<i32> = winners.iter().map(|r| r.campaign_id).collect();
+    let mut named: Vec<i32> = winners
+        .iter()
+        .map(|r| r.campaign_id)
+        .chain(opt_outs.iter().map(|r| r.campaign_id))
+        .collect();
     named.sort_unstable();
     named.dedup();
     let campaigns = if named.is_empty() {

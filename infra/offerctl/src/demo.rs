@@ -47,6 +47,9 @@ pub const CUSTOM_ROLE_PERMISSIONS: [&str; 3] =
     ["campaign.read", "campaign.write", "campaign.process"];
 /// The demo user who holds [`CUSTOM_ROLE`], given it by the tenant admin.
 pub const OPERATOR: &str = "cc_operator";
+/// The demo's contact policy: at most this many contacts per customer per this many days,
+/// across every tenant.
+pub const CONTACT_CAP: (i32, i32) = (3, 7);
 /// How long the demo waits for the processor, at most.
 pub const PROCESSING_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -91,6 +94,12 @@ pub struct Report {
     pub failed: i64,
     /// Deliveries with no report.
     pub pending: i64,
+    /// Matched customers without consent for e-mail.
+    pub suppressed_by_consent: i64,
+    /// Matched customers held back by the contact cap.
+    pub suppressed_by_pressure: i64,
+    /// Deliveries released to the provider.
+    pub released: i64,
     /// The offer's audit trail, oldest first.
     pub audit: Vec<AuditLine>,
     /// Version 2's change against version 1: one RFC 6902 operation per line.
@@ -111,6 +120,9 @@ impl fmt::Display for Report {
         writeln!(f)?;
         writeln!(f, "Campaign {} report", self.campaign_id)?;
         writeln!(f, "  customers matched  {:>6}", self.matched)?;
+        writeln!(f, "  no consent         {:>6}", self.suppressed_by_consent)?;
+        writeln!(f, "  contact cap        {:>6}", self.suppressed_by_pressure)?;
+        writeln!(f, "  released           {:>6}", self.released)?;
         writeln!(f, "  sent               {:>6}", self.sent)?;
         writeln!(f, "  failed             {:>6}", self.failed)?;
         writeln!(f, "  pending            {:>6}", self.pending)?;
@@ -445,7 +457,68 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         "offer {offer_id} written and submitted by cc_maker; its maker's approval refused (403), so was {OPERATOR}'s (403); approved by cc_approver"
     ));
 
-    // 3. The campaign and its audience.
+    // 3. Consent and contact pressure: the bank's data team records what the gold and
+    //    platinum card holders said about e-mail (every tenth said no), and the platform
+    //    caps contacts across every tenant.
+    let mut consented = 0;
+    let mut refused = 0;
+    for segment in ["gold", "platinum"] {
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/customers?segment={segment}&kyc_status=verified&limit=200");
+            if let Some(after) = &after {
+                path.push_str(&format!("&after={after}"));
+            }
+            let page = api
+                .send(Method::GET, &path, Some(as_admin()), None)
+                .await?
+                .expect("listing the audience's customers", &[200])?;
+            let ids: Vec<String> = page
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["id"].as_str().map(str::to_owned))
+                .collect();
+            for id in &ids {
+                let status = if (consented + refused) % 10 == 9 {
+                    refused += 1;
+                    "opted_out"
+                } else {
+                    consented += 1;
+                    "opted_in"
+                };
+                api.send(
+                    Method::PUT,
+                    &format!("/customers/{id}/consents/email"),
+                    Some(as_admin()),
+                    Some(&json!({"status": status, "source": "demo: branch consent forms"})),
+                )
+                .await?
+                .expect("recording a consent", &[200])?;
+            }
+            let full = ids.len() == 200;
+            after = ids.last().cloned();
+            if !full {
+                break;
+            }
+        }
+    }
+    api.send(
+        Method::PUT,
+        "/sa/contact-policy",
+        Some(as_admin()),
+        Some(&json!({"max_contacts": CONTACT_CAP.0, "window_days": CONTACT_CAP.1})),
+    )
+    .await?
+    .expect("setting the contact policy", &[200])?;
+    steps.push(format!(
+        "e-mail consent recorded for {} gold and platinum holders ({refused} opted out); contacts capped at {} per {} days across tenants",
+        consented + refused,
+        CONTACT_CAP.0,
+        CONTACT_CAP.1
+    ));
+
+    // 4. The campaign and its audience.
     let campaigns = format!("/tenants/{TENANT}/campaigns");
     let today = chrono::Utc::now().date_naive();
     let body = json!({
@@ -510,7 +583,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     .expect("the tenant admin activating the campaign", &[200])?;
     steps.push(format!("campaign {campaign_id} activated by cc_admin"));
 
-    // 4. A second version: drafted on top of the live one, read as a patch, approved.
+    // 5. A second version: drafted on top of the live one, read as a patch, approved.
     let body = json!({
         "data": {
             "title": "Platinum upgrade: lounge access and 5x rewards",
@@ -589,7 +662,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         version_diff.len()
     ));
 
-    // 5. The delivery provider's reports.
+    // 6. The delivery provider: pulls its feed, reports every delivery.
     let key = api
         .send(
             Method::POST,
@@ -606,30 +679,24 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut customer_ids = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let mut path = format!("{campaign_path}/customers?limit=200");
+        let mut path = format!("/system/campaigns/{campaign_id}/deliveries?limit=200");
         if let Some(after) = &after {
             path.push_str(&format!("&after={after}"));
         }
         let page = api
-            .send(
-                Method::GET,
-                &path,
-                Some(Auth::Bearer(token("cc_viewer"))),
-                None,
-            )
+            .send(Method::GET, &path, Some(Auth::WebhookKey(&key)), None)
             .await?
-            .expect("listing the campaign's customers", &[200])?;
-        let ids: Vec<String> = page
+            .expect("the provider fetching its deliveries", &[200])?;
+        let ids: Vec<String> = page["deliveries"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|row| row["customer_id"].as_str().map(str::to_owned))
             .collect();
-        let full = ids.len() == 200;
-        after = ids.last().cloned();
         customer_ids.extend(ids);
-        if !full {
-            break;
+        match page["next_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
         }
     }
     let sent_at = chrono::Utc::now().to_rfc3339();
@@ -665,11 +732,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         }
     }
     steps.push(format!(
-        "a delivery provider (new webhook key) reported {} deliveries through the webhook",
+        "a delivery provider (new webhook key) fetched its {} deliveries from the feed and reported them through the webhook",
         reports.len()
     ));
 
-    // 6. The report.
+    // 7. The report.
     let summary = api
         .send(
             Method::GET,
@@ -734,6 +801,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         sent: count("sent"),
         failed: count("failed"),
         pending: count("pending"),
+        suppressed_by_consent: count("suppressed_by_consent"),
+        suppressed_by_pressure: count("suppressed_by_pressure"),
+        released: count("released"),
         audit,
         version_diff,
         campaign_offer_version,

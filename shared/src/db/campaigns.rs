@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::GenericClient;
 use crate::criteria::Compiled;
-use crate::domain::{CampaignStatus, DeliveryStatus, ProcessingStatus, TenantName, Username};
+use crate::domain::{
+    CampaignStatus, Channel, DeliveryStatus, ProcessingStatus, TenantName, Username,
+};
 use crate::error::ApiError;
 use crate::http::Page;
 
@@ -25,6 +27,8 @@ pub struct Campaign {
     /// The offer version it delivers, pinned at creation (or moved explicitly while `draft`
     /// or `paused`); a newer approved version never changes it.
     pub offer_version: Option<i32>,
+    /// What it is sent through (so which consent it needs); fixed at creation.
+    pub channel: Channel,
     /// Name.
     pub name: String,
     /// Description.
@@ -61,19 +65,21 @@ pub struct Campaign {
     pub processing_attempts: i32,
 }
 
-const COLUMNS: &str = "id, tenant_name, offer_id, offer_version, name, description, \
+const COLUMNS: &str = "id, tenant_name, offer_id, offer_version, channel, name, description, \
     coalesce(selection_criteria, '{}') as selection_criteria, start_date, end_date, status, \
     created_by, created_at, updated_at, processing_status, matched_count, processed_at, \
     last_error, ranges_total, ranges_done, processing_attempts";
 
 fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> {
     let status: String = row.get("status");
+    let channel: String = row.get("channel");
     let processing: String = row.get("processing_status");
     Ok(Campaign {
         id: row.get("id"),
         tenant_name: row.get("tenant_name"),
         offer_id: row.get("offer_id"),
         offer_version: row.get("offer_version"),
+        channel: Channel::parse(&channel).map_err(ApiError::internal)?,
         name: row.get("name"),
         description: row.get("description"),
         selection_criteria: row.get("selection_criteria"),
@@ -116,7 +122,7 @@ pub struct CampaignContent {
 pub async fn insert(
     client: &impl GenericClient,
     tenant: &TenantName,
-    (offer_id, offer_version): (i32, i32),
+    (offer_id, offer_version, channel): (i32, i32, Channel),
     content: &CampaignContent,
     created_by: &Username,
     job_id: Uuid,
@@ -127,9 +133,9 @@ pub async fn insert(
                 "insert into campaigns (tenant_name, offer_id, name, description, selection_criteria,
                      start_date, end_date, created_by, status, processing_status, processing_job,
                      processing_attempts, processing_heartbeat, processing_queued_at,
-                     offer_version)
+                     offer_version, channel)
                  values ($1, $2, $3, $4, $5, $6, $7, $8, 'draft', 'queued', $9, 1, now(), now(),
-                         $10)
+                         $10, $11)
                  returning {COLUMNS}"
             ),
             &[
@@ -143,6 +149,7 @@ pub async fn insert(
                 &created_by.as_str(),
                 &job_id,
                 &offer_version,
+                &channel.as_str(),
             ],
         )
         .await?;
@@ -519,7 +526,9 @@ pub async fn start_ranges(
 /// The expansion: one set-based statement adding every customer with an id in
 /// `[low, high]` that matches `criteria` (compiled with its first parameter at `$5`);
 /// rows already present are left alone, so running it again changes nothing. Returns the
-/// number of rows added.
+/// number of rows added. A customer without consent for the campaign's channel (opted out,
+/// or unknown where the tenant does not count unknown as consent) is added `suppressed` for
+/// `consent`, so the report counts it and nothing ever sends to it.
 ///
 /// # Errors
 /// Database failures.
@@ -531,9 +540,19 @@ pub async fn expand(
     criteria: &Compiled,
 ) -> Result<u64, ApiError> {
     let sql = format!(
-        "insert into campaign_customers (campaign_id, customer_id, offer_id, tenant_name)
-         select $1, c.id, $2, (select tenant_name from campaigns where id = $1)
+        "insert into campaign_customers (campaign_id, customer_id, offer_id, tenant_name,
+                                         delivery_status, suppression_reason)
+         select $1, c.id, $2, cmp.tenant_name,
+                case when consented then 'pending' else 'suppressed' end,
+                case when consented then null else 'consent' end
          from customers c
+         cross join (select cm.tenant_name, cm.channel, t.unknown_consent_allowed
+                     from campaigns cm join tenants t on t.name = cm.tenant_name
+                     where cm.id = $1) cmp
+         left join customer_consents k on k.customer_id = c.id and k.channel = cmp.channel
+         cross join lateral (select k.status = 'opted_in'
+                                    or (k.status is null and cmp.unknown_consent_allowed)
+                                    as consented) judged
          where c.id between $3 and $4 and {}
          on conflict do nothing",
         criteria.sql
@@ -786,20 +805,31 @@ pub async fn customers(
         .collect()
 }
 
-/// Counts of a campaign's deliveries per status.
+/// Counts of a campaign's deliveries. They add up: `total` (matched) = `suppressed_by_consent`
+/// + `suppressed_by_pressure` + `awaiting_release` + `released`, and `released` = `sent` +
+/// `failed` + `pending`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeliverySummary {
-    /// All selected customers.
+    /// All selected customers (matched).
     pub total: i64,
-    /// Not yet reported.
+    /// Released to the provider, not yet reported.
     pub pending: i64,
     /// Reported sent.
     pub sent: i64,
     /// Reported failed.
     pub failed: i64,
+    /// Matched but without consent for the campaign's channel.
+    pub suppressed_by_consent: i64,
+    /// Held back at release: the customer was at the platform's contact cap.
+    pub suppressed_by_pressure: i64,
+    /// Prepared, not yet released (the campaign was not activated since they were
+    /// selected).
+    pub awaiting_release: i64,
+    /// Released to the provider.
+    pub released: i64,
 }
 
-/// Counts campaign `id`'s deliveries per status.
+/// Counts campaign `id`'s deliveries (see [`DeliverySummary`]).
 ///
 /// # Errors
 /// Database failures.
@@ -807,9 +837,14 @@ pub async fn summary(client: &impl GenericClient, id: i32) -> Result<DeliverySum
     let row = client
         .query_one(
             "select count(*),
-                    count(*) filter (where delivery_status = 'pending'),
+                    count(*) filter (where delivery_status = 'pending'
+                                       and released_at is not null),
                     count(*) filter (where delivery_status = 'sent'),
-                    count(*) filter (where delivery_status = 'failed')
+                    count(*) filter (where delivery_status = 'failed'),
+                    count(*) filter (where suppression_reason = 'consent'),
+                    count(*) filter (where suppression_reason = 'contact_pressure'),
+                    count(*) filter (where delivery_status = 'pending' and released_at is null),
+                    count(*) filter (where released_at is not null)
              from campaign_customers where campaign_id = $1",
             &[&id],
         )
@@ -819,6 +854,182 @@ pub async fn summary(client: &impl GenericClient, id: i32) -> Result<DeliverySum
         pending: row.get(1),
         sent: row.get(2),
         failed: row.get(3),
+        suppressed_by_consent: row.get(4),
+        suppressed_by_pressure: row.get(5),
+        awaiting_release: row.get(6),
+        released: row.get(7),
+    })
+}
+
+/// What one release did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReleaseSummary {
+    /// Deliveries given to the provider now.
+    pub released: i64,
+    /// Deliveries held back now: the customer was at the contact cap.
+    pub suppressed_by_pressure: i64,
+}
+
+/// The advisory lock every release holds until its transaction ends: releases run one at a
+/// time across the platform, so each counts the contacts the previous ones committed and two
+/// releases at the same moment cannot together pass a customer's cap.
+pub const RELEASE_LOCK: i64 = 0x6f66_6665_725f_726c; // "offer_rl"
+
+/// Releases campaign `id`'s prepared deliveries (pending, never released) to the provider,
+/// in one statement after taking [`RELEASE_LOCK`]: a customer already at the contact
+/// policy's cap (`contact_policy`: contacts in the rolling window across every tenant, all
+/// channels together and through this campaign's channel) is marked `suppressed` for
+/// `contact_pressure`; every other delivery gets `released_at` and a row in the contact
+/// ledger (`customer_contacts`). Without a policy everything is released. Call in the
+/// transaction that activates the campaign.
+///
+/// # Errors
+/// Database failures.
+pub async fn release(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+) -> Result<ReleaseSummary, ApiError> {
+    client
+        .execute("select pg_advisory_xact_lock($1)", &[&RELEASE_LOCK])
+        .await?;
+    let row = client
+        .query_one(include_str!("release.sql"), &[&id, &tenant.as_str()])
+        .await?;
+    Ok(ReleaseSummary {
+        released: row.get(0),
+        suppressed_by_pressure: row.get(1),
+    })
+}
+
+/// A released delivery as a provider's feed gives it: whom to send to, where, in which
+/// language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FeedDelivery {
+    /// The customer (quote it back in the delivery report).
+    pub customer_id: Uuid,
+    /// Where to send: the e-mail address for `email`, the phone number for `sms` and
+    /// `call`, null for `push` (the bank's app addresses the customer by id).
+    pub address: Option<String>,
+    /// The customer's preferred language, if known (e.g. `en`).
+    pub preferred_language: Option<String>,
+}
+
+/// A page of campaign `id`'s released deliveries not yet reported, in customer-id order
+/// after `after`: at most `limit`.
+///
+/// # Errors
+/// Database failures.
+pub async fn feed(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    channel: Channel,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<FeedDelivery>, ApiError> {
+    let rows = client
+        .query(
+            "select cc.customer_id,
+                    case $5 when 'email' then c.email when 'push' then null else c.phone end
+                        as address,
+                    c.preferred_language
+             from campaign_customers cc join customers c on c.id = cc.customer_id
+             where cc.campaign_id = $1 and cc.tenant_name = $2
+               and cc.released_at is not null and cc.delivery_status = 'pending'
+               and ($3::uuid is null or cc.customer_id > $3)
+             order by cc.customer_id limit $4",
+            &[&id, &tenant.as_str(), &after, &limit, &channel.as_str()],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| FeedDelivery {
+            customer_id: r.get(0),
+            address: r.get(1),
+            preferred_language: r.get(2),
+        })
+        .collect())
+}
+
+/// How a previewed audience would fare if released now (see [`DeliverySummary`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PreviewBreakdown {
+    /// Without consent for the channel (opted out, or unknown where unknown is not consent).
+    pub suppressed_by_consent: i64,
+    /// With consent, but at the platform's contact cap now.
+    pub suppressed_by_pressure: i64,
+    /// What a release now would give out.
+    pub releasable: i64,
+}
+
+/// The consent and contact-pressure breakdown of the customers `criteria` (compiled from
+/// `$1`) select, for a campaign of `tenant` through `channel`.
+///
+/// # Errors
+/// Database failures.
+pub async fn preview_breakdown(
+    client: &impl GenericClient,
+    criteria: &Compiled,
+    tenant: &TenantName,
+    channel: Channel,
+) -> Result<PreviewBreakdown, ApiError> {
+    let mut params = criteria.bind(&[]);
+    let tenant_name = tenant.as_str();
+    let channel_name = channel.as_str();
+    params.push(&tenant_name);
+    params.push(&channel_name);
+    let (t, ch) = (params.len() - 1, params.len());
+    let row = client
+        .query_one(
+            &format!(
+                "with matched as (select c.id from customers c where {criteria}),
+                 policy as (
+                     select max_contacts, window_days,
+                            (channel_limits ->> ${ch}::text)::integer as channel_max
+                     from contact_policy
+                 ),
+                 judged as (
+                     select m.id,
+                            coalesce(k.status = 'opted_in'
+                                     or (k.status is null and t.unknown_consent_allowed),
+                                     false) as consented
+                     from matched m
+                     cross join (select unknown_consent_allowed from tenants
+                                 where name = ${t}::text) t
+                     left join customer_consents k
+                       on k.customer_id = m.id and k.channel = ${ch}::text
+                 ),
+                 contacts as (
+                     select l.customer_id, count(*) as total,
+                            count(*) filter (where l.channel = ${ch}::text) as on_channel
+                     from customer_contacts l join judged j on j.id = l.customer_id
+                     where j.consented and exists (select 1 from policy)
+                       and l.contact_at > now()
+                           - make_interval(days => (select window_days from policy))
+                     group by l.customer_id
+                 ),
+                 verdict as (
+                     select j.consented,
+                            coalesce(c.total >= p.max_contacts
+                                     or c.on_channel >= p.channel_max, false) as over
+                     from judged j
+                     left join contacts c on c.customer_id = j.id
+                     left join policy p on true
+                 )
+                 select count(*) filter (where not consented),
+                        count(*) filter (where consented and over),
+                        count(*) filter (where consented and not over)
+                 from verdict",
+                criteria = criteria.sql
+            ),
+            &params,
+        )
+        .await?;
+    Ok(PreviewBreakdown {
+        suppressed_by_consent: row.get(0),
+        suppressed_by_pressure: row.get(1),
+        releasable: row.get(2),
     })
 }
 

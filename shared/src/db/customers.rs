@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::GenericClient;
 use crate::criteria::{GENDERS, KYC_STATUSES, MARITAL_STATUSES};
+use crate::domain::{Channel, ConsentStatus};
 use crate::error::{ApiError, FieldError};
 
 /// Longest text column value accepted, in characters.
@@ -427,6 +428,8 @@ pub struct ImportSummary {
     pub updated: u64,
     /// Existing customers already exactly as in the file.
     pub unchanged: u64,
+    /// Consents changed by the file's consent columns (`consent_email`, …).
+    pub consents_changed: u64,
 }
 
 /// One bad row of an import: its line in the file (the header is line 1), the column if one
@@ -490,6 +493,28 @@ impl From<ImportError> for ApiError {
 /// # Errors
 /// [`ImportError::Invalid`] with every problem found.
 pub fn parse_csv(data: &[u8]) -> Result<Vec<(u64, CustomerRecord)>, ImportError> {
+    parse_csv_with_consents(data).map(|(records, _)| records)
+}
+
+/// The consent columns an import may carry, with their channel: each cell `opted_in` (or
+/// `yes`, `true`, `1`), `opted_out` (or `no`, `false`, `0`), `unknown`, or empty (no change).
+pub const CONSENT_COLUMNS: [(&str, Channel); 4] = [
+    ("consent_email", Channel::Email),
+    ("consent_sms", Channel::Sms),
+    ("consent_push", Channel::Push),
+    ("consent_call", Channel::Call),
+];
+
+/// Consents of an import: `(e-mail, channel, status)` for every non-empty consent cell.
+pub type ImportedConsents = Vec<(String, Channel, ConsentStatus)>;
+
+/// As [`parse_csv`], also answering the consent cells of [`CONSENT_COLUMNS`].
+///
+/// # Errors
+/// [`ImportError::Invalid`] with every problem found (bad consent cells included).
+pub fn parse_csv_with_consents(
+    data: &[u8],
+) -> Result<(Vec<(u64, CustomerRecord)>, ImportedConsents), ImportError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(data);
@@ -520,6 +545,7 @@ pub fn parse_csv(data: &[u8]) -> Result<Vec<(u64, CustomerRecord)>, ImportError>
     let names: Vec<String> = headers.iter().map(|h| h.trim().to_owned()).collect();
     let mut problems = Vec::new();
     let mut records = Vec::new();
+    let mut consents = Vec::new();
     let mut emails: HashMap<String, u64> = HashMap::new();
     for result in reader.records() {
         let row = match result {
@@ -544,7 +570,7 @@ pub fn parse_csv(data: &[u8]) -> Result<Vec<(u64, CustomerRecord)>, ImportError>
                 ));
             }
         }
-        let record = parse_row(&names, &row, &mut row_problems);
+        let (record, row_consents) = parse_row(&names, &row, &mut row_problems);
         for (column, reason) in record.problems() {
             row_problems.push((column.to_owned(), reason));
         }
@@ -559,6 +585,9 @@ pub fn parse_csv(data: &[u8]) -> Result<Vec<(u64, CustomerRecord)>, ImportError>
             ));
         }
         if row_problems.is_empty() {
+            if let Some(email) = &record.email {
+                consents.extend(row_consents.into_iter().map(|(c, k)| (email.clone(), c, k)));
+            }
             records.push((line, record));
         }
         problems.extend(
@@ -572,18 +601,20 @@ pub fn parse_csv(data: &[u8]) -> Result<Vec<(u64, CustomerRecord)>, ImportError>
         );
     }
     if problems.is_empty() {
-        Ok(records)
+        Ok((records, consents))
     } else {
         Err(ImportError::Invalid(problems))
     }
 }
 
-/// One CSV row as a record; problems of individual cells go to `problems`.
+/// One CSV row as a record and its consent cells; problems of individual cells go to
+/// `problems`.
 fn parse_row(
     names: &[String],
     row: &csv::StringRecord,
     problems: &mut Vec<(String, String)>,
-) -> CustomerRecord {
+) -> (CustomerRecord, Vec<(Channel, ConsentStatus)>) {
+    let mut consents = Vec::new();
     let mut record = CustomerRecord {
         full_name: String::new(),
         email: None,
@@ -648,15 +679,59 @@ fn parse_row(
                 Some(Ok(Value::Object(map))) => record.attributes = map,
                 Some(_) => bad("is not a JSON object"),
             },
-            _ => {
-                if let Some(text) = text {
+            other => {
+                if let Some((_, channel)) = CONSENT_COLUMNS.iter().find(|(c, _)| *c == other) {
+                    match cell.to_ascii_lowercase().as_str() {
+                        "" => {}
+                        "opted_in" | "yes" | "true" | "1" => {
+                            consents.push((*channel, ConsentStatus::OptedIn));
+                        }
+                        "opted_out" | "no" | "false" | "0" => {
+                            consents.push((*channel, ConsentStatus::OptedOut));
+                        }
+                        "unknown" => consents.push((*channel, ConsentStatus::Unknown)),
+                        _ => bad("is not opted_in, opted_out or unknown"),
+                    }
+                } else if let Some(text) = text {
                     extra.insert(name.clone(), Value::String(text));
                 }
             }
         }
     }
     record.attributes.extend(extra);
-    record
+    (record, consents)
+}
+
+/// Records the consents of an import (by the customers' e-mails, after [`import`] wrote
+/// them) with source `csv import`; answers how many changed.
+///
+/// # Errors
+/// Database failures.
+pub async fn import_consents(
+    client: &impl GenericClient,
+    consents: &ImportedConsents,
+    recorded_by: Option<&str>,
+) -> Result<u64, ApiError> {
+    if consents.is_empty() {
+        return Ok(0);
+    }
+    let emails: Vec<&str> = consents.iter().map(|c| c.0.as_str()).collect();
+    let rows = client
+        .query(
+            "select e.n, c.id from unnest($1::text[]) with ordinality as e(email, n)
+             join customers c on c.email = e.email",
+            &[&emails],
+        )
+        .await?;
+    let mut entries = Vec::with_capacity(consents.len());
+    for row in &rows {
+        let n: i64 = row.get(0);
+        let index = usize::try_from(n - 1).map_err(ApiError::internal)?;
+        if let Some((_, channel, status)) = consents.get(index) {
+            entries.push((row.get::<_, Uuid>(1), *channel, *status));
+        }
+    }
+    super::consents::set_many(client, &entries, "csv import", recorded_by).await
 }
 
 /// Imports validated records: COPY into a temporary staging table, then one upsert by
@@ -738,6 +813,7 @@ pub async fn import(
         inserted,
         updated,
         unchanged: rows - inserted - updated,
+        consents_changed: 0,
     })
 }
 

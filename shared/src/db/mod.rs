@@ -6,6 +6,7 @@
 
 pub mod access_audit;
 pub mod campaigns;
+pub mod consents;
 pub mod customers;
 pub mod login_throttle;
 pub mod offers;

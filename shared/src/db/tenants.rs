@@ -22,6 +22,9 @@ pub struct Tenant {
     pub offer_schema: Option<serde_json::Value>,
     /// Whether nobody may approve or reject an offer they created or last edited.
     pub require_maker_checker: bool,
+    /// Whether a customer who never said yes or no to a channel may be contacted through it
+    /// (default false: only an explicit opt-in counts, the GDPR-safe choice).
+    pub unknown_consent_allowed: bool,
     /// The super admin who created it.
     pub created_by: Option<String>,
     /// Creation time.
@@ -30,8 +33,8 @@ pub struct Tenant {
     pub updated_at: DateTime<Utc>,
 }
 
-const TENANT_COLUMNS: &str =
-    "name, description, offer_schema, require_maker_checker, created_by, created_at, updated_at";
+const TENANT_COLUMNS: &str = "name, description, offer_schema, require_maker_checker, \
+                              unknown_consent_allowed, created_by, created_at, updated_at";
 
 fn tenant(row: &tokio_postgres::Row) -> Tenant {
     Tenant {
@@ -39,6 +42,7 @@ fn tenant(row: &tokio_postgres::Row) -> Tenant {
         description: row.get("description"),
         offer_schema: row.get("offer_schema"),
         require_maker_checker: row.get("require_maker_checker"),
+        unknown_consent_allowed: row.get("unknown_consent_allowed"),
         created_by: row.get("created_by"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
@@ -55,6 +59,8 @@ pub struct TenantFields<'a> {
     pub offer_schema: Option<Option<&'a serde_json::Value>>,
     /// The maker-checker switch.
     pub require_maker_checker: Option<bool>,
+    /// Whether unknown consent counts as consent.
+    pub unknown_consent_allowed: Option<bool>,
 }
 
 /// Inserts a tenant and its default roles ([`DefaultRole`]). Call inside a transaction.
@@ -71,8 +77,8 @@ pub async fn create(
         .query_one(
             &format!(
                 "insert into tenants (name, description, offer_schema, require_maker_checker,
-                                      created_by)
-                 values ($1, $2, $3, coalesce($4, true), $5)
+                                      created_by, unknown_consent_allowed)
+                 values ($1, $2, $3, coalesce($4, true), $5, coalesce($6, false))
                  returning {TENANT_COLUMNS}"
             ),
             &[
@@ -81,6 +87,7 @@ pub async fn create(
                 &fields.offer_schema.flatten(),
                 &fields.require_maker_checker,
                 &created_by.as_str(),
+                &fields.unknown_consent_allowed,
             ],
         )
         .await
@@ -160,6 +167,7 @@ pub async fn update(
                     description = case when $2 then $3 else description end,
                     offer_schema = case when $4 then $5 else offer_schema end,
                     require_maker_checker = coalesce($6, require_maker_checker),
+                    unknown_consent_allowed = coalesce($7, unknown_consent_allowed),
                     updated_at = now()
                  where name = $1 returning {TENANT_COLUMNS}"
             ),
@@ -170,6 +178,7 @@ pub async fn update(
                 &fields.offer_schema.is_some(),
                 &fields.offer_schema.flatten(),
                 &fields.require_maker_checker,
+                &fields.unknown_consent_allowed,
             ],
         )
         .await?;

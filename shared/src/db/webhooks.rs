@@ -1,14 +1,14 @@
 //! Webhook keys (`webhook_keys`), seen Standard Webhooks message ids (`webhook_messages`) and
 //! the bulk delivery-status update the webhook applies.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{GenericClient, violated_constraint};
-use crate::domain::{DeliveryStatus, TenantName, Username};
+use super::{GenericClient, consents, violated_constraint};
+use crate::domain::{Channel, ConsentStatus, DeliveryStatus, TenantName, Username};
 use crate::error::ApiError;
 
 /// How long a signed message id is remembered, in seconds: the 5-minute signature window
@@ -327,6 +327,7 @@ pub async fn apply_reports(
                  from accepted r
                  where cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
                    and cc.tenant_name = $8
+                   and cc.released_at is not null and cc.delivery_status <> 'suppressed'
                    and (cc.sent_at is null or r.sent_at > cc.sent_at)
                  returning r.index
              ),
@@ -335,6 +336,7 @@ pub async fn apply_reports(
                  join campaign_customers cc
                    on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
                   and cc.tenant_name = $8
+                  and cc.released_at is not null and cc.delivery_status <> 'suppressed'
              )
              select coalesce((select array_agg(index) from updated), '{}') as updated,
                     coalesce((select array_agg(index) from found), '{}') as found,
@@ -414,6 +416,135 @@ pub async fn pinned_campaigns(
             campaign_id: r.get(0),
             offer_id: r.get(1),
             offer_version: r.get(2),
+        })
+        .collect())
+}
+
+/// Brings the contact ledger (`customer_contacts`) in line with the reported deliveries: a
+/// delivery now `sent` counts from when it was sent, a `failed` one no longer counts. Call in
+/// the transaction that applied the reports.
+///
+/// # Errors
+/// Database failures.
+pub async fn sync_contacts(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    deliveries: &[(i32, Uuid)],
+) -> Result<(), ApiError> {
+    let campaigns: Vec<i32> = deliveries.iter().map(|d| d.0).collect();
+    let customers: Vec<Uuid> = deliveries.iter().map(|d| d.1).collect();
+    client
+        .execute(
+            "with r as (
+                 select distinct * from unnest($1::int4[], $2::uuid[]) as r(campaign_id, customer_id)
+             ),
+             reported as (
+                 select cc.campaign_id, cc.customer_id, cc.delivery_status, cc.sent_at, c.channel
+                 from r
+                 join campaign_customers cc
+                   on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
+                  and cc.tenant_name = $3
+                 join campaigns c on c.id = cc.campaign_id
+             ),
+             freed as (
+                 delete from customer_contacts l using reported d
+                 where d.delivery_status = 'failed' and l.campaign_id = d.campaign_id
+                   and l.customer_id = d.customer_id and l.tenant_name = $3
+             )
+             insert into customer_contacts (campaign_id, customer_id, tenant_name, channel,
+                                            contact_at)
+             select campaign_id, customer_id, $3, channel, sent_at from reported
+             where delivery_status = 'sent' and sent_at is not null
+             on conflict (campaign_id, customer_id) do update set contact_at = excluded.contact_at",
+            &[&campaigns, &customers, &tenant.as_str()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// An opt-out a provider reported (`unsubscribed` or `complained`) for a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptOutReport {
+    /// Position in the request's array.
+    pub index: i32,
+    /// The campaign that reached the customer.
+    pub campaign_id: i32,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// `unsubscribed` or `complained`.
+    pub kind: &'static str,
+}
+
+/// Opts customers out of the channel of the campaign that reached them, for reports naming
+/// a released delivery of `tenant`'s campaigns (recorded with source `provider: <kind>` and
+/// `webhook key <key_id>`). Answers each report's outcome: `Updated` when consent changed,
+/// `Unchanged` when the customer was opted out already, `NotFound` for no such delivery.
+///
+/// # Errors
+/// Database failures.
+pub async fn apply_opt_outs(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    key_id: Uuid,
+    reports: &[OptOutReport],
+) -> Result<Vec<(i32, ReportOutcome)>, ApiError> {
+    let index: Vec<i32> = reports.iter().map(|r| r.index).collect();
+    let campaign: Vec<i32> = reports.iter().map(|r| r.campaign_id).collect();
+    let customer: Vec<Uuid> = reports.iter().map(|r| r.customer_id).collect();
+    let rows = client
+        .query(
+            "select r.index, r.customer_id, c.channel,
+                    coalesce(k.status = 'opted_out', false) as already
+             from unnest($1::int4[], $2::int4[], $3::uuid[]) as r(index, campaign_id, customer_id)
+             join campaigns c on c.id = r.campaign_id and c.tenant_name = $4
+             join campaign_customers cc
+               on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
+              and cc.tenant_name = $4 and cc.released_at is not null
+             left join customer_consents k
+               on k.customer_id = r.customer_id and k.channel = c.channel",
+            &[&index, &campaign, &customer, &tenant.as_str()],
+        )
+        .await?;
+    let recorded_by = format!("webhook key {key_id}");
+    let mut outcomes: HashMap<i32, ReportOutcome> = HashMap::new();
+    for kind in ["unsubscribed", "complained"] {
+        let mut entries = Vec::new();
+        for row in &rows {
+            let i: i32 = row.get(0);
+            let Some(report) = reports.iter().find(|r| r.index == i && r.kind == kind) else {
+                continue;
+            };
+            let channel: String = row.get(2);
+            let channel = Channel::parse(&channel).map_err(ApiError::internal)?;
+            let already: bool = row.get(3);
+            entries.push((report.customer_id, channel, ConsentStatus::OptedOut));
+            outcomes.insert(
+                i,
+                if already {
+                    ReportOutcome::Unchanged
+                } else {
+                    ReportOutcome::Updated
+                },
+            );
+        }
+        consents::set_many(
+            client,
+            &entries,
+            &format!("provider: {kind}"),
+            Some(&recorded_by),
+        )
+        .await?;
+    }
+    Ok(reports
+        .iter()
+        .map(|r| {
+            (
+                r.index,
+                outcomes
+                    .get(&r.index)
+                    .copied()
+                    .unwrap_or(ReportOutcome::NotFound),
+            )
         })
         .collect())
 }

@@ -1,0 +1,123 @@
+//! `GET /system/campaigns/{campaign_id}/deliveries?after=&limit=`: the delivery feed a
+//! provider pulls with its tenant's webhook key — the released deliveries of an active
+//! campaign not yet reported, keyset-paginated by customer id, with exactly what sending
+//! needs (the customer's id, the address for the campaign's channel, the preferred language)
+//! and the pinned offer version's content, once per page. Nothing else about the customer
+//! leaves. Every page served is logged with the key's id.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use deadpool_postgres::Pool;
+use serde::Serialize;
+use serde_json::Value;
+use shared::ApiError;
+use shared::db::campaigns::{self, FeedDelivery};
+use shared::db::{offers, tenant_transaction};
+use shared::domain::{CampaignStatus, Channel};
+use shared::http::{AppJson, AppPath, Keyset};
+use shared::openapi::{Conflict, NotFound};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::authenticate_key;
+
+/// One page of the feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FeedPage {
+    /// The campaign.
+    campaign_id: i32,
+    /// Its channel: what `address` is.
+    channel: Channel,
+    /// The offer it delivers.
+    offer_id: Option<i32>,
+    /// The offer version it delivers (pinned).
+    offer_version: Option<i32>,
+    /// That version's approved content: what to send.
+    #[schema(value_type = Option<Object>)]
+    offer: Option<Value>,
+    /// Released deliveries not yet reported, by customer id.
+    deliveries: Vec<FeedDelivery>,
+    /// The `after` of the next page; null on the last one.
+    next_after: Option<Uuid>,
+}
+
+/// Fetch deliveries to send (provider feed).
+///
+/// `GET /system/campaigns/{campaign_id}/deliveries?after=&limit=` (webhook key of the
+/// campaign's tenant): the campaign's released deliveries not yet reported, in customer-id
+/// order, with the pinned offer content. A full page carries `Link: rel="next"` and
+/// `next_after`. 404 for a campaign of another tenant or none; 409 unless it is `active`.
+#[utoipa::path(
+    get,
+    path = "/system/campaigns/{campaign_id}/deliveries",
+    tag = "delivery",
+    security(("webhook_key" = [])),
+    params(("campaign_id" = i32, Path, description = "The campaign's id."), Keyset),
+    responses(
+        (status = 200, description = "A page of deliveries to send.", body = FeedPage, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
+pub(crate) async fn deliveries(
+    State(pool): State<Pool>,
+    OriginalUri(uri): OriginalUri,
+    headers: axum::http::HeaderMap,
+    AppPath(id): AppPath<i32>,
+    keyset: Keyset,
+) -> Result<Response, ApiError> {
+    let (key, tenant) = authenticate_key(&pool, &headers).await?;
+    let mut client = pool.get().await?;
+    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let campaign = campaigns::get(&tx, &tenant, id, false)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no campaign {id} for this key")))?;
+    if campaign.status != CampaignStatus::Active {
+        return Err(ApiError::Conflict(format!(
+            "campaign {id} is {}; its deliveries are given out only while it is active",
+            campaign.status
+        )));
+    }
+    let offer = match (campaign.offer_id, campaign.offer_version) {
+        (Some(offer_id), Some(version)) => offers::version(&tx, &tenant, offer_id, version)
+            .await?
+            .map(|v| v.data),
+        _ => None,
+    };
+    let rows = campaigns::feed(
+        &tx,
+        &tenant,
+        id,
+        campaign.channel,
+        keyset.after,
+        keyset.limit,
+    )
+    .await?;
+    tx.commit().await?;
+    let full = i64::try_from(rows.len()).is_ok_and(|n| n == keyset.limit);
+    let next_after = full.then(|| rows.last().map(|r| r.customer_id)).flatten();
+    tracing::info!(webhook.key_id = %key.id, tenant.name = %tenant, campaign.id = id,
+        deliveries = rows.len(), after = ?keyset.after, "delivery feed page served");
+    let page = FeedPage {
+        campaign_id: id,
+        channel: campaign.channel,
+        offer_id: campaign.offer_id,
+        offer_version: campaign.offer_version,
+        offer,
+        deliveries: rows,
+        next_after,
+    };
+    let mut response = AppJson(page).into_response();
+    if let Some(after) = next_after {
+        let link = format!(
+            "<{}?limit={}&after={after}>; rel=\"next\"",
+            uri.path(),
+            keyset.limit
+        );
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
+}
