@@ -287,14 +287,15 @@ async fn the_api_role_owns_nothing_and_cannot_bypass_the_policies() {
             "select count(*) from pg_class
              where relname in ('offers', 'offer_audit_logs', 'campaigns', 'campaign_customers',
                                'tenant_roles', 'user_tenant_roles', 'webhook_keys',
-                               'campaign_outbox')
+                               'campaign_outbox', 'tenant_access_audit_logs',
+                               'offer_versions', 'campaign_audit_logs', 'customer_contacts')
                and relrowsecurity and relforcerowsecurity",
             &[],
         )
         .await
         .expect("pg_class")
         .get(0);
-    assert_eq!(forced, 8);
+    assert_eq!(forced, 12);
 }
 
 #[test]

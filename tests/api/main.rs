@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod campaigns;
+mod consent;
 mod customers;
 mod database;
 mod demo;

@@ -805,9 +805,9 @@ pub async fn customers(
         .collect()
 }
 
-/// Counts of a campaign's deliveries. They add up: `total` (matched) = `suppressed_by_consent`
-/// + `suppressed_by_pressure` + `awaiting_release` + `released`, and `released` = `sent` +
-/// `failed` + `pending`.
+/// Counts of a campaign's deliveries. They add up: `total` (matched) is
+/// `suppressed_by_consent` plus `suppressed_by_pressure` plus `awaiting_release` plus
+/// `released`, and `released` is `sent` plus `failed` plus `pending`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeliverySummary {
     /// All selected customers (matched).
