@@ -342,10 +342,9 @@ pub(crate) async fn delete_role(
             holders.len(),
         )));
     }
-    access_audit::record_removals_of_role(
+    access_audit::record_removals(
         &tx,
-        &tenant,
-        role.as_str(),
+        access_audit::Removed::Role(&tenant, role.as_str()),
         &admin.username,
         "role deleted",
     )

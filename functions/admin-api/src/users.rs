@@ -288,7 +288,13 @@ pub(crate) async fn delete_user(
     let tx = client.transaction().await?;
     keep_a_super_admin(&tx, &username, "delete").await?;
     // The roles go with the user: each tenant's access audit trail says so.
-    access_audit::record_removals_of_user(&tx, &username, &admin.username, "user deleted").await?;
+    access_audit::record_removals(
+        &tx,
+        access_audit::Removed::User(&username),
+        &admin.username,
+        "user deleted",
+    )
+    .await?;
     if !users::delete(&tx, &username).await? {
         return Err(user_not_found(&username));
     }

@@ -139,55 +139,45 @@ pub async fn record_memberships(
         .await?)
 }
 
-/// One entry for every role `username` holds (in every tenant), as removed by `performed_by`
-/// for `reason`; call before deleting the user, in the same transaction.
-///
-/// # Errors
-/// Database failures.
-pub async fn record_removals_of_user(
-    client: &impl GenericClient,
-    username: &Username,
-    performed_by: &Username,
-    reason: &str,
-) -> Result<u64, ApiError> {
-    Ok(client
-        .execute(
-            "insert into tenant_access_audit_logs
-                 (tenant_name, action, performed_by, target_username, role, new_permissions,
-                  reason)
-             select a.tenant_name, 'role_removed', $2, a.username, a.role, r.permissions, $3
-             from user_tenant_roles a
-             join tenant_roles r using (tenant_name, role)
-             where a.username = $1
-             order by a.tenant_name, a.role",
-            &[&username.as_str(), &performed_by.as_str(), &reason],
-        )
-        .await?)
+/// Whose assignments a removal entry is written for: all of one user's (before the user is
+/// deleted), or all holders of one role of one tenant (before the role is deleted).
+#[derive(Debug, Clone, Copy)]
+pub enum Removed<'a> {
+    /// Every role the user holds, in every tenant.
+    User(&'a Username),
+    /// Every holder of this role of this tenant.
+    Role(&'a TenantName, &'a str),
 }
 
-/// One `role_removed` entry for every holder of `role` in `tenant`, by `performed_by` for
-/// `reason`; call before deleting the role, in the same transaction.
+/// One `role_removed` entry for every assignment `removed` names, by `performed_by` for
+/// `reason`, with the role's permissions; call before the deletion that removes them, in the
+/// same transaction. Answers how many were written.
 ///
 /// # Errors
 /// Database failures.
-pub async fn record_removals_of_role(
+pub async fn record_removals(
     client: &impl GenericClient,
-    tenant: &TenantName,
-    role: &str,
+    removed: Removed<'_>,
     performed_by: &Username,
     reason: &str,
 ) -> Result<u64, ApiError> {
+    let (username, tenant, role) = match removed {
+        Removed::User(user) => (Some(user.as_str()), None, None),
+        Removed::Role(tenant, role) => (None, Some(tenant.as_str()), Some(role)),
+    };
     Ok(client
         .execute(
             "insert into tenant_access_audit_logs
                  (tenant_name, action, performed_by, target_username, role, new_permissions,
                   reason)
-             select a.tenant_name, 'role_removed', $3, a.username, a.role, r.permissions, $4
+             select a.tenant_name, 'role_removed', $4, a.username, a.role, r.permissions, $5
              from user_tenant_roles a
              join tenant_roles r using (tenant_name, role)
-             where a.tenant_name = $1 and a.role = $2
-             order by a.username",
-            &[&tenant.as_str(), &role, &performed_by.as_str(), &reason],
+             where ($1::text is null or a.username = $1)
+               and ($2::text is null or a.tenant_name = $2)
+               and ($3::text is null or a.role = $3)
+             order by a.tenant_name, a.role, a.username",
+            &[&username, &tenant, &role, &performed_by.as_str(), &reason],
         )
         .await?)
 }

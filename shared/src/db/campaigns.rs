@@ -881,7 +881,8 @@ pub const RELEASE_LOCK: i64 = 0x6f66_6665_725f_726c; // "offer_rl"
 /// channels together and through this campaign's channel) is marked `suppressed` for
 /// `contact_pressure`; every other delivery gets `released_at` and a row in the contact
 /// ledger (`customer_contacts`). Without a policy everything is released. Call in the
-/// transaction that activates the campaign.
+/// transaction that activates the campaign (it switches JIT compilation off for the rest of
+/// that transaction).
 ///
 /// # Errors
 /// Database failures.
@@ -890,6 +891,9 @@ pub async fn release(
     tenant: &TenantName,
     id: i32,
 ) -> Result<ReleaseSummary, ApiError> {
+    // JIT compilation costs more than it saves on this statement (its row estimates, through
+    // the CTEs, are far above the real counts): off for this transaction, which ends with it.
+    client.batch_execute("set local jit = off").await?;
     client
         .execute("select pg_advisory_xact_lock($1)", &[&RELEASE_LOCK])
         .await?;
