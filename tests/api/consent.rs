@@ -397,6 +397,28 @@ async fn a_provider_fetches_exactly_the_released_deliveries_and_reports_them() {
     );
 
     let id = gold_platinum(&app, &fx).await;
+    // A fourth holder opts out after selection, before release: the release judges consent
+    // again and holds the delivery back.
+    let late: String = app
+        .db()
+        .await
+        .query_one(
+            "select customer_id::text from campaign_customers
+             where campaign_id = $1 and delivery_status = 'pending' order by customer_id limit 1",
+            &[&(id as i32)],
+        )
+        .await
+        .expect("a prepared delivery")
+        .get(0);
+    let withdrawn = app
+        .call(
+            Method::PUT,
+            &format!("/customers/{late}/consents/email"),
+            Some(&sa),
+            Some(json!({"status": "opted_out"})),
+        )
+        .await;
+    assert_eq!(withdrawn.status, StatusCode::OK);
     let key = app
         .post(
             "/sa/webhook-keys",
@@ -538,7 +560,12 @@ async fn a_provider_fetches_exactly_the_released_deliveries_and_reports_them() {
     let s = summary(&app, &fx, id).await;
     assert_adds_up(&s);
     assert_eq!(n(&s, "released"), total);
-    assert_eq!(n(&s, "suppressed_by_consent"), 3);
+    assert_eq!(
+        n(&s, "suppressed_by_consent"),
+        4,
+        "three at selection, one at release"
+    );
+    assert!(fetched.iter().all(|(c, _)| *c != late));
     assert_eq!(n(&s, "failed"), total / 5);
     assert_eq!(n(&s, "sent"), total - total / 5);
     assert_eq!(n(&s, "pending"), 0);

@@ -868,6 +868,8 @@ pub struct ReleaseSummary {
     pub released: i64,
     /// Deliveries held back now: the customer was at the contact cap.
     pub suppressed_by_pressure: i64,
+    /// Deliveries held back now: the customer withdrew consent since selection.
+    pub suppressed_by_consent: i64,
 }
 
 /// The advisory lock every release holds until its transaction ends: releases run one at a
@@ -876,7 +878,9 @@ pub struct ReleaseSummary {
 pub const RELEASE_LOCK: i64 = 0x6f66_6665_725f_726c; // "offer_rl"
 
 /// Releases campaign `id`'s prepared deliveries (pending, never released) to the provider,
-/// in one statement after taking [`RELEASE_LOCK`]: a customer already at the contact
+/// in one statement after taking [`RELEASE_LOCK`]: a customer who no longer consents to the
+/// campaign's channel (consent is judged again: it may have changed since selection) is
+/// marked `suppressed` for `consent`; a customer already at the contact
 /// policy's cap (`contact_policy`: contacts in the rolling window across every tenant, all
 /// channels together and through this campaign's channel) is marked `suppressed` for
 /// `contact_pressure`; every other delivery gets `released_at` and a row in the contact
@@ -903,6 +907,7 @@ pub async fn release(
     Ok(ReleaseSummary {
         released: row.get(0),
         suppressed_by_pressure: row.get(1),
+        suppressed_by_consent: row.get(2),
     })
 }
 

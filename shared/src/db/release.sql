@@ -1,8 +1,11 @@
--- The release of one campaign's prepared deliveries (shared::db::campaigns::release), with the
--- platform's contact cap applied, in one statement. $1: the campaign's id, $2: its tenant.
--- The caller holds the release lock, so the ledger read here includes every earlier release.
+-- The release of one campaign's prepared deliveries (shared::db::campaigns::release), with
+-- consent judged again (it may have changed since selection) and the platform's contact cap
+-- applied, in one statement. $1: the campaign's id, $2: its tenant. The caller holds the
+-- release lock, so the ledger read here includes every earlier release.
 with campaign as (
-    select id, channel from campaigns where id = $1 and tenant_name = $2
+    select c.id, c.channel, t.unknown_consent_allowed
+    from campaigns c join tenants t on t.name = c.tenant_name
+    where c.id = $1 and c.tenant_name = $2
 ),
 policy as (
     select max_contacts, window_days,
@@ -26,24 +29,33 @@ contacts as (
 ),
 judged as (
     select k.customer_id,
-           coalesce(c.total >= p.max_contacts or c.on_channel >= p.channel_max, false) as over
+           case
+               when not coalesce(s.status = 'opted_in'
+                                 or (s.status is null
+                                     and (select unknown_consent_allowed from campaign)),
+                                 false)
+                   then 'consent'
+               when coalesce(c.total >= p.max_contacts or c.on_channel >= p.channel_max, false)
+                   then 'contact_pressure'
+           end as held
     from candidates k
     left join contacts c on c.customer_id = k.customer_id
     left join policy p on true
+    left join customer_consents s
+      on s.customer_id = k.customer_id and s.channel = (select channel from campaign)
 ),
 suppressed as (
     update campaign_customers cc
-    set delivery_status = 'suppressed', suppression_reason = 'contact_pressure',
-        updated_at = now()
+    set delivery_status = 'suppressed', suppression_reason = j.held, updated_at = now()
     from judged j
-    where j.over and cc.campaign_id = $1 and cc.customer_id = j.customer_id
-    returning cc.customer_id
+    where j.held is not null and cc.campaign_id = $1 and cc.customer_id = j.customer_id
+    returning cc.suppression_reason
 ),
 released as (
     update campaign_customers cc
     set released_at = now(), updated_at = now()
     from judged j
-    where not j.over and cc.campaign_id = $1 and cc.customer_id = j.customer_id
+    where j.held is null and cc.campaign_id = $1 and cc.customer_id = j.customer_id
     returning cc.customer_id
 ),
 ledger as (
@@ -51,4 +63,6 @@ ledger as (
     select $1, r.customer_id, $2, (select channel from campaign), now() from released r
     on conflict do nothing
 )
-select (select count(*) from released), (select count(*) from suppressed)
+select (select count(*) from released),
+       (select count(*) from suppressed where suppression_reason = 'contact_pressure'),
+       (select count(*) from suppressed where suppression_reason = 'consent')
