@@ -518,6 +518,27 @@ async fn a_provider_fetches_exactly_the_released_deliveries_and_reports_them() {
         ids.iter()
             .all(|opted_out| fetched.iter().all(|(c, _)| c != opted_out))
     );
+    // A customer who opts out after the release drops out of the feed at once.
+    let quitter = fetched[1].0.clone();
+    app.call(
+        Method::PUT,
+        &format!("/customers/{quitter}/consents/email"),
+        Some(&sa),
+        Some(json!({"status": "opted_out"})),
+    )
+    .await;
+    let again = feed(
+        key.clone(),
+        format!("/system/campaigns/{id}/deliveries?limit=200"),
+    )
+    .await;
+    assert!(
+        again.body["deliveries"]
+            .as_array()
+            .expect("deliveries")
+            .iter()
+            .all(|d| d["customer_id"] != json!(quitter))
+    );
 
     // Report them: every fifth failed, one customer unsubscribes.
     let now = chrono::Utc::now().to_rfc3339();

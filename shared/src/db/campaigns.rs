@@ -925,7 +925,8 @@ pub struct FeedDelivery {
 }
 
 /// A page of campaign `id`'s released deliveries not yet reported, in customer-id order
-/// after `after`: at most `limit`.
+/// after `after`: at most `limit`. A customer who opted out of the channel since the release
+/// is left out (the delivery stays pending: nobody sends it).
 ///
 /// # Errors
 /// Database failures.
@@ -947,6 +948,9 @@ pub async fn feed(
              where cc.campaign_id = $1 and cc.tenant_name = $2
                and cc.released_at is not null and cc.delivery_status = 'pending'
                and ($3::uuid is null or cc.customer_id > $3)
+               and not exists (select 1 from customer_consents k
+                               where k.customer_id = cc.customer_id and k.channel = $5
+                                 and k.status = 'opted_out')
              order by cc.customer_id limit $4",
             &[&id, &tenant.as_str(), &after, &limit, &channel.as_str()],
         )
