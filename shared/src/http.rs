@@ -395,9 +395,15 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let pointer = pointer(err.path());
+        let mut pointer = pointer(err.path());
         let inner = err.into_inner();
         let message = strip_position(&inner.to_string());
+        // serde names a missing field in its message only, with the path of the object that
+        // lacks it: point at the field itself.
+        if let Some(field) = missing_field(&message) {
+            pointer.push('/');
+            pointer.push_str(&pointer_token(field));
+        }
         if inner.is_syntax() || inner.is_eof() {
             return ApiError::BadRequest {
                 detail: format!("malformed JSON body: {message}"),
@@ -422,6 +428,13 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         errors: Vec::new(),
     })?;
     Ok(value)
+}
+
+/// The field of serde's "missing field `name`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
 }
 
 /// serde_json appends " at line 1 column 9" to its messages; the pointer says where.
@@ -875,6 +888,19 @@ mod tests {
         let (status, errors) = pointer_of(err);
         assert_eq!(status, 422);
         assert_eq!(errors[0].pointer, "/inner/count");
+    }
+
+    #[test]
+    fn missing_fields_are_named_by_their_pointer() {
+        for (body, pointer) in [
+            (&br#"{}"#[..], "/name"),
+            (&br#"{"name":"a","inner":{}}"#[..], "/inner/count"),
+        ] {
+            let err = decode_json::<Body>(body).expect_err("must be refused");
+            let (status, errors) = pointer_of(err);
+            assert_eq!(status, 422);
+            assert_eq!(errors[0].pointer, pointer, "{errors:?}");
+        }
     }
 
     #[test]
