@@ -268,6 +268,23 @@ stored_enum!(
 );
 
 stored_enum!(
+    /// What changed in a tenant's access (`tenant_access_audit_logs.action`).
+    AccessAction, "access audit action" {
+        /// A custom role was created.
+        RoleCreated = "role_created",
+        /// A role's description or permissions changed.
+        RoleUpdated = "role_updated",
+        /// A custom role was deleted.
+        RoleDeleted = "role_deleted",
+        /// A user was given a role.
+        RoleAssigned = "role_assigned",
+        /// A user's role was taken away (directly, or because the role or the user was
+        /// deleted).
+        RoleRemoved = "role_removed",
+    }
+);
+
+stored_enum!(
     /// What a campaign is sent through, and so which consent it needs.
     Channel, "channel" {
         /// E-mail, to `customers.email`.

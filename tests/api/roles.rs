@@ -35,6 +35,21 @@ fn pointer(response: &TestResponse) -> &str {
         .unwrap_or_default()
 }
 
+/// `(username, roles)` of each member in a members list.
+fn roles_by_member(members: &Value) -> Vec<(String, Value)> {
+    members
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| {
+            (
+                m["username"].as_str().expect("name").to_owned(),
+                m["roles"].clone(),
+            )
+        })
+        .collect()
+}
+
 /// A submitted offer of `fx`'s tenant, written by its maker.
 async fn submitted_offer(app: &TestApp, fx: &TenantFixture) -> i64 {
     let offers = format!("/tenants/{}/offers", fx.tenant);
@@ -615,18 +630,7 @@ async fn tenant_admins_assign_and_remove_roles_of_existing_users_in_their_own_te
     let (app, fx) = (&w.app, &w.fx);
     let members = app.get(CC_MEMBERS, &fx.admin).await;
     assert_eq!(members.status, StatusCode::OK, "{:?}", members.body);
-    let listed: Vec<(String, Value)> = members
-        .body
-        .as_array()
-        .expect("members")
-        .iter()
-        .map(|m| {
-            (
-                m["username"].as_str().expect("name").to_owned(),
-                m["roles"].clone(),
-            )
-        })
-        .collect();
+    let listed = roles_by_member(&members.body);
     assert_eq!(
         listed,
         vec![
@@ -844,18 +848,7 @@ async fn tenant_admins_cannot_reach_beyond_their_tenant_or_their_own_permissions
     );
     // Nothing refused left a trace in the roles held.
     let members = app.get(CC_MEMBERS, &fx.admin).await;
-    let held: Vec<(String, Value)> = members
-        .body
-        .as_array()
-        .expect("members")
-        .iter()
-        .map(|m| {
-            (
-                m["username"].as_str().expect("name").to_owned(),
-                m["roles"].clone(),
-            )
-        })
-        .collect();
+    let held = roles_by_member(&members.body);
     assert_eq!(
         held,
         vec![

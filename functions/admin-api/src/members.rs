@@ -22,10 +22,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::auth::{Permission, Principal, SuperAdmin};
-use shared::db::access_audit::{self, AccessAction, AccessEntry, AccessFilter, NewAccessEntry};
+use shared::db::access_audit::{self, AccessEntry, AccessFilter};
 use shared::db::roles::{self, Member, MemberFilter, TenantRole};
 use shared::db::{GenericClient, tenant_transaction, tenants, users};
-use shared::domain::{RoleName, TenantName, Username};
+use shared::domain::{AccessAction, RoleName, TenantName, Username};
 use shared::http::{AppJson, AppPath, AppQuery, Page};
 use shared::openapi::{Forbidden, NotFound};
 use shared::{ApiError, AppState};
@@ -238,6 +238,7 @@ pub(crate) async fn assign_member_role(
     }
 }
 
+/// The access audit entry of one assignment or removal of `role` (its permissions now).
 async fn record_membership(
     tx: &impl GenericClient,
     tenant: &TenantName,
@@ -246,20 +247,17 @@ async fn record_membership(
     target: &Username,
     role: &TenantRole,
 ) -> Result<(), ApiError> {
-    access_audit::record(
+    access_audit::record_memberships(
         tx,
-        &NewAccessEntry {
-            tenant,
-            action,
-            performed_by: actor,
-            target: Some(target),
-            role: &role.role,
-            old_permissions: None,
-            new_permissions: Some(&role.permissions),
-            reason: None,
-        },
+        tenant,
+        action,
+        target,
+        std::slice::from_ref(&role.role),
+        actor,
+        None,
     )
     .await
+    .map(drop)
 }
 
 /// Remove a role from a member.

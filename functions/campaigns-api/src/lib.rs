@@ -506,7 +506,7 @@ async fn update(
         end_date: body.end_date.unwrap_or(current.end_date),
     };
     check_content(&content)?;
-    let mut campaign = campaigns::update(&tx, &tenant, id, &content, next_status).await?;
+    let campaign = campaigns::update(&tx, &tenant, id, &content, next_status).await?;
     if next_status == CampaignStatus::Active && current.status != CampaignStatus::Active {
         // Activation releases the prepared deliveries, with the contact cap applied.
         let released = campaigns::release(&tx, &tenant, id).await?;
@@ -516,7 +516,6 @@ async fn update(
             suppressed_by_pressure = released.suppressed_by_pressure,
             "deliveries released"
         );
-        campaign = find(&tx, &tenant, id, false).await?;
     }
     tx.commit().await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, status = %next_status, "campaign updated");

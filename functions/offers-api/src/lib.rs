@@ -669,22 +669,22 @@ async fn transition(
             before.live_version.unwrap_or_default(),
         )));
     }
+    // Who wrote the content since the last version: barred from reviewing it (four eyes),
+    // and recorded with the version an approval makes.
+    let mut authors = Vec::new();
     if checker {
+        authors = offers::content_authors(&tx, tenant, id).await?;
+        authors.sort();
+        authors.dedup();
         let (_, maker_checker) = offers::tenant_rules(&tx, tenant).await?;
-        if maker_checker {
-            let authors = offers::content_authors(&tx, tenant, id).await?;
-            if authors.iter().any(|a| a == principal.username.as_str()) {
-                return Err(ApiError::Forbidden(format!(
-                    "maker-checker: you created or changed the content of offer {id} since its \
-                     last approval, so someone else must review it"
-                )));
-            }
+        if maker_checker && authors.iter().any(|a| a == principal.username.as_str()) {
+            return Err(ApiError::Forbidden(format!(
+                "maker-checker: you created or changed the content of offer {id} since its \
+                 last approval, so someone else must review it"
+            )));
         }
     }
     let after = if to == OfferStatus::Approved {
-        let mut authors = offers::content_authors(&tx, tenant, id).await?;
-        authors.sort();
-        authors.dedup();
         let (after, version) = offers::approve(
             &tx,
             tenant,

@@ -5,53 +5,12 @@
 //! not update or delete them.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::GenericClient;
-use crate::domain::{TenantName, Username};
+use crate::domain::{AccessAction, TenantName, Username};
 use crate::error::ApiError;
 use crate::http::Page;
-
-/// What changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AccessAction {
-    /// A custom role was created.
-    RoleCreated,
-    /// A role's description or permissions changed.
-    RoleUpdated,
-    /// A custom role was deleted.
-    RoleDeleted,
-    /// A user was given a role.
-    RoleAssigned,
-    /// A user's role was taken away (directly, or because the role or the user was deleted).
-    RoleRemoved,
-}
-
-impl AccessAction {
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::RoleCreated => "role_created",
-            Self::RoleUpdated => "role_updated",
-            Self::RoleDeleted => "role_deleted",
-            Self::RoleAssigned => "role_assigned",
-            Self::RoleRemoved => "role_removed",
-        }
-    }
-
-    fn parse(stored: &str) -> Option<Self> {
-        [
-            Self::RoleCreated,
-            Self::RoleUpdated,
-            Self::RoleDeleted,
-            Self::RoleAssigned,
-            Self::RoleRemoved,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == stored)
-    }
-}
 
 /// One entry to append.
 #[derive(Debug, Clone)]
@@ -251,9 +210,7 @@ pub async fn list(
             Ok(AccessEntry {
                 id: r.get("id"),
                 tenant_name: r.get("tenant_name"),
-                action: AccessAction::parse(action).ok_or_else(|| {
-                    ApiError::internal(format!("unknown access audit action {action}"))
-                })?,
+                action: AccessAction::parse(action).map_err(ApiError::internal)?,
                 performed_by: r.get("performed_by"),
                 target_username: r.get("target_username"),
                 role: r.get("role"),

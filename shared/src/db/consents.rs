@@ -271,10 +271,6 @@ pub async fn set_policy(
             ],
         )
         .await?;
-    policy_or_internal(client).await
-}
-
-async fn policy_or_internal(client: &impl GenericClient) -> Result<ContactPolicy, ApiError> {
     self::policy(client)
         .await?
         .ok_or_else(|| ApiError::internal("the contact policy just written is missing"))

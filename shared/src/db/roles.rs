@@ -69,15 +69,24 @@ pub async fn get(
     role: &RoleName,
     lock: bool,
 ) -> Result<Option<TenantRole>, ApiError> {
-    let sql = if lock {
-        "select role, description, permissions, is_default from tenant_roles
-         where tenant_name = $1 and role = $2 for share"
-    } else {
-        "select role, description, permissions, is_default from tenant_roles
-         where tenant_name = $1 and role = $2"
-    };
+    select_role(client, tenant, role, if lock { "for share" } else { "" }).await
+}
+
+/// One role of a tenant, read with the row lock clause `lock` (empty for none).
+async fn select_role(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    role: &RoleName,
+    lock: &str,
+) -> Result<Option<TenantRole>, ApiError> {
     let row = client
-        .query_opt(sql, &[&tenant.as_str(), &role.as_str()])
+        .query_opt(
+            &format!(
+                "select role, description, permissions, is_default from tenant_roles
+                 where tenant_name = $1 and role = $2 {lock}"
+            ),
+            &[&tenant.as_str(), &role.as_str()],
+        )
         .await?;
     Ok(row.as_ref().map(tenant_role))
 }
@@ -132,14 +141,7 @@ pub async fn update(
     description: Option<Option<&str>>,
     permissions: &BTreeSet<Permission>,
 ) -> Result<Option<(TenantRole, TenantRole)>, ApiError> {
-    let Some(before) = client
-        .query_opt(
-            "select role, description, permissions, is_default from tenant_roles
-             where tenant_name = $1 and role = $2 for update",
-            &[&tenant.as_str(), &role.as_str()],
-        )
-        .await?
-    else {
+    let Some(before) = select_role(client, tenant, role, "for update").await? else {
         return Ok(None);
     };
     let after = client
@@ -159,7 +161,7 @@ pub async fn update(
             ],
         )
         .await?;
-    Ok(Some((tenant_role(&before), tenant_role(&after))))
+    Ok(Some((before, tenant_role(&after))))
 }
 
 /// Locks a role for deletion (`for update`: assignments of it wait) and lists who holds it.
@@ -172,14 +174,7 @@ pub async fn lock_for_deletion(
     tenant: &TenantName,
     role: &RoleName,
 ) -> Result<Option<(TenantRole, Vec<String>)>, ApiError> {
-    let Some(row) = client
-        .query_opt(
-            "select role, description, permissions, is_default from tenant_roles
-             where tenant_name = $1 and role = $2 for update",
-            &[&tenant.as_str(), &role.as_str()],
-        )
-        .await?
-    else {
+    let Some(stored) = select_role(client, tenant, role, "for update").await? else {
         return Ok(None);
     };
     let holders = client
@@ -192,7 +187,7 @@ pub async fn lock_for_deletion(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    Ok(Some((tenant_role(&row), holders)))
+    Ok(Some((stored, holders)))
 }
 
 /// Deletes a role and, through the schema's cascade, every assignment of it. Answers whether

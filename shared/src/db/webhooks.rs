@@ -506,30 +506,33 @@ pub async fn apply_opt_outs(
         )
         .await?;
     let recorded_by = format!("webhook key {key_id}");
+    let by_index: HashMap<i32, &OptOutReport> = reports.iter().map(|r| (r.index, r)).collect();
     let mut outcomes: HashMap<i32, ReportOutcome> = HashMap::new();
-    for kind in ["unsubscribed", "complained"] {
-        let mut entries = Vec::new();
-        for row in &rows {
-            let i: i32 = row.get(0);
-            let Some(report) = reports.iter().find(|r| r.index == i && r.kind == kind) else {
-                continue;
-            };
-            let channel: String = row.get(2);
-            let channel = Channel::parse(&channel).map_err(ApiError::internal)?;
-            let already: bool = row.get(3);
-            entries.push((report.customer_id, channel, ConsentStatus::OptedOut));
-            outcomes.insert(
-                i,
-                if already {
-                    ReportOutcome::Unchanged
-                } else {
-                    ReportOutcome::Updated
-                },
-            );
-        }
+    let mut entries: HashMap<&str, Vec<(Uuid, Channel, ConsentStatus)>> = HashMap::new();
+    for row in &rows {
+        let Some(report) = by_index.get(&row.get::<_, i32>(0)) else {
+            continue;
+        };
+        let channel = Channel::parse(row.get(2)).map_err(ApiError::internal)?;
+        let already: bool = row.get(3);
+        entries.entry(report.kind).or_default().push((
+            report.customer_id,
+            channel,
+            ConsentStatus::OptedOut,
+        ));
+        outcomes.insert(
+            report.index,
+            if already {
+                ReportOutcome::Unchanged
+            } else {
+                ReportOutcome::Updated
+            },
+        );
+    }
+    for (kind, entries) in &entries {
         consents::set_many(
             client,
-            &entries,
+            entries,
             &format!("provider: {kind}"),
             Some(&recorded_by),
         )
