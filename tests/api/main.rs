@@ -12,6 +12,7 @@ mod hardening;
 mod lambda;
 mod offers;
 mod openapi;
+mod performance;
 mod processor;
 mod roles;
 mod sqs;

@@ -14,7 +14,7 @@ use axum::http::header;
 use chrono::Utc;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use shared::auth::Principal;
+use shared::auth::{Account, Principal};
 use shared::auth::password::check_policy;
 use shared::auth::token::IssuedToken;
 use shared::db::login_throttle::{self, Subjects};
@@ -299,15 +299,8 @@ async fn change_password(
     security(("bearer" = [])),
     responses((status = 200, description = "The caller's account.", body = users::User))
 )]
-async fn me(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> Result<AppJson<users::User>, ApiError> {
-    let client = state.platform.get().await?;
-    users::get(&client, &principal.username)
-        .await?
-        .map(AppJson)
-        .ok_or(ApiError::Unauthorized("invalid or expired token"))
+async fn me(Account(account): Account) -> AppJson<users::User> {
+    AppJson(account)
 }
 
 /// One entry of `GET /users/me/tenants`.

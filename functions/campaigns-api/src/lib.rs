@@ -31,7 +31,7 @@ use shared::db::campaigns::{
     self, AudienceMember, Campaign, CampaignContent, CampaignFilter, DeliverySummary,
     PreviewBreakdown,
 };
-use shared::db::{offers, outbox, tenant_transaction};
+use shared::db::{TenantRead, offers, outbox, tenant_transaction};
 use shared::domain::{CampaignStatus, Channel, DeliveryStatus, ProcessingStatus, TenantName};
 use shared::error::FieldError;
 use shared::http::Routes;
@@ -133,7 +133,7 @@ fn not_found(id: i32) -> ApiError {
 
 /// Campaign `id` of `tenant` (locked with `for_update`), or 404.
 async fn find(
-    client: &impl shared::db::GenericClient,
+    client: &impl shared::db::Executor,
     tenant: &TenantName,
     id: i32,
     for_update: bool,
@@ -373,14 +373,12 @@ async fn list(
     page: Page,
 ) -> Result<AppJson<Vec<Campaign>>, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let client = state.pool.get().await?;
     let filter = CampaignFilter {
         status: query.status,
         offer_id: query.offer_id,
     };
-    let list = campaigns::list(&tx, &tenant, &filter, page).await?;
-    tx.commit().await?;
+    let list = campaigns::list(&TenantRead::new(&client, &tenant), &tenant, &filter, page).await?;
     Ok(AppJson(list))
 }
 
@@ -403,10 +401,8 @@ async fn read(
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
 ) -> Result<AppJson<Campaign>, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let campaign = find(&tx, &tenant, id, false).await?;
-    tx.commit().await?;
+    let client = state.pool.get().await?;
+    let campaign = find(&TenantRead::new(&client, &tenant), &tenant, id, false).await?;
     Ok(AppJson(campaign))
 }
 

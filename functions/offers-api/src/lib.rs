@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::auth::{Permission, Principal};
 use shared::db::offers::{self, AuditAction, AuditRecord, Offer, OfferFilter};
-use shared::db::tenant_transaction;
+use shared::db::{TenantRead, tenant_transaction};
 use shared::domain::{OfferStatus, TenantName, Username};
 use shared::error::FieldError;
 use shared::http::Routes;
@@ -332,14 +332,12 @@ async fn list(
     page: Page,
 ) -> Result<AppJson<Vec<Offer>>, ApiError> {
     principal.require(&tenant, Permission::OfferRead)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
+    let client = state.pool.get().await?;
     let filter = OfferFilter {
         status: query.status,
         created_by: query.created_by,
     };
-    let offers = offers::list(&tx, &tenant, &filter, page).await?;
-    tx.commit().await?;
+    let offers = offers::list(&TenantRead::new(&client, &tenant), &tenant, &filter, page).await?;
     Ok(AppJson(offers))
 }
 
@@ -362,12 +360,10 @@ async fn read(
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
 ) -> Result<Tagged, ApiError> {
     principal.require(&tenant, Permission::OfferRead)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let offer = offers::get(&tx, &tenant, id, false)
+    let client = state.pool.get().await?;
+    let offer = offers::get(&TenantRead::new(&client, &tenant), &tenant, id, false)
         .await?
         .ok_or_else(|| not_found(id))?;
-    tx.commit().await?;
     Ok(Tagged(StatusCode::OK, offer))
 }
 

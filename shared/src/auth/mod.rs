@@ -9,4 +9,4 @@ pub mod principal;
 pub mod token;
 
 pub use permission::{DefaultRole, Permission};
-pub use principal::{Principal, SuperAdmin, TenantAccess};
+pub use principal::{Account, Principal, SuperAdmin, TenantAccess};

@@ -128,7 +128,26 @@ impl FromRequestParts<AppState> for Principal {
         let principal = record.principal;
         tracing::Span::current().record("user.name", principal.username.as_str());
         parts.extensions.insert(principal.clone());
+        parts.extensions.insert(Account(record.account));
         Ok(principal)
+    }
+}
+
+/// The caller's account (`users` row, never the password hash), read by the same statement as
+/// its [`Principal`]: authenticating as [`Principal`] does, with no further query.
+#[derive(Debug, Clone)]
+pub struct Account(pub db::users::User);
+
+impl FromRequestParts<AppState> for Account {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Principal::from_request_parts(parts, state).await?;
+        parts
+            .extensions
+            .get::<Account>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("the principal was authenticated without its account"))
     }
 }
 

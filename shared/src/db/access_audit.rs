@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::GenericClient;
+use super::{CachedStatements, GenericClient};
 use crate::domain::{AccessAction, TenantName, Username};
 use crate::error::ApiError;
 use crate::http::Page;
@@ -42,7 +42,7 @@ pub async fn record(
     entry: &NewAccessEntry<'_>,
 ) -> Result<(), ApiError> {
     client
-        .execute(
+        .execute_cached(
             "insert into tenant_access_audit_logs
                  (tenant_name, action, performed_by, target_username, role, old_permissions,
                   new_permissions, reason)
@@ -78,7 +78,7 @@ pub async fn record_memberships(
     reason: Option<&str>,
 ) -> Result<u64, ApiError> {
     Ok(client
-        .execute(
+        .execute_cached(
             "insert into tenant_access_audit_logs
                  (tenant_name, action, performed_by, target_username, role, new_permissions,
                   reason)
@@ -125,7 +125,7 @@ pub async fn record_removals(
         Removed::Role(tenant, role) => (None, Some(tenant.as_str()), Some(role)),
     };
     Ok(client
-        .execute(
+        .execute_cached(
             "insert into tenant_access_audit_logs
                  (tenant_name, action, performed_by, target_username, role, new_permissions,
                   reason)
@@ -186,7 +186,7 @@ pub async fn list(
     page: Page,
 ) -> Result<Vec<AccessEntry>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select id, tenant_name, action, performed_by, target_username, role,
                     old_permissions, new_permissions, reason, created_at
              from tenant_access_audit_logs

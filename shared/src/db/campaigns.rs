@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::GenericClient;
+use super::{CachedStatements, Executor, GenericClient};
 use crate::criteria::Compiled;
 use crate::domain::{
     CampaignStatus, Channel, DeliveryStatus, ProcessingStatus, TenantName, Username,
@@ -128,7 +128,7 @@ pub async fn insert(
     job_id: Uuid,
 ) -> Result<Campaign, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "insert into campaigns (tenant_name, offer_id, name, description, selection_criteria,
                      start_date, end_date, created_by, status, processing_status, processing_job,
@@ -170,7 +170,7 @@ pub async fn move_offer_version(
     comment: Option<&str>,
 ) -> Result<Campaign, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "update campaigns set offer_version = $3, updated_at = now()
                  where tenant_name = $1 and id = $2 returning {COLUMNS}"
@@ -180,7 +180,7 @@ pub async fn move_offer_version(
         .await?;
     let moved = campaign(&row)?;
     client
-        .execute(
+        .execute_cached(
             "insert into campaign_audit_logs
                  (tenant_name, campaign_id, action, performed_by, old_data, new_data, comment)
              values ($1, $2, 'offer_version_change', $3, $4, $5, $6)",
@@ -231,7 +231,7 @@ pub async fn audit_trail(
     page: Page,
 ) -> Result<Vec<CampaignAuditEntry>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select id, campaign_id, action, performed_by, old_data, new_data, comment, created_at
              from campaign_audit_logs where tenant_name = $1 and campaign_id = $2
              order by id limit $3 offset $4",
@@ -259,14 +259,14 @@ pub async fn audit_trail(
 /// # Errors
 /// Database failures.
 pub async fn get(
-    client: &impl GenericClient,
+    client: &impl Executor,
     tenant: &TenantName,
     id: i32,
     for_update: bool,
 ) -> Result<Option<Campaign>, ApiError> {
     let lock = if for_update { "for update" } else { "" };
     let row = client
-        .query_opt(
+        .row_opt(
             &format!("select {COLUMNS} from campaigns where tenant_name = $1 and id = $2 {lock}"),
             &[&tenant.as_str(), &id],
         )
@@ -288,13 +288,13 @@ pub struct CampaignFilter {
 /// # Errors
 /// Database failures.
 pub async fn list(
-    client: &impl GenericClient,
+    client: &impl Executor,
     tenant: &TenantName,
     filter: &CampaignFilter,
     page: Page,
 ) -> Result<Vec<Campaign>, ApiError> {
     let rows = client
-        .query(
+        .rows(
             &format!(
                 "select {COLUMNS} from campaigns
                  where tenant_name = $1 and ($2::text is null or status = $2)
@@ -325,7 +325,7 @@ pub async fn update(
     status: CampaignStatus,
 ) -> Result<Campaign, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "update campaigns set name = $3, description = $4, selection_criteria = $5,
                      start_date = $6, end_date = $7, status = $8, updated_at = now()
@@ -356,7 +356,7 @@ pub async fn delete(
     id: i32,
 ) -> Result<bool, ApiError> {
     let n = client
-        .execute(
+        .execute_cached(
             "delete from campaigns where tenant_name = $1 and id = $2",
             &[&tenant.as_str(), &id],
         )
@@ -370,7 +370,7 @@ pub async fn delete(
 /// Database failures.
 pub async fn has_sent_deliveries(client: &impl GenericClient, id: i32) -> Result<bool, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             "select exists (select 1 from campaign_customers
                             where campaign_id = $1 and delivery_status = 'sent')",
             &[&id],
@@ -391,7 +391,7 @@ pub async fn queue_job(
     job_id: Uuid,
 ) -> Result<Campaign, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "update campaigns set processing_status = 'queued', processing_job = $3,
                      ranges_total = 0, ranges_done = 0, last_error = null,
@@ -421,7 +421,7 @@ pub async fn record_failure(
     permanent: bool,
 ) -> Result<bool, ApiError> {
     let n = client
-        .execute(
+        .execute_cached(
             "update campaigns set last_error = $3,
                  processing_status = case when $4 then 'failed' else processing_status end
              where id = $1 and processing_job = $2 and processing_status in ('queued', 'running')",
@@ -465,7 +465,7 @@ pub async fn job_target(
         "for key share"
     };
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "select tenant_name, offer_id, coalesce(selection_criteria, '{{}}') as criteria,
                         processing_job, processing_status, ranges_total
@@ -494,7 +494,7 @@ pub async fn job_target(
 /// Database failures.
 pub async fn customer_count(client: &impl GenericClient) -> Result<i64, ApiError> {
     Ok(client
-        .query_one("select count(*) from customers", &[])
+        .query_one_cached("select count(*) from customers", &[])
         .await?
         .get(0))
 }
@@ -511,7 +511,7 @@ pub async fn start_ranges(
     ranges: i32,
 ) -> Result<(), ApiError> {
     client
-        .execute(
+        .execute_cached(
             "update campaigns set processing_status = 'running', ranges_total = $3,
                  ranges_done = (select count(*) from campaign_processing_ranges
                                 where campaign_id = $1 and job_id = $2),
@@ -575,7 +575,7 @@ pub async fn finish_range(
 ) -> Result<bool, ApiError> {
     let inserted = i64::try_from(inserted).unwrap_or(i64::MAX);
     let n = client
-        .execute(
+        .execute_cached(
             "insert into campaign_processing_ranges (campaign_id, job_id, range_index, inserted)
              values ($1, $2, $3, $4) on conflict do nothing",
             &[&id, &job_id, &index, &inserted],
@@ -585,7 +585,7 @@ pub async fn finish_range(
         return Ok(false);
     }
     client
-        .execute(
+        .execute_cached(
             "update campaigns set ranges_done = ranges_done + 1, processing_heartbeat = now()
              where id = $1 and processing_job = $2",
             &[&id, &job_id],
@@ -615,7 +615,7 @@ pub async fn finish_job_if_complete(
     job_id: Uuid,
 ) -> Result<Option<FinishedJob>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "update campaigns set processing_status = 'done', processed_at = now(), last_error = null,
                  matched_count = (select count(*) from campaign_customers where campaign_id = $1)
              where id = $1 and processing_job = $2 and ranges_done >= ranges_total
@@ -665,7 +665,7 @@ pub async fn stale_jobs(
     limit: i64,
 ) -> Result<Vec<StaleJob>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select c.id, c.tenant_name, c.processing_job, c.processing_attempts, c.ranges_total,
                     c.ranges_done, c.last_error,
                     coalesce(extract(epoch from now() - c.processing_heartbeat), 0)::float8 as idle
@@ -707,7 +707,7 @@ pub async fn record_redrive(
     note: &str,
 ) -> Result<(), ApiError> {
     client
-        .execute(
+        .execute_cached(
             "update campaigns set processing_attempts = processing_attempts + 1,
                  processing_heartbeat = now(), last_error = $3
              where id = $1 and processing_job = $2",
@@ -763,7 +763,7 @@ pub async fn customers(
     with_contact: bool,
 ) -> Result<Vec<CampaignCustomer>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select cc.customer_id, cc.delivery_status, cc.sent_at,
                     cc.provider_message_id, cc.failure_reason, cc.updated_at,
                     c.full_name, c.email, c.phone
@@ -835,7 +835,7 @@ pub struct DeliverySummary {
 /// Database failures.
 pub async fn summary(client: &impl GenericClient, id: i32) -> Result<DeliverySummary, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             "select count(*),
                     count(*) filter (where delivery_status = 'pending'
                                        and released_at is not null),
@@ -899,10 +899,10 @@ pub async fn release(
     // the CTEs, are far above the real counts): off for this transaction, which ends with it.
     client.batch_execute("set local jit = off").await?;
     client
-        .execute("select pg_advisory_xact_lock($1)", &[&RELEASE_LOCK])
+        .execute_cached("select pg_advisory_xact_lock($1)", &[&RELEASE_LOCK])
         .await?;
     let row = client
-        .query_one(include_str!("release.sql"), &[&id, &tenant.as_str()])
+        .query_one_cached(include_str!("release.sql"), &[&id, &tenant.as_str()])
         .await?;
     Ok(ReleaseSummary {
         released: row.get(0),
@@ -939,7 +939,7 @@ pub async fn feed(
     limit: i64,
 ) -> Result<Vec<FeedDelivery>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select cc.customer_id,
                     case $5 when 'email' then c.email when 'push' then null else c.phone end
                         as address,

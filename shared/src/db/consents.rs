@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::GenericClient;
+use super::{CachedStatements, GenericClient};
 use crate::domain::{Channel, ConsentStatus, Username};
 use crate::error::ApiError;
 use crate::http::Page;
@@ -58,7 +58,7 @@ pub async fn current(
     customer: Uuid,
 ) -> Result<Vec<Consent>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select channel, status, source, recorded_at, recorded_by from customer_consents
              where customer_id = $1",
             &[&customer],
@@ -99,7 +99,7 @@ pub async fn history(
     page: Page,
 ) -> Result<Vec<ConsentChange>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select id, channel, status, source, recorded_at, recorded_by
              from customer_consent_history where customer_id = $1
              order by id desc limit $2 offset $3",
@@ -140,7 +140,7 @@ pub async fn set_many(
     let channels: Vec<&str> = entries.iter().map(|e| e.1.as_str()).collect();
     let statuses: Vec<&str> = entries.iter().map(|e| e.2.as_str()).collect();
     let row = client
-        .query_one(
+        .query_one_cached(
             "with wanted as (
                  select distinct on (customer_id, channel) customer_id, channel, status
                  from unnest($1::uuid[], $2::text[], $3::text[]) with ordinality
@@ -230,7 +230,7 @@ pub struct ContactPolicy {
 /// Database failures.
 pub async fn policy(client: &impl GenericClient) -> Result<Option<ContactPolicy>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "select max_contacts, window_days, channel_limits, updated_by, updated_at
              from contact_policy",
             &[],
@@ -255,7 +255,7 @@ pub async fn set_policy(
     by: &Username,
 ) -> Result<ContactPolicy, ApiError> {
     client
-        .execute(
+        .execute_cached(
             "insert into contact_policy (singleton, max_contacts, window_days, channel_limits,
                                          updated_by, updated_at)
              values (true, $1, $2, $3, $4, now())
@@ -281,5 +281,5 @@ pub async fn set_policy(
 /// # Errors
 /// Database failures.
 pub async fn clear_policy(client: &impl GenericClient) -> Result<bool, ApiError> {
-    Ok(client.execute("delete from contact_policy", &[]).await? == 1)
+    Ok(client.execute_cached("delete from contact_policy", &[]).await? == 1)
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Number, Value};
 use uuid::Uuid;
 
-use super::GenericClient;
+use super::{CachedStatements, GenericClient};
 use crate::criteria::{GENDERS, KYC_STATUSES, MARITAL_STATUSES};
 use crate::domain::{Channel, ConsentStatus};
 use crate::error::{ApiError, FieldError};
@@ -296,7 +296,7 @@ pub async fn insert(
     let income = record.annual_income.as_ref().map(Number::to_string);
     let attributes = Value::Object(record.attributes.clone());
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "insert into customers ({}) values ({RECORD_PLACEHOLDERS}) returning {OUTPUT}",
                 RECORD_COLUMNS.join(", ")
@@ -322,7 +322,7 @@ pub async fn replace(
     let mut params = record_params(record, &income, &attributes).to_vec();
     params.push(&id);
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "update customers set ({}, updated_at) = ({RECORD_PLACEHOLDERS}, now())
                  where id = $19 returning {OUTPUT}",
@@ -341,7 +341,7 @@ pub async fn replace(
 /// Database failures.
 pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<Customer>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("select {OUTPUT} from customers where id = $1"),
             &[&id],
         )
@@ -355,7 +355,7 @@ pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<Custome
 /// Database failures.
 pub async fn delete(client: &impl GenericClient, id: Uuid) -> Result<bool, ApiError> {
     Ok(client
-        .execute("delete from customers where id = $1", &[&id])
+        .execute_cached("delete from customers where id = $1", &[&id])
         .await?
         == 1)
 }
@@ -389,7 +389,7 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Customer>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             &format!(
                 "select {OUTPUT} from customers
                  where ($1::uuid is null or id > $1)
@@ -717,7 +717,7 @@ pub async fn import_consents(
     }
     let emails: Vec<&str> = consents.iter().map(|c| c.0.as_str()).collect();
     let rows = client
-        .query(
+        .query_cached(
             "select e.n, c.id from unnest($1::text[]) with ordinality as e(email, n)
              join customers c on c.email = e.email",
             &[&emails],

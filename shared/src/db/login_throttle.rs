@@ -22,7 +22,7 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::GenericClient;
+use super::{CachedStatements, GenericClient};
 use crate::error::ApiError;
 
 /// How long failures are remembered after the last one.
@@ -128,7 +128,7 @@ pub async fn counters(
     subjects: &Subjects,
 ) -> Result<Counters, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select kind, failures, last_failure_at from login_failures
              where (kind, subject) in (('pair', $1), ('client', $2), ('account', $3))
                and last_failure_at > now() - make_interval(secs => $4)",
@@ -166,7 +166,7 @@ pub async fn record_failure(
     subjects: &Subjects,
 ) -> Result<(), ApiError> {
     client
-        .execute(
+        .execute_cached(
             "with forgotten as (
                  delete from login_failures
                  where last_failure_at < now() - make_interval(secs => $4)
@@ -204,7 +204,7 @@ pub async fn record_success(
     subjects: &Subjects,
 ) -> Result<(), ApiError> {
     client
-        .execute(
+        .execute_cached(
             "delete from login_failures where kind = 'pair' and subject = $1",
             &[&subjects.pair],
         )

@@ -24,6 +24,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 
 pub use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use crate::config::DatabaseConfig;
 use crate::domain::TenantName;
@@ -217,12 +219,216 @@ pub async fn tenant_transaction<'a>(
     tenant: &TenantName,
 ) -> Result<Transaction<'a>, ApiError> {
     let tx = client.transaction().await?;
-    tx.execute(
-        "select set_config('app.tenant', $1, true), set_config('app.scope', '', true)",
-        &[&tenant.as_str()],
-    )
-    .await?;
+    tx.execute_cached(SET_TENANT, &[&tenant.as_str()]).await?;
     Ok(tx)
+}
+
+/// Statement execution through the connection's statement cache (deadpool-postgres
+/// [`GenericClient::prepare_cached`]): a statement text is parsed and planned once per
+/// connection, later runs send only its bind and execute messages. Every statement whose text
+/// is fixed at compile time runs through these; SQL that embeds a compiled criteria
+/// expression or an import's column list is not cached (its texts are unbounded) and runs
+/// through the plain [`GenericClient`] methods.
+///
+/// Cached statements stay valid across migrations that add tables, columns or indexes
+/// (PostgreSQL re-plans them); a migration that changes the type of a column a cached
+/// statement returns fails those statements ("cached plan must not change result type") on
+/// connections opened before it, so such a migration ships with a deploy (fresh Lambda
+/// instances, a restarted server).
+pub trait CachedStatements: GenericClient {
+    /// [`GenericClient::query`] on the cached statement of `sql`.
+    ///
+    /// # Errors
+    /// Preparing or running the statement failed.
+    fn query_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query(&statement, params).await
+        }
+    }
+
+    /// [`GenericClient::query_one`] on the cached statement of `sql`.
+    ///
+    /// # Errors
+    /// Preparing or running the statement failed, or it returned other than one row.
+    fn query_one_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Row, tokio_postgres::Error>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query_one(&statement, params).await
+        }
+    }
+
+    /// [`GenericClient::query_opt`] on the cached statement of `sql`.
+    ///
+    /// # Errors
+    /// Preparing or running the statement failed, or it returned more than one row.
+    fn query_opt_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query_opt(&statement, params).await
+        }
+    }
+
+    /// [`GenericClient::execute`] on the cached statement of `sql`; answers the rows affected.
+    ///
+    /// # Errors
+    /// Preparing or running the statement failed.
+    fn execute_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.execute(&statement, params).await
+        }
+    }
+}
+
+impl<T: GenericClient> CachedStatements for T {}
+
+/// Runs read statements: a plain client or transaction (each statement through the statement
+/// cache), or a [`TenantRead`] (each statement in a tenant transaction of its own, one round
+/// trip). Read functions that run a single statement take `&impl Executor`, so a handler can
+/// call them on either.
+pub trait Executor: Sync {
+    /// The rows of `sql` with `params`.
+    ///
+    /// # Errors
+    /// Preparing or running the statement failed.
+    fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send;
+
+    /// The row of `sql`, if it returned one; more than one is an error.
+    ///
+    /// # Errors
+    /// Preparing or running the statement failed, or it returned several rows.
+    fn row_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Option<Row>, ApiError>> + Send {
+        async move {
+            let mut rows = self.rows(sql, params).await?;
+            if rows.len() > 1 {
+                return Err(ApiError::internal("a single-row statement returned several rows"));
+            }
+            Ok(rows.pop())
+        }
+    }
+}
+
+impl Executor for deadpool_postgres::Client {
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.query_cached(sql, params).await
+    }
+}
+
+impl Executor for Transaction<'_> {
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.query_cached(sql, params).await
+    }
+}
+
+/// A pooled connection reading as `tenant`: each statement runs as `begin`, the tenant
+/// setting of [`tenant_transaction`], the statement, `commit`, pipelined in one round trip
+/// (tokio-postgres sends a request when its future is first polled; `try_join4` polls in
+/// order). All four are prepared (or taken from the statement cache) before any is sent, so
+/// they reach the server in that order; once the first is sent, all four are, so a request
+/// dropped midway never leaves a transaction open on the connection (and a failure ends it
+/// with `rollback`). The setting is
+/// transaction-local as in [`tenant_transaction`], so row-level security confines the
+/// statement to the tenant. For reads of one statement: two statements run in two
+/// transactions (two snapshots).
+pub struct TenantRead<'a> {
+    client: &'a deadpool_postgres::Client,
+    tenant: &'a TenantName,
+}
+
+/// The tenant setting of [`tenant_transaction`] and [`TenantRead`].
+const SET_TENANT: &str =
+    "select set_config('app.tenant', $1, true), set_config('app.scope', '', true)";
+
+impl<'a> TenantRead<'a> {
+    /// Reads on `client` as `tenant`.
+    #[must_use]
+    pub fn new(client: &'a deadpool_postgres::Client, tenant: &'a TenantName) -> Self {
+        Self { client, tenant }
+    }
+}
+
+impl Executor for TenantRead<'_> {
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        use futures_util::future::try_join4;
+
+        let client = self.client;
+        let (begin, set, statement, commit) = try_join4(
+            client.prepare_cached("begin"),
+            client.prepare_cached(SET_TENANT),
+            client.prepare_cached(sql),
+            client.prepare_cached("commit"),
+        )
+        .await?;
+        let tenant = self.tenant.as_str();
+        let outcome = try_join4(
+            client.execute(&begin, &[]),
+            client.execute(&set, &[&tenant]),
+            client.query(&statement, params),
+            client.execute(&commit, &[]),
+        )
+        .await;
+        match outcome {
+            Ok((_, _, rows, _)) => Ok(rows),
+            Err(err) => {
+                // A statement whose parameters fail to encode is never sent, nor is the
+                // commit after it: end the transaction `begin` opened. After a commit this
+                // is a no-op (a warning); on a broken connection it fails too.
+                if let Err(rollback) = client.batch_execute("rollback").await {
+                    tracing::debug!(error = %rollback, "rollback after a failed tenant read");
+                }
+                Err(err)
+            }
+        }
+    }
 }
 
 /// The name of the constraint an error violated, if it is a constraint violation

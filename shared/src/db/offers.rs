@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::GenericClient;
+use super::{CachedStatements, Executor, GenericClient};
 use crate::domain::{OfferStatus, TenantName, Username};
 use crate::error::ApiError;
 use crate::http::Page;
@@ -110,7 +110,7 @@ pub async fn insert(
     created_by: &Username,
 ) -> Result<Offer, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "insert into offers (tenant_name, status, data, comments, created_by, last_edited_by)
                  values ($1, 'draft', $2, $3, $4, $4) returning {OFFER_COLUMNS}"
@@ -127,14 +127,14 @@ pub async fn insert(
 /// # Errors
 /// Database failures.
 pub async fn get(
-    client: &impl GenericClient,
+    client: &impl Executor,
     tenant: &TenantName,
     id: i32,
     for_update: bool,
 ) -> Result<Option<Offer>, ApiError> {
     let lock = if for_update { "for update" } else { "" };
     let row = client
-        .query_opt(
+        .row_opt(
             &format!(
                 "select {OFFER_COLUMNS} from offers where tenant_name = $1 and id = $2 {lock}"
             ),
@@ -158,13 +158,13 @@ pub struct OfferFilter {
 /// # Errors
 /// Database failures.
 pub async fn list(
-    client: &impl GenericClient,
+    client: &impl Executor,
     tenant: &TenantName,
     filter: &OfferFilter,
     page: Page,
 ) -> Result<Vec<Offer>, ApiError> {
     let rows = client
-        .query(
+        .rows(
             &format!(
                 "select {OFFER_COLUMNS} from offers
                  where tenant_name = $1
@@ -202,7 +202,7 @@ pub async fn update_content(
     draft_base: Option<i32>,
 ) -> Result<Offer, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "update offers set data = $3, comments = $4, status = $5, last_edited_by = $6,
                                    draft_base_version = $7, version = version + 1
@@ -275,7 +275,7 @@ pub async fn approve(
     authors: &[String],
 ) -> Result<(Offer, OfferVersion), ApiError> {
     let version = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "insert into offer_versions (tenant_name, offer_id, version_number, data, comments,
                                              authors, approved_by, approval_comment)
@@ -300,7 +300,7 @@ pub async fn approve(
         })?;
     let version = offer_version(&version);
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "update offers set status = 'approved', live_version = $3,
                                    draft_base_version = null, version = version + 1
@@ -323,7 +323,7 @@ pub async fn versions(
     page: Page,
 ) -> Result<Vec<OfferVersion>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             &format!(
                 "select {VERSION_COLUMNS} from offer_versions
                  where tenant_name = $1 and offer_id = $2
@@ -346,7 +346,7 @@ pub async fn version(
     number: i32,
 ) -> Result<Option<OfferVersion>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "select {VERSION_COLUMNS} from offer_versions
                  where tenant_name = $1 and offer_id = $2 and version_number = $3"
@@ -369,7 +369,7 @@ pub async fn retire(
     reason: &str,
 ) -> Result<Offer, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "update offers set retired_at = now(), retired_by = $3, retirement_reason = $4,
                                    version = version + 1
@@ -392,7 +392,7 @@ pub async fn set_status(
     status: OfferStatus,
 ) -> Result<Offer, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "update offers set status = $3, version = version + 1
                  where tenant_name = $1 and id = $2 returning {OFFER_COLUMNS}"
@@ -416,7 +416,7 @@ pub async fn content_authors(
     id: i32,
 ) -> Result<Vec<String>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "with trail as (
                  select id, action, performed_by, new_data from offer_audit_logs
                  where tenant_name = $1 and offer_id = $2
@@ -448,7 +448,7 @@ pub async fn has_active_campaign(
     id: i32,
 ) -> Result<bool, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             "select exists(select 1 from campaigns
                            where tenant_name = $1 and offer_id = $2 and status = 'active')",
             &[&tenant.as_str(), &id],
@@ -467,7 +467,7 @@ pub async fn delete(
     id: i32,
 ) -> Result<(), ApiError> {
     client
-        .execute(
+        .execute_cached(
             "delete from offers where tenant_name = $1 and id = $2",
             &[&tenant.as_str(), &id],
         )
@@ -532,7 +532,7 @@ pub async fn last_audit_entry(
     offer_id: i32,
 ) -> Result<AuditEntry, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "select {AUDIT_COLUMNS} from offer_audit_logs
                  where tenant_name = $1 and offer_id = $2 order by id desc limit 1"
@@ -571,7 +571,7 @@ pub async fn audit(
     record: AuditRecord<'_>,
 ) -> Result<(), ApiError> {
     client
-        .execute(
+        .execute_cached(
             "insert into offer_audit_logs
                  (tenant_name, offer_id, action, performed_by, old_data, new_data, comment)
              values ($1, $2, $3, $4, $5, $6, $7)",
@@ -621,7 +621,7 @@ pub async fn audit_trail(
     page: Page,
 ) -> Result<Vec<AuditEntry>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             &format!(
                 "select {AUDIT_COLUMNS} from offer_audit_logs
                  where tenant_name = $1 and offer_id = $2
@@ -642,7 +642,7 @@ pub async fn tenant_rules(
     tenant: &TenantName,
 ) -> Result<(Option<Value>, bool), ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "select offer_schema, require_maker_checker from tenants where name = $1",
             &[&tenant.as_str()],
         )

@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use super::GenericClient;
+use super::{CachedStatements, GenericClient};
 use crate::domain::TenantName;
 use crate::error::ApiError;
 use crate::queue::{CampaignJob, IdRange};
@@ -21,7 +21,7 @@ pub async fn add_plan(
     job_id: Uuid,
 ) -> Result<(), ApiError> {
     client
-        .execute(
+        .execute_cached(
             "insert into campaign_outbox (campaign_id, tenant_name, job_id) values ($1, $2, $3)",
             &[&campaign_id, &tenant, &job_id],
         )
@@ -43,7 +43,7 @@ pub async fn add_unfinished_ranges(
     count: i32,
 ) -> Result<u64, ApiError> {
     Ok(client
-        .execute(
+        .execute_cached(
             "insert into campaign_outbox (campaign_id, tenant_name, job_id, range_index, range_count)
              select $1, $2, $3, i, $4
              from generate_series(0, $4 - 1) i
@@ -69,7 +69,7 @@ pub async fn take(
     limit: i64,
 ) -> Result<Vec<CampaignJob>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "with taken as (
                  delete from campaign_outbox where id in (
                      select id from campaign_outbox where ($1::uuid is null or job_id = $1)
@@ -109,7 +109,7 @@ pub async fn take(
 /// Database failures.
 pub async fn pending(client: &impl GenericClient, job: Option<Uuid>) -> Result<i64, ApiError> {
     Ok(client
-        .query_one(
+        .query_one_cached(
             "select count(*) from campaign_outbox where ($1::uuid is null or job_id = $1)",
             &[&job],
         )

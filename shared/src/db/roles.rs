@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{GenericClient, violated_constraint};
+use super::{CachedStatements, GenericClient, violated_constraint};
 use crate::auth::Permission;
 use crate::domain::{RoleName, TenantName, Username};
 use crate::error::{ApiError, FieldError};
@@ -49,7 +49,7 @@ pub async fn list_for_tenant(
     tenant: &TenantName,
 ) -> Result<Vec<TenantRole>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select role, description, permissions, is_default from tenant_roles
              where tenant_name = $1 order by is_default desc, role",
             &[&tenant.as_str()],
@@ -80,7 +80,7 @@ async fn select_role(
     lock: &str,
 ) -> Result<Option<TenantRole>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "select role, description, permissions, is_default from tenant_roles
                  where tenant_name = $1 and role = $2 {lock}"
@@ -104,7 +104,7 @@ pub async fn create(
     permissions: &BTreeSet<Permission>,
 ) -> Result<TenantRole, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             "insert into tenant_roles (tenant_name, role, description, permissions, is_default)
              values ($1, $2, $3, $4, false)
              returning role, description, permissions, is_default",
@@ -145,7 +145,7 @@ pub async fn update(
         return Ok(None);
     };
     let after = client
-        .query_one(
+        .query_one_cached(
             "update tenant_roles
              set permissions = $3,
                  description = case when $4 then $5 else description end,
@@ -178,7 +178,7 @@ pub async fn lock_for_deletion(
         return Ok(None);
     };
     let holders = client
-        .query(
+        .query_cached(
             "select username from user_tenant_roles where tenant_name = $1 and role = $2
              order by username",
             &[&tenant.as_str(), &role.as_str()],
@@ -201,7 +201,7 @@ pub async fn delete(
     role: &RoleName,
 ) -> Result<bool, ApiError> {
     let n = client
-        .execute(
+        .execute_cached(
             "delete from tenant_roles where tenant_name = $1 and role = $2",
             &[&tenant.as_str(), &role.as_str()],
         )
@@ -221,7 +221,7 @@ pub async fn lock_permissions_of(
     tenant: &TenantName,
 ) -> Result<BTreeSet<Permission>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select r.permissions
              from user_tenant_roles a
              join tenant_roles r on r.tenant_name = a.tenant_name and r.role = a.role
@@ -270,7 +270,7 @@ pub async fn list_members(
     page: Page,
 ) -> Result<Vec<Member>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select u.username, u.full_name, u.is_super_admin,
                     array_agg(a.role order by a.role) as roles
              from user_tenant_roles a
@@ -339,7 +339,7 @@ pub async fn assign(
     assigned_by: &Username,
 ) -> Result<Vec<String>, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             "select exists(select 1 from users where username = $1),
                     exists(select 1 from tenants where name = $2),
                     array(select r from unnest($3::text[]) as r
@@ -375,7 +375,7 @@ pub async fn assign(
         });
     }
     let inserted = client
-        .query(
+        .query_cached(
             "insert into user_tenant_roles (username, tenant_name, role, assigned_by)
              select $1, $2, r, $4 from unnest($3::text[]) as r
              on conflict do nothing
@@ -404,7 +404,7 @@ pub async fn assign_one(
     assigned_by: &Username,
 ) -> Result<bool, ApiError> {
     let n = client
-        .execute(
+        .execute_cached(
             "insert into user_tenant_roles (username, tenant_name, role, assigned_by)
              values ($1, $2, $3, $4)
              on conflict do nothing",
@@ -440,7 +440,7 @@ pub async fn list_assignments(
     page: Page,
 ) -> Result<Vec<Assignment>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select username, tenant_name, role, assigned_by, assigned_at
              from user_tenant_roles
              where ($1::text is null or username = $1)
@@ -470,7 +470,7 @@ pub async fn roles_of(
     tenant: &TenantName,
 ) -> Result<Vec<String>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select role from user_tenant_roles where username = $1 and tenant_name = $2
              order by role",
             &[&username.as_str(), &tenant.as_str()],
@@ -490,7 +490,7 @@ pub async fn remove(
     role: &RoleName,
 ) -> Result<bool, ApiError> {
     let n = client
-        .execute(
+        .execute_cached(
             "delete from user_tenant_roles where username = $1 and tenant_name = $2 and role = $3",
             &[&username.as_str(), &tenant.as_str(), &role.as_str()],
         )

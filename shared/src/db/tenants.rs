@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{GenericClient, violated_constraint};
+use super::{CachedStatements, GenericClient, violated_constraint};
 use crate::auth::DefaultRole;
 use crate::domain::{TenantName, Username};
 use crate::error::ApiError;
@@ -74,7 +74,7 @@ pub async fn create(
     created_by: &Username,
 ) -> Result<Tenant, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "insert into tenants (name, description, offer_schema, require_maker_checker,
                                       created_by, unknown_consent_allowed)
@@ -110,7 +110,7 @@ pub async fn create(
         })
         .collect();
     client
-        .execute(
+        .execute_cached(
             "insert into tenant_roles (tenant_name, role, description, permissions, is_default)
              select $1, r.role, r.description, string_to_array(r.permissions, ','), true
              from unnest($2::text[], $3::text[], $4::text[]) as r(role, description, permissions)",
@@ -129,7 +129,7 @@ pub async fn get(
     name: &TenantName,
 ) -> Result<Option<Tenant>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("select {TENANT_COLUMNS} from tenants where name = $1"),
             &[&name.as_str()],
         )
@@ -143,7 +143,7 @@ pub async fn get(
 /// Database failures.
 pub async fn list(client: &impl GenericClient, page: Page) -> Result<Vec<Tenant>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             &format!("select {TENANT_COLUMNS} from tenants order by name limit $1 offset $2"),
             &[&page.limit, &page.offset],
         )
@@ -161,7 +161,7 @@ pub async fn update(
     fields: &TenantFields<'_>,
 ) -> Result<Option<Tenant>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "update tenants set
                     description = case when $2 then $3 else description end,
@@ -191,7 +191,7 @@ pub async fn update(
 /// Database failures.
 pub async fn delete(client: &impl GenericClient, name: &TenantName) -> Result<bool, ApiError> {
     let n = client
-        .execute("delete from tenants where name = $1", &[&name.as_str()])
+        .execute_cached("delete from tenants where name = $1", &[&name.as_str()])
         .await?;
     Ok(n == 1)
 }

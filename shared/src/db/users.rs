@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{GenericClient, violated_constraint};
+use super::{CachedStatements, Executor, GenericClient, violated_constraint};
 use crate::auth::{Permission, Principal, TenantAccess};
 use crate::domain::{RoleName, TenantName, Username};
 use crate::error::ApiError;
@@ -54,7 +54,7 @@ pub async fn login_record(
     username: &Username,
 ) -> Result<Option<LoginRecord>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "select password_hash from users where username = $1",
             &[&username.as_str()],
         )
@@ -71,21 +71,24 @@ pub struct PrincipalRecord {
     pub principal: Principal,
     /// Tokens issued before this instant are rejected.
     pub tokens_valid_after: DateTime<Utc>,
+    /// The account as `GET /users/me` shows it, read by the same statement.
+    pub account: User,
 }
 
-/// Loads a user with every role assignment and its permissions, in one indexed query.
+/// Loads a user (its account too) with every role assignment and its permissions, in one
+/// indexed query.
 /// Permission names this build does not know are skipped (logged), never granted.
 ///
 /// # Errors
 /// Database failures.
 pub async fn load_principal(
-    client: &impl GenericClient,
+    client: &impl Executor,
     username: &Username,
 ) -> Result<Option<PrincipalRecord>, ApiError> {
     let rows = client
-        .query(
-            "select u.full_name, u.is_super_admin, u.tokens_valid_after,
-                    utr.tenant_name, utr.role, tr.permissions
+        .rows(
+            "select u.full_name, u.is_super_admin, u.tokens_valid_after, u.created_at,
+                    u.updated_at, utr.tenant_name, utr.role, tr.permissions
              from users u
              left join user_tenant_roles utr on utr.username = u.username
              left join tenant_roles tr
@@ -131,6 +134,13 @@ pub async fn load_principal(
             tenants,
         },
         tokens_valid_after: first.get("tokens_valid_after"),
+        account: User {
+            username: username.as_str().to_owned(),
+            full_name: first.get("full_name"),
+            is_super_admin: first.get("is_super_admin"),
+            created_at: first.get("created_at"),
+            updated_at: first.get("updated_at"),
+        },
     }))
 }
 
@@ -153,7 +163,7 @@ pub struct NewUser<'a> {
 /// 409 if the username is taken; database failures.
 pub async fn create(client: &impl GenericClient, new: &NewUser<'_>) -> Result<User, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "insert into users (username, password_hash, full_name, is_super_admin)
                  values ($1, $2, $3, $4) returning {USER_COLUMNS}"
@@ -184,7 +194,7 @@ pub async fn get(
     username: &Username,
 ) -> Result<Option<User>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("select {USER_COLUMNS} from users where username = $1"),
             &[&username.as_str()],
         )
@@ -202,7 +212,7 @@ pub async fn list(
     page: Page,
 ) -> Result<Vec<User>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             &format!(
                 "select {USER_COLUMNS} from users
                  where ($1::boolean is null or is_super_admin = $1)
@@ -225,7 +235,7 @@ pub async fn update(
     is_super_admin: Option<bool>,
 ) -> Result<Option<User>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "update users set
                     full_name = case when $2 then $3 else full_name end,
@@ -256,7 +266,7 @@ pub async fn set_password(
     valid_after: DateTime<Utc>,
 ) -> Result<bool, ApiError> {
     let n = client
-        .execute(
+        .execute_cached(
             "update users set password_hash = $2, tokens_valid_after = $3, updated_at = now()
              where username = $1",
             &[&username.as_str(), &password_hash, &valid_after],
@@ -272,7 +282,7 @@ pub async fn set_password(
 /// Database failures.
 pub async fn lock_super_admins(client: &impl GenericClient) -> Result<Vec<String>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select username from users where is_super_admin order by username for update",
             &[],
         )
@@ -290,7 +300,7 @@ pub async fn lock_is_super_admin(
     username: &Username,
 ) -> Result<Option<bool>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "select is_super_admin from users where username = $1 for share",
             &[&username.as_str()],
         )
@@ -305,7 +315,7 @@ pub async fn lock_is_super_admin(
 /// entries, campaigns); database failures.
 pub async fn delete(client: &impl GenericClient, username: &Username) -> Result<bool, ApiError> {
     let n = client
-        .execute(
+        .execute_cached(
             "delete from users where username = $1",
             &[&username.as_str()],
         )

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{GenericClient, consents, violated_constraint};
+use super::{CachedStatements, GenericClient, consents, violated_constraint};
 use crate::domain::{Channel, ConsentStatus, DeliveryStatus, TenantName, Username};
 use crate::error::ApiError;
 
@@ -76,7 +76,7 @@ pub async fn insert_key(
     created_by: Option<&Username>,
 ) -> Result<WebhookKey, ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             &format!(
                 "insert into webhook_keys (id, name, key_hash, signing_secret, created_by, tenant_name)
                  values ($1, $2, $3, $4, $5, $6) returning {KEY_COLUMNS}"
@@ -104,7 +104,7 @@ pub async fn list_keys(
     tenant: Option<&TenantName>,
 ) -> Result<Vec<WebhookKey>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             &format!(
                 "select {KEY_COLUMNS} from webhook_keys
                  where ($1::text is null or tenant_name = $1)
@@ -128,7 +128,7 @@ pub async fn assign_tenant(
 ) -> Result<WebhookKey, ApiError> {
     // One statement: of two concurrent assignments, exactly one binds the key.
     let bound = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "update webhook_keys set tenant_name = $2
                  where id = $1 and tenant_name is null returning {KEY_COLUMNS}"
@@ -141,7 +141,7 @@ pub async fn assign_tenant(
         return Ok(key(&row));
     }
     let current = client
-        .query_opt("select tenant_name from webhook_keys where id = $1", &[&id])
+        .query_opt_cached("select tenant_name from webhook_keys where id = $1", &[&id])
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no webhook key {id}")))?;
     let owner: Option<String> = current.get(0);
@@ -157,7 +157,7 @@ pub async fn assign_tenant(
 /// Database failures.
 pub async fn revoke_key(client: &impl GenericClient, id: Uuid) -> Result<bool, ApiError> {
     let n = client
-        .execute(
+        .execute_cached(
             "update webhook_keys set revoked_at = coalesce(revoked_at, now()) where id = $1",
             &[&id],
         )
@@ -187,7 +187,7 @@ pub async fn active_key(
     id: Uuid,
 ) -> Result<Option<ActiveKey>, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "select id, tenant_name, key_hash, signing_secret from webhook_keys
              where id = $1 and revoked_at is null",
             &[&id],
@@ -214,13 +214,13 @@ pub async fn record_message(
     message_id: &str,
 ) -> Result<bool, ApiError> {
     client
-        .execute(
+        .execute_cached(
             "delete from webhook_messages where received_at < now() - make_interval(secs => $1)",
             &[&(MESSAGE_ID_RETENTION_SECS as f64)],
         )
         .await?;
     let n = client
-        .execute(
+        .execute_cached(
             "insert into webhook_messages (key_id, message_id) values ($1, $2) on conflict do nothing",
             &[&key_id, &message_id],
         )
@@ -234,7 +234,7 @@ pub async fn record_message(
 /// Database failures.
 pub async fn touch_key(client: &impl GenericClient, id: Uuid) -> Result<(), ApiError> {
     client
-        .execute(
+        .execute_cached(
             "update webhook_keys set last_used_at = now() where id = $1",
             &[&id],
         )
@@ -305,7 +305,7 @@ pub async fn apply_reports(
         .map(|r| r.failure_reason.as_deref())
         .collect();
     let rows = client
-        .query(
+        .query_cached(
             "with report as (
                  select * from unnest($1::int4[], $2::int4[], $3::uuid[], $4::text[],
                                       $5::timestamptz[], $6::text[], $7::text[])
@@ -404,7 +404,7 @@ pub async fn pinned_campaigns(
     ids: &[i32],
 ) -> Result<Vec<PinnedCampaign>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             "select id, offer_id, offer_version from campaigns
              where tenant_name = $1 and id = any ($2::int4[]) order by id",
             &[&tenant.as_str(), &ids],
@@ -434,7 +434,7 @@ pub async fn sync_contacts(
     let campaigns: Vec<i32> = deliveries.iter().map(|d| d.0).collect();
     let customers: Vec<Uuid> = deliveries.iter().map(|d| d.1).collect();
     client
-        .execute(
+        .execute_cached(
             "with r as (
                  select distinct * from unnest($1::int4[], $2::uuid[]) as r(campaign_id, customer_id)
              ),
@@ -492,7 +492,7 @@ pub async fn apply_opt_outs(
     let campaign: Vec<i32> = reports.iter().map(|r| r.campaign_id).collect();
     let customer: Vec<Uuid> = reports.iter().map(|r| r.customer_id).collect();
     let rows = client
-        .query(
+        .query_cached(
             "select r.index, r.customer_id, c.channel,
                     coalesce(k.status = 'opted_out', false) as already
              from unnest($1::int4[], $2::int4[], $3::uuid[]) as r(index, campaign_id, customer_id)

@@ -1,0 +1,262 @@
+//! The request path's statements: the tenant read's one-round-trip transaction (its row-level
+//! security, its failure and cancellation paths), the statement cache, and the pgbench
+//! scripts of `bench/ceiling/` being the statements the API runs.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use integration_tests::TestApp;
+use shared::db::{Executor, TenantRead, offers, users};
+use shared::domain::{TenantName, Username};
+use shared::http::Page;
+
+/// Whitespace collapsed, the final `;` dropped.
+fn normalized(sql: &str) -> String {
+    sql.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end_matches(';')
+        .trim_end()
+        .to_owned()
+}
+
+/// The SQL commands of a pgbench script (comments and `\set` lines left out), each normalized
+/// with its variables replaced as `variables` says.
+fn pgbench_statements(file: &str, variables: &[(&str, &str)]) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/ceiling").join(file);
+    let text = std::fs::read_to_string(&path).expect("pgbench script");
+    let sql: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--") && !l.trim_start().starts_with('\\'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    sql.split_inclusive(';')
+        .map(|statement| {
+            let mut statement = normalized(statement);
+            for (variable, value) in variables {
+                statement = statement.replace(variable, value);
+            }
+            statement
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The statements prepared on `client`'s connection (protocol-level ones included), normalized.
+async fn prepared(client: &deadpool_postgres::Client) -> Vec<String> {
+    client
+        .query("select statement from pg_prepared_statements", &[])
+        .await
+        .expect("prepared statements")
+        .iter()
+        .map(|r| normalized(r.get(0)))
+        .collect()
+}
+
+/// Whether the connection sits in a transaction opened before this statement, and the tenant
+/// setting it sees.
+async fn leftover(client: &deadpool_postgres::Client) -> (bool, Option<String>) {
+    // One simple-protocol query: outside a transaction it opens its own, which then started
+    // with this statement.
+    let messages = client
+        .simple_query(
+            "select transaction_timestamp() < statement_timestamp(),
+                    nullif(current_setting('app.tenant', true), '')",
+        )
+        .await
+        .expect("session state");
+    let row = messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .expect("a row");
+    (row.get(0) == Some("t"), row.get(1).map(str::to_owned))
+}
+
+#[tokio::test]
+async fn the_ceiling_scripts_run_the_statements_the_api_prepares() {
+    let app = TestApp::spawn().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let tenant = TenantName::parse("credit_card").expect("name");
+    let maker = Username::parse("credit-card.maker").expect("name");
+
+    // The principal lookup runs on the platform pool; the offers list on the tenant pool.
+    let platform = app.state.platform.get().await.expect("client");
+    let record = users::load_principal(&platform, &maker)
+        .await
+        .expect("principal")
+        .expect("the maker exists");
+    assert_eq!(record.account.username, maker.as_str());
+    let tenant_client = app.state.pool.get().await.expect("client");
+    let page = Page {
+        limit: 50,
+        offset: 0,
+    };
+    let listed = offers::list(
+        &TenantRead::new(&tenant_client, &tenant),
+        &tenant,
+        &offers::OfferFilter::default(),
+        page,
+    )
+    .await
+    .expect("offers");
+    assert_eq!(listed.len(), 1);
+
+    let mut prepared_here = prepared(&platform).await;
+    // pgbench cannot bind NULL: the script writes the two absent filters ($2, $3) as null.
+    prepared_here.extend(prepared(&tenant_client).await.into_iter().map(|s| {
+        if s.contains(" from offers ") {
+            s.replace("$2", "null").replace("$3", "null")
+        } else {
+            s
+        }
+    }));
+    let variables = [
+        (":username", "$1"),
+        (":tenant", "$1"),
+        (":limit", "$4"),
+        (":offset", "$5"),
+    ];
+    for file in ["offers-list.pgbench", "users-me.pgbench"] {
+        let statements = pgbench_statements(file, &variables);
+        assert!(!statements.is_empty(), "{file}");
+        for statement in statements {
+            assert!(
+                prepared_here.contains(&statement),
+                "{file}: {statement}\nis not among the statements the API prepared:\n{prepared_here:#?}"
+            );
+        }
+    }
+    assert_eq!(pgbench_statements("offers-list.pgbench", &variables).len(), 5);
+
+    // Over HTTP too: the routes answer what these statements read.
+    assert_eq!(app.get("/users/me", &fx.maker).await.status, StatusCode::OK);
+    let list = app.get("/tenants/credit_card/offers?limit=50", &fx.maker).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.body.as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn users_me_answers_from_the_principal_statement_alone() {
+    let app = TestApp::spawn().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let me = app.get("/users/me", &fx.maker).await;
+    assert_eq!(me.status, StatusCode::OK);
+    let stored = app
+        .db()
+        .await
+        .query_one(
+            "select username, full_name, is_super_admin, created_at, updated_at
+             from users where username = 'credit-card.maker'",
+            &[],
+        )
+        .await
+        .expect("user");
+    let created: chrono::DateTime<chrono::Utc> = stored.get(3);
+    let updated: chrono::DateTime<chrono::Utc> = stored.get(4);
+    assert_eq!(me.body["username"], stored.get::<_, String>(0));
+    assert_eq!(me.body["full_name"], serde_json::json!(stored.get::<_, Option<String>>(1)));
+    assert_eq!(me.body["is_super_admin"], stored.get::<_, bool>(2));
+    let at = |field: &str| {
+        chrono::DateTime::parse_from_rfc3339(me.body[field].as_str().expect(field))
+            .expect(field)
+            .to_utc()
+    };
+    assert_eq!(at("created_at"), created);
+    assert_eq!(at("updated_at"), updated);
+    assert!(me.body.get("password_hash").is_none());
+}
+
+#[tokio::test]
+async fn a_tenant_read_sees_only_its_tenant_on_either_pool() {
+    let app = TestApp::spawn().await;
+    app.tenant_with_offer("credit_card").await;
+    app.tenant_with_offer("loan").await;
+    let loan = TenantName::parse("loan").expect("name");
+    for pool in [&app.state.pool, &app.state.platform] {
+        let client = pool.get().await.expect("client");
+        for table in ["offers", "offer_audit_logs", "tenant_roles", "user_tenant_roles"] {
+            // Deliberately no `where tenant_name = …`: the policy is the only filter.
+            let tenants: Vec<String> = TenantRead::new(&client, &loan)
+                .rows(&format!("select distinct tenant_name from {table} order by 1"), &[])
+                .await
+                .expect("select")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert_eq!(tenants, ["loan"], "{table}");
+        }
+        // The setting ended with the read's transaction.
+        assert_eq!(leftover(&client).await, (false, None));
+    }
+}
+
+#[tokio::test]
+async fn a_failed_or_abandoned_tenant_read_leaves_no_transaction_open() {
+    let app = TestApp::spawn().await;
+    app.tenant_with_offer("credit_card").await;
+    let tenant = TenantName::parse("credit_card").expect("name");
+    let client = app.state.pool.get().await.expect("client");
+    let read = TenantRead::new(&client, &tenant);
+    // The probe tells an open transaction.
+    client.batch_execute("begin").await.expect("begin");
+    assert!(leftover(&client).await.0);
+    client.batch_execute("rollback").await.expect("rollback");
+
+    // The statement fails on the server: the pipelined commit ends the aborted transaction.
+    let failed = read.rows("select 1 / (count(*) - count(*)) from offers", &[]).await;
+    assert_eq!(
+        failed.expect_err("division by zero").code(),
+        Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO)
+    );
+    assert_eq!(leftover(&client).await, (false, None));
+
+    // A parameter that does not encode: neither it nor the commit is sent; the read ends the
+    // transaction it opened.
+    let wrong: i64 = 7;
+    let failed = read
+        .rows("select id from offers where tenant_name = $1", &[&wrong])
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(leftover(&client).await, (false, None));
+
+    // Dropped after its first poll (a client that went away): all four requests were sent,
+    // so the transaction still completes on the connection.
+    let slow = "select pg_sleep(0.3), count(*) from offers";
+    read.rows(slow, &[]).await.expect("warm the statement cache");
+    let abandoned = tokio::time::timeout(Duration::ZERO, read.rows(slow, &[])).await;
+    assert!(abandoned.is_err(), "the read was still running when dropped");
+    assert_eq!(leftover(&client).await, (false, None));
+    let count = read
+        .rows("select count(*) from offers", &[])
+        .await
+        .expect("the connection works")[0]
+        .get::<_, i64>(0);
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn hot_statements_are_prepared_once_per_connection() {
+    let app = TestApp::spawn().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let tenant = TenantName::parse("credit_card").expect("name");
+    let client = app.state.pool.get().await.expect("client");
+    let read = TenantRead::new(&client, &tenant);
+    for _ in 0..3 {
+        offers::get(&read, &tenant, i32::try_from(fx.offer_id).expect("id"), false)
+            .await
+            .expect("offer")
+            .expect("exists");
+    }
+    let texts = prepared(&client).await;
+    let offer_reads = texts
+        .iter()
+        .filter(|s| s.starts_with("select id, tenant_name, status, data") && s.ends_with("id = $2"))
+        .count();
+    assert_eq!(offer_reads, 1, "{texts:#?}");
+    for control in ["begin", "commit"] {
+        assert_eq!(texts.iter().filter(|s| *s == control).count(), 1, "{texts:#?}");
+    }
+}
