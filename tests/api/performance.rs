@@ -23,7 +23,9 @@ fn normalized(sql: &str) -> String {
 /// The SQL commands of a pgbench script (comments and `\set` lines left out), each normalized
 /// with its variables replaced as `variables` says.
 fn pgbench_statements(file: &str, variables: &[(&str, &str)]) -> Vec<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/ceiling").join(file);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../bench/ceiling")
+        .join(file);
     let text = std::fs::read_to_string(&path).expect("pgbench script");
     let sql: String = text
         .lines()
@@ -129,11 +131,16 @@ async fn the_ceiling_scripts_run_the_statements_the_api_prepares() {
             );
         }
     }
-    assert_eq!(pgbench_statements("offers-list.pgbench", &variables).len(), 5);
+    assert_eq!(
+        pgbench_statements("offers-list.pgbench", &variables).len(),
+        5
+    );
 
     // Over HTTP too: the routes answer what these statements read.
     assert_eq!(app.get("/users/me", &fx.maker).await.status, StatusCode::OK);
-    let list = app.get("/tenants/credit_card/offers?limit=50", &fx.maker).await;
+    let list = app
+        .get("/tenants/credit_card/offers?limit=50", &fx.maker)
+        .await;
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(list.body.as_array().map(Vec::len), Some(1));
 }
@@ -157,7 +164,10 @@ async fn users_me_answers_from_the_principal_statement_alone() {
     let created: chrono::DateTime<chrono::Utc> = stored.get(3);
     let updated: chrono::DateTime<chrono::Utc> = stored.get(4);
     assert_eq!(me.body["username"], stored.get::<_, String>(0));
-    assert_eq!(me.body["full_name"], serde_json::json!(stored.get::<_, Option<String>>(1)));
+    assert_eq!(
+        me.body["full_name"],
+        serde_json::json!(stored.get::<_, Option<String>>(1))
+    );
     assert_eq!(me.body["is_super_admin"], stored.get::<_, bool>(2));
     let at = |field: &str| {
         chrono::DateTime::parse_from_rfc3339(me.body[field].as_str().expect(field))
@@ -177,10 +187,18 @@ async fn a_tenant_read_sees_only_its_tenant_on_either_pool() {
     let loan = TenantName::parse("loan").expect("name");
     for pool in [&app.state.pool, &app.state.platform] {
         let client = pool.get().await.expect("client");
-        for table in ["offers", "offer_audit_logs", "tenant_roles", "user_tenant_roles"] {
+        for table in [
+            "offers",
+            "offer_audit_logs",
+            "tenant_roles",
+            "user_tenant_roles",
+        ] {
             // Deliberately no `where tenant_name = …`: the policy is the only filter.
             let tenants: Vec<String> = TenantRead::new(&client, &loan)
-                .rows(&format!("select distinct tenant_name from {table} order by 1"), &[])
+                .rows(
+                    &format!("select distinct tenant_name from {table} order by 1"),
+                    &[],
+                )
                 .await
                 .expect("select")
                 .iter()
@@ -206,7 +224,9 @@ async fn a_failed_or_abandoned_tenant_read_leaves_no_transaction_open() {
     client.batch_execute("rollback").await.expect("rollback");
 
     // The statement fails on the server: the pipelined commit ends the aborted transaction.
-    let failed = read.rows("select 1 / (count(*) - count(*)) from offers", &[]).await;
+    let failed = read
+        .rows("select 1 / (count(*) - count(*)) from offers", &[])
+        .await;
     assert_eq!(
         failed.expect_err("division by zero").code(),
         Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO)
@@ -225,9 +245,14 @@ async fn a_failed_or_abandoned_tenant_read_leaves_no_transaction_open() {
     // Dropped after its first poll (a client that went away): all four requests were sent,
     // so the transaction still completes on the connection.
     let slow = "select pg_sleep(0.3), count(*) from offers";
-    read.rows(slow, &[]).await.expect("warm the statement cache");
+    read.rows(slow, &[])
+        .await
+        .expect("warm the statement cache");
     let abandoned = tokio::time::timeout(Duration::ZERO, read.rows(slow, &[])).await;
-    assert!(abandoned.is_err(), "the read was still running when dropped");
+    assert!(
+        abandoned.is_err(),
+        "the read was still running when dropped"
+    );
     assert_eq!(leftover(&client).await, (false, None));
     let count = read
         .rows("select count(*) from offers", &[])
@@ -245,10 +270,15 @@ async fn hot_statements_are_prepared_once_per_connection() {
     let client = app.state.pool.get().await.expect("client");
     let read = TenantRead::new(&client, &tenant);
     for _ in 0..3 {
-        offers::get(&read, &tenant, i32::try_from(fx.offer_id).expect("id"), false)
-            .await
-            .expect("offer")
-            .expect("exists");
+        offers::get(
+            &read,
+            &tenant,
+            i32::try_from(fx.offer_id).expect("id"),
+            false,
+        )
+        .await
+        .expect("offer")
+        .expect("exists");
     }
     let texts = prepared(&client).await;
     let offer_reads = texts
@@ -257,6 +287,57 @@ async fn hot_statements_are_prepared_once_per_connection() {
         .count();
     assert_eq!(offer_reads, 1, "{texts:#?}");
     for control in ["begin", "commit"] {
-        assert_eq!(texts.iter().filter(|s| *s == control).count(), 1, "{texts:#?}");
+        assert_eq!(
+            texts.iter().filter(|s| *s == control).count(),
+            1,
+            "{texts:#?}"
+        );
     }
+}
+
+#[tokio::test]
+async fn no_index_names_a_column_a_delivery_report_writes() {
+    // A report rewrites these columns; were any of them in an index (its predicate included),
+    // every report would be a full update rewriting all of the table's index entries instead
+    // of a heap-only one (the table's fillfactor 80 leaves the room for it).
+    let app = TestApp::spawn().await;
+    let definitions: Vec<String> = app
+        .db()
+        .await
+        .query(
+            "select pg_get_indexdef(indexrelid) from pg_index
+             where indrelid = 'campaign_customers'::regclass",
+            &[],
+        )
+        .await
+        .expect("indexes")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(definitions.len() >= 4, "{definitions:#?}");
+    for definition in &definitions {
+        for column in [
+            "delivery_status",
+            "sent_at",
+            "provider_message_id",
+            "failure_reason",
+            "updated_at",
+        ] {
+            assert!(!definition.contains(column), "{definition} names {column}");
+        }
+    }
+    let fillfactor: Vec<String> = app
+        .db()
+        .await
+        .query_one(
+            "select coalesce(reloptions, '{}') from pg_class where oid = 'campaign_customers'::regclass",
+            &[],
+        )
+        .await
+        .expect("options")
+        .get(0);
+    assert!(
+        fillfactor.contains(&"fillfactor=80".to_owned()),
+        "{fillfactor:?}"
+    );
 }

@@ -494,11 +494,6 @@ async fn update_delivery_status(
             for (index, outcome) in webhooks::apply_reports(&tx, &tenant, &winners).await? {
                 outcomes.push(ItemResult::judged(index, outcome));
             }
-            let deliveries: Vec<(i32, Uuid)> = winners
-                .iter()
-                .map(|r| (r.campaign_id, r.customer_id))
-                .collect();
-            webhooks::sync_contacts(&tx, &tenant, &deliveries).await?;
         }
         if !opt_outs.is_empty() {
             for (index, outcome) in

@@ -143,11 +143,9 @@ impl FromRequestParts<AppState> for Account {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         Principal::from_request_parts(parts, state).await?;
-        parts
-            .extensions
-            .get::<Account>()
-            .cloned()
-            .ok_or_else(|| ApiError::internal("the principal was authenticated without its account"))
+        parts.extensions.get::<Account>().cloned().ok_or_else(|| {
+            ApiError::internal("the principal was authenticated without its account")
+        })
     }
 }
 

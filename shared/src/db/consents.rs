@@ -281,5 +281,8 @@ pub async fn set_policy(
 /// # Errors
 /// Database failures.
 pub async fn clear_policy(client: &impl GenericClient) -> Result<bool, ApiError> {
-    Ok(client.execute_cached("delete from contact_policy", &[]).await? == 1)
+    Ok(client
+        .execute_cached("delete from contact_policy", &[])
+        .await?
+        == 1)
 }

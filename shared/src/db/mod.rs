@@ -338,7 +338,9 @@ pub trait Executor: Sync {
         async move {
             let mut rows = self.rows(sql, params).await?;
             if rows.len() > 1 {
-                return Err(ApiError::internal("a single-row statement returned several rows"));
+                return Err(ApiError::internal(
+                    "a single-row statement returned several rows",
+                ));
             }
             Ok(rows.pop())
         }

@@ -282,7 +282,10 @@ pub enum ReportOutcome {
 /// never go back in time). A report naming another tenant's campaign is answered exactly like
 /// a campaign that does not exist ([`ReportOutcome::NotFound`]); one for a campaign of the
 /// tenant that is not `active`, `paused` or `completed`, or dated before the campaign was
-/// created, changes nothing. Returns the outcome of each report, by index.
+/// created, changes nothing. The same statement brings the contact ledger
+/// (`customer_contacts`) in line with the deliveries it changed: one now `sent` counts from
+/// when it was sent, one now `failed` no longer counts (a delivery it did not change was in
+/// line already). Returns the outcome of each report, by index.
 ///
 /// # Errors
 /// Database failures.
@@ -314,7 +317,7 @@ pub async fn apply_reports(
              ),
              judged as (
                  select r.*, c.status in ('active', 'paused', 'completed') as open,
-                        r.sent_at >= c.created_at as in_time
+                        r.sent_at >= c.created_at as in_time, c.channel
                  from report r
                  join campaigns c on c.id = r.campaign_id and c.tenant_name = $8
              ),
@@ -329,7 +332,19 @@ pub async fn apply_reports(
                    and cc.tenant_name = $8
                    and cc.released_at is not null and cc.delivery_status <> 'suppressed'
                    and (cc.sent_at is null or r.sent_at > cc.sent_at)
-                 returning r.index
+                 returning r.index, r.campaign_id, r.customer_id, r.status, r.sent_at, r.channel
+             ),
+             freed as (
+                 delete from customer_contacts l using updated u
+                 where u.status = 'failed' and l.campaign_id = u.campaign_id
+                   and l.customer_id = u.customer_id and l.tenant_name = $8
+             ),
+             counted as (
+                 insert into customer_contacts (campaign_id, customer_id, tenant_name, channel,
+                                                contact_at)
+                 select campaign_id, customer_id, $8, channel, sent_at from updated
+                 where status = 'sent'
+                 on conflict (campaign_id, customer_id) do update set contact_at = excluded.contact_at
              ),
              found as (
                  select r.index from accepted r
@@ -418,48 +433,6 @@ pub async fn pinned_campaigns(
             offer_version: r.get(2),
         })
         .collect())
-}
-
-/// Brings the contact ledger (`customer_contacts`) in line with the reported deliveries: a
-/// delivery now `sent` counts from when it was sent, a `failed` one no longer counts. Call in
-/// the transaction that applied the reports.
-///
-/// # Errors
-/// Database failures.
-pub async fn sync_contacts(
-    client: &impl GenericClient,
-    tenant: &TenantName,
-    deliveries: &[(i32, Uuid)],
-) -> Result<(), ApiError> {
-    let campaigns: Vec<i32> = deliveries.iter().map(|d| d.0).collect();
-    let customers: Vec<Uuid> = deliveries.iter().map(|d| d.1).collect();
-    client
-        .execute_cached(
-            "with r as (
-                 select distinct * from unnest($1::int4[], $2::uuid[]) as r(campaign_id, customer_id)
-             ),
-             reported as (
-                 select cc.campaign_id, cc.customer_id, cc.delivery_status, cc.sent_at, c.channel
-                 from r
-                 join campaign_customers cc
-                   on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
-                  and cc.tenant_name = $3
-                 join campaigns c on c.id = cc.campaign_id
-             ),
-             freed as (
-                 delete from customer_contacts l using reported d
-                 where d.delivery_status = 'failed' and l.campaign_id = d.campaign_id
-                   and l.customer_id = d.customer_id and l.tenant_name = $3
-             )
-             insert into customer_contacts (campaign_id, customer_id, tenant_name, channel,
-                                            contact_at)
-             select campaign_id, customer_id, $3, channel, sent_at from reported
-             where delivery_status = 'sent' and sent_at is not null
-             on conflict (campaign_id, customer_id) do update set contact_at = excluded.contact_at",
-            &[&campaigns, &customers, &tenant.as_str()],
-        )
-        .await?;
-    Ok(())
 }
 
 /// An opt-out a provider reported (`unsubscribed` or `complained`) for a delivery.
