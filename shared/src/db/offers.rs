@@ -74,27 +74,55 @@ const OFFER_COLUMNS: &str = "id, tenant_name, status, data, comments, created_by
                              version, created_at, updated_at, live_version, draft_base_version, \
                              retired_at, retired_by, retirement_reason";
 
+/// The names of [`OFFER_COLUMNS`], in order: [`offer`] reads the columns by position (a
+/// lookup by name compares every column name, per value and row, which showed in profiles
+/// of the offers list). Debug builds check the names on every row read.
+const OFFER_COLUMN_NAMES: [&str; 15] = [
+    "id",
+    "tenant_name",
+    "status",
+    "data",
+    "comments",
+    "created_by",
+    "last_edited_by",
+    "version",
+    "created_at",
+    "updated_at",
+    "live_version",
+    "draft_base_version",
+    "retired_at",
+    "retired_by",
+    "retirement_reason",
+];
+
 fn offer(row: &tokio_postgres::Row) -> Result<Offer, ApiError> {
-    let status: String = row.get("status");
-    let status = OfferStatus::parse(&status).map_err(ApiError::internal)?;
-    let live_version: Option<i32> = row.get("live_version");
+    debug_assert!(
+        row.columns()
+            .iter()
+            .map(tokio_postgres::Column::name)
+            .eq(OFFER_COLUMN_NAMES),
+        "an offer row's columns are OFFER_COLUMNS"
+    );
+    let status: &str = row.get(2);
+    let status = OfferStatus::parse(status).map_err(ApiError::internal)?;
+    let live_version: Option<i32> = row.get(10);
     Ok(Offer {
+        id: row.get(0),
+        tenant_name: row.get(1),
+        status,
+        data: row.get(3),
+        comments: row.get(4),
+        created_by: row.get(5),
+        last_edited_by: row.get(6),
+        version: row.get(7),
+        created_at: row.get(8),
+        updated_at: row.get(9),
         live_version,
         draft_pending: live_version.is_some() && status != OfferStatus::Approved,
-        draft_base_version: row.get("draft_base_version"),
-        retired_at: row.get("retired_at"),
-        retired_by: row.get("retired_by"),
-        retirement_reason: row.get("retirement_reason"),
-        id: row.get("id"),
-        tenant_name: row.get("tenant_name"),
-        status,
-        data: row.get("data"),
-        comments: row.get("comments"),
-        created_by: row.get("created_by"),
-        last_edited_by: row.get("last_edited_by"),
-        version: row.get("version"),
-        created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
+        draft_base_version: row.get(11),
+        retired_at: row.get(12),
+        retired_by: row.get(13),
+        retirement_reason: row.get(14),
     })
 }
 

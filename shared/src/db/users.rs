@@ -101,11 +101,30 @@ pub async fn load_principal(
     let Some(first) = rows.first() else {
         return Ok(None);
     };
+    // By position (the select list above), as the hottest statement of all: a lookup by name
+    // compares column names per value. Debug builds check the names.
+    debug_assert!(
+        first
+            .columns()
+            .iter()
+            .map(tokio_postgres::Column::name)
+            .eq([
+                "full_name",
+                "is_super_admin",
+                "tokens_valid_after",
+                "created_at",
+                "updated_at",
+                "tenant_name",
+                "role",
+                "permissions",
+            ]),
+        "the principal statement's columns"
+    );
     let mut tenants: BTreeMap<TenantName, TenantAccess> = BTreeMap::new();
     for row in &rows {
         let (Some(tenant), Some(role)) = (
-            row.get::<_, Option<String>>("tenant_name"),
-            row.get::<_, Option<String>>("role"),
+            row.get::<_, Option<String>>(5),
+            row.get::<_, Option<String>>(6),
         ) else {
             continue;
         };
@@ -114,9 +133,7 @@ pub async fn load_principal(
         };
         let access = tenants.entry(tenant).or_default();
         access.roles.push(role);
-        let permissions: Vec<String> = row
-            .get::<_, Option<Vec<String>>>("permissions")
-            .unwrap_or_default();
+        let permissions: Vec<&str> = row.get::<_, Option<Vec<&str>>>(7).unwrap_or_default();
         for name in permissions {
             match name.parse::<Permission>() {
                 Ok(p) => {
@@ -129,17 +146,17 @@ pub async fn load_principal(
     Ok(Some(PrincipalRecord {
         principal: Principal {
             username: username.clone(),
-            full_name: first.get("full_name"),
-            is_super_admin: first.get("is_super_admin"),
+            full_name: first.get(0),
+            is_super_admin: first.get(1),
             tenants,
         },
-        tokens_valid_after: first.get("tokens_valid_after"),
+        tokens_valid_after: first.get(2),
         account: User {
             username: username.as_str().to_owned(),
-            full_name: first.get("full_name"),
-            is_super_admin: first.get("is_super_admin"),
-            created_at: first.get("created_at"),
-            updated_at: first.get("updated_at"),
+            full_name: first.get(0),
+            is_super_admin: first.get(1),
+            created_at: first.get(3),
+            updated_at: first.get(4),
         },
     }))
 }
