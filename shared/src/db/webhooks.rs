@@ -346,15 +346,17 @@ pub async fn apply_reports(
                  where status = 'sent'
                  on conflict (campaign_id, customer_id) do update set contact_at = excluded.contact_at
              ),
-             found as (
+             unchanged as (
                  select r.index from accepted r
-                 join campaign_customers cc
-                   on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
-                  and cc.tenant_name = $8
-                  and cc.released_at is not null and cc.delivery_status <> 'suppressed'
+                 where not exists (select 1 from updated u where u.index = r.index)
+                   and exists (select 1 from campaign_customers cc
+                               where cc.campaign_id = r.campaign_id
+                                 and cc.customer_id = r.customer_id and cc.tenant_name = $8
+                                 and cc.released_at is not null
+                                 and cc.delivery_status <> 'suppressed')
              )
              select coalesce((select array_agg(index) from updated), '{}') as updated,
-                    coalesce((select array_agg(index) from found), '{}') as found,
+                    coalesce((select array_agg(index) from unchanged), '{}') as unchanged,
                     coalesce((select array_agg(index) from judged where not open), '{}')
                         as closed,
                     coalesce((select array_agg(index) from judged where open and not in_time),
@@ -377,8 +379,14 @@ pub async fn apply_reports(
         .first()
         .ok_or_else(|| ApiError::internal("the report statement returned no row"))?;
     let set = |name: &str| -> HashSet<i32> { row.get::<_, Vec<i32>>(name).into_iter().collect() };
-    let (updated, found, closed, early) =
-        (set("updated"), set("found"), set("closed"), set("early"));
+    // `unchanged`: found but not updated (the row is looked up again only for those, not for
+    // the usual case of a report that applies).
+    let (updated, unchanged, closed, early) = (
+        set("updated"),
+        set("unchanged"),
+        set("closed"),
+        set("early"),
+    );
     Ok(reports
         .iter()
         .map(|r| {
@@ -388,7 +396,7 @@ pub async fn apply_reports(
                 ReportOutcome::BeforeCampaign
             } else if updated.contains(&r.index) {
                 ReportOutcome::Updated
-            } else if found.contains(&r.index) {
+            } else if unchanged.contains(&r.index) {
                 ReportOutcome::Unchanged
             } else {
                 ReportOutcome::NotFound
