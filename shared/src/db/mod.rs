@@ -347,17 +347,7 @@ pub trait Executor: Sync {
     }
 }
 
-impl Executor for deadpool_postgres::Client {
-    async fn rows(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        self.query_cached(sql, params).await
-    }
-}
-
-impl Executor for Transaction<'_> {
+impl<T: GenericClient> Executor for T {
     async fn rows(
         &self,
         sql: &str,
@@ -431,6 +421,16 @@ impl Executor for TenantRead<'_> {
             }
         }
     }
+}
+
+/// Whether `row`'s columns are `names`, in order: the check beside rows read by position
+/// (`debug_assert!(columns_are(row, …))`), so every debug build and test catches a select
+/// list and its reader drifting apart.
+pub(crate) fn columns_are(row: &Row, names: &[&str]) -> bool {
+    row.columns()
+        .iter()
+        .map(tokio_postgres::Column::name)
+        .eq(names.iter().copied())
 }
 
 /// The name of the constraint an error violated, if it is a constraint violation

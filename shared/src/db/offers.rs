@@ -97,10 +97,7 @@ const OFFER_COLUMN_NAMES: [&str; 15] = [
 
 fn offer(row: &tokio_postgres::Row) -> Result<Offer, ApiError> {
     debug_assert!(
-        row.columns()
-            .iter()
-            .map(tokio_postgres::Column::name)
-            .eq(OFFER_COLUMN_NAMES),
+        super::columns_are(row, &OFFER_COLUMN_NAMES),
         "an offer row's columns are OFFER_COLUMNS"
     );
     let status: &str = row.get(2);

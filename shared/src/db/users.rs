@@ -104,11 +104,9 @@ pub async fn load_principal(
     // By position (the select list above), as the hottest statement of all: a lookup by name
     // compares column names per value. Debug builds check the names.
     debug_assert!(
-        first
-            .columns()
-            .iter()
-            .map(tokio_postgres::Column::name)
-            .eq([
+        super::columns_are(
+            first,
+            &[
                 "full_name",
                 "is_super_admin",
                 "tokens_valid_after",
@@ -117,7 +115,8 @@ pub async fn load_principal(
                 "tenant_name",
                 "role",
                 "permissions",
-            ]),
+            ]
+        ),
         "the principal statement's columns"
     );
     let mut tenants: BTreeMap<TenantName, TenantAccess> = BTreeMap::new();
