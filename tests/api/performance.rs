@@ -295,49 +295,101 @@ async fn hot_statements_are_prepared_once_per_connection() {
     }
 }
 
-#[tokio::test]
-async fn no_index_names_a_column_a_delivery_report_writes() {
-    // A report rewrites these columns; were any of them in an index (its predicate included),
-    // every report would be a full update rewriting all of the table's index entries instead
-    // of a heap-only one (the table's fillfactor 80 leaves the room for it).
-    let app = TestApp::spawn().await;
-    let definitions: Vec<String> = app
-        .db()
-        .await
+/// The definitions of `table`'s indexes and its storage options.
+async fn indexes_and_options(app: &TestApp, table: &str) -> (Vec<String>, Vec<String>) {
+    let db = app.db().await;
+    let definitions = db
         .query(
-            "select pg_get_indexdef(indexrelid) from pg_index
-             where indrelid = 'campaign_customers'::regclass",
-            &[],
+            "select pg_get_indexdef(indexrelid) from pg_index where indrelid = $1::text::regclass",
+            &[&table],
         )
         .await
         .expect("indexes")
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(definitions.len() >= 3, "{definitions:#?}");
-    for definition in &definitions {
-        for column in [
-            "delivery_status",
-            "sent_at",
-            "provider_message_id",
-            "failure_reason",
-            "updated_at",
-        ] {
-            assert!(!definition.contains(column), "{definition} names {column}");
-        }
-    }
-    let fillfactor: Vec<String> = app
-        .db()
-        .await
+    let options = db
         .query_one(
-            "select coalesce(reloptions, '{}') from pg_class where oid = 'campaign_customers'::regclass",
-            &[],
+            "select coalesce(reloptions, '{}') from pg_class where oid = $1::text::regclass",
+            &[&table],
         )
         .await
         .expect("options")
         .get(0);
-    assert!(
-        fillfactor.contains(&"fillfactor=80".to_owned()),
-        "{fillfactor:?}"
-    );
+    (definitions, options)
+}
+
+#[tokio::test]
+async fn no_index_names_a_column_a_delivery_report_writes() {
+    // A report rewrites these columns of its delivery and of the delivery's contact-ledger
+    // row; were any of them in an index (its predicate included), every report would be a
+    // full update rewriting all of the table's index entries instead of a heap-only one (each
+    // table's fillfactor 80 leaves the room for it).
+    let app = TestApp::spawn().await;
+    for (table, columns, at_least) in [
+        (
+            "campaign_customers",
+            &[
+                "delivery_status",
+                "sent_at",
+                "provider_message_id",
+                "failure_reason",
+                "updated_at",
+            ][..],
+            3,
+        ),
+        ("customer_contacts", &["contact_at"][..], 2),
+    ] {
+        let (definitions, options) = indexes_and_options(&app, table).await;
+        assert!(definitions.len() >= at_least, "{table}: {definitions:#?}");
+        for definition in &definitions {
+            for column in columns {
+                assert!(!definition.contains(column), "{definition} names {column}");
+            }
+        }
+        assert!(
+            options.contains(&"fillfactor=80".to_owned()),
+            "{table}: {options:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_report_statement_finds_the_reports_it_did_not_apply_by_hashing() {
+    // 1,000 reports: the statement looks up, among the reports it accepted, those its update
+    // skipped. As an anti join of two CTE scans that was a nested loop comparing each report
+    // with each updated row (500,000 comparisons, 100 ms at 1,000 reports); it must be a
+    // hashed subplan.
+    let app = TestApp::spawn().await;
+    let n = 1000;
+    let index: Vec<i32> = (0..n).collect();
+    let campaign: Vec<i32> = vec![1; n as usize];
+    let customer: Vec<uuid::Uuid> = (0..n).map(|_| uuid::Uuid::new_v4()).collect();
+    let status: Vec<&str> = vec!["sent"; n as usize];
+    let sent_at: Vec<chrono::DateTime<chrono::Utc>> = vec![chrono::Utc::now(); n as usize];
+    let none: Vec<Option<&str>> = vec![None; n as usize];
+    let plan: Vec<String> = app
+        .db()
+        .await
+        .query(
+            &format!("explain {}", shared::db::webhooks::APPLY_REPORTS_SQL),
+            &[
+                &index,
+                &campaign,
+                &customer,
+                &status,
+                &sent_at,
+                &none,
+                &none,
+                &"credit_card",
+            ],
+        )
+        .await
+        .expect("plan")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("Nested Loop Anti Join"), "{plan}");
+    assert!(plan.contains("NOT (hashed SubPlan"), "{plan}");
 }
