@@ -33,10 +33,13 @@ report_dir=.local/fuzz
 mkdir -p "$report_dir"
 
 psql "$admin_url" -qc "drop database if exists $db with (force)" -c "create database $db"
-# Migrations as the owner; the server as a member of offers_api (row-level security applies).
+# Migrations as the owner; the server as two members of offers_api (row-level security
+# applies): tenant routes as offers_fuzz_api, cross-tenant paths as offers_fuzz_platform
+# (also in offers_platform).
 export DATABASE_OWNER_URL="postgres://postgres:postgres@127.0.0.1:5432/$db"
 fuzz_role_password="$(head -c 18 /dev/urandom | base64 | tr -d '/+=\n')"
 export DATABASE_URL="postgres://offers_fuzz_api:$fuzz_role_password@127.0.0.1:5432/$db"
+export DATABASE_PLATFORM_URL="postgres://offers_fuzz_platform:$fuzz_role_password@127.0.0.1:5432/$db"
 export JWT_SECRET="$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n')"
 export ACCESS_TOKEN_TTL_SECONDS=7200
 export SUPER_ADMIN_PASSWORD="Fz-$(head -c 18 /dev/urandom | base64 | tr -d '/+=\n')"
@@ -45,7 +48,8 @@ export RUST_LOG="${RUST_LOG:-info}"
 cargo build --quiet -p offerctl
 offerctl="$(infra/scripts/target-dir.sh)/debug/offerctl"
 "$offerctl" migrate >/dev/null
-infra/scripts/ensure-api-role.sh "$DATABASE_OWNER_URL" offers_fuzz_api "$fuzz_role_password"
+infra/scripts/ensure-api-role.sh "$DATABASE_OWNER_URL" offers_fuzz_api "$fuzz_role_password" tenant
+infra/scripts/ensure-api-role.sh "$DATABASE_OWNER_URL" offers_fuzz_platform "$fuzz_role_password" platform
 "$offerctl" create-super-admin --username fuzz_admin --full-name "Fuzzing super admin" >/dev/null
 "$offerctl" import-customers infra/demo/customers_credit_card.csv >/dev/null
 
@@ -68,11 +72,11 @@ import json, secrets, sys, urllib.request
 
 base, admin_password = sys.argv[1], sys.argv[2]
 
-def call(method, path, body=None, token=None):
+def call(method, path, body=None, token=None, headers=None):
     request = urllib.request.Request(base + path, method=method,
         data=None if body is None else json.dumps(body).encode(),
         headers={"content-type": "application/json",
-                 **({"authorization": "Bearer " + token} if token else {})})
+                 **({"authorization": "Bearer " + token} if token else {}), **(headers or {})})
     with urllib.request.urlopen(request) as response:
         text = response.read()
         return json.loads(text) if text else None
@@ -94,8 +98,9 @@ call("POST", "/sa/user-tenant-roles", {"username": "fuzz_maker", "tenant_name": 
      "role": "create"}, admin)
 maker = sign_in("fuzz_maker", user_password)
 offer = call("POST", "/tenants/fuzz_bank/offers", {"data": {"title": "Fuzz offer"}}, maker)
-call("POST", f"/tenants/fuzz_bank/offers/{offer['id']}/submit", None, maker)
-call("POST", f"/tenants/fuzz_bank/offers/{offer['id']}/approve", None, user)
+submitted = call("POST", f"/tenants/fuzz_bank/offers/{offer['id']}/submit", None, maker)
+call("POST", f"/tenants/fuzz_bank/offers/{offer['id']}/approve", None, user,
+     {"if-match": f'"{submitted["version"]}"'})
 # The delivery provider's key, so the webhook is exercised past authentication.
 webhook_key = call("POST", "/sa/webhook-keys", {"tenant_name": "fuzz_bank", "name": "schemathesis"},
                    admin)["key"]

@@ -33,6 +33,10 @@ DB_NAME = "offers_lambda_invoke"
 OWNER_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
 API_ROLE, API_ROLE_PASSWORD = "offers_invoke_api", "invoke-api-role-password"
 API_URL = re.sub(r"://[^@/]*@", f"://{API_ROLE}:{API_ROLE_PASSWORD}@", OWNER_URL, count=1)
+# Paths that span tenants connect as a second role, also in offers_platform (migration V014).
+PLATFORM_ROLE = "offers_invoke_platform"
+PLATFORM_URL = re.sub(r"://[^@/]*@", f"://{PLATFORM_ROLE}:{API_ROLE_PASSWORD}@", OWNER_URL,
+                      count=1)
 SQS_ENDPOINT = os.environ["SQS_TEST_ENDPOINT"]
 # The credentials of events/auth-api/token.json and the job of the SQS fixture.
 SUPER_ADMIN, SUPER_ADMIN_PASSWORD = "root.admin", "root admin password"
@@ -179,14 +183,18 @@ def main():
         assert owner.invoke("migrate", event("migrate/invoke.json")) == {"applied": []}
 
         run(str(ROOT / "infra/scripts/ensure-api-role.sh"), OWNER_URL, API_ROLE,
-            API_ROLE_PASSWORD, stdout=subprocess.DEVNULL)
-        cli_env = dict(os.environ, DATABASE_URL=API_URL, SUPER_ADMIN_PASSWORD=SUPER_ADMIN_PASSWORD)
+            API_ROLE_PASSWORD, "tenant", stdout=subprocess.DEVNULL)
+        run(str(ROOT / "infra/scripts/ensure-api-role.sh"), OWNER_URL, PLATFORM_ROLE,
+            API_ROLE_PASSWORD, "platform", stdout=subprocess.DEVNULL)
+        cli_env = dict(os.environ, DATABASE_URL=API_URL, DATABASE_PLATFORM_URL=PLATFORM_URL,
+                       SUPER_ADMIN_PASSWORD=SUPER_ADMIN_PASSWORD)
         run(offerctl, "create-super-admin", "--username", SUPER_ADMIN, env=cli_env,
             stdout=subprocess.DEVNULL)
         run(offerctl, "import-customers", str(ROOT / "infra/demo/customers_credit_card.csv"),
             env=cli_env, stdout=subprocess.DEVNULL)
 
-        watch = Watch(dict(base_env, DATABASE_URL=API_URL, CAMPAIGN_QUEUE_URL=queue_url,
+        watch = Watch(dict(base_env, DATABASE_URL=API_URL, DATABASE_PLATFORM_URL=PLATFORM_URL,
+                           CAMPAIGN_QUEUE_URL=queue_url,
                            JWT_SECRET="lambda-invoke-test-jwt-secret-0123456789",
                            CAMPAIGN_RANGE_SIZE="1000000"), "lambda-watch.log")
 
@@ -214,8 +222,12 @@ def main():
         log("offers-api: an approved offer, then events/offers-api/list-offers.json")
         offers = "/tenants/credit_card/offers"
         offer = answer(watch.invoke("offers-api", apigw("POST", offers, {"data": {"title": "Cashback"}}, maker)), 201)
-        answer(watch.invoke("offers-api", apigw("POST", f"{offers}/{offer['id']}/submit", None, maker)), 200)
-        answer(watch.invoke("offers-api", apigw("POST", f"{offers}/{offer['id']}/approve", None, checker)), 200)
+        submitted = watch.invoke("offers-api", apigw("POST", f"{offers}/{offer['id']}/submit", None, maker))
+        answer(submitted, 200)
+        # The checker approves the version it read (If-Match: the ETag of the submitted offer).
+        approval = apigw("POST", f"{offers}/{offer['id']}/approve", None, checker)
+        approval["headers"]["if-match"] = submitted["headers"]["etag"]
+        answer(watch.invoke("offers-api", approval), 200)
         draft = answer(watch.invoke("offers-api", apigw("POST", offers, {"data": {"title": "Later"}}, maker)), 201)
         # The sample lists drafts (status=draft&limit=10).
         listed = answer(watch.invoke("offers-api", with_token(event("offers-api/list-offers.json"), maker)), 200)
@@ -246,8 +258,7 @@ def main():
         log("outbox-relay: events/outbox-relay/scheduled.json sends an unsent job to SQS")
         # The fixture's job as the campaign's current one, left in the outbox as if the API
         # had died between its commit and the queue.
-        psql(f"set app.scope = 'platform'; "
-             f"update campaigns set processing_job = '{FIXTURE_JOB}', processing_status = 'queued' "
+        psql(f"update campaigns set processing_job = '{FIXTURE_JOB}', processing_status = 'queued' "
              f"where id = 1; insert into campaign_outbox (campaign_id, tenant_name, job_id) "
              f"values (1, 'credit_card', '{FIXTURE_JOB}')")
         relayed = watch.invoke("outbox-relay", event("outbox-relay/scheduled.json"))
@@ -273,8 +284,7 @@ def main():
                          "--tenant", "credit_card", env=cli_env, capture_output=True,
                          text=True).stdout
         key = re.search(r"^key:\s*(\S+)", key_output, re.M).group(1)
-        customer = psql("set app.scope = 'platform'; "
-                        "select customer_id from campaign_customers where campaign_id = 1 "
+        customer = psql("select customer_id from campaign_customers where campaign_id = 1 "
                         "order by customer_id limit 1")
         report = event("delivery-webhook/update-delivery-status.json")
         report["headers"]["x-api-key"] = key
@@ -286,7 +296,7 @@ def main():
         report["body"] = json.dumps(items)
         result = answer(watch.invoke("delivery-webhook", report), 200)
         assert result["summary"]["updated"] == 1, result
-        status = psql("set app.scope = 'platform'; select delivery_status from campaign_customers "
+        status = psql("select delivery_status from campaign_customers "
                       f"where campaign_id = 1 and customer_id = '{customer}'")
         assert status == "sent", status
 

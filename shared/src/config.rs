@@ -1,6 +1,7 @@
 //! Runtime configuration, read once from the environment at start-up.
 //!
-//! Variables (DESIGN.md, "Interfaces"): `DATABASE_URL` (required), `DATABASE_POOL_SIZE`
+//! Variables (DESIGN.md, "Interfaces"): `DATABASE_URL` (required), `DATABASE_PLATFORM_URL`
+//! (required by the API: another login role, in `offers_platform`), `DATABASE_POOL_SIZE`
 //! (default 2, the Lambda sizing), `JWT_SECRET` (required, at least 32 bytes), `JWT_ISSUER`,
 //! `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS` (default 900), `PASSWORD_HASH_CONCURRENCY`
 //! (default 2: how many argon2 computations may run at once per process) and
@@ -44,10 +45,11 @@ pub struct DatabaseConfig {
     /// a login role in `offers_api` (row-level security applies to it).
     pub url: SecretString,
     /// `DATABASE_PLATFORM_URL`: the URL of the platform scope's connections (paths that span
-    /// tenants), a login role in `offers_api` created with `ALTER ROLE … SET app.scope =
-    /// 'platform'`. Unset: `DATABASE_URL` with the startup option `-c app.scope=platform`,
-    /// which suits direct connections; behind a connection proxy that may not pass startup
-    /// options on (RDS Proxy), set this.
+    /// tenants), a second login role, member of `offers_platform` (migration V014). Required by
+    /// [`Config`] (the API), where it must name another role than `DATABASE_URL`. Unset in a
+    /// [`DatabaseConfig`] alone (the processor, the relay, the webhook, `offerctl`'s commands):
+    /// the platform pool connects as `DATABASE_URL`'s role, which then sees every tenant only
+    /// if it is itself in `offers_platform` (the tables' owner is, for `offerctl`).
     pub platform_url: Option<SecretString>,
     /// `DATABASE_POOL_SIZE`: maximum connections per process (1–2 per Lambda instance).
     pub pool_size: usize,
@@ -238,6 +240,25 @@ impl Config {
                 60..=86_400,
             )?),
         };
+        // The tenant routes' second wall is a role their connections do not hold: the
+        // platform scope must come from another login role.
+        let Some(platform_url) = &database.platform_url else {
+            return Err(ConfigError::Missing("DATABASE_PLATFORM_URL"));
+        };
+        let user = |url: &SecretString| {
+            url.expose_secret()
+                .parse::<tokio_postgres::Config>()
+                .ok()
+                .and_then(|c| c.get_user().map(str::to_owned))
+        };
+        if user(platform_url) == user(&database.url) {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_PLATFORM_URL",
+                reason: "must log in as another role than DATABASE_URL (a member of \
+                         offers_platform; tenant routes must not hold it)"
+                    .into(),
+            });
+        }
         Ok(Self {
             database,
             jwt,
@@ -271,11 +292,12 @@ mod tests {
     }
 
     const URL: (&str, &str) = ("DATABASE_URL", "postgres://u@localhost/db");
+    const PLATFORM: (&str, &str) = ("DATABASE_PLATFORM_URL", "postgres://p@localhost/db");
     const KEY: (&str, &str) = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
 
     #[test]
     fn defaults_apply_when_only_required_variables_are_set() {
-        let config = Config::from_lookup(lookup(&[URL, KEY])).expect("valid");
+        let config = Config::from_lookup(lookup(&[URL, PLATFORM, KEY])).expect("valid");
         assert_eq!(config.database.pool_size, 2);
         assert_eq!(config.jwt.ttl, Duration::from_secs(900));
         assert_eq!(config.jwt.issuer, DEFAULT_JWT_ISSUER);
@@ -291,6 +313,27 @@ mod tests {
         assert_eq!(
             Config::from_lookup(lookup(&[URL])).expect_err("must be refused"),
             ConfigError::Missing("JWT_SECRET")
+        );
+        assert_eq!(
+            Config::from_lookup(lookup(&[URL, KEY])).expect_err("must be refused"),
+            ConfigError::Missing("DATABASE_PLATFORM_URL")
+        );
+    }
+
+    #[test]
+    fn the_platform_scope_must_be_another_role() {
+        let same = ("DATABASE_PLATFORM_URL", "postgres://u:s3cr3t-pw@localhost/db");
+        let err = Config::from_lookup(lookup(&[URL, same, KEY])).expect_err("must be refused");
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "DATABASE_PLATFORM_URL",
+                ..
+            }
+        ));
+        assert!(
+            !err.to_string().contains("other"),
+            "no secret in the message"
         );
     }
 

@@ -66,6 +66,10 @@ pub enum ApiError {
     /// 412: an `If-Match` precondition failed.
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
+    /// 428: the route requires an `If-Match` naming the version the caller read (RFC 6585
+    /// §3), e.g. an approval, which must be of the content the checker reviewed.
+    #[error("precondition required: {0}")]
+    PreconditionRequired(String),
     /// 413: the body is larger than the route accepts.
     #[error("payload too large: {0}")]
     PayloadTooLarge(String),
@@ -119,6 +123,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -167,6 +172,7 @@ impl IntoResponse for ApiError {
             | Self::NotFound(d)
             | Self::Conflict(d)
             | Self::PreconditionFailed(d)
+            | Self::PreconditionRequired(d)
             | Self::PayloadTooLarge(d)
             | Self::UnsupportedMediaType(d) => (Some(d), &[]),
             Self::MethodNotAllowed => (Some("this path does not accept this method"), &[]),

@@ -239,6 +239,102 @@ fn nul_pointer(value: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// A JSON number's value in one canonical decimal form: its significant digits (no leading or
+/// trailing zeros) and the power of ten of the last one; zero is `("", 0)` whatever its sign
+/// or exponent. `None` for text that is not a JSON number (RFC 8259 §6).
+fn canonical_number(token: &str) -> Option<(bool, String, i64)> {
+    let (negative, unsigned) = match token.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, token),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], unsigned[at + 1..].parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    let exponent = exponent.checked_sub(i64::try_from(fraction.len()).ok()?)?;
+    let significant = digits.trim_start_matches('0');
+    let trimmed = significant.trim_end_matches('0');
+    if trimmed.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    let shift = i64::try_from(significant.len() - trimmed.len()).ok()?;
+    Some((negative, trimmed.to_owned(), exponent.checked_add(shift)?))
+}
+
+/// The JSON Pointer (RFC 6901) of the first number in JSON text whose value the decoder
+/// cannot hold exactly (an integer beyond 64 bits, more digits than a double keeps, …), if
+/// any. serde_json rounds such numbers to the nearest double without a word, so the stored
+/// value would differ from the one sent (and, for an offer, from the one approved). Numbers
+/// are read from the text itself (outside strings) and compared, as exact decimals, with what
+/// the decoder made of them; the pointer is that of the first decoded number with the rounded
+/// value. `None` also for text that is not JSON (the decoder reports that).
+pub fn inexact_number(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut rounded = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        if c == '"' {
+            // Skip the string, escapes included.
+            while let Some((_, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '"' => break,
+                    _ => {}
+                }
+            }
+        } else if c == '-' || c.is_ascii_digit() {
+            let mut end = start + c.len_utf8();
+            while let Some(&(at, c)) = chars.peek() {
+                if c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-') {
+                    end = at + c.len_utf8();
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let token = &text[start..end];
+            let decoded: serde_json::Number = serde_json::from_str(token).ok()?;
+            if decoded.is_i64() || decoded.is_u64() {
+                continue;
+            }
+            if canonical_number(token) != canonical_number(&decoded.to_string()) {
+                rounded = Some(decoded);
+                break;
+            }
+        }
+    }
+    let rounded = rounded?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    number_pointer(&value, &rounded)
+}
+
+/// The pointer of the first number equal to `number` in `value`.
+fn number_pointer(value: &serde_json::Value, number: &serde_json::Number) -> Option<String> {
+    match value {
+        serde_json::Value::Number(n) => (n == number).then(String::new),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| number_pointer(item, number).map(|rest| format!("/{i}{rest}"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| {
+            number_pointer(item, number).map(|rest| format!("/{}{rest}", pointer_token(key)))
+        }),
+        _ => None,
+    }
+}
+
 /// Walks JSON text and records the JSON Pointer (RFC 6901) of the first object member whose
 /// name repeats an earlier member of the same object. serde_json keeps the last of duplicate
 /// keys silently (RFC 8259 §4 leaves it open), so `{"status": "a", "status": "b"}` could mean
@@ -363,11 +459,23 @@ pub fn duplicate_key_error(pointer: String) -> ApiError {
 /// # Errors
 /// 400 for syntactically invalid JSON; 422 (with `errors[].pointer`) for JSON of the wrong
 /// shape: not an object, a missing or unknown field, a wrong type, a value a newtype
-/// refuses, a string containing U+0000 (which PostgreSQL cannot store), or a member name
-/// repeated in any object of the body (see [`duplicate_key`]).
+/// refuses, a string containing U+0000 (which PostgreSQL cannot store), a member name
+/// repeated in any object of the body (see [`duplicate_key`]), or a number that would be
+/// rounded (see [`inexact_number`]).
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if let Some(pointer) = duplicate_key(bytes) {
         return Err(duplicate_key_error(pointer));
+    }
+    if let Some(pointer) = inexact_number(bytes) {
+        let detail = "this number cannot be stored exactly (at most 64-bit integers and \
+                      numbers a double holds without rounding); send it as a string";
+        return Err(ApiError::Unprocessable {
+            detail: format!("{pointer}: {detail}"),
+            errors: vec![FieldError {
+                pointer,
+                detail: detail.into(),
+            }],
+        });
     }
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first.is_some_and(|b| *b != b'{')
@@ -958,6 +1066,40 @@ mod tests {
             nul_pointer(&serde_json::json!({"a": [1, {"k/\u{0}": 2}]})).as_deref(),
             Some("/a/1/k~1\u{0}")
         );
+    }
+
+    #[test]
+    fn numbers_a_double_would_round_are_found_with_their_pointer() {
+        for (text, pointer) in [
+            (r#"{"a": 123456789012345678901234567890}"#, Some("/a")),
+            (r#"{"a": [1, -18446744073709551617]}"#, Some("/a/1")),
+            (
+                r#"{"a~b": {"c": 0.1000000000000000000001}}"#,
+                Some("/a~0b/c"),
+            ),
+            (r#"{"a": 9007199254740993.0}"#, Some("/a")),
+            (
+                r#"{"s": "123456789012345678901234567890", "n": 18446744073709551615}"#,
+                None,
+            ),
+            (
+                r#"{"a": -9223372036854775808, "b": 0.1, "c": 1e-7, "d": 1E2, "e": -0.0}"#,
+                None,
+            ),
+            (
+                r#"{"a": 2.50, "b": 100.000, "c": 12e-1, "d": "\"1e999\""}"#,
+                None,
+            ),
+        ] {
+            assert_eq!(
+                inexact_number(text.as_bytes()).as_deref(),
+                pointer,
+                "{text}"
+            );
+        }
+        assert_eq!(canonical_number("1.50e2"), canonical_number("150"));
+        assert_eq!(canonical_number("-0.0"), canonical_number("0"));
+        assert_ne!(canonical_number("1e2"), canonical_number("-1e2"));
     }
 
     #[test]

@@ -97,6 +97,8 @@ problem_responses! {
     Conflict = 409, "The request conflicts with the resource's current state (a duplicate, or a transition its status does not allow).";
     /// 412: a stale `If-Match`.
     PreconditionFailed = 412, "`If-Match` names a version that is no longer current.";
+    /// 428: the operation needs `If-Match`.
+    PreconditionRequired = 428, "This operation needs `If-Match` with the `ETag` of the version the caller read (RFC 6585 §3).";
     /// 413: the body is larger than the operation reads.
     PayloadTooLarge = 413, "The body is larger than this operation accepts.";
     /// 415: the body's media type is not the one the operation reads.

@@ -53,6 +53,7 @@ async fn an_unreachable_database_answers_503_without_internal_detail() {
     // Same keys, but a database nobody listens on.
     let config = Config::from_lookup(|key| match key {
         "DATABASE_URL" => Some("postgres://postgres:secret-pw@127.0.0.1:1/nowhere".into()),
+        "DATABASE_PLATFORM_URL" => Some("postgres://platform:secret-pw@127.0.0.1:1/nowhere".into()),
         "JWT_SECRET" => Some(JWT_SECRET.into()),
         _ => None,
     })

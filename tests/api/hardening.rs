@@ -240,27 +240,65 @@ async fn a_connection_with_no_tenant_sees_no_tenant_rows() {
         .expect("count")
         .get(0);
     assert_eq!(n, 2);
-    // Without DATABASE_PLATFORM_URL, the platform pool is DATABASE_URL's role with the
-    // startup option: the same rows.
+    // The platform pool's role sees them by membership of offers_platform; DATABASE_URL's
+    // role as the platform pool (no DATABASE_PLATFORM_URL) does not: the scope is a role.
     let url = integration_tests::role_url_for(integration_tests::API_ROLE, &app.database);
     let config =
         shared::config::DatabaseConfig::from_lookup(|k| (k == "DATABASE_URL").then(|| url.clone()))
             .expect("config");
-    for (scope, expected) in [
-        (shared::db::Scope::Platform, 2i64),
-        (shared::db::Scope::Tenant, 0),
-    ] {
-        let pool = shared::db::pool(&config, scope).expect("pool");
-        let n: i64 = pool
-            .get()
-            .await
-            .expect("client")
-            .query_one("select count(distinct tenant_name) from offers", &[])
-            .await
-            .expect("count")
-            .get(0);
-        assert_eq!(n, expected, "{scope:?}");
-    }
+    let pool = shared::db::pool(&config, shared::db::Scope::Platform).expect("pool");
+    let n: i64 = pool
+        .get()
+        .await
+        .expect("client")
+        .query_one("select count(distinct tenant_name) from offers", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "the tenant role holds no platform scope");
+}
+
+/// Injected SQL on a tenant route's connection: the old platform switch, a setting, no
+/// longer opens anything, inside a tenant transaction or outside one.
+#[tokio::test]
+async fn a_tenant_connection_cannot_claim_the_platform_scope() {
+    let app = TestApp::spawn().await;
+    two_tenants(&app).await;
+    let mut client = app.state.pool.get().await.expect("client");
+    client
+        .batch_execute("set app.scope = 'platform'")
+        .await
+        .expect("any session may set a setting");
+    let n: i64 = client
+        .query_one("select count(*) from offers", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "no tenant rows outside a tenant transaction");
+    let tenant = TenantName::parse("loan").expect("name");
+    let tx = tenant_transaction(&mut client, &tenant)
+        .await
+        .expect("transaction");
+    tx.batch_execute("set local app.scope = 'platform'")
+        .await
+        .expect("set");
+    let tenants: Vec<String> = tx
+        .query("select distinct tenant_name from offers order by 1", &[])
+        .await
+        .expect("select")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(tenants, ["loan"], "still one tenant");
+    let role = tx
+        .batch_execute("set local role offers_platform")
+        .await
+        .expect_err("the group role is not the tenant role's to take");
+    assert_eq!(
+        role.as_db_error().map(|e| e.code().code()),
+        Some("42501"),
+        "{role}"
+    );
 }
 
 #[tokio::test]
@@ -279,23 +317,38 @@ async fn the_api_role_owns_nothing_and_cannot_bypass_the_policies() {
         .expect("role");
     let (superuser, bypass, owned): (bool, bool, i64) = (row.get(0), row.get(1), row.get(2));
     assert_eq!((superuser, bypass, owned), (false, false, 0));
-    // Tenant routes cannot switch themselves into the platform scope for a transaction:
-    // tenant_transaction clears it even on a platform connection, and every tenant-owned
-    // table has its policy forced.
+    // Every table that carries a tenant (its own column, or its campaign's or key's) has its
+    // policy forced.
     let forced: i64 = client
         .query_one(
             "select count(*) from pg_class
              where relname in ('offers', 'offer_audit_logs', 'campaigns', 'campaign_customers',
                                'tenant_roles', 'user_tenant_roles', 'webhook_keys',
                                'campaign_outbox', 'tenant_access_audit_logs',
-                               'offer_versions', 'campaign_audit_logs', 'customer_contacts')
+                               'offer_versions', 'campaign_audit_logs', 'customer_contacts',
+                               'campaign_processing_ranges', 'webhook_messages')
                and relrowsecurity and relforcerowsecurity",
             &[],
         )
         .await
         .expect("pg_class")
         .get(0);
-    assert_eq!(forced, 12);
+    assert_eq!(forced, 14);
+    // And no table with a tenant_name column is left without.
+    let unguarded: Vec<String> = client
+        .query(
+            "select c.relname::text from pg_class c
+             join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_name'
+             where c.relnamespace = 'public'::regnamespace and c.relkind = 'r'
+               and not (c.relrowsecurity and c.relforcerowsecurity)",
+            &[],
+        )
+        .await
+        .expect("pg_class")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(unguarded.is_empty(), "{unguarded:?}");
 }
 
 #[test]

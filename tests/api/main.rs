@@ -14,6 +14,7 @@ mod offers;
 mod openapi;
 mod performance;
 mod processor;
+mod review;
 mod roles;
 mod sqs;
 mod template;

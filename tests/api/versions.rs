@@ -117,10 +117,11 @@ async fn an_edited_approved_offer_stays_live_until_its_draft_is_approved_as_vers
         .await;
     assert_eq!(submitted.status, StatusCode::OK);
     let approved = app
-        .post(
-            &format!("{one}/approve"),
+        .review(
+            &one,
+            "approve",
             &fx.checker,
-            json!({"comments": "Cap is fine"}),
+            Some(json!({"comments": "Cap is fine"})),
         )
         .await;
     assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
@@ -224,15 +225,13 @@ async fn the_four_eyes_rule_holds_for_every_version() {
     let submitted = draft_and_submit(&app, &fx, &fx.admin, json!({"title": "Cashback 7%"})).await;
     assert_eq!(submitted.status, StatusCode::OK, "{:?}", submitted.body);
     let own = app
-        .post(&format!("{one}/approve"), &fx.admin, json!({}))
+        .review(&one, "approve", &fx.admin, Some(json!({})))
         .await;
     assert_eq!(own.status, StatusCode::FORBIDDEN, "{:?}", own.body);
-    let rejected = app
-        .post(&format!("{one}/reject"), &fx.admin, json!({}))
-        .await;
+    let rejected = app.review(&one, "reject", &fx.admin, Some(json!({}))).await;
     assert_eq!(rejected.status, StatusCode::FORBIDDEN);
     let approved = app
-        .post(&format!("{one}/approve"), &fx.checker, json!({}))
+        .review(&one, "approve", &fx.checker, Some(json!({})))
         .await;
     assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
     assert_eq!(approved.body["live_version"], 2);
@@ -250,11 +249,11 @@ async fn the_four_eyes_rule_holds_for_every_version() {
     let submitted = draft_and_submit(&app, &fx, &fx.maker, json!({"title": "Cashback 8%"})).await;
     assert_eq!(submitted.status, StatusCode::OK);
     let by_maker = app
-        .post(&format!("{one}/approve"), &fx.maker, json!({}))
+        .review(&one, "approve", &fx.maker, Some(json!({})))
         .await;
     assert_eq!(by_maker.status, StatusCode::FORBIDDEN);
     let by_admin = app
-        .post(&format!("{one}/approve"), &fx.admin, json!({}))
+        .review(&one, "approve", &fx.admin, Some(json!({})))
         .await;
     assert_eq!(by_admin.status, StatusCode::OK, "{:?}", by_admin.body);
     assert_eq!(by_admin.body["live_version"], 3);
@@ -271,14 +270,29 @@ async fn concurrent_approvals_one_wins_the_other_is_409_and_a_stale_base_is_refu
     let one = format!("{OFFERS}/{}", fx.offer_id);
     let submitted = draft_and_submit(&app, &fx, &fx.maker, json!({"title": "Race"})).await;
     assert_eq!(submitted.status, StatusCode::OK);
+    // Both checkers reviewed the same version (its ETag); the second approval finds it
+    // changed: 412.
+    let etag = submitted.headers[header::ETAG]
+        .to_str()
+        .expect("etag")
+        .to_owned();
     let approve = |token: String| {
-        let (app, path) = (&app, format!("{one}/approve"));
-        async move { app.post(&path, &token, json!({})).await }
+        let (app, path, etag) = (&app, format!("{one}/approve"), etag.clone());
+        async move {
+            app.call_with(
+                Method::POST,
+                &path,
+                Some(&token),
+                &[("if-match", &etag)],
+                Some(json!({})),
+            )
+            .await
+        }
     };
     let (a, b) = tokio::join!(approve(fx.checker.clone()), approve(checker2.clone()));
     let mut statuses = vec![a.status.as_u16(), b.status.as_u16()];
     statuses.sort_unstable();
-    assert_eq!(statuses, vec![200, 409], "{:?} {:?}", a.body, b.body);
+    assert_eq!(statuses, vec![200, 412], "{:?} {:?}", a.body, b.body);
     let versions = app.get(&format!("{one}/versions"), &fx.viewer).await;
     assert_eq!(
         versions.body.as_array().map(Vec::len),
@@ -302,7 +316,7 @@ async fn concurrent_approvals_one_wins_the_other_is_409_and_a_stale_base_is_refu
         .await
         .expect("a version approved meanwhile");
     let stale = app
-        .post(&format!("{one}/approve"), &fx.checker, json!({}))
+        .review(&one, "approve", &fx.checker, Some(json!({})))
         .await;
     assert_eq!(stale.status, StatusCode::CONFLICT, "{:?}", stale.body);
     let detail = stale.body["detail"].as_str().expect("detail");
@@ -312,10 +326,11 @@ async fn concurrent_approvals_one_wins_the_other_is_409_and_a_stale_base_is_refu
     );
     // Rejected, then edited again on top of the live version, it is approved as version 4.
     let rejected = app
-        .post(
-            &format!("{one}/reject"),
+        .review(
+            &one,
+            "reject",
             &fx.checker,
-            json!({"comments": "stale"}),
+            Some(json!({"comments": "stale"})),
         )
         .await;
     assert_eq!(rejected.status, StatusCode::OK);
@@ -336,7 +351,7 @@ async fn concurrent_approvals_one_wins_the_other_is_409_and_a_stale_base_is_refu
     app.post(&format!("{one}/submit"), &fx.maker, json!({}))
         .await;
     let approved = app
-        .post(&format!("{one}/approve"), &fx.checker, json!({}))
+        .review(&one, "approve", &fx.checker, Some(json!({})))
         .await;
     assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
     assert_eq!(approved.body["live_version"], 4);
@@ -353,10 +368,11 @@ async fn moving_a_campaign_to_another_version_is_explicit_audited_and_only_while
     let submitted = draft_and_submit(&app, &fx, &fx.maker, json!({"title": "Cashback 9%"})).await;
     assert_eq!(submitted.status, StatusCode::OK);
     let approved = app
-        .post(
-            &format!("{OFFERS}/{}/approve", fx.offer_id),
+        .review(
+            &format!("{OFFERS}/{}", fx.offer_id),
+            "approve",
             &fx.checker,
-            json!({}),
+            Some(json!({})),
         )
         .await;
     assert_eq!(approved.body["live_version"], 2);

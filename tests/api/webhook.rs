@@ -11,7 +11,7 @@ use standardwebhooks::Webhook;
 const PATH: &str = "/system/campaigns/update-delivery-status";
 
 /// A processed campaign over the real data: (app, tenant fixture, campaign id, its customers).
-async fn processed_campaign(
+pub(crate) async fn processed_campaign(
     criteria: Value,
 ) -> (TestApp, integration_tests::TenantFixture, i64, Vec<String>) {
     let app = TestApp::spawn().await;
@@ -28,16 +28,20 @@ async fn processed_campaign(
     let id = created.body["id"].as_i64().expect("id");
     let campaign = app.wait_for_processing("credit_card", id, &fx.admin).await;
     assert_eq!(campaign["processing_status"], "done");
-    // Reports are accepted for active campaigns, dated after the campaign's creation: the
-    // campaign is activated, and made a day old so reports may be dated in the past hour.
+    // Reports are accepted for active campaigns, dated from their delivery's release on: the
+    // campaign is activated, and it and its release made a day old so reports may be dated
+    // in the past hour.
     let activated = app.activate_campaign("credit_card", id, &fx.admin).await;
     assert_eq!(activated.status, StatusCode::OK, "{:?}", activated.body);
     app.db()
         .await
-        .execute(
-            "update campaigns set created_at = now() - interval '1 day' where id = $1",
-            &[&(id as i32)],
-        )
+        .batch_execute(&format!(
+            "update campaigns set created_at = now() - interval '1 day' where id = {id};
+             update campaign_customers set released_at = released_at - interval '1 day'
+             where campaign_id = {id} and released_at is not null;
+             update customer_contacts set contact_at = contact_at - interval '1 day'
+             where campaign_id = {id};"
+        ))
         .await
         .expect("age the campaign");
     let customers = app
@@ -57,7 +61,7 @@ async fn processed_campaign(
 
 /// Creates a key of tenant `credit_card` (created if missing) over the API: (key, signing
 /// secret).
-async fn issue_key(app: &TestApp, signed: bool) -> (String, Option<String>) {
+pub(crate) async fn issue_key(app: &TestApp, signed: bool) -> (String, Option<String>) {
     issue_key_for(app, "credit_card", signed).await
 }
 
@@ -106,11 +110,11 @@ async fn post_raw(
         .await
 }
 
-async fn report(app: &TestApp, key: &str, items: &Value) -> TestResponse {
+pub(crate) async fn report(app: &TestApp, key: &str, items: &Value) -> TestResponse {
     post_raw(app, Some(key), items.to_string().into_bytes(), &[]).await
 }
 
-fn signed_headers(
+pub(crate) fn signed_headers(
     secret: &str,
     id: &str,
     timestamp: i64,
@@ -555,7 +559,7 @@ async fn a_key_reports_only_on_its_own_tenants_open_campaigns() {
 }
 
 #[tokio::test]
-async fn sent_at_far_in_the_future_or_before_the_campaign_is_refused() {
+async fn sent_at_far_in_the_future_or_before_the_release_is_refused() {
     let (app, _fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
     let (key, _) = issue_key(&app, false).await;
     let item = |status: &str, at: String| json!({"campaign_id": id, "customer_id": customers[0], "status": status, "sent_at": at});
@@ -581,7 +585,7 @@ async fn sent_at_far_in_the_future_or_before_the_campaign_is_refused() {
     assert!(
         ancient.body["results"][0]["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("creation"))
+            .is_some_and(|r| r.contains("release"))
     );
     // A genuine report afterwards is applied (nothing froze the delivery).
     let skewed = (Utc::now() + Duration::minutes(2)).to_rfc3339();

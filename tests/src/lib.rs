@@ -53,7 +53,7 @@ fn url_for(database: &str) -> String {
 pub const API_ROLE: &str = "offers_test_api";
 
 /// The login role of test apps' platform pool (`DATABASE_PLATFORM_URL`): a member of
-/// `offers_api` whose connections start with `app.scope = 'platform'` (a role default).
+/// `offers_api` and of `offers_platform` (migration V014), whose members see every tenant.
 pub const PLATFORM_ROLE: &str = "offers_test_platform";
 
 /// `database`'s URL for `role` (password: the role's name; same host and port as
@@ -109,11 +109,9 @@ async fn ensure_template(admin: &tokio_postgres::Client) -> String {
             .expect("create the API roles");
     }
     admin
-        .batch_execute(&format!(
-            "alter role {PLATFORM_ROLE} set app.scope = 'platform'"
-        ))
+        .batch_execute(&format!("alter role {PLATFORM_ROLE} reset app.scope"))
         .await
-        .expect("platform scope of the platform role");
+        .expect("no role default");
     if !exists {
         let building = format!("{template}_building");
         for statement in [
@@ -140,10 +138,11 @@ async fn ensure_template(admin: &tokio_postgres::Client) -> String {
     }
     admin
         .batch_execute(&format!(
-            "grant offers_api to {API_ROLE}; grant offers_api to {PLATFORM_ROLE}"
+            "grant offers_api to {API_ROLE}; grant offers_api to {PLATFORM_ROLE};
+             grant offers_platform to {PLATFORM_ROLE}"
         ))
         .await
-        .expect("grant offers_api");
+        .expect("grant offers_api and offers_platform");
     admin
         .execute("select pg_advisory_unlock(727274)", &[])
         .await
@@ -355,9 +354,24 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> TestResponse {
+        self.call_with(method, path, token, &[], body).await
+    }
+
+    /// Sends `method path` with an optional bearer token, extra headers and JSON body.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> TestResponse {
         let mut builder = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
         }
         let body = match body {
             Some(json) => {
@@ -367,6 +381,32 @@ impl TestApp {
             None => Body::empty(),
         };
         self.send(builder.body(body).expect("request")).await
+    }
+
+    /// A checker's review step (`approve` or `reject`) of the offer at `offer_path`, as a
+    /// checker does it: reads the offer as `token` and sends its `ETag` as `If-Match`.
+    pub async fn review(
+        &self,
+        offer_path: &str,
+        step: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let read = self.get(offer_path, token).await;
+        let etag = read
+            .headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("\"none\"")
+            .to_owned();
+        self.call_with(
+            Method::POST,
+            &format!("{offer_path}/{step}"),
+            Some(token),
+            &[("if-match", &etag)],
+            body,
+        )
+        .await
     }
 
     /// `GET path` with a token.
@@ -507,13 +547,14 @@ impl TestApp {
         assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
         let offer_id = created.body["id"].as_i64().expect("offer id");
         for (path, token) in [("submit", &maker), ("approve", &checker)] {
-            let response = self
-                .post(
-                    &format!("{offers}/{offer_id}/{path}"),
-                    token,
-                    serde_json::json!({}),
-                )
-                .await;
+            let offer = format!("{offers}/{offer_id}");
+            let response = if path == "approve" {
+                self.review(&offer, path, token, Some(serde_json::json!({})))
+                    .await
+            } else {
+                self.post(&format!("{offer}/{path}"), token, serde_json::json!({}))
+                    .await
+            };
             assert_eq!(
                 response.status,
                 StatusCode::OK,

@@ -10,7 +10,8 @@
 //! * only a role whose every permission the caller holds in this tenant, to assign or to
 //!   remove (403 otherwise): nobody widens anyone's access, their own included, beyond their
 //!   own, and nobody strips a role broader than their own;
-//! * never the roles of a super admin (403): those are the super admins' to change;
+//! * never the roles of a super admin: those are the super admins' to change, and such a
+//!   user is answered exactly as an unknown one (404), so the routes reveal nobody's status;
 //! * never users, super admins or roles themselves: those stay under `/sa/...`.
 //!
 //! Every change is one entry of the tenant's access audit trail, in the same transaction.
@@ -160,9 +161,9 @@ async fn authorize_change(
     }
     match users::lock_is_super_admin(tx, target).await? {
         None => Err(user_not_found(target)),
-        Some(true) => Err(ApiError::Forbidden(format!(
-            "{target} is a super admin: only super admins change its roles"
-        ))),
+        // Answered exactly like an unknown user: a tenant admin learns nothing of who the
+        // platform's super admins are.
+        Some(true) => Err(user_not_found(target)),
         Some(false) => Ok(stored),
     }
 }
@@ -171,7 +172,7 @@ async fn authorize_change(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AssignMemberRole {
-    /// An existing user (not a super admin).
+    /// An existing user (a super admin is answered as unknown).
     username: Username,
     /// A role of this tenant whose every permission the caller holds here.
     role: RoleName,
@@ -181,8 +182,8 @@ pub(crate) struct AssignMemberRole {
 ///
 /// `POST /tenants/{tenant_name}/members` `{"username", "role"}`: gives an existing user a
 /// role of this tenant; 201 if new, 200 if held already (retries are harmless). 403 for a
-/// role carrying a permission the caller lacks here, or a super admin; 404 for an unknown
-/// user or a role this tenant does not have.
+/// role carrying a permission the caller lacks here; 404 for an unknown user (or a super
+/// admin, answered the same) or a role this tenant does not have.
 #[utoipa::path(
     post,
     path = "/tenants/{tenant_name}/members",
@@ -264,7 +265,8 @@ async fn record_membership(
 ///
 /// `DELETE /tenants/{tenant_name}/members/{username}/roles/{role}`: takes the role away
 /// (204); it stops working on the user's next request. 403 for a role carrying a permission
-/// the caller lacks here, or a super admin; 404 if the user does not hold it.
+/// the caller lacks here; 404 if the user does not hold it or is unknown (or a super admin,
+/// answered the same).
 #[utoipa::path(
     delete,
     path = "/tenants/{tenant_name}/members/{username}/roles/{role}",

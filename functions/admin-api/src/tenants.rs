@@ -205,7 +205,8 @@ pub(crate) async fn update_tenant(
 /// Delete a tenant and everything in it.
 ///
 /// `DELETE /sa/tenants/{tenant_name}`: deletes the tenant with its roles, assignments,
-/// offers and campaigns (204); 404 if absent.
+/// offers and campaigns (204); 404 if absent; 409 while the platform's contact ledger holds
+/// contacts its campaigns made (they count against every tenant's contact cap).
 #[utoipa::path(
     delete,
     path = "/sa/tenants/{tenant_name}",
@@ -214,6 +215,7 @@ pub(crate) async fn update_tenant(
     params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
     responses(
         (status = 204, description = "Deleted, with its roles, assignments, offers and campaigns."),
+        (status = 409, response = Conflict),
     )
 )]
 pub(crate) async fn delete_tenant(

@@ -170,8 +170,14 @@ async fn authenticate(
         }
         _ => {
             login_throttle::record_failure(&db, &subjects).await?;
-            tracing::warn!(user.name = ?parsed.as_ref().map(Username::as_str), known_user = exists,
-                client.address = %client.0, outcome = "bad_credentials", "sign-in attempt");
+            // A name that is no account is logged as its digest, never as typed.
+            match parsed.as_ref().filter(|_| exists) {
+                Some(known) => tracing::warn!(user.name = %known, known_user = true,
+                    client.address = %client.0, outcome = "bad_credentials", "sign-in attempt"),
+                None => tracing::warn!(user.digest = %subjects.account_digest(),
+                    known_user = false, client.address = %client.0, outcome = "bad_credentials",
+                    "sign-in attempt"),
+            }
             Err(ApiError::Unauthorized(BAD_CREDENTIALS))
         }
     }

@@ -165,6 +165,26 @@ fn audience_complete(campaign: &Campaign) -> Result<(), ApiError> {
 }
 
 /// Parses criteria, answering 422 with a pointer under `/selection_criteria`.
+/// 409 when `campaign`'s offer was retired: a retired offer takes no new campaigns, and a
+/// draft's first activation starts one (a campaign already running keeps its version). The
+/// offer's row is locked, so it cannot be retired while the campaign starts.
+async fn refuse_retired_offer(
+    tx: &impl shared::db::GenericClient,
+    tenant: &TenantName,
+    campaign: &Campaign,
+) -> Result<(), ApiError> {
+    let Some(offer_id) = campaign.offer_id else {
+        return Ok(());
+    };
+    match offers::get(tx, tenant, offer_id, true).await? {
+        Some(offer) if offer.retired_at.is_some() => Err(ApiError::Conflict(format!(
+            "offer {offer_id} is retired; campaign {} cannot start (it may be deleted)",
+            campaign.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn check_criteria(criteria: &Value) -> Result<Criteria, ApiError> {
     Criteria::parse(criteria).map_err(|err| ApiError::Unprocessable {
         detail: format!("selection_criteria: {}", err.detail),
@@ -481,6 +501,9 @@ async fn update(
         if next_status == CampaignStatus::Active {
             audience_complete(&current)?;
         }
+        if current.status == CampaignStatus::Draft && next_status == CampaignStatus::Active {
+            refuse_retired_offer(&tx, &tenant, &current).await?;
+        }
     }
     if content_changes {
         if current.status == CampaignStatus::Completed {
@@ -520,8 +543,10 @@ async fn update(
 
 /// Delete a campaign.
 ///
-/// `DELETE /tenants/{t}/campaigns/{id}` (`campaign.delete`): only while `draft` or with no
-/// delivery reported `sent` (409 otherwise). 204.
+/// `DELETE /tenants/{t}/campaigns/{id}` (`campaign.delete`): only a campaign that never
+/// released a delivery to a provider (409 otherwise: its deliveries hold slots of the
+/// platform's contact cap; complete it instead). The deletion is recorded in the campaign's
+/// audit trail, which outlives it. 204.
 #[utoipa::path(
     delete,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
@@ -529,7 +554,7 @@ async fn update(
     security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
     responses(
-        (status = 204, description = "Deleted."),
+        (status = 204, description = "Deleted; the campaign's audit trail records who deleted it."),
         (status = 409, response = Conflict),
     )
 )]
@@ -541,14 +566,17 @@ async fn remove(
     principal.require(&tenant, Permission::CampaignDelete)?;
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
+    // Locked: a release (activation, `…/release`) takes the same lock, so none can slip in
+    // between the check and the deletion.
     let campaign = find(&tx, &tenant, id, true).await?;
-    if campaign.status != CampaignStatus::Draft && campaigns::has_sent_deliveries(&tx, id).await? {
+    if campaigns::has_released_deliveries(&tx, id).await? {
         return Err(ApiError::Conflict(format!(
-            "campaign {id} is {} and has sent deliveries; it can no longer be deleted",
+            "campaign {id} is {} and has released deliveries to providers; it can no longer \
+             be deleted (its contacts count against the contact cap); complete it instead",
             campaign.status
         )));
     }
-    campaigns::delete(&tx, &tenant, id).await?;
+    campaigns::delete(&tx, &tenant, &campaign, &principal.username).await?;
     tx.commit().await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, "campaign deleted");
     Ok(StatusCode::NO_CONTENT)

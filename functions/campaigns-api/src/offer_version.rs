@@ -30,9 +30,10 @@ pub(crate) struct MoveOfferVersion {
 /// Move a campaign to another offer version.
 ///
 /// `POST /tenants/{t}/campaigns/{id}/offer-version` `{"offer_version", "comment"?}`
-/// (`campaign.write`): pins the campaign to another approved version of its offer, recorded
-/// in the campaign's audit trail; only while the campaign is `draft` or `paused` (409
-/// otherwise, or if the offer is retired); 404 if the offer has no such version. Naming the
+/// (the permission that edits the campaign in its state: `campaign.write` or `campaign.manage`
+/// while `draft`, `campaign.manage` while `paused`): pins the campaign to another approved
+/// version of its offer, recorded in the campaign's audit trail; only while the campaign is
+/// `draft` or `paused` (409 otherwise, or if the offer is retired); 404 if the offer has no such version. Naming the
 /// pinned version again changes nothing.
 #[utoipa::path(
     post,
@@ -53,11 +54,18 @@ pub(crate) async fn move_offer_version(
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
     AppJson(body): AppJson<MoveOfferVersion>,
 ) -> Result<AppJson<Campaign>, ApiError> {
-    principal.require(&tenant, Permission::CampaignWrite)?;
+    principal
+        .require(&tenant, Permission::CampaignWrite)
+        .or_else(|_| principal.require(&tenant, Permission::CampaignManage))?;
     check_length("comment", body.comment.as_deref(), MAX_DESCRIPTION_CHARS)?;
     let mut client = state.pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
     let campaign = find(&tx, &tenant, id, true).await?;
+    // The same rule as editing the campaign's content (`update`): past `draft`, only those
+    // who manage campaigns.
+    if campaign.status != CampaignStatus::Draft {
+        principal.require(&tenant, Permission::CampaignManage)?;
+    }
     if !matches!(
         campaign.status,
         CampaignStatus::Draft | CampaignStatus::Paused
@@ -115,7 +123,8 @@ pub(crate) async fn move_offer_version(
 /// Read a campaign's audit trail.
 ///
 /// `GET /tenants/{t}/campaigns/{id}/audit-logs` (`campaign.read`): the campaign's recorded
-/// changes (moves to another offer version), oldest first; it outlives the campaign.
+/// changes (moves to another offer version, its deletion), oldest first; it outlives the
+/// campaign.
 #[utoipa::path(
     get,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/audit-logs",

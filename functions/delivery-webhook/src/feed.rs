@@ -13,14 +13,14 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::ApiError;
 use shared::db::campaigns::{self, FeedDelivery};
-use shared::db::{offers, tenant_transaction};
+use shared::db::{offers, tenant_transaction, webhooks};
 use shared::domain::{CampaignStatus, Channel};
 use shared::http::{AppJson, AppPath, Keyset};
 use shared::openapi::{Conflict, NotFound};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::authenticate_key;
+use crate::{authenticate_key, signed_request_line, verify_signature};
 
 /// One page of the feed.
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,14 +46,22 @@ pub(crate) struct FeedPage {
 ///
 /// `GET /system/campaigns/{campaign_id}/deliveries?after=&limit=` (webhook key of the
 /// campaign's tenant): the campaign's released deliveries not yet reported, in customer-id
-/// order, with the pinned offer content. A full page carries `Link: rel="next"` and
+/// order, with the pinned offer content. A key with a signing secret must sign the request:
+/// Standard Webhooks headers over `id.timestamp.GET <path and query>` (401 otherwise, and for
+/// a `webhook-id` used before). A full page carries `Link: rel="next"` and
 /// `next_after`. 404 for a campaign of another tenant or none; 409 unless it is `active`.
 #[utoipa::path(
     get,
     path = "/system/campaigns/{campaign_id}/deliveries",
     tag = "delivery",
     security(("webhook_key" = [])),
-    params(("campaign_id" = i32, Path, description = "The campaign's id."), Keyset),
+    params(
+        ("campaign_id" = i32, Path, description = "The campaign's id."),
+        Keyset,
+        ("webhook-id" = Option<String>, Header, description = "Standard Webhooks message id (keys with a signing secret only); each request needs a new one."),
+        ("webhook-timestamp" = Option<String>, Header, description = "Standard Webhooks Unix timestamp, within 5 minutes (signing keys only)."),
+        ("webhook-signature" = Option<String>, Header, description = "Standard Webhooks `v1,<base64 HMAC-SHA256 of id.timestamp.GET path?query>` (signing keys only): the method, a space and the request target in place of a body."),
+    ),
     responses(
         (status = 200, description = "A page of deliveries to send.", body = FeedPage, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
         (status = 404, response = NotFound),
@@ -68,8 +76,20 @@ pub(crate) async fn deliveries(
     keyset: Keyset,
 ) -> Result<Response, ApiError> {
     let (key, tenant) = authenticate_key(&pool, &headers).await?;
+    let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let line = signed_request_line(&axum::http::Method::GET, target);
+    let message_id = verify_signature(&key, &headers, line.as_bytes())?;
     let mut client = pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
+    // A signed page is served once per message id: a captured request replays nothing.
+    if let Some(message_id) = &message_id
+        && !webhooks::record_message(&tx, key.id, message_id).await?
+    {
+        tracing::warn!(webhook.key_id = %key.id, "feed request with a replayed webhook-id");
+        return Err(ApiError::Unauthorized(
+            "this webhook-id was already used; sign each request with a new one",
+        ));
+    }
     let campaign = campaigns::get(&tx, &tenant, id, false)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no campaign {id} for this key")))?;

@@ -20,8 +20,9 @@
 //!   reason), and counts them; the request answers 200 once understood.
 //! - Events never go back in time: a report whose `sent_at` is not later than the recorded one
 //!   changes nothing; of two reports for one delivery in a batch the later wins. A `sent_at`
-//!   more than [`MAX_CLOCK_SKEW_SECS`] in the future, or before the campaign was created, is
-//!   `invalid` (a report dated 2999 would otherwise freeze the delivery for good).
+//!   more than [`MAX_CLOCK_SKEW_SECS`] in the future, or before the delivery was released, is
+//!   `invalid` (a report dated 2999 would otherwise freeze the delivery for good, and one
+//!   dated before the release would age its contact out of the contact cap's window).
 //! - Only `active`, `paused` and `completed` campaigns accept reports; for the tenant's other
 //!   campaigns each report is `invalid` with the reason. Only released deliveries take
 //!   reports (a suppressed or not yet released one is `not_found`); each report keeps the
@@ -29,7 +30,8 @@
 //! - `unsubscribed` and `complained` opt the customer out of the campaign's channel
 //!   (`customer_consents`, source `provider: …`), leaving the delivery's result as it is.
 //! - [`feed`]: `GET /system/campaigns/{campaign_id}/deliveries`, the released deliveries a
-//!   provider has to send, with the same key.
+//!   provider has to send, with the same key; a signing key signs those requests too, over
+//!   [`signed_request_line`] (method and request target) in place of a body.
 
 use std::collections::HashMap;
 
@@ -185,20 +187,25 @@ async fn authenticate_key(
     Ok((key, tenant))
 }
 
-/// Checks the API key (and, for a signing key, the signature over the raw body). Returns the
-/// key, its tenant and, for signed requests, the message id.
-async fn authenticate(
-    pool: &Pool,
+/// Checks the Standard Webhooks signature of a request made with `key`, if the key has a
+/// signing secret (`webhook-id`, `webhook-timestamp`, `webhook-signature`: HMAC-SHA256 over
+/// `id.timestamp.payload`, within 5 minutes), verified by the `standardwebhooks` crate.
+/// `payload` is the raw body of a report, or [`signed_request_line`] for a `GET`. Answers the
+/// message id of a signed request (`None` for a key without a secret).
+///
+/// # Errors
+/// 401 naming what is wrong (missing headers, outside the window, no match).
+pub(crate) fn verify_signature(
+    key: &ActiveKey,
     headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(ActiveKey, TenantName, Option<String>), ApiError> {
-    let (key, tenant) = authenticate_key(pool, headers).await?;
+    payload: &[u8],
+) -> Result<Option<String>, ApiError> {
     let Some(secret) = &key.signing_secret else {
-        return Ok((key, tenant, None));
+        return Ok(None);
     };
     let webhook = Webhook::new(secret.expose_secret())
         .map_err(|e| ApiError::internal(format!("stored signing secret is unusable: {e}")))?;
-    if let Err(err) = webhook.verify(body, headers) {
+    if let Err(err) = webhook.verify(payload, headers) {
         tracing::warn!(webhook.key_id = %key.id, error = %err, "webhook signature refused");
         return Err(ApiError::Unauthorized(match err {
             WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError => {
@@ -210,10 +217,31 @@ async fn authenticate(
             _ => "the webhook signature does not match",
         }));
     }
-    let message_id = headers
+    Ok(headers
         .get(HEADER_WEBHOOK_ID)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(str::to_owned))
+}
+
+/// What a signing key signs for a request without a body (the feed's `GET`): the method, one
+/// space and the request target as sent (path and query, RFC 9112 §3.2.1), e.g.
+/// `GET /system/campaigns/7/deliveries?limit=500&after=…`. The signature is then the Standard
+/// Webhooks one over `id.timestamp.GET /system/…`, so a signed request cannot be replayed for
+/// another campaign or page.
+#[must_use]
+pub fn signed_request_line(method: &Method, path_and_query: &str) -> String {
+    format!("{method} {path_and_query}")
+}
+
+/// Checks the API key (and, for a signing key, the signature over the raw body). Returns the
+/// key, its tenant and, for signed requests, the message id.
+async fn authenticate(
+    pool: &Pool,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(ActiveKey, TenantName, Option<String>), ApiError> {
+    let (key, tenant) = authenticate_key(pool, headers).await?;
+    let message_id = verify_signature(&key, headers, body)?;
     Ok((key, tenant, message_id))
 }
 
@@ -331,9 +359,9 @@ impl ItemResult {
                 ItemStatus::Invalid,
                 Some("only active, paused or completed campaigns accept reports"),
             ),
-            ReportOutcome::BeforeCampaign => (
+            ReportOutcome::BeforeRelease => (
                 ItemStatus::Invalid,
-                Some("sent_at is earlier than the campaign's creation"),
+                Some("sent_at is earlier than the delivery's release to providers"),
             ),
         };
         Self {

@@ -6,8 +6,8 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    // DATABASE_URL is the tables' owner here; its connection is put in the platform scope by
-    // its startup option (DATABASE_PLATFORM_URL, another role, does not apply).
+    // DATABASE_URL is the tables' owner here (a member of offers_platform from migration V014
+    // on); DATABASE_PLATFORM_URL, the API's platform role, does not apply.
     let database = shared::config::DatabaseConfig::from_lookup(|name| match name {
         "DATABASE_PLATFORM_URL" => None,
         _ => std::env::var(name).ok(),

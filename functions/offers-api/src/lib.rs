@@ -23,7 +23,7 @@ use shared::domain::{OfferStatus, TenantName, Username};
 use shared::error::FieldError;
 use shared::http::Routes;
 use shared::http::{AppJson, AppPath, AppQuery, OptionalJson, Page, check_length};
-use shared::openapi::{Conflict, Forbidden, PreconditionFailed};
+use shared::openapi::{Conflict, Forbidden, PreconditionFailed, PreconditionRequired};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -132,13 +132,18 @@ pub(crate) struct Tagged(pub(crate) StatusCode, pub(crate) Offer);
 
 impl IntoResponse for Tagged {
     fn into_response(self) -> Response {
-        let etag = HeaderValue::from_str(&format!("\"{}\"", self.1.version));
+        let etag = entity_tag(&self.1);
         let mut response = (self.0, AppJson(self.1)).into_response();
-        if let Ok(etag) = etag {
-            response.headers_mut().insert(header::ETAG, etag);
-        }
+        response.headers_mut().insert(header::ETAG, etag);
         response
     }
+}
+
+/// The offer's entity tag (RFC 9110 §8.8.3): its `version`, quoted. Every change of content
+/// or status moves it, so an `If-Match` of it names exactly the content read.
+pub(crate) fn entity_tag(offer: &Offer) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{}\"", offer.version))
+        .expect("a quoted integer is a valid header value")
 }
 
 /// `If-Match` (RFC 9110 §13.1.1): absent, `*`, or a list of entity tags; weak tags compare
@@ -173,6 +178,20 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
 }
 
 impl IfMatch {
+    /// As [`IfMatch::check`], but an entity tag is required: 428 without `If-Match` or with
+    /// `*`. For the steps that must act on the version the caller read (approve, reject).
+    fn require(&self, offer: &Offer) -> Result<(), ApiError> {
+        if self.0.is_none() {
+            return Err(ApiError::PreconditionRequired(format!(
+                "send If-Match with the ETag of the version of offer {} you reviewed (the \
+                 offer's or its draft-diff's ETag)",
+                offer.id
+            )));
+        }
+        self.check(offer)
+    }
+
+    /// 412 when `If-Match` names tags none of which is `offer`'s version.
     fn check(&self, offer: &Offer) -> Result<(), ApiError> {
         match &self.0 {
             Some(tags) if !tags.iter().any(|t| *t == offer.version.to_string()) => {
@@ -393,7 +412,9 @@ struct PatchOffer {
 }
 
 /// The edit rules: `offer.edit_any` edits anything not approved; `offer.edit` edits `draft`
-/// and `rejected` offers; editing a rejected offer returns it to `draft`.
+/// and `rejected` offers; editing a rejected or submitted offer returns it to `draft` (a
+/// submitted one must be submitted again: its checker reviewed other content), recorded in
+/// the audit trail with both statuses.
 async fn edit(
     state: &AppState,
     principal: &Principal,
@@ -428,8 +449,12 @@ async fn edit(
     // Editing an approved offer opens a draft on top of its live version, which stays as it
     // is (campaigns keep delivering it) until the draft is approved. Every edit (re)bases the
     // draft on the version live now: the editor has seen it.
+    // Any change of content sends a submitted offer back to `draft`: what its checker reviewed
+    // is no longer what it holds, so it must be submitted (and reviewed) again.
     let status = match before.status {
-        OfferStatus::Approved | OfferStatus::Rejected => OfferStatus::Draft,
+        OfferStatus::Approved | OfferStatus::Rejected | OfferStatus::Submitted => {
+            OfferStatus::Draft
+        }
         other => other,
     };
     let draft_base = before.live_version;
@@ -476,7 +501,7 @@ async fn edit(
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     request_body = ReplaceOffer,
     responses(
-        (status = 200, description = "Replaced; a rejected offer returns to `draft`, an approved one opens a draft of its next version.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
+        (status = 200, description = "Replaced; a rejected or submitted offer returns to `draft` (a submitted one must be submitted again), an approved one opens a draft of its next version.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
     )
@@ -505,7 +530,7 @@ async fn replace(
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     request_body = PatchOffer,
     responses(
-        (status = 200, description = "Changed; a rejected offer returns to `draft`, an approved one opens a draft of its next version.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
+        (status = 200, description = "Changed; a rejected or submitted offer returns to `draft` (a submitted one must be submitted again), an approved one opens a draft of its next version.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
     )
@@ -649,7 +674,13 @@ async fn transition(
     let before = offers::get(&tx, tenant, id, true)
         .await?
         .ok_or_else(|| not_found(id))?;
-    if_match.check(&before)?;
+    if checker {
+        // A checker acts on the content they reviewed: a change since (even one that kept
+        // the offer `submitted`, as before) fails the precondition.
+        if_match.require(&before)?;
+    } else {
+        if_match.check(&before)?;
+    }
     refuse_retired(&before)?;
     if before.status != from {
         return Err(ApiError::Conflict(format!(
@@ -742,7 +773,8 @@ async fn submit(
 /// Approve an offer (checker).
 ///
 /// `POST …/approve` (`offer.review`): submitted → approved; not by anyone who wrote its
-/// content since the last version. The content becomes the next numbered version (1 for a
+/// content since the last version. `If-Match` must carry the `ETag` of the version the
+/// checker reviewed (the offer's or its draft-diff's): 428 without, 412 if it changed since. The content becomes the next numbered version (1 for a
 /// new offer), live from now on for new campaigns. 409 if the draft was opened on a version
 /// that is no longer live (naming both).
 #[utoipa::path(
@@ -750,13 +782,14 @@ async fn submit(
     path = "/tenants/{tenant_name}/offers/{offer_id}/approve",
     tag = "offers",
     security(("bearer" = [])),
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = String, Header, description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1). Without it 428; a stale one answers 412.")),
     request_body = Option<Reason>,
     responses(
         (status = 200, description = "Approved.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
         (status = 403, response = Forbidden),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
+        (status = 428, response = PreconditionRequired),
     )
 )]
 async fn approve(
@@ -780,19 +813,20 @@ async fn approve(
 /// Reject an offer (checker).
 ///
 /// `POST …/reject` (`offer.review`): submitted → rejected, with an optional `comments`
-/// reason; not by its maker.
+/// reason; not by its maker. `If-Match` as for approval (428 without, 412 if stale).
 #[utoipa::path(
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/reject",
     tag = "offers",
     security(("bearer" = [])),
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = String, Header, description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1). Without it 428; a stale one answers 412.")),
     request_body = Option<Reason>,
     responses(
         (status = 200, description = "Rejected; its makers may edit it again.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
         (status = 403, response = Forbidden),
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
+        (status = 428, response = PreconditionRequired),
     )
 )]
 async fn reject(

@@ -160,8 +160,9 @@ pub(crate) async fn diff_versions(
 /// Compare the pending draft with the live version.
 ///
 /// `GET …/offers/{offer_id}/draft-diff` (`offer.read`): the RFC 6902 JSON Patch that turns
-/// the live version's `data` into the pending draft's — what a checker is asked to approve.
-/// 404 unless the offer has a live version and a draft pending on it.
+/// the live version's `data` into the pending draft's — what a checker is asked to approve —
+/// with the offer's `ETag`, which `approve` and `reject` require as `If-Match`. 404 unless the
+/// offer has a live version and a draft pending on it.
 #[utoipa::path(
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/draft-diff",
@@ -169,7 +170,7 @@ pub(crate) async fn diff_versions(
     security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id.")),
     responses(
-        (status = 200, description = "The RFC 6902 JSON Patch from the live version to the draft.", content_type = "application/json-patch+json", body = Vec<Object>),
+        (status = 200, description = "The RFC 6902 JSON Patch from the live version to the draft.", content_type = "application/json-patch+json", body = Vec<Object>, headers(("ETag" = String, description = "The offer's version, quoted: the If-Match of its approval."))),
         (status = 404, response = NotFound),
     )
 )]
@@ -195,7 +196,13 @@ pub(crate) async fn draft_diff(
         }
     };
     tx.commit().await?;
-    Ok(PatchDocument(json_patch::diff(&live.data, &offer.data)).into_response())
+    let mut response = PatchDocument(json_patch::diff(&live.data, &offer.data)).into_response();
+    // The draft's entity tag: the checker approves (or rejects) with it as If-Match, so an
+    // approval is of exactly the content this diff showed.
+    response
+        .headers_mut()
+        .insert(header::ETAG, crate::entity_tag(&offer));
+    Ok(response)
 }
 
 /// `POST …/retire` body.

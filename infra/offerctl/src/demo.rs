@@ -159,9 +159,10 @@ struct Api {
     base: String,
 }
 
-/// An answer: status and JSON body (`null` when empty).
+/// An answer: status, `ETag` (if any) and JSON body (`null` when empty).
 struct Answer {
     status: StatusCode,
+    etag: Option<String>,
     body: Value,
 }
 
@@ -190,7 +191,23 @@ impl Api {
         auth: Option<Auth<'_>>,
         body: Option<&Value>,
     ) -> anyhow::Result<Answer> {
+        self.send_if_match(method, path, auth, body, None).await
+    }
+
+    /// As [`Api::send`], with `If-Match: if_match` when given (a checker's approval names
+    /// the version reviewed).
+    async fn send_if_match(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<Auth<'_>>,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> anyhow::Result<Answer> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(tag) = if_match {
+            request = request.header("if-match", tag);
+        }
         request = match auth {
             Some(Auth::Bearer(token)) => request.bearer_auth(token),
             Some(Auth::WebhookKey(key)) => request.header("x-api-key", key),
@@ -203,13 +220,18 @@ impl Api {
             format!("cannot reach {} (is `offerctl serve` running?)", self.base)
         })?;
         let status = response.status();
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response.bytes().await?;
         let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::Null)
         };
-        Ok(Answer { status, body })
+        Ok(Answer { status, etag, body })
     }
 
     async fn sign_in(&self, username: &str, password: &str) -> anyhow::Result<String> {
@@ -409,14 +431,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .expect("the maker writing the offer", &[201])?;
     let offer_id = offer["id"].as_i64().context("the offer has no id")?;
     let offer_path = format!("{offers}/{offer_id}");
-    api.send(
-        Method::POST,
-        &format!("{offer_path}/submit"),
-        Some(Auth::Bearer(token("cc_maker"))),
-        None,
-    )
-    .await?
-    .expect("the maker submitting the offer", &[200])?;
+    let submitted = api
+        .send(
+            Method::POST,
+            &format!("{offer_path}/submit"),
+            Some(Auth::Bearer(token("cc_maker"))),
+            None,
+        )
+        .await?;
+    // The version the approver reviews: approving names it (If-Match).
+    let reviewed = submitted.etag.clone();
+    submitted.expect("the maker submitting the offer", &[200])?;
     let self_approval = api
         .send(
             Method::POST,
@@ -445,11 +470,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             operator_approval.status
         );
     }
-    api.send(
+    api.send_if_match(
         Method::POST,
         &format!("{offer_path}/approve"),
         Some(Auth::Bearer(token("cc_approver"))),
         Some(&json!({"comments": "Fees and benefits checked"})),
+        reviewed.as_deref(),
     )
     .await?
     .expect("the approver approving the offer", &[200])?;
@@ -613,21 +639,24 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     )
     .await?
     .expect("the maker submitting version 2", &[200])?;
-    let patch = api
+    let diff = api
         .send(
             Method::GET,
             &format!("{offer_path}/draft-diff"),
             Some(Auth::Bearer(token("cc_approver"))),
             None,
         )
-        .await?
-        .expect("the approver reading the change", &[200])?;
+        .await?;
+    // The approval names the version the diff showed (its ETag).
+    let reviewed = diff.etag.clone();
+    let patch = diff.expect("the approver reading the change", &[200])?;
     let approved = api
-        .send(
+        .send_if_match(
             Method::POST,
             &format!("{offer_path}/approve"),
             Some(Auth::Bearer(token("cc_approver"))),
             Some(&json!({"comments": "New fee checked"})),
+            reviewed.as_deref(),
         )
         .await?
         .expect("the approver approving version 2", &[200])?;

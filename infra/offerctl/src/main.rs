@@ -236,8 +236,8 @@ async fn migrate() -> anyhow::Result<()> {
     let owner_url = std::env::var("DATABASE_OWNER_URL")
         .ok()
         .filter(|u| !u.is_empty());
-    // The owner's connection, in the platform scope by its startup option (so data
-    // migrations see every tenant's rows even where the policies are forced on the owner).
+    // The owner's connection (a member of offers_platform, migration V014, so data
+    // migrations see every tenant's rows where the policies are forced on the owner).
     let config = DatabaseConfig::from_lookup(|name| match (name, &owner_url) {
         ("DATABASE_URL", Some(url)) => Some(url.clone()),
         ("DATABASE_PLATFORM_URL", _) => None,
@@ -430,6 +430,13 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
             .get()
             .await
             .context("cannot connect to the database at DATABASE_URL")?,
+    );
+    drop(
+        state
+            .platform
+            .get()
+            .await
+            .context("cannot connect to the database at DATABASE_PLATFORM_URL")?,
     );
     let app = shared::http::into_service(offerctl::app(state));
     let listener = tokio::net::TcpListener::bind(listen)

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{CachedStatements, Executor, GenericClient};
+use super::{CachedStatements, Executor, GenericClient, violated_constraint};
 use crate::criteria::Compiled;
 use crate::domain::{
     CampaignStatus, Channel, DeliveryStatus, ProcessingStatus, TenantName, Username,
@@ -204,11 +204,11 @@ pub struct CampaignAuditEntry {
     pub id: i64,
     /// The campaign.
     pub campaign_id: i32,
-    /// `offer_version_change`.
+    /// `offer_version_change` or `delete`.
     pub action: String,
     /// Who.
     pub performed_by: String,
-    /// Before (`{"offer_id", "offer_version"}`).
+    /// Before (`{"offer_id", "offer_version"}`; for `delete`, the campaign as it was).
     #[schema(value_type = Option<Object>)]
     pub old_data: Option<Value>,
     /// After.
@@ -346,33 +346,60 @@ pub async fn update(
     campaign(&row)
 }
 
-/// Deletes a campaign (its customers go by cascade); whether it existed.
+/// Deletes `campaign` (its selected customers, processing ranges and outbox rows go by
+/// cascade) and records the deletion in the campaign audit trail (`delete`, by `by`, with the
+/// campaign's last state as `old_data`), in the caller's transaction. The contact ledger keeps
+/// its rows: a campaign that still has some cannot be deleted (the foreign key refuses, 409).
 ///
 /// # Errors
-/// Database failures.
+/// 409 if the contact ledger still holds the campaign's contacts; database failures.
 pub async fn delete(
     client: &impl GenericClient,
     tenant: &TenantName,
-    id: i32,
-) -> Result<bool, ApiError> {
-    let n = client
+    campaign: &Campaign,
+    by: &Username,
+) -> Result<(), ApiError> {
+    let deleted = client
         .execute_cached(
             "delete from campaigns where tenant_name = $1 and id = $2",
-            &[&tenant.as_str(), &id],
+            &[&tenant.as_str(), &campaign.id],
         )
-        .await?;
-    Ok(n == 1)
+        .await
+        .map_err(|err| match violated_constraint(&err) {
+            Some("customer_contacts_campaign_id_fkey") => ApiError::Conflict(format!(
+                "campaign {} has contacts in the contact ledger; it can no longer be deleted",
+                campaign.id
+            )),
+            _ => err.into(),
+        })?;
+    if deleted == 1 {
+        let old_data = serde_json::to_value(campaign)
+            .map_err(|e| ApiError::internal(format!("campaign snapshot: {e}")))?;
+        client
+            .execute_cached(
+                "insert into campaign_audit_logs
+                     (tenant_name, campaign_id, action, performed_by, old_data)
+                 values ($1, $2, 'delete', $3, $4)",
+                &[&tenant.as_str(), &campaign.id, &by.as_str(), &old_data],
+            )
+            .await?;
+    }
+    Ok(())
 }
 
-/// Whether any of the campaign's deliveries has been reported `sent`.
+/// Whether any of the campaign's deliveries was ever released to providers (a released
+/// delivery keeps `released_at`, whatever its report said since).
 ///
 /// # Errors
 /// Database failures.
-pub async fn has_sent_deliveries(client: &impl GenericClient, id: i32) -> Result<bool, ApiError> {
+pub async fn has_released_deliveries(
+    client: &impl GenericClient,
+    id: i32,
+) -> Result<bool, ApiError> {
     let row = client
         .query_one_cached(
             "select exists (select 1 from campaign_customers
-                            where campaign_id = $1 and delivery_status = 'sent')",
+                            where campaign_id = $1 and released_at is not null)",
             &[&id],
         )
         .await?;

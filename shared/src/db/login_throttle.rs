@@ -119,6 +119,20 @@ impl Subjects {
     }
 }
 
+impl Subjects {
+    /// The username's digest as logs show it: the first 16 hexadecimal digits of the account
+    /// subject (SHA-256 of the length-prefixed name, as the throttle stores it), so a failed
+    /// sign-in under a name that is no account is traceable to its throttle row without the
+    /// text typed (which may be someone's password or personal data, or forge log lines).
+    #[must_use]
+    pub fn account_digest(&self) -> String {
+        self.account[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 /// Reads the three counters of an attempt (rows older than the window count as zero).
 ///
 /// # Errors

@@ -53,23 +53,20 @@ pub enum PoolBuildError {
     Build(#[from] deadpool_postgres::BuildError),
 }
 
-/// Which rows a pool's connections may see under row-level security (migration V007).
+/// Which rows a pool's connections may see under row-level security (migrations V007, V014).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// No tenant's rows, except inside a [`tenant_transaction`] (which sets `app.tenant`):
-    /// the pool of tenant routes.
+    /// `DATABASE_URL`'s role, a member of `offers_api` only: no tenant's rows, except inside a
+    /// [`tenant_transaction`] (which sets `app.tenant`). The pool of tenant routes.
     Tenant,
-    /// Every tenant's rows: each connection starts with `app.scope` = `platform`, from the
-    /// role default of `DATABASE_PLATFORM_URL`'s role or, without that URL, from the startup
-    /// option `-c app.scope=platform` on `DATABASE_URL`. For paths that legitimately span
-    /// tenants: super-admin routes, the principal lookup, the campaign processor, the
-    /// webhook's key lookup and `offerctl`. A [`tenant_transaction`] on such a connection is
-    /// still confined to its tenant.
+    /// `DATABASE_PLATFORM_URL`'s role (or `DATABASE_URL`'s when that is unset, as for
+    /// `offerctl`'s commands run as the tables' owner): every tenant's rows, by membership of
+    /// the group role `offers_platform`, which a session cannot give itself. For paths that
+    /// legitimately span tenants: super-admin routes, the principal lookup, the campaign
+    /// processor, the webhook's key lookup and `offerctl`. A [`tenant_transaction`] on such a
+    /// connection is still confined to its tenant.
     Platform,
 }
-
-/// The startup option that puts a connection in the platform scope.
-const PLATFORM_SCOPE_OPTION: &str = "-c app.scope=platform";
 
 /// Builds the connection pool of `scope`: at most `pool_size` connections, opened on demand,
 /// recycled with a cheap liveness check; waiting for a connection or opening one times out
@@ -91,15 +88,6 @@ pub fn pool(config: &DatabaseConfig, scope: Scope) -> Result<Pool, PoolBuildErro
         .expose_secret()
         .parse()
         .map_err(|_| PoolBuildError::Url)?;
-    if scope == Scope::Platform && config.platform_url.is_none() {
-        let options = match pg.get_options() {
-            Some(existing) if !existing.trim().is_empty() => {
-                format!("{existing} {PLATFORM_SCOPE_OPTION}")
-            }
-            _ => PLATFORM_SCOPE_OPTION.to_owned(),
-        };
-        pg.options(&options);
-    }
     pg.connect_timeout(CONNECT_TIMEOUT);
     if pg.get_application_name().is_none() {
         pg.application_name("offer-management");
@@ -208,9 +196,8 @@ pub enum MigrateError {
 }
 
 /// Opens a transaction scoped to `tenant`: for this transaction only it sets `app.tenant` to
-/// the tenant and clears `app.scope`, so the row-level security policies (migration V007)
-/// show and accept only that tenant's rows, even on a connection of the [`Scope::Platform`]
-/// pool. Queries inside still filter by tenant in SQL: the policies are the second wall.
+/// the tenant, so the row-level security policies (migrations V007, V014) show and accept only
+/// that tenant's rows, even on a connection of the [`Scope::Platform`] pool. Queries inside still filter by tenant in SQL: the policies are the second wall.
 ///
 /// # Errors
 /// 503 if the connection fails.
@@ -373,8 +360,7 @@ pub struct TenantRead<'a> {
 }
 
 /// The tenant setting of [`tenant_transaction`] and [`TenantRead`].
-const SET_TENANT: &str =
-    "select set_config('app.tenant', $1, true), set_config('app.scope', '', true)";
+const SET_TENANT: &str = "select set_config('app.tenant', $1, true)";
 
 impl<'a> TenantRead<'a> {
     /// Reads on `client` as `tenant`.

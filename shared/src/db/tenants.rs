@@ -188,10 +188,21 @@ pub async fn update(
 /// Deletes a tenant with everything scoped to it. Answers whether it existed.
 ///
 /// # Errors
-/// Database failures.
+/// 409 while the contact ledger holds contacts of its campaigns (the ledger never loses a row
+/// to a deletion: migration V014); database failures.
 pub async fn delete(client: &impl GenericClient, name: &TenantName) -> Result<bool, ApiError> {
     let n = client
         .execute_cached("delete from tenants where name = $1", &[&name.as_str()])
-        .await?;
+        .await
+        .map_err(|err| match super::violated_constraint(&err) {
+            Some("customer_contacts_tenant_name_fkey" | "customer_contacts_campaign_id_fkey") => {
+                ApiError::Conflict(format!(
+                    "tenant {name} has contacts in the platform's contact ledger (its \
+                     campaigns released deliveries); it cannot be deleted while they count \
+                     against the contact cap"
+                ))
+            }
+            _ => err.into(),
+        })?;
     Ok(n == 1)
 }

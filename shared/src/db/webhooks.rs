@@ -273,8 +273,8 @@ pub enum ReportOutcome {
     NotFound,
     /// The campaign is not `active`, `paused` or `completed`.
     CampaignNotOpen,
-    /// `sent_at` is earlier than the campaign's creation.
-    BeforeCampaign,
+    /// `sent_at` is earlier than the delivery's release to providers (nothing was sent then).
+    BeforeRelease,
 }
 
 /// The statement of [`apply_reports`]. Parameters: `$1` indexes (`int4[]`), `$2` campaign
@@ -282,6 +282,10 @@ pub enum ReportOutcome {
 /// (`timestamptz[]`), `$6` provider message ids and `$7` failure reasons (`text[]`, null for
 /// none), `$8` the tenant. One row: the `updated`, `unchanged`, `closed` and `early` index
 /// lists (`int4[]`).
+///
+/// A report applies only from its delivery's release on (`sent_at >= released_at`): the
+/// contact ledger takes the report's time, so an earlier one would age the contact out of the
+/// cap's window before it was made. Those found but dated earlier are `early`.
 ///
 /// The reports not updated are found with `not in` over `updated`, which PostgreSQL runs as a
 /// hashed subplan: an anti join of two CTE scans (each estimated at one row) was planned as a
@@ -294,12 +298,11 @@ pub const APPLY_REPORTS_SQL: &str = "with report as (
                 failure_reason)
      ),
      judged as (
-         select r.*, c.status in ('active', 'paused', 'completed') as open,
-                r.sent_at >= c.created_at as in_time, c.channel
+         select r.*, c.status in ('active', 'paused', 'completed') as open, c.channel
          from report r
          join campaigns c on c.id = r.campaign_id and c.tenant_name = $8
      ),
-     accepted as (select * from judged where open and in_time),
+     accepted as (select * from judged where open),
      updated as (
          update campaign_customers cc
          set delivery_status = r.status, sent_at = r.sent_at,
@@ -309,6 +312,7 @@ pub const APPLY_REPORTS_SQL: &str = "with report as (
          where cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
            and cc.tenant_name = $8
            and cc.released_at is not null and cc.delivery_status <> 'suppressed'
+           and r.sent_at >= cc.released_at
            and (cc.sent_at is null or r.sent_at > cc.sent_at)
          returning r.index, r.campaign_id, r.customer_id, r.status, r.sent_at, r.channel
      ),
@@ -324,28 +328,46 @@ pub const APPLY_REPORTS_SQL: &str = "with report as (
          where status = 'sent'
          on conflict (campaign_id, customer_id) do update set contact_at = excluded.contact_at
      ),
-     unchanged as (
-         select r.index from accepted r
+     found as (
+         select r.index, r.sent_at < cc.released_at as early from accepted r
+         join campaign_customers cc
+           on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
+          and cc.tenant_name = $8
          where r.index not in (select u.index from updated u)
-           and exists (select 1 from campaign_customers cc
-                       where cc.campaign_id = r.campaign_id
-                         and cc.customer_id = r.customer_id and cc.tenant_name = $8
-                         and cc.released_at is not null
-                         and cc.delivery_status <> 'suppressed')
+           and cc.released_at is not null and cc.delivery_status <> 'suppressed'
      )
      select coalesce((select array_agg(index) from updated), '{}') as updated,
-            coalesce((select array_agg(index) from unchanged), '{}') as unchanged,
+            coalesce((select array_agg(index) from found where not early), '{}')
+                as unchanged,
             coalesce((select array_agg(index) from judged where not open), '{}')
                 as closed,
-            coalesce((select array_agg(index) from judged where open and not in_time),
-                     '{}') as early";
+            coalesce((select array_agg(index) from found where early), '{}') as early";
 
-/// Applies reports for campaigns of `tenant` in one statement: each updates its
-/// `campaign_customers` row unless the row records an event at the same time or later (events
-/// never go back in time). A report naming another tenant's campaign is answered exactly like
-/// a campaign that does not exist ([`ReportOutcome::NotFound`]); one for a campaign of the
-/// tenant that is not `active`, `paused` or `completed`, or dated before the campaign was
-/// created, changes nothing. The same statement brings the contact ledger
+/// Locks the delivery rows that reports name, in key order, before [`APPLY_REPORTS_SQL`]
+/// runs. Parameters: `$1` campaign ids (`int4[]`), `$2` customer ids (`uuid[]`), `$3` the
+/// tenant.
+///
+/// Why: under READ COMMITTED the report statement sees the contact ledger as of its start.
+/// Two requests on one delivery wait for each other on the delivery's row, but the second
+/// then judged the ledger from its old snapshot: a `failed` report could miss the ledger row
+/// that a concurrent `sent` report had just re-inserted, and leave the slot taken (32
+/// concurrent reports did). With the rows locked by this statement first, the report
+/// statement starts after every earlier writer of those deliveries committed, so it sees
+/// their ledger rows. Key order keeps two batches naming the same deliveries from
+/// deadlocking.
+pub const LOCK_REPORTED_SQL: &str = "select 1 from campaign_customers cc
+     join unnest($1::int4[], $2::uuid[]) as r(campaign_id, customer_id)
+       on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
+     where cc.tenant_name = $3
+     order by cc.campaign_id, cc.customer_id
+     for update of cc";
+
+/// Applies reports for campaigns of `tenant` (the delivery rows locked first, then one
+/// statement): each updates its `campaign_customers` row unless the row records an event at
+/// the same time or later (events never go back in time). A report naming another tenant's
+/// campaign is answered exactly like a campaign that does not exist
+/// ([`ReportOutcome::NotFound`]); one for a campaign of the tenant that is not `active`,
+/// `paused` or `completed`, or dated before its delivery was released, changes nothing. The same statement brings the contact ledger
 /// (`customer_contacts`) in line with the deliveries it changed: one now `sent` counts from
 /// when it was sent, one now `failed` no longer counts (a delivery it did not change was in
 /// line already). Returns the outcome of each report, by index.
@@ -370,6 +392,9 @@ pub async fn apply_reports(
         .iter()
         .map(|r| r.failure_reason.as_deref())
         .collect();
+    client
+        .query_cached(LOCK_REPORTED_SQL, &[&campaign, &customer, &tenant.as_str()])
+        .await?;
     let rows = client
         .query_cached(
             APPLY_REPORTS_SQL,
@@ -405,7 +430,7 @@ pub async fn apply_reports(
             let outcome = if closed.contains(&r.index) {
                 ReportOutcome::CampaignNotOpen
             } else if early.contains(&r.index) {
-                ReportOutcome::BeforeCampaign
+                ReportOutcome::BeforeRelease
             } else if updated.contains(&r.index) {
                 ReportOutcome::Updated
             } else if unchanged.contains(&r.index) {
