@@ -545,7 +545,7 @@ async fn update(
 ///
 /// `DELETE /tenants/{t}/campaigns/{id}` (`campaign.delete`): only a campaign that never
 /// released a delivery to a provider (409 otherwise: its deliveries hold slots of the
-/// platform's contact cap; complete it instead). The deletion is recorded in the campaign's
+/// contact cap; complete it instead). The deletion is recorded in the campaign's
 /// audit trail, which outlives it. 204.
 #[utoipa::path(
     delete,
