@@ -600,3 +600,81 @@ async fn a_provider_fetches_exactly_the_released_deliveries_and_reports_them() {
     assert_eq!(counted, n(&s, "sent"));
     let _ = other;
 }
+
+#[test]
+fn the_consent_and_cap_verdicts_are_written_once() {
+    // Every statement that judges consent or the cap calls the functions of migration V015;
+    // none spells a rule out again.
+    for (name, source) in [
+        (
+            "release.sql",
+            include_str!("../../shared/src/db/release.sql"),
+        ),
+        (
+            "db/campaigns.rs",
+            include_str!("../../shared/src/db/campaigns.rs"),
+        ),
+    ] {
+        for copy in ["= 'opted_in'", ">= p.max_contacts", ">= max_contacts"] {
+            assert!(!source.contains(copy), "{name} writes `{copy}` itself");
+        }
+    }
+    let release = include_str!("../../shared/src/db/release.sql");
+    assert!(release.contains("consent_allows(") && release.contains("contact_cap_reached("));
+}
+
+#[tokio::test]
+async fn the_verdicts_are_inlined_and_judge_as_the_rule_says() {
+    let app = TestApp::spawn().await;
+    let db = app.db().await;
+    // (status, unknown allowed) → consent; (contacts, on channel, max, channel max) → capped.
+    for (status, unknown, expected) in [
+        (Some("opted_in"), false, true),
+        (Some("opted_out"), true, false),
+        (None, true, true),
+        (None, false, false),
+    ] {
+        let allowed: bool = db
+            .query_one("select consent_allows($1, $2)", &[&status, &unknown])
+            .await
+            .expect("consent_allows")
+            .get(0);
+        assert_eq!(allowed, expected, "{status:?} {unknown}");
+    }
+    for (contacts, on_channel, max, channel_max, expected) in [
+        (None, None, Some(3), None, false),
+        (Some(2i64), Some(2i64), Some(3), None, false),
+        (Some(3), Some(0), Some(3), None, true),
+        (Some(1), Some(1), Some(3), Some(1), true),
+        (Some(5), Some(5), None, None, false),
+    ] {
+        let capped: bool = db
+            .query_one(
+                "select contact_cap_reached($1, $2, $3, $4)",
+                &[&contacts, &on_channel, &max, &channel_max],
+            )
+            .await
+            .expect("contact_cap_reached")
+            .get(0);
+        assert_eq!(
+            capped, expected,
+            "{contacts:?} {on_channel:?} {max:?} {channel_max:?}"
+        );
+    }
+    // Inlined: the plan holds the expression, not a call per row.
+    let plan: Vec<String> = db
+        .query(
+            "explain (verbose, costs off)
+             select consent_allows(status, true), contact_cap_reached(1, 1, 1, 1)
+             from customer_consents",
+            &[],
+        )
+        .await
+        .expect("explain")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("consent_allows"), "{plan}");
+    assert!(plan.contains("opted_in"), "{plan}");
+}

@@ -117,3 +117,32 @@ async fn sslmode_require_verifies_the_server_certificate() {
     assert!(err.to_string().contains("DATABASE_CA_FILE"), "{err}");
     let _ = std::fs::remove_file(empty);
 }
+
+#[tokio::test]
+async fn offerctl_names_the_fix_for_a_database_that_was_never_migrated() {
+    let app = TestApp::spawn().await;
+    // A session that sees none of the platform's tables, as on a database never migrated.
+    let client = app.owner_pool().get().await.expect("client");
+    client
+        .batch_execute("create schema unmigrated; set search_path = unmigrated")
+        .await
+        .expect("empty schema");
+    let username = shared::domain::Username::parse("admin").expect("name");
+    let err = shared::db::users::create(
+        &client,
+        &shared::db::users::NewUser {
+            username: &username,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            full_name: None,
+            is_super_admin: true,
+        },
+    )
+    .await
+    .expect_err("no users table");
+    let message = offerctl_gateway::missing_schema(&anyhow::Error::from(err))
+        .expect("the missing schema is recognised");
+    assert!(message.contains("offerctl migrate"), "{message}");
+    // Any other failure keeps its own message.
+    let other = anyhow::Error::from(shared::ApiError::Conflict("taken".into()));
+    assert_eq!(offerctl_gateway::missing_schema(&other), None);
+}

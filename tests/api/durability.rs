@@ -544,3 +544,32 @@ async fn terminated_connections_answer_503_then_recover_and_lose_nothing() {
         "every campaign selected exactly the {expected} matches"
     );
 }
+
+#[tokio::test]
+async fn a_restart_on_the_in_process_queue_re_drives_the_jobs_the_killed_process_held() {
+    // `offerctl serve` relayed the job into its in-process queue (the outbox row is gone)
+    // and was killed before processing it: the message died with the process.
+    let app = TestApp::spawn_with(api_crashes_after_commit()).await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let id = create_campaign(&app, &fx).await;
+    app.db()
+        .await
+        .execute("delete from campaign_outbox", &[])
+        .await
+        .expect("the relay had taken the message");
+    assert_eq!(campaign(&app, &fx, id).await["processing_status"], "queued");
+    // The next process, on a new in-process queue: at start-up it re-drives at once rather
+    // than after CAMPAIGN_STALE_AFTER_SECONDS.
+    let queue = offerctl_gateway::start_processor(app.state.platform.clone(), None, 1_000).await;
+    let report = offerctl_gateway::redrive_after_restart(app.state.platform.clone(), queue, 3)
+        .await
+        .expect("re-drive");
+    assert_eq!(report.sweep.jobs_redriven, 1, "{report:?}");
+    let done = app.wait_for_processing(&fx.tenant, id, &fx.admin).await;
+    assert_eq!(done["processing_status"], "done", "{done}");
+    assert_eq!(
+        done["matched_count"].as_i64(),
+        Some(app.count(MATCHING, &[]).await)
+    );
+}

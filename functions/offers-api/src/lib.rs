@@ -782,7 +782,7 @@ async fn submit(
     path = "/tenants/{tenant_name}/offers/{offer_id}/approve",
     tag = "offers",
     security(("bearer" = [])),
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = String, Header, description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1). Without it 428; a stale one answers 412.")),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = String, Header, pattern = "^(W/)?\"[!#-~]*\"$", description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1), e.g. `\"7\"`. Without it (or with `*`) 428; a stale one answers 412.")),
     request_body = Option<Reason>,
     responses(
         (status = 200, description = "Approved.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
@@ -819,7 +819,7 @@ async fn approve(
     path = "/tenants/{tenant_name}/offers/{offer_id}/reject",
     tag = "offers",
     security(("bearer" = [])),
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = String, Header, description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1). Without it 428; a stale one answers 412.")),
+    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = String, Header, pattern = "^(W/)?\"[!#-~]*\"$", description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1), e.g. `\"7\"`. Without it (or with `*`) 428; a stale one answers 412.")),
     request_body = Option<Reason>,
     responses(
         (status = 200, description = "Rejected; its makers may edit it again.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),

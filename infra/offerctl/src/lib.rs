@@ -102,6 +102,31 @@ pub fn start_relay(
     tokio::spawn(shared::relay::run_every(relay, interval, "offerctl"));
 }
 
+/// At start-up on the in-process queue: the messages of a previous process died with it
+/// (a crash, a `kill -9`), so every job it left queued or running is re-driven now, as the
+/// relay would after `CAMPAIGN_STALE_AFTER_SECONDS` without progress, then the outbox is sent.
+/// Safe to run more than once: processing is idempotent (ranges are recorded once, rows
+/// inserted with `on conflict do nothing`). Run it before serving, and only on the in-process
+/// queue (one `offerctl serve` per database there): with SQS, messages outlive the process.
+///
+/// # Errors
+/// [`shared::relay::RelayError`]; what was committed before it stays done.
+pub async fn redrive_after_restart(
+    pool: Pool,
+    queue: Queue,
+    max_attempts: i32,
+) -> Result<shared::relay::RelayReport, shared::relay::RelayError> {
+    let relay = shared::relay::Relay {
+        pool,
+        queue,
+        policy: shared::relay::RedrivePolicy {
+            stale_after: std::time::Duration::ZERO,
+            max_attempts,
+        },
+    };
+    relay.run_once("offerctl").await
+}
+
 /// Starts the campaign processor in the background and returns the queue that feeds it:
 /// the SQS queue at `queue_url`, polled by a task, or (without a URL) a new in-process
 /// queue consumed by a task. `range_size` is the processor's customers per range job.
@@ -129,4 +154,18 @@ pub async fn start_processor(pool: Pool, queue_url: Option<String>, range_size: 
             queue
         }
     }
+}
+
+/// The one-line reason for a command that met a database without this platform's tables (a
+/// database never migrated, or another one): it names the fix rather than "internal error".
+pub fn missing_schema(err: &anyhow::Error) -> Option<String> {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<deadpool_postgres::tokio_postgres::Error>())
+        .filter_map(deadpool_postgres::tokio_postgres::Error::code)
+        .any(|code| *code == deadpool_postgres::tokio_postgres::error::SqlState::UNDEFINED_TABLE)
+        .then(|| {
+            "the database has no Offer Management schema (a table is missing): run \
+             `offerctl migrate` first, as the tables' owner (DATABASE_OWNER_URL)"
+                .to_owned()
+        })
 }

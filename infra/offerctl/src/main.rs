@@ -154,7 +154,10 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("offerctl: {err:#}");
+            match offerctl::missing_schema(&err) {
+                Some(hint) => eprintln!("offerctl: {hint}"),
+                None => eprintln!("offerctl: {err:#}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -274,10 +277,7 @@ async fn create_super_admin(
     if let Err(reason) = check_policy(password.expose_secret(), username.as_str()) {
         bail!("password {reason}");
     }
-    let hash = PasswordHasher::new(1)
-        .hash(password)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = PasswordHasher::new(1).hash(password).await?;
     let client = connect().await?;
     let new = users::NewUser {
         username: &username,
@@ -288,18 +288,14 @@ async fn create_super_admin(
     match users::create(&client, &new).await {
         Ok(_) => println!("created super admin {username}"),
         Err(shared::ApiError::Conflict(_)) if reset_password => {
-            users::set_password(&client, &username, &hash, chrono::Utc::now())
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            users::update(&client, &username, None, Some(true))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            users::set_password(&client, &username, &hash, chrono::Utc::now()).await?;
+            users::update(&client, &username, None, Some(true)).await?;
             println!("reset the password of super admin {username}");
         }
         Err(shared::ApiError::Conflict(_)) => {
             bail!("user {username} already exists (use --reset-password to set its password)")
         }
-        Err(e) => bail!("{e}"),
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }
@@ -317,9 +313,8 @@ async fn webhook_key(command: WebhookKeyCommand) -> anyhow::Result<()> {
             tenant,
             signed,
         } => {
-            let issued = admin_api::issue_webhook_key(&client, &tenant, &name, signed, None)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let issued =
+                admin_api::issue_webhook_key(&client, &tenant, &name, signed, None).await?;
             println!("id:             {}", issued.key.id);
             println!("key:            {}", issued.api_key);
             if let Some(secret) = &issued.signing_secret {
@@ -328,9 +323,7 @@ async fn webhook_key(command: WebhookKeyCommand) -> anyhow::Result<()> {
             println!("(shown once: send the key as X-API-Key; only its hash is stored)");
         }
         WebhookKeyCommand::List => {
-            let keys = shared::db::webhooks::list_keys(&client, None)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let keys = shared::db::webhooks::list_keys(&client, None).await?;
             for key in keys {
                 println!(
                     "{}  {:<24} tenant={:<20} signed={:<5} created={} last_used={} revoked={}",
@@ -347,15 +340,11 @@ async fn webhook_key(command: WebhookKeyCommand) -> anyhow::Result<()> {
             }
         }
         WebhookKeyCommand::Assign { id, tenant } => {
-            shared::db::webhooks::assign_tenant(&client, id, &tenant)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            shared::db::webhooks::assign_tenant(&client, id, &tenant).await?;
             println!("webhook key {id} now reports on tenant {tenant}'s campaigns only");
         }
         WebhookKeyCommand::Revoke { id } => {
-            let found = shared::db::webhooks::revoke_key(&client, id)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let found = shared::db::webhooks::revoke_key(&client, id).await?;
             if !found {
                 bail!("no webhook key {id}");
             }
@@ -387,7 +376,7 @@ async fn import_customers(file: &std::path::Path) -> anyhow::Result<()> {
             }
             bail!("{detail}")
         }
-        Err(err) => Err(anyhow::anyhow!("{err}")).context("import failed"),
+        Err(err) => Err(anyhow::Error::from(err)).context("import failed"),
     }
 }
 
@@ -401,6 +390,23 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let queue =
         offerctl::start_processor(state.platform.clone(), queue_url.clone(), range_size).await;
     let policy = shared::relay::RedrivePolicy::from_env()?;
+    if queue_url.is_none() {
+        // The in-process queue of a previous process died with it: its jobs go again now.
+        let report = offerctl::redrive_after_restart(
+            state.platform.clone(),
+            queue.clone(),
+            policy.max_attempts,
+        )
+        .await
+        .context("re-driving the jobs of the previous process")?;
+        if report.sweep.jobs_redriven + report.sweep.ranges_redriven > 0 {
+            tracing::info!(
+                jobs = report.sweep.jobs_redriven,
+                ranges = report.sweep.ranges_redriven,
+                "re-drove the unfinished jobs of the previous process"
+            );
+        }
+    }
     let relay_interval = std::time::Duration::from_secs(shared::config::number_from_env(
         "CAMPAIGN_RELAY_INTERVAL_SECONDS",
         offerctl::DEFAULT_RELAY_INTERVAL.as_secs(),

@@ -577,8 +577,7 @@ pub async fn expand(
                      from campaigns cm join tenants t on t.name = cm.tenant_name
                      where cm.id = $1) cmp
          left join customer_consents k on k.customer_id = c.id and k.channel = cmp.channel
-         cross join lateral (select k.status = 'opted_in'
-                                    or (k.status is null and cmp.unknown_consent_allowed)
+         cross join lateral (select consent_allows(k.status, cmp.unknown_consent_allowed)
                                     as consented) judged
          where c.id between $3 and $4 and {}
          on conflict do nothing",
@@ -1031,9 +1030,7 @@ pub async fn preview_breakdown(
                  ),
                  judged as (
                      select m.id,
-                            coalesce(k.status = 'opted_in'
-                                     or (k.status is null and t.unknown_consent_allowed),
-                                     false) as consented
+                            consent_allows(k.status, t.unknown_consent_allowed) as consented
                      from matched m
                      cross join (select unknown_consent_allowed from tenants
                                  where name = ${t}::text) t
@@ -1051,8 +1048,8 @@ pub async fn preview_breakdown(
                  ),
                  verdict as (
                      select j.consented,
-                            coalesce(c.total >= p.max_contacts
-                                     or c.on_channel >= p.channel_max, false) as over
+                            contact_cap_reached(c.total, c.on_channel, p.max_contacts,
+                                                p.channel_max) as over
                      from judged j
                      left join contacts c on c.customer_id = j.id
                      left join policy p on true

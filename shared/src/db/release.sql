@@ -30,12 +30,10 @@ contacts as (
 judged as (
     select k.customer_id,
            case
-               when not coalesce(s.status = 'opted_in'
-                                 or (s.status is null
-                                     and (select unknown_consent_allowed from campaign)),
-                                 false)
+               when not consent_allows(s.status,
+                                       (select unknown_consent_allowed from campaign))
                    then 'consent'
-               when coalesce(c.total >= p.max_contacts or c.on_channel >= p.channel_max, false)
+               when contact_cap_reached(c.total, c.on_channel, p.max_contacts, p.channel_max)
                    then 'contact_pressure'
            end as held
     from candidates k
