@@ -39,8 +39,9 @@ platform_password="$(secret .local/platform_role_password)"
 export DATABASE_URL="${DATABASE_URL:-postgres://$api_role:$api_password@$server/$db_name}"
 export DATABASE_PLATFORM_URL="${DATABASE_PLATFORM_URL:-postgres://$platform_role:$platform_password@$server/$db_name}"
 export DATABASE_POOL_SIZE="${DATABASE_POOL_SIZE:-10}"
-# The in-process queue's messages die with the process: after a crash or kill, the relay
-# re-drives unfinished jobs once they have made no progress for this long (AWS: 600 s).
+# The in-process queue's messages die with the process: `offerctl serve` re-drives the
+# unfinished jobs of a killed process as it starts; while it runs, the relay re-drives a job
+# that made no progress for this long (AWS: 600 s).
 export CAMPAIGN_STALE_AFTER_SECONDS="${CAMPAIGN_STALE_AFTER_SECONDS:-120}"
 export JWT_SECRET="${JWT_SECRET:-$(secret .local/jwt_secret)}"
 export SUPER_ADMIN_PASSWORD="${SUPER_ADMIN_PASSWORD:-$(secret .local/super_admin_password)}"
