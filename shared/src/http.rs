@@ -6,7 +6,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, on};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -129,58 +128,29 @@ fn trim_trailing_slash<B>(mut request: axum::http::Request<B>) -> axum::http::Re
     request
 }
 
-/// A router that also records its routes, so the exact list can be checked against the
-/// API Gateway routes of the SAM template and printed by `offerctl routes`.
-///
-/// Each function builds its router with [`Routes::route`] and exports both
-/// `routes()` (this table) and `router()` (`routes().into_router()`).
-pub struct Routes<S> {
-    list: Vec<(Method, &'static str)>,
-    router: Router<S>,
-}
-
-impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<S: Clone + Send + Sync + 'static> Routes<S> {
-    /// An empty table.
-    pub fn new() -> Self {
-        Self {
-            list: Vec::new(),
-            router: Router::new(),
+/// The routes of an OpenAPI document, `(method, path)` in path order. Each function builds
+/// its router and its document from the same `#[utoipa::path]` annotations
+/// (`utoipa_axum::router::OpenApiRouter` and `routes!`), so this is also the list of what it
+/// serves: checked against the API Gateway routes of the SAM template.
+pub fn routes_of(doc: &utoipa::openapi::OpenApi) -> Vec<(Method, String)> {
+    let mut routes = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        for (method, operation) in [
+            (Method::GET, &item.get),
+            (Method::PUT, &item.put),
+            (Method::POST, &item.post),
+            (Method::DELETE, &item.delete),
+            (Method::OPTIONS, &item.options),
+            (Method::HEAD, &item.head),
+            (Method::PATCH, &item.patch),
+            (Method::TRACE, &item.trace),
+        ] {
+            if operation.is_some() {
+                routes.push((method, path.clone()));
+            }
         }
     }
-
-    /// Serves `method path` (axum path syntax, `{param}`) with `handler`.
-    ///
-    /// # Panics
-    /// For a method axum cannot route (only standard methods are used).
-    #[must_use]
-    pub fn route<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
-    where
-        H: axum::handler::Handler<T, S>,
-        T: 'static,
-    {
-        let Ok(filter) = MethodFilter::try_from(method.clone()) else {
-            panic!("axum cannot route method {method}");
-        };
-        self.router = self.router.route(path, on(filter, handler));
-        self.list.push((method, path));
-        self
-    }
-
-    /// The routes, in the order they were added.
-    pub fn list(&self) -> &[(Method, &'static str)] {
-        &self.list
-    }
-
-    /// The router.
-    pub fn into_router(self) -> Router<S> {
-        self.router
-    }
+    routes
 }
 
 /// Turns a serde error path (`a.b[0].c`) into a JSON Pointer (`/a/b/0/c`).

@@ -5,7 +5,8 @@
 //! `/openapi.json` and committed as `openapi.json`, adding what every part shares:
 //!
 //! - the security schemes: `bearer` (an access token from `POST /auth/token`, RFC 6750) and
-//!   `webhook_key` (the delivery provider's key in `X-API-Key`);
+//!   `webhook_key` (the delivery provider's key in `X-API-Key`); `bearer` is the default of
+//!   every operation that declares no `security` (public ones declare `security(())`);
 //! - the error responses, each an RFC 9457 [`ProblemDetails`] body. An operation lists the
 //!   errors particular to it (409, 412, 429, …) with the unit types of this module, e.g.
 //!   `(status = 409, response = shared::openapi::Conflict)`; [`document`] adds the ones that
@@ -228,6 +229,7 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
             &mut item.patch,
         ];
         for operation in operations.into_iter().flatten() {
+            default_security(operation);
             qualify_operation_id(operation);
             // Rustdoc's intra-doc links (`[`NAME`]`) read as plain code here.
             if let Some(description) = &mut operation.description {
@@ -252,6 +254,24 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
         }
     }
     doc
+}
+
+/// Bearer authentication is the default: an operation that declares no `security` requires
+/// [`BEARER`]; one that declares `security(())` (an empty requirement: the sign-in, the
+/// health check) is public and states none; any other (the delivery provider's
+/// [`WEBHOOK_KEY`]) keeps its own.
+fn default_security(operation: &mut Operation) {
+    use utoipa::openapi::security::SecurityRequirement;
+    let public = SecurityRequirement::default();
+    match &operation.security {
+        None => {
+            operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+        }
+        Some(requirements) if requirements.iter().all(|r| *r == public) => {
+            operation.security = None;
+        }
+        Some(_) => {}
+    }
 }
 
 /// Prefixes the operation id (the handler's name, e.g. `create`) with its tag, so ids are

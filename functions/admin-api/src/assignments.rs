@@ -46,7 +46,6 @@ pub(crate) struct UserTenantRoles {
     post,
     path = "/sa/user-tenant-roles",
     tag = "admin",
-    security(("bearer" = [])),
     request_body = AssignRoles,
     responses(
         (status = 200, description = "Every role was held already; nothing changed.", body = UserTenantRoles),
@@ -129,7 +128,6 @@ pub(crate) struct AssignmentQuery {
     get,
     path = "/sa/user-tenant-roles",
     tag = "admin",
-    security(("bearer" = [])),
     params(AssignmentQuery, Page),
     responses(
         (status = 200, description = "Assignments by tenant, user and role.", body = Vec<roles::Assignment>),
@@ -168,7 +166,6 @@ pub(crate) struct RemoveRole {
     delete,
     path = "/sa/user-tenant-roles",
     tag = "admin",
-    security(("bearer" = [])),
     request_body = RemoveRole,
     responses(
         (status = 204, description = "Removed; it stops working on the user's next request."),

@@ -80,7 +80,6 @@ fn checked(body: SetContactPolicy) -> Result<ContactPolicy, ApiError> {
     get,
     path = "/sa/contact-policy",
     tag = "admin",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The cap in force.", body = ContactPolicy),
         (status = 404, response = NotFound),
@@ -107,7 +106,6 @@ pub(crate) async fn get_contact_policy(
     put,
     path = "/sa/contact-policy",
     tag = "admin",
-    security(("bearer" = [])),
     request_body = SetContactPolicy,
     responses(
         (status = 200, description = "The cap now in force.", body = ContactPolicy),
@@ -134,7 +132,6 @@ pub(crate) async fn set_contact_policy(
     delete,
     path = "/sa/contact-policy",
     tag = "admin",
-    security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed: releases are no longer capped."),
         (status = 404, response = NotFound),

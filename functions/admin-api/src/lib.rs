@@ -13,13 +13,14 @@
 //! and [`webhook_keys`]; this file keeps the route table and the OpenAPI export.
 
 use axum::Router;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared::domain::{TenantName, Username};
-use shared::http::{AppJson, Routes};
+use shared::http::AppJson;
 use shared::{ApiError, AppState};
-use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 mod assignments;
 mod contact_policy;
@@ -35,184 +36,59 @@ pub use webhook_keys::{IssuedWebhookKey, issue_webhook_key};
 pub const MAX_TEXT_CHARS: usize = 1000;
 
 /// The routes of this function (checked against `template.yaml`).
-pub fn routes() -> Routes<AppState> {
-    Routes::new()
-        .route(Method::POST, "/sa/tenants", tenants::create_tenant)
-        .route(Method::GET, "/sa/tenants", tenants::list_tenants)
-        .route(
-            Method::GET,
-            "/sa/tenants/{tenant_name}",
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(tenants::create_tenant, tenants::list_tenants))
+        .routes(routes!(
             tenants::get_tenant,
-        )
-        .route(
-            Method::PUT,
-            "/sa/tenants/{tenant_name}",
             tenants::update_tenant,
-        )
-        .route(
-            Method::DELETE,
-            "/sa/tenants/{tenant_name}",
-            tenants::delete_tenant,
-        )
-        .route(Method::GET, "/sa/permissions", roles::list_permissions)
-        .route(
-            Method::GET,
-            "/sa/contact-policy",
+            tenants::delete_tenant
+        ))
+        .routes(routes!(roles::list_permissions))
+        .routes(routes!(
             contact_policy::get_contact_policy,
-        )
-        .route(
-            Method::PUT,
-            "/sa/contact-policy",
             contact_policy::set_contact_policy,
-        )
-        .route(
-            Method::DELETE,
-            "/sa/contact-policy",
-            contact_policy::clear_contact_policy,
-        )
-        .route(
-            Method::POST,
-            "/sa/tenants/{tenant_name}/roles",
-            roles::create_role,
-        )
-        .route(
-            Method::GET,
-            "/sa/tenants/{tenant_name}/roles",
-            roles::list_tenant_roles,
-        )
-        .route(
-            Method::GET,
-            "/sa/tenants/{tenant_name}/roles/{role}",
+            contact_policy::clear_contact_policy
+        ))
+        .routes(routes!(roles::create_role, roles::list_tenant_roles))
+        .routes(routes!(
             roles::get_role,
-        )
-        .route(
-            Method::PUT,
-            "/sa/tenants/{tenant_name}/roles/{role}",
             roles::update_role,
-        )
-        .route(
-            Method::DELETE,
-            "/sa/tenants/{tenant_name}/roles/{role}",
-            roles::delete_role,
-        )
-        .route(
-            Method::GET,
-            "/sa/tenants/{tenant_name}/access-audit-logs",
-            members::platform_access_audit,
-        )
-        .route(Method::POST, "/sa/users", users::create_user)
-        .route(Method::GET, "/sa/users", users::list_users)
-        .route(Method::GET, "/sa/users/{username}", users::get_user)
-        .route(Method::PUT, "/sa/users/{username}", users::update_user)
-        .route(Method::DELETE, "/sa/users/{username}", users::delete_user)
-        .route(
-            Method::POST,
-            "/sa/users/{username}/change-password",
-            users::set_user_password,
-        )
-        .route(
-            Method::POST,
-            "/sa/user-tenant-roles",
+            roles::delete_role
+        ))
+        .routes(routes!(members::platform_access_audit))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
+        .routes(routes!(users::set_user_password))
+        .routes(routes!(
             assignments::assign_roles,
-        )
-        .route(
-            Method::GET,
-            "/sa/user-tenant-roles",
             assignments::list_assignments,
-        )
-        .route(
-            Method::DELETE,
-            "/sa/user-tenant-roles",
-            assignments::remove_role,
-        )
-        .route(
-            Method::POST,
-            "/sa/webhook-keys",
+            assignments::remove_role
+        ))
+        .routes(routes!(
             webhook_keys::create_webhook_key,
-        )
-        .route(
-            Method::GET,
-            "/sa/webhook-keys",
-            webhook_keys::list_webhook_keys,
-        )
-        .route(
-            Method::DELETE,
-            "/sa/webhook-keys/{key_id}",
-            webhook_keys::revoke_webhook_key,
-        )
-        .route(
-            Method::GET,
-            "/tenants/{tenant_name}/members",
-            members::list_members,
-        )
-        .route(
-            Method::POST,
-            "/tenants/{tenant_name}/members",
-            members::assign_member_role,
-        )
-        .route(
-            Method::GET,
-            "/tenants/{tenant_name}/members/{username}",
-            members::get_member,
-        )
-        .route(
-            Method::DELETE,
-            "/tenants/{tenant_name}/members/{username}/roles/{role}",
-            members::remove_member_role,
-        )
-        .route(
-            Method::GET,
-            "/tenants/{tenant_name}/access-audit-logs",
-            members::tenant_access_audit,
-        )
+            webhook_keys::list_webhook_keys
+        ))
+        .routes(routes!(webhook_keys::revoke_webhook_key))
+        .routes(routes!(members::list_members, members::assign_member_role))
+        .routes(routes!(members::get_member))
+        .routes(routes!(members::remove_member_role))
+        .routes(routes!(members::tenant_access_audit))
 }
 
 /// The router of this function.
 pub fn router() -> Router<AppState> {
-    routes().into_router()
+    routes().split_for_parts().0
 }
-
-#[derive(OpenApi)]
-#[openapi(paths(
-    tenants::create_tenant,
-    tenants::list_tenants,
-    tenants::get_tenant,
-    tenants::update_tenant,
-    tenants::delete_tenant,
-    roles::list_permissions,
-    contact_policy::get_contact_policy,
-    contact_policy::set_contact_policy,
-    contact_policy::clear_contact_policy,
-    roles::create_role,
-    roles::list_tenant_roles,
-    roles::get_role,
-    roles::update_role,
-    roles::delete_role,
-    members::platform_access_audit,
-    users::create_user,
-    users::list_users,
-    users::get_user,
-    users::update_user,
-    users::set_user_password,
-    users::delete_user,
-    assignments::assign_roles,
-    assignments::list_assignments,
-    assignments::remove_role,
-    webhook_keys::create_webhook_key,
-    webhook_keys::list_webhook_keys,
-    webhook_keys::revoke_webhook_key,
-    members::list_members,
-    members::get_member,
-    members::assign_member_role,
-    members::remove_member_role,
-    members::tenant_access_audit,
-))]
-struct ApiDoc;
 
 /// The OpenAPI description of this function's routes (merged by
 /// [`shared::openapi::document`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    routes().into_openapi()
 }
 
 /// 201 with `Location` and `body`.

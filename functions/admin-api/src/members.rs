@@ -51,7 +51,6 @@ pub(crate) struct MemberQuery {
     get,
     path = "/tenants/{tenant_name}/members",
     tag = "members",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), MemberQuery, Page),
     responses(
         (status = 200, description = "The tenant's members by username.", body = Vec<Member>),
@@ -85,7 +84,6 @@ pub(crate) async fn list_members(
     get,
     path = "/tenants/{tenant_name}/members/{username}",
     tag = "members",
-    security(("bearer" = [])),
     params(
         ("tenant_name" = TenantName, Path, description = "The tenant's name."),
         ("username" = Username, Path, description = "The member's username."),
@@ -188,7 +186,6 @@ pub(crate) struct AssignMemberRole {
     post,
     path = "/tenants/{tenant_name}/members",
     tag = "members",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
     request_body = AssignMemberRole,
     responses(
@@ -271,7 +268,6 @@ async fn record_membership(
     delete,
     path = "/tenants/{tenant_name}/members/{username}/roles/{role}",
     tag = "members",
-    security(("bearer" = [])),
     params(
         ("tenant_name" = TenantName, Path, description = "The tenant's name."),
         ("username" = Username, Path, description = "The member's username."),
@@ -339,7 +335,6 @@ impl AccessAuditQuery {
     get,
     path = "/tenants/{tenant_name}/access-audit-logs",
     tag = "members",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), AccessAuditQuery, Page),
     responses(
         (status = 200, description = "The tenant's access changes, oldest first.", body = Vec<AccessEntry>),
@@ -369,7 +364,6 @@ pub(crate) async fn tenant_access_audit(
     get,
     path = "/sa/tenants/{tenant_name}/access-audit-logs",
     tag = "admin",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), AccessAuditQuery, Page),
     responses(
         (status = 200, description = "The tenant's access changes, oldest first.", body = Vec<AccessEntry>),

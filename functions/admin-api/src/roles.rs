@@ -41,7 +41,6 @@ pub(crate) struct PermissionInfo {
     get,
     path = "/sa/permissions",
     tag = "admin",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "Every permission, with a one-line meaning.", body = Vec<PermissionInfo>),
     )
@@ -99,7 +98,6 @@ pub(crate) struct CreateRole {
     post,
     path = "/sa/tenants/{tenant_name}/roles",
     tag = "admin",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
     request_body = CreateRole,
     responses(
@@ -165,7 +163,6 @@ pub(crate) async fn create_role(
     get,
     path = "/sa/tenants/{tenant_name}/roles",
     tag = "admin",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
     responses(
         (status = 200, description = "The tenant's roles with their permissions.", body = Vec<TenantRole>),
@@ -194,7 +191,6 @@ fn role_not_found(tenant: &TenantName, role: &RoleName) -> ApiError {
     get,
     path = "/sa/tenants/{tenant_name}/roles/{role}",
     tag = "admin",
-    security(("bearer" = [])),
     params(
         ("tenant_name" = TenantName, Path, description = "The tenant's name."),
         ("role" = RoleName, Path, description = "The role's name."),
@@ -237,7 +233,6 @@ pub(crate) struct UpdateRole {
     put,
     path = "/sa/tenants/{tenant_name}/roles/{role}",
     tag = "admin",
-    security(("bearer" = [])),
     params(
         ("tenant_name" = TenantName, Path, description = "The tenant's name."),
         ("role" = RoleName, Path, description = "The role's name."),
@@ -300,7 +295,6 @@ pub(crate) struct DeleteRoleQuery {
     delete,
     path = "/sa/tenants/{tenant_name}/roles/{role}",
     tag = "admin",
-    security(("bearer" = [])),
     params(
         ("tenant_name" = TenantName, Path, description = "The tenant's name."),
         ("role" = RoleName, Path, description = "The role's name."),

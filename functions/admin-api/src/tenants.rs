@@ -66,7 +66,6 @@ pub(crate) struct TenantView {
     post,
     path = "/sa/tenants",
     tag = "admin",
-    security(("bearer" = [])),
     request_body = CreateTenant,
     responses(
         (status = 201, description = "Created, with its four default roles; `Location` names it.", body = TenantView),
@@ -105,7 +104,6 @@ pub(crate) async fn create_tenant(
     get,
     path = "/sa/tenants",
     tag = "admin",
-    security(("bearer" = [])),
     params(Page),
     responses(
         (status = 200, description = "Tenants by name.", body = Vec<tenants::Tenant>),
@@ -128,7 +126,6 @@ pub(crate) async fn list_tenants(
     get,
     path = "/sa/tenants/{tenant_name}",
     tag = "admin",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
     responses(
         (status = 200, description = "The tenant with its roles.", body = TenantView),
@@ -174,7 +171,6 @@ pub(crate) struct UpdateTenant {
     put,
     path = "/sa/tenants/{tenant_name}",
     tag = "admin",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
     request_body = UpdateTenant,
     responses(
@@ -211,7 +207,6 @@ pub(crate) async fn update_tenant(
     delete,
     path = "/sa/tenants/{tenant_name}",
     tag = "admin",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
     responses(
         (status = 204, description = "Deleted, with its roles, assignments, offers and campaigns."),

@@ -42,7 +42,6 @@ pub(crate) struct CreateUser {
     post,
     path = "/sa/users",
     tag = "admin",
-    security(("bearer" = [])),
     request_body = CreateUser,
     responses(
         (status = 201, description = "Created; `Location` names it.", body = users::User),
@@ -90,7 +89,6 @@ pub(crate) struct UserFilter {
     get,
     path = "/sa/users",
     tag = "admin",
-    security(("bearer" = [])),
     params(UserFilter, Page),
     responses(
         (status = 200, description = "Users by username.", body = Vec<users::User>),
@@ -114,7 +112,6 @@ pub(crate) async fn list_users(
     get,
     path = "/sa/users/{username}",
     tag = "admin",
-    security(("bearer" = [])),
     params(("username" = Username, Path, description = "The user's username.")),
     responses(
         (status = 200, description = "The user.", body = users::User),
@@ -151,7 +148,6 @@ pub(crate) struct UpdateUser {
     put,
     path = "/sa/users/{username}",
     tag = "admin",
-    security(("bearer" = [])),
     params(("username" = Username, Path, description = "The user's username.")),
     request_body = UpdateUser,
     responses(
@@ -219,7 +215,6 @@ pub(crate) struct SetPassword {
     post,
     path = "/sa/users/{username}/change-password",
     tag = "admin",
-    security(("bearer" = [])),
     params(("username" = Username, Path, description = "The user's username.")),
     request_body = SetPassword,
     responses(
@@ -267,7 +262,6 @@ pub(crate) async fn set_user_password(
     delete,
     path = "/sa/users/{username}",
     tag = "admin",
-    security(("bearer" = [])),
     params(("username" = Username, Path, description = "The user's username.")),
     responses(
         (status = 204, description = "Deleted, with its role assignments."),

@@ -96,7 +96,6 @@ pub(crate) struct CreateWebhookKey {
     post,
     path = "/sa/webhook-keys",
     tag = "admin",
-    security(("bearer" = [])),
     request_body = CreateWebhookKey,
     responses(
         (status = 201, description = "Created; the key (and signing secret) are shown this once.", body = IssuedWebhookKey),
@@ -132,7 +131,6 @@ pub(crate) async fn create_webhook_key(
     get,
     path = "/sa/webhook-keys",
     tag = "admin",
-    security(("bearer" = [])),
     params(WebhookKeyFilter),
     responses(
         (status = 200, description = "Every key (or the tenant's), newest first, without secrets.", body = Vec<WebhookKey>),
@@ -165,7 +163,6 @@ pub(crate) struct WebhookKeyFilter {
     delete,
     path = "/sa/webhook-keys/{key_id}",
     tag = "admin",
-    security(("bearer" = [])),
     params(("key_id" = uuid::Uuid, Path, description = "The key's id.")),
     responses(
         (status = 204, description = "Revoked (or already revoked)."),

@@ -9,7 +9,6 @@
 
 use axum::Router;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::Method;
 use axum::http::header;
 use chrono::Utc;
 use secrecy::SecretString;
@@ -20,35 +19,32 @@ use shared::auth::{Account, Principal};
 use shared::db::login_throttle::{self, Subjects};
 use shared::db::users;
 use shared::domain::Username;
+use shared::http::ClientAddress;
 use shared::http::{AppJson, decode_json, read_body};
-use shared::http::{ClientAddress, Routes};
 use shared::openapi::TooManyRequests;
 use shared::{ApiError, AppState};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this function (checked against `template.yaml`).
-pub fn routes() -> Routes<AppState> {
-    Routes::new()
-        .route(Method::POST, "/auth/token", token)
-        .route(Method::POST, "/auth/change-password", change_password)
-        .route(Method::GET, "/users/me", me)
-        .route(Method::GET, "/users/me/tenants", my_tenants)
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(token))
+        .routes(routes!(change_password))
+        .routes(routes!(me))
+        .routes(routes!(my_tenants))
 }
 
 /// The router of this function.
 pub fn router() -> Router<AppState> {
-    routes().into_router()
+    routes().split_for_parts().0
 }
-
-/// The OpenAPI description of this function's routes.
-#[derive(OpenApi)]
-#[openapi(paths(token, change_password, me, my_tenants))]
-struct ApiDoc;
 
 /// The OpenAPI description of this function's routes (merged by
 /// [`shared::openapi::document`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    routes().into_openapi()
 }
 
 /// `POST /auth/token` body as JSON: `{"username", "password"}`.
@@ -194,6 +190,7 @@ async fn authenticate(
     post,
     path = "/auth/token",
     tag = "auth",
+    security(()),
     request_body(content(
         (JsonCredentials = "application/json"),
         (PasswordGrantForm = "application/x-www-form-urlencoded"),
@@ -250,7 +247,6 @@ struct Message {
     post,
     path = "/auth/change-password",
     tag = "auth",
-    security(("bearer" = [])),
     request_body = ChangePassword,
     responses(
         (status = 200, description = "Changed; sign in again.", body = Message),
@@ -302,7 +298,6 @@ async fn change_password(
     get,
     path = "/users/me",
     tag = "auth",
-    security(("bearer" = [])),
     responses((status = 200, description = "The caller's account.", body = users::User))
 )]
 async fn me(Account(account): Account) -> AppJson<users::User> {
@@ -323,7 +318,6 @@ struct TenantRoles {
     get,
     path = "/users/me/tenants",
     tag = "auth",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's roles per tenant, by tenant name.", body = Vec<TenantRoles>)
     )

@@ -17,7 +17,6 @@
 
 use axum::Router;
 use axum::extract::{OriginalUri, State};
-use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
@@ -34,13 +33,14 @@ use shared::db::campaigns::{
 use shared::db::{TenantRead, offers, outbox, tenant_transaction};
 use shared::domain::{CampaignStatus, Channel, DeliveryStatus, ProcessingStatus, TenantName};
 use shared::error::FieldError;
-use shared::http::Routes;
 use shared::http::{
     AppJson, AppPath, AppQuery, Keyset, Page, check_length, nullable, with_location,
 };
 use shared::openapi::Conflict;
 use shared::{ApiError, AppState};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 mod offer_version;
@@ -53,78 +53,28 @@ pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 pub const PREVIEW_SAMPLE: (i64, i64) = (10, 50);
 
 /// The routes of this function (checked against `template.yaml`).
-pub fn routes() -> Routes<AppState> {
-    const ALL: &str = "/tenants/{tenant_name}/campaigns";
-    const ONE: &str = "/tenants/{tenant_name}/campaigns/{campaign_id}";
-    Routes::new()
-        .route(Method::POST, ALL, create)
-        .route(Method::GET, ALL, list)
-        .route(
-            Method::POST,
-            "/tenants/{tenant_name}/campaigns/audience-preview",
-            preview,
-        )
-        .route(Method::GET, ONE, read)
-        .route(Method::PUT, ONE, update)
-        .route(Method::DELETE, ONE, remove)
-        .route(
-            Method::POST,
-            "/tenants/{tenant_name}/campaigns/{campaign_id}/process-customers",
-            process,
-        )
-        .route(
-            Method::GET,
-            "/tenants/{tenant_name}/campaigns/{campaign_id}/customers",
-            customers,
-        )
-        .route(
-            Method::GET,
-            "/tenants/{tenant_name}/campaigns/{campaign_id}/customers/summary",
-            summary,
-        )
-        .route(
-            Method::POST,
-            "/tenants/{tenant_name}/campaigns/{campaign_id}/offer-version",
-            offer_version::move_offer_version,
-        )
-        .route(
-            Method::GET,
-            "/tenants/{tenant_name}/campaigns/{campaign_id}/audit-logs",
-            offer_version::audit_logs,
-        )
-        .route(
-            Method::POST,
-            "/tenants/{tenant_name}/campaigns/{campaign_id}/release",
-            release,
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(preview))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(process))
+        .routes(routes!(customers))
+        .routes(routes!(summary))
+        .routes(routes!(offer_version::move_offer_version))
+        .routes(routes!(offer_version::audit_logs))
+        .routes(routes!(release))
 }
 
 /// The router of this function.
 pub fn router() -> Router<AppState> {
-    routes().into_router()
+    routes().split_for_parts().0
 }
-
-#[derive(OpenApi)]
-#[openapi(paths(
-    create,
-    list,
-    preview,
-    read,
-    update,
-    remove,
-    process,
-    customers,
-    summary,
-    offer_version::move_offer_version,
-    offer_version::audit_logs,
-    release,
-))]
-struct ApiDoc;
 
 /// The OpenAPI description of this function's routes (merged by
 /// [`shared::openapi::document`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    routes().into_openapi()
 }
 
 fn not_found(id: i32) -> ApiError {
@@ -275,7 +225,6 @@ struct CreateCampaign {
     post,
     path = "/tenants/{tenant_name}/campaigns",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
     request_body = CreateCampaign,
     responses(
@@ -379,7 +328,6 @@ struct ListQuery {
     get,
     path = "/tenants/{tenant_name}/campaigns",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ListQuery, Page),
     responses(
         (status = 200, description = "Campaigns, newest first.", body = Vec<Campaign>),
@@ -409,7 +357,6 @@ async fn list(
     get,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
     responses(
         (status = 200, description = "The campaign with its processing state.", body = Campaign),
@@ -458,7 +405,6 @@ struct UpdateCampaign {
     put,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
     request_body = UpdateCampaign,
     responses(
@@ -551,7 +497,6 @@ async fn update(
     delete,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
     responses(
         (status = 204, description = "Deleted; the campaign's audit trail records who deleted it."),
@@ -592,7 +537,6 @@ async fn remove(
     post,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/process-customers",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
     responses(
         (status = 202, description = "A new selection job is queued.", body = Campaign),
@@ -639,7 +583,6 @@ struct CustomersQuery {
     get,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/customers",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id."), CustomersQuery, Keyset),
     responses(
         (status = 200, description = "The campaign's customers in customer-id order.", body = Vec<CampaignCustomer>, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
@@ -680,7 +623,6 @@ async fn customers(
     get,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/customers/summary",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
     responses(
         (status = 200, description = "Deliveries per status.", body = DeliverySummary),
@@ -736,7 +678,6 @@ struct Preview {
     post,
     path = "/tenants/{tenant_name}/campaigns/audience-preview",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
     request_body = PreviewRequest,
     responses(
@@ -781,7 +722,6 @@ async fn preview(
     post,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/release",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
     responses(
         (status = 200, description = "What this release gave out and held back.", body = campaigns::ReleaseSummary),

@@ -39,7 +39,6 @@ pub(crate) struct MoveOfferVersion {
     post,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/offer-version",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
     request_body = MoveOfferVersion,
     responses(
@@ -129,7 +128,6 @@ pub(crate) async fn move_offer_version(
     get,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/audit-logs",
     tag = "campaigns",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id."), Page),
     responses(
         (status = 200, description = "The audit trail, oldest first.", body = Vec<CampaignAuditEntry>),

@@ -50,7 +50,6 @@ async fn view(
     get,
     path = "/customers/{customer_id}/consents",
     tag = "customers",
-    security(("bearer" = [])),
     params(("customer_id" = Uuid, Path, description = "The customer's id."), Page),
     responses(
         (status = 200, description = "The consents and their history.", body = CustomerConsents),
@@ -90,7 +89,6 @@ pub(crate) struct SetConsent {
     put,
     path = "/customers/{customer_id}/consents/{channel}",
     tag = "customers",
-    security(("bearer" = [])),
     params(("customer_id" = Uuid, Path, description = "The customer's id."), ("channel" = Channel, Path, description = "The channel.")),
     request_body = SetConsent,
     responses(

@@ -7,7 +7,6 @@
 
 use axum::Router;
 use axum::extract::{OriginalUri, Request, State};
-use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
@@ -16,13 +15,14 @@ use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 use shared::auth::SuperAdmin;
 use shared::db::customers::{self, Customer, CustomerFilter, CustomerRecord, ImportSummary};
-use shared::http::Routes;
 use shared::http::{
     AppJson, AppPath, AppQuery, Keyset, has_media_type, read_body_limited, with_location,
 };
 use shared::openapi::Conflict;
 use shared::{ApiError, AppState};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 mod consents;
@@ -32,48 +32,24 @@ mod consents;
 pub const MAX_IMPORT_BYTES: usize = 6 * 1024 * 1024;
 
 /// The routes of this function (checked against `template.yaml`).
-pub fn routes() -> Routes<AppState> {
-    Routes::new()
-        .route(Method::POST, "/customers", create)
-        .route(Method::GET, "/customers", list)
-        .route(Method::POST, "/customers/import", import)
-        .route(Method::GET, "/customers/{customer_id}", read)
-        .route(Method::PUT, "/customers/{customer_id}", replace)
-        .route(Method::DELETE, "/customers/{customer_id}", remove)
-        .route(
-            Method::GET,
-            "/customers/{customer_id}/consents",
-            consents::get_consents,
-        )
-        .route(
-            Method::PUT,
-            "/customers/{customer_id}/consents/{channel}",
-            consents::set_consent,
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(import))
+        .routes(routes!(read, replace, remove))
+        .routes(routes!(consents::get_consents))
+        .routes(routes!(consents::set_consent))
 }
 
 /// The router of this function.
 pub fn router() -> Router<AppState> {
-    routes().into_router()
+    routes().split_for_parts().0
 }
-
-#[derive(OpenApi)]
-#[openapi(paths(
-    create,
-    list,
-    read,
-    replace,
-    remove,
-    import,
-    consents::get_consents,
-    consents::set_consent,
-))]
-struct ApiDoc;
 
 /// The OpenAPI description of this function's routes (merged by
 /// [`shared::openapi::document`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    routes().into_openapi()
 }
 
 fn not_found(id: Uuid) -> ApiError {
@@ -172,7 +148,6 @@ impl CustomerBody {
     post,
     path = "/customers",
     tag = "customers",
-    security(("bearer" = [])),
     request_body = CustomerBody,
     responses(
         (status = 201, description = "Created; `Location` names it.", body = Customer),
@@ -227,7 +202,6 @@ struct ListQuery {
     get,
     path = "/customers",
     tag = "customers",
-    security(("bearer" = [])),
     params(ListQuery, Keyset),
     responses(
         (status = 200, description = "Customers in id order.", body = Vec<Customer>, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
@@ -260,7 +234,6 @@ async fn list(
     get,
     path = "/customers/{customer_id}",
     tag = "customers",
-    security(("bearer" = [])),
     params(("customer_id" = uuid::Uuid, Path, description = "The customer's id.")),
     responses(
         (status = 200, description = "The customer.", body = Customer),
@@ -285,7 +258,6 @@ async fn read(
     put,
     path = "/customers/{customer_id}",
     tag = "customers",
-    security(("bearer" = [])),
     params(("customer_id" = uuid::Uuid, Path, description = "The customer's id.")),
     request_body = CustomerBody,
     responses(
@@ -315,7 +287,6 @@ async fn replace(
     delete,
     path = "/customers/{customer_id}",
     tag = "customers",
-    security(("bearer" = [])),
     params(("customer_id" = uuid::Uuid, Path, description = "The customer's id.")),
     responses(
         (status = 204, description = "Deleted, and removed from every campaign."),
@@ -345,7 +316,6 @@ async fn remove(
     post,
     path = "/customers/import",
     tag = "customers",
-    security(("bearer" = [])),
     request_body(content = String, content_type = "text/csv", description = "A header row naming customers columns (`full_name` and `email` required), then one customer per row."),
     responses(
         (status = 200, description = "Imported: all rows or none.", body = ImportSummary),

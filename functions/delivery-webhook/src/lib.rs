@@ -51,12 +51,13 @@ use shared::db::webhooks::{
     self, ActiveKey, DeliveryReport, OptOutReport, PinnedCampaign, ReportOutcome,
 };
 use shared::domain::{DeliveryStatus, TenantName};
-use shared::http::Routes;
 use shared::http::{AppJson, has_media_type, read_body_limited};
 use standardwebhooks::{HEADER_WEBHOOK_ID, Webhook, WebhookError};
 use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType};
 use utoipa::openapi::{Ref, RefOr};
-use utoipa::{OpenApi, PartialSchema, ToSchema};
+use utoipa::{PartialSchema, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub mod feed;
@@ -78,22 +79,14 @@ pub const MAX_FAILURE_REASON_CHARS: usize = 1000;
 /// The routes of this function (checked against `template.yaml`). They need only the
 /// database pool, so the Lambda runs them without the JWT configuration of the user-facing
 /// functions.
-pub fn routes<S>() -> Routes<S>
+pub fn routes<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Pool: FromRef<S>,
 {
-    Routes::new()
-        .route(
-            Method::POST,
-            "/system/campaigns/update-delivery-status",
-            update_delivery_status,
-        )
-        .route(
-            Method::GET,
-            "/system/campaigns/{campaign_id}/deliveries",
-            feed::deliveries,
-        )
+    OpenApiRouter::new()
+        .routes(routes!(update_delivery_status))
+        .routes(routes!(feed::deliveries))
 }
 
 /// The router of this function.
@@ -102,17 +95,13 @@ where
     S: Clone + Send + Sync + 'static,
     Pool: FromRef<S>,
 {
-    routes().into_router()
+    routes().split_for_parts().0
 }
-
-#[derive(OpenApi)]
-#[openapi(paths(update_delivery_status, feed::deliveries))]
-struct ApiDoc;
 
 /// The OpenAPI description of this function's routes (merged by
 /// [`shared::openapi::document`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    routes::<Pool>().into_openapi()
 }
 
 /// The request body's schema: an array of at most [`MAX_REPORTS`] items, each a

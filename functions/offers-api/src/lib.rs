@@ -10,7 +10,6 @@
 
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
-use axum::http::Method;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,11 +20,12 @@ use shared::db::offers::{self, AuditAction, AuditRecord, Offer, OfferFilter};
 use shared::db::{TenantRead, tenant_transaction};
 use shared::domain::{OfferStatus, TenantName, Username};
 use shared::error::FieldError;
-use shared::http::Routes;
 use shared::http::{AppJson, AppPath, AppQuery, OptionalJson, Page, check_length};
 use shared::openapi::{Conflict, Forbidden, PreconditionFailed, PreconditionRequired};
 use shared::{ApiError, AppState};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 mod versions;
 
@@ -33,98 +33,31 @@ mod versions;
 pub const MAX_COMMENT_CHARS: usize = 4000;
 
 /// The routes of this function (checked against `template.yaml`).
-pub fn routes() -> Routes<AppState> {
-    const ALL: &str = "/tenants/{tenant_name}/offers";
-    const ONE: &str = "/tenants/{tenant_name}/offers/{offer_id}";
-    Routes::new()
-        .route(Method::POST, ALL, create)
-        .route(Method::GET, ALL, list)
-        .route(Method::GET, ONE, read)
-        .route(Method::PUT, ONE, replace)
-        .route(Method::PATCH, ONE, patch)
-        .route(Method::DELETE, ONE, remove)
-        .route(
-            Method::POST,
-            "/tenants/{tenant_name}/offers/{offer_id}/submit",
-            submit,
-        )
-        .route(
-            Method::POST,
-            "/tenants/{tenant_name}/offers/{offer_id}/approve",
-            approve,
-        )
-        .route(
-            Method::POST,
-            "/tenants/{tenant_name}/offers/{offer_id}/reject",
-            reject,
-        )
-        .route(
-            Method::POST,
-            "/tenants/{tenant_name}/offers/{offer_id}/comment",
-            comment,
-        )
-        .route(
-            Method::GET,
-            "/tenants/{tenant_name}/offers/{offer_id}/audit-logs",
-            audit_logs,
-        )
-        .route(
-            Method::GET,
-            "/tenants/{tenant_name}/offers/{offer_id}/versions",
-            versions::list_versions,
-        )
-        .route(
-            Method::GET,
-            "/tenants/{tenant_name}/offers/{offer_id}/versions/{version}",
-            versions::get_version,
-        )
-        .route(
-            Method::GET,
-            "/tenants/{tenant_name}/offers/{offer_id}/versions/{version}/diff",
-            versions::diff_versions,
-        )
-        .route(
-            Method::GET,
-            "/tenants/{tenant_name}/offers/{offer_id}/draft-diff",
-            versions::draft_diff,
-        )
-        .route(
-            Method::POST,
-            "/tenants/{tenant_name}/offers/{offer_id}/retire",
-            versions::retire,
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, replace, patch, remove))
+        .routes(routes!(submit))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(comment))
+        .routes(routes!(audit_logs))
+        .routes(routes!(versions::list_versions))
+        .routes(routes!(versions::get_version))
+        .routes(routes!(versions::diff_versions))
+        .routes(routes!(versions::draft_diff))
+        .routes(routes!(versions::retire))
 }
 
 /// The router of this function.
 pub fn router() -> Router<AppState> {
-    routes().into_router()
+    routes().split_for_parts().0
 }
-
-#[derive(OpenApi)]
-#[openapi(paths(
-    create,
-    list,
-    read,
-    replace,
-    patch,
-    remove,
-    submit,
-    approve,
-    reject,
-    comment,
-    audit_logs,
-    versions::list_versions,
-    versions::get_version,
-    versions::diff_versions,
-    versions::draft_diff,
-    versions::retire,
-))]
-struct ApiDoc;
 
 /// The OpenAPI description of this function's routes (merged by
 /// [`shared::openapi::document`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    routes().into_openapi()
 }
 
 /// An offer answered with its `ETag`.
@@ -271,7 +204,6 @@ struct CreateOffer {
     post,
     path = "/tenants/{tenant_name}/offers",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
     request_body = CreateOffer,
     responses(
@@ -337,7 +269,6 @@ struct ListQuery {
     get,
     path = "/tenants/{tenant_name}/offers",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ListQuery, Page),
     responses(
         (status = 200, description = "Offers, newest first.", body = Vec<Offer>),
@@ -367,7 +298,6 @@ async fn list(
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id.")),
     responses(
         (status = 200, description = "The offer.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
@@ -497,7 +427,6 @@ async fn edit(
     put,
     path = "/tenants/{tenant_name}/offers/{offer_id}",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     request_body = ReplaceOffer,
     responses(
@@ -526,7 +455,6 @@ async fn replace(
     patch,
     path = "/tenants/{tenant_name}/offers/{offer_id}",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     request_body = PatchOffer,
     responses(
@@ -559,7 +487,6 @@ async fn patch(
     delete,
     path = "/tenants/{tenant_name}/offers/{offer_id}",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     responses(
         (status = 204, description = "Deleted; its audit trail keeps a `delete` entry."),
@@ -751,7 +678,6 @@ async fn transition(
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/submit",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     request_body = Option<Reason>,
     responses(
@@ -781,7 +707,6 @@ async fn submit(
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/approve",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = String, Header, pattern = "^(W/)?\"[!#-~]*\"$", description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1), e.g. `\"7\"`. Without it (or with `*`) 428; a stale one answers 412.")),
     request_body = Option<Reason>,
     responses(
@@ -818,7 +743,6 @@ async fn approve(
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/reject",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = String, Header, pattern = "^(W/)?\"[!#-~]*\"$", description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1), e.g. `\"7\"`. Without it (or with `*`) 428; a stale one answers 412.")),
     request_body = Option<Reason>,
     responses(
@@ -855,7 +779,6 @@ struct Comment {
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/comment",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id.")),
     request_body = Comment,
     responses(
@@ -904,7 +827,6 @@ async fn comment(
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/audit-logs",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), Page),
     responses(
         (status = 200, description = "The audit trail, oldest first.", body = Vec<offers::AuditEntry>),

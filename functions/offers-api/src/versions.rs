@@ -33,7 +33,6 @@ fn version_not_found(id: i32, number: i32) -> ApiError {
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/versions",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), Page),
     responses(
         (status = 200, description = "The approved versions, oldest first (empty before the first approval).", body = Vec<OfferVersion>),
@@ -65,7 +64,6 @@ pub(crate) async fn list_versions(
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/versions/{version}",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("version" = i32, Path, description = "The version number (1, 2, …).")),
     responses(
         (status = 200, description = "The version.", body = OfferVersion),
@@ -120,7 +118,6 @@ pub(crate) struct DiffQuery {
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/versions/{version}/diff",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("version" = i32, Path, description = "The version number (1, 2, …)."), DiffQuery),
     responses(
         (status = 200, description = "The RFC 6902 JSON Patch from `against` to `version`.", content_type = "application/json-patch+json", body = Vec<Object>),
@@ -167,7 +164,6 @@ pub(crate) async fn diff_versions(
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/draft-diff",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id.")),
     responses(
         (status = 200, description = "The RFC 6902 JSON Patch from the live version to the draft.", content_type = "application/json-patch+json", body = Vec<Object>, headers(("ETag" = String, description = "The offer's version, quoted: the If-Match of its approval."))),
@@ -224,7 +220,6 @@ pub(crate) struct Retirement {
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/retire",
     tag = "offers",
-    security(("bearer" = [])),
     params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id.")),
     request_body = Retirement,
     responses(

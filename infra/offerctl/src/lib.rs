@@ -34,6 +34,7 @@ struct Health {
     get,
     path = "/health",
     tag = "system",
+    security(()),
     responses((status = 200, description = "The server is up.", body = Health))
 )]
 async fn health() -> axum::Json<Health> {
