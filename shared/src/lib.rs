@@ -10,6 +10,8 @@
 //! - [`http`]: extractors that answer malformed input in our error format ([`http::AppJson`],
 //!   [`http::AppQuery`], [`http::AppPath`]), pagination, and the service wrapper used by both the
 //!   local gateway and Lambda.
+//! - [`paths`]: typed path parameters of the tenant routes ([`paths::OfferPath`], …), each
+//!   with the loader of the row it names (404 when the tenant has none).
 //! - [`auth`]: passwords (argon2id), access tokens (JWT), permissions and the
 //!   [`auth::Principal`] extractor that re-reads a user's roles on every request.
 //! - [`db`]: the connection pool, migrations, tenant transactions and one module per aggregate
@@ -30,6 +32,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod paths;
 pub mod queue;
 pub mod relay;
 pub mod state;

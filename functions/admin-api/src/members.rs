@@ -29,6 +29,7 @@ use shared::db::{GenericClient, tenant_transaction, tenants, users};
 use shared::domain::{AccessAction, RoleName, TenantName, Username};
 use shared::http::{AppJson, AppPath, AppQuery, Page};
 use shared::openapi::{Forbidden, NotFound};
+use shared::paths::TenantPath;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 
@@ -51,7 +52,7 @@ pub(crate) struct MemberQuery {
     get,
     path = "/tenants/{tenant_name}/members",
     tag = "members",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), MemberQuery, Page),
+    params(TenantPath, MemberQuery, Page),
     responses(
         (status = 200, description = "The tenant's members by username.", body = Vec<Member>),
         (status = 403, response = Forbidden),
@@ -85,7 +86,7 @@ pub(crate) async fn list_members(
     path = "/tenants/{tenant_name}/members/{username}",
     tag = "members",
     params(
-        ("tenant_name" = TenantName, Path, description = "The tenant's name."),
+        TenantPath,
         ("username" = Username, Path, description = "The member's username."),
     ),
     responses(
@@ -186,7 +187,7 @@ pub(crate) struct AssignMemberRole {
     post,
     path = "/tenants/{tenant_name}/members",
     tag = "members",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    params(TenantPath),
     request_body = AssignMemberRole,
     responses(
         (status = 200, description = "The role was held already; nothing changed.", body = UserTenantRoles),
@@ -269,7 +270,7 @@ async fn record_membership(
     path = "/tenants/{tenant_name}/members/{username}/roles/{role}",
     tag = "members",
     params(
-        ("tenant_name" = TenantName, Path, description = "The tenant's name."),
+        TenantPath,
         ("username" = Username, Path, description = "The member's username."),
         ("role" = RoleName, Path, description = "The role to take away."),
     ),
@@ -335,7 +336,7 @@ impl AccessAuditQuery {
     get,
     path = "/tenants/{tenant_name}/access-audit-logs",
     tag = "members",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), AccessAuditQuery, Page),
+    params(TenantPath, AccessAuditQuery, Page),
     responses(
         (status = 200, description = "The tenant's access changes, oldest first.", body = Vec<AccessEntry>),
         (status = 403, response = Forbidden),
@@ -364,7 +365,7 @@ pub(crate) async fn tenant_access_audit(
     get,
     path = "/sa/tenants/{tenant_name}/access-audit-logs",
     tag = "admin",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), AccessAuditQuery, Page),
+    params(TenantPath, AccessAuditQuery, Page),
     responses(
         (status = 200, description = "The tenant's access changes, oldest first.", body = Vec<AccessEntry>),
         (status = 404, response = NotFound),

@@ -16,6 +16,7 @@ use shared::db::tenants;
 use shared::domain::{AccessAction, RoleName, TenantName};
 use shared::http::{AppJson, AppPath, AppQuery, check_length, nullable};
 use shared::openapi::{Conflict, NotFound};
+use shared::paths::TenantPath;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 
@@ -98,7 +99,7 @@ pub(crate) struct CreateRole {
     post,
     path = "/sa/tenants/{tenant_name}/roles",
     tag = "admin",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    params(TenantPath),
     request_body = CreateRole,
     responses(
         (status = 201, description = "Created; `Location` names it.", body = TenantRole),
@@ -163,7 +164,7 @@ pub(crate) async fn create_role(
     get,
     path = "/sa/tenants/{tenant_name}/roles",
     tag = "admin",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    params(TenantPath),
     responses(
         (status = 200, description = "The tenant's roles with their permissions.", body = Vec<TenantRole>),
     )
@@ -192,7 +193,7 @@ fn role_not_found(tenant: &TenantName, role: &RoleName) -> ApiError {
     path = "/sa/tenants/{tenant_name}/roles/{role}",
     tag = "admin",
     params(
-        ("tenant_name" = TenantName, Path, description = "The tenant's name."),
+        TenantPath,
         ("role" = RoleName, Path, description = "The role's name."),
     ),
     responses(
@@ -234,7 +235,7 @@ pub(crate) struct UpdateRole {
     path = "/sa/tenants/{tenant_name}/roles/{role}",
     tag = "admin",
     params(
-        ("tenant_name" = TenantName, Path, description = "The tenant's name."),
+        TenantPath,
         ("role" = RoleName, Path, description = "The role's name."),
     ),
     request_body = UpdateRole,
@@ -296,7 +297,7 @@ pub(crate) struct DeleteRoleQuery {
     path = "/sa/tenants/{tenant_name}/roles/{role}",
     tag = "admin",
     params(
-        ("tenant_name" = TenantName, Path, description = "The tenant's name."),
+        TenantPath,
         ("role" = RoleName, Path, description = "The role's name."),
         DeleteRoleQuery,
     ),

@@ -11,6 +11,7 @@ use shared::db::tenants;
 use shared::domain::TenantName;
 use shared::http::{AppJson, AppPath, Page, check_length, nullable};
 use shared::openapi::Conflict;
+use shared::paths::TenantPath;
 use shared::{ApiError, AppState};
 use utoipa::ToSchema;
 
@@ -126,7 +127,7 @@ pub(crate) async fn list_tenants(
     get,
     path = "/sa/tenants/{tenant_name}",
     tag = "admin",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    params(TenantPath),
     responses(
         (status = 200, description = "The tenant with its roles.", body = TenantView),
     )
@@ -171,7 +172,7 @@ pub(crate) struct UpdateTenant {
     put,
     path = "/sa/tenants/{tenant_name}",
     tag = "admin",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    params(TenantPath),
     request_body = UpdateTenant,
     responses(
         (status = 200, description = "The updated tenant.", body = tenants::Tenant),
@@ -207,7 +208,7 @@ pub(crate) async fn update_tenant(
     delete,
     path = "/sa/tenants/{tenant_name}",
     tag = "admin",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    params(TenantPath),
     responses(
         (status = 204, description = "Deleted, with its roles, assignments, offers and campaigns."),
         (status = 409, response = Conflict),

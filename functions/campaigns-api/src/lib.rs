@@ -37,6 +37,7 @@ use shared::http::{
     AppJson, AppPath, AppQuery, Keyset, Page, check_length, nullable, with_location,
 };
 use shared::openapi::Conflict;
+use shared::paths::{CampaignPath, TenantPath};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -225,7 +226,7 @@ struct CreateCampaign {
     post,
     path = "/tenants/{tenant_name}/campaigns",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    params(TenantPath),
     request_body = CreateCampaign,
     responses(
         (status = 202, description = "Created as `draft`; its selection job is queued. `Location` names it.", body = Campaign),
@@ -328,7 +329,7 @@ struct ListQuery {
     get,
     path = "/tenants/{tenant_name}/campaigns",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ListQuery, Page),
+    params(TenantPath, ListQuery, Page),
     responses(
         (status = 200, description = "Campaigns, newest first.", body = Vec<Campaign>),
     )
@@ -357,7 +358,7 @@ async fn list(
     get,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    params(CampaignPath),
     responses(
         (status = 200, description = "The campaign with its processing state.", body = Campaign),
     )
@@ -405,7 +406,7 @@ struct UpdateCampaign {
     put,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    params(CampaignPath),
     request_body = UpdateCampaign,
     responses(
         (status = 200, description = "Updated.", body = Campaign),
@@ -497,7 +498,7 @@ async fn update(
     delete,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    params(CampaignPath),
     responses(
         (status = 204, description = "Deleted; the campaign's audit trail records who deleted it."),
         (status = 409, response = Conflict),
@@ -537,7 +538,7 @@ async fn remove(
     post,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/process-customers",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    params(CampaignPath),
     responses(
         (status = 202, description = "A new selection job is queued.", body = Campaign),
         (status = 409, response = Conflict),
@@ -583,7 +584,7 @@ struct CustomersQuery {
     get,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/customers",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id."), CustomersQuery, Keyset),
+    params(CampaignPath, CustomersQuery, Keyset),
     responses(
         (status = 200, description = "The campaign's customers in customer-id order.", body = Vec<CampaignCustomer>, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
         (status = 409, response = Conflict),
@@ -623,7 +624,7 @@ async fn customers(
     get,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/customers/summary",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    params(CampaignPath),
     responses(
         (status = 200, description = "Deliveries per status.", body = DeliverySummary),
         (status = 409, response = Conflict),
@@ -678,7 +679,7 @@ struct Preview {
     post,
     path = "/tenants/{tenant_name}/campaigns/audience-preview",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    params(TenantPath),
     request_body = PreviewRequest,
     responses(
         (status = 200, description = "How many customers the criteria select, with a sample (no contact details).", body = Preview),
@@ -722,7 +723,7 @@ async fn preview(
     post,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/release",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    params(CampaignPath),
     responses(
         (status = 200, description = "What this release gave out and held back.", body = campaigns::ReleaseSummary),
         (status = 409, response = Conflict),

@@ -10,6 +10,7 @@ use shared::db::{offers, tenant_transaction};
 use shared::domain::{CampaignStatus, TenantName};
 use shared::http::{AppJson, AppPath, Page, check_length};
 use shared::openapi::{Conflict, NotFound};
+use shared::paths::CampaignPath;
 use shared::{ApiError, AppState};
 use utoipa::ToSchema;
 
@@ -39,7 +40,7 @@ pub(crate) struct MoveOfferVersion {
     post,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/offer-version",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id.")),
+    params(CampaignPath),
     request_body = MoveOfferVersion,
     responses(
         (status = 200, description = "The campaign, pinned to the version asked for.", body = Campaign),
@@ -128,7 +129,7 @@ pub(crate) async fn move_offer_version(
     get,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/audit-logs",
     tag = "campaigns",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("campaign_id" = i32, Path, description = "The campaign's id."), Page),
+    params(CampaignPath, Page),
     responses(
         (status = 200, description = "The audit trail, oldest first.", body = Vec<CampaignAuditEntry>),
     )

@@ -17,11 +17,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::auth::{Permission, Principal};
 use shared::db::offers::{self, AuditAction, AuditRecord, Offer, OfferFilter};
-use shared::db::{TenantRead, tenant_transaction};
+use shared::db::{TenantRead, in_tenant, tenant_transaction};
 use shared::domain::{OfferStatus, TenantName, Username};
 use shared::error::FieldError;
 use shared::http::{AppJson, AppPath, AppQuery, OptionalJson, Page, check_length};
 use shared::openapi::{Conflict, Forbidden, PreconditionFailed, PreconditionRequired};
+use shared::paths::{OfferPath, TenantPath};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -204,7 +205,7 @@ struct CreateOffer {
     post,
     path = "/tenants/{tenant_name}/offers",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name.")),
+    params(TenantPath),
     request_body = CreateOffer,
     responses(
         (status = 201, description = "Created as `draft`; `Location` names it.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
@@ -269,7 +270,7 @@ struct ListQuery {
     get,
     path = "/tenants/{tenant_name}/offers",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ListQuery, Page),
+    params(TenantPath, ListQuery, Page),
     responses(
         (status = 200, description = "Offers, newest first.", body = Vec<Offer>),
     )
@@ -298,7 +299,7 @@ async fn list(
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id.")),
+    params(OfferPath),
     responses(
         (status = 200, description = "The offer.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
     )
@@ -427,7 +428,7 @@ async fn edit(
     put,
     path = "/tenants/{tenant_name}/offers/{offer_id}",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    params(OfferPath, ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     request_body = ReplaceOffer,
     responses(
         (status = 200, description = "Replaced; a rejected or submitted offer returns to `draft` (a submitted one must be submitted again), an approved one opens a draft of its next version.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
@@ -455,7 +456,7 @@ async fn replace(
     patch,
     path = "/tenants/{tenant_name}/offers/{offer_id}",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    params(OfferPath, ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     request_body = PatchOffer,
     responses(
         (status = 200, description = "Changed; a rejected or submitted offer returns to `draft` (a submitted one must be submitted again), an approved one opens a draft of its next version.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
@@ -487,7 +488,7 @@ async fn patch(
     delete,
     path = "/tenants/{tenant_name}/offers/{offer_id}",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    params(OfferPath, ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     responses(
         (status = 204, description = "Deleted; its audit trail keeps a `delete` entry."),
         (status = 409, response = Conflict),
@@ -678,7 +679,7 @@ async fn transition(
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/submit",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
+    params(OfferPath, ("If-Match" = Option<String>, Header, description = "The `ETag` of the version this change is based on (RFC 9110 §13.1.1); a stale one answers 412.")),
     request_body = Option<Reason>,
     responses(
         (status = 200, description = "Submitted for review.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
@@ -707,7 +708,7 @@ async fn submit(
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/approve",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = String, Header, pattern = "^(W/)?\"[!#-~]*\"$", description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1), e.g. `\"7\"`. Without it (or with `*`) 428; a stale one answers 412.")),
+    params(OfferPath, ("If-Match" = String, Header, pattern = "^(W/)?\"[!#-~]*\"$", description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1), e.g. `\"7\"`. Without it (or with `*`) 428; a stale one answers 412.")),
     request_body = Option<Reason>,
     responses(
         (status = 200, description = "Approved.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
@@ -743,7 +744,7 @@ async fn approve(
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/reject",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("If-Match" = String, Header, pattern = "^(W/)?\"[!#-~]*\"$", description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1), e.g. `\"7\"`. Without it (or with `*`) 428; a stale one answers 412.")),
+    params(OfferPath, ("If-Match" = String, Header, pattern = "^(W/)?\"[!#-~]*\"$", description = "Required: the `ETag` of the version the checker reviewed (the offer's, or its draft-diff's; RFC 9110 §13.1.1), e.g. `\"7\"`. Without it (or with `*`) 428; a stale one answers 412.")),
     request_body = Option<Reason>,
     responses(
         (status = 200, description = "Rejected; its makers may edit it again.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
@@ -779,7 +780,7 @@ struct Comment {
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/comment",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id.")),
+    params(OfferPath),
     request_body = Comment,
     responses(
         (status = 201, description = "The comment's audit entry.", body = offers::AuditEntry),
@@ -788,34 +789,28 @@ struct Comment {
 async fn comment(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(path): AppPath<OfferPath>,
     AppJson(body): AppJson<Comment>,
 ) -> Result<(StatusCode, AppJson<offers::AuditEntry>), ApiError> {
-    principal.require(&tenant, Permission::OfferComment)?;
+    let tenant = &path.tenant_name;
+    principal.require(tenant, Permission::OfferComment)?;
     if body.comment_text.trim().is_empty() {
         return Err(ApiError::invalid_field("comment_text", "must not be empty"));
     }
     check_length("comment_text", Some(&body.comment_text), MAX_COMMENT_CHARS)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    offers::get(&tx, &tenant, id, true)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    offers::audit(
-        &tx,
-        &tenant,
-        id,
-        AuditRecord {
+    let entry = in_tenant(&state.pool, tenant, async |tx| {
+        let offer = path.load(tx, true).await?;
+        let record = AuditRecord {
             action: AuditAction::Comment,
             performed_by: &principal.username,
             old_data: None,
             new_data: None,
             comment: Some(&body.comment_text),
-        },
-    )
+        };
+        offers::audit(tx, tenant, offer.id, record).await?;
+        offers::last_audit_entry(tx, tenant, offer.id).await
+    })
     .await?;
-    let entry = offers::last_audit_entry(&tx, &tenant, id).await?;
-    tx.commit().await?;
     Ok((StatusCode::CREATED, AppJson(entry)))
 }
 
@@ -827,7 +822,7 @@ async fn comment(
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/audit-logs",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), Page),
+    params(OfferPath, Page),
     responses(
         (status = 200, description = "The audit trail, oldest first.", body = Vec<offers::AuditEntry>),
     )

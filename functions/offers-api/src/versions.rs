@@ -13,6 +13,7 @@ use shared::db::tenant_transaction;
 use shared::domain::TenantName;
 use shared::http::{AppJson, AppPath, AppQuery, Page, check_length};
 use shared::openapi::{Conflict, NotFound, Unprocessable};
+use shared::paths::OfferPath;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 
@@ -33,7 +34,7 @@ fn version_not_found(id: i32, number: i32) -> ApiError {
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/versions",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), Page),
+    params(OfferPath, Page),
     responses(
         (status = 200, description = "The approved versions, oldest first (empty before the first approval).", body = Vec<OfferVersion>),
         (status = 404, response = NotFound),
@@ -64,7 +65,7 @@ pub(crate) async fn list_versions(
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/versions/{version}",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("version" = i32, Path, description = "The version number (1, 2, …).")),
+    params(OfferPath, ("version" = i32, Path, description = "The version number (1, 2, …).")),
     responses(
         (status = 200, description = "The version.", body = OfferVersion),
         (status = 404, response = NotFound),
@@ -118,7 +119,7 @@ pub(crate) struct DiffQuery {
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/versions/{version}/diff",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id."), ("version" = i32, Path, description = "The version number (1, 2, …)."), DiffQuery),
+    params(OfferPath, ("version" = i32, Path, description = "The version number (1, 2, …)."), DiffQuery),
     responses(
         (status = 200, description = "The RFC 6902 JSON Patch from `against` to `version`.", content_type = "application/json-patch+json", body = Vec<Object>),
         (status = 404, response = NotFound),
@@ -164,7 +165,7 @@ pub(crate) async fn diff_versions(
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/draft-diff",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id.")),
+    params(OfferPath),
     responses(
         (status = 200, description = "The RFC 6902 JSON Patch from the live version to the draft.", content_type = "application/json-patch+json", body = Vec<Object>, headers(("ETag" = String, description = "The offer's version, quoted: the If-Match of its approval."))),
         (status = 404, response = NotFound),
@@ -220,7 +221,7 @@ pub(crate) struct Retirement {
     post,
     path = "/tenants/{tenant_name}/offers/{offer_id}/retire",
     tag = "offers",
-    params(("tenant_name" = TenantName, Path, description = "The tenant's name."), ("offer_id" = i32, Path, description = "The offer's id.")),
+    params(OfferPath),
     request_body = Retirement,
     responses(
         (status = 200, description = "Retired.", body = offers::Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),

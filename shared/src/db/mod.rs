@@ -210,6 +210,33 @@ pub async fn tenant_transaction<'a>(
     Ok(tx)
 }
 
+/// Runs `work` in a [`tenant_transaction`] of `tenant` on a connection of `pool`, and commits
+/// when it returns `Ok`; on `Err` (or a panic, or the request being dropped) the transaction
+/// rolls back and nothing it wrote remains. Handlers hold only their own logic:
+///
+/// ```ignore
+/// let offer = in_tenant(&state.pool, &tenant, async |tx| {
+///     let offer = path.load(tx, true).await?;
+///     offers::set_status(tx, &tenant, offer.id, OfferStatus::Draft).await
+/// })
+/// .await?;
+/// ```
+///
+/// # Errors
+/// 503 when no connection is to be had or the commit fails on a broken connection; whatever
+/// `work` answers.
+pub async fn in_tenant<T>(
+    pool: &deadpool_postgres::Pool,
+    tenant: &TenantName,
+    work: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let mut client = pool.get().await?;
+    let tx = tenant_transaction(&mut client, tenant).await?;
+    let value = work(&tx).await?;
+    tx.commit().await?;
+    Ok(value)
+}
+
 /// Statement execution through the connection's statement cache (deadpool-postgres
 /// [`GenericClient::prepare_cached`]): a statement text is parsed and planned once per
 /// connection, later runs send only its bind and execute messages. Every statement whose text
