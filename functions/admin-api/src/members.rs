@@ -25,7 +25,7 @@ use serde::Deserialize;
 use shared::auth::{Permission, Principal, SuperAdmin};
 use shared::db::access_audit::{self, AccessEntry, AccessFilter};
 use shared::db::roles::{self, Member, MemberFilter, TenantRole};
-use shared::db::{GenericClient, tenant_transaction, tenants, users};
+use shared::db::{GenericClient, in_tenant, tenants, users};
 use shared::domain::{AccessAction, RoleName, TenantName, Username};
 use shared::http::{AppJson, AppPath, AppQuery, Page};
 use shared::openapi::{Forbidden, NotFound};
@@ -66,14 +66,15 @@ pub(crate) async fn list_members(
     page: Page,
 ) -> Result<AppJson<Vec<Member>>, ApiError> {
     principal.require(&tenant, Permission::TenantMembersManage)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let filter = MemberFilter {
-        username: None,
-        role: query.role.as_ref(),
-    };
-    let members = roles::list_members(&tx, &tenant, filter, page).await?;
-    tx.commit().await?;
+    let members = in_tenant(&state.pool, &tenant, async |tx| {
+        let filter = MemberFilter {
+            username: None,
+            role: query.role.as_ref(),
+        };
+        let members = roles::list_members(tx, &tenant, filter, page).await?;
+        Ok(members)
+    })
+    .await?;
     Ok(AppJson(members))
 }
 
@@ -101,24 +102,25 @@ pub(crate) async fn get_member(
     AppPath((tenant, username)): AppPath<(TenantName, Username)>,
 ) -> Result<AppJson<Member>, ApiError> {
     principal.require(&tenant, Permission::TenantMembersManage)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let filter = MemberFilter {
-        username: Some(&username),
-        role: None,
-    };
-    let member = roles::list_members(
-        &tx,
-        &tenant,
-        filter,
-        Page {
-            limit: 1,
-            offset: 0,
-        },
-    )
-    .await?
-    .pop();
-    tx.commit().await?;
+    let member = in_tenant(&state.pool, &tenant, async |tx| {
+        let filter = MemberFilter {
+            username: Some(&username),
+            role: None,
+        };
+        let member = roles::list_members(
+            tx,
+            &tenant,
+            filter,
+            Page {
+                limit: 1,
+                offset: 0,
+            },
+        )
+        .await?
+        .pop();
+        Ok(member)
+    })
+    .await?;
     member
         .map(AppJson)
         .ok_or_else(|| ApiError::NotFound(format!("{username} holds no role in tenant {tenant}")))
@@ -204,23 +206,25 @@ pub(crate) async fn assign_member_role(
 ) -> Result<Response, ApiError> {
     principal.require(&tenant, Permission::TenantMembersManage)?;
     let actor = &principal.username;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let role = authorize_change(&tx, actor, &tenant, &body.username, &body.role, "assign").await?;
-    let new = roles::assign_one(&tx, &body.username, &tenant, &body.role, actor).await?;
-    if new {
-        record_membership(
-            &tx,
-            &tenant,
-            AccessAction::RoleAssigned,
-            actor,
-            &body.username,
-            &role,
-        )
-        .await?;
-    }
-    let held = roles::roles_of(&tx, &body.username, &tenant).await?;
-    tx.commit().await?;
+    let (new, held) = in_tenant(&state.pool, &tenant, async |tx| {
+        let role =
+            authorize_change(tx, actor, &tenant, &body.username, &body.role, "assign").await?;
+        let new = roles::assign_one(tx, &body.username, &tenant, &body.role, actor).await?;
+        if new {
+            record_membership(
+                tx,
+                &tenant,
+                AccessAction::RoleAssigned,
+                actor,
+                &body.username,
+                &role,
+            )
+            .await?;
+        }
+        let held = roles::roles_of(tx, &body.username, &tenant).await?;
+        Ok((new, held))
+    })
+    .await?;
     let view = UserTenantRoles {
         username: body.username.to_string(),
         tenant_name: tenant.to_string(),
@@ -287,24 +291,25 @@ pub(crate) async fn remove_member_role(
 ) -> Result<StatusCode, ApiError> {
     principal.require(&tenant, Permission::TenantMembersManage)?;
     let actor = &principal.username;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let stored = authorize_change(&tx, actor, &tenant, &username, &role, "remove").await?;
-    if !roles::remove(&tx, &username, &tenant, &role).await? {
-        return Err(ApiError::NotFound(format!(
-            "{username} holds no role {role} in tenant {tenant}"
-        )));
-    }
-    record_membership(
-        &tx,
-        &tenant,
-        AccessAction::RoleRemoved,
-        actor,
-        &username,
-        &stored,
-    )
+    in_tenant(&state.pool, &tenant, async |tx| {
+        let stored = authorize_change(tx, actor, &tenant, &username, &role, "remove").await?;
+        if !roles::remove(tx, &username, &tenant, &role).await? {
+            return Err(ApiError::NotFound(format!(
+                "{username} holds no role {role} in tenant {tenant}"
+            )));
+        }
+        record_membership(
+            tx,
+            &tenant,
+            AccessAction::RoleRemoved,
+            actor,
+            &username,
+            &stored,
+        )
+        .await?;
+        Ok(())
+    })
     .await?;
-    tx.commit().await?;
     tracing::info!(user.name = %actor, target.user = %username, tenant.name = %tenant, role = %role, "member role removed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -350,10 +355,11 @@ pub(crate) async fn tenant_access_audit(
     page: Page,
 ) -> Result<AppJson<Vec<AccessEntry>>, ApiError> {
     principal.require(&tenant, Permission::TenantMembersManage)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let entries = access_audit::list(&tx, &tenant, query.filter(), page).await?;
-    tx.commit().await?;
+    let entries = in_tenant(&state.pool, &tenant, async |tx| {
+        let entries = access_audit::list(tx, &tenant, query.filter(), page).await?;
+        Ok(entries)
+    })
+    .await?;
     Ok(AppJson(entries))
 }
 

@@ -30,7 +30,7 @@ use shared::db::campaigns::{
     self, AudienceMember, Campaign, CampaignContent, CampaignFilter, DeliverySummary,
     PreviewBreakdown,
 };
-use shared::db::{TenantRead, offers, outbox, tenant_transaction};
+use shared::db::{TenantRead, in_tenant, offers, outbox};
 use shared::domain::{CampaignStatus, Channel, DeliveryStatus, ProcessingStatus, TenantName};
 use shared::error::FieldError;
 use shared::http::{
@@ -248,11 +248,10 @@ async fn create(
     };
     check_content(&content)?;
     let job_id = Uuid::new_v4();
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    // Locked, so it cannot be deleted while the campaign that uses it is created.
-    let offer = offers::get(&tx, &tenant, body.offer_id, true).await?;
-    let live = match offer {
+    let campaign = in_tenant(&state.pool, &tenant, async |tx| {
+        // Locked, so it cannot be deleted while the campaign that uses it is created.
+        let offer = offers::get(tx, &tenant, body.offer_id, true).await?;
+        let live = match offer {
         None => {
             return Err(ApiError::invalid_field(
                 "offer_id",
@@ -275,33 +274,38 @@ async fn create(
             )
         })?,
     };
-    // The live version, or the one asked for, pinned for the campaign's whole life.
-    let pinned = match body.offer_version {
-        None => live,
-        Some(asked) => {
-            offers::version(&tx, &tenant, body.offer_id, asked)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::NotFound(format!("offer {} has no version {asked}", body.offer_id))
-                })?
-                .version
-        }
-    };
-    let campaign = campaigns::insert(
-        &tx,
-        &tenant,
-        (
-            body.offer_id,
-            pinned,
-            body.channel.unwrap_or(Channel::Email),
-        ),
-        &content,
-        &principal.username,
-        job_id,
-    )
+        // The live version, or the one asked for, pinned for the campaign's whole life.
+        let pinned = match body.offer_version {
+            None => live,
+            Some(asked) => {
+                offers::version(tx, &tenant, body.offer_id, asked)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::NotFound(format!(
+                            "offer {} has no version {asked}",
+                            body.offer_id
+                        ))
+                    })?
+                    .version
+            }
+        };
+        let campaign = campaigns::insert(
+            tx,
+            &tenant,
+            (
+                body.offer_id,
+                pinned,
+                body.channel.unwrap_or(Channel::Email),
+            ),
+            &content,
+            &principal.username,
+            job_id,
+        )
+        .await?;
+        outbox::add_plan(tx, campaign.id, tenant.as_str(), job_id).await?;
+        Ok(campaign)
+    })
     .await?;
-    outbox::add_plan(&tx, campaign.id, tenant.as_str(), job_id).await?;
-    tx.commit().await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = campaign.id, "campaign created");
     let location = format!("/tenants/{tenant}/campaigns/{}", campaign.id);
     relay_now(&state, &tenant, campaign.id, job_id).await;
@@ -428,63 +432,64 @@ async fn update(
     if !may_write && !may_manage {
         principal.require(&tenant, Permission::CampaignManage)?;
     }
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let current = find(&tx, &tenant, id, true).await?;
-    let content_changes = body.name.is_some()
-        || body.description.is_some()
-        || body.selection_criteria.is_some()
-        || body.start_date.is_some()
-        || body.end_date.is_some();
-    let next_status = body.status.unwrap_or(current.status);
-    if next_status != current.status {
-        principal.require(&tenant, Permission::CampaignManage)?;
-        if !current.status.can_become(next_status) {
-            return Err(ApiError::Conflict(format!(
-                "campaign {id} is {}; it cannot become {next_status}",
-                current.status
-            )));
-        }
-        if next_status == CampaignStatus::Active {
-            audience_complete(&current)?;
-        }
-        if current.status == CampaignStatus::Draft && next_status == CampaignStatus::Active {
-            refuse_retired_offer(&tx, &tenant, &current).await?;
-        }
-    }
-    if content_changes {
-        if current.status == CampaignStatus::Completed {
-            return Err(ApiError::Conflict(format!(
-                "campaign {id} is completed and can no longer be edited"
-            )));
-        }
-        if current.status != CampaignStatus::Draft {
+    let campaign = in_tenant(&state.pool, &tenant, async |tx| {
+        let current = find(tx, &tenant, id, true).await?;
+        let content_changes = body.name.is_some()
+            || body.description.is_some()
+            || body.selection_criteria.is_some()
+            || body.start_date.is_some()
+            || body.end_date.is_some();
+        let next_status = body.status.unwrap_or(current.status);
+        if next_status != current.status {
             principal.require(&tenant, Permission::CampaignManage)?;
+            if !current.status.can_become(next_status) {
+                return Err(ApiError::Conflict(format!(
+                    "campaign {id} is {}; it cannot become {next_status}",
+                    current.status
+                )));
+            }
+            if next_status == CampaignStatus::Active {
+                audience_complete(&current)?;
+            }
+            if current.status == CampaignStatus::Draft && next_status == CampaignStatus::Active {
+                refuse_retired_offer(tx, &tenant, &current).await?;
+            }
         }
-    }
-    let content = CampaignContent {
-        name: body.name.unwrap_or(current.name),
-        description: body.description.unwrap_or(current.description),
-        selection_criteria: body
-            .selection_criteria
-            .unwrap_or(current.selection_criteria),
-        start_date: body.start_date.unwrap_or(current.start_date),
-        end_date: body.end_date.unwrap_or(current.end_date),
-    };
-    check_content(&content)?;
-    let campaign = campaigns::update(&tx, &tenant, id, &content, next_status).await?;
-    if next_status == CampaignStatus::Active && current.status != CampaignStatus::Active {
-        // Activation releases the prepared deliveries, with the contact cap applied.
-        let released = campaigns::release(&tx, &tenant, id).await?;
-        tracing::info!(
-            campaign.id = id,
-            released = released.released,
-            suppressed_by_pressure = released.suppressed_by_pressure,
-            "deliveries released"
-        );
-    }
-    tx.commit().await?;
-    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, status = %next_status, "campaign updated");
+        if content_changes {
+            if current.status == CampaignStatus::Completed {
+                return Err(ApiError::Conflict(format!(
+                    "campaign {id} is completed and can no longer be edited"
+                )));
+            }
+            if current.status != CampaignStatus::Draft {
+                principal.require(&tenant, Permission::CampaignManage)?;
+            }
+        }
+        let content = CampaignContent {
+            name: body.name.unwrap_or(current.name),
+            description: body.description.unwrap_or(current.description),
+            selection_criteria: body
+                .selection_criteria
+                .unwrap_or(current.selection_criteria),
+            start_date: body.start_date.unwrap_or(current.start_date),
+            end_date: body.end_date.unwrap_or(current.end_date),
+        };
+        check_content(&content)?;
+        let campaign = campaigns::update(tx, &tenant, id, &content, next_status).await?;
+        if next_status == CampaignStatus::Active && current.status != CampaignStatus::Active {
+            // Activation releases the prepared deliveries, with the contact cap applied.
+            let released = campaigns::release(tx, &tenant, id).await?;
+            tracing::info!(
+                campaign.id = id,
+                released = released.released,
+                suppressed_by_pressure = released.suppressed_by_pressure,
+                "deliveries released"
+            );
+        }
+        Ok(campaign)
+    })
+    .await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, status = %campaign.status, "campaign updated");
     Ok(AppJson(campaign))
 }
 
@@ -510,20 +515,21 @@ async fn remove(
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(&tenant, Permission::CampaignDelete)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    // Locked: a release (activation, `…/release`) takes the same lock, so none can slip in
-    // between the check and the deletion.
-    let campaign = find(&tx, &tenant, id, true).await?;
-    if campaigns::has_released_deliveries(&tx, id).await? {
-        return Err(ApiError::Conflict(format!(
-            "campaign {id} is {} and has released deliveries to providers; it can no longer \
+    in_tenant(&state.pool, &tenant, async |tx| {
+        // Locked: a release (activation, `…/release`) takes the same lock, so none can slip in
+        // between the check and the deletion.
+        let campaign = find(tx, &tenant, id, true).await?;
+        if campaigns::has_released_deliveries(tx, id).await? {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is {} and has released deliveries to providers; it can no longer \
              be deleted (its contacts count against the contact cap); complete it instead",
-            campaign.status
-        )));
-    }
-    campaigns::delete(&tx, &tenant, &campaign, &principal.username).await?;
-    tx.commit().await?;
+                campaign.status
+            )));
+        }
+        campaigns::delete(tx, &tenant, &campaign, &principal.username).await?;
+        Ok(())
+    })
+    .await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, "campaign deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -551,17 +557,18 @@ async fn process(
 ) -> Result<Response, ApiError> {
     principal.require(&tenant, Permission::CampaignProcess)?;
     let job_id = Uuid::new_v4();
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let current = find(&tx, &tenant, id, true).await?;
-    if current.status == CampaignStatus::Completed {
-        return Err(ApiError::Conflict(format!(
-            "campaign {id} is completed; its customers are final"
-        )));
-    }
-    let campaign = campaigns::queue_job(&tx, &tenant, id, job_id).await?;
-    outbox::add_plan(&tx, id, tenant.as_str(), job_id).await?;
-    tx.commit().await?;
+    let campaign = in_tenant(&state.pool, &tenant, async |tx| {
+        let current = find(tx, &tenant, id, true).await?;
+        if current.status == CampaignStatus::Completed {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is completed; its customers are final"
+            )));
+        }
+        let campaign = campaigns::queue_job(tx, &tenant, id, job_id).await?;
+        outbox::add_plan(tx, id, tenant.as_str(), job_id).await?;
+        Ok(campaign)
+    })
+    .await?;
     relay_now(&state, &tenant, id, job_id).await;
     Ok((StatusCode::ACCEPTED, AppJson(campaign)).into_response())
 }
@@ -599,20 +606,21 @@ async fn customers(
     keyset: Keyset,
 ) -> Result<Response, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    audience_complete(&find(&tx, &tenant, id, false).await?)?;
-    let with_contact = principal.can(&tenant, Permission::CustomerContactRead);
-    let rows = campaigns::customers(
-        &tx,
-        id,
-        query.delivery_status,
-        keyset.after,
-        keyset.limit,
-        with_contact,
-    )
+    let rows = in_tenant(&state.pool, &tenant, async |tx| {
+        audience_complete(&find(tx, &tenant, id, false).await?)?;
+        let with_contact = principal.can(&tenant, Permission::CustomerContactRead);
+        let rows = campaigns::customers(
+            tx,
+            id,
+            query.delivery_status,
+            keyset.after,
+            keyset.limit,
+            with_contact,
+        )
+        .await?;
+        Ok(rows)
+    })
     .await?;
-    tx.commit().await?;
     Ok(keyset.respond(&uri, rows, |row| row.customer_id))
 }
 
@@ -636,11 +644,12 @@ async fn summary(
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
 ) -> Result<AppJson<DeliverySummary>, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    audience_complete(&find(&tx, &tenant, id, false).await?)?;
-    let counts = campaigns::summary(&tx, id).await?;
-    tx.commit().await?;
+    let counts = in_tenant(&state.pool, &tenant, async |tx| {
+        audience_complete(&find(tx, &tenant, id, false).await?)?;
+        let counts = campaigns::summary(tx, id).await?;
+        Ok(counts)
+    })
+    .await?;
     Ok(AppJson(counts))
 }
 
@@ -700,12 +709,13 @@ async fn preview(
         ));
     }
     let compiled = check_criteria(&body.selection_criteria)?.compile(1);
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let (matched_count, sample) = campaigns::preview(&tx, &compiled, sample).await?;
-    let channel = body.channel.unwrap_or(Channel::Email);
-    let breakdown = campaigns::preview_breakdown(&tx, &compiled, &tenant, channel).await?;
-    tx.commit().await?;
+    let ((matched_count, sample), breakdown) = in_tenant(&state.pool, &tenant, async |tx| {
+        let (matched_count, sample) = campaigns::preview(tx, &compiled, sample).await?;
+        let channel = body.channel.unwrap_or(Channel::Email);
+        let breakdown = campaigns::preview_breakdown(tx, &compiled, &tenant, channel).await?;
+        Ok(((matched_count, sample), breakdown))
+    })
+    .await?;
     Ok(AppJson(Preview {
         matched_count,
         breakdown,
@@ -735,18 +745,19 @@ async fn release(
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
 ) -> Result<AppJson<campaigns::ReleaseSummary>, ApiError> {
     principal.require(&tenant, Permission::CampaignManage)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let campaign = find(&tx, &tenant, id, true).await?;
-    if campaign.status != CampaignStatus::Active {
-        return Err(ApiError::Conflict(format!(
-            "campaign {id} is {}; only an active campaign releases deliveries",
-            campaign.status
-        )));
-    }
-    audience_complete(&campaign)?;
-    let released = campaigns::release(&tx, &tenant, id).await?;
-    tx.commit().await?;
+    let released = in_tenant(&state.pool, &tenant, async |tx| {
+        let campaign = find(tx, &tenant, id, true).await?;
+        if campaign.status != CampaignStatus::Active {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is {}; only an active campaign releases deliveries",
+                campaign.status
+            )));
+        }
+        audience_complete(&campaign)?;
+        let released = campaigns::release(tx, &tenant, id).await?;
+        Ok(released)
+    })
+    .await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id,
         released = released.released, suppressed_by_pressure = released.suppressed_by_pressure,
         "deliveries released");

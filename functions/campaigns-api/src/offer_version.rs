@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use shared::auth::{Permission, Principal};
 use shared::db::campaigns::{self, Campaign, CampaignAuditEntry};
-use shared::db::{offers, tenant_transaction};
+use shared::db::{in_tenant, offers};
 use shared::domain::{CampaignStatus, TenantName};
 use shared::http::{AppJson, AppPath, Page, check_length};
 use shared::openapi::{Conflict, NotFound};
@@ -58,66 +58,70 @@ pub(crate) async fn move_offer_version(
         .require(&tenant, Permission::CampaignWrite)
         .or_else(|_| principal.require(&tenant, Permission::CampaignManage))?;
     check_length("comment", body.comment.as_deref(), MAX_DESCRIPTION_CHARS)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let campaign = find(&tx, &tenant, id, true).await?;
-    // The same rule as editing the campaign's content (`update`): past `draft`, only those
-    // who manage campaigns.
-    if campaign.status != CampaignStatus::Draft {
-        principal.require(&tenant, Permission::CampaignManage)?;
-    }
-    if !matches!(
-        campaign.status,
-        CampaignStatus::Draft | CampaignStatus::Paused
-    ) {
-        return Err(ApiError::Conflict(format!(
-            "campaign {id} is {}; its offer version can change only while it is draft or \
-             paused",
-            campaign.status
-        )));
-    }
-    let Some(offer_id) = campaign.offer_id else {
-        return Err(ApiError::Conflict(format!(
-            "campaign {id}'s offer was deleted; it has no versions to move to"
-        )));
-    };
-    if campaign.offer_version == Some(body.offer_version) {
-        tx.commit().await?;
-        return Ok(AppJson(campaign));
-    }
-    // Locked, so the offer cannot be retired while the campaign moves.
-    let offer = offers::get(&tx, &tenant, offer_id, true)
-        .await?
-        .ok_or_else(|| ApiError::Conflict(format!("campaign {id}'s offer was deleted")))?;
-    if offer.retired_at.is_some() {
-        return Err(ApiError::Conflict(format!(
-            "offer {offer_id} is retired; campaign {id} keeps version {}",
-            campaign.offer_version.unwrap_or_default()
-        )));
-    }
-    if offers::version(&tx, &tenant, offer_id, body.offer_version)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::NotFound(format!(
-            "offer {offer_id} has no version {}",
-            body.offer_version
-        )));
-    }
-    let moved = campaigns::move_offer_version(
-        &tx,
-        &tenant,
-        id,
-        (campaign.offer_version, body.offer_version),
-        &principal.username,
-        body.comment.as_deref(),
-    )
+    // `None`: the campaign already delivers that version (nothing to change, nor to log).
+    let moved = in_tenant(&state.pool, &tenant, async |tx| {
+        let campaign = find(tx, &tenant, id, true).await?;
+        // The same rule as editing the campaign's content (`update`): past `draft`, only
+        // those who manage campaigns.
+        if campaign.status != CampaignStatus::Draft {
+            principal.require(&tenant, Permission::CampaignManage)?;
+        }
+        if !matches!(
+            campaign.status,
+            CampaignStatus::Draft | CampaignStatus::Paused
+        ) {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is {}; its offer version can change only while it is draft or \
+                 paused",
+                campaign.status
+            )));
+        }
+        let Some(offer_id) = campaign.offer_id else {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id}'s offer was deleted; it has no versions to move to"
+            )));
+        };
+        if campaign.offer_version == Some(body.offer_version) {
+            return Ok((campaign, None));
+        }
+        // Locked, so the offer cannot be retired while the campaign moves.
+        let offer = offers::get(tx, &tenant, offer_id, true)
+            .await?
+            .ok_or_else(|| ApiError::Conflict(format!("campaign {id}'s offer was deleted")))?;
+        if offer.retired_at.is_some() {
+            return Err(ApiError::Conflict(format!(
+                "offer {offer_id} is retired; campaign {id} keeps version {}",
+                campaign.offer_version.unwrap_or_default()
+            )));
+        }
+        if offers::version(tx, &tenant, offer_id, body.offer_version)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::NotFound(format!(
+                "offer {offer_id} has no version {}",
+                body.offer_version
+            )));
+        }
+        let moved = campaigns::move_offer_version(
+            tx,
+            &tenant,
+            id,
+            (campaign.offer_version, body.offer_version),
+            &principal.username,
+            body.comment.as_deref(),
+        )
+        .await?;
+        Ok((moved, Some((offer_id, campaign.offer_version))))
+    })
     .await?;
-    tx.commit().await?;
-    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id,
-        offer.id = offer_id, from = ?campaign.offer_version, to = body.offer_version,
-        "campaign moved to another offer version");
-    Ok(AppJson(moved))
+    let (campaign, moved) = moved;
+    if let Some((offer_id, from)) = moved {
+        tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id,
+            offer.id = offer_id, from = ?from, to = body.offer_version,
+            "campaign moved to another offer version");
+    }
+    Ok(AppJson(campaign))
 }
 
 /// Read a campaign's audit trail.
@@ -141,9 +145,10 @@ pub(crate) async fn audit_logs(
     page: Page,
 ) -> Result<AppJson<Vec<CampaignAuditEntry>>, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let entries = campaigns::audit_trail(&tx, &tenant, id, page).await?;
-    tx.commit().await?;
+    let entries = in_tenant(&state.pool, &tenant, async |tx| {
+        let entries = campaigns::audit_trail(tx, &tenant, id, page).await?;
+        Ok(entries)
+    })
+    .await?;
     Ok(AppJson(entries))
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::auth::{Permission, Principal};
 use shared::db::offers::{self, AuditAction, AuditRecord, Offer, OfferFilter};
-use shared::db::{TenantRead, in_tenant, tenant_transaction};
+use shared::db::{TenantRead, in_tenant};
 use shared::domain::{OfferStatus, TenantName, Username};
 use shared::error::FieldError;
 use shared::http::{AppJson, AppPath, AppQuery, OptionalJson, Page, check_length};
@@ -214,37 +214,29 @@ struct CreateOffer {
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(tenant): AppPath<TenantName>,
+    AppPath(TenantPath {
+        tenant_name: tenant,
+    }): AppPath<TenantPath>,
     AppJson(body): AppJson<CreateOffer>,
 ) -> Result<Response, ApiError> {
     principal.require(&tenant, Permission::OfferCreate)?;
     check_length("comments", body.comments.as_deref(), MAX_COMMENT_CHARS)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let (schema, _) = offers::tenant_rules(&tx, &tenant).await?;
-    validate_data(&body.data, schema.as_ref())?;
-    let offer = offers::insert(
-        &tx,
-        &tenant,
-        &body.data,
-        body.comments.as_deref(),
-        &principal.username,
-    )
-    .await?;
-    offers::audit(
-        &tx,
-        &tenant,
-        offer.id,
-        AuditRecord {
+    let offer = in_tenant(&state.pool, &tenant, async |tx| {
+        let (schema, _) = offers::tenant_rules(tx, &tenant).await?;
+        validate_data(&body.data, schema.as_ref())?;
+        let comments = body.comments.as_deref();
+        let offer = offers::insert(tx, &tenant, &body.data, comments, &principal.username).await?;
+        let record = AuditRecord {
             action: AuditAction::Create,
             performed_by: &principal.username,
             old_data: None,
             new_data: Some(offer.snapshot()),
-            comment: body.comments.as_deref(),
-        },
-    )
+            comment: comments,
+        };
+        offers::audit(tx, &tenant, offer.id, record).await?;
+        Ok(offer)
+    })
     .await?;
-    tx.commit().await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = offer.id, "offer created");
     let location = format!("/tenants/{tenant}/offers/{}", offer.id);
     Ok(shared::http::with_location(
@@ -358,62 +350,63 @@ async fn edit(
         .require(tenant, Permission::OfferEdit)
         .or_else(|_| principal.require(tenant, Permission::OfferEditAny))?;
     let edit_any = access.permissions.contains(&Permission::OfferEditAny);
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, tenant).await?;
-    let before = offers::get(&tx, tenant, id, true)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    if_match.check(&before)?;
-    refuse_retired(&before)?;
-    match before.status {
-        OfferStatus::Submitted if !edit_any => {
-            return Err(ApiError::Conflict(format!(
-                "offer {id} is submitted; only draft or rejected offers can be edited"
-            )));
+    let after = in_tenant(&state.pool, tenant, async |tx| {
+        let before = offers::get(tx, tenant, id, true)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        if_match.check(&before)?;
+        refuse_retired(&before)?;
+        match before.status {
+            OfferStatus::Submitted if !edit_any => {
+                return Err(ApiError::Conflict(format!(
+                    "offer {id} is submitted; only draft or rejected offers can be edited"
+                )));
+            }
+            _ => {}
         }
-        _ => {}
-    }
-    let (data, comments) = change(&before);
-    check_length("comments", comments.as_deref(), MAX_COMMENT_CHARS)?;
-    let (schema, _) = offers::tenant_rules(&tx, tenant).await?;
-    validate_data(&data, schema.as_ref())?;
-    // Editing an approved offer opens a draft on top of its live version, which stays as it
-    // is (campaigns keep delivering it) until the draft is approved. Every edit (re)bases the
-    // draft on the version live now: the editor has seen it.
-    // Any change of content sends a submitted offer back to `draft`: what its checker reviewed
-    // is no longer what it holds, so it must be submitted (and reviewed) again.
-    let status = match before.status {
-        OfferStatus::Approved | OfferStatus::Rejected | OfferStatus::Submitted => {
-            OfferStatus::Draft
-        }
-        other => other,
-    };
-    let draft_base = before.live_version;
-    let after = offers::update_content(
-        &tx,
-        tenant,
-        id,
-        &data,
-        comments.as_deref(),
-        status,
-        &principal.username,
-        draft_base,
-    )
+        let (data, comments) = change(&before);
+        check_length("comments", comments.as_deref(), MAX_COMMENT_CHARS)?;
+        let (schema, _) = offers::tenant_rules(tx, tenant).await?;
+        validate_data(&data, schema.as_ref())?;
+        // Editing an approved offer opens a draft on top of its live version, which stays as it
+        // is (campaigns keep delivering it) until the draft is approved. Every edit (re)bases the
+        // draft on the version live now: the editor has seen it.
+        // Any change of content sends a submitted offer back to `draft`: what its checker reviewed
+        // is no longer what it holds, so it must be submitted (and reviewed) again.
+        let status = match before.status {
+            OfferStatus::Approved | OfferStatus::Rejected | OfferStatus::Submitted => {
+                OfferStatus::Draft
+            }
+            other => other,
+        };
+        let draft_base = before.live_version;
+        let after = offers::update_content(
+            tx,
+            tenant,
+            id,
+            &data,
+            comments.as_deref(),
+            status,
+            &principal.username,
+            draft_base,
+        )
+        .await?;
+        offers::audit(
+            tx,
+            tenant,
+            id,
+            AuditRecord {
+                action: AuditAction::Update,
+                performed_by: &principal.username,
+                old_data: Some(before.snapshot()),
+                new_data: Some(after.snapshot()),
+                comment: None,
+            },
+        )
+        .await?;
+        Ok(after)
+    })
     .await?;
-    offers::audit(
-        &tx,
-        tenant,
-        id,
-        AuditRecord {
-            action: AuditAction::Update,
-            performed_by: &principal.username,
-            old_data: Some(before.snapshot()),
-            new_data: Some(after.snapshot()),
-            comment: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id, "offer updated");
     Ok(Tagged(StatusCode::OK, after))
 }
@@ -498,42 +491,41 @@ async fn patch(
 async fn remove(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(path): AppPath<OfferPath>,
     if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    principal.require(&tenant, Permission::OfferDelete)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let before = offers::get(&tx, &tenant, id, true)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    if_match.check(&before)?;
-    if let Some(live) = before.live_version {
-        return Err(ApiError::Conflict(format!(
-            "offer {id} has approved versions (version {live} is live) and cannot be deleted; \
+    let (tenant, id) = (&path.tenant_name, path.offer_id);
+    principal.require(tenant, Permission::OfferDelete)?;
+    in_tenant(&state.pool, tenant, async |tx| {
+        let before = path.load(tx, true).await?;
+        if_match.check(&before)?;
+        if let Some(live) = before.live_version {
+            return Err(ApiError::Conflict(format!(
+                "offer {id} has approved versions (version {live} is live) and cannot be deleted; \
              retire it instead"
-        )));
-    }
-    if offers::has_active_campaign(&tx, &tenant, id).await? {
-        return Err(ApiError::Conflict(format!(
-            "offer {id} is used by an active campaign and cannot be deleted"
-        )));
-    }
-    offers::audit(
-        &tx,
-        &tenant,
-        id,
-        AuditRecord {
-            action: AuditAction::Delete,
-            performed_by: &principal.username,
-            old_data: Some(before.snapshot()),
-            new_data: None,
-            comment: None,
-        },
-    )
+            )));
+        }
+        if offers::has_active_campaign(tx, tenant, id).await? {
+            return Err(ApiError::Conflict(format!(
+                "offer {id} is used by an active campaign and cannot be deleted"
+            )));
+        }
+        offers::audit(
+            tx,
+            tenant,
+            id,
+            AuditRecord {
+                action: AuditAction::Delete,
+                performed_by: &principal.username,
+                old_data: Some(before.snapshot()),
+                new_data: None,
+                comment: None,
+            },
+        )
+        .await?;
+        offers::delete(tx, tenant, id).await
+    })
     .await?;
-    offers::delete(&tx, &tenant, id).await?;
-    tx.commit().await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id, "offer deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -597,78 +589,77 @@ async fn transition(
     let tenant = &tenant;
     principal.require(tenant, permission)?;
     check_length("comments", reason.as_deref(), MAX_COMMENT_CHARS)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, tenant).await?;
-    let before = offers::get(&tx, tenant, id, true)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    if checker {
-        // A checker acts on the content they reviewed: a change since (even one that kept
-        // the offer `submitted`, as before) fails the precondition.
-        if_match.require(&before)?;
-    } else {
-        if_match.check(&before)?;
-    }
-    refuse_retired(&before)?;
-    if before.status != from {
-        return Err(ApiError::Conflict(format!(
-            "offer {id} is {}; only a {from} offer can become {to}",
-            before.status
-        )));
-    }
-    if to == OfferStatus::Approved && before.draft_base_version != before.live_version {
-        return Err(ApiError::Conflict(format!(
-            "offer {id}'s draft is based on version {}, but version {} is live now; \
-             edit the draft again on top of the live version",
-            before.draft_base_version.unwrap_or_default(),
-            before.live_version.unwrap_or_default(),
-        )));
-    }
-    // Who wrote the content since the last version: barred from reviewing it (four eyes),
-    // and recorded with the version an approval makes.
-    let mut authors = Vec::new();
-    if checker {
-        authors = offers::content_authors(&tx, tenant, id).await?;
-        authors.sort();
-        authors.dedup();
-        let (_, maker_checker) = offers::tenant_rules(&tx, tenant).await?;
-        if maker_checker && authors.iter().any(|a| a == principal.username.as_str()) {
-            return Err(ApiError::Forbidden(format!(
-                "maker-checker: you created or changed the content of offer {id} since its \
-                 last approval, so someone else must review it"
+    let (after, version) = in_tenant(&state.pool, tenant, async |tx| {
+        let before = offers::get(tx, tenant, id, true)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        if checker {
+            // A checker acts on the content they reviewed: a change since (even one that kept
+            // the offer `submitted`, as before) fails the precondition.
+            if_match.require(&before)?;
+        } else {
+            if_match.check(&before)?;
+        }
+        refuse_retired(&before)?;
+        if before.status != from {
+            return Err(ApiError::Conflict(format!(
+                "offer {id} is {}; only a {from} offer can become {to}",
+                before.status
             )));
         }
-    }
-    let after = if to == OfferStatus::Approved {
-        let (after, version) = offers::approve(
-            &tx,
+        if to == OfferStatus::Approved && before.draft_base_version != before.live_version {
+            return Err(ApiError::Conflict(format!(
+                "offer {id}'s draft is based on version {}, but version {} is live now; \
+             edit the draft again on top of the live version",
+                before.draft_base_version.unwrap_or_default(),
+                before.live_version.unwrap_or_default(),
+            )));
+        }
+        // Who wrote the content since the last version: barred from reviewing it (four eyes),
+        // and recorded with the version an approval makes.
+        let mut authors = Vec::new();
+        if checker {
+            authors = offers::content_authors(tx, tenant, id).await?;
+            authors.sort();
+            authors.dedup();
+            let (_, maker_checker) = offers::tenant_rules(tx, tenant).await?;
+            if maker_checker && authors.iter().any(|a| a == principal.username.as_str()) {
+                return Err(ApiError::Forbidden(format!(
+                    "maker-checker: you created or changed the content of offer {id} since its \
+                 last approval, so someone else must review it"
+                )));
+            }
+        }
+        let (after, version) = if to == OfferStatus::Approved {
+            let by = &principal.username;
+            let (after, version) =
+                offers::approve(tx, tenant, id, by, reason.as_deref(), &authors).await?;
+            (after, Some(version.version))
+        } else {
+            (offers::set_status(tx, tenant, id, to).await?, None)
+        };
+        offers::audit(
+            tx,
             tenant,
             id,
-            &principal.username,
-            reason.as_deref(),
-            &authors,
+            AuditRecord {
+                action: AuditAction::StatusChange,
+                performed_by: &principal.username,
+                old_data: Some(before.snapshot()),
+                new_data: Some(after.snapshot()),
+                comment: reason.as_deref(),
+            },
         )
         .await?;
-        tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id, offer.version = version.version, "offer version approved");
-        after
-    } else {
-        offers::set_status(&tx, tenant, id, to).await?
-    };
-    offers::audit(
-        &tx,
-        tenant,
-        id,
-        AuditRecord {
-            action: AuditAction::StatusChange,
-            performed_by: &principal.username,
-            old_data: Some(before.snapshot()),
-            new_data: Some(after.snapshot()),
-            comment: reason.as_deref(),
-        },
-    )
+        Ok((after, version))
+    })
     .await?;
-    tx.commit().await?;
-    tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id, from = %from, to = %to, "offer status changed");
+    if let Some(version) = version {
+        tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id,
+            offer.version = version, "offer version approved");
+    }
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id,
+        from = %from, to = %to, "offer status changed");
     Ok(Tagged(StatusCode::OK, after))
 }
 
@@ -834,10 +825,11 @@ async fn audit_logs(
     page: Page,
 ) -> Result<AppJson<Vec<offers::AuditEntry>>, ApiError> {
     principal.require(&tenant, Permission::OfferAudit)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let entries = offers::audit_trail(&tx, &tenant, id, page).await?;
-    tx.commit().await?;
+    let entries = in_tenant(&state.pool, &tenant, async |tx| {
+        let entries = offers::audit_trail(tx, &tenant, id, page).await?;
+        Ok(entries)
+    })
+    .await?;
     if entries.is_empty() && page.offset == 0 {
         return Err(not_found(id));
     }

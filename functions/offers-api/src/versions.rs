@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use shared::auth::{Permission, Principal};
+use shared::db::in_tenant;
 use shared::db::offers::{self, AuditAction, AuditRecord, OfferVersion};
-use shared::db::tenant_transaction;
 use shared::domain::TenantName;
 use shared::http::{AppJson, AppPath, AppQuery, Page, check_length};
 use shared::openapi::{Conflict, NotFound, Unprocessable};
@@ -47,13 +47,14 @@ pub(crate) async fn list_versions(
     page: Page,
 ) -> Result<AppJson<Vec<OfferVersion>>, ApiError> {
     principal.require(&tenant, Permission::OfferRead)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    offers::get(&tx, &tenant, id, false)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    let versions = offers::versions(&tx, &tenant, id, page).await?;
-    tx.commit().await?;
+    let versions = in_tenant(&state.pool, &tenant, async |tx| {
+        offers::get(tx, &tenant, id, false)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let versions = offers::versions(tx, &tenant, id, page).await?;
+        Ok(versions)
+    })
+    .await?;
     Ok(AppJson(versions))
 }
 
@@ -77,12 +78,13 @@ pub(crate) async fn get_version(
     AppPath((tenant, id, number)): AppPath<(TenantName, i32, i32)>,
 ) -> Result<AppJson<OfferVersion>, ApiError> {
     principal.require(&tenant, Permission::OfferRead)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let version = offers::version(&tx, &tenant, id, number)
-        .await?
-        .ok_or_else(|| version_not_found(id, number))?;
-    tx.commit().await?;
+    let version = in_tenant(&state.pool, &tenant, async |tx| {
+        let version = offers::version(tx, &tenant, id, number)
+            .await?
+            .ok_or_else(|| version_not_found(id, number))?;
+        Ok(version)
+    })
+    .await?;
     Ok(AppJson(version))
 }
 
@@ -143,15 +145,16 @@ pub(crate) async fn diff_versions(
             ));
         }
     };
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let to = offers::version(&tx, &tenant, id, number)
-        .await?
-        .ok_or_else(|| version_not_found(id, number))?;
-    let from = offers::version(&tx, &tenant, id, against)
-        .await?
-        .ok_or_else(|| version_not_found(id, against))?;
-    tx.commit().await?;
+    let (from, to) = in_tenant(&state.pool, &tenant, async |tx| {
+        let to = offers::version(tx, &tenant, id, number)
+            .await?
+            .ok_or_else(|| version_not_found(id, number))?;
+        let from = offers::version(tx, &tenant, id, against)
+            .await?
+            .ok_or_else(|| version_not_found(id, against))?;
+        Ok((from, to))
+    })
+    .await?;
     Ok(PatchDocument(json_patch::diff(&from.data, &to.data)).into_response())
 }
 
@@ -177,22 +180,23 @@ pub(crate) async fn draft_diff(
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
 ) -> Result<Response, ApiError> {
     principal.require(&tenant, Permission::OfferRead)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let offer = offers::get(&tx, &tenant, id, false)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    let live = match offer.live_version {
-        Some(live) if offer.draft_pending => offers::version(&tx, &tenant, id, live)
+    let (offer, live) = in_tenant(&state.pool, &tenant, async |tx| {
+        let offer = offers::get(tx, &tenant, id, false)
             .await?
-            .ok_or_else(|| version_not_found(id, live))?,
-        _ => {
-            return Err(ApiError::NotFound(format!(
-                "offer {id} has no draft pending on an approved version"
-            )));
-        }
-    };
-    tx.commit().await?;
+            .ok_or_else(|| not_found(id))?;
+        let live = match offer.live_version {
+            Some(live) if offer.draft_pending => offers::version(tx, &tenant, id, live)
+                .await?
+                .ok_or_else(|| version_not_found(id, live))?,
+            _ => {
+                return Err(ApiError::NotFound(format!(
+                    "offer {id} has no draft pending on an approved version"
+                )));
+            }
+        };
+        Ok((offer, live))
+    })
+    .await?;
     let mut response = PatchDocument(json_patch::diff(&live.data, &offer.data)).into_response();
     // The draft's entity tag: the checker approves (or rejects) with it as If-Match, so an
     // approval is of exactly the content this diff showed.
@@ -239,36 +243,37 @@ pub(crate) async fn retire(
         return Err(ApiError::invalid_field("reason", "must not be empty"));
     }
     check_length("reason", Some(&body.reason), MAX_COMMENT_CHARS)?;
-    let mut client = state.pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let before = offers::get(&tx, &tenant, id, true)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    refuse_retired(&before)?;
-    if before.live_version.is_none() {
-        return Err(ApiError::Conflict(format!(
-            "offer {id} was never approved; delete it instead of retiring it"
-        )));
-    }
-    let after = offers::retire(&tx, &tenant, id, &principal.username, &body.reason).await?;
-    let mut old_data = before.snapshot();
-    let mut new_data = after.snapshot();
-    old_data["retired"] = Value::Bool(false);
-    new_data["retired"] = Value::Bool(true);
-    offers::audit(
-        &tx,
-        &tenant,
-        id,
-        AuditRecord {
-            action: AuditAction::Retire,
-            performed_by: &principal.username,
-            old_data: Some(old_data),
-            new_data: Some(new_data),
-            comment: Some(&body.reason),
-        },
-    )
+    let after = in_tenant(&state.pool, &tenant, async |tx| {
+        let before = offers::get(tx, &tenant, id, true)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        refuse_retired(&before)?;
+        if before.live_version.is_none() {
+            return Err(ApiError::Conflict(format!(
+                "offer {id} was never approved; delete it instead of retiring it"
+            )));
+        }
+        let after = offers::retire(tx, &tenant, id, &principal.username, &body.reason).await?;
+        let mut old_data = before.snapshot();
+        let mut new_data = after.snapshot();
+        old_data["retired"] = Value::Bool(false);
+        new_data["retired"] = Value::Bool(true);
+        offers::audit(
+            tx,
+            &tenant,
+            id,
+            AuditRecord {
+                action: AuditAction::Retire,
+                performed_by: &principal.username,
+                old_data: Some(old_data),
+                new_data: Some(new_data),
+                comment: Some(&body.reason),
+            },
+        )
+        .await?;
+        Ok(after)
+    })
     .await?;
-    tx.commit().await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id, "offer retired");
     Ok(Tagged(StatusCode::OK, after))
 }
