@@ -176,36 +176,20 @@ async fn tenants_are_listed_read_updated_and_deleted() {
     assert_eq!(app.get("/sa/tenants/", &sa).await.status, StatusCode::OK);
 
     let updated = app
-        .call(
-            Method::PUT,
-            "/sa/tenants/loan",
-            Some(&sa),
-            Some(json!({"description": "Loans"})),
-        )
+        .put("/sa/tenants/loan", &sa, json!({"description": "Loans"}))
         .await;
     assert_eq!(updated.status, StatusCode::OK);
     assert_eq!(updated.body["description"], "Loans");
-    let untouched = app
-        .call(Method::PUT, "/sa/tenants/loan", Some(&sa), Some(json!({})))
-        .await;
+    let untouched = app.put("/sa/tenants/loan", &sa, json!({})).await;
     assert_eq!(untouched.body["description"], "Loans");
     let cleared = app
-        .call(
-            Method::PUT,
-            "/sa/tenants/loan",
-            Some(&sa),
-            Some(json!({"description": null})),
-        )
+        .put("/sa/tenants/loan", &sa, json!({"description": null}))
         .await;
     assert_eq!(cleared.body["description"], Value::Null);
 
-    let deleted = app
-        .call(Method::DELETE, "/sa/tenants/mortgage", Some(&sa), None)
-        .await;
+    let deleted = app.delete("/sa/tenants/mortgage", &sa).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let again = app
-        .call(Method::DELETE, "/sa/tenants/mortgage", Some(&sa), None)
-        .await;
+    let again = app.delete("/sa/tenants/mortgage", &sa).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     assert_eq!(
         app.get("/sa/tenants/mortgage", &sa).await.status,
@@ -243,9 +227,7 @@ async fn deleting_a_tenant_with_role_assignments_removes_them() {
     .await;
     let token = app.login("member", USER_PASSWORD).await;
 
-    let deleted = app
-        .call(Method::DELETE, "/sa/tenants/credit_card", Some(&sa), None)
-        .await;
+    let deleted = app.delete("/sa/tenants/credit_card", &sa).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.get("/sa/user-tenant-roles?username=member", &sa)
@@ -319,11 +301,10 @@ async fn users_are_created_read_updated_and_deleted() {
     );
 
     let promoted = app
-        .call(
-            Method::PUT,
+        .put(
             "/sa/users/maker",
-            Some(&sa),
-            Some(json!({"is_super_admin": true, "full_name": null})),
+            &sa,
+            json!({"is_super_admin": true, "full_name": null}),
         )
         .await;
     assert_eq!(promoted.status, StatusCode::OK);
@@ -340,9 +321,7 @@ async fn users_are_created_read_updated_and_deleted() {
         .collect();
     assert_eq!(names, ["maker", SUPER_ADMIN]);
 
-    let deleted = app
-        .call(Method::DELETE, "/sa/users/maker", Some(&sa), None)
-        .await;
+    let deleted = app.delete("/sa/users/maker", &sa).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.get("/sa/users/maker", &sa).await.status,
@@ -355,22 +334,14 @@ async fn the_last_super_admin_cannot_be_demoted_or_deleted() {
     let app = TestApp::spawn().await;
     let sa = app.super_admin_token().await;
     let demote = app
-        .call(
-            Method::PUT,
+        .put(
             &format!("/sa/users/{SUPER_ADMIN}"),
-            Some(&sa),
-            Some(json!({"is_super_admin": false})),
+            &sa,
+            json!({"is_super_admin": false}),
         )
         .await;
     assert_eq!(demote.status, StatusCode::CONFLICT);
-    let own = app
-        .call(
-            Method::DELETE,
-            &format!("/sa/users/{SUPER_ADMIN}"),
-            Some(&sa),
-            None,
-        )
-        .await;
+    let own = app.delete(&format!("/sa/users/{SUPER_ADMIN}"), &sa).await;
     assert_eq!(own.status, StatusCode::CONFLICT);
     assert_eq!(app.get("/users/me", &sa).await.body["is_super_admin"], true);
 }
@@ -382,11 +353,10 @@ async fn a_super_admin_cannot_demote_or_reset_the_password_of_their_own_account(
     // Another super admin exists, so the last-super-admin rule does not apply.
     app.insert_user("second.admin", USER_PASSWORD, true).await;
     let demote = app
-        .call(
-            Method::PUT,
+        .put(
             &format!("/sa/users/{SUPER_ADMIN}"),
-            Some(&sa),
-            Some(json!({"is_super_admin": false})),
+            &sa,
+            json!({"is_super_admin": false}),
         )
         .await;
     assert_eq!(demote.status, StatusCode::CONFLICT, "{:?}", demote.body);
@@ -403,11 +373,10 @@ async fn a_super_admin_cannot_demote_or_reset_the_password_of_their_own_account(
     // Another super admin may do both.
     let other = app.login("second.admin", USER_PASSWORD).await;
     let demoted = app
-        .call(
-            Method::PUT,
+        .put(
             &format!("/sa/users/{SUPER_ADMIN}"),
-            Some(&other),
-            Some(json!({"is_super_admin": false})),
+            &other,
+            json!({"is_super_admin": false}),
         )
         .await;
     assert_eq!(demoted.status, StatusCode::OK, "{:?}", demoted.body);
@@ -425,9 +394,7 @@ async fn deleting_a_user_with_role_assignments_works() {
         &[("credit_card", "admin"), ("loan", "read_only")],
     )
     .await;
-    let deleted = app
-        .call(Method::DELETE, "/sa/users/busy", Some(&sa), None)
-        .await;
+    let deleted = app.delete("/sa/users/busy", &sa).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
     assert_eq!(
         app.get("/sa/user-tenant-roles?username=busy", &sa)

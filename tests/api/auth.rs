@@ -560,9 +560,7 @@ async fn removed_roles_and_deleted_users_stop_working_on_the_next_request() {
     );
     assert_eq!(app.get("/users/me/tenants", &token).await.body, json!([]));
 
-    let deleted = app
-        .call(Method::DELETE, "/sa/users/leaver", Some(&sa), None)
-        .await;
+    let deleted = app.delete("/sa/users/leaver", &sa).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.get("/users/me", &token).await.status,

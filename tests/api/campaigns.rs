@@ -2,19 +2,16 @@
 //! the real data set (through the in-process queue and the processor), customers pages,
 //! audience previews, and injection attempts against the criteria compiler.
 
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use integration_tests::{TenantFixture, TestApp};
 use serde_json::{Value, json};
 
 fn campaign_body(offer_id: i64, criteria: Value) -> Value {
-    json!({
-        "offer_id": offer_id,
-        "name": "Gold upgrade",
-        "description": "Upgrade offer for premium holders",
-        "selection_criteria": criteria,
-        "start_date": "2026-12-01",
-        "end_date": "2026-12-31",
-    })
+    integration_tests::NewCampaign::of(offer_id)
+        .name("Gold upgrade")
+        .with("description", json!("Upgrade offer for premium holders"))
+        .criteria(criteria)
+        .body()
 }
 
 async fn create(app: &TestApp, fx: &TenantFixture, criteria: Value) -> Value {
@@ -317,7 +314,7 @@ async fn permissions_and_the_status_lifecycle() {
         let path = path.clone();
         let token = token.to_owned();
         let app = &app;
-        async move { app.call(Method::PUT, &path, Some(&token), Some(body)).await }
+        async move { app.put(&path, &token, body).await }
     };
     // The maker edits a draft, but may not change its status.
     let edited = put(
@@ -410,23 +407,14 @@ async fn deletion_is_for_admins_and_only_without_sent_deliveries() {
     let draft = create(&app, &fx, json!({"segment": "platinum"})).await;
     let draft_path = format!("/tenants/credit_card/campaigns/{}", draft["id"]);
     assert_eq!(
-        app.call(Method::DELETE, &draft_path, Some(&fx.maker), None)
-            .await
-            .status,
+        app.delete(&draft_path, &fx.maker).await.status,
         StatusCode::FORBIDDEN
     );
     let active = create(&app, &fx, json!({"segment": "platinum"})).await;
     let id = active["id"].as_i64().expect("id");
     app.wait_for_processing("credit_card", id, &fx.admin).await;
     let path = format!("/tenants/credit_card/campaigns/{id}");
-    let response = app
-        .call(
-            Method::PUT,
-            &path,
-            Some(&fx.admin),
-            Some(json!({"status": "active"})),
-        )
-        .await;
+    let response = app.put(&path, &fx.admin, json!({"status": "active"})).await;
     assert_eq!(response.status, StatusCode::OK);
     app.db()
         .await
@@ -437,12 +425,10 @@ async fn deletion_is_for_admins_and_only_without_sent_deliveries() {
         )
         .await
         .expect("mark one sent");
-    let refused = app.call(Method::DELETE, &path, Some(&fx.admin), None).await;
+    let refused = app.delete(&path, &fx.admin).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
     assert_eq!(
-        app.call(Method::DELETE, &draft_path, Some(&fx.admin), None)
-            .await
-            .status,
+        app.delete(&draft_path, &fx.admin).await.status,
         StatusCode::NO_CONTENT
     );
     assert_eq!(

@@ -131,11 +131,10 @@ async fn opt_outs_imported_by_csv_are_excluded_and_counted() {
 
     // The default tenant: only an explicit opt-in counts.
     let fx = app.tenant_with_offer("credit_card").await;
-    app.call(
-        Method::PUT,
+    app.put(
         "/sa/tenants/credit_card",
-        Some(&sa),
-        Some(json!({"unknown_consent_allowed": false})),
+        &sa,
+        json!({"unknown_consent_allowed": false}),
     )
     .await;
     let matched = app
@@ -235,11 +234,10 @@ async fn the_contact_cap_holds_across_two_tenants_released_at_the_same_moment() 
     app.import_demo_customers().await;
     let sa = app.super_admin_token().await;
     let policy = app
-        .call(
-            Method::PUT,
+        .put(
             "/sa/contact-policy",
-            Some(&sa),
-            Some(json!({"max_contacts": 1, "window_days": 30})),
+            &sa,
+            json!({"max_contacts": 1, "window_days": 30}),
         )
         .await;
     assert_eq!(policy.status, StatusCode::OK, "{:?}", policy.body);
@@ -313,9 +311,7 @@ async fn the_contact_cap_holds_across_two_tenants_released_at_the_same_moment() 
             "/channel_limits/sms",
         ),
     ] {
-        let refused = app
-            .call(Method::PUT, "/sa/contact-policy", Some(&sa), Some(body))
-            .await;
+        let refused = app.put("/sa/contact-policy", &sa, body).await;
         assert_eq!(
             refused.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -333,9 +329,7 @@ async fn the_contact_cap_holds_across_two_tenants_released_at_the_same_moment() 
         app.get("/sa/contact-policy", &cards.admin).await.status,
         StatusCode::FORBIDDEN
     );
-    let cleared = app
-        .call(Method::DELETE, "/sa/contact-policy", Some(&sa), None)
-        .await;
+    let cleared = app.delete("/sa/contact-policy", &sa).await;
     assert_eq!(cleared.status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.get("/sa/contact-policy", &sa).await.status,
@@ -367,11 +361,10 @@ async fn a_provider_fetches_exactly_the_released_deliveries_and_reports_them() {
         .collect();
     for id in ids.iter().chain(ids.first()) {
         let set = app
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/customers/{id}/consents/email"),
-                Some(&sa),
-                Some(json!({"status": "opted_out", "source": "call centre"})),
+                &sa,
+                json!({"status": "opted_out", "source": "call centre"}),
             )
             .await;
         assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
@@ -411,11 +404,10 @@ async fn a_provider_fetches_exactly_the_released_deliveries_and_reports_them() {
         .expect("a prepared delivery")
         .get(0);
     let withdrawn = app
-        .call(
-            Method::PUT,
+        .put(
             &format!("/customers/{late}/consents/email"),
-            Some(&sa),
-            Some(json!({"status": "opted_out"})),
+            &sa,
+            json!({"status": "opted_out"}),
         )
         .await;
     assert_eq!(withdrawn.status, StatusCode::OK);
@@ -520,11 +512,10 @@ async fn a_provider_fetches_exactly_the_released_deliveries_and_reports_them() {
     );
     // A customer who opts out after the release drops out of the feed at once.
     let quitter = fetched[1].0.clone();
-    app.call(
-        Method::PUT,
+    app.put(
         &format!("/customers/{quitter}/consents/email"),
-        Some(&sa),
-        Some(json!({"status": "opted_out"})),
+        &sa,
+        json!({"status": "opted_out"}),
     )
     .await;
     let again = feed(

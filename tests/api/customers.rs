@@ -206,9 +206,7 @@ async fn crud_validation_and_keyset_pages() {
     let path = format!("/customers/{id}");
     let mut replaced = body.clone();
     replaced["segment"] = json!("platinum");
-    let put = app
-        .call(Method::PUT, &path, Some(&token), Some(replaced))
-        .await;
+    let put = app.put(&path, &token, replaced).await;
     assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
     assert_eq!(put.body["segment"], "platinum");
     assert_eq!(app.get(&path, &token).await.body["segment"], "platinum");
@@ -254,16 +252,12 @@ async fn crud_validation_and_keyset_pages() {
     );
 
     assert_eq!(
-        app.call(Method::DELETE, &path, Some(&token), None)
-            .await
-            .status,
+        app.delete(&path, &token).await.status,
         StatusCode::NO_CONTENT
     );
     assert_eq!(app.get(&path, &token).await.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        app.call(Method::DELETE, &path, Some(&token), None)
-            .await
-            .status,
+        app.delete(&path, &token).await.status,
         StatusCode::NOT_FOUND
     );
 }

@@ -74,15 +74,12 @@ fn drain(receiver: &mut InProcessReceiver) -> Vec<String> {
 }
 
 async fn create_campaign(app: &TestApp, fx: &TenantFixture) -> i64 {
-    let created = app
-        .post(
-            &format!("/tenants/{}/campaigns", fx.tenant),
-            &fx.maker,
-            json!({"offer_id": fx.offer_id, "name": "durable", "selection_criteria": criteria(),
-                   "start_date": "2026-12-01", "end_date": "2026-12-31"}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
+    let created = integration_tests::NewCampaign::of(fx.offer_id)
+        .name("durable")
+        .criteria(criteria())
+        .post(app, &fx.tenant, &fx.maker)
+        .await
+        .expect(StatusCode::ACCEPTED);
     assert_eq!(created.body["processing_status"], "queued");
     created.body["id"].as_i64().expect("id")
 }
@@ -439,14 +436,11 @@ async fn terminated_connections_answer_503_then_recover_and_lose_nothing() {
             while !stop.load(Ordering::Relaxed) {
                 round += 1;
                 let response = if worker == 0 && round % 4 == 0 {
-                    app.post(
-                        "/tenants/credit_card/campaigns",
-                        &fx.maker,
-                        json!({"offer_id": fx.offer_id, "name": format!("load {round}"),
-                               "selection_criteria": criteria(),
-                               "start_date": "2026-12-01", "end_date": "2026-12-31"}),
-                    )
-                    .await
+                    integration_tests::NewCampaign::of(fx.offer_id)
+                        .name(&format!("load {round}"))
+                        .criteria(criteria())
+                        .post(&app, "credit_card", &fx.maker)
+                        .await
                 } else {
                     app.get("/tenants/credit_card/offers?limit=50", &fx.maker)
                         .await

@@ -116,15 +116,11 @@ async fn offers_api_answers_a_list_offers_event() {
 async fn campaigns_api_answers_a_list_campaigns_event() {
     let app = TestApp::spawn().await;
     let fx = app.tenant_with_offer("credit_card").await;
-    let created = app
-        .post(
-            "/tenants/credit_card/campaigns",
-            &fx.maker,
-            serde_json::json!({"offer_id": fx.offer_id, "name": "Lambda", "selection_criteria": {},
-                               "start_date": "2026-12-01", "end_date": "2026-12-02"}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
+    integration_tests::NewCampaign::of(fx.offer_id)
+        .name("Lambda")
+        .post(&app, "credit_card", &fx.maker)
+        .await
+        .expect(StatusCode::ACCEPTED);
     let mut event = event("campaigns-api/list-campaigns.json");
     event["headers"]["authorization"] = Value::String(format!("Bearer {}", fx.viewer));
     let response = invoke(

@@ -435,11 +435,10 @@ async fn makers_cannot_check_their_own_offers() {
     let sa = world.token("super_admin").expect("token");
     let off = world
         .app
-        .call(
-            Method::PUT,
+        .put(
             "/sa/tenants/credit_card",
-            Some(sa),
-            Some(json!({"require_maker_checker": false})),
+            sa,
+            json!({"require_maker_checker": false}),
         )
         .await;
     assert_eq!(off.body["require_maker_checker"], false);
@@ -548,11 +547,10 @@ async fn offer_data_must_satisfy_the_tenant_schema() {
     let sa = world.token("super_admin").expect("token");
     let bad_schema = world
         .app
-        .call(
-            Method::PUT,
+        .put(
             "/sa/tenants/credit_card",
-            Some(sa),
-            Some(json!({"offer_schema": {"type": "no-such-type"}})),
+            sa,
+            json!({"offer_schema": {"type": "no-such-type"}}),
         )
         .await;
     assert_eq!(bad_schema.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -561,11 +559,10 @@ async fn offer_data_must_satisfy_the_tenant_schema() {
         "properties": {"title": {"type": "string"}, "apr": {"type": "number", "maximum": 50}}});
     let set = world
         .app
-        .call(
-            Method::PUT,
+        .put(
             "/sa/tenants/credit_card",
-            Some(sa),
-            Some(json!({"offer_schema": schema})),
+            sa,
+            json!({"offer_schema": schema}),
         )
         .await;
     assert_eq!(set.status, StatusCode::OK);

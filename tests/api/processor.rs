@@ -38,13 +38,10 @@ fn event(bodies: &[String]) -> SqsEvent {
 /// A campaign over the real data, processed once by the app's own queue, then given the
 /// fixture's job id as its current (queued) job.
 async fn campaign_with_fixture_job(app: &TestApp, fx: &TenantFixture, criteria: Value) -> i32 {
-    let response = app
-        .post(
-            &format!("/tenants/{}/campaigns", fx.tenant),
-            &fx.maker,
-            json!({"offer_id": fx.offer_id, "name": "c", "selection_criteria": criteria,
-                   "start_date": "2026-12-01", "end_date": "2026-12-31"}),
-        )
+    let response = integration_tests::NewCampaign::of(fx.offer_id)
+        .name("c")
+        .criteria(criteria)
+        .post(app, &fx.tenant, &fx.maker)
         .await;
     let id = response.body["id"].as_i64().expect("id");
     app.wait_for_processing(&fx.tenant, id, &fx.admin).await;

@@ -35,7 +35,7 @@ async fn a_campaign_that_released_anything_is_never_deleted_and_the_ledger_keeps
     let held = ledger_rows(&app, id).await;
     assert!(held > 0, "the activation released deliveries");
     let one = format!("{CAMPAIGNS}/{id}");
-    let refused = app.call(Method::DELETE, &one, Some(&fx.admin), None).await;
+    let refused = app.delete(&one, &fx.admin).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
     let detail = refused.body["detail"].as_str().expect("detail");
     assert!(
@@ -43,16 +43,9 @@ async fn a_campaign_that_released_anything_is_never_deleted_and_the_ledger_keeps
         "{detail}"
     );
     // Paused, it is still refused; the ledger kept every row throughout.
-    let paused = app
-        .call(
-            Method::PUT,
-            &one,
-            Some(&fx.admin),
-            Some(json!({"status": "paused"})),
-        )
-        .await;
+    let paused = app.put(&one, &fx.admin, json!({"status": "paused"})).await;
     assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.body);
-    let refused = app.call(Method::DELETE, &one, Some(&fx.admin), None).await;
+    let refused = app.delete(&one, &fx.admin).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert_eq!(ledger_rows(&app, id).await, held);
     assert_eq!(app.get(&one, &fx.admin).await.status, StatusCode::OK);
@@ -74,9 +67,7 @@ async fn a_campaign_that_released_anything_is_never_deleted_and_the_ledger_keeps
     );
     drop(tx);
     let sa = app.super_admin_token().await;
-    let tenant_deleted = app
-        .call(Method::DELETE, "/sa/tenants/credit_card", Some(&sa), None)
-        .await;
+    let tenant_deleted = app.delete("/sa/tenants/credit_card", &sa).await;
     assert_eq!(
         tenant_deleted.status,
         StatusCode::CONFLICT,
@@ -89,14 +80,7 @@ async fn a_campaign_that_released_anything_is_never_deleted_and_the_ledger_keeps
     let draft = app
         .processed_campaign(&fx, "Never sent", json!({"segment": "gold"}))
         .await;
-    let deleted = app
-        .call(
-            Method::DELETE,
-            &format!("{CAMPAIGNS}/{draft}"),
-            Some(&fx.admin),
-            None,
-        )
-        .await;
+    let deleted = app.delete(&format!("{CAMPAIGNS}/{draft}"), &fx.admin).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
     let trail = app
         .get(&format!("{CAMPAIGNS}/{draft}/audit-logs"), &fx.viewer)
@@ -229,11 +213,10 @@ async fn an_approval_binds_to_the_version_the_checker_read() {
     let one = format!("{OFFERS}/{}", fx.offer_id);
     // The maker drafts version 2 (only /apr changes) and submits it.
     let drafted = app
-        .call(
-            Method::PUT,
+        .put(
             &one,
-            Some(&fx.maker),
-            Some(json!({"data": {"title": "Cashback 5%", "apr": 18.5}})),
+            &fx.maker,
+            json!({"data": {"title": "Cashback 5%", "apr": 18.5}}),
         )
         .await;
     assert_eq!(drafted.status, StatusCode::OK, "{:?}", drafted.body);
@@ -269,11 +252,10 @@ async fn an_approval_binds_to_the_version_the_checker_read() {
     }
     // An admin slips a fee into the submitted draft: it goes back to draft, audited.
     let slipped = app
-        .call(
-            Method::PUT,
+        .put(
             &one,
-            Some(&fx.admin),
-            Some(json!({"data": {"title": "Cashback 5%", "apr": 18.5, "annual_fee": 99999}})),
+            &fx.admin,
+            json!({"data": {"title": "Cashback 5%", "apr": 18.5, "annual_fee": 99999}}),
         )
         .await;
     assert_eq!(slipped.status, StatusCode::OK, "{:?}", slipped.body);
@@ -331,24 +313,10 @@ async fn an_approval_binds_to_the_version_the_checker_read() {
 async fn moving_a_paused_campaigns_offer_version_needs_the_permission_that_edits_it() {
     let (app, fx, id, _) = processed_campaign(json!({"segment": "platinum"})).await;
     let one = format!("{CAMPAIGNS}/{id}");
-    let paused = app
-        .call(
-            Method::PUT,
-            &one,
-            Some(&fx.admin),
-            Some(json!({"status": "paused"})),
-        )
-        .await;
+    let paused = app.put(&one, &fx.admin, json!({"status": "paused"})).await;
     assert_eq!(paused.status, StatusCode::OK);
     let version = paused.body["offer_version"].clone();
-    let edit = app
-        .call(
-            Method::PUT,
-            &one,
-            Some(&fx.maker),
-            Some(json!({"name": "Renamed"})),
-        )
-        .await;
+    let edit = app.put(&one, &fx.maker, json!({"name": "Renamed"})).await;
     assert_eq!(edit.status, StatusCode::FORBIDDEN);
     let moved = app
         .post(
@@ -620,12 +588,7 @@ async fn member_routes_answer_a_super_admin_like_an_unknown_user() {
             )
             .await;
         let remove = app
-            .call(
-                Method::DELETE,
-                &format!("{members}/{name}/roles/read_only"),
-                Some(&fx.admin),
-                None,
-            )
+            .delete(&format!("{members}/{name}/roles/read_only"), &fx.admin)
             .await;
         for answer in [assign, remove] {
             let detail = answer.body["detail"]

@@ -110,13 +110,10 @@ async fn the_seed_flow_a_custom_group_grants_exactly_its_permissions() {
     let submitted = submitted_offer(&app, &fx).await;
 
     let campaigns = "/tenants/credit_card/campaigns";
-    let campaign = app
-        .post(
-            campaigns,
-            &operator,
-            json!({"offer_id": fx.offer_id, "name": "Operator's", "selection_criteria": {"segment": "gold"},
-                   "start_date": "2026-12-01", "end_date": "2026-12-31"}),
-        )
+    let campaign = integration_tests::NewCampaign::of(fx.offer_id)
+        .name("Operator's")
+        .criteria(json!({"segment": "gold"}))
+        .post(&app, "credit_card", &operator)
         .await;
     assert_eq!(campaign.status, StatusCode::ACCEPTED, "{:?}", campaign.body);
     let id = campaign.body["id"].as_i64().expect("campaign id");

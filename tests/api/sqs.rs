@@ -85,16 +85,12 @@ async fn a_campaign_travels_through_sqs_and_a_poison_message_is_dead_lettered() 
     };
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
-    let created = app
-        .post(
-            "/tenants/credit_card/campaigns",
-            &fx.maker,
-            json!({"offer_id": fx.offer_id, "name": "Via SQS",
-                   "selection_criteria": {"segment": {"in": ["gold", "platinum"]}, "kyc_status": "verified"},
-                   "start_date": "2026-12-01", "end_date": "2026-12-31"}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
+    let created = integration_tests::NewCampaign::of(fx.offer_id)
+        .name("Via SQS")
+        .criteria(json!({"segment": {"in": ["gold", "platinum"]}, "kyc_status": "verified"}))
+        .post(&app, "credit_card", &fx.maker)
+        .await
+        .expect(StatusCode::ACCEPTED);
     let id = created.body["id"].as_i64().expect("id");
     // A poison message on the same queue.
     client

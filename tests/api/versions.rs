@@ -22,13 +22,13 @@ async fn send(
 
 /// A draft campaign of the fixture's offer; `offer_version` pins one explicitly.
 async fn campaign(app: &TestApp, fx: &TenantFixture, offer_version: Option<i64>) -> TestResponse {
-    let mut body = json!({"offer_id": fx.offer_id, "name": "Cashback push",
-        "selection_criteria": {"segment": "gold"},
-        "start_date": "2026-12-01", "end_date": "2026-12-31"});
+    let mut campaign = integration_tests::NewCampaign::of(fx.offer_id)
+        .name("Cashback push")
+        .criteria(json!({"segment": "gold"}));
     if let Some(v) = offer_version {
-        body["offer_version"] = json!(v);
+        campaign = campaign.with("offer_version", json!(v));
     }
-    app.post(CAMPAIGNS, &fx.maker, body).await
+    campaign.post(app, &fx.tenant, &fx.maker).await
 }
 
 /// Edits the approved offer as `token` (opening a draft), submits it as `token`, and answers

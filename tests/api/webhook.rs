@@ -17,13 +17,10 @@ pub(crate) async fn processed_campaign(
     let app = TestApp::spawn().await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
-    let created = app
-        .post(
-            "/tenants/credit_card/campaigns",
-            &fx.maker,
-            json!({"offer_id": fx.offer_id, "name": "Deliveries", "selection_criteria": criteria,
-                   "start_date": "2026-12-01", "end_date": "2026-12-31"}),
-        )
+    let created = integration_tests::NewCampaign::of(fx.offer_id)
+        .name("Deliveries")
+        .criteria(criteria)
+        .post(&app, "credit_card", &fx.maker)
         .await;
     let id = created.body["id"].as_i64().expect("id");
     let campaign = app.wait_for_processing("credit_card", id, &fx.admin).await;
@@ -188,14 +185,7 @@ async fn missing_wrong_and_revoked_keys_are_refused() {
         )
         .await;
     assert_eq!(maker_attempt.status, StatusCode::UNAUTHORIZED);
-    let revoked = app
-        .call(
-            Method::DELETE,
-            &format!("/sa/webhook-keys/{id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let revoked = app.delete(&format!("/sa/webhook-keys/{id}"), &token).await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT);
     assert_eq!(
         report(&app, &key, &json!([])).await.status,

@@ -162,6 +162,13 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
+    /// Asserts the status is `status`, showing the body otherwise; the response, to go on.
+    #[track_caller]
+    pub fn expect(self, status: StatusCode) -> Self {
+        assert_eq!(self.status, status, "{:?}", self.body);
+        self
+    }
+
     /// The `Content-Type` header, or "".
     pub fn content_type(&self) -> &str {
         self.headers
@@ -409,6 +416,22 @@ impl TestApp {
         .await
     }
 
+    /// `PUT path` with a token and JSON body.
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> TestResponse {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    /// `PATCH path` with a token and JSON body.
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> TestResponse {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    /// `DELETE path` with a token.
+    pub async fn delete(&self, path: &str, token: &str) -> TestResponse {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
     /// `GET path` with a token.
     pub async fn get(&self, path: &str, token: &str) -> TestResponse {
         self.call(Method::GET, path, Some(token), None).await
@@ -599,16 +622,12 @@ impl TestApp {
     /// Creates a December campaign of `fx`'s tenant for its approved offer (as its maker) over
     /// `criteria`, waits until its customers are selected, and returns its id.
     pub async fn processed_campaign(&self, fx: &TenantFixture, name: &str, criteria: Value) -> i64 {
-        let created = self
-            .post(
-                &format!("/tenants/{}/campaigns", fx.tenant),
-                &fx.maker,
-                serde_json::json!({"offer_id": fx.offer_id, "name": name,
-                    "selection_criteria": criteria,
-                    "start_date": "2026-12-01", "end_date": "2026-12-31"}),
-            )
-            .await;
-        assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
+        let created = NewCampaign::of(fx.offer_id)
+            .name(name)
+            .criteria(criteria)
+            .post(self, &fx.tenant, &fx.maker)
+            .await
+            .expect(StatusCode::ACCEPTED);
         let id = created.body["id"].as_i64().expect("campaign id");
         let campaign = self.wait_for_processing(&fx.tenant, id, &fx.admin).await;
         assert_eq!(campaign["processing_status"], "done", "{campaign}");
@@ -681,5 +700,45 @@ impl Drop for TestApp {
             });
         })
         .join();
+    }
+}
+
+/// The body of `POST /tenants/{t}/campaigns`, built up from a December campaign of an offer
+/// over every customer: `NewCampaign::of(fx.offer_id).name("Gold").criteria(json!(…))`.
+#[derive(Debug, Clone)]
+pub struct NewCampaign(Value);
+
+impl NewCampaign {
+    /// A campaign of `offer_id` named `Campaign`, criteria `{}`, 2026-12-01 to 2026-12-31.
+    pub fn of(offer_id: i64) -> Self {
+        Self(serde_json::json!({"offer_id": offer_id, "name": "Campaign",
+            "selection_criteria": {}, "start_date": "2026-12-01", "end_date": "2026-12-31"}))
+    }
+
+    /// Sets `name`.
+    pub fn name(self, name: &str) -> Self {
+        self.with("name", Value::from(name))
+    }
+
+    /// Sets `selection_criteria`.
+    pub fn criteria(self, criteria: Value) -> Self {
+        self.with("selection_criteria", criteria)
+    }
+
+    /// Sets any other member (`description`, `channel`, `offer_version`, dates, …).
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.0[key] = value;
+        self
+    }
+
+    /// The JSON body.
+    pub fn body(self) -> Value {
+        self.0
+    }
+
+    /// `POST /tenants/{tenant}/campaigns` with it as `token`; the raw response.
+    pub async fn post(self, app: &TestApp, tenant: &str, token: &str) -> TestResponse {
+        app.post(&format!("/tenants/{tenant}/campaigns"), token, self.0)
+            .await
     }
 }
