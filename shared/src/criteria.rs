@@ -31,7 +31,7 @@
 
 use std::fmt::Write as _;
 
-use crate::http::pointer_token;
+use crate::error::pointer_token;
 use chrono::NaiveDate;
 use serde_json::Value;
 use tokio_postgres::types::ToSql;

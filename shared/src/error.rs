@@ -242,7 +242,7 @@ impl From<tokio_postgres::Error> for ApiError {
     /// The database being unavailable ([`database_unavailable`]) is 503 with `Retry-After`;
     /// anything else the server answered with an SQLSTATE is a defect on our side (500).
     /// Expected constraint violations are mapped to 409/422 at the call site with
-    /// [`crate::db::violated_constraint`].
+    /// `db::violated_constraint`.
     fn from(err: tokio_postgres::Error) -> Self {
         if database_unavailable(&err) {
             Self::ServiceUnavailable(err.into())
@@ -264,6 +264,11 @@ impl From<deadpool_postgres::PoolError> for ApiError {
             other => Self::Internal(other.into()),
         }
     }
+}
+
+/// Escapes one JSON Pointer reference token (RFC 6901 §4: `~` → `~0`, `/` → `~1`).
+pub fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 #[cfg(test)]

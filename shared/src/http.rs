@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, pointer_token};
 
 /// Largest JSON body any route reads, in bytes.
 pub const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
@@ -164,11 +164,6 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
             Segment::Unknown => None,
         })
         .collect()
-}
-
-/// Escapes one JSON Pointer reference token (RFC 6901 §4: `~` → `~0`, `/` → `~1`).
-pub fn pointer_token(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// Whether JSON text contains the escape `\u0000` (a raw NUL byte is not valid JSON).
@@ -694,62 +689,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath
     }
 }
 
-/// The address of the client that sent a request, as the sign-in throttle counts it:
-///
-/// 1. on Lambda, API Gateway's `requestContext.http.sourceIp` (API Gateway sets it from the
-///    TCP connection; a client cannot forge it with a header);
-/// 2. with `TRUSTED_PROXY_HEADER` set, the right-most address in that header (the one the
-///    trusted proxy appended; the left-most entries are whatever the client sent);
-/// 3. otherwise the socket's peer address (`offerctl serve`);
-/// 4. `unknown` when none is available (a request built in-process).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientAddress(pub String);
-
-impl ClientAddress {
-    /// The address of `parts`' client, reading the trusted header `proxy_header` if given.
-    pub fn of(parts: &Parts, proxy_header: Option<&axum::http::HeaderName>) -> Self {
-        if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
-            parts
-                .extensions
-                .get::<lambda_http::request::RequestContext>()
-            && let Some(ip) = &context.http.source_ip
-        {
-            return Self(ip.clone());
-        }
-        if let Some(name) = proxy_header {
-            let last = parts
-                .headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
-                .rfind(|v| v.parse::<std::net::IpAddr>().is_ok());
-            if let Some(ip) = last {
-                return Self(ip.to_owned());
-            }
-        }
-        if let Some(axum::extract::ConnectInfo(peer)) = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        {
-            return Self(peer.ip().to_string());
-        }
-        Self("unknown".into())
-    }
-}
-
-impl FromRequestParts<crate::AppState> for ClientAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &crate::AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self::of(parts, state.trusted_proxy_header.as_ref()))
-    }
-}
-
 /// serde helper for "absent vs. null" in partial updates: with
 /// `#[serde(default, deserialize_with = "shared::http::nullable")]` on an `Option<Option<T>>`
 /// field, an absent field is `None` (leave unchanged), `null` is `Some(None)` (clear) and a
@@ -779,134 +718,6 @@ pub fn check_length(field: &str, value: Option<&str>, max: usize) -> Result<(), 
     }
 }
 
-/// Default page size of every offset-paginated list.
-pub const DEFAULT_LIMIT: i64 = 50;
-/// Largest page size any list accepts; larger answers 400.
-pub const MAX_LIMIT: i64 = 200;
-
-/// `?limit=&offset=` of an offset-paginated list: `limit` 1–[`MAX_LIMIT`] (default
-/// [`DEFAULT_LIMIT`]), `offset` ≥ 0 (default 0). Out-of-range values answer 400.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    /// Rows to return.
-    pub limit: i64,
-    /// Rows to skip.
-    pub offset: i64,
-}
-
-/// The query parameters of [`Page`], as documented.
-#[derive(serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct RawPage {
-    /// Rows to return, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    /// Rows to skip (default 0).
-    #[param(minimum = 0)]
-    offset: Option<i64>,
-}
-
-impl utoipa::IntoParams for Page {
-    fn into_params(
-        parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
-    ) -> Vec<utoipa::openapi::path::Parameter> {
-        RawPage::into_params(parameter_in_provider)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Page {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let AppQuery(raw) = AppQuery::<RawPage>::from_request_parts(parts, state).await?;
-        let limit = check_limit(raw.limit)?;
-        let offset = raw.offset.unwrap_or(0);
-        if offset < 0 {
-            return Err(ApiError::BadRequest {
-                detail: "offset must not be negative".into(),
-                errors: vec![FieldError::new("offset", "must not be negative")],
-            });
-        }
-        Ok(Page { limit, offset })
-    }
-}
-
-/// `?limit=&after=` of a keyset-paginated list (lists that grow to millions of rows): rows
-/// come in id order, and the next page starts after the last id of this one. `limit` is
-/// 1–[`MAX_LIMIT`] (default [`DEFAULT_LIMIT`]); `after` is a UUID. Bad values answer 400.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keyset {
-    /// Rows to return.
-    pub limit: i64,
-    /// Return rows with an id greater than this.
-    pub after: Option<uuid::Uuid>,
-}
-
-/// The query parameters of [`Keyset`], as documented.
-#[derive(serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct RawKeyset {
-    /// Rows to return, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    /// Return rows whose id is greater than this one: the last id of the previous page, as
-    /// given in that page's `Link: rel="next"` header.
-    after: Option<uuid::Uuid>,
-}
-
-impl utoipa::IntoParams for Keyset {
-    fn into_params(
-        parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
-    ) -> Vec<utoipa::openapi::path::Parameter> {
-        RawKeyset::into_params(parameter_in_provider)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Keyset {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let AppQuery(raw) = AppQuery::<RawKeyset>::from_request_parts(parts, state).await?;
-        let limit = check_limit(raw.limit)?;
-        Ok(Keyset {
-            limit,
-            after: raw.after,
-        })
-    }
-}
-
-impl Keyset {
-    /// Answers a page as a JSON array; a full page carries `Link: <…?after=LAST>;
-    /// rel="next"` (RFC 8288), built from `uri` with `after` replaced, so a client can follow
-    /// it until a page comes without one.
-    pub fn respond<T: Serialize>(
-        self,
-        uri: &axum::http::Uri,
-        items: Vec<T>,
-        last_id: impl Fn(&T) -> uuid::Uuid,
-    ) -> Response {
-        let full = i64::try_from(items.len()).is_ok_and(|n| n == self.limit);
-        let next = full
-            .then(|| items.last().map(&last_id))
-            .flatten()
-            .map(|last| {
-                let mut query = form_urlencoded::Serializer::new(String::new());
-                for (key, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
-                    if key != "after" {
-                        query.append_pair(&key, &value);
-                    }
-                }
-                query.append_pair("after", &last.to_string());
-                format!("<{}?{}>; rel=\"next\"", uri.path(), query.finish())
-            });
-        let mut response = AppJson(items).into_response();
-        if let Some(link) = next.and_then(|l| axum::http::HeaderValue::from_str(&l).ok()) {
-            response.headers_mut().insert(header::LINK, link);
-        }
-        response
-    }
-}
-
 /// Sets `Location` (RFC 9110 §10.2.2) on a response; `path` is built from validated parts,
 /// so it is always a valid header value (otherwise the header is left out).
 pub fn with_location(mut response: Response, path: &str) -> Response {
@@ -914,22 +725,6 @@ pub fn with_location(mut response: Response, path: &str) -> Response {
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
-}
-
-/// `limit` 1–[`MAX_LIMIT`], default [`DEFAULT_LIMIT`].
-fn check_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if (1..=MAX_LIMIT).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(ApiError::BadRequest {
-            detail: format!("limit must be between 1 and {MAX_LIMIT}"),
-            errors: vec![FieldError::new(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            )],
-        })
-    }
 }
 
 #[cfg(test)]
@@ -1094,34 +889,6 @@ mod tests {
             duplicate_key(br#"[{"a":1},{"a":1,"a":2}]"#).as_deref(),
             Some("/1/a")
         );
-    }
-
-    #[test]
-    fn the_client_address_comes_from_the_socket_or_the_trusted_proxy_only() {
-        let parts = |forwarded: &str| {
-            let peer: std::net::SocketAddr = "192.0.2.10:40000".parse().expect("address");
-            let (parts, ()) = Request::builder()
-                .header("x-forwarded-for", forwarded)
-                .extension(axum::extract::ConnectInfo(peer))
-                .body(())
-                .expect("request")
-                .into_parts();
-            parts
-        };
-        let proxy = axum::http::HeaderName::from_static("x-forwarded-for");
-        // Without a trusted proxy, a client's own X-Forwarded-For is ignored.
-        assert_eq!(ClientAddress::of(&parts("6.6.6.6"), None).0, "192.0.2.10");
-        // Behind one, the right-most address (the one the proxy appended) counts.
-        assert_eq!(
-            ClientAddress::of(&parts("6.6.6.6, 198.51.100.4"), Some(&proxy)).0,
-            "198.51.100.4"
-        );
-        assert_eq!(
-            ClientAddress::of(&parts("not an address"), Some(&proxy)).0,
-            "192.0.2.10"
-        );
-        let (bare, ()) = Request::builder().body(()).expect("request").into_parts();
-        assert_eq!(ClientAddress::of(&bare, None).0, "unknown");
     }
 
     #[test]

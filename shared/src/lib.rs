@@ -8,8 +8,11 @@
 //! - [`state`]: [`state::AppState`], the pool, token keys and password hasher built once and
 //!   shared by every handler.
 //! - [`http`]: extractors that answer malformed input in our error format ([`http::AppJson`],
-//!   [`http::AppQuery`], [`http::AppPath`]), pagination, and the service wrapper used by both the
-//!   local gateway and Lambda.
+//!   [`http::AppQuery`], [`http::AppPath`]) and the service wrapper used by both the local
+//!   gateway and Lambda; [`pagination`]: `?limit=&offset=` and keyset pages.
+//! - [`extract`]: who is calling: [`extract::Principal`]'s extractor (bearer token, then the
+//!   roles the database holds now), [`extract::Account`], [`extract::SuperAdmin`],
+//!   [`extract::ClientAddress`].
 //! - [`paths`]: typed path parameters of the tenant routes ([`paths::OfferPath`], …), each
 //!   with the loader of the row it names (404 when the tenant has none).
 //! - [`auth`]: passwords (argon2id), access tokens (JWT), permissions and the
@@ -29,9 +32,11 @@ pub mod criteria;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod extract;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod pagination;
 pub mod paths;
 pub mod queue;
 pub mod relay;

@@ -101,9 +101,9 @@ pub enum QueueError {
     Partial(usize),
 }
 
-impl From<QueueError> for crate::ApiError {
+impl From<QueueError> for crate::error::ApiError {
     fn from(err: QueueError) -> Self {
-        crate::ApiError::ServiceUnavailable(err.into())
+        crate::error::ApiError::ServiceUnavailable(err.into())
     }
 }
 

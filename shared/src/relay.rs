@@ -21,10 +21,10 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-use crate::ApiError;
 use crate::config::{ConfigError, number_from_lookup};
 use crate::db::{campaigns, outbox, tenant_transaction};
 use crate::domain::TenantName;
+use crate::error::ApiError;
 use crate::metrics::{self, Metric};
 use crate::queue::{Queue, QueueError};
 

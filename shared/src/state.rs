@@ -68,9 +68,9 @@ impl AppState {
     /// # Errors
     /// 503 if this deployment has none configured (`CAMPAIGN_QUEUE_URL` unset in a function
     /// that needs it); the cause is logged.
-    pub fn queue(&self) -> Result<&Queue, crate::ApiError> {
+    pub fn queue(&self) -> Result<&Queue, crate::error::ApiError> {
         self.queue.as_ref().ok_or_else(|| {
-            crate::ApiError::ServiceUnavailable("no campaign queue is configured".into())
+            crate::error::ApiError::ServiceUnavailable("no campaign queue is configured".into())
         })
     }
 }

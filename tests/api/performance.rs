@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use integration_tests::TestApp;
 use shared::db::{Executor, TenantRead, offers, users};
 use shared::domain::{TenantName, Username};
-use shared::http::Page;
+use shared::pagination::Page;
 
 /// Whitespace collapsed, the final `;` dropped.
 fn normalized(sql: &str) -> String {

@@ -6,12 +6,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use shared::auth::SuperAdmin;
 use shared::db::access_audit;
 use shared::db::roles::{self, AssignmentFilter};
 use shared::domain::{AccessAction, RoleName, TenantName, Username};
-use shared::http::{AppJson, AppQuery, Page};
+use shared::extract::SuperAdmin;
+use shared::http::{AppJson, AppQuery};
 use shared::openapi::NotFound;
+use shared::pagination::Page;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 

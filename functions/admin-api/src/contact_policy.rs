@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use shared::auth::SuperAdmin;
 use shared::db::consents::{self, ContactPolicy};
 use shared::domain::Channel;
+use shared::extract::SuperAdmin;
 use shared::http::AppJson;
 use shared::openapi::NotFound;
 use shared::{ApiError, AppState};
@@ -47,7 +47,7 @@ fn checked(body: SetContactPolicy) -> Result<ContactPolicy, ApiError> {
     }
     let limits = body.channel_limits.unwrap_or_default();
     for (channel, limit) in &limits {
-        let field = format!("channel_limits/{}", shared::http::pointer_token(channel));
+        let field = format!("channel_limits/{}", shared::error::pointer_token(channel));
         if Channel::parse(channel).is_err() {
             return Err(ApiError::invalid_field(
                 &field,

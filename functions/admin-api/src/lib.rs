@@ -2,7 +2,7 @@
 //! assignments, roles and the API keys of the delivery webhook — and the routes through
 //! which a tenant's own admins manage its members.
 //!
-//! Every `/sa/...` route requires a super admin ([`shared::auth::SuperAdmin`]); the
+//! Every `/sa/...` route requires a super admin ([`shared::extract::SuperAdmin`]); the
 //! `/tenants/{tenant_name}/members...` and `/tenants/{tenant_name}/access-audit-logs` routes
 //! require `tenant.members.manage` in that tenant. Lists take `limit` (default 50, at most
 //! 200) and `offset`. `PUT` changes only the fields present in the body (`null` clears a

@@ -7,12 +7,13 @@ use axum::response::Response;
 use chrono::Utc;
 use secrecy::SecretString;
 use serde::Deserialize;
-use shared::auth::SuperAdmin;
 use shared::auth::password::check_policy;
 use shared::db::{access_audit, users};
 use shared::domain::Username;
-use shared::http::{AppJson, AppPath, AppQuery, Page, check_length, nullable};
+use shared::extract::SuperAdmin;
+use shared::http::{AppJson, AppPath, AppQuery, check_length, nullable};
 use shared::openapi::Conflict;
+use shared::pagination::Page;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 

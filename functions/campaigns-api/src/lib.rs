@@ -33,10 +33,9 @@ use shared::db::campaigns::{
 use shared::db::{TenantRead, in_tenant, offers, outbox};
 use shared::domain::{CampaignStatus, Channel, DeliveryStatus, ProcessingStatus, TenantName};
 use shared::error::FieldError;
-use shared::http::{
-    AppJson, AppPath, AppQuery, Keyset, Page, check_length, nullable, with_location,
-};
+use shared::http::{AppJson, AppPath, AppQuery, check_length, nullable, with_location};
 use shared::openapi::Conflict;
+use shared::pagination::{Keyset, Page};
 use shared::paths::{CampaignPath, TenantPath};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};

@@ -4,12 +4,13 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use shared::auth::SuperAdmin;
 use shared::db::consents::{self, Consent, ConsentChange};
 use shared::db::customers;
 use shared::domain::{Channel, ConsentStatus};
-use shared::http::{AppJson, AppPath, Page, check_length};
+use shared::extract::SuperAdmin;
+use shared::http::{AppJson, AppPath, check_length};
 use shared::openapi::NotFound;
+use shared::pagination::Page;
 use shared::{ApiError, AppState};
 use utoipa::ToSchema;
 use uuid::Uuid;

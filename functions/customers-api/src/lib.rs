@@ -13,12 +13,11 @@ use chrono::NaiveDate;
 use deadpool_postgres::Pool;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
-use shared::auth::SuperAdmin;
 use shared::db::customers::{self, Customer, CustomerFilter, CustomerRecord, ImportSummary};
-use shared::http::{
-    AppJson, AppPath, AppQuery, Keyset, has_media_type, read_body_limited, with_location,
-};
+use shared::extract::SuperAdmin;
+use shared::http::{AppJson, AppPath, AppQuery, has_media_type, read_body_limited, with_location};
 use shared::openapi::Conflict;
+use shared::pagination::Keyset;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;

@@ -15,8 +15,9 @@ use shared::ApiError;
 use shared::db::campaigns::{self, FeedDelivery};
 use shared::db::{offers, tenant_transaction, webhooks};
 use shared::domain::{CampaignStatus, Channel};
-use shared::http::{AppJson, AppPath, Keyset};
+use shared::http::{AppJson, AppPath};
 use shared::openapi::{Conflict, NotFound};
+use shared::pagination::Keyset;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

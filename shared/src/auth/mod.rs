@@ -1,6 +1,7 @@
 //! Authentication and authorisation: password hashing ([`password`]), access tokens
 //! ([`token`]), permissions and default roles ([`permission`]), and the request principal
-//! ([`principal`]).
+//! ([`principal`]: its data and the permission check; the `extract` module builds it per
+//! request).
 
 pub mod api_key;
 pub mod password;
@@ -9,4 +10,4 @@ pub mod principal;
 pub mod token;
 
 pub use permission::{DefaultRole, Permission};
-pub use principal::{Account, Principal, SuperAdmin, TenantAccess};
+pub use principal::{Principal, TenantAccess};

@@ -1,22 +1,12 @@
-//! The request principal: who is calling, re-read from the database on every request.
-//!
-//! The bearer token (RFC 6750) proves identity only. Roles and permissions come from one
-//! indexed query per request, so a removed role, a deleted user or a password change
-//! (`users.tokens_valid_after`) takes effect on the caller's next request, whatever the token
-//! says.
+//! The request principal: who is calling, with the roles and permissions the database holds
+//! for them now, and the permission check every handler makes. The extractor that builds it
+//! for each request is in the `extract` module.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
-use axum::http::request::Parts;
-use chrono::Utc;
-
 use crate::auth::Permission;
-use crate::db;
 use crate::domain::{RoleName, TenantName, Username};
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// What the principal holds inside one tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,89 +72,6 @@ impl Principal {
                 (tenant.to_string(), roles)
             })
             .collect()
-    }
-}
-
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized("missing bearer token"))?
-        .to_str()
-        .map_err(|_| ApiError::Unauthorized("malformed Authorization header"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or(ApiError::Unauthorized("malformed Authorization header"))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::Unauthorized("expected a bearer token"));
-    }
-    Ok(token.trim())
-}
-
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(cached) = parts.extensions.get::<Principal>() {
-            return Ok(cached.clone());
-        }
-        let token = bearer_token(parts)?;
-        let now = Utc::now();
-        let claims = state.tokens.verify(token, now).map_err(|err| {
-            tracing::info!(error = %err, "bearer token rejected");
-            ApiError::Unauthorized("invalid or expired token")
-        })?;
-        let username =
-            Username::parse(claims.sub).map_err(|_| ApiError::Unauthorized("invalid token"))?;
-        let client = state.platform.get().await?;
-        let Some(record) = db::users::load_principal(&client, &username).await? else {
-            return Err(ApiError::Unauthorized("invalid or expired token"));
-        };
-        if claims.iat_ms < record.tokens_valid_after.timestamp_millis() {
-            return Err(ApiError::Unauthorized(
-                "token was issued before the last password change; sign in again",
-            ));
-        }
-        let principal = record.principal;
-        tracing::Span::current().record("user.name", principal.username.as_str());
-        parts.extensions.insert(principal.clone());
-        parts.extensions.insert(Account(record.account));
-        Ok(principal)
-    }
-}
-
-/// The caller's account (`users` row, never the password hash), read by the same statement as
-/// its [`Principal`]: authenticating as [`Principal`] does, with no further query.
-#[derive(Debug, Clone)]
-pub struct Account(pub db::users::User);
-
-impl FromRequestParts<AppState> for Account {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Principal::from_request_parts(parts, state).await?;
-        parts.extensions.get::<Account>().cloned().ok_or_else(|| {
-            ApiError::internal("the principal was authenticated without its account")
-        })
-    }
-}
-
-/// A [`Principal`] that is a super admin; any other caller gets 403.
-#[derive(Debug, Clone)]
-pub struct SuperAdmin(pub Principal);
-
-impl FromRequestParts<AppState> for SuperAdmin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = Principal::from_request_parts(parts, state).await?;
-        if principal.is_super_admin {
-            Ok(SuperAdmin(principal))
-        } else {
-            Err(ApiError::Forbidden(
-                "this operation requires a super admin".into(),
-            ))
-        }
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{CachedStatements, GenericClient};
 use crate::domain::{AccessAction, TenantName, Username};
 use crate::error::ApiError;
-use crate::http::Page;
+use crate::pagination::Page;
 
 /// One entry to append.
 #[derive(Debug, Clone)]

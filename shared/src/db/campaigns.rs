@@ -13,7 +13,7 @@ use crate::domain::{
     CampaignStatus, Channel, DeliveryStatus, ProcessingStatus, TenantName, Username,
 };
 use crate::error::ApiError;
-use crate::http::Page;
+use crate::pagination::Page;
 
 /// A campaign as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]

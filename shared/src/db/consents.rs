@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{CachedStatements, GenericClient};
 use crate::domain::{Channel, ConsentStatus, Username};
 use crate::error::ApiError;
-use crate::http::Page;
+use crate::pagination::Page;
 
 /// A customer's consent for one channel, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

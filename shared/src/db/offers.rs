@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::{CachedStatements, Executor, GenericClient};
 use crate::domain::{OfferStatus, TenantName, Username};
 use crate::error::ApiError;
-use crate::http::Page;
+use crate::pagination::Page;
 
 /// An offer as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]

@@ -1,6 +1,6 @@
 //! The campaign job outbox (`campaign_outbox`, migration V008): queue messages written in the
 //! transaction of the change that needs them, then sent and deleted by the relay
-//! ([`crate::relay`]). This is the transactional outbox pattern: a message exists if and only
+//! (the relay). This is the transactional outbox pattern: a message exists if and only
 //! if its transaction committed, so a crash between a commit and the queue loses nothing.
 
 use uuid::Uuid;

@@ -11,7 +11,7 @@ use super::{CachedStatements, GenericClient, violated_constraint};
 use crate::auth::Permission;
 use crate::domain::{RoleName, TenantName, Username};
 use crate::error::{ApiError, FieldError};
-use crate::http::Page;
+use crate::pagination::Page;
 
 /// A role of a tenant with its permissions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -9,7 +9,7 @@ use super::{CachedStatements, GenericClient, violated_constraint};
 use crate::auth::DefaultRole;
 use crate::domain::{TenantName, Username};
 use crate::error::ApiError;
-use crate::http::Page;
+use crate::pagination::Page;
 
 /// A tenant as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

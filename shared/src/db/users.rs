@@ -9,7 +9,7 @@ use super::{CachedStatements, Executor, GenericClient, violated_constraint};
 use crate::auth::{Permission, Principal, TenantAccess};
 use crate::domain::{RoleName, TenantName, Username};
 use crate::error::ApiError;
-use crate::http::Page;
+use crate::pagination::Page;
 
 /// A user as the API shows it (never the password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
