@@ -1,4 +1,4 @@
-//! The selection-criteria language of DESIGN.md ("Selection criteria"), parsed into a typed
+//! The selection-criteria language (README, "Campaigns and customer selection"), parsed into a typed
 //! tree and compiled to a parameterised SQL predicate over `customers c`.
 //!
 //! ```json

@@ -7,7 +7,7 @@
 //! A campaign's audience is complete or invisible: until its processing is `done`, its
 //! customers and their summary answer 409 and it cannot become `active`.
 //!
-//! Permissions (DESIGN.md): `campaign.read` to read; `campaign.write` to create, preview and
+//! Permissions (README, "Authentication and authorisation"): `campaign.read` to read; `campaign.write` to create, preview and
 //! edit a `draft`; `campaign.manage` to edit any campaign and change its status;
 //! `campaign.delete`; `campaign.process`. Every query filters by the tenant of the path, so
 //! another tenant's campaign is 404.

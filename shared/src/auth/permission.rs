@@ -2,7 +2,8 @@
 //!
 //! Handlers check a [`Permission`], never a role name: roles are rows in `tenant_roles`
 //! holding a set of permissions, so a super admin can define custom roles per tenant. The
-//! default mapping follows DESIGN.md ("Auth and tenancy").
+//! default mapping is [`DefaultRole::permissions`] (README, "Authentication and
+//! authorisation").
 
 use std::fmt;
 use std::str::FromStr;
@@ -207,7 +208,7 @@ impl DefaultRole {
         }
     }
 
-    /// The role's permissions (DESIGN.md, default mapping).
+    /// The role's permissions (the default mapping).
     pub fn permissions(self) -> Vec<Permission> {
         use Permission::*;
         match self {
