@@ -362,7 +362,7 @@ impl ItemResult {
 }
 
 /// One report's result.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 struct ItemResult {
     /// The report's position in the request, from 0.
     index: i32,
@@ -423,71 +423,10 @@ async fn update_delivery_status(
     let headers = request.headers().clone();
     let body = read_body_limited(request.into_body(), MAX_BODY_BYTES).await?;
     let (key, tenant, message_id) = authenticate(&pool, &headers, &body).await?;
-    if !has_media_type(&headers, "application/json") {
-        return Err(ApiError::UnsupportedMediaType(
-            "send the reports as application/json".into(),
-        ));
-    }
-    if let Some(pointer) = shared::http::duplicate_key(&body) {
-        return Err(shared::http::duplicate_key_error(pointer));
-    }
-    let items: Vec<Value> = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Array(items)) => items,
-        Ok(_) => {
-            return Err(ApiError::invalid_field(
-                "",
-                "the body must be a JSON array of reports",
-            ));
-        }
-        Err(e) => {
-            return Err(ApiError::BadRequest {
-                detail: format!("the body is not valid JSON: {e}"),
-                errors: Vec::new(),
-            });
-        }
-    };
-    if items.len() > MAX_REPORTS {
-        return Err(ApiError::Unprocessable {
-            detail: format!("at most {MAX_REPORTS} reports per request; split the batch"),
-            errors: Vec::new(),
-        });
-    }
-    let mut outcomes: Vec<ItemResult> = Vec::with_capacity(items.len());
-    let mut reports: Vec<DeliveryReport> = Vec::new();
-    let mut opt_outs: Vec<OptOutReport> = Vec::new();
-    let now = Utc::now();
-    for (index, item) in items.into_iter().enumerate() {
-        let index = i32::try_from(index).unwrap_or(i32::MAX);
-        match validate(index, item, now) {
-            Ok(Parsed::Delivery(report)) => reports.push(report),
-            Ok(Parsed::OptOut(report)) => opt_outs.push(report),
-            Err(reason) => outcomes.push(ItemResult {
-                index,
-                status: ItemStatus::Invalid,
-                reason: Some(reason),
-            }),
-        }
-    }
-    // Of several reports for one delivery, only the latest (then the last sent) is applied.
-    let mut latest: HashMap<(i32, Uuid), usize> = HashMap::new();
-    for (i, report) in reports.iter().enumerate() {
-        let slot = latest
-            .entry((report.campaign_id, report.customer_id))
-            .or_insert(i);
-        if (report.sent_at, report.index) > (reports[*slot].sent_at, reports[*slot].index) {
-            *slot = i;
-        }
-    }
-    let (winners, superseded): (Vec<_>, Vec<_>) = reports
-        .into_iter()
-        .enumerate()
-        .partition(|(i, r)| latest.get(&(r.campaign_id, r.customer_id)) == Some(i));
-    let winners: Vec<DeliveryReport> = winners.into_iter().map(|(_, r)| r).collect();
-    outcomes.extend(superseded.into_iter().map(|(_, r)| ItemResult {
-        index: r.index,
-        status: ItemStatus::Unchanged,
-        reason: Some("a later report for the same delivery is in this batch".into()),
-    }));
+    let items = parse_items(&headers, &body)?;
+    let (reports, opt_outs, mut outcomes) = validate_all(items, Utc::now());
+    let (winners, superseded) = latest_wins(reports);
+    outcomes.extend(superseded);
 
     let mut client = pool.get().await?;
     let tx = tenant_transaction(&mut client, &tenant).await?;
@@ -535,22 +474,204 @@ async fn update_delivery_status(
     webhooks::touch_key(&tx, key.id).await?;
     tx.commit().await?;
 
-    outcomes.sort_by_key(|r| r.index);
-    let mut summary = Summary::default();
-    for result in &outcomes {
-        match result.status {
-            ItemStatus::Updated => summary.updated += 1,
-            ItemStatus::Unchanged => summary.unchanged += 1,
-            ItemStatus::NotFound => summary.not_found += 1,
-            ItemStatus::Invalid => summary.invalid += 1,
-        }
-    }
+    let answer = Answer::of(outcomes, campaigns);
+    let summary = &answer.summary;
     tracing::info!(webhook.key_id = %key.id, tenant.name = %tenant, replayed, updated = summary.updated,
         unchanged = summary.unchanged, not_found = summary.not_found, invalid = summary.invalid,
         "delivery reports applied");
-    Ok(AppJson(Answer {
-        results: outcomes,
-        summary,
-        campaigns,
-    }))
+    Ok(AppJson(answer))
+}
+
+/// The request's items: a JSON array (`application/json`, no repeated member names) of at
+/// most [`MAX_REPORTS`] values, each still to be validated on its own.
+///
+/// # Errors
+/// 415 for another media type; 400 for text that is not JSON; 422 for a body that is not an
+/// array, repeats a member name, or holds too many items.
+fn parse_items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Value>, ApiError> {
+    if !has_media_type(headers, "application/json") {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the reports as application/json".into(),
+        ));
+    }
+    if let Some(pointer) = shared::http::duplicate_key(body) {
+        return Err(shared::http::duplicate_key_error(pointer));
+    }
+    let items: Vec<Value> = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items,
+        Ok(_) => {
+            return Err(ApiError::invalid_field(
+                "",
+                "the body must be a JSON array of reports",
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::BadRequest {
+                detail: format!("the body is not valid JSON: {e}"),
+                errors: Vec::new(),
+            });
+        }
+    };
+    if items.len() > MAX_REPORTS {
+        return Err(ApiError::Unprocessable {
+            detail: format!("at most {MAX_REPORTS} reports per request; split the batch"),
+            errors: Vec::new(),
+        });
+    }
+    Ok(items)
+}
+
+/// Validates every item received at `now`: the delivery results, the opt-outs, and an
+/// `invalid` result (with the reason) for each item that is neither.
+fn validate_all(
+    items: Vec<Value>,
+    now: DateTime<Utc>,
+) -> (Vec<DeliveryReport>, Vec<OptOutReport>, Vec<ItemResult>) {
+    let mut reports = Vec::new();
+    let mut opt_outs = Vec::new();
+    let mut invalid = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let index = i32::try_from(index).unwrap_or(i32::MAX);
+        match validate(index, item, now) {
+            Ok(Parsed::Delivery(report)) => reports.push(report),
+            Ok(Parsed::OptOut(report)) => opt_outs.push(report),
+            Err(reason) => invalid.push(ItemResult {
+                index,
+                status: ItemStatus::Invalid,
+                reason: Some(reason),
+            }),
+        }
+    }
+    (reports, opt_outs, invalid)
+}
+
+/// Of several reports for one delivery, only the latest is applied (of two at the same
+/// time, the later in the request): the winners, and an `unchanged` result for each of the
+/// others. Events never go back in time within a batch either.
+fn latest_wins(reports: Vec<DeliveryReport>) -> (Vec<DeliveryReport>, Vec<ItemResult>) {
+    let mut latest: HashMap<(i32, Uuid), usize> = HashMap::new();
+    for (i, report) in reports.iter().enumerate() {
+        let slot = latest
+            .entry((report.campaign_id, report.customer_id))
+            .or_insert(i);
+        if (report.sent_at, report.index) > (reports[*slot].sent_at, reports[*slot].index) {
+            *slot = i;
+        }
+    }
+    let (winners, superseded): (Vec<_>, Vec<_>) = reports
+        .into_iter()
+        .enumerate()
+        .partition(|(i, r)| latest.get(&(r.campaign_id, r.customer_id)) == Some(i));
+    let superseded = superseded
+        .into_iter()
+        .map(|(_, r)| ItemResult {
+            index: r.index,
+            status: ItemStatus::Unchanged,
+            reason: Some("a later report for the same delivery is in this batch".into()),
+        })
+        .collect();
+    (winners.into_iter().map(|(_, r)| r).collect(), superseded)
+}
+
+impl Answer {
+    /// The answer of `outcomes` (sorted into request order, and counted) and the campaigns
+    /// the reports named.
+    fn of(mut outcomes: Vec<ItemResult>, campaigns: Vec<PinnedCampaign>) -> Self {
+        outcomes.sort_by_key(|r| r.index);
+        let mut summary = Summary::default();
+        for result in &outcomes {
+            match result.status {
+                ItemStatus::Updated => summary.updated += 1,
+                ItemStatus::Unchanged => summary.unchanged += 1,
+                ItemStatus::NotFound => summary.not_found += 1,
+                ItemStatus::Invalid => summary.invalid += 1,
+            }
+        }
+        Self {
+            results: outcomes,
+            summary,
+            campaigns,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(index: i32, customer: u128, status: DeliveryStatus, minute: u32) -> DeliveryReport {
+        DeliveryReport {
+            index,
+            campaign_id: 7,
+            customer_id: Uuid::from_u128(customer),
+            status,
+            sent_at: DateTime::from_timestamp(1_800_000_000 + i64::from(minute) * 60, 0)
+                .expect("time"),
+            provider_message_id: None,
+            failure_reason: None,
+        }
+    }
+
+    #[test]
+    fn of_several_reports_for_one_delivery_the_latest_wins() {
+        let (winners, superseded) = latest_wins(vec![
+            report(0, 1, DeliveryStatus::Sent, 5),
+            report(1, 1, DeliveryStatus::Failed, 9),
+            report(2, 2, DeliveryStatus::Sent, 3),
+            report(3, 1, DeliveryStatus::Sent, 7),
+            // Same time as index 2: the later in the request wins.
+            report(4, 2, DeliveryStatus::Failed, 3),
+        ]);
+        let won: Vec<(i32, DeliveryStatus)> = winners.iter().map(|r| (r.index, r.status)).collect();
+        assert_eq!(
+            won,
+            [(1, DeliveryStatus::Failed), (4, DeliveryStatus::Failed)]
+        );
+        let mut lost: Vec<i32> = superseded.iter().map(|r| r.index).collect();
+        lost.sort_unstable();
+        assert_eq!(lost, [0, 2, 3]);
+        assert!(
+            superseded
+                .iter()
+                .all(|r| r.status == ItemStatus::Unchanged && r.reason.is_some())
+        );
+    }
+
+    #[test]
+    fn items_are_judged_one_by_one_and_the_answer_counts_them_in_order() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let customer = Uuid::from_u128(1).to_string();
+        let (reports, opt_outs, invalid) = validate_all(
+            vec![
+                serde_json::json!({"campaign_id": 7, "customer_id": customer, "status": "sent",
+                                   "sent_at": "2027-01-15T08:00:00Z"}),
+                serde_json::json!({"campaign_id": 7, "customer_id": customer,
+                                   "status": "unsubscribed", "sent_at": "2027-01-15T08:00:00Z"}),
+                serde_json::json!({"campaign_id": 7, "status": "sent"}),
+                serde_json::json!({"campaign_id": 7, "customer_id": customer, "status": "sent",
+                                   "sent_at": "2999-01-01T00:00:00Z"}),
+            ],
+            now,
+        );
+        assert_eq!((reports.len(), opt_outs.len(), invalid.len()), (1, 1, 2));
+        let answer = Answer::of(
+            vec![
+                invalid[1].clone(),
+                ItemResult::judged(0, ReportOutcome::Updated),
+                ItemResult::judged(1, ReportOutcome::NotFound),
+                invalid[0].clone(),
+            ],
+            Vec::new(),
+        );
+        let order: Vec<i32> = answer.results.iter().map(|r| r.index).collect();
+        assert_eq!(order, [0, 1, 2, 3]);
+        assert_eq!(
+            (
+                answer.summary.updated,
+                answer.summary.not_found,
+                answer.summary.invalid
+            ),
+            (1, 1, 2)
+        );
+    }
 }
