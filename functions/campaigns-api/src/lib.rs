@@ -16,26 +16,22 @@
 //! version is explicit and audited ([`offer_version`]).
 
 use axum::Router;
-use axum::extract::{OriginalUri, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use shared::auth::{Permission, Principal};
 use shared::criteria::Criteria;
 use shared::criteria::SelectionCriteria;
-use shared::db::campaigns::CampaignCustomer;
-use shared::db::campaigns::{
-    self, AudienceMember, Campaign, CampaignContent, CampaignFilter, DeliverySummary,
-    PreviewBreakdown,
-};
+use shared::db::campaigns::{self, Campaign, CampaignContent, CampaignFilter};
 use shared::db::{TenantRead, in_tenant, offers, outbox};
-use shared::domain::{CampaignStatus, Channel, DeliveryStatus, ProcessingStatus, TenantName};
+use shared::domain::{CampaignStatus, Channel, ProcessingStatus, TenantName};
 use shared::error::FieldError;
-use shared::http::{AppJson, AppPath, AppQuery, check_length, nullable, with_location};
+use shared::http::{AppJson, AppPath, AppQuery, check_length, with_location};
 use shared::openapi::Conflict;
-use shared::pagination::{Keyset, Page};
+use shared::pagination::Page;
 use shared::paths::{CampaignPath, TenantPath};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
@@ -43,6 +39,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+mod audience;
+mod lifecycle;
 mod offer_version;
 
 /// Longest campaign name, in characters.
@@ -56,14 +54,14 @@ pub const PREVIEW_SAMPLE: (i64, i64) = (10, 50);
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
-        .routes(routes!(preview))
-        .routes(routes!(read, update, remove))
+        .routes(routes!(audience::preview))
+        .routes(routes!(read, lifecycle::update, lifecycle::remove))
         .routes(routes!(process))
-        .routes(routes!(customers))
-        .routes(routes!(summary))
+        .routes(routes!(audience::customers))
+        .routes(routes!(audience::summary))
         .routes(routes!(offer_version::move_offer_version))
         .routes(routes!(offer_version::audit_logs))
-        .routes(routes!(release))
+        .routes(routes!(lifecycle::release))
 }
 
 /// The router of this function.
@@ -115,26 +113,6 @@ fn audience_complete(campaign: &Campaign) -> Result<(), ApiError> {
 }
 
 /// Parses criteria, answering 422 with a pointer under `/selection_criteria`.
-/// 409 when `campaign`'s offer was retired: a retired offer takes no new campaigns, and a
-/// draft's first activation starts one (a campaign already running keeps its version). The
-/// offer's row is locked, so it cannot be retired while the campaign starts.
-async fn refuse_retired_offer(
-    tx: &impl shared::db::GenericClient,
-    tenant: &TenantName,
-    campaign: &Campaign,
-) -> Result<(), ApiError> {
-    let Some(offer_id) = campaign.offer_id else {
-        return Ok(());
-    };
-    match offers::get(tx, tenant, offer_id, true).await? {
-        Some(offer) if offer.retired_at.is_some() => Err(ApiError::Conflict(format!(
-            "offer {offer_id} is retired; campaign {} cannot start (it may be deleted)",
-            campaign.id
-        ))),
-        _ => Ok(()),
-    }
-}
-
 fn check_criteria(criteria: &Value) -> Result<Criteria, ApiError> {
     Criteria::parse(criteria).map_err(|err| ApiError::Unprocessable {
         detail: format!("selection_criteria: {}", err.detail),
@@ -377,162 +355,6 @@ async fn read(
     Ok(AppJson(campaign))
 }
 
-/// `PUT` body: any of the fields; absent ones keep their value.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct UpdateCampaign {
-    /// 1 to 200 characters, not only spaces.
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
-    name: Option<String>,
-    /// At most 4,000 characters; `null` clears it.
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, max_length = 4000)]
-    description: Option<Option<String>>,
-    /// Which customers to select (run `process-customers` to apply it).
-    #[schema(value_type = Option<SelectionCriteria>)]
-    selection_criteria: Option<Value>,
-    /// First day (not after `end_date`).
-    start_date: Option<NaiveDate>,
-    /// Last day.
-    end_date: Option<NaiveDate>,
-    /// The next status: draft → active ⇄ paused, active → completed.
-    status: Option<CampaignStatus>,
-}
-
-/// Update a campaign or change its status.
-///
-/// `PUT /tenants/{t}/campaigns/{id}`: content changes need `campaign.write` while the
-/// campaign is `draft` and `campaign.manage` after that (never once `completed`, 409);
-/// status changes need `campaign.manage` and follow draft → active ⇄ paused, active →
-/// completed (409 otherwise).
-#[utoipa::path(
-    put,
-    path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
-    tag = "campaigns",
-    params(CampaignPath),
-    request_body = UpdateCampaign,
-    responses(
-        (status = 200, description = "Updated.", body = Campaign),
-        (status = 409, response = Conflict),
-    )
-)]
-async fn update(
-    State(state): State<AppState>,
-    principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
-    AppJson(body): AppJson<UpdateCampaign>,
-) -> Result<AppJson<Campaign>, ApiError> {
-    let may_write = principal
-        .require(&tenant, Permission::CampaignWrite)
-        .is_ok();
-    let may_manage = principal
-        .require(&tenant, Permission::CampaignManage)
-        .is_ok();
-    if !may_write && !may_manage {
-        principal.require(&tenant, Permission::CampaignManage)?;
-    }
-    let campaign = in_tenant(&state.pool, &tenant, async |tx| {
-        let current = find(tx, &tenant, id, true).await?;
-        let content_changes = body.name.is_some()
-            || body.description.is_some()
-            || body.selection_criteria.is_some()
-            || body.start_date.is_some()
-            || body.end_date.is_some();
-        let next_status = body.status.unwrap_or(current.status);
-        if next_status != current.status {
-            principal.require(&tenant, Permission::CampaignManage)?;
-            if !current.status.can_become(next_status) {
-                return Err(ApiError::Conflict(format!(
-                    "campaign {id} is {}; it cannot become {next_status}",
-                    current.status
-                )));
-            }
-            if next_status == CampaignStatus::Active {
-                audience_complete(&current)?;
-            }
-            if current.status == CampaignStatus::Draft && next_status == CampaignStatus::Active {
-                refuse_retired_offer(tx, &tenant, &current).await?;
-            }
-        }
-        if content_changes {
-            if current.status == CampaignStatus::Completed {
-                return Err(ApiError::Conflict(format!(
-                    "campaign {id} is completed and can no longer be edited"
-                )));
-            }
-            if current.status != CampaignStatus::Draft {
-                principal.require(&tenant, Permission::CampaignManage)?;
-            }
-        }
-        let content = CampaignContent {
-            name: body.name.unwrap_or(current.name),
-            description: body.description.unwrap_or(current.description),
-            selection_criteria: body
-                .selection_criteria
-                .unwrap_or(current.selection_criteria),
-            start_date: body.start_date.unwrap_or(current.start_date),
-            end_date: body.end_date.unwrap_or(current.end_date),
-        };
-        check_content(&content)?;
-        let campaign = campaigns::update(tx, &tenant, id, &content, next_status).await?;
-        if next_status == CampaignStatus::Active && current.status != CampaignStatus::Active {
-            // Activation releases the prepared deliveries, with the contact cap applied.
-            let released = campaigns::release(tx, &tenant, id).await?;
-            tracing::info!(
-                campaign.id = id,
-                released = released.released,
-                suppressed_by_pressure = released.suppressed_by_pressure,
-                "deliveries released"
-            );
-        }
-        Ok(campaign)
-    })
-    .await?;
-    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, status = %campaign.status, "campaign updated");
-    Ok(AppJson(campaign))
-}
-
-/// Delete a campaign.
-///
-/// `DELETE /tenants/{t}/campaigns/{id}` (`campaign.delete`): only a campaign that never
-/// released a delivery to a provider (409 otherwise: its deliveries hold slots of the
-/// contact cap; complete it instead). The deletion is recorded in the campaign's
-/// audit trail, which outlives it. 204.
-#[utoipa::path(
-    delete,
-    path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
-    tag = "campaigns",
-    params(CampaignPath),
-    responses(
-        (status = 204, description = "Deleted; the campaign's audit trail records who deleted it."),
-        (status = 409, response = Conflict),
-    )
-)]
-async fn remove(
-    State(state): State<AppState>,
-    principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
-) -> Result<StatusCode, ApiError> {
-    principal.require(&tenant, Permission::CampaignDelete)?;
-    in_tenant(&state.pool, &tenant, async |tx| {
-        // Locked: a release (activation, `…/release`) takes the same lock, so none can slip in
-        // between the check and the deletion.
-        let campaign = find(tx, &tenant, id, true).await?;
-        if campaigns::has_released_deliveries(tx, id).await? {
-            return Err(ApiError::Conflict(format!(
-                "campaign {id} is {} and has released deliveries to providers; it can no longer \
-             be deleted (its contacts count against the contact cap); complete it instead",
-                campaign.status
-            )));
-        }
-        campaigns::delete(tx, &tenant, &campaign, &principal.username).await?;
-        Ok(())
-    })
-    .await?;
-    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, "campaign deleted");
-    Ok(StatusCode::NO_CONTENT)
-}
-
 /// Re-run a campaign's selection.
 ///
 /// `POST /tenants/{t}/campaigns/{id}/process-customers` (`campaign.process`): queues a new
@@ -570,195 +392,4 @@ async fn process(
     .await?;
     relay_now(&state, &tenant, id, job_id).await;
     Ok((StatusCode::ACCEPTED, AppJson(campaign)).into_response())
-}
-
-/// `GET …/customers` filters.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct CustomersQuery {
-    /// Only deliveries in this status.
-    delivery_status: Option<DeliveryStatus>,
-}
-
-/// List a campaign's customers.
-///
-/// `GET /tenants/{t}/campaigns/{id}/customers?delivery_status=&limit=&after=`
-/// (`campaign.read`): keyset pages in customer-id order, with a `Link: rel="next"` header on
-/// full pages. Each customer's `contact` (name, e-mail, phone) is included only for
-/// principals holding `customer.contact.read` in the tenant.
-#[utoipa::path(
-    get,
-    path = "/tenants/{tenant_name}/campaigns/{campaign_id}/customers",
-    tag = "campaigns",
-    params(CampaignPath, CustomersQuery, Keyset),
-    responses(
-        (status = 200, description = "The campaign's customers in customer-id order.", body = Vec<CampaignCustomer>, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
-        (status = 409, response = Conflict),
-    )
-)]
-async fn customers(
-    State(state): State<AppState>,
-    principal: Principal,
-    OriginalUri(uri): OriginalUri,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
-    AppQuery(query): AppQuery<CustomersQuery>,
-    keyset: Keyset,
-) -> Result<Response, ApiError> {
-    principal.require(&tenant, Permission::CampaignRead)?;
-    let rows = in_tenant(&state.pool, &tenant, async |tx| {
-        audience_complete(&find(tx, &tenant, id, false).await?)?;
-        let with_contact = principal.can(&tenant, Permission::CustomerContactRead);
-        let rows = campaigns::customers(
-            tx,
-            id,
-            query.delivery_status,
-            keyset.after,
-            keyset.limit,
-            with_contact,
-        )
-        .await?;
-        Ok(rows)
-    })
-    .await?;
-    Ok(keyset.respond(&uri, rows, |row| row.customer_id))
-}
-
-/// Count a campaign's deliveries per status.
-///
-/// `GET /tenants/{t}/campaigns/{id}/customers/summary` (`campaign.read`): deliveries per
-/// status, `{"total", "pending", "sent", "failed"}`.
-#[utoipa::path(
-    get,
-    path = "/tenants/{tenant_name}/campaigns/{campaign_id}/customers/summary",
-    tag = "campaigns",
-    params(CampaignPath),
-    responses(
-        (status = 200, description = "Deliveries per status.", body = DeliverySummary),
-        (status = 409, response = Conflict),
-    )
-)]
-async fn summary(
-    State(state): State<AppState>,
-    principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
-) -> Result<AppJson<DeliverySummary>, ApiError> {
-    principal.require(&tenant, Permission::CampaignRead)?;
-    let counts = in_tenant(&state.pool, &tenant, async |tx| {
-        audience_complete(&find(tx, &tenant, id, false).await?)?;
-        let counts = campaigns::summary(tx, id).await?;
-        Ok(counts)
-    })
-    .await?;
-    Ok(AppJson(counts))
-}
-
-/// `POST …/audience-preview` body.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct PreviewRequest {
-    /// Which customers to select.
-    #[schema(value_type = SelectionCriteria)]
-    selection_criteria: Value,
-    /// The channel the campaign would use (default `email`): decides which consent counts.
-    channel: Option<Channel>,
-    /// Customers to sample, 0 to 50 (default 10).
-    #[schema(minimum = 0, maximum = 50)]
-    sample_size: Option<i64>,
-}
-
-/// `POST …/audience-preview` answer.
-#[derive(Serialize, ToSchema)]
-struct Preview {
-    /// Customers the criteria select.
-    matched_count: i64,
-    /// How they would fare if released now: `matched_count` = `suppressed_by_consent` +
-    /// `suppressed_by_pressure` + `releasable`.
-    #[serde(flatten)]
-    breakdown: PreviewBreakdown,
-    /// Some of them, without contact details.
-    sample: Vec<AudienceMember>,
-}
-
-/// Preview an audience.
-///
-/// `POST /tenants/{t}/campaigns/audience-preview` (`campaign.write`): how many customers the
-/// criteria select and a sample of them (`sample_size` 0–50, default 10), creating nothing.
-#[utoipa::path(
-    post,
-    path = "/tenants/{tenant_name}/campaigns/audience-preview",
-    tag = "campaigns",
-    params(TenantPath),
-    request_body = PreviewRequest,
-    responses(
-        (status = 200, description = "How many customers the criteria select, with a sample (no contact details).", body = Preview),
-    )
-)]
-async fn preview(
-    State(state): State<AppState>,
-    principal: Principal,
-    AppPath(tenant): AppPath<TenantName>,
-    AppJson(body): AppJson<PreviewRequest>,
-) -> Result<AppJson<Preview>, ApiError> {
-    principal.require(&tenant, Permission::CampaignWrite)?;
-    let sample = body.sample_size.unwrap_or(PREVIEW_SAMPLE.0);
-    if !(0..=PREVIEW_SAMPLE.1).contains(&sample) {
-        return Err(ApiError::invalid_field(
-            "sample_size",
-            format!("must be between 0 and {}", PREVIEW_SAMPLE.1),
-        ));
-    }
-    let compiled = check_criteria(&body.selection_criteria)?.compile(1);
-    let ((matched_count, sample), breakdown) = in_tenant(&state.pool, &tenant, async |tx| {
-        let (matched_count, sample) = campaigns::preview(tx, &compiled, sample).await?;
-        let channel = body.channel.unwrap_or(Channel::Email);
-        let breakdown = campaigns::preview_breakdown(tx, &compiled, &tenant, channel).await?;
-        Ok(((matched_count, sample), breakdown))
-    })
-    .await?;
-    Ok(AppJson(Preview {
-        matched_count,
-        breakdown,
-        sample,
-    }))
-}
-
-/// Release prepared deliveries.
-///
-/// `POST /tenants/{t}/campaigns/{id}/release` (`campaign.manage`): gives an `active`
-/// campaign's prepared deliveries (those selected since it was activated, e.g. by a
-/// re-processing) to the provider, with the contact cap applied, as activation
-/// does. 409 unless the campaign is active with a complete audience.
-#[utoipa::path(
-    post,
-    path = "/tenants/{tenant_name}/campaigns/{campaign_id}/release",
-    tag = "campaigns",
-    params(CampaignPath),
-    responses(
-        (status = 200, description = "What this release gave out and held back.", body = campaigns::ReleaseSummary),
-        (status = 409, response = Conflict),
-    )
-)]
-async fn release(
-    State(state): State<AppState>,
-    principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
-) -> Result<AppJson<campaigns::ReleaseSummary>, ApiError> {
-    principal.require(&tenant, Permission::CampaignManage)?;
-    let released = in_tenant(&state.pool, &tenant, async |tx| {
-        let campaign = find(tx, &tenant, id, true).await?;
-        if campaign.status != CampaignStatus::Active {
-            return Err(ApiError::Conflict(format!(
-                "campaign {id} is {}; only an active campaign releases deliveries",
-                campaign.status
-            )));
-        }
-        audience_complete(&campaign)?;
-        let released = campaigns::release(tx, &tenant, id).await?;
-        Ok(released)
-    })
-    .await?;
-    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id,
-        released = released.released, suppressed_by_pressure = released.suppressed_by_pressure,
-        "deliveries released");
-    Ok(AppJson(released))
 }

@@ -203,7 +203,7 @@ pub(crate) async fn draft_diff(
     // approval is of exactly the content this diff showed.
     response
         .headers_mut()
-        .insert(header::ETAG, crate::entity_tag(&offer));
+        .insert(header::ETAG, crate::etag::entity_tag(&offer));
     Ok(response)
 }
 

@@ -1,0 +1,237 @@
+//! A campaign's lifecycle: edits and status changes (`draft` → `active` ⇄ `paused` →
+//! `completed`, activation releasing the prepared deliveries), the release of deliveries a
+//! re-processing added, and deletion (never once anything was released).
+
+use crate::{audience_complete, check_content, find};
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::Value;
+use shared::auth::{Permission, Principal};
+use shared::criteria::SelectionCriteria;
+use shared::db::campaigns::{self, Campaign, CampaignContent};
+use shared::db::{in_tenant, offers};
+use shared::domain::{CampaignStatus, TenantName};
+use shared::http::{AppJson, AppPath, nullable};
+use shared::openapi::Conflict;
+use shared::paths::CampaignPath;
+use shared::{ApiError, AppState};
+use utoipa::ToSchema;
+
+/// 409 when `campaign`'s offer was retired: a retired offer takes no new campaigns, and a
+/// draft's first activation starts one (a campaign already running keeps its version). The
+/// offer's row is locked, so it cannot be retired while the campaign starts.
+async fn refuse_retired_offer(
+    tx: &impl shared::db::GenericClient,
+    tenant: &TenantName,
+    campaign: &Campaign,
+) -> Result<(), ApiError> {
+    let Some(offer_id) = campaign.offer_id else {
+        return Ok(());
+    };
+    match offers::get(tx, tenant, offer_id, true).await? {
+        Some(offer) if offer.retired_at.is_some() => Err(ApiError::Conflict(format!(
+            "offer {offer_id} is retired; campaign {} cannot start (it may be deleted)",
+            campaign.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `PUT` body: any of the fields; absent ones keep their value.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateCampaign {
+    /// 1 to 200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    name: Option<String>,
+    /// At most 4,000 characters; `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 4000)]
+    description: Option<Option<String>>,
+    /// Which customers to select (run `process-customers` to apply it).
+    #[schema(value_type = Option<SelectionCriteria>)]
+    selection_criteria: Option<Value>,
+    /// First day (not after `end_date`).
+    start_date: Option<NaiveDate>,
+    /// Last day.
+    end_date: Option<NaiveDate>,
+    /// The next status: draft → active ⇄ paused, active → completed.
+    status: Option<CampaignStatus>,
+}
+
+/// Update a campaign or change its status.
+///
+/// `PUT /tenants/{t}/campaigns/{id}`: content changes need `campaign.write` while the
+/// campaign is `draft` and `campaign.manage` after that (never once `completed`, 409);
+/// status changes need `campaign.manage` and follow draft → active ⇄ paused, active →
+/// completed (409 otherwise).
+#[utoipa::path(
+    put,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
+    tag = "campaigns",
+    params(CampaignPath),
+    request_body = UpdateCampaign,
+    responses(
+        (status = 200, description = "Updated.", body = Campaign),
+        (status = 409, response = Conflict),
+    )
+)]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppJson(body): AppJson<UpdateCampaign>,
+) -> Result<AppJson<Campaign>, ApiError> {
+    let may_write = principal
+        .require(&tenant, Permission::CampaignWrite)
+        .is_ok();
+    let may_manage = principal
+        .require(&tenant, Permission::CampaignManage)
+        .is_ok();
+    if !may_write && !may_manage {
+        principal.require(&tenant, Permission::CampaignManage)?;
+    }
+    let campaign = in_tenant(&state.pool, &tenant, async |tx| {
+        let current = find(tx, &tenant, id, true).await?;
+        let content_changes = body.name.is_some()
+            || body.description.is_some()
+            || body.selection_criteria.is_some()
+            || body.start_date.is_some()
+            || body.end_date.is_some();
+        let next_status = body.status.unwrap_or(current.status);
+        if next_status != current.status {
+            principal.require(&tenant, Permission::CampaignManage)?;
+            if !current.status.can_become(next_status) {
+                return Err(ApiError::Conflict(format!(
+                    "campaign {id} is {}; it cannot become {next_status}",
+                    current.status
+                )));
+            }
+            if next_status == CampaignStatus::Active {
+                audience_complete(&current)?;
+            }
+            if current.status == CampaignStatus::Draft && next_status == CampaignStatus::Active {
+                refuse_retired_offer(tx, &tenant, &current).await?;
+            }
+        }
+        if content_changes {
+            if current.status == CampaignStatus::Completed {
+                return Err(ApiError::Conflict(format!(
+                    "campaign {id} is completed and can no longer be edited"
+                )));
+            }
+            if current.status != CampaignStatus::Draft {
+                principal.require(&tenant, Permission::CampaignManage)?;
+            }
+        }
+        let content = CampaignContent {
+            name: body.name.unwrap_or(current.name),
+            description: body.description.unwrap_or(current.description),
+            selection_criteria: body
+                .selection_criteria
+                .unwrap_or(current.selection_criteria),
+            start_date: body.start_date.unwrap_or(current.start_date),
+            end_date: body.end_date.unwrap_or(current.end_date),
+        };
+        check_content(&content)?;
+        let campaign = campaigns::update(tx, &tenant, id, &content, next_status).await?;
+        if next_status == CampaignStatus::Active && current.status != CampaignStatus::Active {
+            // Activation releases the prepared deliveries, with the contact cap applied.
+            let released = campaigns::release(tx, &tenant, id).await?;
+            tracing::info!(
+                campaign.id = id,
+                released = released.released,
+                suppressed_by_pressure = released.suppressed_by_pressure,
+                "deliveries released"
+            );
+        }
+        Ok(campaign)
+    })
+    .await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, status = %campaign.status, "campaign updated");
+    Ok(AppJson(campaign))
+}
+
+/// Delete a campaign.
+///
+/// `DELETE /tenants/{t}/campaigns/{id}` (`campaign.delete`): only a campaign that never
+/// released a delivery to a provider (409 otherwise: its deliveries hold slots of the
+/// contact cap; complete it instead). The deletion is recorded in the campaign's
+/// audit trail, which outlives it. 204.
+#[utoipa::path(
+    delete,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
+    tag = "campaigns",
+    params(CampaignPath),
+    responses(
+        (status = 204, description = "Deleted; the campaign's audit trail records who deleted it."),
+        (status = 409, response = Conflict),
+    )
+)]
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(&tenant, Permission::CampaignDelete)?;
+    in_tenant(&state.pool, &tenant, async |tx| {
+        // Locked: a release (activation, `…/release`) takes the same lock, so none can slip in
+        // between the check and the deletion.
+        let campaign = find(tx, &tenant, id, true).await?;
+        if campaigns::has_released_deliveries(tx, id).await? {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is {} and has released deliveries to providers; it can no longer \
+             be deleted (its contacts count against the contact cap); complete it instead",
+                campaign.status
+            )));
+        }
+        campaigns::delete(tx, &tenant, &campaign, &principal.username).await?;
+        Ok(())
+    })
+    .await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, "campaign deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Release prepared deliveries.
+///
+/// `POST /tenants/{t}/campaigns/{id}/release` (`campaign.manage`): gives an `active`
+/// campaign's prepared deliveries (those selected since it was activated, e.g. by a
+/// re-processing) to the provider, with the contact cap applied, as activation
+/// does. 409 unless the campaign is active with a complete audience.
+#[utoipa::path(
+    post,
+    path = "/tenants/{tenant_name}/campaigns/{campaign_id}/release",
+    tag = "campaigns",
+    params(CampaignPath),
+    responses(
+        (status = 200, description = "What this release gave out and held back.", body = campaigns::ReleaseSummary),
+        (status = 409, response = Conflict),
+    )
+)]
+pub(crate) async fn release(
+    State(state): State<AppState>,
+    principal: Principal,
+    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+) -> Result<AppJson<campaigns::ReleaseSummary>, ApiError> {
+    principal.require(&tenant, Permission::CampaignManage)?;
+    let released = in_tenant(&state.pool, &tenant, async |tx| {
+        let campaign = find(tx, &tenant, id, true).await?;
+        if campaign.status != CampaignStatus::Active {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is {}; only an active campaign releases deliveries",
+                campaign.status
+            )));
+        }
+        audience_complete(&campaign)?;
+        let released = campaigns::release(tx, &tenant, id).await?;
+        Ok(released)
+    })
+    .await?;
+    tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id,
+        released = released.released, suppressed_by_pressure = released.suppressed_by_pressure,
+        "deliveries released");
+    Ok(AppJson(released))
+}
