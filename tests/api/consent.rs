@@ -599,18 +599,22 @@ fn the_consent_and_cap_verdicts_are_written_once() {
     for (name, source) in [
         (
             "release.sql",
-            include_str!("../../shared/src/db/release.sql"),
+            include_str!("../../shared/src/db/campaigns/release.sql"),
         ),
         (
-            "db/campaigns.rs",
-            include_str!("../../shared/src/db/campaigns.rs"),
+            "db/campaigns/processing.rs",
+            include_str!("../../shared/src/db/campaigns/processing.rs"),
+        ),
+        (
+            "db/campaigns/audience.rs",
+            include_str!("../../shared/src/db/campaigns/audience.rs"),
         ),
     ] {
         for copy in ["= 'opted_in'", ">= p.max_contacts", ">= max_contacts"] {
             assert!(!source.contains(copy), "{name} writes `{copy}` itself");
         }
     }
-    let release = include_str!("../../shared/src/db/release.sql");
+    let release = include_str!("../../shared/src/db/campaigns/release.sql");
     assert!(release.contains("consent_allows(") && release.contains("contact_cap_reached("));
 }
 

@@ -1,0 +1,257 @@
+//! A campaign's deliveries: its selected customers, their counts per status, the release
+//! to providers (consent and the contact cap judged again, `release.sql`), and the feed.
+
+use crate::db::{CachedStatements, GenericClient};
+use crate::domain::{Channel, DeliveryStatus, TenantName};
+use crate::error::ApiError;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A customer's contact details: personal data, shown only to principals holding
+/// `customer.contact.read` in the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Contact {
+    /// Name.
+    pub full_name: String,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+}
+
+/// One of a campaign's customers with its delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CampaignCustomer {
+    /// The customer.
+    pub customer_id: Uuid,
+    /// Contact details; present only for principals holding `customer.contact.read`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
+    /// `pending`, `sent` or `failed`.
+    pub delivery_status: DeliveryStatus,
+    /// When the provider sent it (as reported).
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The provider's id of the message.
+    pub provider_message_id: Option<String>,
+    /// Why it failed, if reported.
+    pub failure_reason: Option<String>,
+    /// Last change of the row.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One keyset page of campaign `id`'s customers in customer-id order, after `after`; with
+/// `with_contact`, each with its [`Contact`] (otherwise the customers table is not read).
+///
+/// # Errors
+/// Database failures.
+pub async fn customers(
+    client: &impl GenericClient,
+    id: i32,
+    status: Option<DeliveryStatus>,
+    after: Option<Uuid>,
+    limit: i64,
+    with_contact: bool,
+) -> Result<Vec<CampaignCustomer>, ApiError> {
+    let rows = client
+        .query_cached(
+            "select cc.customer_id, cc.delivery_status, cc.sent_at,
+                    cc.provider_message_id, cc.failure_reason, cc.updated_at,
+                    c.full_name, c.email, c.phone
+             from campaign_customers cc
+             left join customers c on $5 and c.id = cc.customer_id
+             where cc.campaign_id = $1
+               and ($2::text is null or cc.delivery_status = $2)
+               and ($3::uuid is null or cc.customer_id > $3)
+             order by cc.customer_id limit $4",
+            &[
+                &id,
+                &status.map(DeliveryStatus::as_str),
+                &after,
+                &limit,
+                &with_contact,
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let status: String = row.get("delivery_status");
+            let contact = row
+                .get::<_, Option<String>>("full_name")
+                .map(|full_name| Contact {
+                    full_name,
+                    email: row.get("email"),
+                    phone: row.get("phone"),
+                });
+            Ok(CampaignCustomer {
+                customer_id: row.get("customer_id"),
+                contact,
+                delivery_status: DeliveryStatus::parse(&status).map_err(ApiError::internal)?,
+                sent_at: row.get("sent_at"),
+                provider_message_id: row.get("provider_message_id"),
+                failure_reason: row.get("failure_reason"),
+                updated_at: row.get("updated_at"),
+            })
+        })
+        .collect()
+}
+
+/// Counts of a campaign's deliveries. They add up: `total` (matched) is
+/// `suppressed_by_consent` plus `suppressed_by_pressure` plus `awaiting_release` plus
+/// `released`, and `released` is `sent` plus `failed` plus `pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DeliverySummary {
+    /// All selected customers (matched).
+    pub total: i64,
+    /// Released to the provider, not yet reported.
+    pub pending: i64,
+    /// Reported sent.
+    pub sent: i64,
+    /// Reported failed.
+    pub failed: i64,
+    /// Matched but without consent for the campaign's channel.
+    pub suppressed_by_consent: i64,
+    /// Held back at release: the customer was at the platform's contact cap.
+    pub suppressed_by_pressure: i64,
+    /// Prepared, not yet released (the campaign was not activated since they were
+    /// selected).
+    pub awaiting_release: i64,
+    /// Released to the provider.
+    pub released: i64,
+}
+
+/// Counts campaign `id`'s deliveries (see [`DeliverySummary`]).
+///
+/// # Errors
+/// Database failures.
+pub async fn summary(client: &impl GenericClient, id: i32) -> Result<DeliverySummary, ApiError> {
+    let row = client
+        .query_one_cached(
+            "select count(*),
+                    count(*) filter (where delivery_status = 'pending'
+                                       and released_at is not null),
+                    count(*) filter (where delivery_status = 'sent'),
+                    count(*) filter (where delivery_status = 'failed'),
+                    count(*) filter (where suppression_reason = 'consent'),
+                    count(*) filter (where suppression_reason = 'contact_pressure'),
+                    count(*) filter (where delivery_status = 'pending' and released_at is null),
+                    count(*) filter (where released_at is not null)
+             from campaign_customers where campaign_id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(DeliverySummary {
+        total: row.get(0),
+        pending: row.get(1),
+        sent: row.get(2),
+        failed: row.get(3),
+        suppressed_by_consent: row.get(4),
+        suppressed_by_pressure: row.get(5),
+        awaiting_release: row.get(6),
+        released: row.get(7),
+    })
+}
+
+/// What one release did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReleaseSummary {
+    /// Deliveries given to the provider now.
+    pub released: i64,
+    /// Deliveries held back now: the customer was at the contact cap.
+    pub suppressed_by_pressure: i64,
+    /// Deliveries held back now: the customer withdrew consent since selection.
+    pub suppressed_by_consent: i64,
+}
+
+/// The advisory lock every release holds until its transaction ends: releases run one at a
+/// time across the platform, so each counts the contacts the previous ones committed and two
+/// releases at the same moment cannot together pass a customer's cap.
+pub const RELEASE_LOCK: i64 = 0x6f66_6665_725f_726c; // "offer_rl"
+
+/// Releases campaign `id`'s prepared deliveries (pending, never released) to the provider,
+/// in one statement after taking [`RELEASE_LOCK`]: a customer who no longer consents to the
+/// campaign's channel (consent is judged again: it may have changed since selection) is
+/// marked `suppressed` for `consent`; a customer already at the contact
+/// policy's cap (`contact_policy`: contacts in the rolling window across every tenant, all
+/// channels together and through this campaign's channel) is marked `suppressed` for
+/// `contact_pressure`; every other delivery gets `released_at` and a row in the contact
+/// ledger (`customer_contacts`). Without a policy everything is released. Call in the
+/// transaction that activates the campaign (it switches JIT compilation off for the rest of
+/// that transaction).
+///
+/// # Errors
+/// Database failures.
+pub async fn release(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+) -> Result<ReleaseSummary, ApiError> {
+    // JIT compilation costs more than it saves on this statement (its row estimates, through
+    // the CTEs, are far above the real counts): off for this transaction, which ends with it.
+    client.batch_execute("set local jit = off").await?;
+    client
+        .execute_cached("select pg_advisory_xact_lock($1)", &[&RELEASE_LOCK])
+        .await?;
+    let row = client
+        .query_one_cached(include_str!("release.sql"), &[&id, &tenant.as_str()])
+        .await?;
+    Ok(ReleaseSummary {
+        released: row.get(0),
+        suppressed_by_pressure: row.get(1),
+        suppressed_by_consent: row.get(2),
+    })
+}
+
+/// A released delivery as a provider's feed gives it: whom to send to, where, in which
+/// language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FeedDelivery {
+    /// The customer (quote it back in the delivery report).
+    pub customer_id: Uuid,
+    /// Where to send: the e-mail address for `email`, the phone number for `sms` and
+    /// `call`, null for `push` (the bank's app addresses the customer by id).
+    pub address: Option<String>,
+    /// The customer's preferred language, if known (e.g. `en`).
+    pub preferred_language: Option<String>,
+}
+
+/// A page of campaign `id`'s released deliveries not yet reported, in customer-id order
+/// after `after`: at most `limit`. A customer who opted out of the channel since the release
+/// is left out (the delivery stays pending: nobody sends it).
+///
+/// # Errors
+/// Database failures.
+pub async fn feed(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    channel: Channel,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<FeedDelivery>, ApiError> {
+    let rows = client
+        .query_cached(
+            "select cc.customer_id,
+                    case $5 when 'email' then c.email when 'push' then null else c.phone end
+                        as address,
+                    c.preferred_language
+             from campaign_customers cc join customers c on c.id = cc.customer_id
+             where cc.campaign_id = $1 and cc.tenant_name = $2
+               and cc.released_at is not null and cc.delivery_status = 'pending'
+               and ($3::uuid is null or cc.customer_id > $3)
+               and not exists (select 1 from customer_consents k
+                               where k.customer_id = cc.customer_id and k.channel = $5
+                                 and k.status = 'opted_out')
+             order by cc.customer_id limit $4",
+            &[&id, &tenant.as_str(), &after, &limit, &channel.as_str()],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| FeedDelivery {
+            customer_id: r.get(0),
+            address: r.get(1),
+            preferred_language: r.get(2),
+        })
+        .collect())
+}

@@ -1,0 +1,420 @@
+//! The `campaigns` aggregate: campaigns and their audit trail here; their selection jobs in
+//! [`processing`], their deliveries (customers, counts, release, feed) in [`deliveries`],
+//! audience previews in [`audience`]; each name is re-exported from this module. API
+//! functions filter by tenant in SQL; the processor's functions address a campaign by id and
+//! job, as its queue message names them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{CachedStatements, Executor, GenericClient, violated_constraint};
+use crate::domain::{CampaignStatus, Channel, ProcessingStatus, TenantName, Username};
+use crate::error::ApiError;
+use crate::pagination::Page;
+
+pub mod audience;
+pub mod deliveries;
+pub mod processing;
+
+pub use audience::{AudienceMember, PreviewBreakdown, preview, preview_breakdown};
+pub use deliveries::{
+    CampaignCustomer, Contact, DeliverySummary, FeedDelivery, RELEASE_LOCK, ReleaseSummary,
+    customers, feed, release, summary,
+};
+pub use processing::{
+    FinishedJob, JobTarget, StaleJob, customer_count, expand, finish_job_if_complete, finish_range,
+    job_target, queue_job, record_failure, record_redrive, stale_jobs, start_ranges,
+};
+
+/// A campaign as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Campaign {
+    /// Identifier (unique across tenants).
+    pub id: i32,
+    /// Owning tenant.
+    pub tenant_name: String,
+    /// The approved offer it delivers (null if that offer was deleted).
+    pub offer_id: Option<i32>,
+    /// The offer version it delivers, pinned at creation (or moved explicitly while `draft`
+    /// or `paused`); a newer approved version never changes it.
+    pub offer_version: Option<i32>,
+    /// What it is sent through (so which consent it needs); fixed at creation.
+    pub channel: Channel,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Who it selects (DESIGN's criteria language).
+    #[schema(value_type = crate::criteria::SelectionCriteria)]
+    pub selection_criteria: Value,
+    /// First day.
+    pub start_date: NaiveDate,
+    /// Last day (not before `start_date`).
+    pub end_date: NaiveDate,
+    /// Lifecycle status.
+    pub status: CampaignStatus,
+    /// Who created it.
+    pub created_by: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Customer selection: idle, queued, running, done or failed.
+    pub processing_status: ProcessingStatus,
+    /// Customers selected after the last finished job.
+    pub matched_count: i64,
+    /// When the last job finished.
+    pub processed_at: Option<DateTime<Utc>>,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+    /// Customer-id ranges of the current job (0 until it is planned).
+    pub ranges_total: i32,
+    /// Ranges finished so far.
+    pub ranges_done: i32,
+    /// How often the current job has been driven: 1 when queued, one more each time the relay
+    /// re-drives it after it made no progress (see `shared::relay`).
+    pub processing_attempts: i32,
+}
+
+pub(super) const COLUMNS: &str = "id, tenant_name, offer_id, offer_version, channel, name, description, \
+    coalesce(selection_criteria, '{}') as selection_criteria, start_date, end_date, status, \
+    created_by, created_at, updated_at, processing_status, matched_count, processed_at, \
+    last_error, ranges_total, ranges_done, processing_attempts";
+
+pub(super) fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> {
+    let status: String = row.get("status");
+    let channel: String = row.get("channel");
+    let processing: String = row.get("processing_status");
+    Ok(Campaign {
+        id: row.get("id"),
+        tenant_name: row.get("tenant_name"),
+        offer_id: row.get("offer_id"),
+        offer_version: row.get("offer_version"),
+        channel: Channel::parse(&channel).map_err(ApiError::internal)?,
+        name: row.get("name"),
+        description: row.get("description"),
+        selection_criteria: row.get("selection_criteria"),
+        start_date: row.get("start_date"),
+        end_date: row.get("end_date"),
+        status: CampaignStatus::parse(&status).map_err(ApiError::internal)?,
+        created_by: row.get("created_by"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+        processing_status: ProcessingStatus::parse(&processing).map_err(ApiError::internal)?,
+        matched_count: row.get("matched_count"),
+        processed_at: row.get("processed_at"),
+        last_error: row.get("last_error"),
+        ranges_total: row.get("ranges_total"),
+        ranges_done: row.get("ranges_done"),
+        processing_attempts: row.get("processing_attempts"),
+    })
+}
+
+/// The writable content of a campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignContent {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Validated selection criteria.
+    pub selection_criteria: Value,
+    /// First day.
+    pub start_date: NaiveDate,
+    /// Last day.
+    pub end_date: NaiveDate,
+}
+
+/// Inserts a `draft` campaign whose processing job `job_id` is `queued` (attempt 1); the
+/// caller writes the job's message to the outbox in the same transaction.
+///
+/// # Errors
+/// Database failures.
+pub async fn insert(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    (offer_id, offer_version, channel): (i32, i32, Channel),
+    content: &CampaignContent,
+    created_by: &Username,
+    job_id: Uuid,
+) -> Result<Campaign, ApiError> {
+    let row = client
+        .query_one_cached(
+            &format!(
+                "insert into campaigns (tenant_name, offer_id, name, description, selection_criteria,
+                     start_date, end_date, created_by, status, processing_status, processing_job,
+                     processing_attempts, processing_heartbeat, processing_queued_at,
+                     offer_version, channel)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, 'draft', 'queued', $9, 1, now(), now(),
+                         $10, $11)
+                 returning {COLUMNS}"
+            ),
+            &[
+                &tenant.as_str(),
+                &offer_id,
+                &content.name,
+                &content.description,
+                &content.selection_criteria,
+                &content.start_date,
+                &content.end_date,
+                &created_by.as_str(),
+                &job_id,
+                &offer_version,
+                &channel.as_str(),
+            ],
+        )
+        .await?;
+    campaign(&row)
+}
+
+/// Moves a campaign to another version of its offer and records the move in the campaign's
+/// audit trail (who, from, to, why), in the caller's transaction.
+///
+/// # Errors
+/// Database failures.
+pub async fn move_offer_version(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    (from, to): (Option<i32>, i32),
+    by: &Username,
+    comment: Option<&str>,
+) -> Result<Campaign, ApiError> {
+    let row = client
+        .query_one_cached(
+            &format!(
+                "update campaigns set offer_version = $3, updated_at = now()
+                 where tenant_name = $1 and id = $2 returning {COLUMNS}"
+            ),
+            &[&tenant.as_str(), &id, &to],
+        )
+        .await?;
+    let moved = campaign(&row)?;
+    client
+        .execute_cached(
+            "insert into campaign_audit_logs
+                 (tenant_name, campaign_id, action, performed_by, old_data, new_data, comment)
+             values ($1, $2, 'offer_version_change', $3, $4, $5, $6)",
+            &[
+                &tenant.as_str(),
+                &id,
+                &by.as_str(),
+                &serde_json::json!({"offer_id": moved.offer_id, "offer_version": from}),
+                &serde_json::json!({"offer_id": moved.offer_id, "offer_version": to}),
+                &comment,
+            ],
+        )
+        .await?;
+    Ok(moved)
+}
+
+/// An entry of a campaign's audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CampaignAuditEntry {
+    /// Increasing with time.
+    pub id: i64,
+    /// The campaign.
+    pub campaign_id: i32,
+    /// `offer_version_change` or `delete`.
+    pub action: String,
+    /// Who.
+    pub performed_by: String,
+    /// Before (`{"offer_id", "offer_version"}`; for `delete`, the campaign as it was).
+    #[schema(value_type = Option<Object>)]
+    pub old_data: Option<Value>,
+    /// After.
+    #[schema(value_type = Option<Object>)]
+    pub new_data: Option<Value>,
+    /// Why.
+    pub comment: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A campaign's audit trail, oldest first (it outlives the campaign).
+///
+/// # Errors
+/// Database failures.
+pub async fn audit_trail(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    page: Page,
+) -> Result<Vec<CampaignAuditEntry>, ApiError> {
+    let rows = client
+        .query_cached(
+            "select id, campaign_id, action, performed_by, old_data, new_data, comment, created_at
+             from campaign_audit_logs where tenant_name = $1 and campaign_id = $2
+             order by id limit $3 offset $4",
+            &[&tenant.as_str(), &id, &page.limit, &page.offset],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| CampaignAuditEntry {
+            id: r.get(0),
+            campaign_id: r.get(1),
+            action: r.get(2),
+            performed_by: r.get(3),
+            old_data: r.get(4),
+            new_data: r.get(5),
+            comment: r.get(6),
+            created_at: r.get(7),
+        })
+        .collect())
+}
+
+/// Reads one campaign of `tenant`; with `for_update` the row stays locked until the
+/// transaction ends.
+///
+/// # Errors
+/// Database failures.
+pub async fn get(
+    client: &impl Executor,
+    tenant: &TenantName,
+    id: i32,
+    for_update: bool,
+) -> Result<Option<Campaign>, ApiError> {
+    let lock = if for_update { "for update" } else { "" };
+    let row = client
+        .row_opt(
+            &format!("select {COLUMNS} from campaigns where tenant_name = $1 and id = $2 {lock}"),
+            &[&tenant.as_str(), &id],
+        )
+        .await?;
+    row.as_ref().map(campaign).transpose()
+}
+
+/// Filters of the campaign list.
+#[derive(Debug, Default, Clone)]
+pub struct CampaignFilter {
+    /// Only this status.
+    pub status: Option<CampaignStatus>,
+    /// Only campaigns of this offer.
+    pub offer_id: Option<i32>,
+}
+
+/// One page of `tenant`'s campaigns, newest first.
+///
+/// # Errors
+/// Database failures.
+pub async fn list(
+    client: &impl Executor,
+    tenant: &TenantName,
+    filter: &CampaignFilter,
+    page: Page,
+) -> Result<Vec<Campaign>, ApiError> {
+    let rows = client
+        .rows(
+            &format!(
+                "select {COLUMNS} from campaigns
+                 where tenant_name = $1 and ($2::text is null or status = $2)
+                   and ($3::int4 is null or offer_id = $3)
+                 order by created_at desc, id desc limit $4 offset $5"
+            ),
+            &[
+                &tenant.as_str(),
+                &filter.status.map(CampaignStatus::as_str),
+                &filter.offer_id,
+                &page.limit,
+                &page.offset,
+            ],
+        )
+        .await?;
+    rows.iter().map(campaign).collect()
+}
+
+/// Writes a campaign's content and status.
+///
+/// # Errors
+/// Database failures.
+pub async fn update(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    id: i32,
+    content: &CampaignContent,
+    status: CampaignStatus,
+) -> Result<Campaign, ApiError> {
+    let row = client
+        .query_one_cached(
+            &format!(
+                "update campaigns set name = $3, description = $4, selection_criteria = $5,
+                     start_date = $6, end_date = $7, status = $8, updated_at = now()
+                 where tenant_name = $1 and id = $2 returning {COLUMNS}"
+            ),
+            &[
+                &tenant.as_str(),
+                &id,
+                &content.name,
+                &content.description,
+                &content.selection_criteria,
+                &content.start_date,
+                &content.end_date,
+                &status.as_str(),
+            ],
+        )
+        .await?;
+    campaign(&row)
+}
+
+/// Deletes `campaign` (its selected customers, processing ranges and outbox rows go by
+/// cascade) and records the deletion in the campaign audit trail (`delete`, by `by`, with the
+/// campaign's last state as `old_data`), in the caller's transaction. The contact ledger keeps
+/// its rows: a campaign that still has some cannot be deleted (the foreign key refuses, 409).
+///
+/// # Errors
+/// 409 if the contact ledger still holds the campaign's contacts; database failures.
+pub async fn delete(
+    client: &impl GenericClient,
+    tenant: &TenantName,
+    campaign: &Campaign,
+    by: &Username,
+) -> Result<(), ApiError> {
+    let deleted = client
+        .execute_cached(
+            "delete from campaigns where tenant_name = $1 and id = $2",
+            &[&tenant.as_str(), &campaign.id],
+        )
+        .await
+        .map_err(|err| match violated_constraint(&err) {
+            Some("customer_contacts_campaign_id_fkey") => ApiError::Conflict(format!(
+                "campaign {} has contacts in the contact ledger; it can no longer be deleted",
+                campaign.id
+            )),
+            _ => err.into(),
+        })?;
+    if deleted == 1 {
+        let old_data = serde_json::to_value(campaign)
+            .map_err(|e| ApiError::internal(format!("campaign snapshot: {e}")))?;
+        client
+            .execute_cached(
+                "insert into campaign_audit_logs
+                     (tenant_name, campaign_id, action, performed_by, old_data)
+                 values ($1, $2, 'delete', $3, $4)",
+                &[&tenant.as_str(), &campaign.id, &by.as_str(), &old_data],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Whether any of the campaign's deliveries was ever released to providers (a released
+/// delivery keeps `released_at`, whatever its report said since).
+///
+/// # Errors
+/// Database failures.
+pub async fn has_released_deliveries(
+    client: &impl GenericClient,
+    id: i32,
+) -> Result<bool, ApiError> {
+    let row = client
+        .query_one_cached(
+            "select exists (select 1 from campaign_customers
+                            where campaign_id = $1 and released_at is not null)",
+            &[&id],
+        )
+        .await?;
+    Ok(row.get(0))
+}
