@@ -1,160 +1,19 @@
-//! HTTP plumbing shared by every router: extractors that answer bad input as problem details,
-//! pagination, and the service wrapper used by the local gateway and by Lambda alike.
+//! JSON request bodies: decoded into a type with problem details that point at the field
+//! (RFC 6901), and refused whole for what serde would accept silently (duplicate member
+//! names, U+0000, numbers a double would round), within a size limit.
 
-use axum::Router;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use crate::error::{ApiError, FieldError, pointer_token};
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-
-use crate::error::{ApiError, FieldError, pointer_token};
 
 /// Largest JSON body any route reads, in bytes.
 pub const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
 
-/// Where the local server's interactive API docs live. Swagger UI's page is the directory
-/// `/docs/` (its assets are relative to it), so paths under it keep their trailing slash.
-pub const DOCS_PATH: &str = "/docs";
-
-/// The service [`into_service`] returns: the router behind the trailing-slash trimming, for
-/// request bodies of type `B` (axum's locally, `lambda_http`'s in Lambda).
-pub type Service<B> =
-    tower::util::MapRequest<Router, fn(axum::http::Request<B>) -> axum::http::Request<B>>;
-
-/// `Content-Security-Policy` of the docs page: only this origin's scripts, styles (Swagger UI
-/// sets inline styles) and images (it draws icons as `data:` SVG); no framing, no plugins.
-pub const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
-     font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
-/// Response headers every answer gets, and problem details for the router's own 404/405.
-///
-/// - `X-Content-Type-Options: nosniff` on every answer;
-/// - `Cache-Control: no-store` on every API answer (RFC 6749 §5.1 for tokens; every other
-///   answer may hold personal data), unless the handler set one;
-/// - under [`DOCS_PATH`]: [`DOCS_CONTENT_SECURITY_POLICY`] and `X-Frame-Options: DENY`;
-/// - a 404 (no such route) or 405 (no such method; `Allow` is kept) that the router answered
-///   with an empty body gets an `application/problem+json` body.
-async fn security_headers(request: Request, next: axum::middleware::Next) -> Response {
-    let docs = request
-        .uri()
-        .path()
-        .strip_prefix(DOCS_PATH)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    let mut response = next.run(request).await;
-    let status = response.status();
-    if !response.headers().contains_key(header::CONTENT_TYPE) {
-        let problem = match status {
-            axum::http::StatusCode::NOT_FOUND => {
-                Some(ApiError::NotFound("no such resource".into()))
-            }
-            axum::http::StatusCode::METHOD_NOT_ALLOWED => Some(ApiError::MethodNotAllowed),
-            _ => None,
-        };
-        if let Some(problem) = problem {
-            let allow = response.headers().get(header::ALLOW).cloned();
-            response = problem.into_response();
-            if let Some(allow) = allow {
-                response.headers_mut().insert(header::ALLOW, allow);
-            }
-        }
-    }
-    let headers = response.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    if docs {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(DOCS_CONTENT_SECURITY_POLICY),
-        );
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    } else if !headers.contains_key(header::CACHE_CONTROL) {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
-}
-
-/// Wraps a router for serving: each request gets a tracing span (`http.method`, `http.path`,
-/// `user.name` once known) and a response log line with status and latency; every answer gets
-/// the headers of [`security_headers`]; and trailing slashes are trimmed before routing, so
-/// `/sa/users/` and `/sa/users` reach the same route (a layer on the `Router` itself runs
-/// after routing and cannot do that). Paths under [`DOCS_PATH`] are left as they are.
-pub fn into_service<B>(router: Router) -> Service<B> {
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
-            tracing::info_span!(
-                "request",
-                http.method = %req.method(),
-                http.path = %req.uri().path(),
-                user.name = tracing::field::Empty,
-            )
-        })
-        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
-        .on_failure(());
-    let router = router
-        .layer(axum::middleware::from_fn(security_headers))
-        .layer(trace);
-    tower::util::MapRequest::new(router, trim_trailing_slash::<B> as fn(_) -> _)
-}
-
-/// `/a/b//?q` → `/a/b?q`; `/` and paths under `DOCS_PATH/` are unchanged. (tower-http's
-/// `NormalizePath` does the same for every path, the docs page's directory URL included.)
-fn trim_trailing_slash<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
-    let path = request.uri().path();
-    let docs_dir = path
-        .strip_prefix(DOCS_PATH)
-        .is_some_and(|rest| rest.starts_with('/'));
-    if path.len() <= 1 || !path.ends_with('/') || docs_dir {
-        return request;
-    }
-    let trimmed = match path.trim_end_matches('/') {
-        "" => "/",
-        trimmed => trimmed,
-    };
-    let path_and_query = match request.uri().query() {
-        Some(query) => format!("{trimmed}?{query}"),
-        None => trimmed.to_owned(),
-    };
-    let mut parts = request.uri().clone().into_parts();
-    parts.path_and_query = path_and_query.parse().ok();
-    if let Ok(uri) = axum::http::Uri::from_parts(parts) {
-        *request.uri_mut() = uri;
-    }
-    request
-}
-
-/// The routes of an OpenAPI document, `(method, path)` in path order. Each function builds
-/// its router and its document from the same `#[utoipa::path]` annotations
-/// (`utoipa_axum::router::OpenApiRouter` and `routes!`), so this is also the list of what it
-/// serves: checked against the API Gateway routes of the SAM template.
-pub fn routes_of(doc: &utoipa::openapi::OpenApi) -> Vec<(Method, String)> {
-    let mut routes = Vec::new();
-    for (path, item) in &doc.paths.paths {
-        for (method, operation) in [
-            (Method::GET, &item.get),
-            (Method::PUT, &item.put),
-            (Method::POST, &item.post),
-            (Method::DELETE, &item.delete),
-            (Method::OPTIONS, &item.options),
-            (Method::HEAD, &item.head),
-            (Method::PATCH, &item.patch),
-            (Method::TRACE, &item.trace),
-        ] {
-            if operation.is_some() {
-                routes.push((method, path.clone()));
-            }
-        }
-    }
-    routes
-}
-
 /// Turns a serde error path (`a.b[0].c`) into a JSON Pointer (`/a/b/0/c`).
-fn pointer(path: &serde_path_to_error::Path) -> String {
+pub(crate) fn pointer(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     path.iter()
         .filter_map(|segment| match segment {
@@ -629,66 +488,6 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     }
 }
 
-/// Query-string parameters decoded into `T`; a bad value answers 400 naming the parameter.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AppQuery<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
-            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
-        {
-            let pointer = format!("/{name}");
-            return Err(ApiError::BadRequest {
-                detail: format!(
-                    "invalid query parameter {pointer}: must not contain the NUL character (U+0000)"
-                ),
-                errors: vec![FieldError {
-                    pointer,
-                    detail: "must not contain the NUL character (U+0000)".into(),
-                }],
-            });
-        }
-        let deserializer =
-            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(deserializer)
-            .map(AppQuery)
-            .map_err(|err| {
-                let pointer = pointer(err.path());
-                let message = err.into_inner().to_string();
-                ApiError::BadRequest {
-                    detail: format!("invalid query parameter {pointer}: {message}"),
-                    errors: vec![FieldError {
-                        pointer,
-                        detail: message,
-                    }],
-                }
-            })
-    }
-}
-
-/// Path parameters decoded into `T` (typically a domain newtype that parses); a value the
-/// type refuses answers 400 before any query runs.
-#[derive(Debug, Clone, Copy)]
-pub struct AppPath<T>(pub T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(value)| AppPath(value))
-            .map_err(|rejection| ApiError::BadRequest {
-                detail: format!("invalid path parameter: {}", rejection.body_text()),
-                errors: Vec::new(),
-            })
-    }
-}
-
 /// serde helper for "absent vs. null" in partial updates: with
 /// `#[serde(default, deserialize_with = "shared::http::nullable")]` on an `Option<Option<T>>`
 /// field, an absent field is `None` (leave unchanged), `null` is `Some(None)` (clear) and a
@@ -716,15 +515,6 @@ pub fn check_length(field: &str, value: Option<&str>, max: usize) -> Result<(), 
         )),
         _ => Ok(()),
     }
-}
-
-/// Sets `Location` (RFC 9110 §10.2.2) on a response; `path` is built from validated parts,
-/// so it is always a valid header value (otherwise the header is left out).
-pub fn with_location(mut response: Response, path: &str) -> Response {
-    if let Ok(location) = axum::http::HeaderValue::from_str(path) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
 }
 
 #[cfg(test)]
@@ -786,22 +576,6 @@ mod tests {
             errors[0].detail.contains("unknown field `status`"),
             "{errors:?}"
         );
-    }
-
-    #[test]
-    fn trailing_slashes_are_trimmed_except_under_the_docs() {
-        let trimmed = |uri: &str| {
-            let request = Request::builder().uri(uri).body(axum::body::Body::empty());
-            trim_trailing_slash(request.expect("request"))
-                .uri()
-                .to_string()
-        };
-        assert_eq!(trimmed("/sa/users/"), "/sa/users");
-        assert_eq!(trimmed("/sa/users//?limit=1"), "/sa/users?limit=1");
-        assert_eq!(trimmed("/"), "/");
-        assert_eq!(trimmed("/docs/"), "/docs/");
-        assert_eq!(trimmed("/docs"), "/docs");
-        assert_eq!(trimmed("/docsy/"), "/docsy");
     }
 
     #[test]
