@@ -287,6 +287,694 @@ fn new_password() -> String {
     format!("Demo-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The offer the demo wrote: its id and path.
+struct Offered {
+    id: i64,
+    path: String,
+}
+
+/// The demo's campaign: its id, path and how many customers it selected.
+struct Campaigned {
+    id: i64,
+    path: String,
+    matched: i64,
+}
+
+/// Version 2 of the offer: its changes against version 1, the live version after its
+/// approval, and the version the campaign still delivers.
+struct Versioned {
+    diff: Vec<String>,
+    live_version: i64,
+    campaign_offer_version: i64,
+}
+
+/// The demo's state between its stages: the API, the super admin's token, the demo users'
+/// tokens and passwords, and the steps done so far.
+struct Demo {
+    api: Api,
+    admin_token: String,
+    tokens: std::collections::HashMap<&'static str, String>,
+    users: Vec<(String, String, String)>,
+    steps: Vec<String>,
+}
+
+impl Demo {
+    fn as_admin(&self) -> Auth<'_> {
+        Auth::Bearer(&self.admin_token)
+    }
+
+    fn token(&self, name: &str) -> &str {
+        self.tokens
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The tenant, its users (one per default role) and the custom role the tenant admin gives the operator.
+    async fn tenant_and_users(&mut self) -> anyhow::Result<()> {
+        // 1. The tenant and its users.
+        let tenant_path = format!("/sa/tenants/{TENANT}");
+        let existing = self
+            .api
+            .send(Method::GET, &tenant_path, Some(self.as_admin()), None)
+            .await?;
+        if existing.status == StatusCode::NOT_FOUND {
+            let body = json!({
+                "name": TENANT,
+                "description": "Credit cards",
+                "require_maker_checker": true,
+                "offer_schema": {
+                    "type": "object",
+                    "required": ["title", "annual_fee"],
+                    "properties": {
+                        "title": {"type": "string", "minLength": 1},
+                        "annual_fee": {"type": "number", "minimum": 0},
+                        "benefits": {"type": "array", "items": {"type": "string"}}
+                    }
+                }
+            });
+            self.api
+                .send(
+                    Method::POST,
+                    "/sa/tenants",
+                    Some(self.as_admin()),
+                    Some(&body),
+                )
+                .await?
+                .expect("creating the tenant", &[201])?;
+            self.steps.push(format!(
+                "created tenant {TENANT} (offers need a checker's approval)"
+            ));
+        } else {
+            existing.expect("reading the tenant", &[200])?;
+            self.steps.push(format!("reused tenant {TENANT}"));
+        }
+        for (username, role) in USERS {
+            let password = ensure_user(
+                &self.api,
+                &self.admin_token,
+                username,
+                &format!("Demo {role}"),
+            )
+            .await?;
+            let body = json!({"username": username, "tenant_name": TENANT, "role": role});
+            self.api
+                .send(
+                    Method::POST,
+                    "/sa/user-tenant-roles",
+                    Some(self.as_admin()),
+                    Some(&body),
+                )
+                .await?
+                .expect(&format!("giving {username} the {role} role"), &[200, 201])?;
+            self.tokens
+                .insert(username, self.api.sign_in(username, &password).await?);
+            self.users
+                .push((username.to_owned(), role.to_owned(), password));
+        }
+        self.steps.push(format!(
+            "users {}",
+            USERS
+                .iter()
+                .map(|(u, r)| format!("{u} ({r})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+
+        // The custom role (created, or reset to its permissions on a later run), given to the
+        // operator by the tenant's own admin.
+        let role_body = json!({
+            "name": CUSTOM_ROLE,
+            "description": "Runs campaigns; never reviews offers",
+            "permissions": CUSTOM_ROLE_PERMISSIONS,
+        });
+        let created = self
+            .api
+            .send(
+                Method::POST,
+                &format!("/sa/tenants/{TENANT}/roles"),
+                Some(self.as_admin()),
+                Some(&role_body),
+            )
+            .await?;
+        if created.status == StatusCode::CONFLICT {
+            self.api
+                .send(
+                    Method::PUT,
+                    &format!("/sa/tenants/{TENANT}/roles/{CUSTOM_ROLE}"),
+                    Some(self.as_admin()),
+                    Some(&json!({"permissions": CUSTOM_ROLE_PERMISSIONS})),
+                )
+                .await?
+                .expect(&format!("resetting role {CUSTOM_ROLE}"), &[200])?;
+        } else {
+            created.expect(&format!("creating role {CUSTOM_ROLE}"), &[201])?;
+        }
+        let password = ensure_user(
+            &self.api,
+            &self.admin_token,
+            OPERATOR,
+            "Demo campaign operator",
+        )
+        .await?;
+        let cc_admin = self.tokens.get("cc_admin").cloned().unwrap_or_default();
+        self.api
+            .send(
+                Method::POST,
+                &format!("/tenants/{TENANT}/members"),
+                Some(Auth::Bearer(&cc_admin)),
+                Some(&json!({"username": OPERATOR, "role": CUSTOM_ROLE})),
+            )
+            .await?
+            .expect(
+                &format!("cc_admin giving {OPERATOR} the {CUSTOM_ROLE} role"),
+                &[200, 201],
+            )?;
+        self.tokens
+            .insert(OPERATOR, self.api.sign_in(OPERATOR, &password).await?);
+        self.users
+            .push((OPERATOR.to_owned(), CUSTOM_ROLE.to_owned(), password));
+        self.steps.push(format!(
+        "custom role {CUSTOM_ROLE} ({}) defined by the super admin; cc_admin gave it to {OPERATOR}",
+        CUSTOM_ROLE_PERMISSIONS.join(", ")
+    ));
+        Ok(())
+    }
+
+    /// An offer written and submitted by the maker, refused to its maker and to the operator (403), approved by the approver with the version it read.
+    async fn offer(&mut self) -> anyhow::Result<Offered> {
+        // 2. The offer, under maker–checker.
+        let offers = format!("/tenants/{TENANT}/offers");
+        let body = json!({
+            "data": {
+                "title": "Platinum upgrade: lounge access and 5x rewards",
+                "annual_fee": 4999,
+                "benefits": ["airport lounge access", "5x reward points on travel", "fee waived on 4 lakh yearly spend"]
+            },
+            "comments": "For verified gold and platinum holders"
+        });
+        let offer = self
+            .api
+            .send(
+                Method::POST,
+                &offers,
+                Some(Auth::Bearer(self.token("cc_maker"))),
+                Some(&body),
+            )
+            .await?
+            .expect("the maker writing the offer", &[201])?;
+        let offer_id = offer["id"].as_i64().context("the offer has no id")?;
+        let offer_path = format!("{offers}/{offer_id}");
+        let submitted = self
+            .api
+            .send(
+                Method::POST,
+                &format!("{offer_path}/submit"),
+                Some(Auth::Bearer(self.token("cc_maker"))),
+                None,
+            )
+            .await?;
+        // The version the approver reviews: approving names it (If-Match).
+        let reviewed = submitted.etag.clone();
+        submitted.expect("the maker submitting the offer", &[200])?;
+        let self_approval = self
+            .api
+            .send(
+                Method::POST,
+                &format!("{offer_path}/approve"),
+                Some(Auth::Bearer(self.token("cc_maker"))),
+                None,
+            )
+            .await?;
+        if self_approval.status != StatusCode::FORBIDDEN {
+            bail!(
+                "the maker's own approval answered {} instead of 403",
+                self_approval.status
+            );
+        }
+        let operator_approval = self
+            .api
+            .send(
+                Method::POST,
+                &format!("{offer_path}/approve"),
+                Some(Auth::Bearer(self.token(OPERATOR))),
+                None,
+            )
+            .await?;
+        if operator_approval.status != StatusCode::FORBIDDEN {
+            bail!(
+                "{OPERATOR}'s approval answered {} instead of 403",
+                operator_approval.status
+            );
+        }
+        self.api
+            .send_if_match(
+                Method::POST,
+                &format!("{offer_path}/approve"),
+                Some(Auth::Bearer(self.token("cc_approver"))),
+                Some(&json!({"comments": "Fees and benefits checked"})),
+                reviewed.as_deref(),
+            )
+            .await?
+            .expect("the approver approving the offer", &[200])?;
+        self.steps.push(format!(
+        "offer {offer_id} written and submitted by cc_maker; its maker's approval refused (403), so was {OPERATOR}'s (403); approved by cc_approver"
+    ));
+        Ok(Offered {
+            id: offer_id,
+            path: offer_path,
+        })
+    }
+
+    /// Consent recorded for the gold and platinum holders (every tenth says no) and the platform's contact cap.
+    async fn consent_and_cap(&mut self) -> anyhow::Result<()> {
+        // 3. Consent and contact pressure: the bank's data team records what the gold and
+        //    platinum card holders said about e-mail (every tenth said no), and the platform
+        //    caps contacts across every tenant.
+        let mut consented = 0;
+        let mut refused = 0;
+        for segment in ["gold", "platinum"] {
+            let mut after: Option<String> = None;
+            loop {
+                let mut path =
+                    format!("/customers?segment={segment}&kyc_status=verified&limit=200");
+                if let Some(after) = &after {
+                    path.push_str(&format!("&after={after}"));
+                }
+                let page = self
+                    .api
+                    .send(Method::GET, &path, Some(self.as_admin()), None)
+                    .await?
+                    .expect("listing the audience's customers", &[200])?;
+                let ids: Vec<String> = page
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["id"].as_str().map(str::to_owned))
+                    .collect();
+                for id in &ids {
+                    let status = if (consented + refused) % 10 == 9 {
+                        refused += 1;
+                        "opted_out"
+                    } else {
+                        consented += 1;
+                        "opted_in"
+                    };
+                    self.api
+                        .send(
+                            Method::PUT,
+                            &format!("/customers/{id}/consents/email"),
+                            Some(self.as_admin()),
+                            Some(
+                                &json!({"status": status, "source": "demo: branch consent forms"}),
+                            ),
+                        )
+                        .await?
+                        .expect("recording a consent", &[200])?;
+                }
+                let full = ids.len() == 200;
+                after = ids.last().cloned();
+                if !full {
+                    break;
+                }
+            }
+        }
+        self.api
+            .send(
+                Method::PUT,
+                "/sa/contact-policy",
+                Some(self.as_admin()),
+                Some(&json!({"max_contacts": CONTACT_CAP.0, "window_days": CONTACT_CAP.1})),
+            )
+            .await?
+            .expect("setting the contact policy", &[200])?;
+        self.steps.push(format!(
+        "e-mail consent recorded for {} gold and platinum holders ({refused} opted out); contacts capped at {} per {} days across tenants",
+        consented + refused,
+        CONTACT_CAP.0,
+        CONTACT_CAP.1
+    ));
+        Ok(())
+    }
+
+    /// The campaign for them, created by the operator, selected by the processor, activated by the tenant admin.
+    async fn campaign(&mut self, offer: &Offered) -> anyhow::Result<Campaigned> {
+        let offer_id = offer.id;
+
+        // 4. The campaign and its audience.
+        let campaigns = format!("/tenants/{TENANT}/campaigns");
+        let today = chrono::Utc::now().date_naive();
+        let body = json!({
+            "offer_id": offer_id,
+            "name": "Platinum upgrade for gold and platinum holders",
+            "selection_criteria": {"segment": {"in": ["gold", "platinum"]}, "kyc_status": "verified"},
+            "start_date": today,
+            "end_date": today + chrono::Days::new(30),
+        });
+        let started = Instant::now();
+        let campaign = self
+            .api
+            .send(
+                Method::POST,
+                &campaigns,
+                Some(Auth::Bearer(self.token(OPERATOR))),
+                Some(&body),
+            )
+            .await?
+            .expect(&format!("{OPERATOR} creating the campaign"), &[202])?;
+        let campaign_id = campaign["id"].as_i64().context("the campaign has no id")?;
+        let campaign_path = format!("{campaigns}/{campaign_id}");
+        let campaign = loop {
+            let campaign = self
+                .api
+                .send(
+                    Method::GET,
+                    &campaign_path,
+                    Some(Auth::Bearer(self.token("cc_viewer"))),
+                    None,
+                )
+                .await?
+                .expect("reading the campaign", &[200])?;
+            match campaign["processing_status"].as_str() {
+                Some("done") => break campaign,
+                Some("failed") => bail!(
+                    "campaign {campaign_id} failed to process: {}",
+                    campaign["last_error"]
+                ),
+                _ if started.elapsed() > PROCESSING_TIMEOUT => {
+                    bail!("campaign {campaign_id} was not processed within {PROCESSING_TIMEOUT:?}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let matched = campaign["matched_count"].as_i64().unwrap_or_default();
+        if matched == 0 {
+            bail!(
+                "campaign {campaign_id} matched no customers: load the demo customers first \
+             (offerctl import-customers infra/demo/customers_credit_card.csv)"
+            );
+        }
+        self.steps.push(format!(
+        "campaign {campaign_id} for verified gold and platinum card holders, created by {OPERATOR}: {matched} customers selected in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+        self.api
+            .send(
+                Method::PUT,
+                &campaign_path,
+                Some(Auth::Bearer(self.token("cc_admin"))),
+                Some(&json!({"status": "active"})),
+            )
+            .await?
+            .expect("the tenant admin activating the campaign", &[200])?;
+        self.steps
+            .push(format!("campaign {campaign_id} activated by cc_admin"));
+        Ok(Campaigned {
+            id: campaign_id,
+            path: campaign_path,
+            matched,
+        })
+    }
+
+    /// Version 2 of the offer, drafted on top of the live one, read as a JSON Patch and approved, while the campaign keeps version 1.
+    async fn second_version(
+        &mut self,
+        offer: &Offered,
+        campaign: &Campaigned,
+    ) -> anyhow::Result<Versioned> {
+        let (offer_id, offer_path) = (offer.id, &offer.path);
+        let (campaign_id, campaign_path) = (campaign.id, &campaign.path);
+
+        // 5. A second version: drafted on top of the live one, read as a patch, approved.
+        let body = json!({
+            "data": {
+                "title": "Platinum upgrade: lounge access and 5x rewards",
+                "annual_fee": 3999,
+                "benefits": ["airport lounge access", "5x reward points on travel",
+                             "fee waived on 4 lakh yearly spend", "2 free airport transfers a year"]
+            },
+            "comments": "Lower fee, one more benefit"
+        });
+        let draft = self
+            .api
+            .send(
+                Method::PUT,
+                offer_path,
+                Some(Auth::Bearer(self.token("cc_maker"))),
+                Some(&body),
+            )
+            .await?
+            .expect("the maker drafting version 2", &[200])?;
+        if draft["live_version"] != json!(1) || draft["draft_pending"] != json!(true) {
+            bail!("the draft of version 2 did not leave version 1 live: {draft}");
+        }
+        self.api
+            .send(
+                Method::POST,
+                &format!("{offer_path}/submit"),
+                Some(Auth::Bearer(self.token("cc_maker"))),
+                None,
+            )
+            .await?
+            .expect("the maker submitting version 2", &[200])?;
+        let diff = self
+            .api
+            .send(
+                Method::GET,
+                &format!("{offer_path}/draft-diff"),
+                Some(Auth::Bearer(self.token("cc_approver"))),
+                None,
+            )
+            .await?;
+        // The approval names the version the diff showed (its ETag).
+        let reviewed = diff.etag.clone();
+        let patch = diff.expect("the approver reading the change", &[200])?;
+        let approved = self
+            .api
+            .send_if_match(
+                Method::POST,
+                &format!("{offer_path}/approve"),
+                Some(Auth::Bearer(self.token("cc_approver"))),
+                Some(&json!({"comments": "New fee checked"})),
+                reviewed.as_deref(),
+            )
+            .await?
+            .expect("the approver approving version 2", &[200])?;
+        let live_version = approved["live_version"].as_i64().unwrap_or_default();
+        let version_diff: Vec<String> = patch
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|op| {
+                let (kind, path) = (
+                    op["op"].as_str().unwrap_or(""),
+                    op["path"].as_str().unwrap_or(""),
+                );
+                match op.get("value") {
+                    Some(value) => format!("{kind:<8} {path}  {value}"),
+                    None => format!("{kind:<8} {path}"),
+                }
+            })
+            .collect();
+        let pinned = self
+            .api
+            .send(
+                Method::GET,
+                campaign_path,
+                Some(Auth::Bearer(self.token("cc_viewer"))),
+                None,
+            )
+            .await?
+            .expect("reading the campaign", &[200])?;
+        let campaign_offer_version = pinned["offer_version"].as_i64().unwrap_or_default();
+        self.steps.push(format!(
+        "offer {offer_id} version {live_version} drafted by cc_maker on top of version 1 ({} change(s), read by cc_approver as a JSON Patch) and approved; campaign {campaign_id} still delivers version {campaign_offer_version}",
+        version_diff.len()
+    ));
+        Ok(Versioned {
+            diff: version_diff,
+            live_version,
+            campaign_offer_version,
+        })
+    }
+
+    /// A delivery provider pulling its feed and reporting every delivery (every tenth failed).
+    async fn provider(&mut self, campaign: &Campaigned) -> anyhow::Result<()> {
+        let campaign_id = campaign.id;
+
+        // 6. The delivery provider: pulls its feed, reports every delivery.
+        let key = self.api
+        .send(
+            Method::POST,
+            "/sa/webhook-keys",
+            Some(self.as_admin()),
+            Some(&json!({"tenant_name": TENANT, "name": format!("demo provider, campaign {campaign_id}")})),
+        )
+        .await?
+        .expect("creating a webhook key", &[201])?;
+        let key = key["key"]
+            .as_str()
+            .context("no key in the answer")?
+            .to_owned();
+        let mut customer_ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/system/campaigns/{campaign_id}/deliveries?limit=200");
+            if let Some(after) = &after {
+                path.push_str(&format!("&after={after}"));
+            }
+            let page = self
+                .api
+                .send(Method::GET, &path, Some(Auth::WebhookKey(&key)), None)
+                .await?
+                .expect("the provider fetching its deliveries", &[200])?;
+            let ids: Vec<String> = page["deliveries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|row| row["customer_id"].as_str().map(str::to_owned))
+                .collect();
+            customer_ids.extend(ids);
+            match page["next_after"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        let sent_at = chrono::Utc::now().to_rfc3339();
+        let reports: Vec<Value> = customer_ids
+        .iter()
+        .enumerate()
+        .map(|(i, customer_id)| {
+            if i % 10 == 9 {
+                json!({"campaign_id": campaign_id, "customer_id": customer_id, "status": "failed",
+                       "sent_at": sent_at, "failure_reason": "mailbox full"})
+            } else {
+                json!({"campaign_id": campaign_id, "customer_id": customer_id, "status": "sent",
+                       "sent_at": sent_at, "provider_message_id": format!("demo-{campaign_id}-{i}")})
+            }
+        })
+        .collect();
+        for batch in reports.chunks(delivery_webhook::MAX_REPORTS) {
+            let answer = self
+                .api
+                .send(
+                    Method::POST,
+                    "/system/campaigns/update-delivery-status",
+                    Some(Auth::WebhookKey(&key)),
+                    Some(&Value::Array(batch.to_vec())),
+                )
+                .await?
+                .expect("the provider reporting deliveries", &[200])?;
+            if answer["summary"]["updated"].as_u64() != Some(batch.len() as u64) {
+                bail!(
+                    "the webhook applied {} of {} reports",
+                    answer["summary"]["updated"],
+                    batch.len()
+                );
+            }
+        }
+        self.steps.push(format!(
+        "a delivery provider (new webhook key) fetched its {} deliveries from the feed and reported them through the webhook",
+        reports.len()
+    ));
+        Ok(())
+    }
+
+    /// The campaign's report, the offer's audit trail and the demo users.
+    async fn report(
+        self,
+        offer: &Offered,
+        campaign: &Campaigned,
+        version: Versioned,
+    ) -> anyhow::Result<Report> {
+        let (offer_id, offer_path) = (offer.id, &offer.path);
+        let (campaign_id, campaign_path, matched) = (campaign.id, &campaign.path, campaign.matched);
+        let Versioned {
+            diff: version_diff,
+            live_version,
+            campaign_offer_version,
+        } = version;
+
+        // 7. The report.
+        let summary = self
+            .api
+            .send(
+                Method::GET,
+                &format!("{campaign_path}/customers/summary"),
+                Some(Auth::Bearer(self.token("cc_viewer"))),
+                None,
+            )
+            .await?
+            .expect("reading the delivery summary", &[200])?;
+        let trail = self
+            .api
+            .send(
+                Method::GET,
+                &format!("{offer_path}/audit-logs"),
+                Some(Auth::Bearer(self.token("cc_admin"))),
+                None,
+            )
+            .await?
+            .expect("reading the offer's audit trail", &[200])?;
+        let audit = trail
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|entry| {
+                let status = |data: &Value| data["status"].as_str().unwrap_or("").to_owned();
+                let comment = entry["comment"].as_str().unwrap_or("");
+                let new_data = &entry["new_data"];
+                let approved_as =
+                    match (status(new_data).as_str(), new_data["live_version"].as_i64()) {
+                        ("approved", Some(n)) => format!(" as version {n}"),
+                        _ => String::new(),
+                    };
+                let note = match entry["action"].as_str() {
+                    Some("status_change") if comment.is_empty() => format!(
+                        "{} → {}{approved_as}",
+                        status(&entry["old_data"]),
+                        status(new_data)
+                    ),
+                    Some("status_change") => format!(
+                        "{} → {}{approved_as}: {comment}",
+                        status(&entry["old_data"]),
+                        status(new_data)
+                    ),
+                    Some("update") => match new_data["draft_base_version"].as_i64() {
+                        Some(base) => format!("content changed: a draft on top of version {base}"),
+                        None => "content changed".to_owned(),
+                    },
+                    _ => comment.to_owned(),
+                };
+                AuditLine {
+                    at: entry["created_at"].as_str().unwrap_or("").to_owned(),
+                    action: entry["action"].as_str().unwrap_or("").to_owned(),
+                    by: entry["performed_by"].as_str().unwrap_or("").to_owned(),
+                    note,
+                }
+            })
+            .collect();
+        let count = |name: &str| summary[name].as_i64().unwrap_or_default();
+        Ok(Report {
+            steps: self.steps,
+            offer_id,
+            campaign_id,
+            matched,
+            sent: count("sent"),
+            failed: count("failed"),
+            pending: count("pending"),
+            suppressed_by_consent: count("suppressed_by_consent"),
+            suppressed_by_pressure: count("suppressed_by_pressure"),
+            released: count("released"),
+            audit,
+            version_diff,
+            campaign_offer_version,
+            live_version,
+            users: self.users,
+        })
+    }
+}
+
 /// Runs the demo (see the module documentation).
 ///
 /// # Errors
@@ -301,542 +989,21 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             .build()?,
         base: options.base_url.trim_end_matches('/').to_owned(),
     };
-    let mut steps = Vec::new();
     let admin_token = api
         .sign_in(&options.username, options.password.expose_secret())
         .await?;
-    let as_admin = || Auth::Bearer(&admin_token);
-
-    // 1. The tenant and its users.
-    let tenant_path = format!("/sa/tenants/{TENANT}");
-    let existing = api
-        .send(Method::GET, &tenant_path, Some(as_admin()), None)
-        .await?;
-    if existing.status == StatusCode::NOT_FOUND {
-        let body = json!({
-            "name": TENANT,
-            "description": "Credit cards",
-            "require_maker_checker": true,
-            "offer_schema": {
-                "type": "object",
-                "required": ["title", "annual_fee"],
-                "properties": {
-                    "title": {"type": "string", "minLength": 1},
-                    "annual_fee": {"type": "number", "minimum": 0},
-                    "benefits": {"type": "array", "items": {"type": "string"}}
-                }
-            }
-        });
-        api.send(Method::POST, "/sa/tenants", Some(as_admin()), Some(&body))
-            .await?
-            .expect("creating the tenant", &[201])?;
-        steps.push(format!(
-            "created tenant {TENANT} (offers need a checker's approval)"
-        ));
-    } else {
-        existing.expect("reading the tenant", &[200])?;
-        steps.push(format!("reused tenant {TENANT}"));
-    }
-    let mut users = Vec::new();
-    let mut tokens = std::collections::HashMap::new();
-    for (username, role) in USERS {
-        let password = ensure_user(&api, &admin_token, username, &format!("Demo {role}")).await?;
-        let body = json!({"username": username, "tenant_name": TENANT, "role": role});
-        api.send(
-            Method::POST,
-            "/sa/user-tenant-roles",
-            Some(as_admin()),
-            Some(&body),
-        )
-        .await?
-        .expect(&format!("giving {username} the {role} role"), &[200, 201])?;
-        tokens.insert(username, api.sign_in(username, &password).await?);
-        users.push((username.to_owned(), role.to_owned(), password));
-    }
-    steps.push(format!(
-        "users {}",
-        USERS
-            .iter()
-            .map(|(u, r)| format!("{u} ({r})"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-
-    // The custom role (created, or reset to its permissions on a later run), given to the
-    // operator by the tenant's own admin.
-    let role_body = json!({
-        "name": CUSTOM_ROLE,
-        "description": "Runs campaigns; never reviews offers",
-        "permissions": CUSTOM_ROLE_PERMISSIONS,
-    });
-    let created = api
-        .send(
-            Method::POST,
-            &format!("/sa/tenants/{TENANT}/roles"),
-            Some(as_admin()),
-            Some(&role_body),
-        )
-        .await?;
-    if created.status == StatusCode::CONFLICT {
-        api.send(
-            Method::PUT,
-            &format!("/sa/tenants/{TENANT}/roles/{CUSTOM_ROLE}"),
-            Some(as_admin()),
-            Some(&json!({"permissions": CUSTOM_ROLE_PERMISSIONS})),
-        )
-        .await?
-        .expect(&format!("resetting role {CUSTOM_ROLE}"), &[200])?;
-    } else {
-        created.expect(&format!("creating role {CUSTOM_ROLE}"), &[201])?;
-    }
-    let password = ensure_user(&api, &admin_token, OPERATOR, "Demo campaign operator").await?;
-    let cc_admin = tokens.get("cc_admin").cloned().unwrap_or_default();
-    api.send(
-        Method::POST,
-        &format!("/tenants/{TENANT}/members"),
-        Some(Auth::Bearer(&cc_admin)),
-        Some(&json!({"username": OPERATOR, "role": CUSTOM_ROLE})),
-    )
-    .await?
-    .expect(
-        &format!("cc_admin giving {OPERATOR} the {CUSTOM_ROLE} role"),
-        &[200, 201],
-    )?;
-    tokens.insert(OPERATOR, api.sign_in(OPERATOR, &password).await?);
-    users.push((OPERATOR.to_owned(), CUSTOM_ROLE.to_owned(), password));
-    steps.push(format!(
-        "custom role {CUSTOM_ROLE} ({}) defined by the super admin; cc_admin gave it to {OPERATOR}",
-        CUSTOM_ROLE_PERMISSIONS.join(", ")
-    ));
-    let token = |name: &str| tokens.get(name).map(String::as_str).unwrap_or_default();
-
-    // 2. The offer, under maker–checker.
-    let offers = format!("/tenants/{TENANT}/offers");
-    let body = json!({
-        "data": {
-            "title": "Platinum upgrade: lounge access and 5x rewards",
-            "annual_fee": 4999,
-            "benefits": ["airport lounge access", "5x reward points on travel", "fee waived on 4 lakh yearly spend"]
-        },
-        "comments": "For verified gold and platinum holders"
-    });
-    let offer = api
-        .send(
-            Method::POST,
-            &offers,
-            Some(Auth::Bearer(token("cc_maker"))),
-            Some(&body),
-        )
-        .await?
-        .expect("the maker writing the offer", &[201])?;
-    let offer_id = offer["id"].as_i64().context("the offer has no id")?;
-    let offer_path = format!("{offers}/{offer_id}");
-    let submitted = api
-        .send(
-            Method::POST,
-            &format!("{offer_path}/submit"),
-            Some(Auth::Bearer(token("cc_maker"))),
-            None,
-        )
-        .await?;
-    // The version the approver reviews: approving names it (If-Match).
-    let reviewed = submitted.etag.clone();
-    submitted.expect("the maker submitting the offer", &[200])?;
-    let self_approval = api
-        .send(
-            Method::POST,
-            &format!("{offer_path}/approve"),
-            Some(Auth::Bearer(token("cc_maker"))),
-            None,
-        )
-        .await?;
-    if self_approval.status != StatusCode::FORBIDDEN {
-        bail!(
-            "the maker's own approval answered {} instead of 403",
-            self_approval.status
-        );
-    }
-    let operator_approval = api
-        .send(
-            Method::POST,
-            &format!("{offer_path}/approve"),
-            Some(Auth::Bearer(token(OPERATOR))),
-            None,
-        )
-        .await?;
-    if operator_approval.status != StatusCode::FORBIDDEN {
-        bail!(
-            "{OPERATOR}'s approval answered {} instead of 403",
-            operator_approval.status
-        );
-    }
-    api.send_if_match(
-        Method::POST,
-        &format!("{offer_path}/approve"),
-        Some(Auth::Bearer(token("cc_approver"))),
-        Some(&json!({"comments": "Fees and benefits checked"})),
-        reviewed.as_deref(),
-    )
-    .await?
-    .expect("the approver approving the offer", &[200])?;
-    steps.push(format!(
-        "offer {offer_id} written and submitted by cc_maker; its maker's approval refused (403), so was {OPERATOR}'s (403); approved by cc_approver"
-    ));
-
-    // 3. Consent and contact pressure: the bank's data team records what the gold and
-    //    platinum card holders said about e-mail (every tenth said no), and the platform
-    //    caps contacts across every tenant.
-    let mut consented = 0;
-    let mut refused = 0;
-    for segment in ["gold", "platinum"] {
-        let mut after: Option<String> = None;
-        loop {
-            let mut path = format!("/customers?segment={segment}&kyc_status=verified&limit=200");
-            if let Some(after) = &after {
-                path.push_str(&format!("&after={after}"));
-            }
-            let page = api
-                .send(Method::GET, &path, Some(as_admin()), None)
-                .await?
-                .expect("listing the audience's customers", &[200])?;
-            let ids: Vec<String> = page
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c["id"].as_str().map(str::to_owned))
-                .collect();
-            for id in &ids {
-                let status = if (consented + refused) % 10 == 9 {
-                    refused += 1;
-                    "opted_out"
-                } else {
-                    consented += 1;
-                    "opted_in"
-                };
-                api.send(
-                    Method::PUT,
-                    &format!("/customers/{id}/consents/email"),
-                    Some(as_admin()),
-                    Some(&json!({"status": status, "source": "demo: branch consent forms"})),
-                )
-                .await?
-                .expect("recording a consent", &[200])?;
-            }
-            let full = ids.len() == 200;
-            after = ids.last().cloned();
-            if !full {
-                break;
-            }
-        }
-    }
-    api.send(
-        Method::PUT,
-        "/sa/contact-policy",
-        Some(as_admin()),
-        Some(&json!({"max_contacts": CONTACT_CAP.0, "window_days": CONTACT_CAP.1})),
-    )
-    .await?
-    .expect("setting the contact policy", &[200])?;
-    steps.push(format!(
-        "e-mail consent recorded for {} gold and platinum holders ({refused} opted out); contacts capped at {} per {} days across tenants",
-        consented + refused,
-        CONTACT_CAP.0,
-        CONTACT_CAP.1
-    ));
-
-    // 4. The campaign and its audience.
-    let campaigns = format!("/tenants/{TENANT}/campaigns");
-    let today = chrono::Utc::now().date_naive();
-    let body = json!({
-        "offer_id": offer_id,
-        "name": "Platinum upgrade for gold and platinum holders",
-        "selection_criteria": {"segment": {"in": ["gold", "platinum"]}, "kyc_status": "verified"},
-        "start_date": today,
-        "end_date": today + chrono::Days::new(30),
-    });
-    let started = Instant::now();
-    let campaign = api
-        .send(
-            Method::POST,
-            &campaigns,
-            Some(Auth::Bearer(token(OPERATOR))),
-            Some(&body),
-        )
-        .await?
-        .expect(&format!("{OPERATOR} creating the campaign"), &[202])?;
-    let campaign_id = campaign["id"].as_i64().context("the campaign has no id")?;
-    let campaign_path = format!("{campaigns}/{campaign_id}");
-    let campaign = loop {
-        let campaign = api
-            .send(
-                Method::GET,
-                &campaign_path,
-                Some(Auth::Bearer(token("cc_viewer"))),
-                None,
-            )
-            .await?
-            .expect("reading the campaign", &[200])?;
-        match campaign["processing_status"].as_str() {
-            Some("done") => break campaign,
-            Some("failed") => bail!(
-                "campaign {campaign_id} failed to process: {}",
-                campaign["last_error"]
-            ),
-            _ if started.elapsed() > PROCESSING_TIMEOUT => {
-                bail!("campaign {campaign_id} was not processed within {PROCESSING_TIMEOUT:?}")
-            }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
+    let mut demo = Demo {
+        api,
+        admin_token,
+        tokens: std::collections::HashMap::new(),
+        users: Vec::new(),
+        steps: Vec::new(),
     };
-    let matched = campaign["matched_count"].as_i64().unwrap_or_default();
-    if matched == 0 {
-        bail!(
-            "campaign {campaign_id} matched no customers: load the demo customers first \
-             (offerctl import-customers infra/demo/customers_credit_card.csv)"
-        );
-    }
-    steps.push(format!(
-        "campaign {campaign_id} for verified gold and platinum card holders, created by {OPERATOR}: {matched} customers selected in {:.1} s",
-        started.elapsed().as_secs_f64()
-    ));
-    api.send(
-        Method::PUT,
-        &campaign_path,
-        Some(Auth::Bearer(token("cc_admin"))),
-        Some(&json!({"status": "active"})),
-    )
-    .await?
-    .expect("the tenant admin activating the campaign", &[200])?;
-    steps.push(format!("campaign {campaign_id} activated by cc_admin"));
-
-    // 5. A second version: drafted on top of the live one, read as a patch, approved.
-    let body = json!({
-        "data": {
-            "title": "Platinum upgrade: lounge access and 5x rewards",
-            "annual_fee": 3999,
-            "benefits": ["airport lounge access", "5x reward points on travel",
-                         "fee waived on 4 lakh yearly spend", "2 free airport transfers a year"]
-        },
-        "comments": "Lower fee, one more benefit"
-    });
-    let draft = api
-        .send(
-            Method::PUT,
-            &offer_path,
-            Some(Auth::Bearer(token("cc_maker"))),
-            Some(&body),
-        )
-        .await?
-        .expect("the maker drafting version 2", &[200])?;
-    if draft["live_version"] != json!(1) || draft["draft_pending"] != json!(true) {
-        bail!("the draft of version 2 did not leave version 1 live: {draft}");
-    }
-    api.send(
-        Method::POST,
-        &format!("{offer_path}/submit"),
-        Some(Auth::Bearer(token("cc_maker"))),
-        None,
-    )
-    .await?
-    .expect("the maker submitting version 2", &[200])?;
-    let diff = api
-        .send(
-            Method::GET,
-            &format!("{offer_path}/draft-diff"),
-            Some(Auth::Bearer(token("cc_approver"))),
-            None,
-        )
-        .await?;
-    // The approval names the version the diff showed (its ETag).
-    let reviewed = diff.etag.clone();
-    let patch = diff.expect("the approver reading the change", &[200])?;
-    let approved = api
-        .send_if_match(
-            Method::POST,
-            &format!("{offer_path}/approve"),
-            Some(Auth::Bearer(token("cc_approver"))),
-            Some(&json!({"comments": "New fee checked"})),
-            reviewed.as_deref(),
-        )
-        .await?
-        .expect("the approver approving version 2", &[200])?;
-    let live_version = approved["live_version"].as_i64().unwrap_or_default();
-    let version_diff: Vec<String> = patch
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|op| {
-            let (kind, path) = (
-                op["op"].as_str().unwrap_or(""),
-                op["path"].as_str().unwrap_or(""),
-            );
-            match op.get("value") {
-                Some(value) => format!("{kind:<8} {path}  {value}"),
-                None => format!("{kind:<8} {path}"),
-            }
-        })
-        .collect();
-    let pinned = api
-        .send(
-            Method::GET,
-            &campaign_path,
-            Some(Auth::Bearer(token("cc_viewer"))),
-            None,
-        )
-        .await?
-        .expect("reading the campaign", &[200])?;
-    let campaign_offer_version = pinned["offer_version"].as_i64().unwrap_or_default();
-    steps.push(format!(
-        "offer {offer_id} version {live_version} drafted by cc_maker on top of version 1 ({} change(s), read by cc_approver as a JSON Patch) and approved; campaign {campaign_id} still delivers version {campaign_offer_version}",
-        version_diff.len()
-    ));
-
-    // 6. The delivery provider: pulls its feed, reports every delivery.
-    let key = api
-        .send(
-            Method::POST,
-            "/sa/webhook-keys",
-            Some(as_admin()),
-            Some(&json!({"tenant_name": TENANT, "name": format!("demo provider, campaign {campaign_id}")})),
-        )
-        .await?
-        .expect("creating a webhook key", &[201])?;
-    let key = key["key"]
-        .as_str()
-        .context("no key in the answer")?
-        .to_owned();
-    let mut customer_ids = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut path = format!("/system/campaigns/{campaign_id}/deliveries?limit=200");
-        if let Some(after) = &after {
-            path.push_str(&format!("&after={after}"));
-        }
-        let page = api
-            .send(Method::GET, &path, Some(Auth::WebhookKey(&key)), None)
-            .await?
-            .expect("the provider fetching its deliveries", &[200])?;
-        let ids: Vec<String> = page["deliveries"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|row| row["customer_id"].as_str().map(str::to_owned))
-            .collect();
-        customer_ids.extend(ids);
-        match page["next_after"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
-            None => break,
-        }
-    }
-    let sent_at = chrono::Utc::now().to_rfc3339();
-    let reports: Vec<Value> = customer_ids
-        .iter()
-        .enumerate()
-        .map(|(i, customer_id)| {
-            if i % 10 == 9 {
-                json!({"campaign_id": campaign_id, "customer_id": customer_id, "status": "failed",
-                       "sent_at": sent_at, "failure_reason": "mailbox full"})
-            } else {
-                json!({"campaign_id": campaign_id, "customer_id": customer_id, "status": "sent",
-                       "sent_at": sent_at, "provider_message_id": format!("demo-{campaign_id}-{i}")})
-            }
-        })
-        .collect();
-    for batch in reports.chunks(delivery_webhook::MAX_REPORTS) {
-        let answer = api
-            .send(
-                Method::POST,
-                "/system/campaigns/update-delivery-status",
-                Some(Auth::WebhookKey(&key)),
-                Some(&Value::Array(batch.to_vec())),
-            )
-            .await?
-            .expect("the provider reporting deliveries", &[200])?;
-        if answer["summary"]["updated"].as_u64() != Some(batch.len() as u64) {
-            bail!(
-                "the webhook applied {} of {} reports",
-                answer["summary"]["updated"],
-                batch.len()
-            );
-        }
-    }
-    steps.push(format!(
-        "a delivery provider (new webhook key) fetched its {} deliveries from the feed and reported them through the webhook",
-        reports.len()
-    ));
-
-    // 7. The report.
-    let summary = api
-        .send(
-            Method::GET,
-            &format!("{campaign_path}/customers/summary"),
-            Some(Auth::Bearer(token("cc_viewer"))),
-            None,
-        )
-        .await?
-        .expect("reading the delivery summary", &[200])?;
-    let trail = api
-        .send(
-            Method::GET,
-            &format!("{offer_path}/audit-logs"),
-            Some(Auth::Bearer(token("cc_admin"))),
-            None,
-        )
-        .await?
-        .expect("reading the offer's audit trail", &[200])?;
-    let audit = trail
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|entry| {
-            let status = |data: &Value| data["status"].as_str().unwrap_or("").to_owned();
-            let comment = entry["comment"].as_str().unwrap_or("");
-            let new_data = &entry["new_data"];
-            let approved_as = match (status(new_data).as_str(), new_data["live_version"].as_i64()) {
-                ("approved", Some(n)) => format!(" as version {n}"),
-                _ => String::new(),
-            };
-            let note = match entry["action"].as_str() {
-                Some("status_change") if comment.is_empty() => format!(
-                    "{} → {}{approved_as}",
-                    status(&entry["old_data"]),
-                    status(new_data)
-                ),
-                Some("status_change") => format!(
-                    "{} → {}{approved_as}: {comment}",
-                    status(&entry["old_data"]),
-                    status(new_data)
-                ),
-                Some("update") => match new_data["draft_base_version"].as_i64() {
-                    Some(base) => format!("content changed: a draft on top of version {base}"),
-                    None => "content changed".to_owned(),
-                },
-                _ => comment.to_owned(),
-            };
-            AuditLine {
-                at: entry["created_at"].as_str().unwrap_or("").to_owned(),
-                action: entry["action"].as_str().unwrap_or("").to_owned(),
-                by: entry["performed_by"].as_str().unwrap_or("").to_owned(),
-                note,
-            }
-        })
-        .collect();
-    let count = |name: &str| summary[name].as_i64().unwrap_or_default();
-    Ok(Report {
-        steps,
-        offer_id,
-        campaign_id,
-        matched,
-        sent: count("sent"),
-        failed: count("failed"),
-        pending: count("pending"),
-        suppressed_by_consent: count("suppressed_by_consent"),
-        suppressed_by_pressure: count("suppressed_by_pressure"),
-        released: count("released"),
-        audit,
-        version_diff,
-        campaign_offer_version,
-        live_version,
-        users,
-    })
+    demo.tenant_and_users().await?;
+    let offer = demo.offer().await?;
+    demo.consent_and_cap().await?;
+    let campaign = demo.campaign(&offer).await?;
+    let version = demo.second_version(&offer, &campaign).await?;
+    demo.provider(&campaign).await?;
+    demo.report(&offer, &campaign, version).await
 }
