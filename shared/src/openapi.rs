@@ -230,7 +230,6 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
         ];
         for operation in operations.into_iter().flatten() {
             default_security(operation);
-            qualify_operation_id(operation);
             // Rustdoc's intra-doc links (`[`NAME`]`) read as plain code here.
             if let Some(description) = &mut operation.description {
                 *description = description.replace("[`", "`").replace("`]", "`");
@@ -271,21 +270,6 @@ fn default_security(operation: &mut Operation) {
             operation.security = None;
         }
         Some(_) => {}
-    }
-}
-
-/// Prefixes the operation id (the handler's name, e.g. `create`) with its tag, so ids are
-/// unique across functions: `offers_create`, `campaigns_create`.
-fn qualify_operation_id(operation: &mut Operation) {
-    let tag = operation
-        .tags
-        .as_ref()
-        .and_then(|tags| tags.first())
-        .cloned();
-    if let (Some(tag), Some(id)) = (tag, operation.operation_id.as_mut())
-        && !id.starts_with(&format!("{tag}_"))
-    {
-        *id = format!("{tag}_{id}");
     }
 }
 

@@ -56,7 +56,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
             roles::update_role,
             roles::delete_role
         ))
-        .routes(routes!(members::platform_access_audit))
+        .routes(routes!(members::list_tenant_access_audit_logs))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(
             users::get_user,
@@ -77,7 +77,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(members::list_members, members::assign_member_role))
         .routes(routes!(members::get_member))
         .routes(routes!(members::remove_member_role))
-        .routes(routes!(members::tenant_access_audit))
+        .routes(routes!(members::list_access_audit_logs))
 }
 
 /// The router of this function.

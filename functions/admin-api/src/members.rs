@@ -349,7 +349,7 @@ impl AccessAuditQuery {
         (status = 403, response = Forbidden),
     )
 )]
-pub(crate) async fn tenant_access_audit(
+pub(crate) async fn list_access_audit_logs(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(tenant): AppPath<TenantName>,
@@ -379,7 +379,7 @@ pub(crate) async fn tenant_access_audit(
         (status = 404, response = NotFound),
     )
 )]
-pub(crate) async fn platform_access_audit(
+pub(crate) async fn list_tenant_access_audit_logs(
     State(state): State<AppState>,
     _: SuperAdmin,
     AppPath(tenant): AppPath<TenantName>,

@@ -31,10 +31,10 @@ use utoipa_axum::routes;
 /// The routes of this function (checked against `template.yaml`).
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(token))
+        .routes(routes!(create_token))
         .routes(routes!(change_password))
-        .routes(routes!(me))
-        .routes(routes!(my_tenants))
+        .routes(routes!(get_current_user))
+        .routes(routes!(list_current_user_tenants))
 }
 
 /// The router of this function.
@@ -202,7 +202,7 @@ async fn authenticate(
         (status = 429, response = TooManyRequests),
     )
 )]
-async fn token(
+async fn create_token(
     State(state): State<AppState>,
     client: ClientAddress,
     credentials: Credentials,
@@ -301,7 +301,7 @@ async fn change_password(
     tag = "auth",
     responses((status = 200, description = "The caller's account.", body = users::User))
 )]
-async fn me(Account(account): Account) -> AppJson<users::User> {
+async fn get_current_user(Account(account): Account) -> AppJson<users::User> {
     AppJson(account)
 }
 
@@ -323,7 +323,7 @@ struct TenantRoles {
         (status = 200, description = "The caller's roles per tenant, by tenant name.", body = Vec<TenantRoles>)
     )
 )]
-async fn my_tenants(principal: Principal) -> AppJson<Vec<TenantRoles>> {
+async fn list_current_user_tenants(principal: Principal) -> AppJson<Vec<TenantRoles>> {
     AppJson(
         principal
             .roles_by_tenant()

@@ -43,7 +43,7 @@ pub(crate) struct CustomersQuery {
         (status = 409, response = Conflict),
     )
 )]
-pub(crate) async fn customers(
+pub(crate) async fn list_campaign_customers(
     State(state): State<AppState>,
     principal: Principal,
     OriginalUri(uri): OriginalUri,
@@ -84,7 +84,7 @@ pub(crate) async fn customers(
         (status = 409, response = Conflict),
     )
 )]
-pub(crate) async fn summary(
+pub(crate) async fn get_campaign_summary(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
@@ -140,7 +140,7 @@ pub(crate) struct Preview {
         (status = 200, description = "How many customers the criteria select, with a sample (no contact details).", body = Preview),
     )
 )]
-pub(crate) async fn preview(
+pub(crate) async fn preview_audience(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(tenant): AppPath<TenantName>,

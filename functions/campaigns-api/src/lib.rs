@@ -53,15 +53,19 @@ pub const PREVIEW_SAMPLE: (i64, i64) = (10, 50);
 /// The routes of this function (checked against `template.yaml`).
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create, list))
-        .routes(routes!(audience::preview))
-        .routes(routes!(read, lifecycle::update, lifecycle::remove))
-        .routes(routes!(process))
-        .routes(routes!(audience::customers))
-        .routes(routes!(audience::summary))
-        .routes(routes!(offer_version::move_offer_version))
-        .routes(routes!(offer_version::audit_logs))
-        .routes(routes!(lifecycle::release))
+        .routes(routes!(create_campaign, list_campaigns))
+        .routes(routes!(audience::preview_audience))
+        .routes(routes!(
+            get_campaign,
+            lifecycle::update_campaign,
+            lifecycle::delete_campaign
+        ))
+        .routes(routes!(process_campaign_customers))
+        .routes(routes!(audience::list_campaign_customers))
+        .routes(routes!(audience::get_campaign_summary))
+        .routes(routes!(offer_version::move_campaign_offer_version))
+        .routes(routes!(offer_version::list_campaign_audit_logs))
+        .routes(routes!(lifecycle::release_campaign_deliveries))
 }
 
 /// The router of this function.
@@ -209,7 +213,7 @@ struct CreateCampaign {
         (status = 202, description = "Created as `draft`; its selection job is queued. `Location` names it.", body = Campaign),
     )
 )]
-async fn create(
+async fn create_campaign(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(tenant): AppPath<TenantName>,
@@ -315,7 +319,7 @@ struct ListQuery {
         (status = 200, description = "Campaigns, newest first.", body = Vec<Campaign>),
     )
 )]
-async fn list(
+async fn list_campaigns(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(tenant): AppPath<TenantName>,
@@ -344,7 +348,7 @@ async fn list(
         (status = 200, description = "The campaign with its processing state.", body = Campaign),
     )
 )]
-async fn read(
+async fn get_campaign(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
@@ -371,7 +375,7 @@ async fn read(
         (status = 409, response = Conflict),
     )
 )]
-async fn process(
+async fn process_campaign_customers(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,

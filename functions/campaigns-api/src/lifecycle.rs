@@ -78,7 +78,7 @@ pub(crate) struct UpdateCampaign {
         (status = 409, response = Conflict),
     )
 )]
-pub(crate) async fn update(
+pub(crate) async fn update_campaign(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
@@ -170,7 +170,7 @@ pub(crate) async fn update(
         (status = 409, response = Conflict),
     )
 )]
-pub(crate) async fn remove(
+pub(crate) async fn delete_campaign(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
@@ -211,7 +211,7 @@ pub(crate) async fn remove(
         (status = 409, response = Conflict),
     )
 )]
-pub(crate) async fn release(
+pub(crate) async fn release_campaign_deliveries(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,

@@ -49,7 +49,7 @@ pub(crate) struct MoveOfferVersion {
         (status = 409, response = Conflict),
     )
 )]
-pub(crate) async fn move_offer_version(
+pub(crate) async fn move_campaign_offer_version(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
@@ -139,7 +139,7 @@ pub(crate) async fn move_offer_version(
         (status = 200, description = "The audit trail, oldest first.", body = Vec<CampaignAuditEntry>),
     )
 )]
-pub(crate) async fn audit_logs(
+pub(crate) async fn list_campaign_audit_logs(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,

@@ -57,7 +57,7 @@ async fn view(
         (status = 404, response = NotFound),
     )
 )]
-pub(crate) async fn get_consents(
+pub(crate) async fn list_customer_consents(
     State(state): State<AppState>,
     _: SuperAdmin,
     AppPath(id): AppPath<Uuid>,
@@ -97,7 +97,7 @@ pub(crate) struct SetConsent {
         (status = 404, response = NotFound),
     )
 )]
-pub(crate) async fn set_consent(
+pub(crate) async fn set_customer_consent(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
     AppPath((id, channel)): AppPath<(Uuid, Channel)>,

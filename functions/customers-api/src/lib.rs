@@ -33,11 +33,11 @@ pub const MAX_IMPORT_BYTES: usize = 6 * 1024 * 1024;
 /// The routes of this function (checked against `template.yaml`).
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create, list))
-        .routes(routes!(import))
-        .routes(routes!(read, replace, remove))
-        .routes(routes!(consents::get_consents))
-        .routes(routes!(consents::set_consent))
+        .routes(routes!(create_customer, list_customers))
+        .routes(routes!(import_customers))
+        .routes(routes!(get_customer, replace_customer, delete_customer))
+        .routes(routes!(consents::list_customer_consents))
+        .routes(routes!(consents::set_customer_consent))
 }
 
 /// The router of this function.
@@ -153,7 +153,7 @@ impl CustomerBody {
         (status = 409, response = Conflict),
     )
 )]
-async fn create(
+async fn create_customer(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
     AppJson(body): AppJson<CustomerBody>,
@@ -206,7 +206,7 @@ struct ListQuery {
         (status = 200, description = "Customers in id order.", body = Vec<Customer>, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
     )
 )]
-async fn list(
+async fn list_customers(
     State(state): State<AppState>,
     _: SuperAdmin,
     OriginalUri(uri): OriginalUri,
@@ -238,7 +238,7 @@ async fn list(
         (status = 200, description = "The customer.", body = Customer),
     )
 )]
-async fn read(
+async fn get_customer(
     State(state): State<AppState>,
     _: SuperAdmin,
     AppPath(id): AppPath<Uuid>,
@@ -264,7 +264,7 @@ async fn read(
         (status = 409, response = Conflict),
     )
 )]
-async fn replace(
+async fn replace_customer(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
     AppPath(id): AppPath<Uuid>,
@@ -291,7 +291,7 @@ async fn replace(
         (status = 204, description = "Deleted, and removed from every campaign."),
     )
 )]
-async fn remove(
+async fn delete_customer(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
     AppPath(id): AppPath<Uuid>,
@@ -320,7 +320,7 @@ async fn remove(
         (status = 200, description = "Imported: all rows or none.", body = ImportSummary),
     )
 )]
-async fn import(
+async fn import_customers(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
     request: Request,

@@ -69,7 +69,7 @@ pub(crate) struct FeedPage {
         (status = 409, response = Conflict),
     )
 )]
-pub(crate) async fn deliveries(
+pub(crate) async fn list_deliveries(
     State(pool): State<Pool>,
     OriginalUri(uri): OriginalUri,
     headers: axum::http::HeaderMap,

@@ -85,8 +85,8 @@ where
     Pool: FromRef<S>,
 {
     OpenApiRouter::new()
-        .routes(routes!(update_delivery_status))
-        .routes(routes!(feed::deliveries))
+        .routes(routes!(report_delivery_status))
+        .routes(routes!(feed::list_deliveries))
 }
 
 /// The router of this function.
@@ -416,7 +416,7 @@ struct Answer {
         (status = 200, description = "Every report's outcome, in request order, with counts. Items that are not valid reports are answered `invalid` with a reason; the others are applied in one statement.", body = Answer),
     )
 )]
-async fn update_delivery_status(
+async fn report_delivery_status(
     State(pool): State<Pool>,
     request: Request,
 ) -> Result<AppJson<Answer>, ApiError> {

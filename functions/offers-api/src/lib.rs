@@ -40,18 +40,18 @@ pub const MAX_COMMENT_CHARS: usize = 4000;
 /// The routes of this function (checked against `template.yaml`).
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create, list))
-        .routes(routes!(read, replace, patch, remove))
-        .routes(routes!(workflow::submit))
-        .routes(routes!(workflow::approve))
-        .routes(routes!(workflow::reject))
-        .routes(routes!(comment))
-        .routes(routes!(audit_logs))
-        .routes(routes!(versions::list_versions))
-        .routes(routes!(versions::get_version))
-        .routes(routes!(versions::diff_versions))
-        .routes(routes!(versions::draft_diff))
-        .routes(routes!(versions::retire))
+        .routes(routes!(create_offer, list_offers))
+        .routes(routes!(get_offer, replace_offer, patch_offer, delete_offer))
+        .routes(routes!(workflow::submit_offer))
+        .routes(routes!(workflow::approve_offer))
+        .routes(routes!(workflow::reject_offer))
+        .routes(routes!(comment_on_offer))
+        .routes(routes!(list_offer_audit_logs))
+        .routes(routes!(versions::list_offer_versions))
+        .routes(routes!(versions::get_offer_version))
+        .routes(routes!(versions::diff_offer_versions))
+        .routes(routes!(versions::get_offer_draft_diff))
+        .routes(routes!(versions::retire_offer))
 }
 
 /// The router of this function.
@@ -137,7 +137,7 @@ struct CreateOffer {
         (status = 201, description = "Created as `draft`; `Location` names it.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
     )
 )]
-async fn create(
+async fn create_offer(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(TenantPath {
@@ -193,7 +193,7 @@ struct ListQuery {
         (status = 200, description = "Offers, newest first.", body = Vec<Offer>),
     )
 )]
-async fn list(
+async fn list_offers(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(tenant): AppPath<TenantName>,
@@ -222,7 +222,7 @@ async fn list(
         (status = 200, description = "The offer.", body = Offer, headers(("ETag" = String, description = "The offer's version, quoted."))),
     )
 )]
-async fn read(
+async fn get_offer(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
@@ -355,7 +355,7 @@ async fn edit(
         (status = 412, response = PreconditionFailed),
     )
 )]
-async fn replace(
+async fn replace_offer(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
@@ -383,7 +383,7 @@ async fn replace(
         (status = 412, response = PreconditionFailed),
     )
 )]
-async fn patch(
+async fn patch_offer(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
@@ -414,7 +414,7 @@ async fn patch(
         (status = 412, response = PreconditionFailed),
     )
 )]
-async fn remove(
+async fn delete_offer(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(path): AppPath<OfferPath>,
@@ -478,7 +478,7 @@ struct Comment {
         (status = 201, description = "The comment's audit entry.", body = offers::AuditEntry),
     )
 )]
-async fn comment(
+async fn comment_on_offer(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(path): AppPath<OfferPath>,
@@ -519,7 +519,7 @@ async fn comment(
         (status = 200, description = "The audit trail, oldest first.", body = Vec<offers::AuditEntry>),
     )
 )]
-async fn audit_logs(
+async fn list_offer_audit_logs(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,

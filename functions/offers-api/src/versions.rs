@@ -41,7 +41,7 @@ fn version_not_found(id: i32, number: i32) -> ApiError {
         (status = 404, response = NotFound),
     )
 )]
-pub(crate) async fn list_versions(
+pub(crate) async fn list_offer_versions(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
@@ -73,7 +73,7 @@ pub(crate) async fn list_versions(
         (status = 404, response = NotFound),
     )
 )]
-pub(crate) async fn get_version(
+pub(crate) async fn get_offer_version(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id, number)): AppPath<(TenantName, i32, i32)>,
@@ -129,7 +129,7 @@ pub(crate) struct DiffQuery {
         (status = 422, response = Unprocessable),
     )
 )]
-pub(crate) async fn diff_versions(
+pub(crate) async fn diff_offer_versions(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id, number)): AppPath<(TenantName, i32, i32)>,
@@ -175,7 +175,7 @@ pub(crate) async fn diff_versions(
         (status = 404, response = NotFound),
     )
 )]
-pub(crate) async fn draft_diff(
+pub(crate) async fn get_offer_draft_diff(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,
@@ -233,7 +233,7 @@ pub(crate) struct Retirement {
         (status = 409, response = Conflict),
     )
 )]
-pub(crate) async fn retire(
+pub(crate) async fn retire_offer(
     State(state): State<AppState>,
     principal: Principal,
     AppPath((tenant, id)): AppPath<(TenantName, i32)>,

@@ -164,7 +164,7 @@ async fn transition(
         (status = 412, response = PreconditionFailed),
     )
 )]
-pub(crate) async fn submit(
+pub(crate) async fn submit_offer(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(path): AppPath<(TenantName, i32)>,
@@ -195,7 +195,7 @@ pub(crate) async fn submit(
         (status = 428, response = PreconditionRequired),
     )
 )]
-pub(crate) async fn approve(
+pub(crate) async fn approve_offer(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(path): AppPath<(TenantName, i32)>,
@@ -231,7 +231,7 @@ pub(crate) async fn approve(
         (status = 428, response = PreconditionRequired),
     )
 )]
-pub(crate) async fn reject(
+pub(crate) async fn reject_offer(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(path): AppPath<(TenantName, i32)>,

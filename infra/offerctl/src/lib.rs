@@ -37,12 +37,12 @@ struct Health {
     security(()),
     responses((status = 200, description = "The server is up.", body = Health))
 )]
-async fn health() -> axum::Json<Health> {
+async fn get_health() -> axum::Json<Health> {
     axum::Json(Health { status: "ok" })
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(health))]
+#[openapi(paths(get_health))]
 struct GatewayDoc;
 
 /// The OpenAPI 3.1 document of every route [`app`] serves (the one committed as
@@ -72,7 +72,7 @@ pub fn openapi_json() -> Result<String, serde_json::Error> {
 /// `GET /openapi.json` and the Swagger UI at `/docs`.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health))
+        .route("/health", get(get_health))
         .merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi()))
         .merge(auth_api::router())
         .merge(admin_api::router())
