@@ -63,7 +63,9 @@ pub(crate) struct MemberQuery {
 pub(crate) async fn list_members(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(tenant): AppPath<TenantName>,
+    AppPath(TenantPath {
+        tenant_name: tenant,
+    }): AppPath<TenantPath>,
     AppQuery(query): AppQuery<MemberQuery>,
     page: Page,
 ) -> Result<AppJson<Vec<Member>>, ApiError> {
@@ -203,7 +205,9 @@ pub(crate) struct AssignMemberRole {
 pub(crate) async fn assign_member_role(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(tenant): AppPath<TenantName>,
+    AppPath(TenantPath {
+        tenant_name: tenant,
+    }): AppPath<TenantPath>,
     AppJson(body): AppJson<AssignMemberRole>,
 ) -> Result<Response, ApiError> {
     principal.require(&tenant, Permission::TenantMembersManage)?;
@@ -352,7 +356,9 @@ impl AccessAuditQuery {
 pub(crate) async fn list_access_audit_logs(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(tenant): AppPath<TenantName>,
+    AppPath(TenantPath {
+        tenant_name: tenant,
+    }): AppPath<TenantPath>,
     AppQuery(query): AppQuery<AccessAuditQuery>,
     page: Page,
 ) -> Result<AppJson<Vec<AccessEntry>>, ApiError> {
@@ -382,7 +388,9 @@ pub(crate) async fn list_access_audit_logs(
 pub(crate) async fn list_tenant_access_audit_logs(
     State(state): State<AppState>,
     _: SuperAdmin,
-    AppPath(tenant): AppPath<TenantName>,
+    AppPath(TenantPath {
+        tenant_name: tenant,
+    }): AppPath<TenantPath>,
     AppQuery(query): AppQuery<AccessAuditQuery>,
     page: Page,
 ) -> Result<AppJson<Vec<AccessEntry>>, ApiError> {

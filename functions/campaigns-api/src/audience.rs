@@ -11,7 +11,7 @@ use shared::criteria::SelectionCriteria;
 use shared::db::campaigns::CampaignCustomer;
 use shared::db::campaigns::{self, AudienceMember, DeliverySummary, PreviewBreakdown};
 use shared::db::in_tenant;
-use shared::domain::{Channel, DeliveryStatus, TenantName};
+use shared::domain::{Channel, DeliveryStatus};
 use shared::http::{AppJson, AppPath, AppQuery};
 use shared::openapi::Conflict;
 use shared::pagination::Keyset;
@@ -47,7 +47,10 @@ pub(crate) async fn list_campaign_customers(
     State(state): State<AppState>,
     principal: Principal,
     OriginalUri(uri): OriginalUri,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(CampaignPath {
+        tenant_name: tenant,
+        campaign_id: id,
+    }): AppPath<CampaignPath>,
     AppQuery(query): AppQuery<CustomersQuery>,
     keyset: Keyset,
 ) -> Result<Response, ApiError> {
@@ -87,7 +90,10 @@ pub(crate) async fn list_campaign_customers(
 pub(crate) async fn get_campaign_summary(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(CampaignPath {
+        tenant_name: tenant,
+        campaign_id: id,
+    }): AppPath<CampaignPath>,
 ) -> Result<AppJson<DeliverySummary>, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;
     let counts = in_tenant(&state.pool, &tenant, async |tx| {
@@ -143,7 +149,9 @@ pub(crate) struct Preview {
 pub(crate) async fn preview_audience(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(tenant): AppPath<TenantName>,
+    AppPath(TenantPath {
+        tenant_name: tenant,
+    }): AppPath<TenantPath>,
     AppJson(body): AppJson<PreviewRequest>,
 ) -> Result<AppJson<Preview>, ApiError> {
     principal.require(&tenant, Permission::CampaignWrite)?;

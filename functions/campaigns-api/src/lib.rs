@@ -216,7 +216,9 @@ struct CreateCampaign {
 async fn create_campaign(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(tenant): AppPath<TenantName>,
+    AppPath(TenantPath {
+        tenant_name: tenant,
+    }): AppPath<TenantPath>,
     AppJson(body): AppJson<CreateCampaign>,
 ) -> Result<Response, ApiError> {
     principal.require(&tenant, Permission::CampaignWrite)?;
@@ -322,7 +324,9 @@ struct ListQuery {
 async fn list_campaigns(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(tenant): AppPath<TenantName>,
+    AppPath(TenantPath {
+        tenant_name: tenant,
+    }): AppPath<TenantPath>,
     AppQuery(query): AppQuery<ListQuery>,
     page: Page,
 ) -> Result<AppJson<Vec<Campaign>>, ApiError> {
@@ -351,7 +355,10 @@ async fn list_campaigns(
 async fn get_campaign(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(CampaignPath {
+        tenant_name: tenant,
+        campaign_id: id,
+    }): AppPath<CampaignPath>,
 ) -> Result<AppJson<Campaign>, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;
     let client = state.pool.get().await?;
@@ -378,7 +385,10 @@ async fn get_campaign(
 async fn process_campaign_customers(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(CampaignPath {
+        tenant_name: tenant,
+        campaign_id: id,
+    }): AppPath<CampaignPath>,
 ) -> Result<Response, ApiError> {
     principal.require(&tenant, Permission::CampaignProcess)?;
     let job_id = Uuid::new_v4();

@@ -81,7 +81,10 @@ pub(crate) struct UpdateCampaign {
 pub(crate) async fn update_campaign(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(CampaignPath {
+        tenant_name: tenant,
+        campaign_id: id,
+    }): AppPath<CampaignPath>,
     AppJson(body): AppJson<UpdateCampaign>,
 ) -> Result<AppJson<Campaign>, ApiError> {
     let may_write = principal
@@ -173,7 +176,10 @@ pub(crate) async fn update_campaign(
 pub(crate) async fn delete_campaign(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(CampaignPath {
+        tenant_name: tenant,
+        campaign_id: id,
+    }): AppPath<CampaignPath>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(&tenant, Permission::CampaignDelete)?;
     in_tenant(&state.pool, &tenant, async |tx| {
@@ -214,7 +220,10 @@ pub(crate) async fn delete_campaign(
 pub(crate) async fn release_campaign_deliveries(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(CampaignPath {
+        tenant_name: tenant,
+        campaign_id: id,
+    }): AppPath<CampaignPath>,
 ) -> Result<AppJson<campaigns::ReleaseSummary>, ApiError> {
     principal.require(&tenant, Permission::CampaignManage)?;
     let released = in_tenant(&state.pool, &tenant, async |tx| {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use shared::auth::{Permission, Principal};
 use shared::db::campaigns::{self, Campaign, CampaignAuditEntry};
 use shared::db::{in_tenant, offers};
-use shared::domain::{CampaignStatus, TenantName};
+use shared::domain::CampaignStatus;
 use shared::http::{AppJson, AppPath, check_length};
 use shared::openapi::{Conflict, NotFound};
 use shared::pagination::Page;
@@ -52,7 +52,10 @@ pub(crate) struct MoveOfferVersion {
 pub(crate) async fn move_campaign_offer_version(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(CampaignPath {
+        tenant_name: tenant,
+        campaign_id: id,
+    }): AppPath<CampaignPath>,
     AppJson(body): AppJson<MoveOfferVersion>,
 ) -> Result<AppJson<Campaign>, ApiError> {
     principal
@@ -142,7 +145,10 @@ pub(crate) async fn move_campaign_offer_version(
 pub(crate) async fn list_campaign_audit_logs(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(CampaignPath {
+        tenant_name: tenant,
+        campaign_id: id,
+    }): AppPath<CampaignPath>,
     page: Page,
 ) -> Result<AppJson<Vec<CampaignAuditEntry>>, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;

@@ -196,7 +196,9 @@ struct ListQuery {
 async fn list_offers(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(tenant): AppPath<TenantName>,
+    AppPath(TenantPath {
+        tenant_name: tenant,
+    }): AppPath<TenantPath>,
     AppQuery(query): AppQuery<ListQuery>,
     page: Page,
 ) -> Result<AppJson<Vec<Offer>>, ApiError> {
@@ -225,7 +227,10 @@ async fn list_offers(
 async fn get_offer(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(OfferPath {
+        tenant_name: tenant,
+        offer_id: id,
+    }): AppPath<OfferPath>,
 ) -> Result<Tagged, ApiError> {
     principal.require(&tenant, Permission::OfferRead)?;
     let client = state.pool.get().await?;
@@ -358,7 +363,10 @@ async fn edit(
 async fn replace_offer(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(OfferPath {
+        tenant_name: tenant,
+        offer_id: id,
+    }): AppPath<OfferPath>,
     if_match: IfMatch,
     AppJson(body): AppJson<ReplaceOffer>,
 ) -> Result<Tagged, ApiError> {
@@ -386,7 +394,10 @@ async fn replace_offer(
 async fn patch_offer(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(OfferPath {
+        tenant_name: tenant,
+        offer_id: id,
+    }): AppPath<OfferPath>,
     if_match: IfMatch,
     AppJson(body): AppJson<PatchOffer>,
 ) -> Result<Tagged, ApiError> {
@@ -522,7 +533,10 @@ async fn comment_on_offer(
 async fn list_offer_audit_logs(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(OfferPath {
+        tenant_name: tenant,
+        offer_id: id,
+    }): AppPath<OfferPath>,
     page: Page,
 ) -> Result<AppJson<Vec<offers::AuditEntry>>, ApiError> {
     principal.require(&tenant, Permission::OfferAudit)?;

@@ -44,7 +44,10 @@ fn version_not_found(id: i32, number: i32) -> ApiError {
 pub(crate) async fn list_offer_versions(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(OfferPath {
+        tenant_name: tenant,
+        offer_id: id,
+    }): AppPath<OfferPath>,
     page: Page,
 ) -> Result<AppJson<Vec<OfferVersion>>, ApiError> {
     principal.require(&tenant, Permission::OfferRead)?;
@@ -178,7 +181,10 @@ pub(crate) async fn diff_offer_versions(
 pub(crate) async fn get_offer_draft_diff(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(OfferPath {
+        tenant_name: tenant,
+        offer_id: id,
+    }): AppPath<OfferPath>,
 ) -> Result<Response, ApiError> {
     principal.require(&tenant, Permission::OfferRead)?;
     let (offer, live) = in_tenant(&state.pool, &tenant, async |tx| {
@@ -236,7 +242,10 @@ pub(crate) struct Retirement {
 pub(crate) async fn retire_offer(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id)): AppPath<(TenantName, i32)>,
+    AppPath(OfferPath {
+        tenant_name: tenant,
+        offer_id: id,
+    }): AppPath<OfferPath>,
     AppJson(body): AppJson<Retirement>,
 ) -> Result<Tagged, ApiError> {
     principal.require(&tenant, Permission::OfferReview)?;
