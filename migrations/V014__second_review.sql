@@ -21,6 +21,8 @@
 -- sees every tenant under FORCE ROW LEVEL SECURITY; it owns the tables and could switch the
 -- policies off in any case. A superuser bypasses row-level security altogether.
 do $$
+declare
+    platform_role name;
 begin
     if not exists (select from pg_roles where rolname = 'offers_platform') then
         create role offers_platform nologin nosuperuser nobypassrls nocreatedb nocreaterole
@@ -32,6 +34,17 @@ begin
     if not (select rolsuper from pg_roles where rolname = current_user) then
         execute format('grant offers_platform to %I', current_user);
     end if;
+    -- An upgrade keeps working: a login role that the old scheme put in the platform scope
+    -- (a role default `app.scope = platform`, as `ensure-api-role.sh … platform` made it)
+    -- joins offers_platform now, so the platform paths see every tenant from this commit on.
+    for platform_role in
+        select distinct r.rolname from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+        where s.setconfig @> array['app.scope=platform']
+    loop
+        if not pg_has_role(platform_role, 'offers_platform', 'member') then
+            execute format('grant offers_platform to %I', platform_role);
+        end if;
+    end loop;
 end
 $$;
 

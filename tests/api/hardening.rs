@@ -374,3 +374,40 @@ fn tenant_route_functions_never_use_the_platform_pool() {
         assert!(files >= 3, "{name}: {files} files read");
     }
 }
+
+#[tokio::test]
+async fn an_upgrade_keeps_the_old_platform_role_in_the_platform_scope() {
+    // A deployment from before V014 put its platform login role in the platform scope with a
+    // role default (`alter role … set app.scope = 'platform'`); V014's role block makes that
+    // role a member of offers_platform, so the upgrade needs no step by hand.
+    let app = TestApp::spawn().await;
+    let owner = app.owner_pool().get().await.expect("owner client");
+    let role = format!("offers_legacy_platform_{}", std::process::id());
+    owner
+        .batch_execute(&format!(
+            "drop role if exists {role}; create role {role} login in role offers_api;
+             alter role {role} set app.scope = 'platform'"
+        ))
+        .await
+        .expect("a role of the old scheme");
+    let migration = include_str!("../../migrations/V014__second_review.sql");
+    let start = migration.find("do $$").expect("the role block");
+    let end = start + migration[start..].find("$$;").expect("its end") + 3;
+    owner
+        .batch_execute(&migration[start..end])
+        .await
+        .expect("V014's role block runs again");
+    let member: bool = owner
+        .query_one(
+            "select pg_has_role($1, 'offers_platform', 'member')",
+            &[&role],
+        )
+        .await
+        .expect("membership")
+        .get(0);
+    owner
+        .batch_execute(&format!("drop role {role}"))
+        .await
+        .expect("drop the role");
+    assert!(member, "{role} joined offers_platform");
+}
