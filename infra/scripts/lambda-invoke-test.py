@@ -32,11 +32,17 @@ ADMIN_URL = os.environ.get("TEST_DATABASE_URL",
 DB_NAME = "offers_lambda_invoke"
 OWNER_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
 API_ROLE, API_ROLE_PASSWORD = "offers_invoke_api", "invoke-api-role-password"
-API_URL = re.sub(r"://[^@/]*@", f"://{API_ROLE}:{API_ROLE_PASSWORD}@", OWNER_URL, count=1)
+
+
+def role_url(role):
+    """OWNER_URL as login role `role` (password API_ROLE_PASSWORD)."""
+    return re.sub(r"://[^@/]*@", f"://{role}:{API_ROLE_PASSWORD}@", OWNER_URL, count=1)
+
+
+API_URL = role_url(API_ROLE)
 # Paths that span tenants connect as a second role, also in offers_platform (migration V014).
 PLATFORM_ROLE = "offers_invoke_platform"
-PLATFORM_URL = re.sub(r"://[^@/]*@", f"://{PLATFORM_ROLE}:{API_ROLE_PASSWORD}@", OWNER_URL,
-                      count=1)
+PLATFORM_URL = role_url(PLATFORM_ROLE)
 SQS_ENDPOINT = os.environ["SQS_TEST_ENDPOINT"]
 # The credentials of events/auth-api/token.json and the job of the SQS fixture.
 SUPER_ADMIN, SUPER_ADMIN_PASSWORD = "root.admin", "root admin password"

@@ -206,6 +206,18 @@ async fn a_report_dated_before_its_delivery_was_released_is_invalid() {
     );
 }
 
+/// `POST {offer}/approve` as `token` with `If-Match: tag`.
+async fn approve_as(app: &TestApp, offer: &str, token: &str, tag: &str) -> TestResponse {
+    app.call_with(
+        Method::POST,
+        &format!("{offer}/approve"),
+        Some(token),
+        &[("if-match", tag)],
+        None,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn an_approval_binds_to_the_version_the_checker_read() {
     let app = TestApp::spawn().await;
@@ -266,15 +278,7 @@ async fn an_approval_binds_to_the_version_the_checker_read() {
     assert_eq!(last["old_data"]["status"], "submitted");
     assert_eq!(last["new_data"]["status"], "draft");
     // The checker's approval of what they read is stale: 412, nothing approved.
-    let stale = app
-        .call_with(
-            Method::POST,
-            &format!("{one}/approve"),
-            Some(&fx.checker),
-            &[("if-match", &reviewed)],
-            None,
-        )
-        .await;
+    let stale = approve_as(&app, &one, &fx.checker, &reviewed).await;
     assert_eq!(
         stale.status,
         StatusCode::PRECONDITION_FAILED,
@@ -296,15 +300,7 @@ async fn an_approval_binds_to_the_version_the_checker_read() {
         .to_str()
         .expect("etag")
         .to_owned();
-    let approved = app
-        .call_with(
-            Method::POST,
-            &format!("{one}/approve"),
-            Some(&fx.checker),
-            &[("if-match", &reviewed)],
-            None,
-        )
-        .await;
+    let approved = approve_as(&app, &one, &fx.checker, &reviewed).await;
     assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
     assert_eq!(approved.body["live_version"], 2);
 }

@@ -79,20 +79,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().into_openapi()
 }
 
-fn not_found(id: i32) -> ApiError {
-    ApiError::NotFound(format!("no campaign {id} in this tenant"))
-}
-
-/// Campaign `id` of `tenant` (locked with `for_update`), or 404.
+/// Campaign `id` of `tenant` (locked with `for_update`), or 404: [`CampaignPath::load`].
 async fn find(
     client: &impl shared::db::Executor,
     tenant: &TenantName,
     id: i32,
     for_update: bool,
 ) -> Result<Campaign, ApiError> {
-    campaigns::get(client, tenant, id, for_update)
-        .await?
-        .ok_or_else(|| not_found(id))
+    let path = CampaignPath {
+        tenant_name: tenant.clone(),
+        campaign_id: id,
+    };
+    path.load(client, for_update).await
 }
 
 /// 409 unless the campaign's audience is complete (its processing is `done`): a partly

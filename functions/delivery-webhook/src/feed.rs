@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::ApiError;
 use shared::db::campaigns::{self, FeedDelivery};
-use shared::db::{offers, tenant_transaction, webhooks};
+use shared::db::{in_tenant, offers, webhooks};
 use shared::domain::{CampaignStatus, Channel};
 use shared::http::{AppJson, AppPath};
 use shared::openapi::{Conflict, NotFound};
@@ -80,42 +80,43 @@ pub(crate) async fn list_deliveries(
     let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let line = signed_request_line(&axum::http::Method::GET, target);
     let message_id = verify_signature(&key, &headers, line.as_bytes())?;
-    let mut client = pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    // A signed page is served once per message id: a captured request replays nothing.
-    if let Some(message_id) = &message_id
-        && !webhooks::record_message(&tx, key.id, message_id).await?
-    {
-        tracing::warn!(webhook.key_id = %key.id, "feed request with a replayed webhook-id");
-        return Err(ApiError::Unauthorized(
-            "this webhook-id was already used; sign each request with a new one",
-        ));
-    }
-    let campaign = campaigns::get(&tx, &tenant, id, false)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no campaign {id} for this key")))?;
-    if campaign.status != CampaignStatus::Active {
-        return Err(ApiError::Conflict(format!(
-            "campaign {id} is {}; its deliveries are given out only while it is active",
-            campaign.status
-        )));
-    }
-    let offer = match (campaign.offer_id, campaign.offer_version) {
-        (Some(offer_id), Some(version)) => offers::version(&tx, &tenant, offer_id, version)
+    let (campaign, offer, rows) = in_tenant(&pool, &tenant, async |tx| {
+        // A signed page is served once per message id: a captured request replays nothing.
+        if let Some(message_id) = &message_id
+            && !webhooks::record_message(tx, key.id, message_id).await?
+        {
+            tracing::warn!(webhook.key_id = %key.id, "feed request with a replayed webhook-id");
+            return Err(ApiError::Unauthorized(
+                "this webhook-id was already used; sign each request with a new one",
+            ));
+        }
+        let campaign = campaigns::get(tx, &tenant, id, false)
             .await?
-            .map(|v| v.data),
-        _ => None,
-    };
-    let rows = campaigns::feed(
-        &tx,
-        &tenant,
-        id,
-        campaign.channel,
-        keyset.after,
-        keyset.limit,
-    )
+            .ok_or_else(|| ApiError::NotFound(format!("no campaign {id} for this key")))?;
+        if campaign.status != CampaignStatus::Active {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is {}; its deliveries are given out only while it is active",
+                campaign.status
+            )));
+        }
+        let offer = match (campaign.offer_id, campaign.offer_version) {
+            (Some(offer_id), Some(version)) => offers::version(tx, &tenant, offer_id, version)
+                .await?
+                .map(|v| v.data),
+            _ => None,
+        };
+        let rows = campaigns::feed(
+            tx,
+            &tenant,
+            id,
+            campaign.channel,
+            keyset.after,
+            keyset.limit,
+        )
+        .await?;
+        Ok((campaign, offer, rows))
+    })
     .await?;
-    tx.commit().await?;
     let full = i64::try_from(rows.len()).is_ok_and(|n| n == keyset.limit);
     let next_after = full.then(|| rows.last().map(|r| r.customer_id)).flatten();
     tracing::info!(webhook.key_id = %key.id, tenant.name = %tenant, campaign.id = id,

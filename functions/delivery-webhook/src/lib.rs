@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::ApiError;
 use shared::auth::api_key;
-use shared::db::tenant_transaction;
+use shared::db::in_tenant;
 use shared::db::webhooks::{
     self, ActiveKey, DeliveryReport, OptOutReport, PinnedCampaign, ReportOutcome,
 };
@@ -428,51 +428,52 @@ async fn report_delivery_status(
     let (winners, superseded) = latest_wins(reports);
     outcomes.extend(superseded);
 
-    let mut client = pool.get().await?;
-    let tx = tenant_transaction(&mut client, &tenant).await?;
-    let replayed = match &message_id {
-        Some(id) => !webhooks::record_message(&tx, key.id, id).await?,
-        None => false,
-    };
-    if replayed {
-        let indexes = winners.iter().map(|r| r.index);
-        outcomes.extend(
-            indexes
-                .chain(opt_outs.iter().map(|r| r.index))
-                .map(|index| ItemResult {
-                    index,
-                    status: ItemStatus::Unchanged,
-                    reason: Some("this webhook-id was already processed".into()),
-                }),
-        );
-    } else {
-        if !winners.is_empty() {
-            for (index, outcome) in webhooks::apply_reports(&tx, &tenant, &winners).await? {
-                outcomes.push(ItemResult::judged(index, outcome));
+    let (replayed, campaigns) = in_tenant(&pool, &tenant, async |tx| {
+        let replayed = match &message_id {
+            Some(id) => !webhooks::record_message(tx, key.id, id).await?,
+            None => false,
+        };
+        if replayed {
+            let indexes = winners.iter().map(|r| r.index);
+            outcomes.extend(
+                indexes
+                    .chain(opt_outs.iter().map(|r| r.index))
+                    .map(|index| ItemResult {
+                        index,
+                        status: ItemStatus::Unchanged,
+                        reason: Some("this webhook-id was already processed".into()),
+                    }),
+            );
+        } else {
+            if !winners.is_empty() {
+                for (index, outcome) in webhooks::apply_reports(tx, &tenant, &winners).await? {
+                    outcomes.push(ItemResult::judged(index, outcome));
+                }
+            }
+            if !opt_outs.is_empty() {
+                for (index, outcome) in
+                    webhooks::apply_opt_outs(tx, &tenant, key.id, &opt_outs).await?
+                {
+                    outcomes.push(ItemResult::judged(index, outcome));
+                }
             }
         }
-        if !opt_outs.is_empty() {
-            for (index, outcome) in
-                webhooks::apply_opt_outs(&tx, &tenant, key.id, &opt_outs).await?
-            {
-                outcomes.push(ItemResult::judged(index, outcome));
-            }
-        }
-    }
-    let mut named: Vec<i32> = winners
-        .iter()
-        .map(|r| r.campaign_id)
-        .chain(opt_outs.iter().map(|r| r.campaign_id))
-        .collect();
-    named.sort_unstable();
-    named.dedup();
-    let campaigns = if named.is_empty() {
-        Vec::new()
-    } else {
-        webhooks::pinned_campaigns(&tx, &tenant, &named).await?
-    };
-    webhooks::touch_key(&tx, key.id).await?;
-    tx.commit().await?;
+        let mut named: Vec<i32> = winners
+            .iter()
+            .map(|r| r.campaign_id)
+            .chain(opt_outs.iter().map(|r| r.campaign_id))
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        let campaigns = if named.is_empty() {
+            Vec::new()
+        } else {
+            webhooks::pinned_campaigns(tx, &tenant, &named).await?
+        };
+        webhooks::touch_key(tx, key.id).await?;
+        Ok((replayed, campaigns))
+    })
+    .await?;
 
     let answer = Answer::of(outcomes, campaigns);
     let summary = &answer.summary;

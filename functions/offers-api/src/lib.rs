@@ -22,7 +22,7 @@ use shared::error::FieldError;
 use shared::http::{AppJson, AppPath, AppQuery, check_length};
 use shared::openapi::{Conflict, PreconditionFailed};
 use shared::pagination::Page;
-use shared::paths::{OfferPath, TenantPath};
+use shared::paths::{OfferPath, TenantPath, offer_not_found as not_found};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -75,10 +75,6 @@ pub(crate) fn refuse_retired(offer: &Offer) -> Result<(), ApiError> {
         ))),
         None => Ok(()),
     }
-}
-
-pub(crate) fn not_found(id: i32) -> ApiError {
-    ApiError::NotFound(format!("no offer {id} in this tenant"))
 }
 
 /// 422 unless `data` is an object satisfying the tenant's schema; lists every failing JSON

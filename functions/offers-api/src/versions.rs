@@ -18,7 +18,8 @@ use shared::paths::OfferPath;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::{MAX_COMMENT_CHARS, Tagged, not_found, refuse_retired};
+use crate::{MAX_COMMENT_CHARS, Tagged, refuse_retired};
+use shared::paths::offer_not_found as not_found;
 
 /// The media type of a JSON Patch document (RFC 6902 §6).
 pub const JSON_PATCH: &str = "application/json-patch+json";

@@ -2,7 +2,7 @@
 //! the four-eyes rule and the approval bound to the version the checker read.
 
 use crate::etag::{IfMatch, Tagged};
-use crate::{MAX_COMMENT_CHARS, not_found, refuse_retired};
+use crate::{MAX_COMMENT_CHARS, refuse_retired};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use shared::domain::{OfferStatus, TenantName};
 use shared::http::{AppPath, OptionalJson, check_length};
 use shared::openapi::{Conflict, Forbidden, PreconditionFailed, PreconditionRequired};
 use shared::paths::OfferPath;
+use shared::paths::offer_not_found as not_found;
 use shared::{ApiError, AppState};
 use utoipa::ToSchema;
 

@@ -117,9 +117,7 @@ impl Subjects {
             account: digest(&[username]),
         }
     }
-}
 
-impl Subjects {
     /// The username's digest as logs show it: the first 16 hexadecimal digits of the account
     /// subject (SHA-256 of the length-prefixed name, as the throttle stores it), so a failed
     /// sign-in under a name that is no account is traceable to its throttle row without the
