@@ -20,10 +20,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import datetime
 import uuid
 from pathlib import Path
 
 import boto3
+
+# A campaign window running now (UTC dates, the tenants' default zone): the platform refuses
+# a campaign whose end has passed, and releases nothing before its start.
+CAMPAIGN_START = (datetime.date.today() - datetime.timedelta(days=2)).isoformat()
+CAMPAIGN_END = (datetime.date.today() + datetime.timedelta(days=30)).isoformat()
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -250,7 +256,7 @@ def main():
         created = answer(watch.invoke("campaigns-api", apigw(
             "POST", "/tenants/credit_card/campaigns",
             {"offer_id": offer["id"], "name": "Platinum", "selection_criteria": criteria,
-             "start_date": "2026-12-01", "end_date": "2026-12-31"}, maker)), 202)
+             "start_date": CAMPAIGN_START, "end_date": CAMPAIGN_END}, maker)), 202)
         assert created["id"] == 1 and created["processing_status"] == "queued", created
         drafts = answer(watch.invoke("campaigns-api", with_token(
             event("campaigns-api/list-campaigns.json"), maker)), 200)
@@ -269,7 +275,8 @@ def main():
              f"values (1, 'credit_card', '{FIXTURE_JOB}')")
         relayed = watch.invoke("outbox-relay", event("outbox-relay/scheduled.json"))
         assert relayed == {"jobs_redriven": 0, "ranges_redriven": 0, "jobs_failed": 0,
-                           "messages_sent": 1}, relayed
+                           "messages_sent": 1, "campaigns_started": 0, "campaign_starts_failed": 0,
+                           "campaigns_completed": 0, "deliveries_expired": 0}, relayed
         sent = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
         assert [json.loads(m["Body"])["job_id"] for m in sent["Messages"]] == [FIXTURE_JOB], sent
 

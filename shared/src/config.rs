@@ -85,6 +85,49 @@ pub struct Config {
     /// `TRUSTED_PROXY_HEADER`: the request header a trusted reverse proxy writes the client's
     /// address into (its right-most entry is used); `None` outside such a proxy.
     pub trusted_proxy_header: Option<axum::http::HeaderName>,
+    /// `CAMPAIGN_REPORT_GRACE_DAYS`: see [`ReportGrace`].
+    pub report_grace: ReportGrace,
+}
+
+/// How long after a campaign's end (`ends_at`) delivery reports dated inside it are still
+/// accepted (`CAMPAIGN_REPORT_GRACE_DAYS`, whole days from 0 to 365, default
+/// [`ReportGrace::DEFAULT_DAYS`]), so late provider callbacks are not lost; later ones are
+/// answered `invalid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportGrace {
+    /// Days.
+    pub days: i32,
+}
+
+impl Default for ReportGrace {
+    fn default() -> Self {
+        Self {
+            days: Self::DEFAULT_DAYS,
+        }
+    }
+}
+
+impl ReportGrace {
+    /// The default grace period, in days.
+    pub const DEFAULT_DAYS: i32 = 7;
+
+    /// Reads `CAMPAIGN_REPORT_GRACE_DAYS`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for anything but a whole number from 0 to 365.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// As [`ReportGrace::from_env`], reading variables through `lookup`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for anything but a whole number from 0 to 365.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let days =
+            Vars(lookup).number("CAMPAIGN_REPORT_GRACE_DAYS", Self::DEFAULT_DAYS, 0..=365)?;
+        Ok(Self { days })
+    }
 }
 
 /// Reads variables through `lookup`, so tests can configure without touching the process
@@ -274,6 +317,7 @@ impl Config {
                     })
                 })
                 .transpose()?,
+            report_grace: ReportGrace::from_lookup(&vars.0)?,
         })
     }
 }

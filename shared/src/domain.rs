@@ -216,22 +216,34 @@ stored_enum!(
     CampaignStatus, "campaign status" {
         /// Being prepared; makers may still edit it.
         Draft = "draft",
+        /// Activated before its start: nothing is released until the scheduler starts it at
+        /// `starts_at` (then `active`).
+        Scheduled = "scheduled",
         /// Running.
         Active = "active",
         /// Stopped for now; may be resumed.
         Paused = "paused",
-        /// Finished for good.
+        /// Finished for good: completed by hand, cancelled before its start, or ended at
+        /// `ends_at` by the scheduler.
         Completed = "completed",
     }
 );
 
 impl CampaignStatus {
-    /// Whether the lifecycle allows going from `self` to `next`.
+    /// Whether the lifecycle allows a request to move from `self` to `next`: draft → active,
+    /// active ⇄ paused, scheduled → paused, active or scheduled → completed. A request for
+    /// `active` before the campaign's start makes it `scheduled` instead (the API decides by
+    /// the database clock); only the scheduler moves scheduled → active.
     pub fn can_become(self, next: CampaignStatus) -> bool {
         use CampaignStatus::*;
         matches!(
             (self, next),
-            (Draft, Active) | (Active, Paused) | (Paused, Active) | (Active, Completed)
+            (Draft, Active)
+                | (Active, Paused)
+                | (Scheduled, Paused)
+                | (Paused, Active)
+                | (Active, Completed)
+                | (Scheduled, Completed)
         )
     }
 }
@@ -264,6 +276,10 @@ stored_enum!(
         /// Matched, but never to be sent: no consent for the campaign's channel, or the
         /// customer is at the platform's contact cap (`suppression_reason` says which).
         Suppressed = "suppressed",
+        /// Released, but never reported by the end of its campaign (`expired_at`): its
+        /// contact slot is freed. A report dated inside the campaign still applies during the
+        /// grace period (`CAMPAIGN_REPORT_GRACE_DAYS`).
+        Expired = "expired",
     }
 );
 

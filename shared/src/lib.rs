@@ -27,6 +27,7 @@
 //! - [`error`]: [`error::ApiError`], rendered as RFC 9457 `application/problem+json`.
 
 pub mod auth;
+pub mod calendar;
 pub mod config;
 pub mod criteria;
 pub mod db;

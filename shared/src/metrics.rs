@@ -40,6 +40,15 @@ pub const ROWS_MATCHED: &str = "RowsMatched";
 pub const JOB_DURATION: &str = "JobDuration";
 /// Outbox messages the relay sent to the queue.
 pub const MESSAGES_RELAYED: &str = "MessagesRelayed";
+/// Scheduled campaigns the scheduler started (released, now `active`).
+pub const CAMPAIGNS_STARTED: &str = "CampaignsStarted";
+/// Scheduled campaigns whose start failed (the alarm's metric: an audience that is not
+/// complete, or an error); they stay `scheduled` and are tried again on the next run.
+pub const CAMPAIGN_STARTS_FAILED: &str = "CampaignStartsFailed";
+/// Campaigns the scheduler completed at their end.
+pub const CAMPAIGNS_COMPLETED: &str = "CampaignsCompleted";
+/// Deliveries that expired unreported at their campaign's end.
+pub const DELIVERIES_EXPIRED: &str = "DeliveriesExpired";
 
 /// A CloudWatch unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! Typed path parameters of the tenant routes, each with the loader of the row it names.
+//! Typed path parameters of the tenant and customer routes, each with the loader of the row
+//! it names.
 //!
 //! A handler takes `AppPath(OfferPath { tenant_name, offer_id })` (decoded, and refused with
 //! 400 before any query, by [`crate::http::AppPath`]); its annotation lists
@@ -9,10 +10,13 @@
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::db::Executor;
+use uuid::Uuid;
+
 use crate::db::campaigns::{self, Campaign};
+use crate::db::customers::{self, Customer};
 use crate::db::offers::{self, Offer};
-use crate::domain::TenantName;
+use crate::db::{GenericClient, TenantExecutor};
+use crate::domain::{Channel, TenantName};
 use crate::error::ApiError;
 
 /// `/tenants/{tenant_name}/…`.
@@ -40,13 +44,18 @@ pub fn offer_not_found(id: i32) -> ApiError {
 }
 
 impl OfferPath {
-    /// The offer, read through `client` (a tenant transaction or read), locked until the
+    /// The offer, read through `client` (a transaction or read of the path's tenant), locked until the
     /// transaction ends with `for_update`.
     ///
     /// # Errors
     /// 404 if the tenant has no such offer; database failures.
-    pub async fn load(&self, client: &impl Executor, for_update: bool) -> Result<Offer, ApiError> {
-        offers::get(client, &self.tenant_name, self.offer_id, for_update)
+    pub async fn load(
+        &self,
+        client: &impl TenantExecutor,
+        for_update: bool,
+    ) -> Result<Offer, ApiError> {
+        debug_assert_eq!(client.tenant(), &self.tenant_name);
+        offers::get(client, self.offer_id, for_update)
             .await?
             .ok_or_else(|| offer_not_found(self.offer_id))
     }
@@ -69,18 +78,55 @@ pub fn campaign_not_found(id: i32) -> ApiError {
 }
 
 impl CampaignPath {
-    /// The campaign, read through `client` (a tenant transaction or read), locked until the
+    /// The campaign, read through `client` (a transaction or read of the path's tenant), locked until the
     /// transaction ends with `for_update`.
     ///
     /// # Errors
     /// 404 if the tenant has no such campaign; database failures.
     pub async fn load(
         &self,
-        client: &impl Executor,
+        client: &impl TenantExecutor,
         for_update: bool,
     ) -> Result<Campaign, ApiError> {
-        campaigns::get(client, &self.tenant_name, self.campaign_id, for_update)
+        debug_assert_eq!(client.tenant(), &self.tenant_name);
+        campaigns::get(client, self.campaign_id, for_update)
             .await?
             .ok_or_else(|| campaign_not_found(self.campaign_id))
+    }
+}
+
+/// `/customers/{customer_id}…` (the platform's customer records, super admin routes).
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CustomerPath {
+    /// The customer's id.
+    pub customer_id: Uuid,
+}
+
+/// `/customers/{customer_id}/consents/{channel}`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CustomerChannelPath {
+    /// The customer's id.
+    pub customer_id: Uuid,
+    /// The channel.
+    pub channel: Channel,
+}
+
+/// 404 for customer `id`.
+#[must_use]
+pub fn customer_not_found(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("no customer {id}"))
+}
+
+impl CustomerPath {
+    /// The customer, read through `client` (a platform connection or transaction).
+    ///
+    /// # Errors
+    /// 404 if there is no such customer; database failures.
+    pub async fn load(&self, client: &impl GenericClient) -> Result<Customer, ApiError> {
+        customers::get(client, self.customer_id)
+            .await?
+            .ok_or_else(|| customer_not_found(self.customer_id))
     }
 }

@@ -12,7 +12,8 @@
 //!   A job at [`RedrivePolicy::max_attempts`] becomes `failed` with a `last_error` saying what
 //!   happened and how to start again.
 //!
-//! [`Relay::run_once`] does both; it runs on a schedule: an EventBridge schedule invoking the
+//! [`Relay::run_once`] does both, then runs the campaign scheduler ([`crate::calendar`]:
+//! scheduled starts, automatic ends); it runs on a schedule: an EventBridge schedule invoking the
 //! `outbox-relay` function on AWS, a tokio interval in `offerctl serve`. Sending a message
 //! twice is harmless: the processor is idempotent.
 
@@ -21,8 +22,9 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
+use crate::calendar::CalendarReport;
 use crate::config::{ConfigError, number_from_lookup};
-use crate::db::{campaigns, outbox, tenant_transaction};
+use crate::db::{campaigns, outbox, set_tenant};
 use crate::domain::TenantName;
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
@@ -95,10 +97,10 @@ async fn send_scoped(
     let mut sent = 0;
     loop {
         let mut client = pool.get().await?;
-        let tx = match tenant {
-            Some(tenant) => tenant_transaction(&mut client, tenant).await?,
-            None => client.transaction().await?,
-        };
+        let tx = client.transaction().await?;
+        if let Some(tenant) = tenant {
+            set_tenant(&tx, tenant).await?;
+        }
         let jobs = outbox::take(&tx, job, SEND_BATCH).await?;
         if jobs.is_empty() {
             return Ok(sent);
@@ -190,6 +192,8 @@ pub struct RelayReport {
     pub sweep: SweepReport,
     /// Messages sent to the queue.
     pub sent: usize,
+    /// The campaign scheduler's run ([`crate::calendar`]).
+    pub calendar: CalendarReport,
 }
 
 /// The scheduled relay: a platform-scope pool, the campaign queue, the re-drive policy.
@@ -204,15 +208,16 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Sweeps stale jobs, then sends every outbox message; emits the figures
-    /// ([`crate::metrics`]) as `function`.
+    /// Sweeps stale jobs, sends every outbox message, then runs the campaign scheduler
+    /// ([`crate::calendar::run`]); emits the figures ([`crate::metrics`]) as `function`.
     ///
     /// # Errors
     /// [`RelayError`]; work committed before the failure stays done.
     pub async fn run_once(&self, function: &str) -> Result<RelayReport, RelayError> {
         let sweep = self.sweep().await?;
         let sent = send(&self.pool, &self.queue, None).await?;
-        let mut figures = Vec::new();
+        let calendar = crate::calendar::run(&self.pool).await?;
+        let mut figures = calendar.metrics();
         if sweep.jobs_redriven > 0 {
             figures.push(Metric::count(
                 metrics::JOBS_REDRIVEN,
@@ -233,7 +238,11 @@ impl Relay {
             figures.push(Metric::count(metrics::MESSAGES_RELAYED, sent as f64));
         }
         metrics::emit(function, &figures);
-        Ok(RelayReport { sweep, sent })
+        Ok(RelayReport {
+            sweep,
+            sent,
+            calendar,
+        })
     }
 
     /// Re-drives or fails every stale job (see the module documentation).

@@ -7,7 +7,7 @@ use deadpool_postgres::Pool;
 
 use crate::auth::password::PasswordHasher;
 use crate::auth::token::TokenKeys;
-use crate::config::Config;
+use crate::config::{Config, ReportGrace};
 use crate::db;
 use crate::queue::Queue;
 
@@ -15,7 +15,7 @@ use crate::queue::Queue;
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// The PostgreSQL pool of tenant routes ([`db::Scope::Tenant`]): its connections see
-    /// tenant rows only inside a [`db::tenant_transaction`].
+    /// tenant rows only inside a [`db::TenantTx`].
     pub pool: Pool,
     /// The pool of paths that span tenants ([`db::Scope::Platform`]): super-admin routes,
     /// the principal lookup, the webhook's key lookup, the processor. Same role and URL.
@@ -29,12 +29,20 @@ pub struct AppState {
     /// Where a trusted proxy writes the client's address (`TRUSTED_PROXY_HEADER`), read by
     /// [`crate::http::ClientAddress`].
     pub trusted_proxy_header: Option<axum::http::HeaderName>,
+    /// How long after a campaign's end its delivery reports are accepted.
+    pub report_grace: ReportGrace,
+}
+
+impl axum::extract::FromRef<AppState> for ReportGrace {
+    fn from_ref(state: &AppState) -> ReportGrace {
+        state.report_grace
+    }
 }
 
 impl axum::extract::FromRef<AppState> for Pool {
     /// Lets routers that need only the database (the delivery webhook) take `State<Pool>`:
     /// the platform pool (the webhook finds a key before it knows the key's tenant, then
-    /// works inside a [`db::tenant_transaction`] of that tenant).
+    /// works inside a [`db::TenantTx`] of that tenant).
     fn from_ref(state: &AppState) -> Pool {
         state.platform.clone()
     }
@@ -53,6 +61,7 @@ impl AppState {
             passwords: PasswordHasher::new(config.password_hash_concurrency),
             queue: None,
             trusted_proxy_header: config.trusted_proxy_header.clone(),
+            report_grace: config.report_grace,
         })
     }
 

@@ -23,9 +23,7 @@ async fn tenant_transactions_set_app_tenant_for_that_transaction_only() {
     let mut client = app.db().await;
     let tenant = TenantName::parse("credit_card").expect("name");
     {
-        let tx = db::tenant_transaction(&mut client, &tenant)
-            .await
-            .expect("tx");
+        let tx = db::TenantTx::begin(&mut client, &tenant).await.expect("tx");
         let row = tx
             .query_one("select current_setting('app.tenant', true)", &[])
             .await

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use integration_tests::TestApp;
 use serde_json::json;
-use shared::db::tenant_transaction;
+use shared::db::TenantTx;
 use shared::domain::TenantName;
 
 #[tokio::test]
@@ -177,7 +177,7 @@ async fn an_unfiltered_select_in_a_tenant_transaction_sees_only_that_tenant() {
     let tenant = TenantName::parse("loan").expect("name");
     for pool in [&app.state.pool, &app.state.platform] {
         let mut client = pool.get().await.expect("client");
-        let tx = tenant_transaction(&mut client, &tenant)
+        let tx = TenantTx::begin(&mut client, &tenant)
             .await
             .expect("transaction");
         for table in [
@@ -276,7 +276,7 @@ async fn a_tenant_connection_cannot_claim_the_platform_scope() {
         .get(0);
     assert_eq!(n, 0, "no tenant rows outside a tenant transaction");
     let tenant = TenantName::parse("loan").expect("name");
-    let tx = tenant_transaction(&mut client, &tenant)
+    let tx = TenantTx::begin(&mut client, &tenant)
         .await
         .expect("transaction");
     tx.batch_execute("set local app.scope = 'platform'")

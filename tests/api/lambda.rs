@@ -167,12 +167,18 @@ async fn delivery_webhook_answers_a_report_event_with_only_a_pool() {
     let mut event = event("delivery-webhook/update-delivery-status.json");
     event["headers"]["x-api-key"] = issued.body["key"].clone();
     // The Lambda runs this router on the (platform) pool alone (no JWT key).
-    let router = delivery_webhook::router().with_state(app.state.platform.clone());
+    let router = delivery_webhook::router().with_state(delivery_webhook::WebhookState {
+        pool: app.state.platform.clone(),
+        report_grace: app.state.report_grace,
+    });
     let response = invoke(router, &event).await;
     assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
     assert_eq!(response.body["results"][0]["status"], "not_found");
     event["headers"]["x-api-key"] = Value::String("omk_wrong".into());
-    let router = delivery_webhook::router().with_state(app.state.platform.clone());
+    let router = delivery_webhook::router().with_state(delivery_webhook::WebhookState {
+        pool: app.state.platform.clone(),
+        report_grace: app.state.report_grace,
+    });
     assert_eq!(
         invoke(router, &event).await.status,
         StatusCode::UNAUTHORIZED

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod calendar;
 mod campaigns;
 mod consent;
 mod customers;

@@ -98,7 +98,6 @@ async fn the_ceiling_scripts_run_the_statements_the_api_prepares() {
     };
     let listed = offers::list(
         &TenantRead::new(&tenant_client, &tenant),
-        &tenant,
         &offers::OfferFilter::default(),
         page,
     )
@@ -107,10 +106,13 @@ async fn the_ceiling_scripts_run_the_statements_the_api_prepares() {
     assert_eq!(listed.len(), 1);
 
     let mut prepared_here = prepared(&platform).await;
-    // pgbench cannot bind NULL: the script writes the two absent filters ($2, $3) as null.
+    // pgbench cannot bind NULL: the script writes the three absent filters ($2, $3, $6) as
+    // null.
     prepared_here.extend(prepared(&tenant_client).await.into_iter().map(|s| {
         if s.contains(" from offers ") {
-            s.replace("$2", "null").replace("$3", "null")
+            s.replace("$2", "null")
+                .replace("$3", "null")
+                .replace("$6", "null")
         } else {
             s
         }
@@ -270,15 +272,10 @@ async fn hot_statements_are_prepared_once_per_connection() {
     let client = app.state.pool.get().await.expect("client");
     let read = TenantRead::new(&client, &tenant);
     for _ in 0..3 {
-        offers::get(
-            &read,
-            &tenant,
-            i32::try_from(fx.offer_id).expect("id"),
-            false,
-        )
-        .await
-        .expect("offer")
-        .expect("exists");
+        offers::get(&read, i32::try_from(fx.offer_id).expect("id"), false)
+            .await
+            .expect("offer")
+            .expect("exists");
     }
     let texts = prepared(&client).await;
     let offer_reads = texts
@@ -382,6 +379,7 @@ async fn the_report_statement_finds_the_reports_it_did_not_apply_by_hashing() {
                 &none,
                 &none,
                 &"credit_card",
+                &7_i32,
             ],
         )
         .await

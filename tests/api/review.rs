@@ -12,7 +12,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use chrono::{Duration, Utc};
 use integration_tests::{SUPER_ADMIN, TestApp, TestResponse};
 use serde_json::{Value, json};
-use shared::db::tenant_transaction;
+use shared::db::TenantTx;
 use shared::domain::TenantName;
 
 use crate::webhook::{issue_key, processed_campaign, report, signed_headers};
@@ -54,7 +54,7 @@ async fn a_campaign_that_released_anything_is_never_deleted_and_the_ledger_keeps
     // deleting the campaign (nor its tenant).
     let tenant = TenantName::parse("credit_card").expect("name");
     let mut client = app.state.pool.get().await.expect("client");
-    let tx = tenant_transaction(&mut client, &tenant)
+    let tx = TenantTx::begin(&mut client, &tenant)
         .await
         .expect("transaction");
     let err = tx
@@ -351,7 +351,7 @@ async fn the_api_role_cannot_rewrite_any_audit_trail() {
                 format!("update {table} set {column} = {column}"),
                 format!("delete from {table}"),
             ] {
-                let tx = tenant_transaction(&mut client, &tenant)
+                let tx = TenantTx::begin(&mut client, &tenant)
                     .await
                     .expect("transaction");
                 let err = tx

@@ -336,6 +336,7 @@ fn the_relay_runs_on_a_schedule_and_alarms_watch_its_metrics() {
     assert_eq!(
         alarmed,
         BTreeSet::from([
+            shared::metrics::CAMPAIGN_STARTS_FAILED.to_owned(),
             shared::metrics::JOBS_FAILED.to_owned(),
             shared::metrics::RANGES_REDRIVEN.to_owned()
         ])

@@ -619,7 +619,7 @@ impl TestApp {
         panic!("campaign {id} was not processed within 60 s");
     }
 
-    /// Creates a December campaign of `fx`'s tenant for its approved offer (as its maker) over
+    /// Creates a running campaign of `fx`'s tenant for its approved offer (as its maker) over
     /// `criteria`, waits until its customers are selected, and returns its id.
     pub async fn processed_campaign(&self, fx: &TenantFixture, name: &str, criteria: Value) -> i64 {
         let created = NewCampaign::of(fx.offer_id)
@@ -703,16 +703,19 @@ impl Drop for TestApp {
     }
 }
 
-/// The body of `POST /tenants/{t}/campaigns`, built up from a December campaign of an offer
+/// The body of `POST /tenants/{t}/campaigns`, built up from a running campaign of an offer
 /// over every customer: `NewCampaign::of(fx.offer_id).name("Gold").criteria(json!(…))`.
 #[derive(Debug, Clone)]
 pub struct NewCampaign(Value);
 
 impl NewCampaign {
-    /// A campaign of `offer_id` named `Campaign`, criteria `{}`, 2026-12-01 to 2026-12-31.
+    /// A campaign of `offer_id` named `Campaign`, criteria `{}`, running now: from two days
+    /// ago to 30 days ahead (UTC dates, the test tenants' zone).
     pub fn of(offer_id: i64) -> Self {
+        let today = chrono::Utc::now().date_naive();
         Self(serde_json::json!({"offer_id": offer_id, "name": "Campaign",
-            "selection_criteria": {}, "start_date": "2026-12-01", "end_date": "2026-12-31"}))
+            "selection_criteria": {}, "start_date": today - chrono::Days::new(2),
+            "end_date": today + chrono::Days::new(30)}))
     }
 
     /// Sets `name`.

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use shared::auth::{Permission, Principal};
 use shared::db::access_audit::{self, AccessEntry, AccessFilter};
 use shared::db::roles::{self, Member, MemberFilter, TenantRole};
-use shared::db::{GenericClient, in_tenant, tenants, users};
+use shared::db::{TenantTx, in_tenant, tenants, users};
 use shared::domain::{AccessAction, RoleName, TenantName, Username};
 use shared::extract::SuperAdmin;
 use shared::http::{AppJson, AppPath, AppQuery};
@@ -75,7 +75,7 @@ pub(crate) async fn list_members(
             username: None,
             role: query.role.as_ref(),
         };
-        let members = roles::list_members(tx, &tenant, filter, page).await?;
+        let members = roles::list_members(tx.transaction(), &tenant, filter, page).await?;
         Ok(members)
     })
     .await?;
@@ -112,7 +112,7 @@ pub(crate) async fn get_member(
             role: None,
         };
         let member = roles::list_members(
-            tx,
+            tx.transaction(),
             &tenant,
             filter,
             Page {
@@ -133,18 +133,18 @@ pub(crate) async fn get_member(
 /// The checks of one change to `target`'s holding of `role` by `actor` (module docs), made
 /// in `tx` with the rows read locked. Answers the role.
 async fn authorize_change(
-    tx: &impl GenericClient,
+    tx: &TenantTx<'_>,
     actor: &Username,
-    tenant: &TenantName,
     target: &Username,
     role: &RoleName,
     verb: &str,
 ) -> Result<TenantRole, ApiError> {
-    let stored = roles::get(tx, tenant, role, true)
+    let tenant = tx.tenant();
+    let stored = roles::get(tx.transaction(), tenant, role, true)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant} has no role named {role}")))?;
     // Re-read under lock: what the caller held when the request began may have changed.
-    let held = roles::lock_permissions_of(tx, actor, tenant).await?;
+    let held = roles::lock_permissions_of(tx.transaction(), actor, tenant).await?;
     if !held.contains(&Permission::TenantMembersManage) {
         return Err(ApiError::Forbidden(format!(
             "your roles in tenant {tenant} do not grant {}",
@@ -164,7 +164,7 @@ async fn authorize_change(
             lacking.join(", ")
         )));
     }
-    match users::lock_is_super_admin(tx, target).await? {
+    match users::lock_is_super_admin(tx.transaction(), target).await? {
         None => Err(user_not_found(target)),
         // Answered exactly like an unknown user: a tenant admin learns nothing of who the
         // platform's super admins are.
@@ -213,21 +213,13 @@ pub(crate) async fn assign_member_role(
     principal.require(&tenant, Permission::TenantMembersManage)?;
     let actor = &principal.username;
     let (new, held) = in_tenant(&state.pool, &tenant, async |tx| {
-        let role =
-            authorize_change(tx, actor, &tenant, &body.username, &body.role, "assign").await?;
-        let new = roles::assign_one(tx, &body.username, &tenant, &body.role, actor).await?;
+        let role = authorize_change(tx, actor, &body.username, &body.role, "assign").await?;
+        let new =
+            roles::assign_one(tx.transaction(), &body.username, &tenant, &body.role, actor).await?;
         if new {
-            record_membership(
-                tx,
-                &tenant,
-                AccessAction::RoleAssigned,
-                actor,
-                &body.username,
-                &role,
-            )
-            .await?;
+            record_membership(tx, AccessAction::RoleAssigned, actor, &body.username, &role).await?;
         }
-        let held = roles::roles_of(tx, &body.username, &tenant).await?;
+        let held = roles::roles_of(tx.transaction(), &body.username, &tenant).await?;
         Ok((new, held))
     })
     .await?;
@@ -249,16 +241,15 @@ pub(crate) async fn assign_member_role(
 
 /// The access audit entry of one assignment or removal of `role` (its permissions now).
 async fn record_membership(
-    tx: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     action: AccessAction,
     actor: &Username,
     target: &Username,
     role: &TenantRole,
 ) -> Result<(), ApiError> {
     access_audit::record_memberships(
-        tx,
-        tenant,
+        tx.transaction(),
+        tx.tenant(),
         action,
         target,
         std::slice::from_ref(&role.role),
@@ -298,21 +289,13 @@ pub(crate) async fn remove_member_role(
     principal.require(&tenant, Permission::TenantMembersManage)?;
     let actor = &principal.username;
     in_tenant(&state.pool, &tenant, async |tx| {
-        let stored = authorize_change(tx, actor, &tenant, &username, &role, "remove").await?;
-        if !roles::remove(tx, &username, &tenant, &role).await? {
+        let stored = authorize_change(tx, actor, &username, &role, "remove").await?;
+        if !roles::remove(tx.transaction(), &username, &tenant, &role).await? {
             return Err(ApiError::NotFound(format!(
                 "{username} holds no role {role} in tenant {tenant}"
             )));
         }
-        record_membership(
-            tx,
-            &tenant,
-            AccessAction::RoleRemoved,
-            actor,
-            &username,
-            &stored,
-        )
-        .await?;
+        record_membership(tx, AccessAction::RoleRemoved, actor, &username, &stored).await?;
         Ok(())
     })
     .await?;
@@ -364,7 +347,7 @@ pub(crate) async fn list_access_audit_logs(
 ) -> Result<AppJson<Vec<AccessEntry>>, ApiError> {
     principal.require(&tenant, Permission::TenantMembersManage)?;
     let entries = in_tenant(&state.pool, &tenant, async |tx| {
-        let entries = access_audit::list(tx, &tenant, query.filter(), page).await?;
+        let entries = access_audit::list(tx.transaction(), &tenant, query.filter(), page).await?;
         Ok(entries)
     })
     .await?;

@@ -34,6 +34,27 @@ pub(crate) struct CreateTenant {
     /// Whether customers who never said yes or no to a channel may be contacted through it
     /// (default false: only an explicit opt-in counts).
     unknown_consent_allowed: Option<bool>,
+    /// The IANA time zone its campaigns' dates are days in (default `UTC`), e.g.
+    /// `Asia/Kolkata`.
+    #[schema(example = "Europe/London")]
+    time_zone: Option<String>,
+}
+
+/// 422 on `time_zone` unless it names a zone of the database's IANA zone database.
+async fn check_time_zone(
+    client: &impl shared::db::GenericClient,
+    time_zone: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(zone) = time_zone else {
+        return Ok(());
+    };
+    if zone.len() > 64 || !tenants::is_time_zone(client, zone).await? {
+        return Err(ApiError::invalid_field(
+            "time_zone",
+            "is not an IANA time zone name (e.g. UTC, Europe/London, Asia/Kolkata)",
+        ));
+    }
+    Ok(())
 }
 
 /// 422 unless `schema` is a JSON object that compiles as a JSON Schema.
@@ -86,8 +107,10 @@ pub(crate) async fn create_tenant(
         offer_schema: Some(body.offer_schema.as_ref()),
         require_maker_checker: body.require_maker_checker,
         unknown_consent_allowed: body.unknown_consent_allowed,
+        time_zone: body.time_zone.as_deref(),
     };
     let mut client = state.platform.get().await?;
+    check_time_zone(&client, fields.time_zone).await?;
     let tx = client.transaction().await?;
     let tenant = tenants::create(&tx, &body.name, &fields, &admin.username).await?;
     let roles = roles::list_for_tenant(&tx, &body.name).await?;
@@ -162,13 +185,18 @@ pub(crate) struct UpdateTenant {
     require_maker_checker: Option<bool>,
     /// Whether unknown consent counts as consent (for selections made from now on).
     unknown_consent_allowed: Option<bool>,
+    /// The IANA time zone its campaigns' dates are days in; the windows of campaigns not yet
+    /// completed follow it.
+    #[schema(example = "Europe/London")]
+    time_zone: Option<String>,
 }
 
 /// Update a tenant.
 ///
 /// `PUT /sa/tenants/{tenant_name}`: changes the description, the offer schema (existing
-/// offers are not re-validated; the schema applies to every later write) or the
-/// maker-checker switch; 404 if absent.
+/// offers are not re-validated; the schema applies to every later write), the
+/// maker-checker switch, the consent default or the time zone (422 for a name that is not
+/// an IANA zone; the windows of campaigns not yet completed follow it); 404 if absent.
 #[utoipa::path(
     put,
     path = "/sa/tenants/{tenant_name}",
@@ -190,12 +218,17 @@ pub(crate) async fn update_tenant(
         offer_schema: body.offer_schema.as_ref().map(|s| s.as_ref()),
         require_maker_checker: body.require_maker_checker,
         unknown_consent_allowed: body.unknown_consent_allowed,
+        time_zone: body.time_zone.as_deref(),
     };
     check_length("description", fields.description.flatten(), MAX_TEXT_CHARS)?;
     check_offer_schema(fields.offer_schema.flatten())?;
-    let tenant = tenants::update(&state.platform.get().await?, &name, &fields)
+    let mut client = state.platform.get().await?;
+    check_time_zone(&client, fields.time_zone).await?;
+    let tx = client.transaction().await?;
+    let tenant = tenants::update(&tx, &name, &fields)
         .await?
         .ok_or_else(|| tenant_not_found(&name))?;
+    tx.commit().await?;
     tracing::info!(user.name = %admin.username, tenant.name = %name, "tenant updated");
     Ok(AppJson(tenant))
 }

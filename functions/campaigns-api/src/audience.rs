@@ -56,7 +56,7 @@ pub(crate) async fn list_campaign_customers(
 ) -> Result<Response, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;
     let rows = in_tenant(&state.pool, &tenant, async |tx| {
-        audience_complete(&find(tx, &tenant, id, false).await?)?;
+        audience_complete(&find(tx, id, false).await?)?;
         let with_contact = principal.can(&tenant, Permission::CustomerContactRead);
         let rows = campaigns::customers(
             tx,
@@ -97,7 +97,7 @@ pub(crate) async fn get_campaign_summary(
 ) -> Result<AppJson<DeliverySummary>, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;
     let counts = in_tenant(&state.pool, &tenant, async |tx| {
-        audience_complete(&find(tx, &tenant, id, false).await?)?;
+        audience_complete(&find(tx, id, false).await?)?;
         let counts = campaigns::summary(tx, id).await?;
         Ok(counts)
     })
@@ -164,9 +164,10 @@ pub(crate) async fn preview_audience(
     }
     let compiled = check_criteria(&body.selection_criteria)?.compile(1);
     let ((matched_count, sample), breakdown) = in_tenant(&state.pool, &tenant, async |tx| {
-        let (matched_count, sample) = campaigns::preview(tx, &compiled, sample).await?;
+        let (matched_count, sample) =
+            campaigns::preview(tx.transaction(), &compiled, sample).await?;
         let channel = body.channel.unwrap_or(Channel::Email);
-        let breakdown = campaigns::preview_breakdown(tx, &compiled, &tenant, channel).await?;
+        let breakdown = campaigns::preview_breakdown(tx, &compiled, channel).await?;
         Ok(((matched_count, sample), breakdown))
     })
     .await?;

@@ -26,7 +26,7 @@ use shared::auth::{Permission, Principal};
 use shared::criteria::Criteria;
 use shared::criteria::SelectionCriteria;
 use shared::db::campaigns::{self, Campaign, CampaignContent, CampaignFilter};
-use shared::db::{TenantRead, in_tenant, offers, outbox};
+use shared::db::{TenantRead, TenantTx, in_tenant, offers, outbox};
 use shared::domain::{CampaignStatus, Channel, ProcessingStatus, TenantName};
 use shared::error::FieldError;
 use shared::http::{AppJson, AppPath, AppQuery, check_length, with_location};
@@ -79,15 +79,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().into_openapi()
 }
 
-/// Campaign `id` of `tenant` (locked with `for_update`), or 404: [`CampaignPath::load`].
+/// Campaign `id` of `client`'s tenant (locked with `for_update`), or 404:
+/// [`CampaignPath::load`].
 async fn find(
-    client: &impl shared::db::Executor,
-    tenant: &TenantName,
+    client: &impl shared::db::TenantExecutor,
     id: i32,
     for_update: bool,
 ) -> Result<Campaign, ApiError> {
     let path = CampaignPath {
-        tenant_name: tenant.clone(),
+        tenant_name: client.tenant().clone(),
         campaign_id: id,
     };
     path.load(client, for_update).await
@@ -144,6 +144,18 @@ fn check_content(content: &CampaignContent) -> Result<(), ApiError> {
         return Err(ApiError::invalid_field(
             "end_date",
             "must not be before start_date",
+        ));
+    }
+    Ok(())
+}
+
+/// 422 on `end_date` if that day has already ended in the tenant's time zone: a campaign
+/// ending then could never run.
+async fn refuse_past_end(tx: &TenantTx<'_>, content: &CampaignContent) -> Result<(), ApiError> {
+    if campaigns::calendar::has_ended(tx, content.end_date).await? {
+        return Err(ApiError::invalid_field(
+            "end_date",
+            "has already ended in the tenant's time zone",
         ));
     }
     Ok(())
@@ -231,7 +243,7 @@ async fn create_campaign(
     let job_id = Uuid::new_v4();
     let campaign = in_tenant(&state.pool, &tenant, async |tx| {
         // Locked, so it cannot be deleted while the campaign that uses it is created.
-        let offer = offers::get(tx, &tenant, body.offer_id, true).await?;
+        let offer = offers::get(tx, body.offer_id, true).await?;
         let live = match offer {
         None => {
             return Err(ApiError::invalid_field(
@@ -259,7 +271,7 @@ async fn create_campaign(
         let pinned = match body.offer_version {
             None => live,
             Some(asked) => {
-                offers::version(tx, &tenant, body.offer_id, asked)
+                offers::version(tx, body.offer_id, asked)
                     .await?
                     .ok_or_else(|| {
                         ApiError::NotFound(format!(
@@ -270,9 +282,9 @@ async fn create_campaign(
                     .version
             }
         };
+        refuse_past_end(tx, &content).await?;
         let campaign = campaigns::insert(
             tx,
-            &tenant,
             (
                 body.offer_id,
                 pinned,
@@ -283,7 +295,7 @@ async fn create_campaign(
             job_id,
         )
         .await?;
-        outbox::add_plan(tx, campaign.id, tenant.as_str(), job_id).await?;
+        outbox::add_plan(tx.transaction(), campaign.id, tenant.as_str(), job_id).await?;
         Ok(campaign)
     })
     .await?;
@@ -334,7 +346,7 @@ async fn list_campaigns(
         status: query.status,
         offer_id: query.offer_id,
     };
-    let list = campaigns::list(&TenantRead::new(&client, &tenant), &tenant, &filter, page).await?;
+    let list = campaigns::list(&TenantRead::new(&client, &tenant), &filter, page).await?;
     Ok(AppJson(list))
 }
 
@@ -360,7 +372,7 @@ async fn get_campaign(
 ) -> Result<AppJson<Campaign>, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;
     let client = state.pool.get().await?;
-    let campaign = find(&TenantRead::new(&client, &tenant), &tenant, id, false).await?;
+    let campaign = find(&TenantRead::new(&client, &tenant), id, false).await?;
     Ok(AppJson(campaign))
 }
 
@@ -391,14 +403,14 @@ async fn process_campaign_customers(
     principal.require(&tenant, Permission::CampaignProcess)?;
     let job_id = Uuid::new_v4();
     let campaign = in_tenant(&state.pool, &tenant, async |tx| {
-        let current = find(tx, &tenant, id, true).await?;
+        let current = find(tx, id, true).await?;
         if current.status == CampaignStatus::Completed {
             return Err(ApiError::Conflict(format!(
                 "campaign {id} is completed; its customers are final"
             )));
         }
-        let campaign = campaigns::queue_job(tx, &tenant, id, job_id).await?;
-        outbox::add_plan(tx, id, tenant.as_str(), job_id).await?;
+        let campaign = campaigns::queue_job(tx, id, job_id).await?;
+        outbox::add_plan(tx.transaction(), id, tenant.as_str(), job_id).await?;
         Ok(campaign)
     })
     .await?;

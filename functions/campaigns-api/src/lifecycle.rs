@@ -2,7 +2,7 @@
 //! `completed`, activation releasing the prepared deliveries), the release of deliveries a
 //! re-processing added, and deletion (never once anything was released).
 
-use crate::{audience_complete, check_content, find};
+use crate::{audience_complete, check_content, find, refuse_past_end};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::NaiveDate;
@@ -10,9 +10,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::auth::{Permission, Principal};
 use shared::criteria::SelectionCriteria;
+use shared::db::campaigns::calendar::{self, Phase};
 use shared::db::campaigns::{self, Campaign, CampaignContent};
 use shared::db::{in_tenant, offers};
-use shared::domain::{CampaignStatus, TenantName};
+use shared::domain::CampaignStatus;
 use shared::http::{AppJson, AppPath, nullable};
 use shared::openapi::Conflict;
 use shared::paths::CampaignPath;
@@ -23,14 +24,13 @@ use utoipa::ToSchema;
 /// draft's first activation starts one (a campaign already running keeps its version). The
 /// offer's row is locked, so it cannot be retired while the campaign starts.
 async fn refuse_retired_offer(
-    tx: &impl shared::db::GenericClient,
-    tenant: &TenantName,
+    tx: &shared::db::TenantTx<'_>,
     campaign: &Campaign,
 ) -> Result<(), ApiError> {
     let Some(offer_id) = campaign.offer_id else {
         return Ok(());
     };
-    match offers::get(tx, tenant, offer_id, true).await? {
+    match offers::get(tx, offer_id, true).await? {
         Some(offer) if offer.retired_at.is_some() => Err(ApiError::Conflict(format!(
             "offer {offer_id} is retired; campaign {} cannot start (it may be deleted)",
             campaign.id
@@ -57,7 +57,8 @@ pub(crate) struct UpdateCampaign {
     start_date: Option<NaiveDate>,
     /// Last day.
     end_date: Option<NaiveDate>,
-    /// The next status: draft → active ⇄ paused, active → completed.
+    /// The next status: draft → active ⇄ paused, scheduled → paused, active or scheduled →
+    /// completed. Asking for `active` before the campaign's start makes it `scheduled`.
     status: Option<CampaignStatus>,
 }
 
@@ -65,8 +66,12 @@ pub(crate) struct UpdateCampaign {
 ///
 /// `PUT /tenants/{t}/campaigns/{id}`: content changes need `campaign.write` while the
 /// campaign is `draft` and `campaign.manage` after that (never once `completed`, 409);
-/// status changes need `campaign.manage` and follow draft → active ⇄ paused, active →
-/// completed (409 otherwise).
+/// moving `end_date` to a day that has ended (in the tenant's time zone) is 422. Status
+/// changes need `campaign.manage` and follow draft → active ⇄ paused, scheduled → paused,
+/// active or scheduled → completed (cancelling a scheduled one); 409 otherwise. Activating
+/// (or resuming) before `starts_at` makes the campaign `scheduled`: nothing is released
+/// until the scheduler starts it; after `ends_at` it is 409. Every status change is written
+/// to the campaign's audit trail.
 #[utoipa::path(
     put,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}",
@@ -97,26 +102,26 @@ pub(crate) async fn update_campaign(
         principal.require(&tenant, Permission::CampaignManage)?;
     }
     let campaign = in_tenant(&state.pool, &tenant, async |tx| {
-        let current = find(tx, &tenant, id, true).await?;
+        let current = find(tx, id, true).await?;
         let content_changes = body.name.is_some()
             || body.description.is_some()
             || body.selection_criteria.is_some()
             || body.start_date.is_some()
             || body.end_date.is_some();
-        let next_status = body.status.unwrap_or(current.status);
-        if next_status != current.status {
+        let asked = body.status.unwrap_or(current.status);
+        if asked != current.status {
             principal.require(&tenant, Permission::CampaignManage)?;
-            if !current.status.can_become(next_status) {
+            if !current.status.can_become(asked) {
                 return Err(ApiError::Conflict(format!(
-                    "campaign {id} is {}; it cannot become {next_status}",
+                    "campaign {id} is {}; it cannot become {asked}",
                     current.status
                 )));
             }
-            if next_status == CampaignStatus::Active {
+            if asked == CampaignStatus::Active {
                 audience_complete(&current)?;
             }
-            if current.status == CampaignStatus::Draft && next_status == CampaignStatus::Active {
-                refuse_retired_offer(tx, &tenant, &current).await?;
+            if current.status == CampaignStatus::Draft && asked == CampaignStatus::Active {
+                refuse_retired_offer(tx, &current).await?;
             }
         }
         if content_changes {
@@ -139,16 +144,44 @@ pub(crate) async fn update_campaign(
             end_date: body.end_date.unwrap_or(current.end_date),
         };
         check_content(&content)?;
-        let campaign = campaigns::update(tx, &tenant, id, &content, next_status).await?;
-        if next_status == CampaignStatus::Active && current.status != CampaignStatus::Active {
-            // Activation releases the prepared deliveries, with the contact cap applied.
-            let released = campaigns::release(tx, &tenant, id).await?;
-            tracing::info!(
-                campaign.id = id,
-                released = released.released,
-                suppressed_by_pressure = released.suppressed_by_pressure,
-                "deliveries released"
-            );
+        if body.start_date.is_some() || body.end_date.is_some() {
+            refuse_past_end(tx, &content).await?;
+        }
+        let mut campaign = campaigns::update(tx, id, &content, asked).await?;
+        if asked == CampaignStatus::Active && current.status != CampaignStatus::Active {
+            // Judged on the dates as they are now, by the database clock.
+            match calendar::phase(tx, id).await? {
+                Phase::Ended => {
+                    return Err(ApiError::Conflict(format!(
+                        "campaign {id} ended at {}; it can no longer run",
+                        campaign.ends_at.to_rfc3339()
+                    )));
+                }
+                Phase::BeforeStart => {
+                    campaign = calendar::set_status(tx, id, CampaignStatus::Scheduled).await?;
+                }
+                Phase::Running => {
+                    // Activation releases the prepared deliveries, with the contact cap
+                    // applied.
+                    let released = campaigns::release(tx, id).await?;
+                    tracing::info!(
+                        campaign.id = id,
+                        released = released.released,
+                        suppressed_by_pressure = released.suppressed_by_pressure,
+                        "deliveries released"
+                    );
+                }
+            }
+        }
+        if campaign.status != current.status {
+            calendar::record_status_change(
+                tx,
+                id,
+                (current.status, campaign.status),
+                principal.username.as_str(),
+                None,
+            )
+            .await?;
         }
         Ok(campaign)
     })
@@ -185,7 +218,7 @@ pub(crate) async fn delete_campaign(
     in_tenant(&state.pool, &tenant, async |tx| {
         // Locked: a release (activation, `…/release`) takes the same lock, so none can slip in
         // between the check and the deletion.
-        let campaign = find(tx, &tenant, id, true).await?;
+        let campaign = find(tx, id, true).await?;
         if campaigns::has_released_deliveries(tx, id).await? {
             return Err(ApiError::Conflict(format!(
                 "campaign {id} is {} and has released deliveries to providers; it can no longer \
@@ -193,7 +226,7 @@ pub(crate) async fn delete_campaign(
                 campaign.status
             )));
         }
-        campaigns::delete(tx, &tenant, &campaign, &principal.username).await?;
+        campaigns::delete(tx, &campaign, &principal.username).await?;
         Ok(())
     })
     .await?;
@@ -227,7 +260,7 @@ pub(crate) async fn release_campaign_deliveries(
 ) -> Result<AppJson<campaigns::ReleaseSummary>, ApiError> {
     principal.require(&tenant, Permission::CampaignManage)?;
     let released = in_tenant(&state.pool, &tenant, async |tx| {
-        let campaign = find(tx, &tenant, id, true).await?;
+        let campaign = find(tx, id, true).await?;
         if campaign.status != CampaignStatus::Active {
             return Err(ApiError::Conflict(format!(
                 "campaign {id} is {}; only an active campaign releases deliveries",
@@ -235,7 +268,7 @@ pub(crate) async fn release_campaign_deliveries(
             )));
         }
         audience_complete(&campaign)?;
-        let released = campaigns::release(tx, &tenant, id).await?;
+        let released = campaigns::release(tx, id).await?;
         Ok(released)
     })
     .await?;

@@ -64,7 +64,7 @@ pub(crate) async fn move_campaign_offer_version(
     check_length("comment", body.comment.as_deref(), MAX_DESCRIPTION_CHARS)?;
     // `None`: the campaign already delivers that version (nothing to change, nor to log).
     let moved = in_tenant(&state.pool, &tenant, async |tx| {
-        let campaign = find(tx, &tenant, id, true).await?;
+        let campaign = find(tx, id, true).await?;
         // The same rule as editing the campaign's content (`update`): past `draft`, only
         // those who manage campaigns.
         if campaign.status != CampaignStatus::Draft {
@@ -89,7 +89,7 @@ pub(crate) async fn move_campaign_offer_version(
             return Ok((campaign, None));
         }
         // Locked, so the offer cannot be retired while the campaign moves.
-        let offer = offers::get(tx, &tenant, offer_id, true)
+        let offer = offers::get(tx, offer_id, true)
             .await?
             .ok_or_else(|| ApiError::Conflict(format!("campaign {id}'s offer was deleted")))?;
         if offer.retired_at.is_some() {
@@ -98,7 +98,7 @@ pub(crate) async fn move_campaign_offer_version(
                 campaign.offer_version.unwrap_or_default()
             )));
         }
-        if offers::version(tx, &tenant, offer_id, body.offer_version)
+        if offers::version(tx, offer_id, body.offer_version)
             .await?
             .is_none()
         {
@@ -109,7 +109,6 @@ pub(crate) async fn move_campaign_offer_version(
         }
         let moved = campaigns::move_offer_version(
             tx,
-            &tenant,
             id,
             (campaign.offer_version, body.offer_version),
             &principal.username,
@@ -153,7 +152,7 @@ pub(crate) async fn list_campaign_audit_logs(
 ) -> Result<AppJson<Vec<CampaignAuditEntry>>, ApiError> {
     principal.require(&tenant, Permission::CampaignRead)?;
     let entries = in_tenant(&state.pool, &tenant, async |tx| {
-        let entries = campaigns::audit_trail(tx, &tenant, id, page).await?;
+        let entries = campaigns::audit_trail(tx, id, page).await?;
         Ok(entries)
     })
     .await?;

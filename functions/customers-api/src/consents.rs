@@ -5,17 +5,15 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::db::consents::{self, Consent, ConsentChange};
-use shared::db::customers;
-use shared::domain::{Channel, ConsentStatus};
+use shared::domain::ConsentStatus;
 use shared::extract::SuperAdmin;
 use shared::http::{AppJson, AppPath, check_length};
 use shared::openapi::NotFound;
 use shared::pagination::Page;
+use shared::paths::{CustomerChannelPath, CustomerPath};
 use shared::{ApiError, AppState};
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use crate::not_found;
 
 /// Longest `source` accepted, in characters.
 pub const MAX_SOURCE_CHARS: usize = 200;
@@ -51,7 +49,7 @@ async fn view(
     get,
     path = "/customers/{customer_id}/consents",
     tag = "customers",
-    params(("customer_id" = Uuid, Path, description = "The customer's id."), Page),
+    params(CustomerPath, Page),
     responses(
         (status = 200, description = "The consents and their history.", body = CustomerConsents),
         (status = 404, response = NotFound),
@@ -60,14 +58,12 @@ async fn view(
 pub(crate) async fn list_customer_consents(
     State(state): State<AppState>,
     _: SuperAdmin,
-    AppPath(id): AppPath<Uuid>,
+    AppPath(path): AppPath<CustomerPath>,
     page: Page,
 ) -> Result<AppJson<CustomerConsents>, ApiError> {
     let client = state.platform.get().await?;
-    customers::get(&client, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    Ok(AppJson(view(&client, id, page).await?))
+    let customer = path.load(&client).await?;
+    Ok(AppJson(view(&client, customer.id, page).await?))
 }
 
 /// `PUT /customers/{customer_id}/consents/{channel}` body.
@@ -90,7 +86,7 @@ pub(crate) struct SetConsent {
     put,
     path = "/customers/{customer_id}/consents/{channel}",
     tag = "customers",
-    params(("customer_id" = Uuid, Path, description = "The customer's id."), ("channel" = Channel, Path, description = "The channel.")),
+    params(CustomerChannelPath),
     request_body = SetConsent,
     responses(
         (status = 200, description = "The consents and their history after the change.", body = CustomerConsents),
@@ -100,7 +96,10 @@ pub(crate) struct SetConsent {
 pub(crate) async fn set_customer_consent(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
-    AppPath((id, channel)): AppPath<(Uuid, Channel)>,
+    AppPath(CustomerChannelPath {
+        customer_id: id,
+        channel,
+    }): AppPath<CustomerChannelPath>,
     AppJson(body): AppJson<SetConsent>,
 ) -> Result<AppJson<CustomerConsents>, ApiError> {
     check_length("source", body.source.as_deref(), MAX_SOURCE_CHARS)?;
@@ -111,9 +110,7 @@ pub(crate) async fn set_customer_consent(
     };
     let mut client = state.platform.get().await?;
     let tx = client.transaction().await?;
-    customers::get(&tx, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    CustomerPath { customer_id: id }.load(&tx).await?;
     consents::set(&tx, id, channel, body.status, source, &admin.username).await?;
     let answer = view(
         &tx,

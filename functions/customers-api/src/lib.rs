@@ -18,11 +18,11 @@ use shared::extract::SuperAdmin;
 use shared::http::{AppJson, AppPath, AppQuery, has_media_type, read_body_limited, with_location};
 use shared::openapi::Conflict;
 use shared::pagination::Keyset;
+use shared::paths::{CustomerPath, customer_not_found};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 mod consents;
 
@@ -49,10 +49,6 @@ pub fn router() -> Router<AppState> {
 /// [`shared::openapi::document`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().into_openapi()
-}
-
-fn not_found(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("no customer {id}"))
 }
 
 /// `POST` / `PUT` body: every writable field (absent optional fields are NULL).
@@ -233,7 +229,7 @@ async fn list_customers(
     get,
     path = "/customers/{customer_id}",
     tag = "customers",
-    params(("customer_id" = uuid::Uuid, Path, description = "The customer's id.")),
+    params(CustomerPath),
     responses(
         (status = 200, description = "The customer.", body = Customer),
     )
@@ -241,13 +237,10 @@ async fn list_customers(
 async fn get_customer(
     State(state): State<AppState>,
     _: SuperAdmin,
-    AppPath(id): AppPath<Uuid>,
+    AppPath(path): AppPath<CustomerPath>,
 ) -> Result<AppJson<Customer>, ApiError> {
     let client = state.platform.get().await?;
-    let customer = customers::get(&client, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    Ok(AppJson(customer))
+    Ok(AppJson(path.load(&client).await?))
 }
 
 /// Replace a customer.
@@ -257,7 +250,7 @@ async fn get_customer(
     put,
     path = "/customers/{customer_id}",
     tag = "customers",
-    params(("customer_id" = uuid::Uuid, Path, description = "The customer's id.")),
+    params(CustomerPath),
     request_body = CustomerBody,
     responses(
         (status = 200, description = "Replaced.", body = Customer),
@@ -267,14 +260,14 @@ async fn get_customer(
 async fn replace_customer(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
-    AppPath(id): AppPath<Uuid>,
+    AppPath(CustomerPath { customer_id: id }): AppPath<CustomerPath>,
     AppJson(body): AppJson<CustomerBody>,
 ) -> Result<AppJson<Customer>, ApiError> {
     let record = body.into_record()?;
     let client = state.platform.get().await?;
     let customer = customers::replace(&client, id, &record)
         .await?
-        .ok_or_else(|| not_found(id))?;
+        .ok_or_else(|| customer_not_found(id))?;
     tracing::info!(user.name = %admin.username, customer.id = %id, "customer replaced");
     Ok(AppJson(customer))
 }
@@ -286,7 +279,7 @@ async fn replace_customer(
     delete,
     path = "/customers/{customer_id}",
     tag = "customers",
-    params(("customer_id" = uuid::Uuid, Path, description = "The customer's id.")),
+    params(CustomerPath),
     responses(
         (status = 204, description = "Deleted, and removed from every campaign."),
     )
@@ -294,11 +287,11 @@ async fn replace_customer(
 async fn delete_customer(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
-    AppPath(id): AppPath<Uuid>,
+    AppPath(CustomerPath { customer_id: id }): AppPath<CustomerPath>,
 ) -> Result<StatusCode, ApiError> {
     let client = state.platform.get().await?;
     if !customers::delete(&client, id).await? {
-        return Err(not_found(id));
+        return Err(customer_not_found(id));
     }
     tracing::info!(user.name = %admin.username, customer.id = %id, "customer deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -12,6 +12,7 @@ use deadpool_postgres::Pool;
 use serde::Serialize;
 use serde_json::Value;
 use shared::ApiError;
+use shared::db::campaigns::calendar::{self, Phase};
 use shared::db::campaigns::{self, FeedDelivery};
 use shared::db::{in_tenant, offers, webhooks};
 use shared::domain::{CampaignStatus, Channel};
@@ -50,7 +51,9 @@ pub(crate) struct FeedPage {
 /// order, with the pinned offer content. A key with a signing secret must sign the request:
 /// Standard Webhooks headers over `id.timestamp.GET <path and query>` (401 otherwise, and for
 /// a `webhook-id` used before). A full page carries `Link: rel="next"` and
-/// `next_after`. 404 for a campaign of another tenant or none; 409 unless it is `active`.
+/// `next_after`. 404 for a campaign of another tenant or none; 409 unless it is `active` and
+/// inside its window (a `scheduled` campaign gives out nothing before its start, an ended one
+/// nothing after `ends_at`).
 #[utoipa::path(
     get,
     path = "/system/campaigns/{campaign_id}/deliveries",
@@ -83,14 +86,14 @@ pub(crate) async fn list_deliveries(
     let (campaign, offer, rows) = in_tenant(&pool, &tenant, async |tx| {
         // A signed page is served once per message id: a captured request replays nothing.
         if let Some(message_id) = &message_id
-            && !webhooks::record_message(tx, key.id, message_id).await?
+            && !webhooks::record_message(tx.transaction(), key.id, message_id).await?
         {
             tracing::warn!(webhook.key_id = %key.id, "feed request with a replayed webhook-id");
             return Err(ApiError::Unauthorized(
                 "this webhook-id was already used; sign each request with a new one",
             ));
         }
-        let campaign = campaigns::get(tx, &tenant, id, false)
+        let campaign = campaigns::get(tx, id, false)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no campaign {id} for this key")))?;
         if campaign.status != CampaignStatus::Active {
@@ -99,21 +102,20 @@ pub(crate) async fn list_deliveries(
                 campaign.status
             )));
         }
+        // Past its end the feed stops at once, before the scheduler's next run completes it.
+        if calendar::phase(tx, id).await? == Phase::Ended {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} ended at {}; its deliveries are no longer given out",
+                campaign.ends_at.to_rfc3339()
+            )));
+        }
         let offer = match (campaign.offer_id, campaign.offer_version) {
-            (Some(offer_id), Some(version)) => offers::version(tx, &tenant, offer_id, version)
+            (Some(offer_id), Some(version)) => offers::version(tx, offer_id, version)
                 .await?
                 .map(|v| v.data),
             _ => None,
         };
-        let rows = campaigns::feed(
-            tx,
-            &tenant,
-            id,
-            campaign.channel,
-            keyset.after,
-            keyset.limit,
-        )
-        .await?;
+        let rows = campaigns::feed(tx, id, campaign.channel, keyset.after, keyset.limit).await?;
         Ok((campaign, offer, rows))
     })
     .await?;

@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::ApiError;
 use shared::auth::api_key;
+use shared::config::ReportGrace;
 use shared::db::in_tenant;
 use shared::db::webhooks::{
     self, ActiveKey, DeliveryReport, OptOutReport, PinnedCampaign, ReportOutcome,
@@ -76,13 +77,36 @@ pub const MAX_PROVIDER_MESSAGE_ID_CHARS: usize = 200;
 /// Longest `failure_reason`, in characters.
 pub const MAX_FAILURE_REASON_CHARS: usize = 1000;
 
-/// The routes of this function (checked against `template.yaml`). They need only the
-/// database pool, so the Lambda runs them without the JWT configuration of the user-facing
-/// functions.
+/// The state of this function's routes: the platform pool and the report grace period, so
+/// the Lambda runs them without the JWT configuration of the user-facing functions.
+#[derive(Debug, Clone)]
+pub struct WebhookState {
+    /// A pool in the platform scope (the key is found before its tenant is known).
+    pub pool: Pool,
+    /// How long after a campaign's end its reports are accepted.
+    pub report_grace: ReportGrace,
+}
+
+impl FromRef<WebhookState> for Pool {
+    fn from_ref(state: &WebhookState) -> Pool {
+        state.pool.clone()
+    }
+}
+
+impl FromRef<WebhookState> for ReportGrace {
+    fn from_ref(state: &WebhookState) -> ReportGrace {
+        state.report_grace
+    }
+}
+
+/// The routes of this function (checked against `template.yaml`), on any state that gives
+/// the platform pool and the grace period ([`WebhookState`], or the local server's
+/// `AppState`).
 pub fn routes<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Pool: FromRef<S>,
+    ReportGrace: FromRef<S>,
 {
     OpenApiRouter::new()
         .routes(routes!(report_delivery_status))
@@ -94,6 +118,7 @@ pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Pool: FromRef<S>,
+    ReportGrace: FromRef<S>,
 {
     routes().split_for_parts().0
 }
@@ -101,7 +126,7 @@ where
 /// The OpenAPI description of this function's routes (merged by
 /// [`shared::openapi::document`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::<Pool>().into_openapi()
+    routes::<WebhookState>().into_openapi()
 }
 
 /// The request body's schema: an array of at most [`MAX_REPORTS`] items, each a
@@ -352,6 +377,16 @@ impl ItemResult {
                 ItemStatus::Invalid,
                 Some("sent_at is earlier than the delivery's release to providers"),
             ),
+            ReportOutcome::AfterEnd => (
+                ItemStatus::Invalid,
+                Some("sent_at is at or after the campaign's end (ends_at)"),
+            ),
+            ReportOutcome::GracePassed => (
+                ItemStatus::Invalid,
+                Some(
+                    "the campaign ended longer ago than the report grace period                      (CAMPAIGN_REPORT_GRACE_DAYS)",
+                ),
+            ),
         };
         Self {
             index,
@@ -418,6 +453,7 @@ struct Answer {
 )]
 async fn report_delivery_status(
     State(pool): State<Pool>,
+    State(grace): State<ReportGrace>,
     request: Request,
 ) -> Result<AppJson<Answer>, ApiError> {
     let headers = request.headers().clone();
@@ -430,7 +466,7 @@ async fn report_delivery_status(
 
     let (replayed, campaigns) = in_tenant(&pool, &tenant, async |tx| {
         let replayed = match &message_id {
-            Some(id) => !webhooks::record_message(tx, key.id, id).await?,
+            Some(id) => !webhooks::record_message(tx.transaction(), key.id, id).await?,
             None => false,
         };
         if replayed {
@@ -446,14 +482,12 @@ async fn report_delivery_status(
             );
         } else {
             if !winners.is_empty() {
-                for (index, outcome) in webhooks::apply_reports(tx, &tenant, &winners).await? {
+                for (index, outcome) in webhooks::apply_reports(tx, &winners, grace).await? {
                     outcomes.push(ItemResult::judged(index, outcome));
                 }
             }
             if !opt_outs.is_empty() {
-                for (index, outcome) in
-                    webhooks::apply_opt_outs(tx, &tenant, key.id, &opt_outs).await?
-                {
+                for (index, outcome) in webhooks::apply_opt_outs(tx, key.id, &opt_outs).await? {
                     outcomes.push(ItemResult::judged(index, outcome));
                 }
             }
@@ -468,9 +502,9 @@ async fn report_delivery_status(
         let campaigns = if named.is_empty() {
             Vec::new()
         } else {
-            webhooks::pinned_campaigns(tx, &tenant, &named).await?
+            webhooks::pinned_campaigns(tx, &named).await?
         };
-        webhooks::touch_key(tx, key.id).await?;
+        webhooks::touch_key(tx.transaction(), key.id).await?;
         Ok((replayed, campaigns))
     })
     .await?;

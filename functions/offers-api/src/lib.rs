@@ -17,7 +17,7 @@ use serde_json::Value;
 use shared::auth::{Permission, Principal};
 use shared::db::offers::{self, AuditAction, AuditRecord, Offer, OfferFilter};
 use shared::db::{TenantRead, in_tenant};
-use shared::domain::{OfferStatus, TenantName, Username};
+use shared::domain::{OfferStatus, Username};
 use shared::error::FieldError;
 use shared::http::{AppJson, AppPath, AppQuery, check_length};
 use shared::openapi::{Conflict, PreconditionFailed};
@@ -144,10 +144,10 @@ async fn create_offer(
     principal.require(&tenant, Permission::OfferCreate)?;
     check_length("comments", body.comments.as_deref(), MAX_COMMENT_CHARS)?;
     let offer = in_tenant(&state.pool, &tenant, async |tx| {
-        let (schema, _) = offers::tenant_rules(tx, &tenant).await?;
+        let (schema, _) = offers::tenant_rules(tx).await?;
         validate_data(&body.data, schema.as_ref())?;
         let comments = body.comments.as_deref();
-        let offer = offers::insert(tx, &tenant, &body.data, comments, &principal.username).await?;
+        let offer = offers::insert(tx, &body.data, comments, &principal.username).await?;
         let record = AuditRecord {
             action: AuditAction::Create,
             performed_by: &principal.username,
@@ -155,7 +155,7 @@ async fn create_offer(
             new_data: Some(offer.snapshot()),
             comment: comments,
         };
-        offers::audit(tx, &tenant, offer.id, record).await?;
+        offers::audit(tx, offer.id, record).await?;
         Ok(offer)
     })
     .await?;
@@ -171,15 +171,20 @@ async fn create_offer(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
-    /// Only offers in this status.
+    /// Only offers whose working copy is in this status (an approved offer with a draft
+    /// pending reads `draft`).
     status: Option<OfferStatus>,
     /// Only offers this user created.
     created_by: Option<Username>,
+    /// `true`: only offers campaigns can run (a live version, not retired), what a campaign
+    /// maker picks from; `false`: only the others.
+    live: Option<bool>,
 }
 
 /// List offers.
 ///
-/// `GET /tenants/{t}/offers?status=&created_by=&limit=&offset=` (`offer.read`): newest first.
+/// `GET /tenants/{t}/offers?status=&created_by=&live=&limit=&offset=` (`offer.read`): newest
+/// first.
 #[utoipa::path(
     get,
     path = "/tenants/{tenant_name}/offers",
@@ -203,8 +208,9 @@ async fn list_offers(
     let filter = OfferFilter {
         status: query.status,
         created_by: query.created_by,
+        live: query.live,
     };
-    let offers = offers::list(&TenantRead::new(&client, &tenant), &tenant, &filter, page).await?;
+    let offers = offers::list(&TenantRead::new(&client, &tenant), &filter, page).await?;
     Ok(AppJson(offers))
 }
 
@@ -223,16 +229,12 @@ async fn list_offers(
 async fn get_offer(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(OfferPath {
-        tenant_name: tenant,
-        offer_id: id,
-    }): AppPath<OfferPath>,
+    AppPath(path): AppPath<OfferPath>,
 ) -> Result<Tagged, ApiError> {
-    principal.require(&tenant, Permission::OfferRead)?;
+    let (tenant, _id) = (&path.tenant_name, path.offer_id);
+    principal.require(tenant, Permission::OfferRead)?;
     let client = state.pool.get().await?;
-    let offer = offers::get(&TenantRead::new(&client, &tenant), &tenant, id, false)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    let offer = path.load(&TenantRead::new(&client, tenant), false).await?;
     Ok(Tagged(StatusCode::OK, offer))
 }
 
@@ -268,19 +270,17 @@ struct PatchOffer {
 async fn edit(
     state: &AppState,
     principal: &Principal,
-    tenant: &TenantName,
-    id: i32,
+    path: &OfferPath,
     if_match: &IfMatch,
     change: impl FnOnce(&Offer) -> (Value, Option<String>),
 ) -> Result<Tagged, ApiError> {
+    let (tenant, id) = (&path.tenant_name, path.offer_id);
     let access = principal
         .require(tenant, Permission::OfferEdit)
         .or_else(|_| principal.require(tenant, Permission::OfferEditAny))?;
     let edit_any = access.permissions.contains(&Permission::OfferEditAny);
     let after = in_tenant(&state.pool, tenant, async |tx| {
-        let before = offers::get(tx, tenant, id, true)
-            .await?
-            .ok_or_else(|| not_found(id))?;
+        let before = path.load(tx, true).await?;
         if_match.check(&before)?;
         refuse_retired(&before)?;
         match before.status {
@@ -293,7 +293,7 @@ async fn edit(
         }
         let (data, comments) = change(&before);
         check_length("comments", comments.as_deref(), MAX_COMMENT_CHARS)?;
-        let (schema, _) = offers::tenant_rules(tx, tenant).await?;
+        let (schema, _) = offers::tenant_rules(tx).await?;
         validate_data(&data, schema.as_ref())?;
         // Editing an approved offer opens a draft on top of its live version, which stays as it
         // is (campaigns keep delivering it) until the draft is approved. Every edit (re)bases the
@@ -309,7 +309,6 @@ async fn edit(
         let draft_base = before.live_version;
         let after = offers::update_content(
             tx,
-            tenant,
             id,
             &data,
             comments.as_deref(),
@@ -320,7 +319,6 @@ async fn edit(
         .await?;
         offers::audit(
             tx,
-            tenant,
             id,
             AuditRecord {
                 action: AuditAction::Update,
@@ -359,14 +357,11 @@ async fn edit(
 async fn replace_offer(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(OfferPath {
-        tenant_name: tenant,
-        offer_id: id,
-    }): AppPath<OfferPath>,
+    AppPath(path): AppPath<OfferPath>,
     if_match: IfMatch,
     AppJson(body): AppJson<ReplaceOffer>,
 ) -> Result<Tagged, ApiError> {
-    edit(&state, &principal, &tenant, id, &if_match, |_| {
+    edit(&state, &principal, &path, &if_match, |_| {
         (body.data, body.comments)
     })
     .await
@@ -390,14 +385,11 @@ async fn replace_offer(
 async fn patch_offer(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(OfferPath {
-        tenant_name: tenant,
-        offer_id: id,
-    }): AppPath<OfferPath>,
+    AppPath(path): AppPath<OfferPath>,
     if_match: IfMatch,
     AppJson(body): AppJson<PatchOffer>,
 ) -> Result<Tagged, ApiError> {
-    edit(&state, &principal, &tenant, id, &if_match, |before| {
+    edit(&state, &principal, &path, &if_match, |before| {
         (
             body.data.unwrap_or_else(|| before.data.clone()),
             body.comments.unwrap_or_else(|| before.comments.clone()),
@@ -438,14 +430,13 @@ async fn delete_offer(
              retire it instead"
             )));
         }
-        if offers::has_active_campaign(tx, tenant, id).await? {
+        if offers::has_active_campaign(tx, id).await? {
             return Err(ApiError::Conflict(format!(
                 "offer {id} is used by an active campaign and cannot be deleted"
             )));
         }
         offers::audit(
             tx,
-            tenant,
             id,
             AuditRecord {
                 action: AuditAction::Delete,
@@ -456,7 +447,7 @@ async fn delete_offer(
             },
         )
         .await?;
-        offers::delete(tx, tenant, id).await
+        offers::delete(tx, id).await
     })
     .await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id, "offer deleted");
@@ -506,8 +497,8 @@ async fn comment_on_offer(
             new_data: None,
             comment: Some(&body.comment_text),
         };
-        offers::audit(tx, tenant, offer.id, record).await?;
-        offers::last_audit_entry(tx, tenant, offer.id).await
+        offers::audit(tx, offer.id, record).await?;
+        offers::last_audit_entry(tx, offer.id).await
     })
     .await?;
     Ok((StatusCode::CREATED, AppJson(entry)))
@@ -537,7 +528,7 @@ async fn list_offer_audit_logs(
 ) -> Result<AppJson<Vec<offers::AuditEntry>>, ApiError> {
     principal.require(&tenant, Permission::OfferAudit)?;
     let entries = in_tenant(&state.pool, &tenant, async |tx| {
-        let entries = offers::audit_trail(tx, &tenant, id, page).await?;
+        let entries = offers::audit_trail(tx, id, page).await?;
         Ok(entries)
     })
     .await?;

@@ -19,7 +19,6 @@ use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{MAX_COMMENT_CHARS, Tagged, refuse_retired};
-use shared::paths::offer_not_found as not_found;
 
 /// The media type of a JSON Patch document (RFC 6902 §6).
 pub const JSON_PATCH: &str = "application/json-patch+json";
@@ -45,18 +44,14 @@ fn version_not_found(id: i32, number: i32) -> ApiError {
 pub(crate) async fn list_offer_versions(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(OfferPath {
-        tenant_name: tenant,
-        offer_id: id,
-    }): AppPath<OfferPath>,
+    AppPath(path): AppPath<OfferPath>,
     page: Page,
 ) -> Result<AppJson<Vec<OfferVersion>>, ApiError> {
-    principal.require(&tenant, Permission::OfferRead)?;
-    let versions = in_tenant(&state.pool, &tenant, async |tx| {
-        offers::get(tx, &tenant, id, false)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        let versions = offers::versions(tx, &tenant, id, page).await?;
+    let (tenant, id) = (&path.tenant_name, path.offer_id);
+    principal.require(tenant, Permission::OfferRead)?;
+    let versions = in_tenant(&state.pool, tenant, async |tx| {
+        path.load(tx, false).await?;
+        let versions = offers::versions(tx, id, page).await?;
         Ok(versions)
     })
     .await?;
@@ -84,7 +79,7 @@ pub(crate) async fn get_offer_version(
 ) -> Result<AppJson<OfferVersion>, ApiError> {
     principal.require(&tenant, Permission::OfferRead)?;
     let version = in_tenant(&state.pool, &tenant, async |tx| {
-        let version = offers::version(tx, &tenant, id, number)
+        let version = offers::version(tx, id, number)
             .await?
             .ok_or_else(|| version_not_found(id, number))?;
         Ok(version)
@@ -151,10 +146,10 @@ pub(crate) async fn diff_offer_versions(
         }
     };
     let (from, to) = in_tenant(&state.pool, &tenant, async |tx| {
-        let to = offers::version(tx, &tenant, id, number)
+        let to = offers::version(tx, id, number)
             .await?
             .ok_or_else(|| version_not_found(id, number))?;
-        let from = offers::version(tx, &tenant, id, against)
+        let from = offers::version(tx, id, against)
             .await?
             .ok_or_else(|| version_not_found(id, against))?;
         Ok((from, to))
@@ -182,18 +177,14 @@ pub(crate) async fn diff_offer_versions(
 pub(crate) async fn get_offer_draft_diff(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(OfferPath {
-        tenant_name: tenant,
-        offer_id: id,
-    }): AppPath<OfferPath>,
+    AppPath(path): AppPath<OfferPath>,
 ) -> Result<Response, ApiError> {
-    principal.require(&tenant, Permission::OfferRead)?;
-    let (offer, live) = in_tenant(&state.pool, &tenant, async |tx| {
-        let offer = offers::get(tx, &tenant, id, false)
-            .await?
-            .ok_or_else(|| not_found(id))?;
+    let (tenant, id) = (&path.tenant_name, path.offer_id);
+    principal.require(tenant, Permission::OfferRead)?;
+    let (offer, live) = in_tenant(&state.pool, tenant, async |tx| {
+        let offer = path.load(tx, false).await?;
         let live = match offer.live_version {
-            Some(live) if offer.draft_pending => offers::version(tx, &tenant, id, live)
+            Some(live) if offer.draft_pending => offers::version(tx, id, live)
                 .await?
                 .ok_or_else(|| version_not_found(id, live))?,
             _ => {
@@ -243,35 +234,30 @@ pub(crate) struct Retirement {
 pub(crate) async fn retire_offer(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(OfferPath {
-        tenant_name: tenant,
-        offer_id: id,
-    }): AppPath<OfferPath>,
+    AppPath(path): AppPath<OfferPath>,
     AppJson(body): AppJson<Retirement>,
 ) -> Result<Tagged, ApiError> {
-    principal.require(&tenant, Permission::OfferReview)?;
+    let (tenant, id) = (&path.tenant_name, path.offer_id);
+    principal.require(tenant, Permission::OfferReview)?;
     if body.reason.trim().is_empty() {
         return Err(ApiError::invalid_field("reason", "must not be empty"));
     }
     check_length("reason", Some(&body.reason), MAX_COMMENT_CHARS)?;
-    let after = in_tenant(&state.pool, &tenant, async |tx| {
-        let before = offers::get(tx, &tenant, id, true)
-            .await?
-            .ok_or_else(|| not_found(id))?;
+    let after = in_tenant(&state.pool, tenant, async |tx| {
+        let before = path.load(tx, true).await?;
         refuse_retired(&before)?;
         if before.live_version.is_none() {
             return Err(ApiError::Conflict(format!(
                 "offer {id} was never approved; delete it instead of retiring it"
             )));
         }
-        let after = offers::retire(tx, &tenant, id, &principal.username, &body.reason).await?;
+        let after = offers::retire(tx, id, &principal.username, &body.reason).await?;
         let mut old_data = before.snapshot();
         let mut new_data = after.snapshot();
         old_data["retired"] = Value::Bool(false);
         new_data["retired"] = Value::Bool(true);
         offers::audit(
             tx,
-            &tenant,
             id,
             AuditRecord {
                 action: AuditAction::Retire,

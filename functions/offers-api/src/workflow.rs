@@ -9,11 +9,10 @@ use serde::Deserialize;
 use shared::auth::{Permission, Principal};
 use shared::db::in_tenant;
 use shared::db::offers::{self, AuditAction, AuditRecord, Offer};
-use shared::domain::{OfferStatus, TenantName};
+use shared::domain::OfferStatus;
 use shared::http::{AppPath, OptionalJson, check_length};
 use shared::openapi::{Conflict, Forbidden, PreconditionFailed, PreconditionRequired};
 use shared::paths::OfferPath;
-use shared::paths::offer_not_found as not_found;
 use shared::{ApiError, AppState};
 use utoipa::ToSchema;
 
@@ -62,7 +61,7 @@ const REJECT: Step = Step {
 async fn transition(
     state: &AppState,
     principal: &Principal,
-    (tenant, id): (TenantName, i32),
+    path: OfferPath,
     if_match: &IfMatch,
     step: Step,
     reason: Option<String>,
@@ -73,13 +72,11 @@ async fn transition(
         to,
         checker,
     } = step;
-    let tenant = &tenant;
+    let (tenant, id) = (&path.tenant_name, path.offer_id);
     principal.require(tenant, permission)?;
     check_length("comments", reason.as_deref(), MAX_COMMENT_CHARS)?;
     let (after, version) = in_tenant(&state.pool, tenant, async |tx| {
-        let before = offers::get(tx, tenant, id, true)
-            .await?
-            .ok_or_else(|| not_found(id))?;
+        let before = path.load(tx, true).await?;
         if checker {
             // A checker acts on the content they reviewed: a change since (even one that kept
             // the offer `submitted`, as before) fails the precondition.
@@ -106,10 +103,10 @@ async fn transition(
         // and recorded with the version an approval makes.
         let mut authors = Vec::new();
         if checker {
-            authors = offers::content_authors(tx, tenant, id).await?;
+            authors = offers::content_authors(tx, id).await?;
             authors.sort();
             authors.dedup();
-            let (_, maker_checker) = offers::tenant_rules(tx, tenant).await?;
+            let (_, maker_checker) = offers::tenant_rules(tx).await?;
             if maker_checker && authors.iter().any(|a| a == principal.username.as_str()) {
                 return Err(ApiError::Forbidden(format!(
                     "maker-checker: you created or changed the content of offer {id} since its \
@@ -119,15 +116,13 @@ async fn transition(
         }
         let (after, version) = if to == OfferStatus::Approved {
             let by = &principal.username;
-            let (after, version) =
-                offers::approve(tx, tenant, id, by, reason.as_deref(), &authors).await?;
+            let (after, version) = offers::approve(tx, id, by, reason.as_deref(), &authors).await?;
             (after, Some(version.version))
         } else {
-            (offers::set_status(tx, tenant, id, to).await?, None)
+            (offers::set_status(tx, id, to).await?, None)
         };
         offers::audit(
             tx,
-            tenant,
             id,
             AuditRecord {
                 action: AuditAction::StatusChange,
@@ -168,7 +163,7 @@ async fn transition(
 pub(crate) async fn submit_offer(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(path): AppPath<(TenantName, i32)>,
+    AppPath(path): AppPath<OfferPath>,
     if_match: IfMatch,
     OptionalJson(reason): OptionalJson<Reason>,
 ) -> Result<Tagged, ApiError> {
@@ -199,7 +194,7 @@ pub(crate) async fn submit_offer(
 pub(crate) async fn approve_offer(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(path): AppPath<(TenantName, i32)>,
+    AppPath(path): AppPath<OfferPath>,
     if_match: IfMatch,
     OptionalJson(reason): OptionalJson<Reason>,
 ) -> Result<Tagged, ApiError> {
@@ -235,7 +230,7 @@ pub(crate) async fn approve_offer(
 pub(crate) async fn reject_offer(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(path): AppPath<(TenantName, i32)>,
+    AppPath(path): AppPath<OfferPath>,
     if_match: IfMatch,
     OptionalJson(reason): OptionalJson<Reason>,
 ) -> Result<Tagged, ApiError> {

@@ -2,8 +2,9 @@
 //!
 //! An EventBridge schedule (`template.yaml`, every minute) invokes it with a scheduled event.
 //! Each invocation runs [`shared::relay::Relay::run_once`]: stale jobs are re-driven (or
-//! given up after `CAMPAIGN_MAX_ATTEMPTS`), then every outbox message is sent to the campaign
-//! queue. It answers what it did; its figures go to CloudWatch as embedded-metric records.
+//! given up after `CAMPAIGN_MAX_ATTEMPTS`), every outbox message is sent to the campaign
+//! queue, then the campaign scheduler starts and ends the campaigns due
+//! ([`shared::calendar`]). It answers what it did; its figures go to CloudWatch as embedded-metric records.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;
@@ -13,7 +14,8 @@ use shared::relay::{Relay, RelayError};
 pub const FUNCTION: &str = "outbox-relay";
 
 /// What one invocation did: `{"jobs_redriven": 0, "ranges_redriven": 0, "jobs_failed": 0,
-/// "messages_sent": 2}`.
+/// "messages_sent": 2, "campaigns_started": 0, "campaign_starts_failed": 0,
+/// "campaigns_completed": 1, "deliveries_expired": 120}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RelayAnswer {
     /// Stale jobs re-driven.
@@ -24,6 +26,14 @@ pub struct RelayAnswer {
     pub jobs_failed: u64,
     /// Outbox messages sent to the queue.
     pub messages_sent: usize,
+    /// Scheduled campaigns started by the scheduler.
+    pub campaigns_started: u64,
+    /// Scheduled campaigns that could not start (they stay scheduled).
+    pub campaign_starts_failed: u64,
+    /// Campaigns completed at their end.
+    pub campaigns_completed: u64,
+    /// Deliveries expired at those ends.
+    pub deliveries_expired: u64,
 }
 
 /// Handles one scheduled event (its content is not used beyond logging).
@@ -39,5 +49,9 @@ pub async fn handle(relay: &Relay, event: EventBridgeEvent) -> Result<RelayAnswe
         ranges_redriven: report.sweep.ranges_redriven,
         jobs_failed: report.sweep.jobs_failed,
         messages_sent: report.sent,
+        campaigns_started: report.calendar.started,
+        campaign_starts_failed: report.calendar.starts_failed,
+        campaigns_completed: report.calendar.completed,
+        deliveries_expired: report.calendar.expired,
     })
 }

@@ -689,11 +689,86 @@ impl Demo {
             .expect("the tenant admin activating the campaign", &[200])?;
         self.steps
             .push(format!("campaign {campaign_id} activated by cc_admin"));
+        self.scheduled_campaign(offer_id, &campaigns, today).await?;
         Ok(Campaigned {
             id: campaign_id,
             path: campaign_path,
             matched,
         })
+    }
+
+    /// A second campaign starting tomorrow: activated now, it is `scheduled` and releases
+    /// nothing until the scheduler (the relay's schedule) starts it at the start of tomorrow.
+    async fn scheduled_campaign(
+        &mut self,
+        offer_id: i64,
+        campaigns: &str,
+        today: chrono::NaiveDate,
+    ) -> anyhow::Result<()> {
+        let body = json!({
+            "offer_id": offer_id,
+            "name": "Platinum upgrade, second wave",
+            "selection_criteria": {"segment": "platinum", "kyc_status": "verified"},
+            "start_date": today + chrono::Days::new(1),
+            "end_date": today + chrono::Days::new(31),
+        });
+        let created = self
+            .api
+            .send(
+                Method::POST,
+                campaigns,
+                Some(Auth::Bearer(self.token(OPERATOR))),
+                Some(&body),
+            )
+            .await?
+            .expect(&format!("{OPERATOR} creating the second wave"), &[202])?;
+        let id = created["id"].as_i64().context("the campaign has no id")?;
+        let path = format!("{campaigns}/{id}");
+        let started = Instant::now();
+        loop {
+            let campaign = self
+                .api
+                .send(
+                    Method::GET,
+                    &path,
+                    Some(Auth::Bearer(self.token("cc_viewer"))),
+                    None,
+                )
+                .await?
+                .expect("reading the second wave", &[200])?;
+            match campaign["processing_status"].as_str() {
+                Some("done") => break,
+                Some("failed") => bail!(
+                    "campaign {id} failed to process: {}",
+                    campaign["last_error"]
+                ),
+                _ if started.elapsed() > PROCESSING_TIMEOUT => {
+                    bail!("campaign {id} was not processed within {PROCESSING_TIMEOUT:?}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let scheduled = self
+            .api
+            .send(
+                Method::PUT,
+                &path,
+                Some(Auth::Bearer(self.token("cc_admin"))),
+                Some(&json!({"status": "active"})),
+            )
+            .await?
+            .expect("the tenant admin activating the second wave", &[200])?;
+        if scheduled["status"] != "scheduled" {
+            bail!(
+                "campaign {id}, starting tomorrow, is {} after activation",
+                scheduled["status"]
+            );
+        }
+        self.steps.push(format!(
+            "campaign {id} (second wave) activated for tomorrow: scheduled, nothing released until {}",
+            scheduled["starts_at"].as_str().unwrap_or("its start")
+        ));
+        Ok(())
     }
 
     /// Version 2 of the offer, drafted on top of the live one, read as a JSON Patch and approved, while the campaign keeps version 1.

@@ -95,6 +95,17 @@ enum Command {
         #[arg(long, default_value = ".local/super_admin_password")]
         password_file: std::path::PathBuf,
     },
+    /// Show the campaign scheduler's next actions, earliest first: starts of scheduled
+    /// campaigns and ends of running ones, due now or coming (the relay takes those due).
+    Calendar {
+        /// How many to show.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// First take the actions due now, as the relay's scheduled run does, and print what
+        /// was done.
+        #[arg(long)]
+        run: bool,
+    },
     /// Print the OpenAPI 3.1 document (or write it to a file, e.g. the committed
     /// openapi.json).
     Openapi {
@@ -179,6 +190,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             username,
             password_file,
         } => demo(url, username, &password_file).await,
+        Command::Calendar { limit, run } => calendar(limit, run).await,
         Command::Openapi { output } => {
             let json = offerctl::openapi_json()?;
             match output {
@@ -221,6 +233,51 @@ async fn demo(
         started.elapsed().as_secs_f64(),
         offerctl::DOCS_PATH
     );
+    Ok(())
+}
+
+/// Prints the scheduler's next `limit` actions ([`db::campaigns::calendar::actions`]); with
+/// `run`, first takes those due ([`shared::calendar::run`]).
+async fn calendar(limit: i64, run: bool) -> anyhow::Result<()> {
+    if run {
+        let config = DatabaseConfig::from_env()?;
+        let pool = db::pool(&config, db::Scope::Platform)?;
+        let started = std::time::Instant::now();
+        let report = shared::calendar::run(&pool).await?;
+        println!(
+            "scheduler run: {} started, {} starts failed, {} completed, {} deliveries expired \
+             ({:.3} s)",
+            report.started,
+            report.starts_failed,
+            report.completed,
+            report.expired,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let client = connect().await?;
+    let now: chrono::DateTime<chrono::Utc> = client.query_one("select now()", &[]).await?.get(0);
+    let actions = db::campaigns::calendar::actions(&client, false, limit.max(1)).await?;
+    if actions.is_empty() {
+        println!("no scheduled starts or running campaigns");
+        return Ok(());
+    }
+    println!(
+        "{:<26} {:<6} {:<8} {:<22} campaign",
+        "at", "due", "when", "tenant"
+    );
+    for action in actions {
+        let when = if action.at <= now { "now" } else { "coming" };
+        let due = match action.due {
+            db::campaigns::calendar::Due::Start => "start",
+            db::campaigns::calendar::Due::End => "end",
+        };
+        println!(
+            "{:<26} {due:<6} {when:<8} {:<22} {}",
+            action.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            action.tenant_name,
+            action.campaign_id
+        );
+    }
     Ok(())
 }
 

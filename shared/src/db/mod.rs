@@ -2,7 +2,9 @@
 //! module per aggregate holding the SQL that reads and writes it.
 //!
 //! SQL is lower case, beside the function that runs it, parameterised only (`$1`, `$2`, …);
-//! functions take `&impl GenericClient` so they run on a pooled client or in a transaction.
+//! functions of platform data take `&impl GenericClient` (a pooled client or a transaction);
+//! a tenant's functions take its [`TenantTx`] (or a [`TenantExecutor`] for reads), never the
+//! tenant again.
 
 pub mod access_audit;
 pub mod campaigns;
@@ -57,13 +59,13 @@ pub enum PoolBuildError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// `DATABASE_URL`'s role, a member of `offers_api` only: no tenant's rows, except inside a
-    /// [`tenant_transaction`] (which sets `app.tenant`). The pool of tenant routes.
+    /// [`TenantTx`] (which sets `app.tenant`). The pool of tenant routes.
     Tenant,
     /// `DATABASE_PLATFORM_URL`'s role (or `DATABASE_URL`'s when that is unset, as for
     /// `offerctl`'s commands run as the tables' owner): every tenant's rows, by membership of
     /// the group role `offers_platform`, which a session cannot give itself. For paths that
     /// legitimately span tenants: super-admin routes, the principal lookup, the campaign
-    /// processor, the webhook's key lookup and `offerctl`. A [`tenant_transaction`] on such a
+    /// processor, the webhook's key lookup and `offerctl`. A [`TenantTx`] on such a
     /// connection is still confined to its tenant.
     Platform,
 }
@@ -195,29 +197,122 @@ pub enum MigrateError {
     Migration(#[from] refinery::Error),
 }
 
-/// Opens a transaction scoped to `tenant`: for this transaction only it sets `app.tenant` to
-/// the tenant, so the row-level security policies (migrations V007, V014) show and accept only
-/// that tenant's rows, even on a connection of the [`Scope::Platform`] pool. Queries inside still filter by tenant in SQL: the policies are the second wall.
+/// A transaction scoped to one tenant, carrying that tenant: for this transaction only it sets
+/// `app.tenant`, so the row-level security policies (migrations V007, V014) show and accept
+/// only that tenant's rows, even on a connection of the [`Scope::Platform`] pool. The tenant's
+/// db functions take it (`&TenantTx`) rather than a client and the tenant again, and filter by
+/// [`TenantTx::tenant`] in their SQL as well: the policies are the second wall.
+///
+/// It dereferences to the [`Transaction`], so the statements of [`CachedStatements`] and
+/// [`GenericClient`] run on it directly. Dropped without [`TenantTx::commit`], it rolls back.
+pub struct TenantTx<'a> {
+    tx: Transaction<'a>,
+    tenant: TenantName,
+}
+
+impl<'a> TenantTx<'a> {
+    /// Begins a transaction on `client` scoped to `tenant`.
+    ///
+    /// # Errors
+    /// 503 if the connection fails.
+    pub async fn begin(
+        client: &'a mut deadpool_postgres::Client,
+        tenant: &TenantName,
+    ) -> Result<Self, ApiError> {
+        let tx = client.transaction().await?;
+        set_tenant(&tx, tenant).await?;
+        Ok(Self {
+            tx,
+            tenant: tenant.clone(),
+        })
+    }
+
+    /// The tenant this transaction is scoped to.
+    #[must_use]
+    pub fn tenant(&self) -> &TenantName {
+        &self.tenant
+    }
+
+    /// The transaction itself, for the functions that take any [`GenericClient`].
+    #[must_use]
+    pub fn transaction(&self) -> &Transaction<'a> {
+        &self.tx
+    }
+
+    /// Commits the transaction.
+    ///
+    /// # Errors
+    /// 503 when the commit fails (a broken connection; nothing was written then).
+    pub async fn commit(self) -> Result<(), ApiError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Rolls the transaction back now (dropping it does too, without waiting).
+    ///
+    /// # Errors
+    /// 503 when the connection fails.
+    pub async fn rollback(self) -> Result<(), ApiError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+/// Scopes `tx` to `tenant` until it ends, as [`TenantTx::begin`] does: for a caller that
+/// needs the plain transaction either way (the relay sends one tenant's jobs or everyone's).
 ///
 /// # Errors
 /// 503 if the connection fails.
-pub async fn tenant_transaction<'a>(
-    client: &'a mut deadpool_postgres::Client,
-    tenant: &TenantName,
-) -> Result<Transaction<'a>, ApiError> {
-    let tx = client.transaction().await?;
+pub(crate) async fn set_tenant(tx: &Transaction<'_>, tenant: &TenantName) -> Result<(), ApiError> {
     tx.execute_cached(SET_TENANT, &[&tenant.as_str()]).await?;
-    Ok(tx)
+    Ok(())
 }
 
-/// Runs `work` in a [`tenant_transaction`] of `tenant` on a connection of `pool`, and commits
-/// when it returns `Ok`; on `Err` (or a panic, or the request being dropped) the transaction
-/// rolls back and nothing it wrote remains. Handlers hold only their own logic:
+impl<'a> std::ops::Deref for TenantTx<'a> {
+    type Target = Transaction<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl Executor for TenantTx<'_> {
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.tx.query_cached(sql, params).await
+    }
+}
+
+/// An [`Executor`] confined to one tenant: a [`TenantTx`] or a [`TenantRead`]. The tenant's
+/// read functions take it, so they run on either and take the tenant from it.
+pub trait TenantExecutor: Executor {
+    /// The tenant the statements are confined to.
+    fn tenant(&self) -> &TenantName;
+}
+
+impl TenantExecutor for TenantTx<'_> {
+    fn tenant(&self) -> &TenantName {
+        &self.tenant
+    }
+}
+
+impl TenantExecutor for TenantRead<'_> {
+    fn tenant(&self) -> &TenantName {
+        self.tenant
+    }
+}
+
+/// Runs `work` in a [`TenantTx`] of `tenant` on a connection of `pool`, and commits when it
+/// returns `Ok`; on `Err` (or a panic, or the request being dropped) the transaction rolls back
+/// and nothing it wrote remains. Handlers hold only their own logic:
 ///
 /// ```ignore
 /// let offer = in_tenant(&state.pool, &tenant, async |tx| {
 ///     let offer = path.load(tx, true).await?;
-///     offers::set_status(tx, &tenant, offer.id, OfferStatus::Draft).await
+///     offers::set_status(tx, offer.id, OfferStatus::Draft).await
 /// })
 /// .await?;
 /// ```
@@ -228,10 +323,10 @@ pub async fn tenant_transaction<'a>(
 pub async fn in_tenant<T>(
     pool: &deadpool_postgres::Pool,
     tenant: &TenantName,
-    work: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, ApiError>,
+    work: impl AsyncFnOnce(&TenantTx<'_>) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let mut client = pool.get().await?;
-    let tx = tenant_transaction(&mut client, tenant).await?;
+    let tx = TenantTx::begin(&mut client, tenant).await?;
     let value = work(&tx).await?;
     tx.commit().await?;
     Ok(value)
@@ -372,13 +467,13 @@ impl<T: GenericClient> Executor for T {
 }
 
 /// A pooled connection reading as `tenant`: each statement runs as `begin`, the tenant
-/// setting of [`tenant_transaction`], the statement, `commit`, pipelined in one round trip
+/// setting of [`TenantTx`], the statement, `commit`, pipelined in one round trip
 /// (tokio-postgres sends a request when its future is first polled; `try_join4` polls in
 /// order). All four are prepared (or taken from the statement cache) before any is sent, so
 /// they reach the server in that order; once the first is sent, all four are, so a request
 /// dropped midway never leaves a transaction open on the connection (and a failure ends it
 /// with `rollback`). The setting is
-/// transaction-local as in [`tenant_transaction`], so row-level security confines the
+/// transaction-local as in [`TenantTx`], so row-level security confines the
 /// statement to the tenant. For reads of one statement: two statements run in two
 /// transactions (two snapshots).
 pub struct TenantRead<'a> {
@@ -386,7 +481,7 @@ pub struct TenantRead<'a> {
     tenant: &'a TenantName,
 }
 
-/// The tenant setting of [`tenant_transaction`] and [`TenantRead`].
+/// The tenant setting of [`TenantTx`] and [`TenantRead`].
 const SET_TENANT: &str = "select set_config('app.tenant', $1, true)";
 
 impl<'a> TenantRead<'a> {

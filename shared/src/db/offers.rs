@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{CachedStatements, Executor, GenericClient};
-use crate::domain::{OfferStatus, TenantName, Username};
+use super::{CachedStatements, TenantExecutor, TenantTx};
+use crate::domain::{OfferStatus, Username};
 use crate::error::ApiError;
 use crate::pagination::Page;
 
@@ -128,19 +128,18 @@ fn offer(row: &tokio_postgres::Row) -> Result<Offer, ApiError> {
 /// # Errors
 /// Database failures.
 pub async fn insert(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     data: &Value,
     comments: Option<&str>,
     created_by: &Username,
 ) -> Result<Offer, ApiError> {
-    let row = client
+    let row = tx
         .query_one_cached(
             &format!(
                 "insert into offers (tenant_name, status, data, comments, created_by, last_edited_by)
                  values ($1, 'draft', $2, $3, $4, $4) returning {OFFER_COLUMNS}"
             ),
-            &[&tenant.as_str(), data, &comments, &created_by.as_str()],
+            &[&tx.tenant().as_str(), data, &comments, &created_by.as_str()],
         )
         .await?;
     offer(&row)
@@ -152,8 +151,7 @@ pub async fn insert(
 /// # Errors
 /// Database failures.
 pub async fn get(
-    client: &impl Executor,
-    tenant: &TenantName,
+    client: &impl TenantExecutor,
     id: i32,
     for_update: bool,
 ) -> Result<Option<Offer>, ApiError> {
@@ -163,7 +161,7 @@ pub async fn get(
             &format!(
                 "select {OFFER_COLUMNS} from offers where tenant_name = $1 and id = $2 {lock}"
             ),
-            &[&tenant.as_str(), &id],
+            &[&client.tenant().as_str(), &id],
         )
         .await?;
     row.as_ref().map(offer).transpose()
@@ -176,6 +174,9 @@ pub struct OfferFilter {
     pub status: Option<OfferStatus>,
     /// Only offers created by this user.
     pub created_by: Option<Username>,
+    /// `true`: only offers campaigns can run (a live version, not retired), whatever their
+    /// working copy's status; `false`: only the others.
+    pub live: Option<bool>,
 }
 
 /// Lists a tenant's offers, newest first.
@@ -183,8 +184,7 @@ pub struct OfferFilter {
 /// # Errors
 /// Database failures.
 pub async fn list(
-    client: &impl Executor,
-    tenant: &TenantName,
+    client: &impl TenantExecutor,
     filter: &OfferFilter,
     page: Page,
 ) -> Result<Vec<Offer>, ApiError> {
@@ -195,15 +195,18 @@ pub async fn list(
                  where tenant_name = $1
                    and ($2::text is null or status = $2)
                    and ($3::text is null or created_by = $3)
+                   and ($6::bool is null
+                        or (live_version is not null and retired_at is null) = $6)
                  order by created_at desc, id desc
                  limit $4 offset $5"
             ),
             &[
-                &tenant.as_str(),
+                &client.tenant().as_str(),
                 &filter.status.map(OfferStatus::as_str),
                 &filter.created_by.as_ref().map(Username::as_str),
                 &page.limit,
                 &page.offset,
+                &filter.live,
             ],
         )
         .await?;
@@ -217,8 +220,7 @@ pub async fn list(
 /// Database failures.
 #[allow(clippy::too_many_arguments)]
 pub async fn update_content(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     id: i32,
     data: &Value,
     comments: Option<&str>,
@@ -226,7 +228,7 @@ pub async fn update_content(
     editor: &Username,
     draft_base: Option<i32>,
 ) -> Result<Offer, ApiError> {
-    let row = client
+    let row = tx
         .query_one_cached(
             &format!(
                 "update offers set data = $3, comments = $4, status = $5, last_edited_by = $6,
@@ -234,7 +236,7 @@ pub async fn update_content(
                  where tenant_name = $1 and id = $2 returning {OFFER_COLUMNS}"
             ),
             &[
-                &tenant.as_str(),
+                &tx.tenant().as_str(),
                 &id,
                 data,
                 &comments,
@@ -292,14 +294,13 @@ fn offer_version(row: &tokio_postgres::Row) -> OfferVersion {
 /// # Errors
 /// 409 if a concurrent approval took the same number first; database failures.
 pub async fn approve(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     id: i32,
     approver: &Username,
     comment: Option<&str>,
     authors: &[String],
 ) -> Result<(Offer, OfferVersion), ApiError> {
-    let version = client
+    let version = tx
         .query_one_cached(
             &format!(
                 "insert into offer_versions (tenant_name, offer_id, version_number, data, comments,
@@ -309,7 +310,7 @@ pub async fn approve(
                  returning {VERSION_COLUMNS}"
             ),
             &[
-                &tenant.as_str(),
+                &tx.tenant().as_str(),
                 &id,
                 &authors,
                 &approver.as_str(),
@@ -324,14 +325,14 @@ pub async fn approve(
             _ => err.into(),
         })?;
     let version = offer_version(&version);
-    let row = client
+    let row = tx
         .query_one_cached(
             &format!(
                 "update offers set status = 'approved', live_version = $3,
                                    draft_base_version = null, version = version + 1
                  where tenant_name = $1 and id = $2 returning {OFFER_COLUMNS}"
             ),
-            &[&tenant.as_str(), &id, &version.version],
+            &[&tx.tenant().as_str(), &id, &version.version],
         )
         .await?;
     Ok((offer(&row)?, version))
@@ -342,19 +343,18 @@ pub async fn approve(
 /// # Errors
 /// Database failures.
 pub async fn versions(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     id: i32,
     page: Page,
 ) -> Result<Vec<OfferVersion>, ApiError> {
-    let rows = client
+    let rows = tx
         .query_cached(
             &format!(
                 "select {VERSION_COLUMNS} from offer_versions
                  where tenant_name = $1 and offer_id = $2
                  order by version_number limit $3 offset $4"
             ),
-            &[&tenant.as_str(), &id, &page.limit, &page.offset],
+            &[&tx.tenant().as_str(), &id, &page.limit, &page.offset],
         )
         .await?;
     Ok(rows.iter().map(offer_version).collect())
@@ -365,18 +365,17 @@ pub async fn versions(
 /// # Errors
 /// Database failures.
 pub async fn version(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     id: i32,
     number: i32,
 ) -> Result<Option<OfferVersion>, ApiError> {
-    let row = client
+    let row = tx
         .query_opt_cached(
             &format!(
                 "select {VERSION_COLUMNS} from offer_versions
                  where tenant_name = $1 and offer_id = $2 and version_number = $3"
             ),
-            &[&tenant.as_str(), &id, &number],
+            &[&tx.tenant().as_str(), &id, &number],
         )
         .await?;
     Ok(row.as_ref().map(offer_version))
@@ -387,20 +386,19 @@ pub async fn version(
 /// # Errors
 /// Database failures.
 pub async fn retire(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     id: i32,
     by: &Username,
     reason: &str,
 ) -> Result<Offer, ApiError> {
-    let row = client
+    let row = tx
         .query_one_cached(
             &format!(
                 "update offers set retired_at = now(), retired_by = $3, retirement_reason = $4,
                                    version = version + 1
                  where tenant_name = $1 and id = $2 returning {OFFER_COLUMNS}"
             ),
-            &[&tenant.as_str(), &id, &by.as_str(), &reason],
+            &[&tx.tenant().as_str(), &id, &by.as_str(), &reason],
         )
         .await?;
     offer(&row)
@@ -411,18 +409,17 @@ pub async fn retire(
 /// # Errors
 /// Database failures.
 pub async fn set_status(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     id: i32,
     status: OfferStatus,
 ) -> Result<Offer, ApiError> {
-    let row = client
+    let row = tx
         .query_one_cached(
             &format!(
                 "update offers set status = $3, version = version + 1
                  where tenant_name = $1 and id = $2 returning {OFFER_COLUMNS}"
             ),
-            &[&tenant.as_str(), &id, &status.as_str()],
+            &[&tx.tenant().as_str(), &id, &status.as_str()],
         )
         .await?;
     offer(&row)
@@ -435,12 +432,8 @@ pub async fn set_status(
 ///
 /// # Errors
 /// Database failures.
-pub async fn content_authors(
-    client: &impl GenericClient,
-    tenant: &TenantName,
-    id: i32,
-) -> Result<Vec<String>, ApiError> {
-    let rows = client
+pub async fn content_authors(tx: &TenantTx<'_>, id: i32) -> Result<Vec<String>, ApiError> {
+    let rows = tx
         .query_cached(
             "with trail as (
                  select id, action, performed_by, new_data from offer_audit_logs
@@ -454,7 +447,7 @@ pub async fn content_authors(
              union
              select unnest(array[created_by, last_edited_by]) from offers
              where tenant_name = $1 and id = $2",
-            &[&tenant.as_str(), &id],
+            &[&tx.tenant().as_str(), &id],
         )
         .await?;
     Ok(rows
@@ -467,16 +460,12 @@ pub async fn content_authors(
 ///
 /// # Errors
 /// Database failures.
-pub async fn has_active_campaign(
-    client: &impl GenericClient,
-    tenant: &TenantName,
-    id: i32,
-) -> Result<bool, ApiError> {
-    let row = client
+pub async fn has_active_campaign(tx: &TenantTx<'_>, id: i32) -> Result<bool, ApiError> {
+    let row = tx
         .query_one_cached(
             "select exists(select 1 from campaigns
                            where tenant_name = $1 and offer_id = $2 and status = 'active')",
-            &[&tenant.as_str(), &id],
+            &[&tx.tenant().as_str(), &id],
         )
         .await?;
     Ok(row.get(0))
@@ -486,17 +475,12 @@ pub async fn has_active_campaign(
 ///
 /// # Errors
 /// Database failures.
-pub async fn delete(
-    client: &impl GenericClient,
-    tenant: &TenantName,
-    id: i32,
-) -> Result<(), ApiError> {
-    client
-        .execute_cached(
-            "delete from offers where tenant_name = $1 and id = $2",
-            &[&tenant.as_str(), &id],
-        )
-        .await?;
+pub async fn delete(tx: &TenantTx<'_>, id: i32) -> Result<(), ApiError> {
+    tx.execute_cached(
+        "delete from offers where tenant_name = $1 and id = $2",
+        &[&tx.tenant().as_str(), &id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -551,18 +535,14 @@ pub struct AuditRecord<'a> {
 ///
 /// # Errors
 /// 404 if there is none; database failures.
-pub async fn last_audit_entry(
-    client: &impl GenericClient,
-    tenant: &TenantName,
-    offer_id: i32,
-) -> Result<AuditEntry, ApiError> {
-    let row = client
+pub async fn last_audit_entry(tx: &TenantTx<'_>, offer_id: i32) -> Result<AuditEntry, ApiError> {
+    let row = tx
         .query_opt_cached(
             &format!(
                 "select {AUDIT_COLUMNS} from offer_audit_logs
                  where tenant_name = $1 and offer_id = $2 order by id desc limit 1"
             ),
-            &[&tenant.as_str(), &offer_id],
+            &[&tx.tenant().as_str(), &offer_id],
         )
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no audit entry for offer {offer_id}")))?;
@@ -590,27 +570,25 @@ fn audit_entry(r: &tokio_postgres::Row) -> AuditEntry {
 /// # Errors
 /// Database failures.
 pub async fn audit(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     offer_id: i32,
     record: AuditRecord<'_>,
 ) -> Result<(), ApiError> {
-    client
-        .execute_cached(
-            "insert into offer_audit_logs
+    tx.execute_cached(
+        "insert into offer_audit_logs
                  (tenant_name, offer_id, action, performed_by, old_data, new_data, comment)
              values ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &tenant.as_str(),
-                &offer_id,
-                &record.action.as_str(),
-                &record.performed_by.as_str(),
-                &record.old_data,
-                &record.new_data,
-                &record.comment,
-            ],
-        )
-        .await?;
+        &[
+            &tx.tenant().as_str(),
+            &offer_id,
+            &record.action.as_str(),
+            &record.performed_by.as_str(),
+            &record.old_data,
+            &record.new_data,
+            &record.comment,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -640,19 +618,18 @@ pub struct AuditEntry {
 /// # Errors
 /// Database failures.
 pub async fn audit_trail(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     offer_id: i32,
     page: Page,
 ) -> Result<Vec<AuditEntry>, ApiError> {
-    let rows = client
+    let rows = tx
         .query_cached(
             &format!(
                 "select {AUDIT_COLUMNS} from offer_audit_logs
                  where tenant_name = $1 and offer_id = $2
                  order by id limit $3 offset $4"
             ),
-            &[&tenant.as_str(), &offer_id, &page.limit, &page.offset],
+            &[&tx.tenant().as_str(), &offer_id, &page.limit, &page.offset],
         )
         .await?;
     Ok(rows.iter().map(audit_entry).collect())
@@ -662,16 +639,13 @@ pub async fn audit_trail(
 ///
 /// # Errors
 /// Database failures.
-pub async fn tenant_rules(
-    client: &impl GenericClient,
-    tenant: &TenantName,
-) -> Result<(Option<Value>, bool), ApiError> {
-    let row = client
+pub async fn tenant_rules(tx: &TenantTx<'_>) -> Result<(Option<Value>, bool), ApiError> {
+    let row = tx
         .query_opt_cached(
             "select offer_schema, require_maker_checker from tenants where name = $1",
-            &[&tenant.as_str()],
+            &[&tx.tenant().as_str()],
         )
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no tenant named {tenant}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant named {}", tx.tenant())))?;
     Ok((row.get(0), row.get(1)))
 }

@@ -25,6 +25,9 @@ pub struct Tenant {
     /// Whether a customer who never said yes or no to a channel may be contacted through it
     /// (default false: only an explicit opt-in counts, the GDPR-safe choice).
     pub unknown_consent_allowed: bool,
+    /// The IANA time zone its campaigns' dates are days in (default `UTC`): a campaign runs
+    /// from the start of `start_date` to the end of `end_date` there.
+    pub time_zone: String,
     /// The super admin who created it.
     pub created_by: Option<String>,
     /// Creation time.
@@ -34,7 +37,8 @@ pub struct Tenant {
 }
 
 const TENANT_COLUMNS: &str = "name, description, offer_schema, require_maker_checker, \
-                              unknown_consent_allowed, created_by, created_at, updated_at";
+                              unknown_consent_allowed, time_zone, created_by, created_at, \
+                              updated_at";
 
 fn tenant(row: &tokio_postgres::Row) -> Tenant {
     Tenant {
@@ -43,6 +47,7 @@ fn tenant(row: &tokio_postgres::Row) -> Tenant {
         offer_schema: row.get("offer_schema"),
         require_maker_checker: row.get("require_maker_checker"),
         unknown_consent_allowed: row.get("unknown_consent_allowed"),
+        time_zone: row.get("time_zone"),
         created_by: row.get("created_by"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
@@ -61,6 +66,24 @@ pub struct TenantFields<'a> {
     pub require_maker_checker: Option<bool>,
     /// Whether unknown consent counts as consent.
     pub unknown_consent_allowed: Option<bool>,
+    /// The IANA time zone (checked with [`is_time_zone`]).
+    pub time_zone: Option<&'a str>,
+}
+
+/// Whether `name` is a time zone name of PostgreSQL's zone database (`pg_timezone_names`,
+/// the IANA names: `UTC`, `Asia/Kolkata`, `America/New_York`…), the database that turns the
+/// tenant's campaign dates into instants.
+///
+/// # Errors
+/// Database failures.
+pub async fn is_time_zone(client: &impl GenericClient, name: &str) -> Result<bool, ApiError> {
+    let row = client
+        .query_one_cached(
+            "select exists (select 1 from pg_timezone_names where name = $1)",
+            &[&name],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 /// Inserts a tenant and its default roles ([`DefaultRole`]). Call inside a transaction.
@@ -77,8 +100,9 @@ pub async fn create(
         .query_one_cached(
             &format!(
                 "insert into tenants (name, description, offer_schema, require_maker_checker,
-                                      created_by, unknown_consent_allowed)
-                 values ($1, $2, $3, coalesce($4, true), $5, coalesce($6, false))
+                                      created_by, unknown_consent_allowed, time_zone)
+                 values ($1, $2, $3, coalesce($4, true), $5, coalesce($6, false),
+                         coalesce($7, 'UTC'))
                  returning {TENANT_COLUMNS}"
             ),
             &[
@@ -88,6 +112,7 @@ pub async fn create(
                 &fields.require_maker_checker,
                 &created_by.as_str(),
                 &fields.unknown_consent_allowed,
+                &fields.time_zone,
             ],
         )
         .await
@@ -151,7 +176,8 @@ pub async fn list(client: &impl GenericClient, page: Page) -> Result<Vec<Tenant>
     Ok(rows.iter().map(tenant).collect())
 }
 
-/// Changes the fields present in `fields`.
+/// Changes the fields present in `fields`; with a time zone it also recomputes the instants
+/// of the tenant's unfinished campaigns, so call it in a transaction.
 ///
 /// # Errors
 /// Database failures.
@@ -168,6 +194,7 @@ pub async fn update(
                     offer_schema = case when $4 then $5 else offer_schema end,
                     require_maker_checker = coalesce($6, require_maker_checker),
                     unknown_consent_allowed = coalesce($7, unknown_consent_allowed),
+                    time_zone = coalesce($8, time_zone),
                     updated_at = now()
                  where name = $1 returning {TENANT_COLUMNS}"
             ),
@@ -179,9 +206,21 @@ pub async fn update(
                 &fields.offer_schema.flatten(),
                 &fields.require_maker_checker,
                 &fields.unknown_consent_allowed,
+                &fields.time_zone,
             ],
         )
         .await?;
+    if row.is_some() && fields.time_zone.is_some() {
+        // The unfinished campaigns' instants follow the zone (V016's trigger recomputes them
+        // on a write of their dates); completed ones keep the window they ran in.
+        client
+            .execute_cached(
+                "update campaigns set start_date = start_date
+                 where tenant_name = $1 and status <> 'completed'",
+                &[&name.as_str()],
+            )
+            .await?;
+    }
     Ok(row.as_ref().map(tenant))
 }
 

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{CachedStatements, GenericClient, consents, violated_constraint};
+use super::{CachedStatements, GenericClient, TenantTx, consents, violated_constraint};
+use crate::config::ReportGrace;
 use crate::domain::{Channel, ConsentStatus, DeliveryStatus, TenantName, Username};
 use crate::error::ApiError;
 
@@ -275,13 +276,22 @@ pub enum ReportOutcome {
     CampaignNotOpen,
     /// `sent_at` is earlier than the delivery's release to providers (nothing was sent then).
     BeforeRelease,
+    /// `sent_at` is at or after the campaign's end (`ends_at`): nothing is sent then.
+    AfterEnd,
+    /// The campaign ended longer ago than the grace period ([`crate::config::ReportGrace`]).
+    GracePassed,
 }
 
 /// The statement of [`apply_reports`]. Parameters: `$1` indexes (`int4[]`), `$2` campaign
 /// ids (`int4[]`), `$3` customer ids (`uuid[]`), `$4` statuses (`text[]`), `$5` event times
 /// (`timestamptz[]`), `$6` provider message ids and `$7` failure reasons (`text[]`, null for
-/// none), `$8` the tenant. One row: the `updated`, `unchanged`, `closed` and `early` index
-/// lists (`int4[]`).
+/// none), `$8` the tenant, `$9` the grace period in days (`int4`). One row: the `updated`,
+/// `unchanged`, `closed`, `early`, `late` and `overdue` index lists (`int4[]`).
+///
+/// The campaign's window bounds a report: one dated at or after `ends_at` is `late`; once the
+/// grace period after `ends_at` has passed, every report for the campaign is `overdue`. Within
+/// it, a report dated inside the window applies, also to a delivery that `expired` at the
+/// end (a `sent` one counts in the ledger again from its time).
 ///
 /// A report applies only from its delivery's release on (`sent_at >= released_at`): the
 /// contact ledger takes the report's time, so an earlier one would age the contact out of the
@@ -298,11 +308,13 @@ pub const APPLY_REPORTS_SQL: &str = "with report as (
                 failure_reason)
      ),
      judged as (
-         select r.*, c.status in ('active', 'paused', 'completed') as open, c.channel
+         select r.*, c.status in ('active', 'paused', 'completed') as open,
+                r.sent_at >= c.ends_at as late,
+                now() > c.ends_at + make_interval(days => $9) as overdue, c.channel
          from report r
          join campaigns c on c.id = r.campaign_id and c.tenant_name = $8
      ),
-     accepted as (select * from judged where open),
+     accepted as (select * from judged where open and not late and not overdue),
      updated as (
          update campaign_customers cc
          set delivery_status = r.status, sent_at = r.sent_at,
@@ -341,7 +353,10 @@ pub const APPLY_REPORTS_SQL: &str = "with report as (
                 as unchanged,
             coalesce((select array_agg(index) from judged where not open), '{}')
                 as closed,
-            coalesce((select array_agg(index) from found where early), '{}') as early";
+            coalesce((select array_agg(index) from found where early), '{}') as early,
+            coalesce((select array_agg(index) from judged where open and late), '{}') as late,
+            coalesce((select array_agg(index) from judged where open and not late and overdue),
+                     '{}') as overdue";
 
 /// Locks the delivery rows that reports name, in key order, before [`APPLY_REPORTS_SQL`]
 /// runs. Parameters: `$1` campaign ids (`int4[]`), `$2` customer ids (`uuid[]`), `$3` the
@@ -367,7 +382,8 @@ pub const LOCK_REPORTED_SQL: &str = "select 1 from campaign_customers cc
 /// the same time or later (events never go back in time). A report naming another tenant's
 /// campaign is answered exactly like a campaign that does not exist
 /// ([`ReportOutcome::NotFound`]); one for a campaign of the tenant that is not `active`,
-/// `paused` or `completed`, or dated before its delivery was released, changes nothing. The same statement brings the contact ledger
+/// `paused` or `completed`, dated before its delivery was released or at or after the
+/// campaign's end, or arriving after `grace` past that end, changes nothing. The same statement brings the contact ledger
 /// (`customer_contacts`) in line with the deliveries it changed: one now `sent` counts from
 /// when it was sent, one now `failed` no longer counts (a delivery it did not change was in
 /// line already). Returns the outcome of each report, by index.
@@ -375,9 +391,9 @@ pub const LOCK_REPORTED_SQL: &str = "select 1 from campaign_customers cc
 /// # Errors
 /// Database failures.
 pub async fn apply_reports(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     reports: &[DeliveryReport],
+    grace: ReportGrace,
 ) -> Result<Vec<(i32, ReportOutcome)>, ApiError> {
     let index: Vec<i32> = reports.iter().map(|r| r.index).collect();
     let campaign: Vec<i32> = reports.iter().map(|r| r.campaign_id).collect();
@@ -392,10 +408,12 @@ pub async fn apply_reports(
         .iter()
         .map(|r| r.failure_reason.as_deref())
         .collect();
-    client
-        .query_cached(LOCK_REPORTED_SQL, &[&campaign, &customer, &tenant.as_str()])
-        .await?;
-    let rows = client
+    tx.query_cached(
+        LOCK_REPORTED_SQL,
+        &[&campaign, &customer, &tx.tenant().as_str()],
+    )
+    .await?;
+    let rows = tx
         .query_cached(
             APPLY_REPORTS_SQL,
             &[
@@ -406,7 +424,8 @@ pub async fn apply_reports(
                 &sent_at,
                 &message,
                 &reason,
-                &tenant.as_str(),
+                &tx.tenant().as_str(),
+                &grace.days,
             ],
         )
         .await?;
@@ -424,11 +443,16 @@ pub async fn apply_reports(
         set("closed"),
         set("early"),
     );
+    let (late, overdue) = (set("late"), set("overdue"));
     Ok(reports
         .iter()
         .map(|r| {
             let outcome = if closed.contains(&r.index) {
                 ReportOutcome::CampaignNotOpen
+            } else if late.contains(&r.index) {
+                ReportOutcome::AfterEnd
+            } else if overdue.contains(&r.index) {
+                ReportOutcome::GracePassed
             } else if early.contains(&r.index) {
                 ReportOutcome::BeforeRelease
             } else if updated.contains(&r.index) {
@@ -459,15 +483,14 @@ pub struct PinnedCampaign {
 /// # Errors
 /// Database failures.
 pub async fn pinned_campaigns(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     ids: &[i32],
 ) -> Result<Vec<PinnedCampaign>, ApiError> {
-    let rows = client
+    let rows = tx
         .query_cached(
             "select id, offer_id, offer_version from campaigns
              where tenant_name = $1 and id = any ($2::int4[]) order by id",
-            &[&tenant.as_str(), &ids],
+            &[&tx.tenant().as_str(), &ids],
         )
         .await?;
     Ok(rows
@@ -501,15 +524,14 @@ pub struct OptOutReport {
 /// # Errors
 /// Database failures.
 pub async fn apply_opt_outs(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     key_id: Uuid,
     reports: &[OptOutReport],
 ) -> Result<Vec<(i32, ReportOutcome)>, ApiError> {
     let index: Vec<i32> = reports.iter().map(|r| r.index).collect();
     let campaign: Vec<i32> = reports.iter().map(|r| r.campaign_id).collect();
     let customer: Vec<Uuid> = reports.iter().map(|r| r.customer_id).collect();
-    let rows = client
+    let rows = tx
         .query_cached(
             "select r.index, r.customer_id, c.channel,
                     coalesce(k.status = 'opted_out', false) as already
@@ -520,7 +542,7 @@ pub async fn apply_opt_outs(
               and cc.tenant_name = $4 and cc.released_at is not null
              left join customer_consents k
                on k.customer_id = r.customer_id and k.channel = c.channel",
-            &[&index, &campaign, &customer, &tenant.as_str()],
+            &[&index, &campaign, &customer, &tx.tenant().as_str()],
         )
         .await?;
     let recorded_by = format!("webhook key {key_id}");
@@ -549,7 +571,7 @@ pub async fn apply_opt_outs(
     }
     for (kind, entries) in &entries {
         consents::set_many(
-            client,
+            tx.transaction(),
             entries,
             &format!("provider: {kind}"),
             Some(&recorded_by),

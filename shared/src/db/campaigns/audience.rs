@@ -2,8 +2,8 @@
 //! contact cap, and a sample without contact details.
 
 use crate::criteria::Compiled;
-use crate::db::GenericClient;
-use crate::domain::{Channel, TenantName};
+use crate::db::{GenericClient, TenantTx};
+use crate::domain::Channel;
 use crate::error::ApiError;
 use serde::Serialize;
 use uuid::Uuid;
@@ -20,23 +20,22 @@ pub struct PreviewBreakdown {
 }
 
 /// The consent and contact-pressure breakdown of the customers `criteria` (compiled from
-/// `$1`) select, for a campaign of `tenant` through `channel`.
+/// `$1`) select, for a campaign of the transaction's tenant through `channel`.
 ///
 /// # Errors
 /// Database failures.
 pub async fn preview_breakdown(
-    client: &impl GenericClient,
+    tx: &TenantTx<'_>,
     criteria: &Compiled,
-    tenant: &TenantName,
     channel: Channel,
 ) -> Result<PreviewBreakdown, ApiError> {
     let mut params = criteria.bind(&[]);
-    let tenant_name = tenant.as_str();
+    let tenant_name = tx.tenant().as_str();
     let channel_name = channel.as_str();
     params.push(&tenant_name);
     params.push(&channel_name);
     let (t, ch) = (params.len() - 1, params.len());
-    let row = client
+    let row = tx
         .query_one(
             &format!(
                 "with matched as (select c.id from customers c where {criteria}),

@@ -1,8 +1,8 @@
 //! A campaign's deliveries: its selected customers, their counts per status, the release
 //! to providers (consent and the contact cap judged again, `release.sql`), and the feed.
 
-use crate::db::{CachedStatements, GenericClient};
-use crate::domain::{Channel, DeliveryStatus, TenantName};
+use crate::db::{CachedStatements, GenericClient, TenantTx};
+use crate::domain::{Channel, DeliveryStatus};
 use crate::error::ApiError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -46,14 +46,14 @@ pub struct CampaignCustomer {
 /// # Errors
 /// Database failures.
 pub async fn customers(
-    client: &impl GenericClient,
+    tx: &TenantTx<'_>,
     id: i32,
     status: Option<DeliveryStatus>,
     after: Option<Uuid>,
     limit: i64,
     with_contact: bool,
 ) -> Result<Vec<CampaignCustomer>, ApiError> {
-    let rows = client
+    let rows = tx
         .query_cached(
             "select cc.customer_id, cc.delivery_status, cc.sent_at,
                     cc.provider_message_id, cc.failure_reason, cc.updated_at,
@@ -98,7 +98,7 @@ pub async fn customers(
 
 /// Counts of a campaign's deliveries. They add up: `total` (matched) is
 /// `suppressed_by_consent` plus `suppressed_by_pressure` plus `awaiting_release` plus
-/// `released`, and `released` is `sent` plus `failed` plus `pending`.
+/// `released`, and `released` is `sent` plus `failed` plus `pending` plus `expired`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeliverySummary {
     /// All selected customers (matched).
@@ -109,6 +109,8 @@ pub struct DeliverySummary {
     pub sent: i64,
     /// Reported failed.
     pub failed: i64,
+    /// Released, never reported by the campaign's end.
+    pub expired: i64,
     /// Matched but without consent for the campaign's channel.
     pub suppressed_by_consent: i64,
     /// Held back at release: the customer was at the platform's contact cap.
@@ -124,8 +126,8 @@ pub struct DeliverySummary {
 ///
 /// # Errors
 /// Database failures.
-pub async fn summary(client: &impl GenericClient, id: i32) -> Result<DeliverySummary, ApiError> {
-    let row = client
+pub async fn summary(tx: &TenantTx<'_>, id: i32) -> Result<DeliverySummary, ApiError> {
+    let row = tx
         .query_one_cached(
             "select count(*),
                     count(*) filter (where delivery_status = 'pending'
@@ -135,7 +137,8 @@ pub async fn summary(client: &impl GenericClient, id: i32) -> Result<DeliverySum
                     count(*) filter (where suppression_reason = 'consent'),
                     count(*) filter (where suppression_reason = 'contact_pressure'),
                     count(*) filter (where delivery_status = 'pending' and released_at is null),
-                    count(*) filter (where released_at is not null)
+                    count(*) filter (where released_at is not null),
+                    count(*) filter (where delivery_status = 'expired')
              from campaign_customers where campaign_id = $1",
             &[&id],
         )
@@ -149,6 +152,7 @@ pub async fn summary(client: &impl GenericClient, id: i32) -> Result<DeliverySum
         suppressed_by_pressure: row.get(5),
         awaiting_release: row.get(6),
         released: row.get(7),
+        expired: row.get(8),
     })
 }
 
@@ -181,19 +185,14 @@ pub const RELEASE_LOCK: i64 = 0x6f66_6665_725f_726c; // "offer_rl"
 ///
 /// # Errors
 /// Database failures.
-pub async fn release(
-    client: &impl GenericClient,
-    tenant: &TenantName,
-    id: i32,
-) -> Result<ReleaseSummary, ApiError> {
+pub async fn release(tx: &TenantTx<'_>, id: i32) -> Result<ReleaseSummary, ApiError> {
     // JIT compilation costs more than it saves on this statement (its row estimates, through
     // the CTEs, are far above the real counts): off for this transaction, which ends with it.
-    client.batch_execute("set local jit = off").await?;
-    client
-        .execute_cached("select pg_advisory_xact_lock($1)", &[&RELEASE_LOCK])
+    tx.batch_execute("set local jit = off").await?;
+    tx.execute_cached("select pg_advisory_xact_lock($1)", &[&RELEASE_LOCK])
         .await?;
-    let row = client
-        .query_one_cached(include_str!("release.sql"), &[&id, &tenant.as_str()])
+    let row = tx
+        .query_one_cached(include_str!("release.sql"), &[&id, &tx.tenant().as_str()])
         .await?;
     Ok(ReleaseSummary {
         released: row.get(0),
@@ -222,14 +221,13 @@ pub struct FeedDelivery {
 /// # Errors
 /// Database failures.
 pub async fn feed(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     id: i32,
     channel: Channel,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<FeedDelivery>, ApiError> {
-    let rows = client
+    let rows = tx
         .query_cached(
             "select cc.customer_id,
                     case $5 when 'email' then c.email when 'push' then null else c.phone end
@@ -243,7 +241,13 @@ pub async fn feed(
                                where k.customer_id = cc.customer_id and k.channel = $5
                                  and k.status = 'opted_out')
              order by cc.customer_id limit $4",
-            &[&id, &tenant.as_str(), &after, &limit, &channel.as_str()],
+            &[
+                &id,
+                &tx.tenant().as_str(),
+                &after,
+                &limit,
+                &channel.as_str(),
+            ],
         )
         .await?;
     Ok(rows

@@ -9,12 +9,13 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{CachedStatements, Executor, GenericClient, violated_constraint};
-use crate::domain::{CampaignStatus, Channel, ProcessingStatus, TenantName, Username};
+use super::{CachedStatements, TenantExecutor, TenantTx, violated_constraint};
+use crate::domain::{CampaignStatus, Channel, ProcessingStatus, Username};
 use crate::error::ApiError;
 use crate::pagination::Page;
 
 pub mod audience;
+pub mod calendar;
 pub mod deliveries;
 pub mod processing;
 
@@ -53,6 +54,11 @@ pub struct Campaign {
     pub start_date: NaiveDate,
     /// Last day (not before `start_date`).
     pub end_date: NaiveDate,
+    /// When it starts: the start of `start_date` in the tenant's time zone.
+    pub starts_at: DateTime<Utc>,
+    /// When it ends: the end of `end_date` in the tenant's time zone (the start of the next
+    /// day there). The scheduler completes it then; the feed stops.
+    pub ends_at: DateTime<Utc>,
     /// Lifecycle status.
     pub status: CampaignStatus,
     /// Who created it.
@@ -79,7 +85,8 @@ pub struct Campaign {
 }
 
 pub(super) const COLUMNS: &str = "id, tenant_name, offer_id, offer_version, channel, name, description, \
-    coalesce(selection_criteria, '{}') as selection_criteria, start_date, end_date, status, \
+    coalesce(selection_criteria, '{}') as selection_criteria, start_date, end_date, starts_at, \
+    ends_at, status, \
     created_by, created_at, updated_at, processing_status, matched_count, processed_at, \
     last_error, ranges_total, ranges_done, processing_attempts";
 
@@ -98,6 +105,8 @@ pub(super) fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> 
         selection_criteria: row.get("selection_criteria"),
         start_date: row.get("start_date"),
         end_date: row.get("end_date"),
+        starts_at: row.get("starts_at"),
+        ends_at: row.get("ends_at"),
         status: CampaignStatus::parse(&status).map_err(ApiError::internal)?,
         created_by: row.get("created_by"),
         created_at: row.get("created_at"),
@@ -133,14 +142,13 @@ pub struct CampaignContent {
 /// # Errors
 /// Database failures.
 pub async fn insert(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     (offer_id, offer_version, channel): (i32, i32, Channel),
     content: &CampaignContent,
     created_by: &Username,
     job_id: Uuid,
 ) -> Result<Campaign, ApiError> {
-    let row = client
+    let row = tx
         .query_one_cached(
             &format!(
                 "insert into campaigns (tenant_name, offer_id, name, description, selection_criteria,
@@ -152,7 +160,7 @@ pub async fn insert(
                  returning {COLUMNS}"
             ),
             &[
-                &tenant.as_str(),
+                &tx.tenant().as_str(),
                 &offer_id,
                 &content.name,
                 &content.description,
@@ -175,38 +183,36 @@ pub async fn insert(
 /// # Errors
 /// Database failures.
 pub async fn move_offer_version(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     id: i32,
     (from, to): (Option<i32>, i32),
     by: &Username,
     comment: Option<&str>,
 ) -> Result<Campaign, ApiError> {
-    let row = client
+    let row = tx
         .query_one_cached(
             &format!(
                 "update campaigns set offer_version = $3, updated_at = now()
                  where tenant_name = $1 and id = $2 returning {COLUMNS}"
             ),
-            &[&tenant.as_str(), &id, &to],
+            &[&tx.tenant().as_str(), &id, &to],
         )
         .await?;
     let moved = campaign(&row)?;
-    client
-        .execute_cached(
-            "insert into campaign_audit_logs
+    tx.execute_cached(
+        "insert into campaign_audit_logs
                  (tenant_name, campaign_id, action, performed_by, old_data, new_data, comment)
              values ($1, $2, 'offer_version_change', $3, $4, $5, $6)",
-            &[
-                &tenant.as_str(),
-                &id,
-                &by.as_str(),
-                &serde_json::json!({"offer_id": moved.offer_id, "offer_version": from}),
-                &serde_json::json!({"offer_id": moved.offer_id, "offer_version": to}),
-                &comment,
-            ],
-        )
-        .await?;
+        &[
+            &tx.tenant().as_str(),
+            &id,
+            &by.as_str(),
+            &serde_json::json!({"offer_id": moved.offer_id, "offer_version": from}),
+            &serde_json::json!({"offer_id": moved.offer_id, "offer_version": to}),
+            &comment,
+        ],
+    )
+    .await?;
     Ok(moved)
 }
 
@@ -238,17 +244,16 @@ pub struct CampaignAuditEntry {
 /// # Errors
 /// Database failures.
 pub async fn audit_trail(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     id: i32,
     page: Page,
 ) -> Result<Vec<CampaignAuditEntry>, ApiError> {
-    let rows = client
+    let rows = tx
         .query_cached(
             "select id, campaign_id, action, performed_by, old_data, new_data, comment, created_at
              from campaign_audit_logs where tenant_name = $1 and campaign_id = $2
              order by id limit $3 offset $4",
-            &[&tenant.as_str(), &id, &page.limit, &page.offset],
+            &[&tx.tenant().as_str(), &id, &page.limit, &page.offset],
         )
         .await?;
     Ok(rows
@@ -272,8 +277,7 @@ pub async fn audit_trail(
 /// # Errors
 /// Database failures.
 pub async fn get(
-    client: &impl Executor,
-    tenant: &TenantName,
+    client: &impl TenantExecutor,
     id: i32,
     for_update: bool,
 ) -> Result<Option<Campaign>, ApiError> {
@@ -281,7 +285,7 @@ pub async fn get(
     let row = client
         .row_opt(
             &format!("select {COLUMNS} from campaigns where tenant_name = $1 and id = $2 {lock}"),
-            &[&tenant.as_str(), &id],
+            &[&client.tenant().as_str(), &id],
         )
         .await?;
     row.as_ref().map(campaign).transpose()
@@ -301,8 +305,7 @@ pub struct CampaignFilter {
 /// # Errors
 /// Database failures.
 pub async fn list(
-    client: &impl Executor,
-    tenant: &TenantName,
+    client: &impl TenantExecutor,
     filter: &CampaignFilter,
     page: Page,
 ) -> Result<Vec<Campaign>, ApiError> {
@@ -315,7 +318,7 @@ pub async fn list(
                  order by created_at desc, id desc limit $4 offset $5"
             ),
             &[
-                &tenant.as_str(),
+                &client.tenant().as_str(),
                 &filter.status.map(CampaignStatus::as_str),
                 &filter.offer_id,
                 &page.limit,
@@ -331,13 +334,12 @@ pub async fn list(
 /// # Errors
 /// Database failures.
 pub async fn update(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     id: i32,
     content: &CampaignContent,
     status: CampaignStatus,
 ) -> Result<Campaign, ApiError> {
-    let row = client
+    let row = tx
         .query_one_cached(
             &format!(
                 "update campaigns set name = $3, description = $4, selection_criteria = $5,
@@ -345,7 +347,7 @@ pub async fn update(
                  where tenant_name = $1 and id = $2 returning {COLUMNS}"
             ),
             &[
-                &tenant.as_str(),
+                &tx.tenant().as_str(),
                 &id,
                 &content.name,
                 &content.description,
@@ -366,16 +368,11 @@ pub async fn update(
 ///
 /// # Errors
 /// 409 if the contact ledger still holds the campaign's contacts; database failures.
-pub async fn delete(
-    client: &impl GenericClient,
-    tenant: &TenantName,
-    campaign: &Campaign,
-    by: &Username,
-) -> Result<(), ApiError> {
-    let deleted = client
+pub async fn delete(tx: &TenantTx<'_>, campaign: &Campaign, by: &Username) -> Result<(), ApiError> {
+    let deleted = tx
         .execute_cached(
             "delete from campaigns where tenant_name = $1 and id = $2",
-            &[&tenant.as_str(), &campaign.id],
+            &[&tx.tenant().as_str(), &campaign.id],
         )
         .await
         .map_err(|err| match violated_constraint(&err) {
@@ -388,14 +385,13 @@ pub async fn delete(
     if deleted == 1 {
         let old_data = serde_json::to_value(campaign)
             .map_err(|e| ApiError::internal(format!("campaign snapshot: {e}")))?;
-        client
-            .execute_cached(
-                "insert into campaign_audit_logs
+        tx.execute_cached(
+            "insert into campaign_audit_logs
                      (tenant_name, campaign_id, action, performed_by, old_data)
                  values ($1, $2, 'delete', $3, $4)",
-                &[&tenant.as_str(), &campaign.id, &by.as_str(), &old_data],
-            )
-            .await?;
+            &[&tx.tenant().as_str(), &campaign.id, &by.as_str(), &old_data],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -405,11 +401,8 @@ pub async fn delete(
 ///
 /// # Errors
 /// Database failures.
-pub async fn has_released_deliveries(
-    client: &impl GenericClient,
-    id: i32,
-) -> Result<bool, ApiError> {
-    let row = client
+pub async fn has_released_deliveries(tx: &TenantTx<'_>, id: i32) -> Result<bool, ApiError> {
+    let row = tx
         .query_one_cached(
             "select exists (select 1 from campaign_customers
                             where campaign_id = $1 and released_at is not null)",

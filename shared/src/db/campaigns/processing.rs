@@ -3,8 +3,8 @@
 
 use super::{COLUMNS, Campaign, campaign};
 use crate::criteria::Compiled;
-use crate::db::{CachedStatements, GenericClient};
-use crate::domain::{ProcessingStatus, TenantName};
+use crate::db::{CachedStatements, GenericClient, TenantTx};
+use crate::domain::ProcessingStatus;
 use crate::error::ApiError;
 use serde_json::Value;
 use uuid::Uuid;
@@ -14,13 +14,8 @@ use uuid::Uuid;
 ///
 /// # Errors
 /// Database failures.
-pub async fn queue_job(
-    client: &impl GenericClient,
-    tenant: &TenantName,
-    id: i32,
-    job_id: Uuid,
-) -> Result<Campaign, ApiError> {
-    let row = client
+pub async fn queue_job(tx: &TenantTx<'_>, id: i32, job_id: Uuid) -> Result<Campaign, ApiError> {
+    let row = tx
         .query_one_cached(
             &format!(
                 "update campaigns set processing_status = 'queued', processing_job = $3,
@@ -29,7 +24,7 @@ pub async fn queue_job(
                      processing_queued_at = now()
                  where tenant_name = $1 and id = $2 returning {COLUMNS}"
             ),
-            &[&tenant.as_str(), &id, &job_id],
+            &[&tx.tenant().as_str(), &id, &job_id],
         )
         .await?;
     campaign(&row)

@@ -1,0 +1,187 @@
+//! The campaign scheduler: starts `scheduled` campaigns at `starts_at` and ends running ones
+//! at `ends_at`. It runs on the relay's schedule ([`crate::relay::Relay::run_once`]: the
+//! EventBridge schedule in AWS, the interval of `offerctl serve` locally).
+//!
+//! Each run asks the database which actions are due ([`calendar::actions`], by its clock)
+//! and takes each in a transaction of its own, scoped to the campaign's tenant, with the
+//! campaign's row locked and its status read again under the lock. So two schedulers racing
+//! (two relay invocations, a server and a Lambda) take each action once: the second waits
+//! for the first's lock and then finds the campaign no longer due. A missed run or a restart
+//! leaves the actions due, and the next run takes them; a `kill -9` mid-action rolls its
+//! transaction back, leaving the campaign as it was.
+//!
+//! - **Start**: the campaign's prepared deliveries are released exactly as activation
+//!   releases them (consent and the contact cap judged now), and it becomes `active`. A
+//!   campaign whose audience is not complete (`processing_status` not `done`) cannot start:
+//!   it stays `scheduled`, the run counts a failed start ([`metrics::CAMPAIGN_STARTS_FAILED`],
+//!   the alarm's metric) and logs why, and the next run tries again.
+//! - **End**: the campaign becomes `completed` and its released, unreported deliveries
+//!   `expired` ([`calendar::expire`]), freeing their contact slots.
+//!
+//! Every transition is written to the campaign's audit trail by `scheduler`.
+
+use deadpool_postgres::Pool;
+
+use crate::db::TenantTx;
+use crate::db::campaigns::{
+    self,
+    calendar::{self, Due, Phase, SCHEDULER},
+};
+use crate::domain::{CampaignStatus, ProcessingStatus};
+use crate::error::ApiError;
+use crate::metrics::{self, Metric};
+
+/// Actions read per query; a run loops until fewer are due.
+pub const BATCH: i64 = 50;
+
+/// What one [`run`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CalendarReport {
+    /// Campaigns started.
+    pub started: u64,
+    /// Starts that failed (the campaigns stay `scheduled`).
+    pub starts_failed: u64,
+    /// Campaigns completed at their end.
+    pub completed: u64,
+    /// Deliveries expired.
+    pub expired: u64,
+}
+
+impl CalendarReport {
+    /// The report's figures as metrics (only those that are not zero).
+    #[must_use]
+    pub fn metrics(&self) -> Vec<Metric> {
+        [
+            (metrics::CAMPAIGNS_STARTED, self.started),
+            (metrics::CAMPAIGN_STARTS_FAILED, self.starts_failed),
+            (metrics::CAMPAIGNS_COMPLETED, self.completed),
+            (metrics::DELIVERIES_EXPIRED, self.expired),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| Metric::count(name, n as f64))
+        .collect()
+    }
+}
+
+/// Takes every action due now (module documentation) through `pool` (a platform pool).
+///
+/// # Errors
+/// Database failures reading the due actions; a failure of one action is counted and
+/// logged (a failed start) or returned (an end), and the actions taken before stay taken.
+pub async fn run(pool: &Pool) -> Result<CalendarReport, ApiError> {
+    let mut report = CalendarReport::default();
+    // Campaigns whose start failed in this run are not tried again until the next.
+    let mut failed: Vec<i32> = Vec::new();
+    loop {
+        let due = {
+            let client = pool.get().await?;
+            calendar::actions(&client, true, BATCH + failed.len() as i64).await?
+        };
+        let todo: Vec<_> = due
+            .into_iter()
+            .filter(|a| !(a.due == Due::Start && failed.contains(&a.campaign_id)))
+            .collect();
+        if todo.is_empty() {
+            return Ok(report);
+        }
+        for action in &todo {
+            let tenant = calendar::tenant_of(action)?;
+            let mut client = pool.get().await?;
+            let tx = TenantTx::begin(&mut client, &tenant).await?;
+            match action.due {
+                Due::Start => match start(&tx, action.campaign_id).await {
+                    Ok(true) => {
+                        tx.commit().await?;
+                        report.started += 1;
+                    }
+                    Ok(false) => tx.rollback().await?,
+                    Err(err) => {
+                        tx.rollback().await?;
+                        tracing::error!(campaign.id = action.campaign_id, tenant.name = %tenant,
+                            error = %err, "scheduled campaign could not start; it stays \
+                            scheduled and is tried again on the next run");
+                        report.starts_failed += 1;
+                        failed.push(action.campaign_id);
+                    }
+                },
+                Due::End => {
+                    if let Some(expired) = end(&tx, action.campaign_id).await? {
+                        tx.commit().await?;
+                        report.completed += 1;
+                        report.expired += u64::try_from(expired).unwrap_or(0);
+                    } else {
+                        tx.rollback().await?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Starts campaign `id` if it is still `scheduled` and inside its window (under its lock);
+/// `Ok(false)` if another run did, or it no longer is due.
+///
+/// # Errors
+/// 409 if its audience is not complete; database failures.
+async fn start(tx: &TenantTx<'_>, id: i32) -> Result<bool, ApiError> {
+    let Some(campaign) = campaigns::get(tx, id, true).await? else {
+        return Ok(false);
+    };
+    if campaign.status != CampaignStatus::Scheduled
+        || calendar::phase(tx, id).await? != Phase::Running
+    {
+        return Ok(false);
+    }
+    if campaign.processing_status != ProcessingStatus::Done {
+        return Err(ApiError::Conflict(format!(
+            "campaign {id}'s audience is not complete (processing is {})",
+            campaign.processing_status
+        )));
+    }
+    let released = campaigns::release(tx, id).await?;
+    calendar::set_status(tx, id, CampaignStatus::Active).await?;
+    calendar::record_status_change(
+        tx,
+        id,
+        (CampaignStatus::Scheduled, CampaignStatus::Active),
+        SCHEDULER,
+        Some("started at starts_at"),
+    )
+    .await?;
+    tracing::info!(campaign.id = id, tenant.name = %tx.tenant(), released = released.released,
+        suppressed_by_pressure = released.suppressed_by_pressure,
+        suppressed_by_consent = released.suppressed_by_consent, "scheduled campaign started");
+    Ok(true)
+}
+
+/// Ends campaign `id` if it is still running (scheduled, active or paused) past its end
+/// (under its lock); answers how many deliveries expired, `None` if another run ended it.
+///
+/// # Errors
+/// Database failures.
+async fn end(tx: &TenantTx<'_>, id: i32) -> Result<Option<i64>, ApiError> {
+    let Some(campaign) = campaigns::get(tx, id, true).await? else {
+        return Ok(None);
+    };
+    let running = matches!(
+        campaign.status,
+        CampaignStatus::Scheduled | CampaignStatus::Active | CampaignStatus::Paused
+    );
+    if !running || calendar::phase(tx, id).await? != Phase::Ended {
+        return Ok(None);
+    }
+    let expired = calendar::expire(tx, id).await?;
+    calendar::set_status(tx, id, CampaignStatus::Completed).await?;
+    calendar::record_status_change(
+        tx,
+        id,
+        (campaign.status, CampaignStatus::Completed),
+        SCHEDULER,
+        Some("ended at ends_at"),
+    )
+    .await?;
+    tracing::info!(campaign.id = id, tenant.name = %tx.tenant(), expired,
+        "campaign completed at its end");
+    Ok(Some(expired))
+}

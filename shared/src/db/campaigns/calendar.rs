@@ -1,0 +1,216 @@
+//! The campaign calendar in SQL: where a campaign stands against its window by the database
+//! clock, the campaigns the scheduler owes a start or an end, the end itself (completion and
+//! expiry of unreported deliveries), and the audit entry of every status change. The window
+//! is `starts_at` .. `ends_at`, computed by migration V016's trigger from the dates and the
+//! tenant's `time_zone`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::{COLUMNS, Campaign, campaign};
+use crate::db::{CachedStatements, GenericClient, TenantTx};
+use crate::domain::{CampaignStatus, TenantName};
+use crate::error::ApiError;
+
+/// Where a campaign stands against its window, by the database clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `now() < starts_at`.
+    BeforeStart,
+    /// `starts_at <= now() < ends_at`.
+    Running,
+    /// `ends_at <= now()`.
+    Ended,
+}
+
+/// The [`Phase`] of campaign `id` of the transaction's tenant.
+///
+/// # Errors
+/// 404 if there is no such campaign; database failures.
+pub async fn phase(tx: &TenantTx<'_>, id: i32) -> Result<Phase, ApiError> {
+    let row = tx
+        .query_opt_cached(
+            "select case when now() < starts_at then 0 when now() < ends_at then 1 else 2 end
+             from campaigns where tenant_name = $1 and id = $2",
+            &[&tx.tenant().as_str(), &id],
+        )
+        .await?
+        .ok_or_else(|| crate::paths::campaign_not_found(id))?;
+    Ok(match row.get::<_, i32>(0) {
+        0 => Phase::BeforeStart,
+        1 => Phase::Running,
+        _ => Phase::Ended,
+    })
+}
+
+/// Whether the day `end_date` has already ended in the transaction's tenant's time zone (a
+/// campaign ending then could never run).
+///
+/// # Errors
+/// Database failures.
+pub async fn has_ended(tx: &TenantTx<'_>, end_date: NaiveDate) -> Result<bool, ApiError> {
+    let row = tx
+        .query_one_cached(
+            "select ($2::date + 1)::timestamp at time zone time_zone <= now()
+             from tenants where name = $1",
+            &[&tx.tenant().as_str(), &end_date],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Records a status change of campaign `id` in its audit trail (`status_change`, from and
+/// to, by a user or `scheduler`).
+///
+/// # Errors
+/// Database failures.
+pub async fn record_status_change(
+    tx: &TenantTx<'_>,
+    id: i32,
+    (from, to): (CampaignStatus, CampaignStatus),
+    by: &str,
+    comment: Option<&str>,
+) -> Result<(), ApiError> {
+    tx.execute_cached(
+        "insert into campaign_audit_logs
+             (tenant_name, campaign_id, action, performed_by, old_data, new_data, comment)
+         values ($1, $2, 'status_change', $3, $4, $5, $6)",
+        &[
+            &tx.tenant().as_str(),
+            &id,
+            &by,
+            &serde_json::json!({ "status": from }),
+            &serde_json::json!({ "status": to }),
+            &comment,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets campaign `id`'s status alone (the scheduler's transitions), answering the campaign.
+///
+/// # Errors
+/// Database failures.
+pub async fn set_status(
+    tx: &TenantTx<'_>,
+    id: i32,
+    status: CampaignStatus,
+) -> Result<Campaign, ApiError> {
+    let row = tx
+        .query_one_cached(
+            &format!(
+                "update campaigns set status = $3, updated_at = now()
+                 where tenant_name = $1 and id = $2 returning {COLUMNS}"
+            ),
+            &[&tx.tenant().as_str(), &id, &status.as_str()],
+        )
+        .await?;
+    campaign(&row)
+}
+
+/// The statement of [`expire`]: every released, unreported (`pending`) delivery of campaign
+/// `$1` of tenant `$2` becomes `expired` at `now()`, and its row in the contact ledger goes
+/// (the slot is free for other campaigns). One row: how many expired.
+pub const EXPIRE_SQL: &str = "with expired as (
+         update campaign_customers
+         set delivery_status = 'expired', expired_at = now(), updated_at = now()
+         where campaign_id = $1 and tenant_name = $2
+           and released_at is not null and delivery_status = 'pending'
+         returning customer_id
+     ),
+     freed as (
+         delete from customer_contacts l using expired e
+         where l.campaign_id = $1 and l.tenant_name = $2 and l.customer_id = e.customer_id
+     )
+     select count(*) from expired";
+
+/// Expires campaign `id`'s unreported deliveries ([`EXPIRE_SQL`]); answers how many. Call in
+/// the transaction that completes the campaign, with its row locked.
+///
+/// # Errors
+/// Database failures.
+pub async fn expire(tx: &TenantTx<'_>, id: i32) -> Result<i64, ApiError> {
+    tx.batch_execute("set local jit = off").await?;
+    let row = tx
+        .query_one_cached(EXPIRE_SQL, &[&id, &tx.tenant().as_str()])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// What the scheduler owes a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Due {
+    /// A `scheduled` campaign reached `starts_at`: release and make it `active`.
+    Start,
+    /// A `scheduled`, `active` or `paused` campaign reached `ends_at`: make it `completed`
+    /// and expire its unreported deliveries.
+    End,
+}
+
+/// One action of the scheduler, due or coming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CalendarAction {
+    /// The campaign.
+    pub campaign_id: i32,
+    /// Its tenant.
+    pub tenant_name: String,
+    /// What is owed.
+    pub due: Due,
+    /// When (`starts_at` or `ends_at`).
+    pub at: DateTime<Utc>,
+}
+
+/// The scheduler's actions, earliest first: with `due_only`, those due now (`at <= now()`);
+/// otherwise also the coming ones. At most `limit`. Reads every tenant: call on the platform
+/// pool.
+///
+/// # Errors
+/// Database failures.
+pub async fn actions(
+    client: &impl GenericClient,
+    due_only: bool,
+    limit: i64,
+) -> Result<Vec<CalendarAction>, ApiError> {
+    let rows = client
+        .query_cached(
+            "select id, tenant_name, due, at from (
+                 (select id, tenant_name, 'start' as due, starts_at as at from campaigns
+                  where status = 'scheduled' and ($1 = false or starts_at <= now())
+                    and ends_at > now()
+                  order by starts_at limit $2)
+                 union all
+                 (select id, tenant_name, 'end', ends_at from campaigns
+                  where status in ('scheduled', 'active', 'paused')
+                    and ($1 = false or ends_at <= now())
+                  order by ends_at limit $2)
+             ) a order by at, id limit $2",
+            &[&due_only, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| CalendarAction {
+            campaign_id: r.get(0),
+            tenant_name: r.get(1),
+            due: if r.get::<_, &str>(2) == "start" {
+                Due::Start
+            } else {
+                Due::End
+            },
+            at: r.get(3),
+        })
+        .collect())
+}
+
+/// The tenant names a row of [`actions`] carries, parsed.
+///
+/// # Errors
+/// 500 if a stored name breaks the naming rules (it cannot: the API checks them).
+pub fn tenant_of(action: &CalendarAction) -> Result<TenantName, ApiError> {
+    TenantName::parse(&action.tenant_name).map_err(ApiError::internal)
+}
+
+/// The scheduler's own name in audit trails.
+pub const SCHEDULER: &str = "scheduler";
