@@ -130,6 +130,15 @@ async fn run_scheduler(app: &TestApp) -> CalendarReport {
         .expect("scheduler run")
 }
 
+/// How many of campaign `id`'s status changes the scheduler made.
+async fn scheduler_changes(app: &TestApp, fx: &TenantFixture, id: i64) -> usize {
+    status_changes(app, fx, id)
+        .await
+        .iter()
+        .filter(|c| c["performed_by"] == "scheduler")
+        .count()
+}
+
 async fn status_changes(app: &TestApp, fx: &TenantFixture, id: i64) -> Vec<Value> {
     let trail = app
         .get(
@@ -509,14 +518,7 @@ async fn two_schedulers_running_at_once_start_and_end_each_campaign_exactly_once
     assert_eq!(a.expired + b.expired, pending as u64, "{a:?} {b:?}");
     for id in &starting {
         assert_eq!(read(&app, &fx, *id).await["status"], "active");
-        let changes = status_changes(&app, &fx, *id).await;
-        assert_eq!(
-            changes
-                .iter()
-                .filter(|c| c["performed_by"] == "scheduler")
-                .count(),
-            1
-        );
+        assert_eq!(scheduler_changes(&app, &fx, *id).await, 1);
         let counts = summary(&app, &fx, *id).await;
         assert_eq!(
             ledger(&app, *id).await,
@@ -525,14 +527,7 @@ async fn two_schedulers_running_at_once_start_and_end_each_campaign_exactly_once
     }
     for id in &ending {
         assert_eq!(read(&app, &fx, *id).await["status"], "completed");
-        let changes = status_changes(&app, &fx, *id).await;
-        assert_eq!(
-            changes
-                .iter()
-                .filter(|c| c["performed_by"] == "scheduler")
-                .count(),
-            1
-        );
+        assert_eq!(scheduler_changes(&app, &fx, *id).await, 1);
         assert_eq!(ledger(&app, *id).await, 0);
     }
 }

@@ -644,29 +644,7 @@ impl Demo {
             .expect(&format!("{OPERATOR} creating the campaign"), &[202])?;
         let campaign_id = campaign["id"].as_i64().context("the campaign has no id")?;
         let campaign_path = format!("{campaigns}/{campaign_id}");
-        let campaign = loop {
-            let campaign = self
-                .api
-                .send(
-                    Method::GET,
-                    &campaign_path,
-                    Some(Auth::Bearer(self.token("cc_viewer"))),
-                    None,
-                )
-                .await?
-                .expect("reading the campaign", &[200])?;
-            match campaign["processing_status"].as_str() {
-                Some("done") => break campaign,
-                Some("failed") => bail!(
-                    "campaign {campaign_id} failed to process: {}",
-                    campaign["last_error"]
-                ),
-                _ if started.elapsed() > PROCESSING_TIMEOUT => {
-                    bail!("campaign {campaign_id} was not processed within {PROCESSING_TIMEOUT:?}")
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        };
+        let campaign = self.wait_processed(campaign_id, &campaign_path).await?;
         let matched = campaign["matched_count"].as_i64().unwrap_or_default();
         if matched == 0 {
             bail!(
@@ -697,6 +675,35 @@ impl Demo {
         })
     }
 
+    /// Polls campaign `id` at `path` until its selection is `done` (its state then), failing
+    /// on `failed` or after [`PROCESSING_TIMEOUT`].
+    async fn wait_processed(&mut self, id: i64, path: &str) -> anyhow::Result<Value> {
+        let started = Instant::now();
+        loop {
+            let campaign = self
+                .api
+                .send(
+                    Method::GET,
+                    path,
+                    Some(Auth::Bearer(self.token("cc_viewer"))),
+                    None,
+                )
+                .await?
+                .expect("reading the campaign", &[200])?;
+            match campaign["processing_status"].as_str() {
+                Some("done") => return Ok(campaign),
+                Some("failed") => bail!(
+                    "campaign {id} failed to process: {}",
+                    campaign["last_error"]
+                ),
+                _ if started.elapsed() > PROCESSING_TIMEOUT => {
+                    bail!("campaign {id} was not processed within {PROCESSING_TIMEOUT:?}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// A second campaign starting tomorrow: activated now, it is `scheduled` and releases
     /// nothing until the scheduler (the relay's schedule) starts it at the start of tomorrow.
     async fn scheduled_campaign(
@@ -724,30 +731,7 @@ impl Demo {
             .expect(&format!("{OPERATOR} creating the second wave"), &[202])?;
         let id = created["id"].as_i64().context("the campaign has no id")?;
         let path = format!("{campaigns}/{id}");
-        let started = Instant::now();
-        loop {
-            let campaign = self
-                .api
-                .send(
-                    Method::GET,
-                    &path,
-                    Some(Auth::Bearer(self.token("cc_viewer"))),
-                    None,
-                )
-                .await?
-                .expect("reading the second wave", &[200])?;
-            match campaign["processing_status"].as_str() {
-                Some("done") => break,
-                Some("failed") => bail!(
-                    "campaign {id} failed to process: {}",
-                    campaign["last_error"]
-                ),
-                _ if started.elapsed() > PROCESSING_TIMEOUT => {
-                    bail!("campaign {id} was not processed within {PROCESSING_TIMEOUT:?}")
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
+        self.wait_processed(id, &path).await?;
         let scheduled = self
             .api
             .send(

@@ -71,21 +71,18 @@ pub async fn record_status_change(
     by: &str,
     comment: Option<&str>,
 ) -> Result<(), ApiError> {
-    tx.execute_cached(
-        "insert into campaign_audit_logs
-             (tenant_name, campaign_id, action, performed_by, old_data, new_data, comment)
-         values ($1, $2, 'status_change', $3, $4, $5, $6)",
-        &[
-            &tx.tenant().as_str(),
-            &id,
-            &by,
-            &serde_json::json!({ "status": from }),
-            &serde_json::json!({ "status": to }),
-            &comment,
-        ],
+    super::record_audit(
+        tx,
+        id,
+        "status_change",
+        by,
+        (
+            Some(&serde_json::json!({ "status": from })),
+            Some(&serde_json::json!({ "status": to })),
+        ),
+        comment,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Sets campaign `id`'s status alone (the scheduler's transitions), answering the campaign.
@@ -112,12 +109,25 @@ pub async fn set_status(
 /// The statement of [`expire`]: every released, unreported (`pending`) delivery of campaign
 /// `$1` of tenant `$2` becomes `expired` at `now()`, and its row in the contact ledger goes
 /// (the slot is free for other campaigns). One row: how many expired.
-pub const EXPIRE_SQL: &str = "with expired as (
-         update campaign_customers
-         set delivery_status = 'expired', expired_at = now(), updated_at = now()
+///
+/// The rows are locked first in key order (`locked`), the order in which a report batch locks
+/// the deliveries it names ([`crate::db::webhooks::LOCK_REPORTED_SQL`]): a batch of reports
+/// arriving at the campaign's end waits for the expiry, or the expiry for it, and the two
+/// never deadlock (an update in scan order could hold a row the batch needs while waiting for
+/// one it holds).
+pub const EXPIRE_SQL: &str = "with locked as (
+         select customer_id from campaign_customers
          where campaign_id = $1 and tenant_name = $2
            and released_at is not null and delivery_status = 'pending'
-         returning customer_id
+         order by customer_id
+         for update
+     ),
+     expired as (
+         update campaign_customers cc
+         set delivery_status = 'expired', expired_at = now(), updated_at = now()
+         from locked k
+         where cc.campaign_id = $1 and cc.customer_id = k.customer_id
+         returning cc.customer_id
      ),
      freed as (
          delete from customer_contacts l using expired e

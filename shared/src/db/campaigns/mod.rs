@@ -199,21 +199,50 @@ pub async fn move_offer_version(
         )
         .await?;
     let moved = campaign(&row)?;
+    record_audit(
+        tx,
+        id,
+        "offer_version_change",
+        by.as_str(),
+        (
+            Some(&serde_json::json!({"offer_id": moved.offer_id, "offer_version": from})),
+            Some(&serde_json::json!({"offer_id": moved.offer_id, "offer_version": to})),
+        ),
+        comment,
+    )
+    .await?;
+    Ok(moved)
+}
+
+/// Appends an entry to campaign `id`'s audit trail: `action` (one of the trail's actions,
+/// migration V016's check), by whom, the data before and after, and why.
+///
+/// # Errors
+/// Database failures.
+pub(crate) async fn record_audit(
+    tx: &TenantTx<'_>,
+    id: i32,
+    action: &str,
+    by: &str,
+    (old_data, new_data): (Option<&Value>, Option<&Value>),
+    comment: Option<&str>,
+) -> Result<(), ApiError> {
     tx.execute_cached(
         "insert into campaign_audit_logs
-                 (tenant_name, campaign_id, action, performed_by, old_data, new_data, comment)
-             values ($1, $2, 'offer_version_change', $3, $4, $5, $6)",
+             (tenant_name, campaign_id, action, performed_by, old_data, new_data, comment)
+         values ($1, $2, $3, $4, $5, $6, $7)",
         &[
             &tx.tenant().as_str(),
             &id,
-            &by.as_str(),
-            &serde_json::json!({"offer_id": moved.offer_id, "offer_version": from}),
-            &serde_json::json!({"offer_id": moved.offer_id, "offer_version": to}),
+            &action,
+            &by,
+            &old_data,
+            &new_data,
             &comment,
         ],
     )
     .await?;
-    Ok(moved)
+    Ok(())
 }
 
 /// An entry of a campaign's audit trail.
@@ -223,7 +252,7 @@ pub struct CampaignAuditEntry {
     pub id: i64,
     /// The campaign.
     pub campaign_id: i32,
-    /// `offer_version_change` or `delete`.
+    /// `offer_version_change`, `status_change` or `delete`.
     pub action: String,
     /// Who.
     pub performed_by: String,
@@ -385,11 +414,13 @@ pub async fn delete(tx: &TenantTx<'_>, campaign: &Campaign, by: &Username) -> Re
     if deleted == 1 {
         let old_data = serde_json::to_value(campaign)
             .map_err(|e| ApiError::internal(format!("campaign snapshot: {e}")))?;
-        tx.execute_cached(
-            "insert into campaign_audit_logs
-                     (tenant_name, campaign_id, action, performed_by, old_data)
-                 values ($1, $2, 'delete', $3, $4)",
-            &[&tx.tenant().as_str(), &campaign.id, &by.as_str(), &old_data],
+        record_audit(
+            tx,
+            campaign.id,
+            "delete",
+            by.as_str(),
+            (Some(&old_data), None),
+            None,
         )
         .await?;
     }
