@@ -129,7 +129,7 @@ async fn start(tx: &TenantTx<'_>, id: i32) -> Result<bool, ApiError> {
         return Ok(false);
     };
     if campaign.status != CampaignStatus::Scheduled
-        || calendar::phase(tx, id).await? != Phase::Running
+        || calendar::phase(tx, &campaign).await? != Phase::Running
     {
         return Ok(false);
     }
@@ -168,7 +168,7 @@ async fn end(tx: &TenantTx<'_>, id: i32) -> Result<Option<i64>, ApiError> {
         campaign.status,
         CampaignStatus::Scheduled | CampaignStatus::Active | CampaignStatus::Paused
     );
-    if !running || calendar::phase(tx, id).await? != Phase::Ended {
+    if !running || calendar::phase(tx, &campaign).await? != Phase::Ended {
         return Ok(None);
     }
     let expired = calendar::expire(tx, id).await?;

@@ -8,7 +8,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use integration_tests::{NewCampaign, TenantFixture, TestApp, TestResponse};
+use integration_tests::{NewCampaign, TenantFixture, TestApp, TestOptions, TestResponse};
 use serde_json::{Value, json};
 use shared::calendar::{self, CalendarReport};
 
@@ -124,6 +124,12 @@ async fn age(app: &TestApp, id: i64, days: i32) {
         .expect("age the campaign");
 }
 
+/// An app without the background relay, so the scheduler runs only when a test runs it (the
+/// relay, every second in the other tests, runs it too).
+async fn quiet_app() -> TestApp {
+    TestApp::spawn_with(TestOptions::without_relay()).await
+}
+
 async fn run_scheduler(app: &TestApp) -> CalendarReport {
     calendar::run(&app.state.platform)
         .await
@@ -159,7 +165,7 @@ async fn status_changes(app: &TestApp, fx: &TenantFixture, id: i64) -> Vec<Value
 
 #[tokio::test]
 async fn a_campaign_activated_before_its_start_is_scheduled_and_released_at_the_start() {
-    let app = TestApp::spawn().await;
+    let app = quiet_app().await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let (tomorrow, later) = (utc_day(&app, 1).await, utc_day(&app, 20).await);
@@ -256,7 +262,7 @@ async fn a_campaign_activated_before_its_start_is_scheduled_and_released_at_the_
 #[tokio::test]
 async fn a_campaign_whose_audience_is_not_ready_at_its_start_stays_scheduled_and_counts_a_failure()
 {
-    let app = TestApp::spawn().await;
+    let app = quiet_app().await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let (tomorrow, later) = (utc_day(&app, 1).await, utc_day(&app, 20).await);
@@ -283,7 +289,7 @@ async fn a_campaign_whose_audience_is_not_ready_at_its_start_stays_scheduled_and
 #[tokio::test]
 async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_freeing_their_slots()
  {
-    let app = TestApp::spawn().await;
+    let app = quiet_app().await;
     app.import_demo_customers().await;
     let sa = app.super_admin_token().await;
     app.put(
@@ -390,7 +396,7 @@ async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_
 
 #[tokio::test]
 async fn late_reports_apply_within_the_grace_period_and_are_invalid_after_it_or_after_the_end() {
-    let app = TestApp::spawn().await;
+    let app = quiet_app().await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let (start, end) = (utc_day(&app, -1).await, utc_day(&app, 1).await);
@@ -480,7 +486,7 @@ async fn late_reports_apply_within_the_grace_period_and_are_invalid_after_it_or_
 
 #[tokio::test]
 async fn two_schedulers_running_at_once_start_and_end_each_campaign_exactly_once() {
-    let app = TestApp::spawn().await;
+    let app = quiet_app().await;
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
     let (tomorrow, later) = (utc_day(&app, 1).await, utc_day(&app, 20).await);
@@ -765,4 +771,26 @@ async fn creating_or_moving_a_campaign_whose_end_has_passed_is_refused() {
         late.body
     );
     assert_eq!(read(&app, &fx, id).await["status"], "draft");
+}
+
+#[tokio::test]
+async fn the_relays_scheduled_run_starts_a_due_campaign_by_itself() {
+    // The default app runs the relay every second, as `offerctl serve` does on its interval.
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let (tomorrow, later) = (utc_day(&app, 1).await, utc_day(&app, 20).await);
+    let id = campaign(&app, &fx, json!({"segment": "platinum"}), &tomorrow, &later).await;
+    app.activate_campaign("credit_card", id, &fx.admin)
+        .await
+        .expect(StatusCode::OK);
+    age(&app, id, 1).await;
+    for _ in 0..100 {
+        if read(&app, &fx, id).await["status"] == "active" {
+            assert_eq!(scheduler_changes(&app, &fx, id).await, 1);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the relay did not start campaign {id} within 10 s");
 }

@@ -150,7 +150,7 @@ pub(crate) async fn update_campaign(
         let mut campaign = campaigns::update(tx, id, &content, asked).await?;
         if asked == CampaignStatus::Active && current.status != CampaignStatus::Active {
             // Judged on the dates as they are now, by the database clock.
-            match calendar::phase(tx, id).await? {
+            match calendar::phase(tx, &campaign).await? {
                 Phase::Ended => {
                     return Err(ApiError::Conflict(format!(
                         "campaign {id} ended at {}; it can no longer run",

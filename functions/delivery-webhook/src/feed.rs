@@ -103,7 +103,7 @@ pub(crate) async fn list_deliveries(
             )));
         }
         // Past its end the feed stops at once, before the scheduler's next run completes it.
-        if calendar::phase(tx, id).await? == Phase::Ended {
+        if calendar::phase(tx, &campaign).await? == Phase::Ended {
             return Err(ApiError::Conflict(format!(
                 "campaign {id} ended at {}; its deliveries are no longer given out",
                 campaign.ends_at.to_rfc3339()

@@ -23,19 +23,18 @@ pub enum Phase {
     Ended,
 }
 
-/// The [`Phase`] of campaign `id` of the transaction's tenant.
+/// The [`Phase`] of `campaign` (as read in this transaction: its `starts_at` and `ends_at`)
+/// by the database clock.
 ///
 /// # Errors
-/// 404 if there is no such campaign; database failures.
-pub async fn phase(tx: &TenantTx<'_>, id: i32) -> Result<Phase, ApiError> {
+/// Database failures.
+pub async fn phase(tx: &TenantTx<'_>, campaign: &Campaign) -> Result<Phase, ApiError> {
     let row = tx
-        .query_opt_cached(
-            "select case when now() < starts_at then 0 when now() < ends_at then 1 else 2 end
-             from campaigns where tenant_name = $1 and id = $2",
-            &[&tx.tenant().as_str(), &id],
+        .query_one_cached(
+            "select case when now() < $1 then 0 when now() < $2 then 1 else 2 end",
+            &[&campaign.starts_at, &campaign.ends_at],
         )
-        .await?
-        .ok_or_else(|| crate::paths::campaign_not_found(id))?;
+        .await?;
     Ok(match row.get::<_, i32>(0) {
         0 => Phase::BeforeStart,
         1 => Phase::Running,
