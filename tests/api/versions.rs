@@ -733,6 +733,21 @@ async fn the_migration_makes_approved_offers_version_1_and_pins_their_campaigns(
         .expect("campaign")
         .get(0);
     assert_eq!(pinned, Some(1));
+    // V016 gave the existing campaign its window in the default zone (UTC).
+    let (starts_at, ends_at): (String, String) = client
+        .query_one(
+            "select to_char(starts_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI'),
+                    to_char(ends_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI')
+             from campaigns where id = 1",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .expect("instants");
+    assert_eq!(
+        (starts_at.as_str(), ends_at.as_str()),
+        ("2026-01-01 00:00", "2026-02-01 00:00")
+    );
     drop(client);
     admin
         .batch_execute(&format!("drop database {name} with (force)"))
