@@ -86,9 +86,9 @@ pub async fn run(pool: &Pool) -> Result<CalendarReport, ApiError> {
             return Ok(report);
         }
         for action in &todo {
-            let tenant = calendar::tenant_of(action)?;
+            let tenant = &action.tenant_name;
             let mut client = pool.get().await?;
-            let tx = TenantTx::begin(&mut client, &tenant).await?;
+            let tx = TenantTx::begin(&mut client, tenant).await?;
             match action.due {
                 Due::Start => match start(&tx, action.campaign_id).await {
                     Ok(true) => {

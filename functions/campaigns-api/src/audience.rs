@@ -1,7 +1,7 @@
 //! A campaign's audience: its selected customers (keyset pages), their delivery counts, and
 //! the preview of criteria before a campaign exists.
 
-use crate::{PREVIEW_SAMPLE, audience_complete, check_criteria, find};
+use crate::{PREVIEW_SAMPLE, audience_complete, check_criteria};
 use axum::extract::{OriginalUri, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -47,17 +47,15 @@ pub(crate) async fn list_campaign_customers(
     State(state): State<AppState>,
     principal: Principal,
     OriginalUri(uri): OriginalUri,
-    AppPath(CampaignPath {
-        tenant_name: tenant,
-        campaign_id: id,
-    }): AppPath<CampaignPath>,
+    AppPath(path): AppPath<CampaignPath>,
     AppQuery(query): AppQuery<CustomersQuery>,
     keyset: Keyset,
 ) -> Result<Response, ApiError> {
-    principal.require(&tenant, Permission::CampaignRead)?;
-    let rows = in_tenant(&state.pool, &tenant, async |tx| {
-        audience_complete(&find(tx, id, false).await?)?;
-        let with_contact = principal.can(&tenant, Permission::CustomerContactRead);
+    let (tenant, id) = (&path.tenant_name, path.campaign_id);
+    principal.require(tenant, Permission::CampaignRead)?;
+    let rows = in_tenant(&state.pool, tenant, async |tx| {
+        audience_complete(&path.load(tx, false).await?)?;
+        let with_contact = principal.can(tenant, Permission::CustomerContactRead);
         let rows = campaigns::customers(
             tx,
             id,
@@ -90,14 +88,12 @@ pub(crate) async fn list_campaign_customers(
 pub(crate) async fn get_campaign_summary(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(CampaignPath {
-        tenant_name: tenant,
-        campaign_id: id,
-    }): AppPath<CampaignPath>,
+    AppPath(path): AppPath<CampaignPath>,
 ) -> Result<AppJson<DeliverySummary>, ApiError> {
-    principal.require(&tenant, Permission::CampaignRead)?;
-    let counts = in_tenant(&state.pool, &tenant, async |tx| {
-        audience_complete(&find(tx, id, false).await?)?;
+    let (tenant, id) = (&path.tenant_name, path.campaign_id);
+    principal.require(tenant, Permission::CampaignRead)?;
+    let counts = in_tenant(&state.pool, tenant, async |tx| {
+        audience_complete(&path.load(tx, false).await?)?;
         let counts = campaigns::summary(tx, id).await?;
         Ok(counts)
     })

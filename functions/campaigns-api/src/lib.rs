@@ -79,20 +79,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().into_openapi()
 }
 
-/// Campaign `id` of `client`'s tenant (locked with `for_update`), or 404:
-/// [`CampaignPath::load`].
-async fn find(
-    client: &impl shared::db::TenantExecutor,
-    id: i32,
-    for_update: bool,
-) -> Result<Campaign, ApiError> {
-    let path = CampaignPath {
-        tenant_name: client.tenant().clone(),
-        campaign_id: id,
-    };
-    path.load(client, for_update).await
-}
-
 /// 409 unless the campaign's audience is complete (its processing is `done`): a partly
 /// selected audience is never listed, counted or activated.
 fn audience_complete(campaign: &Campaign) -> Result<(), ApiError> {
@@ -365,14 +351,12 @@ async fn list_campaigns(
 async fn get_campaign(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(CampaignPath {
-        tenant_name: tenant,
-        campaign_id: id,
-    }): AppPath<CampaignPath>,
+    AppPath(path): AppPath<CampaignPath>,
 ) -> Result<AppJson<Campaign>, ApiError> {
-    principal.require(&tenant, Permission::CampaignRead)?;
+    let tenant = &path.tenant_name;
+    principal.require(tenant, Permission::CampaignRead)?;
     let client = state.pool.get().await?;
-    let campaign = find(&TenantRead::new(&client, &tenant), id, false).await?;
+    let campaign = path.load(&TenantRead::new(&client, tenant), false).await?;
     Ok(AppJson(campaign))
 }
 
@@ -395,15 +379,13 @@ async fn get_campaign(
 async fn process_campaign_customers(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(CampaignPath {
-        tenant_name: tenant,
-        campaign_id: id,
-    }): AppPath<CampaignPath>,
+    AppPath(path): AppPath<CampaignPath>,
 ) -> Result<Response, ApiError> {
-    principal.require(&tenant, Permission::CampaignProcess)?;
+    let (tenant, id) = (&path.tenant_name, path.campaign_id);
+    principal.require(tenant, Permission::CampaignProcess)?;
     let job_id = Uuid::new_v4();
-    let campaign = in_tenant(&state.pool, &tenant, async |tx| {
-        let current = find(tx, id, true).await?;
+    let campaign = in_tenant(&state.pool, tenant, async |tx| {
+        let current = path.load(tx, true).await?;
         if current.status == CampaignStatus::Completed {
             return Err(ApiError::Conflict(format!(
                 "campaign {id} is completed; its customers are final"
@@ -414,6 +396,6 @@ async fn process_campaign_customers(
         Ok(campaign)
     })
     .await?;
-    relay_now(&state, &tenant, id, job_id).await;
+    relay_now(&state, tenant, id, job_id).await;
     Ok((StatusCode::ACCEPTED, AppJson(campaign)).into_response())
 }

@@ -2,7 +2,7 @@
 //! `completed`, activation releasing the prepared deliveries), the release of deliveries a
 //! re-processing added, and deletion (never once anything was released).
 
-use crate::{audience_complete, check_content, find, refuse_past_end};
+use crate::{audience_complete, check_content, refuse_past_end};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::NaiveDate;
@@ -86,23 +86,19 @@ pub(crate) struct UpdateCampaign {
 pub(crate) async fn update_campaign(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(CampaignPath {
-        tenant_name: tenant,
-        campaign_id: id,
-    }): AppPath<CampaignPath>,
+    AppPath(path): AppPath<CampaignPath>,
     AppJson(body): AppJson<UpdateCampaign>,
 ) -> Result<AppJson<Campaign>, ApiError> {
-    let may_write = principal
-        .require(&tenant, Permission::CampaignWrite)
-        .is_ok();
+    let (tenant, id) = (&path.tenant_name, path.campaign_id);
+    let may_write = principal.require(tenant, Permission::CampaignWrite).is_ok();
     let may_manage = principal
-        .require(&tenant, Permission::CampaignManage)
+        .require(tenant, Permission::CampaignManage)
         .is_ok();
     if !may_write && !may_manage {
-        principal.require(&tenant, Permission::CampaignManage)?;
+        principal.require(tenant, Permission::CampaignManage)?;
     }
-    let campaign = in_tenant(&state.pool, &tenant, async |tx| {
-        let current = find(tx, id, true).await?;
+    let campaign = in_tenant(&state.pool, tenant, async |tx| {
+        let current = path.load(tx, true).await?;
         let content_changes = body.name.is_some()
             || body.description.is_some()
             || body.selection_criteria.is_some()
@@ -110,7 +106,7 @@ pub(crate) async fn update_campaign(
             || body.end_date.is_some();
         let asked = body.status.unwrap_or(current.status);
         if asked != current.status {
-            principal.require(&tenant, Permission::CampaignManage)?;
+            principal.require(tenant, Permission::CampaignManage)?;
             if !current.status.can_become(asked) {
                 return Err(ApiError::Conflict(format!(
                     "campaign {id} is {}; it cannot become {asked}",
@@ -131,7 +127,7 @@ pub(crate) async fn update_campaign(
                 )));
             }
             if current.status != CampaignStatus::Draft {
-                principal.require(&tenant, Permission::CampaignManage)?;
+                principal.require(tenant, Permission::CampaignManage)?;
             }
         }
         let content = CampaignContent {
@@ -209,16 +205,14 @@ pub(crate) async fn update_campaign(
 pub(crate) async fn delete_campaign(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(CampaignPath {
-        tenant_name: tenant,
-        campaign_id: id,
-    }): AppPath<CampaignPath>,
+    AppPath(path): AppPath<CampaignPath>,
 ) -> Result<StatusCode, ApiError> {
-    principal.require(&tenant, Permission::CampaignDelete)?;
-    in_tenant(&state.pool, &tenant, async |tx| {
+    let (tenant, id) = (&path.tenant_name, path.campaign_id);
+    principal.require(tenant, Permission::CampaignDelete)?;
+    in_tenant(&state.pool, tenant, async |tx| {
         // Locked: a release (activation, `…/release`) takes the same lock, so none can slip in
         // between the check and the deletion.
-        let campaign = find(tx, id, true).await?;
+        let campaign = path.load(tx, true).await?;
         if campaigns::has_released_deliveries(tx, id).await? {
             return Err(ApiError::Conflict(format!(
                 "campaign {id} is {} and has released deliveries to providers; it can no longer \
@@ -253,14 +247,12 @@ pub(crate) async fn delete_campaign(
 pub(crate) async fn release_campaign_deliveries(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(CampaignPath {
-        tenant_name: tenant,
-        campaign_id: id,
-    }): AppPath<CampaignPath>,
+    AppPath(path): AppPath<CampaignPath>,
 ) -> Result<AppJson<campaigns::ReleaseSummary>, ApiError> {
-    principal.require(&tenant, Permission::CampaignManage)?;
-    let released = in_tenant(&state.pool, &tenant, async |tx| {
-        let campaign = find(tx, id, true).await?;
+    let (tenant, id) = (&path.tenant_name, path.campaign_id);
+    principal.require(tenant, Permission::CampaignManage)?;
+    let released = in_tenant(&state.pool, tenant, async |tx| {
+        let campaign = path.load(tx, true).await?;
         if campaign.status != CampaignStatus::Active {
             return Err(ApiError::Conflict(format!(
                 "campaign {id} is {}; only an active campaign releases deliveries",

@@ -15,7 +15,7 @@ use shared::paths::CampaignPath;
 use shared::{ApiError, AppState};
 use utoipa::ToSchema;
 
-use crate::{MAX_DESCRIPTION_CHARS, find};
+use crate::MAX_DESCRIPTION_CHARS;
 
 /// `POST …/offer-version` body.
 #[derive(Deserialize, ToSchema)]
@@ -52,23 +52,21 @@ pub(crate) struct MoveOfferVersion {
 pub(crate) async fn move_campaign_offer_version(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath(CampaignPath {
-        tenant_name: tenant,
-        campaign_id: id,
-    }): AppPath<CampaignPath>,
+    AppPath(path): AppPath<CampaignPath>,
     AppJson(body): AppJson<MoveOfferVersion>,
 ) -> Result<AppJson<Campaign>, ApiError> {
+    let (tenant, id) = (&path.tenant_name, path.campaign_id);
     principal
-        .require(&tenant, Permission::CampaignWrite)
-        .or_else(|_| principal.require(&tenant, Permission::CampaignManage))?;
+        .require(tenant, Permission::CampaignWrite)
+        .or_else(|_| principal.require(tenant, Permission::CampaignManage))?;
     check_length("comment", body.comment.as_deref(), MAX_DESCRIPTION_CHARS)?;
     // `None`: the campaign already delivers that version (nothing to change, nor to log).
-    let moved = in_tenant(&state.pool, &tenant, async |tx| {
-        let campaign = find(tx, id, true).await?;
+    let moved = in_tenant(&state.pool, tenant, async |tx| {
+        let campaign = path.load(tx, true).await?;
         // The same rule as editing the campaign's content (`update`): past `draft`, only
         // those who manage campaigns.
         if campaign.status != CampaignStatus::Draft {
-            principal.require(&tenant, Permission::CampaignManage)?;
+            principal.require(tenant, Permission::CampaignManage)?;
         }
         if !matches!(
             campaign.status,

@@ -274,7 +274,7 @@ async fn calendar(limit: i64, run: bool) -> anyhow::Result<()> {
         println!(
             "{:<26} {due:<6} {when:<8} {:<22} {}",
             action.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            action.tenant_name,
+            action.tenant_name.as_str(),
             action.campaign_id
         );
     }

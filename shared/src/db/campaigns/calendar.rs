@@ -5,7 +5,6 @@
 //! tenant's `time_zone`.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
 
 use super::{COLUMNS, Campaign, campaign};
 use crate::db::{CachedStatements, GenericClient, TenantTx};
@@ -148,8 +147,7 @@ pub async fn expire(tx: &TenantTx<'_>, id: i32) -> Result<i64, ApiError> {
 }
 
 /// What the scheduler owes a campaign.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
     /// A `scheduled` campaign reached `starts_at`: release and make it `active`.
     Start,
@@ -159,12 +157,12 @@ pub enum Due {
 }
 
 /// One action of the scheduler, due or coming.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalendarAction {
     /// The campaign.
     pub campaign_id: i32,
     /// Its tenant.
-    pub tenant_name: String,
+    pub tenant_name: TenantName,
     /// What is owed.
     pub due: Due,
     /// When (`starts_at` or `ends_at`).
@@ -198,27 +196,20 @@ pub async fn actions(
             &[&due_only, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| CalendarAction {
-            campaign_id: r.get(0),
-            tenant_name: r.get(1),
-            due: if r.get::<_, &str>(2) == "start" {
-                Due::Start
-            } else {
-                Due::End
-            },
-            at: r.get(3),
+    rows.iter()
+        .map(|r| {
+            Ok(CalendarAction {
+                campaign_id: r.get(0),
+                tenant_name: TenantName::parse(r.get::<_, &str>(1)).map_err(ApiError::internal)?,
+                due: if r.get::<_, &str>(2) == "start" {
+                    Due::Start
+                } else {
+                    Due::End
+                },
+                at: r.get(3),
+            })
         })
-        .collect())
-}
-
-/// The tenant names a row of [`actions`] carries, parsed.
-///
-/// # Errors
-/// 500 if a stored name breaks the naming rules (it cannot: the API checks them).
-pub fn tenant_of(action: &CalendarAction) -> Result<TenantName, ApiError> {
-    TenantName::parse(&action.tenant_name).map_err(ApiError::internal)
+        .collect()
 }
 
 /// The scheduler's own name in audit trails.
