@@ -50,6 +50,25 @@ pub const CAMPAIGNS_COMPLETED: &str = "CampaignsCompleted";
 /// Deliveries that expired unreported at their campaign's end.
 pub const DELIVERIES_EXPIRED: &str = "DeliveriesExpired";
 
+/// Customer files the S3 import applied.
+pub const IMPORTS_APPLIED: &str = "ImportsApplied";
+/// Customer files the S3 import refused (bad lines, too large, out of time): the alarm's
+/// metric.
+pub const IMPORTS_REFUSED: &str = "ImportsRefused";
+/// Rows of the customer files applied.
+pub const IMPORT_ROWS: &str = "ImportRows";
+/// Seconds an S3 import took.
+pub const IMPORT_DURATION: &str = "ImportDuration";
+/// Campaigns whose deliveries housekeeping archived to S3 (and deleted).
+pub const CAMPAIGNS_ARCHIVED: &str = "CampaignsArchived";
+/// Delivery rows archived (and deleted from the database).
+pub const DELIVERIES_ARCHIVED: &str = "DeliveriesArchived";
+/// Archives whose object did not match its manifest when read back (nothing was deleted):
+/// the alarm's metric.
+pub const ARCHIVES_UNVERIFIED: &str = "ArchivesUnverified";
+/// Contact-ledger rows pruned (older than any policy window can count).
+pub const CONTACTS_PRUNED: &str = "ContactsPruned";
+
 /// A CloudWatch unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {

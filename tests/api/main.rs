@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod bulk;
 mod calendar;
 mod campaigns;
 mod consent;

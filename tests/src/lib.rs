@@ -596,9 +596,9 @@ impl TestApp {
     }
 
     /// Imports the real data set ([`DEMO_CUSTOMERS_CSV`]) directly.
-    pub async fn import_demo_customers(&self) -> shared::db::customers::ImportSummary {
-        let data = std::fs::read(DEMO_CUSTOMERS_CSV).expect("demo data");
-        customers_api::import_csv(&self.state.platform, &data)
+    pub async fn import_demo_customers(&self) -> shared::db::customer_import::ImportSummary {
+        let file = std::fs::File::open(DEMO_CUSTOMERS_CSV).expect("demo data");
+        shared::db::customer_import::import(&self.state.platform, file, None)
             .await
             .expect("import demo customers")
     }

@@ -10,10 +10,10 @@ use axum::extract::{OriginalUri, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
-use deadpool_postgres::Pool;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
-use shared::db::customers::{self, Customer, CustomerFilter, CustomerRecord, ImportSummary};
+use shared::db::customer_import::{self, ImportSummary};
+use shared::db::customers::{self, Customer, CustomerFilter, CustomerRecord};
 use shared::extract::SuperAdmin;
 use shared::http::{AppJson, AppPath, AppQuery, has_media_type, read_body_limited, with_location};
 use shared::openapi::Conflict;
@@ -324,23 +324,9 @@ async fn import_customers(
         ));
     }
     let body = read_body_limited(request.into_body(), MAX_IMPORT_BYTES).await?;
-    let summary = import_csv(&state.platform, &body).await?;
+    let summary =
+        customer_import::import(&state.platform, std::io::Cursor::new(body), None).await?;
     tracing::info!(user.name = %admin.username, rows = summary.rows, inserted = summary.inserted,
         updated = summary.updated, "customers imported");
     Ok(AppJson(summary))
-}
-
-/// Validates and imports a CSV file in one transaction (used by the endpoint and by
-/// `offerctl import-customers`).
-///
-/// # Errors
-/// 422 listing every bad line (nothing imported); database failures.
-pub async fn import_csv(pool: &Pool, data: &[u8]) -> Result<ImportSummary, ApiError> {
-    let (records, consents) = customers::parse_csv_with_consents(data)?;
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let mut summary = customers::import(&tx, &records).await?;
-    summary.consents_changed = customers::import_consents(&tx, &consents, None).await?;
-    tx.commit().await?;
-    Ok(summary)
 }

@@ -6,8 +6,15 @@
 //!   `SUPER_ADMIN_PASSWORD`, else a prompt. `--reset-password` sets the password (and
 //!   super admin flag) of an existing account instead of failing.
 //!
-//! - `import-customers FILE`: imports a customer CSV (all rows or none; see
-//!   `POST /customers/import`).
+//! - `import-customers FILE|s3://BUCKET/KEY`: imports a customer CSV, plain or
+//!   gzip-compressed (all rows or none; see `POST /customers/import`). From S3 it runs the
+//!   `customer-import` function's code (ledger, result object `results/<key>.json`) and
+//!   prints the result as JSON.
+//!
+//! - `archive run [--bucket B]`: one housekeeping run (the `housekeeping` function's):
+//!   archives the deliveries of completed campaigns past their tenant's retention to S3 and
+//!   prunes the contact ledger. `archive restore CAMPAIGN`: brings a campaign's archived
+//!   deliveries back.
 //!
 //! - `webhook-key create --name NAME --tenant TENANT [--signed]`, `webhook-key list`,
 //!   `webhook-key assign ID --tenant TENANT` (binds a key made before keys were
@@ -75,11 +82,16 @@ enum Command {
     /// Manage the delivery webhook's API keys.
     #[command(subcommand)]
     WebhookKey(WebhookKeyCommand),
-    /// Import customers from a CSV file (header row of customers columns; upsert by email).
+    /// Import customers from a CSV file, plain or gzip-compressed (header row of customers
+    /// columns; upsert by email): a local path or s3://bucket/key.
     ImportCustomers {
-        /// The CSV file.
-        file: std::path::PathBuf,
+        /// The CSV file: a path, or s3://bucket/key (AWS settings from the environment;
+        /// AWS_ENDPOINT_URL for an S3-compatible server).
+        file: String,
     },
+    /// Archive completed campaigns' deliveries to S3, or restore them.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Walk the whole story against a running server: tenant credit_card and its users, an
     /// offer under maker-checker, a campaign for verified gold and platinum card holders,
     /// delivery reports through the webhook, then a report with the offer's audit trail.
@@ -112,6 +124,26 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         output: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// One housekeeping run: archive every due campaign (completed, past its tenant's
+    /// retention_days) to the bucket, then prune the contact ledger.
+    Run {
+        /// The data bucket (default: DATA_BUCKET).
+        #[arg(long, env = "DATA_BUCKET")]
+        bucket: String,
+        /// Campaigns archived at most.
+        #[arg(long, default_value_t = bulk::archive::DEFAULT_MAX_CAMPAIGNS)]
+        max_campaigns: i64,
+    },
+    /// Bring a campaign's archived deliveries back from S3 (verified against the archive's
+    /// row count and SHA-256 first; all rows or none).
+    Restore {
+        /// The campaign's id.
+        campaign: i32,
     },
 }
 
@@ -184,6 +216,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             reset_password,
         } => create_super_admin(&username, full_name.as_deref(), reset_password).await,
         Command::ImportCustomers { file } => import_customers(&file).await,
+        Command::Archive(command) => archive(command).await,
         Command::WebhookKey(command) => webhook_key(command).await,
         Command::Demo {
             url,
@@ -411,30 +444,84 @@ async fn webhook_key(command: WebhookKeyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn import_customers(file: &std::path::Path) -> anyhow::Result<()> {
-    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+async fn import_customers(file: &str) -> anyhow::Result<()> {
     let config = DatabaseConfig::from_env()?;
     let pool = db::pool(&config, db::Scope::Platform)?;
-    match customers_api::import_csv(&pool, &data).await {
+    if file.starts_with("s3://") {
+        let location = bulk::s3::Location::parse(file).map_err(anyhow::Error::msg)?;
+        let s3 = bulk::s3::client_from_env().await;
+        let object = bulk::import::current_object(&s3, &location).await?;
+        let options = bulk::import::ImportOptions::from_env(None).map_err(anyhow::Error::msg)?;
+        let (result, _) = bulk::import::import_object(&pool, &s3, &object, options).await?;
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        if result.status != bulk::import::ImportStatus::Imported {
+            bail!("{}", result.detail);
+        }
+        return Ok(());
+    }
+    let source = std::fs::File::open(file).with_context(|| format!("cannot read {file}"))?;
+    match shared::db::customer_import::import(&pool, source, None).await {
         Ok(summary) => {
             println!(
-                "imported {}: {} rows, {} inserted, {} updated, {} unchanged",
-                file.display(),
-                summary.rows,
-                summary.inserted,
-                summary.updated,
-                summary.unchanged
+                "imported {file}: {} rows, {} inserted, {} updated, {} unchanged",
+                summary.rows, summary.inserted, summary.updated, summary.unchanged
             );
             Ok(())
         }
-        Err(shared::ApiError::Unprocessable { detail, errors }) => {
-            for error in &errors {
-                eprintln!("{}", error.detail);
+        Err(shared::db::customer_import::ImportError::Invalid { total, problems }) => {
+            for problem in &problems {
+                eprintln!("line {}: {}", problem.line, problem.reason);
             }
-            bail!("{detail}")
+            bail!("{total} problem(s) in the file; nothing was imported")
         }
         Err(err) => Err(anyhow::Error::from(err)).context("import failed"),
     }
+}
+
+/// `serve` with `DATA_BUCKET` set: polls the bucket's `imports/` prefix every 5 s and
+/// imports each new object, as the `customer-import` function does on S3 events in AWS
+/// (results in `results/<key>.json`; the ledger skips objects already imported).
+async fn watch_bucket(pool: deadpool_postgres::Pool, bucket: String) -> anyhow::Result<()> {
+    let s3 = bulk::s3::client_from_env().await;
+    let options = bulk::import::ImportOptions::from_env(None).map_err(anyhow::Error::msg)?;
+    tracing::info!(bucket = %bucket, prefix = bulk::import::IMPORTS_PREFIX,
+        "watching the data bucket for customer files");
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            ticks.tick().await;
+            if let Err(err) = bulk::import::import_new(&pool, &s3, &bucket, options).await {
+                tracing::warn!(error = %err, bucket = %bucket, "customer import from the bucket failed");
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn archive(command: ArchiveCommand) -> anyhow::Result<()> {
+    let config = DatabaseConfig::from_env()?;
+    let pool = db::pool(&config, db::Scope::Platform)?;
+    let s3 = bulk::s3::client_from_env().await;
+    match command {
+        ArchiveCommand::Run {
+            bucket,
+            max_campaigns,
+        } => {
+            let options = bulk::archive::HousekeepingOptions {
+                bucket,
+                report_grace_days: shared::config::ReportGrace::from_env()?.days,
+                max_campaigns,
+                delete_batch_rows: bulk::archive::DELETE_BATCH_ROWS,
+            };
+            let report = bulk::archive::run(&pool, &s3, &options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        ArchiveCommand::Restore { campaign } => {
+            let report = bulk::archive::restore(&pool, &s3, campaign).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+    }
+    Ok(())
 }
 
 async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
@@ -481,6 +568,9 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
         relay.max_attempts = policy.max_attempts,
         "outbox relay started"
     );
+    if let Some(bucket) = std::env::var("DATA_BUCKET").ok().filter(|b| !b.is_empty()) {
+        watch_bucket(state.platform.clone(), bucket).await?;
+    }
     let state = state.with_queue(queue);
     match &queue_url {
         Some(url) => tracing::info!(queue.url = %url, "campaign jobs go to SQS; polling it"),

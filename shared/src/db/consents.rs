@@ -141,42 +141,63 @@ pub async fn set_many(
     let statuses: Vec<&str> = entries.iter().map(|e| e.2.as_str()).collect();
     let row = client
         .query_one_cached(
-            "with wanted as (
-                 select distinct on (customer_id, channel) customer_id, channel, status
-                 from unnest($1::uuid[], $2::text[], $3::text[]) with ordinality
-                     as w(customer_id, channel, status, n)
-                 order by customer_id, channel, n desc
-             ),
-             changed as (
-                 select w.* from wanted w
-                 left join customer_consents c
-                   on c.customer_id = w.customer_id and c.channel = w.channel
-                 where coalesce(c.status, 'unknown') <> w.status
-             ),
-             upserted as (
-                 insert into customer_consents (customer_id, channel, status, source, recorded_by)
-                 select customer_id, channel, status, $4, $5 from changed
-                 where status <> 'unknown'
-                 on conflict (customer_id, channel) do update
-                 set status = excluded.status, source = excluded.source,
-                     recorded_by = excluded.recorded_by, recorded_at = now()
-             ),
-             removed as (
-                 delete from customer_consents c using changed w
-                 where w.status = 'unknown' and c.customer_id = w.customer_id
-                   and c.channel = w.channel
-             ),
-             logged as (
-                 insert into customer_consent_history
-                     (customer_id, channel, status, source, recorded_by)
-                 select customer_id, channel, status, $4, $5 from changed
-                 returning 1
-             )
-             select count(*) from logged",
+            SET_MANY_SQL.as_str(),
             &[&customers, &channels, &statuses, &source, &recorded_by],
         )
         .await?;
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+/// [`set_many`]'s statement: the wanted changes from three parallel arrays (`$1` customer
+/// ids, `$2` channels, `$3` statuses; the last entry for a customer and channel wins),
+/// source `$4`, recorder `$5`.
+static SET_MANY_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    change_sql(
+        "select distinct on (customer_id, channel) customer_id, channel, status
+         from unnest($1::uuid[], $2::text[], $3::text[]) with ordinality
+             as w(customer_id, channel, status, n)
+         order by customer_id, channel, n desc",
+        "$4",
+        "$5",
+    )
+});
+
+/// The one statement that changes consents: `wanted` is a query of `(customer_id, channel,
+/// status)` with at most one row per customer and channel; rows whose status differs from the
+/// current one (none stored: `unknown`) are written (`unknown` deletes the stored row) and
+/// appended to the history with `source` and `recorded_by` (SQL expressions: parameters or
+/// literals). It answers one row: the number of changes. Used by [`set_many`] and by the
+/// bulk import (`customer_import`), which reads `wanted` from its staging table.
+pub(crate) fn change_sql(wanted: &str, source: &str, recorded_by: &str) -> String {
+    format!(
+        "with wanted as ({wanted}),
+         changed as (
+             select w.* from wanted w
+             left join customer_consents c
+               on c.customer_id = w.customer_id and c.channel = w.channel
+             where coalesce(c.status, 'unknown') <> w.status
+         ),
+         upserted as (
+             insert into customer_consents (customer_id, channel, status, source, recorded_by)
+             select customer_id, channel, status, {source}, {recorded_by} from changed
+             where status <> 'unknown'
+             on conflict (customer_id, channel) do update
+             set status = excluded.status, source = excluded.source,
+                 recorded_by = excluded.recorded_by, recorded_at = now()
+         ),
+         removed as (
+             delete from customer_consents c using changed w
+             where w.status = 'unknown' and c.customer_id = w.customer_id
+               and c.channel = w.channel
+         ),
+         logged as (
+             insert into customer_consent_history
+                 (customer_id, channel, status, source, recorded_by)
+             select customer_id, channel, status, {source}, {recorded_by} from changed
+             returning 1
+         )
+         select count(*) from logged"
+    )
 }
 
 /// Sets one consent (see [`set_many`]); answers the customer's consents after it.

@@ -9,6 +9,7 @@
 pub mod access_audit;
 pub mod campaigns;
 pub mod consents;
+pub mod customer_import;
 pub mod customers;
 pub mod login_throttle;
 pub mod offers;
@@ -220,6 +221,29 @@ impl<'a> TenantTx<'a> {
         tenant: &TenantName,
     ) -> Result<Self, ApiError> {
         let tx = client.transaction().await?;
+        set_tenant(&tx, tenant).await?;
+        Ok(Self {
+            tx,
+            tenant: tenant.clone(),
+        })
+    }
+
+    /// Begins a read-only transaction on `client` scoped to `tenant` that sees one snapshot
+    /// of the database throughout (`REPEATABLE READ`): for exports whose statements must
+    /// agree (a count and the rows it counts).
+    ///
+    /// # Errors
+    /// 503 if the connection fails.
+    pub async fn begin_snapshot(
+        client: &'a mut deadpool_postgres::Client,
+        tenant: &TenantName,
+    ) -> Result<Self, ApiError> {
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
         set_tenant(&tx, tenant).await?;
         Ok(Self {
             tx,

@@ -99,7 +99,7 @@ pub async fn customers(
 /// Counts of a campaign's deliveries. They add up: `total` (matched) is
 /// `suppressed_by_consent` plus `suppressed_by_pressure` plus `awaiting_release` plus
 /// `released`, and `released` is `sent` plus `failed` plus `pending` plus `expired`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DeliverySummary {
     /// All selected customers (matched).
     pub total: i64,
@@ -122,11 +122,32 @@ pub struct DeliverySummary {
     pub released: i64,
 }
 
-/// Counts campaign `id`'s deliveries (see [`DeliverySummary`]).
+/// Counts campaign `id`'s deliveries (see [`DeliverySummary`]): from its rows, or, once
+/// housekeeping began deleting them after archiving them to S3, the counts it took with the
+/// archive (`campaign_archives.summary`).
 ///
 /// # Errors
 /// Database failures.
 pub async fn summary(tx: &TenantTx<'_>, id: i32) -> Result<DeliverySummary, ApiError> {
+    let archived = tx
+        .query_opt_cached(
+            "select summary from campaign_archives
+             where campaign_id = $1 and state in ('deleting', 'archived')",
+            &[&id],
+        )
+        .await?;
+    if let Some(row) = archived {
+        return serde_json::from_value(row.get(0)).map_err(ApiError::internal);
+    }
+    live_summary(tx, id).await
+}
+
+/// Counts campaign `id`'s delivery rows as they are in the database now (see
+/// [`summary`]).
+///
+/// # Errors
+/// Database failures.
+pub async fn live_summary(tx: &TenantTx<'_>, id: i32) -> Result<DeliverySummary, ApiError> {
     let row = tx
         .query_one_cached(
             "select count(*),

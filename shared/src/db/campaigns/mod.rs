@@ -82,13 +82,40 @@ pub struct Campaign {
     /// How often the current job has been driven: 1 when queued, one more each time the relay
     /// re-drives it after it made no progress (see `shared::relay`).
     pub processing_attempts: i32,
+    /// Where its deliveries were archived, once housekeeping exported them (null before).
+    pub archive: Option<CampaignArchive>,
+}
+
+/// A campaign's deliveries in S3 (housekeeping, after the tenant's `retention_days`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct CampaignArchive {
+    /// The gzip-compressed CSV object: `s3://bucket/archive/<tenant>/<campaign>.csv.gz`.
+    pub location: String,
+    /// Its manifest (row count, SHA-256 of the CSV, columns).
+    pub manifest: String,
+    /// Delivery rows in it.
+    pub rows: i64,
+    /// SHA-256 of the uncompressed CSV, hexadecimal.
+    pub sha256: String,
+    /// `exported` (rows still here), `deleting`, or `archived` (rows only in S3; the
+    /// campaign's summary comes from the counts taken at export).
+    pub state: String,
+    /// When it was exported.
+    pub exported_at: DateTime<Utc>,
+    /// When its last row left the database.
+    pub archived_at: Option<DateTime<Utc>>,
 }
 
 pub(super) const COLUMNS: &str = "id, tenant_name, offer_id, offer_version, channel, name, description, \
     coalesce(selection_criteria, '{}') as selection_criteria, start_date, end_date, starts_at, \
     ends_at, status, \
     created_by, created_at, updated_at, processing_status, matched_count, processed_at, \
-    last_error, ranges_total, ranges_done, processing_attempts";
+    last_error, ranges_total, ranges_done, processing_attempts, \
+    (select jsonb_build_object('location', 's3://' || a.bucket || '/' || a.key, \
+            'manifest', 's3://' || a.bucket || '/' || a.manifest_key, 'rows', a.rows, \
+            'sha256', a.sha256, 'state', a.state, 'exported_at', a.exported_at, \
+            'archived_at', a.archived_at) \
+     from campaign_archives a where a.campaign_id = campaigns.id) as archive";
 
 pub(super) fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> {
     let status: String = row.get("status");
@@ -118,6 +145,11 @@ pub(super) fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> 
         ranges_total: row.get("ranges_total"),
         ranges_done: row.get("ranges_done"),
         processing_attempts: row.get("processing_attempts"),
+        archive: row
+            .get::<_, Option<Value>>("archive")
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(ApiError::internal)?,
     })
 }
 

@@ -1,0 +1,745 @@
+//! Housekeeping: completed campaigns' deliveries archived to S3 and deleted, restored on
+//! demand, and the contact ledger pruned.
+//!
+//! A campaign is due when it is `completed` and ended more than its tenant's
+//! `retention_days` ago (and more than the report grace period: no late report can still
+//! change its rows). Its archive goes through the states of `campaign_archives`, each
+//! committed before the next step begins, so a kill at any line leaves a state the next run
+//! resumes from, and no row is deleted before its copy in S3 was read back and matched:
+//!
+//! 1. **export** (no archive row): in one read-only snapshot, count the deliveries, take the
+//!    campaign's summary, and stream `COPY … TO` (CSV with a header, every column, by
+//!    customer id) through gzip into a multipart upload of
+//!    `archive/<tenant>/<campaign>.csv.gz`, hashing the CSV (SHA-256) on the way; write the
+//!    manifest `archive/<tenant>/<campaign>.manifest.json`; then insert the archive row
+//!    (`exported`). A kill before the insert leaves at most an object that the next run
+//!    writes again.
+//! 2. **verify** (`exported`): read the object back, decompress it, count its CSV records
+//!    and hash them; compare with the archive row and with the rows in the database. A
+//!    match moves the row to `deleting`; a mismatch deletes the archive row (the next run
+//!    exports again), deletes nothing and counts in the `ArchivesUnverified` metric.
+//! 3. **delete** (`deleting`): delete the campaign's deliveries [`DELETE_BATCH_ROWS`] at a
+//!    time, each batch its own short transaction (no long lock on the table the webhook
+//!    writes); then mark the row `archived`. A kill between batches resumes deleting.
+//!
+//! The campaign keeps its row, its audit trail, its summary (the counts taken at export
+//! answer `GET …/customers/summary` from `deleting` on) and a pointer to the archive
+//! (`archive` in the campaign's JSON). [`restore`] brings the rows back in one transaction
+//! and removes the archive row.
+//!
+//! The contact ledger (`customer_contacts`) keeps a row while any contact policy could count
+//! it: policies' windows are at most [`MAX_POLICY_WINDOW_DAYS`] days (the `contact_policy`
+//! table's check), so [`prune_contacts`] deletes the rows of campaigns that ended longer
+//! ago than that plus the report grace, and only those whose `contact_at` is itself older
+//! than the longest window.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use shared::db::TenantTx;
+use shared::db::campaigns::deliveries::{self, DeliverySummary};
+use shared::domain::TenantName;
+use shared::metrics::{self, Metric};
+use tokio::sync::mpsc;
+
+use crate::BulkError;
+use crate::s3::{self, Location, Upload};
+
+/// Where archives go: `archive/<tenant>/<campaign>.csv.gz` and `….manifest.json`.
+pub const ARCHIVE_PREFIX: &str = "archive/";
+/// Delivery rows deleted per transaction once an archive is verified.
+pub const DELETE_BATCH_ROWS: i64 = 5_000;
+/// The longest rolling window a contact policy can count, in days (migration V011's
+/// `contact_policy_window` check: 1–366).
+pub const MAX_POLICY_WINDOW_DAYS: i32 = 366;
+/// Campaigns archived per run at most (the rest wait for the next run).
+pub const DEFAULT_MAX_CAMPAIGNS: i64 = 20;
+
+/// What a housekeeping run may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HousekeepingOptions {
+    /// The bucket archives go to (env `DATA_BUCKET`).
+    pub bucket: String,
+    /// Days after a campaign's end during which reports still apply (`CAMPAIGN_REPORT_GRACE_DAYS`):
+    /// nothing is archived or pruned before it passed.
+    pub report_grace_days: i32,
+    /// Campaigns archived per run at most.
+    pub max_campaigns: i64,
+    /// Delivery rows deleted per transaction once an archive is verified (default
+    /// [`DELETE_BATCH_ROWS`]).
+    pub delete_batch_rows: i64,
+}
+
+/// What one housekeeping run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HousekeepingReport {
+    /// Campaigns whose deliveries are now only in S3.
+    pub campaigns_archived: u64,
+    /// Delivery rows they had.
+    pub deliveries_archived: u64,
+    /// Archives whose object did not match (nothing deleted; exported again next run).
+    pub archives_unverified: u64,
+    /// Campaigns whose archiving failed with an error (tried again next run).
+    pub archives_failed: u64,
+    /// Contact-ledger rows pruned.
+    pub contacts_pruned: u64,
+}
+
+/// The manifest written beside each archive (`….manifest.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The campaign.
+    pub campaign_id: i32,
+    /// Its tenant.
+    pub tenant_name: String,
+    /// The archive object, `s3://…`.
+    pub object: String,
+    /// Data rows (deliveries) in it.
+    pub rows: i64,
+    /// SHA-256 of the uncompressed CSV (header included), hexadecimal.
+    pub sha256: String,
+    /// The CSV's columns, in order (the header).
+    pub columns: Vec<String>,
+    /// The campaign's delivery counts at export.
+    pub summary: DeliverySummary,
+    /// When it was exported.
+    pub exported_at: DateTime<Utc>,
+}
+
+/// How one campaign's archiving ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveOutcome {
+    /// Its deliveries are in S3 and gone from the database (`rows` of them).
+    Archived {
+        /// Delivery rows archived.
+        rows: i64,
+    },
+    /// The object read back did not match; nothing was deleted.
+    Unverified,
+}
+
+/// One housekeeping run: archives due campaigns (at most `max_campaigns`), then prunes the
+/// contact ledger; emits its metrics.
+///
+/// # Errors
+/// [`BulkError`] if the list of due campaigns or the prune failed; a campaign whose
+/// archiving fails is logged, counted in `archives_failed` and left for the next run.
+pub async fn run(
+    pool: &deadpool_postgres::Pool,
+    s3: &aws_sdk_s3::Client,
+    options: &HousekeepingOptions,
+) -> Result<HousekeepingReport, BulkError> {
+    let mut report = HousekeepingReport::default();
+    for (tenant, campaign) in due(pool, options).await? {
+        match archive_campaign(pool, s3, options, &tenant, campaign).await {
+            Ok(ArchiveOutcome::Archived { rows }) => {
+                report.campaigns_archived += 1;
+                report.deliveries_archived += u64::try_from(rows).unwrap_or(0);
+            }
+            Ok(ArchiveOutcome::Unverified) => report.archives_unverified += 1,
+            Err(err) => {
+                report.archives_failed += 1;
+                tracing::error!(tenant = %tenant, campaign.id = campaign, error = %err,
+                    "archiving failed; the next run resumes it");
+            }
+        }
+    }
+    report.contacts_pruned = prune_contacts(pool, options.report_grace_days).await?;
+    metrics::emit(
+        crate::HOUSEKEEPING_FUNCTION,
+        &[
+            Metric::count(
+                metrics::CAMPAIGNS_ARCHIVED,
+                report.campaigns_archived as f64,
+            ),
+            Metric::count(
+                metrics::DELIVERIES_ARCHIVED,
+                report.deliveries_archived as f64,
+            ),
+            Metric::count(
+                metrics::ARCHIVES_UNVERIFIED,
+                (report.archives_unverified + report.archives_failed) as f64,
+            ),
+            Metric::count(metrics::CONTACTS_PRUNED, report.contacts_pruned as f64),
+        ],
+    );
+    Ok(report)
+}
+
+/// Completed campaigns past their tenant's retention (and the report grace) whose
+/// deliveries are not archived yet, oldest end first.
+async fn due(
+    pool: &deadpool_postgres::Pool,
+    options: &HousekeepingOptions,
+) -> Result<Vec<(TenantName, i32)>, BulkError> {
+    let client = pool.get().await.map_err(shared::ApiError::from)?;
+    let rows = client
+        .query(
+            "select c.tenant_name, c.id from campaigns c
+             join tenants t on t.name = c.tenant_name
+             left join campaign_archives a on a.campaign_id = c.id
+             where c.status = 'completed'
+               and c.ends_at < now() - make_interval(days => greatest(t.retention_days, $1))
+               and (a.state is null or a.state <> 'archived')
+             order by c.ends_at, c.id
+             limit $2",
+            &[&options.report_grace_days, &options.max_campaigns],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let tenant = TenantName::parse(row.get::<_, &str>(0))
+                .map_err(|e| BulkError::Inconsistent(format!("stored tenant name: {e}")))?;
+            Ok((tenant, row.get(1)))
+        })
+        .collect()
+}
+
+/// The archive row of a campaign.
+struct ArchiveRow {
+    location: Location,
+    rows: i64,
+    sha256: String,
+    columns: Vec<String>,
+    state: String,
+}
+
+async fn archive_row(
+    tx: &TenantTx<'_>,
+    campaign: i32,
+    lock: bool,
+) -> Result<Option<ArchiveRow>, BulkError> {
+    let sql = if lock {
+        "select bucket, key, rows, sha256, columns, state from campaign_archives
+         where campaign_id = $1 for update"
+    } else {
+        "select bucket, key, rows, sha256, columns, state from campaign_archives
+         where campaign_id = $1"
+    };
+    let row = tx.query_opt(sql, &[&campaign]).await?;
+    Ok(row.map(|row| ArchiveRow {
+        location: Location {
+            bucket: row.get(0),
+            key: row.get(1),
+        },
+        rows: row.get(2),
+        sha256: row.get(3),
+        columns: row.get(4),
+        state: row.get(5),
+    }))
+}
+
+/// The archive object's and manifest's places for a campaign.
+pub fn archive_locations(bucket: &str, tenant: &TenantName, campaign: i32) -> (Location, Location) {
+    let base = format!("{ARCHIVE_PREFIX}{tenant}/{campaign}");
+    (
+        Location {
+            bucket: bucket.to_owned(),
+            key: format!("{base}.csv.gz"),
+        },
+        Location {
+            bucket: bucket.to_owned(),
+            key: format!("{base}.manifest.json"),
+        },
+    )
+}
+
+/// Archives one campaign's deliveries, resuming from whatever state a previous run left
+/// (module documentation): [`step`] until it is done. Does not check that the campaign is
+/// due: [`run`] does.
+///
+/// # Errors
+/// [`BulkError`] if the database or S3 failed (the next run resumes).
+pub async fn archive_campaign(
+    pool: &deadpool_postgres::Pool,
+    s3: &aws_sdk_s3::Client,
+    options: &HousekeepingOptions,
+    tenant: &TenantName,
+    campaign: i32,
+) -> Result<ArchiveOutcome, BulkError> {
+    loop {
+        match step(pool, s3, options, tenant, campaign).await? {
+            Step::Exported | Step::Verified | Step::Deleted { .. } => {}
+            Step::Done { rows } => return Ok(ArchiveOutcome::Archived { rows }),
+            Step::Unverified => return Ok(ArchiveOutcome::Unverified),
+        }
+    }
+}
+
+/// What one [`step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Exported the object and manifest; the archive row is `exported`.
+    Exported,
+    /// Read the object back and it matched; the archive row is `deleting`.
+    Verified,
+    /// The object did not match: the archive row was removed, nothing deleted.
+    Unverified,
+    /// Deleted one batch of delivery rows (`rows` of them).
+    Deleted {
+        /// Rows deleted in this batch.
+        rows: u64,
+    },
+    /// Nothing left to do: the archive is `archived` with `rows` rows.
+    Done {
+        /// Rows in the archive.
+        rows: i64,
+    },
+}
+
+/// Takes the next step of a campaign's archive from its committed state (the module
+/// documentation's steps; deleting goes one batch of `delete_batch_rows` per step).
+/// Stopping between any two steps, as a kill would, loses nothing: the next call resumes.
+///
+/// # Errors
+/// [`BulkError`] if the database or S3 failed (the state stays as it was committed).
+pub async fn step(
+    pool: &deadpool_postgres::Pool,
+    s3: &aws_sdk_s3::Client,
+    options: &HousekeepingOptions,
+    tenant: &TenantName,
+    campaign: i32,
+) -> Result<Step, BulkError> {
+    let state = {
+        let mut client = pool.get().await.map_err(shared::ApiError::from)?;
+        let tx = TenantTx::begin(&mut client, tenant).await?;
+        archive_row(&tx, campaign, false).await?
+    };
+    match state {
+        None => {
+            export(pool, s3, &options.bucket, tenant, campaign).await?;
+            Ok(Step::Exported)
+        }
+        Some(row) if row.state == "exported" => {
+            if verify(pool, s3, tenant, campaign, &row).await? {
+                Ok(Step::Verified)
+            } else {
+                Ok(Step::Unverified)
+            }
+        }
+        Some(row) if row.state == "deleting" => {
+            let mut client = pool.get().await.map_err(shared::ApiError::from)?;
+            let tx = TenantTx::begin(&mut client, tenant).await?;
+            let deleted = tx
+                .execute(
+                    "delete from campaign_customers
+                     where campaign_id = $1 and customer_id in (
+                         select customer_id from campaign_customers where campaign_id = $1
+                         order by customer_id limit $2)",
+                    &[&campaign, &options.delete_batch_rows],
+                )
+                .await?;
+            if deleted == 0 {
+                tx.execute(
+                    "update campaign_archives set state = 'archived', archived_at = now()
+                     where campaign_id = $1 and state = 'deleting'",
+                    &[&campaign],
+                )
+                .await?;
+                tracing::info!(tenant = %tenant, campaign.id = campaign, rows = row.rows,
+                    object = %row.location, "campaign deliveries archived");
+            }
+            tx.commit().await?;
+            Ok(Step::Deleted { rows: deleted })
+        }
+        Some(row) => Ok(Step::Done { rows: row.rows }),
+    }
+}
+
+/// Step 1: the export, its manifest and the `exported` row.
+async fn export(
+    pool: &deadpool_postgres::Pool,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    tenant: &TenantName,
+    campaign: i32,
+) -> Result<(), BulkError> {
+    let (object, manifest_location) = archive_locations(bucket, tenant, campaign);
+    let mut client = pool.get().await.map_err(shared::ApiError::from)?;
+    let tx = TenantTx::begin_snapshot(&mut client, tenant).await?;
+    let summary = deliveries::live_summary(&tx, campaign).await?;
+    let columns = delivery_columns(&tx).await?;
+    let stream = tx
+        .copy_out(&format!(
+            "copy (select {} from campaign_customers where campaign_id = {campaign}
+                   order by customer_id) to stdout (format csv, header)",
+            quoted(&columns)
+        ))
+        .await?;
+    futures_util::pin_mut!(stream);
+    let mut upload = Upload::start(s3, object.clone(), "application/gzip").await?;
+    let mut hasher = Sha256::new();
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    let written: Result<(), BulkError> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            encoder
+                .write_all(&chunk)
+                .map_err(|e| BulkError::Inconsistent(format!("gzip: {e}")))?;
+            if encoder.get_ref().len() >= s3::PART_BYTES {
+                let compressed = std::mem::take(encoder.get_mut());
+                upload.write(&compressed).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(err) = written {
+        upload.abort().await;
+        return Err(err);
+    }
+    let rest = encoder
+        .finish()
+        .map_err(|e| BulkError::Inconsistent(format!("gzip: {e}")))?;
+    upload.write(&rest).await?;
+    upload.complete().await?;
+    tx.rollback().await?;
+    let sha256 = format!("{:x}", hasher.finalize());
+    let manifest = Manifest {
+        campaign_id: campaign,
+        tenant_name: tenant.to_string(),
+        object: object.to_string(),
+        rows: summary.total,
+        sha256: sha256.clone(),
+        columns: columns.clone(),
+        summary,
+        exported_at: Utc::now(),
+    };
+    let body = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| BulkError::Inconsistent(format!("manifest: {e}")))?;
+    s3::put(s3, &manifest_location, body, "application/json").await?;
+    let summary_json = serde_json::to_value(summary)
+        .map_err(|e| BulkError::Inconsistent(format!("summary: {e}")))?;
+    let tx = TenantTx::begin(&mut client, tenant).await?;
+    tx.execute(
+        "insert into campaign_archives
+             (campaign_id, tenant_name, bucket, key, manifest_key, rows, sha256, columns,
+              summary, state)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'exported')",
+        &[
+            &campaign,
+            &tenant.as_str(),
+            &object.bucket,
+            &object.key,
+            &manifest_location.key,
+            &summary.total,
+            &sha256,
+            &columns,
+            &summary_json,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `campaign_customers`' columns, in table order (the catalog's names, not request text).
+async fn delivery_columns(tx: &TenantTx<'_>) -> Result<Vec<String>, BulkError> {
+    let rows = tx
+        .query(
+            "select attname::text from pg_attribute
+             where attrelid = 'campaign_customers'::regclass and attnum > 0 and not attisdropped
+             order by attnum",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Column names as quoted SQL identifiers, comma-separated.
+fn quoted(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What reading an archive object back found: data rows and the SHA-256 of its CSV.
+struct ReadBack {
+    rows: i64,
+    sha256: String,
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Arc<Mutex<Sha256>>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut hasher) = self.hasher.lock() {
+            hasher.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// Opens the archive object: its raw (compressed) reader and the hasher that
+/// [`decompressed`] feeds.
+async fn open_archive(
+    s3: &aws_sdk_s3::Client,
+    location: &Location,
+) -> Result<(impl Read + Send + 'static, Arc<Mutex<Sha256>>), BulkError> {
+    let (_, reader) = s3::open(s3, location, None, None).await?;
+    Ok((reader, Arc::new(Mutex::new(Sha256::new()))))
+}
+
+/// The archive's CSV: `raw` decompressed and hashed into `hasher` as it is read. Call it on
+/// the blocking thread that reads it (the decoder reads the gzip header at once).
+fn decompressed<R: Read>(
+    raw: R,
+    hasher: &Arc<Mutex<Sha256>>,
+) -> Hashing<flate2::read::MultiGzDecoder<R>> {
+    Hashing {
+        inner: flate2::read::MultiGzDecoder::new(raw),
+        hasher: Arc::clone(hasher),
+    }
+}
+
+fn digest(hasher: &Arc<Mutex<Sha256>>) -> String {
+    hasher
+        .lock()
+        .map(|h| format!("{:x}", h.clone().finalize()))
+        .unwrap_or_default()
+}
+
+/// Step 2: reads the object back; a match moves the archive to `deleting`.
+async fn verify(
+    pool: &deadpool_postgres::Pool,
+    s3: &aws_sdk_s3::Client,
+    tenant: &TenantName,
+    campaign: i32,
+    row: &ArchiveRow,
+) -> Result<bool, BulkError> {
+    let read_back = match open_archive(s3, &row.location).await {
+        Ok((raw, hasher)) => {
+            let hashing = Arc::clone(&hasher);
+            let counted = tokio::task::spawn_blocking(move || {
+                let reader = decompressed(raw, &hashing);
+                let mut csv = csv::ReaderBuilder::new()
+                    .has_headers(true)
+                    .from_reader(reader);
+                let mut record = csv::ByteRecord::new();
+                let mut rows = 0_i64;
+                while csv.read_byte_record(&mut record)? {
+                    rows += 1;
+                }
+                Ok::<_, csv::Error>(rows)
+            })
+            .await
+            .map_err(|e| BulkError::Inconsistent(format!("verify task: {e}")))?;
+            counted.ok().map(|rows| ReadBack {
+                rows,
+                sha256: digest(&hasher),
+            })
+        }
+        Err(BulkError::S3(err)) if err.status == Some(404) => None,
+        Err(err) => return Err(err),
+    };
+    let mut client = pool.get().await.map_err(shared::ApiError::from)?;
+    let tx = TenantTx::begin(&mut client, tenant).await?;
+    let Some(current) = archive_row(&tx, campaign, true).await? else {
+        return Ok(false);
+    };
+    let in_database: i64 = tx
+        .query_one(
+            "select count(*) from campaign_customers where campaign_id = $1",
+            &[&campaign],
+        )
+        .await?
+        .get(0);
+    let matches = read_back.as_ref().is_some_and(|r| {
+        r.rows == current.rows && r.sha256 == current.sha256 && in_database == current.rows
+    });
+    if matches {
+        tx.execute(
+            "update campaign_archives set state = 'deleting' where campaign_id = $1",
+            &[&campaign],
+        )
+        .await?;
+    } else {
+        tracing::error!(tenant = %tenant, campaign.id = campaign, object = %row.location,
+            expected_rows = current.rows, expected_sha256 = %current.sha256,
+            read_rows = read_back.as_ref().map(|r| r.rows),
+            read_sha256 = read_back.as_ref().map(|r| r.sha256.as_str()),
+            rows_in_database = in_database,
+            "the archive did not verify; nothing deleted, it is exported again next run");
+        tx.execute(
+            "delete from campaign_archives where campaign_id = $1",
+            &[&campaign],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(matches)
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreReport {
+    /// The campaign.
+    pub campaign_id: i32,
+    /// The object read.
+    pub object: String,
+    /// Rows in the archive.
+    pub rows: i64,
+    /// Rows put back (rows still in the database, if the archive was interrupted while
+    /// deleting, are left as they are).
+    pub restored: i64,
+}
+
+/// Brings campaign `campaign`'s archived deliveries back from S3 and removes its archive
+/// row, in one transaction: the object's rows and SHA-256 must match the archive row first.
+///
+/// # Errors
+/// [`BulkError::Inconsistent`] if the campaign has no archive or the object does not match
+/// (nothing changed); database or S3 failures (nothing changed).
+pub async fn restore(
+    pool: &deadpool_postgres::Pool,
+    s3: &aws_sdk_s3::Client,
+    campaign: i32,
+) -> Result<RestoreReport, BulkError> {
+    let mut client = pool.get().await.map_err(shared::ApiError::from)?;
+    let tenant = client
+        .query_opt(
+            "select tenant_name from campaigns where id = $1",
+            &[&campaign],
+        )
+        .await?
+        .ok_or_else(|| BulkError::Inconsistent(format!("no campaign {campaign}")))?;
+    let tenant = TenantName::parse(tenant.get::<_, &str>(0))
+        .map_err(|e| BulkError::Inconsistent(format!("stored tenant name: {e}")))?;
+    let tx = TenantTx::begin(&mut client, &tenant).await?;
+    let row = archive_row(&tx, campaign, true)
+        .await?
+        .ok_or_else(|| BulkError::Inconsistent(format!("campaign {campaign} has no archive")))?;
+    let columns = quoted(&row.columns);
+    tx.batch_execute(
+        "create temporary table restored_deliveries
+             (like campaign_customers including defaults) on commit drop",
+    )
+    .await?;
+    let sink = tx
+        .copy_in(&format!(
+            "copy restored_deliveries ({columns}) from stdin (format csv, header match)"
+        ))
+        .await?;
+    futures_util::pin_mut!(sink);
+    let (raw, hasher) = open_archive(s3, &row.location).await?;
+    let (chunks, mut received) = mpsc::channel::<Bytes>(4);
+    let hashing = Arc::clone(&hasher);
+    let reading = tokio::task::spawn_blocking(move || {
+        let mut reader = decompressed(raw, &hashing);
+        loop {
+            let mut buffer = vec![0_u8; 1 << 20];
+            let n = reader.read(&mut buffer)?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            buffer.truncate(n);
+            if chunks.blocking_send(Bytes::from(buffer)).is_err() {
+                return Ok(());
+            }
+        }
+    });
+    while let Some(chunk) = received.recv().await {
+        sink.send(chunk).await?;
+    }
+    reading
+        .await
+        .map_err(|e| BulkError::Inconsistent(format!("restore task: {e}")))?
+        .map_err(BulkError::Read)?;
+    let copied = sink.finish().await?;
+    let sha256 = digest(&hasher);
+    if i64::try_from(copied).ok() != Some(row.rows) || sha256 != row.sha256 {
+        return Err(BulkError::Inconsistent(format!(
+            "the archive {} does not match its record ({copied} rows, SHA-256 {sha256}; \
+             expected {} rows, {}); nothing restored",
+            row.location, row.rows, row.sha256
+        )));
+    }
+    let restored = tx
+        .execute(
+            &format!(
+                "insert into campaign_customers ({columns})
+                 select {columns} from restored_deliveries where campaign_id = $1
+                 on conflict do nothing"
+            ),
+            &[&campaign],
+        )
+        .await?;
+    tx.execute(
+        "delete from campaign_archives where campaign_id = $1",
+        &[&campaign],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(tenant = %tenant, campaign.id = campaign, rows = row.rows, restored,
+        object = %row.location, "campaign deliveries restored");
+    Ok(RestoreReport {
+        campaign_id: campaign,
+        object: row.location.to_string(),
+        rows: row.rows,
+        restored: i64::try_from(restored).unwrap_or(i64::MAX),
+    })
+}
+
+/// Contact-ledger rows deleted per transaction.
+const PRUNE_BATCH_ROWS: i64 = 10_000;
+
+/// Deletes contact-ledger rows no contact policy can count any more: those of campaigns that
+/// ended more than [`MAX_POLICY_WINDOW_DAYS`] plus `report_grace_days` days ago, whose
+/// `contact_at` is older than [`MAX_POLICY_WINDOW_DAYS`] days; in batches, each its own
+/// transaction. Answers how many.
+///
+/// # Errors
+/// Database failures (batches committed before stay done).
+pub async fn prune_contacts(
+    pool: &deadpool_postgres::Pool,
+    report_grace_days: i32,
+) -> Result<u64, BulkError> {
+    let client = pool.get().await.map_err(shared::ApiError::from)?;
+    let campaigns: Vec<i32> = client
+        .query(
+            "select id from campaigns
+             where ends_at < now() - make_interval(days => $1::int + $2::int)
+             order by id",
+            &[&MAX_POLICY_WINDOW_DAYS, &report_grace_days],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut pruned = 0;
+    for campaign in campaigns {
+        loop {
+            let deleted = client
+                .execute(
+                    "delete from customer_contacts
+                     where campaign_id = $1 and customer_id in (
+                         select customer_id from customer_contacts
+                         where campaign_id = $1
+                           and contact_at < now() - make_interval(days => $2)
+                         limit $3)",
+                    &[&campaign, &MAX_POLICY_WINDOW_DAYS, &PRUNE_BATCH_ROWS],
+                )
+                .await?;
+            pruned += deleted;
+            if deleted < u64::try_from(PRUNE_BATCH_ROWS).unwrap_or(0) {
+                break;
+            }
+        }
+    }
+    Ok(pruned)
+}

@@ -1,0 +1,375 @@
+//! S3 access: a client configured from the environment, objects read as a blocking
+//! [`std::io::Read`] stream (for the CSV and gzip readers on a blocking thread), and objects
+//! written in parts as they are produced (multipart upload).
+//!
+//! The client honours the AWS SDK's standard settings (`AWS_REGION`, credentials,
+//! `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_S3`); when an endpoint is set (an S3-compatible
+//! server such as the moto emulator of the tests) it addresses buckets path-style
+//! (`http://host/bucket/key`), which such servers expect.
+
+use std::fmt;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+
+/// An S3 client from the environment: path-style addressing when `AWS_ENDPOINT_URL_S3` or
+/// `AWS_ENDPOINT_URL` is set.
+pub async fn client_from_env() -> Client {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| !v.is_empty()));
+    let s3 = aws_sdk_s3::config::Builder::from(&config)
+        .force_path_style(custom_endpoint)
+        .build();
+    Client::from_conf(s3)
+}
+
+/// An object's place: bucket and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The bucket's name.
+    pub bucket: String,
+    /// The object's key.
+    pub key: String,
+}
+
+impl Location {
+    /// Parses `s3://bucket/key`.
+    ///
+    /// # Errors
+    /// A message saying what the address should look like.
+    pub fn parse(address: &str) -> Result<Self, String> {
+        let rest = address
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("{address:?} is not an s3://bucket/key address"))?;
+        match rest.split_once('/') {
+            Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Self {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            }),
+            _ => Err(format!(
+                "{address:?} names no bucket and key (s3://bucket/key)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// An S3 request failed; the message is the SDK's, with the HTTP status when there was one.
+#[derive(Debug, thiserror::Error)]
+#[error("S3 {operation} of {location}: {message}")]
+pub struct S3Error {
+    /// The operation (`GetObject`, …).
+    pub operation: &'static str,
+    /// The object.
+    pub location: String,
+    /// The HTTP status S3 answered, if it answered.
+    pub status: Option<u16>,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl S3Error {
+    pub(crate) fn new<E, R>(
+        operation: &'static str,
+        location: &Location,
+        err: &SdkError<E, R>,
+    ) -> Self
+    where
+        E: std::error::Error + 'static,
+        R: fmt::Debug + HasStatus,
+    {
+        let status = err.raw_response().map(HasStatus::status);
+        Self {
+            operation,
+            location: location.to_string(),
+            status,
+            message: aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
+        }
+    }
+}
+
+/// The HTTP status of a raw SDK response.
+pub trait HasStatus {
+    /// The status code.
+    fn status(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// One version of an object as read: its ETag, version id (versioned buckets) and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// The ETag, without quotes.
+    pub etag: String,
+    /// The version id; empty for an unversioned bucket.
+    pub version_id: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Opens an object for reading, as a blocking reader to use on a blocking thread
+/// (`tokio::task::spawn_blocking`). `version_id` and `etag`, when given, pin the version
+/// read: S3 answers 412 if the object changed since (see [`S3Error::status`]).
+///
+/// # Errors
+/// [`S3Error`] if S3 refused or could not be reached.
+pub async fn open(
+    client: &Client,
+    location: &Location,
+    version_id: Option<&str>,
+    etag: Option<&str>,
+) -> Result<(ObjectVersion, impl std::io::Read + Send + 'static), S3Error> {
+    let output = client
+        .get_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .set_version_id(version_id.filter(|v| !v.is_empty()).map(str::to_owned))
+        .set_if_match(etag.map(|e| format!("\"{}\"", e.trim_matches('"'))))
+        .send()
+        .await
+        .map_err(|e| S3Error::new("GetObject", location, &e))?;
+    let version = ObjectVersion {
+        etag: output
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_owned(),
+        version_id: output.version_id().unwrap_or_default().to_owned(),
+        size: output
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0),
+    };
+    let reader = tokio_util::io::SyncIoBridge::new(output.body.into_async_read());
+    Ok((version, reader))
+}
+
+/// The current version of an object (HEAD).
+///
+/// # Errors
+/// [`S3Error`] (status 404 when there is no such object).
+pub async fn head(client: &Client, location: &Location) -> Result<ObjectVersion, S3Error> {
+    let output = client
+        .head_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .send()
+        .await
+        .map_err(|e| S3Error::new("HeadObject", location, &e))?;
+    Ok(ObjectVersion {
+        etag: output
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_owned(),
+        version_id: output.version_id().unwrap_or_default().to_owned(),
+        size: output
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0),
+    })
+}
+
+/// The keys under `prefix` with their ETags and sizes (every page).
+///
+/// # Errors
+/// [`S3Error`].
+pub async fn list(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, String, u64)>, S3Error> {
+    let mut objects = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let location = Location {
+        bucket: bucket.to_owned(),
+        key: prefix.to_owned(),
+    };
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| S3Error::new("ListObjectsV2", &location, &e))?;
+        for object in page.contents() {
+            if let Some(key) = object.key() {
+                objects.push((
+                    key.to_owned(),
+                    object
+                        .e_tag()
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                        .to_owned(),
+                    object
+                        .size()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0),
+                ));
+            }
+        }
+    }
+    Ok(objects)
+}
+
+/// Writes a small object whole.
+///
+/// # Errors
+/// [`S3Error`].
+pub async fn put(
+    client: &Client,
+    location: &Location,
+    body: Vec<u8>,
+    content_type: &str,
+) -> Result<(), S3Error> {
+    client
+        .put_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .content_type(content_type)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| S3Error::new("PutObject", location, &e))?;
+    Ok(())
+}
+
+/// Size of each part of an [`Upload`] (S3's minimum for all parts but the last is 5 MiB).
+pub const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// An object written in parts as its bytes are produced (S3 multipart upload): at most one
+/// part ([`PART_BYTES`]) is held in memory. Finish it with [`Upload::complete`]; an upload
+/// dropped unfinished leaves no object (only its parts, which the bucket's lifecycle rule
+/// for incomplete multipart uploads removes; [`Upload::abort`] removes them at once).
+pub struct Upload<'a> {
+    client: &'a Client,
+    location: Location,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+    buffer: Vec<u8>,
+}
+
+impl<'a> Upload<'a> {
+    /// Starts a multipart upload of `location`.
+    ///
+    /// # Errors
+    /// [`S3Error`].
+    pub async fn start(
+        client: &'a Client,
+        location: Location,
+        content_type: &str,
+    ) -> Result<Self, S3Error> {
+        let created = client
+            .create_multipart_upload()
+            .bucket(&location.bucket)
+            .key(&location.key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| S3Error::new("CreateMultipartUpload", &location, &e))?;
+        Ok(Self {
+            client,
+            upload_id: created.upload_id().unwrap_or_default().to_owned(),
+            location,
+            parts: Vec::new(),
+            buffer: Vec::with_capacity(PART_BYTES),
+        })
+    }
+
+    /// Appends `data`, sending a part whenever [`PART_BYTES`] have collected.
+    ///
+    /// # Errors
+    /// [`S3Error`].
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), S3Error> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= PART_BYTES {
+            self.send_part().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_part(&mut self) -> Result<(), S3Error> {
+        let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
+        let body = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(PART_BYTES),
+        ));
+        let part = self
+            .client
+            .upload_part()
+            .bucket(&self.location.bucket)
+            .key(&self.location.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| S3Error::new("UploadPart", &self.location, &e))?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(part.e_tag().map(str::to_owned))
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Sends what is left and completes the object; answers its ETag.
+    ///
+    /// # Errors
+    /// [`S3Error`].
+    pub async fn complete(mut self) -> Result<String, S3Error> {
+        if !self.buffer.is_empty() || self.parts.is_empty() {
+            self.send_part().await?;
+        }
+        let done = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.location.bucket)
+            .key(&self.location.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(std::mem::take(&mut self.parts)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| S3Error::new("CompleteMultipartUpload", &self.location, &e))?;
+        Ok(done
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_owned())
+    }
+
+    /// Abandons the upload and its parts (best effort: a failure is logged, the bucket's
+    /// lifecycle rule removes what is left).
+    pub async fn abort(self) {
+        if let Err(err) = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.location.bucket)
+            .key(&self.location.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await
+        {
+            tracing::warn!(error = %aws_sdk_s3::error::DisplayErrorContext(&err), object = %self.location, "abort of a multipart upload failed");
+        }
+    }
+}

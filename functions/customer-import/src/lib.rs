@@ -1,0 +1,108 @@
+//! `customer-import`: S3 `ObjectCreated` events under the data bucket's `imports/` prefix
+//! (`template.yaml`) import the object as a customer file through [`bulk::import`].
+//!
+//! Each record of the event is one object version (bucket, URL-encoded key, version id,
+//! ETag, size). They are imported in turn; the invocation answers their results. A
+//! refused file is a result (its result object lists the bad lines); a database or S3
+//! failure fails the invocation, so Lambda's retries of the asynchronous S3 event try again
+//! (the import ledger makes a repeat of a finished object change nothing).
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::s3::S3Event;
+use bulk::BulkError;
+use bulk::import::{ImportObject, ImportOptions, ImportStatus, import_object};
+use bulk::s3::Location;
+use serde::Serialize;
+
+/// Time kept back from the Lambda deadline to roll back and write the result object.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+
+/// What the function holds across invocations.
+pub struct Importer {
+    /// The platform pool (customers are shared by every tenant).
+    pub pool: deadpool_postgres::Pool,
+    /// The S3 client.
+    pub s3: aws_sdk_s3::Client,
+    /// `CUSTOMER_IMPORT_MAX_BYTES`.
+    pub max_bytes: u64,
+}
+
+/// One record's outcome: `{"object": "s3://b/imports/x.csv", "status": "imported",
+/// "duplicate": false, "result": "s3://b/results/imports/x.csv.json"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordAnswer {
+    /// The object.
+    pub object: String,
+    /// How its import ended.
+    pub status: ImportStatus,
+    /// True when the ledger already had this object version (nothing changed).
+    pub duplicate: bool,
+    /// Where its result object is.
+    pub result: String,
+}
+
+/// The objects of an S3 event (records that are not `ObjectCreated:*` are skipped); keys are
+/// URL-decoded as S3 event notifications encode them (`+` for a space).
+pub fn objects(event: &S3Event) -> Vec<ImportObject> {
+    event
+        .records
+        .iter()
+        .filter(|r| {
+            r.event_name
+                .as_deref()
+                .is_some_and(|name| name.starts_with("ObjectCreated:"))
+        })
+        .filter_map(|r| {
+            let bucket = r.s3.bucket.name.clone()?;
+            let key = r.s3.object.key.as_deref()?.replace('+', " ");
+            let key = percent_encoding::percent_decode_str(&key)
+                .decode_utf8()
+                .ok()?
+                .into_owned();
+            Some(ImportObject {
+                location: Location { bucket, key },
+                version_id: r.s3.object.version_id.clone().unwrap_or_default(),
+                etag: r
+                    .s3
+                    .object
+                    .e_tag
+                    .clone()
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_owned(),
+                size: r.s3.object.size.and_then(|s| u64::try_from(s).ok()),
+            })
+        })
+        .collect()
+}
+
+impl Importer {
+    /// Imports every object of `event`; `deadline` is the invocation's (the import stops
+    /// [`DEADLINE_MARGIN`] before it).
+    ///
+    /// # Errors
+    /// [`BulkError`] from the first object whose import failed (objects before it stay
+    /// imported).
+    pub async fn handle(
+        &self,
+        event: &S3Event,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<RecordAnswer>, BulkError> {
+        let options = ImportOptions {
+            max_bytes: self.max_bytes,
+            deadline: deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d)),
+        };
+        let mut answers = Vec::new();
+        for object in objects(event) {
+            let (result, handled) = import_object(&self.pool, &self.s3, &object, options).await?;
+            answers.push(RecordAnswer {
+                object: object.location.to_string(),
+                status: result.status,
+                duplicate: handled == bulk::import::Handled::Before,
+                result: bulk::import::result_location(&object.location).to_string(),
+            });
+        }
+        Ok(answers)
+    }
+}

@@ -1,0 +1,819 @@
+//! Bank-scale data through S3 (`bulk`): customer files imported from a bucket by the
+//! `customer-import` function's handler on real S3 event JSON, and completed campaigns'
+//! deliveries archived, verified, deleted and restored by housekeeping, all through the real
+//! S3 wire protocol (`aws-sdk-s3` against the moto server `infra/scripts/test.sh` starts for
+//! SQS, which speaks S3 too, path-style).
+
+use std::io::Write;
+use std::time::Duration;
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use axum::http::StatusCode;
+use bulk::archive::{self, HousekeepingOptions, Step};
+use bulk::import::{ImportResult, ImportStatus};
+use customer_import::Importer;
+use integration_tests::{DEMO_CUSTOMERS_CSV, PLATFORM_ROLE, TenantFixture, TestApp, role_url_for};
+use serde_json::{Value, json};
+use shared::domain::TenantName;
+
+fn endpoint() -> String {
+    std::env::var("SQS_TEST_ENDPOINT").expect(
+        "SQS_TEST_ENDPOINT must name the moto server (S3 too); run the tests with \
+         infra/scripts/test.sh",
+    )
+}
+
+fn s3_client() -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .force_path_style(true)
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// A fresh bucket of its own.
+async fn bucket(s3: &aws_sdk_s3::Client) -> String {
+    let name = format!("oms-test-{}", uuid::Uuid::new_v4().simple());
+    s3.create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
+    name
+}
+
+/// Puts `body` at `key`; answers its ETag and size.
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) -> (String, usize) {
+    let size = body.len();
+    let put = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .expect("put object");
+    (
+        put.e_tag().expect("etag").trim_matches('"').to_owned(),
+        size,
+    )
+}
+
+async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+/// The event S3 sends for a new object (the documented notification shape, key
+/// URL-encoded).
+fn created_event(bucket: &str, key: &str, etag: &str, size: usize) -> S3Event {
+    let encoded = key.replace(' ', "+");
+    serde_json::from_value(json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-12-03T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:EXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "EXAMPLE", "x-amz-id-2": "EXAMPLE"},
+        "s3": {
+            "s3SchemaVersion": "1.0", "configurationId": "customer-files",
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"},
+                       "arn": format!("arn:aws:s3:::{bucket}")},
+            "object": {"key": encoded, "size": size, "eTag": etag, "sequencer": "0A1B2C3D4E5F678901"}
+        }
+    }]}))
+    .expect("S3 event")
+}
+
+fn importer(app: &TestApp, s3: &aws_sdk_s3::Client) -> Importer {
+    Importer {
+        pool: app.state.platform.clone(),
+        s3: s3.clone(),
+        max_bytes: bulk::import::DEFAULT_MAX_BYTES,
+    }
+}
+
+async fn result_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> ImportResult {
+    serde_json::from_slice(&get(s3, bucket, &format!("results/{key}.json")).await)
+        .expect("result object")
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+#[tokio::test]
+async fn csv_and_gzip_files_import_through_s3_events_and_their_results_match_sql() {
+    let app = TestApp::spawn().await;
+    let s3 = s3_client();
+    let bucket = bucket(&s3).await;
+    let importer = importer(&app, &s3);
+    let csv = std::fs::read(DEMO_CUSTOMERS_CSV).expect("demo data");
+    let key = "imports/card holders 2026-12.csv";
+    let (etag, size) = put(&s3, &bucket, key, csv.clone()).await;
+    let answers = importer
+        .handle(&created_event(&bucket, key, &etag, size), None)
+        .await
+        .expect("import");
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].status, ImportStatus::Imported);
+    assert!(!answers[0].duplicate);
+    let result = result_object(&s3, &bucket, key).await;
+    let in_database = app.count("select count(*) from customers", &[]).await;
+    assert_eq!(result.status, ImportStatus::Imported, "{result:?}");
+    let summary = result.summary.expect("summary");
+    assert_eq!(summary.rows, 10_127);
+    assert_eq!(i64::try_from(summary.inserted).unwrap_or(0), in_database);
+    assert_eq!(result.bytes, size as u64);
+    assert!(result.peak_rss_bytes.is_some());
+
+    // The same customers, ten with another segment, gzip-compressed.
+    let text = String::from_utf8(csv).expect("utf-8");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let segment = header
+        .iter()
+        .position(|h| *h == "segment")
+        .expect("segment column");
+    let email = header
+        .iter()
+        .position(|h| *h == "email")
+        .expect("email column");
+    let mut changed = Vec::new();
+    for line in lines.iter_mut().skip(1).take(10) {
+        let mut cells: Vec<String> = line.split(',').map(str::to_owned).collect();
+        cells[segment] = "gzip-tested".into();
+        changed.push(cells[email].clone());
+        *line = cells.join(",");
+    }
+    let key = "imports/card-holders.csv.gz";
+    let (etag, size) = put(
+        &s3,
+        &bucket,
+        key,
+        gzip((lines.join("\n") + "\n").as_bytes()),
+    )
+    .await;
+    importer
+        .handle(&created_event(&bucket, key, &etag, size), None)
+        .await
+        .expect("gzip import");
+    let result = result_object(&s3, &bucket, key).await;
+    let summary = result.summary.expect("summary");
+    assert_eq!(
+        (
+            summary.rows,
+            summary.inserted,
+            summary.updated,
+            summary.unchanged
+        ),
+        (10_127, 0, 10, 10_117),
+        "{result:?}"
+    );
+    assert_eq!(
+        app.count(
+            "select count(*) from customers where segment = 'gzip-tested' and email = any($1)",
+            &[&changed]
+        )
+        .await,
+        10
+    );
+    assert_eq!(
+        app.count(
+            "select count(*) from customer_imports where status = 'imported'",
+            &[]
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_bad_file_changes_nothing_and_its_result_names_the_lines() {
+    let app = TestApp::spawn().await;
+    let s3 = s3_client();
+    let bucket = bucket(&s3).await;
+    let before = app.count("select count(*) from customers", &[]).await;
+    let file = "full_name,email,credit_score,consent_sms\n\
+                Asha Rao,asha@example.com,720,opted_in\n\
+                Bad Mail,not-an-address,700,\n\
+                Ravi Iyer,ravi@example.com,ninety,\n\
+                Asha Again,asha@example.com,650,\n\
+                Meera Das,meera@example.com,810,maybe\n";
+    let key = "imports/bad.csv";
+    let (etag, size) = put(&s3, &bucket, key, file.as_bytes().to_vec()).await;
+    let answers = importer(&app, &s3)
+        .handle(&created_event(&bucket, key, &etag, size), None)
+        .await
+        .expect("a refused file is a result, not an error");
+    assert_eq!(answers[0].status, ImportStatus::Rejected);
+    let result = result_object(&s3, &bucket, key).await;
+    assert_eq!(result.status, ImportStatus::Rejected);
+    assert_eq!(result.summary, None);
+    assert_eq!(result.problems_total, 4, "{result:?}");
+    let named: Vec<(u64, Option<&str>, &str)> = result
+        .problems
+        .iter()
+        .map(|p| (p.line, p.column.as_deref(), p.pointer.as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (3, Some("email"), "/lines/3/email"),
+            (4, Some("credit_score"), "/lines/4/credit_score"),
+            (5, Some("email"), "/lines/5/email"),
+            (6, Some("consent_sms"), "/lines/6/consent_sms"),
+        ]
+    );
+    assert!(
+        result.problems[2].reason.contains("also on line 2"),
+        "{result:?}"
+    );
+    assert_eq!(
+        app.count("select count(*) from customers", &[]).await,
+        before
+    );
+    assert_eq!(
+        app.count("select count(*) from customer_consent_history", &[])
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count(
+            "select count(*) from customer_imports where status = 'rejected' and key = $1",
+            &[&key]
+        )
+        .await,
+        1
+    );
+
+    // A file that is not gzip beyond its magic number: refused, nothing written.
+    let mut broken = gzip(file.as_bytes());
+    broken.truncate(broken.len() / 2);
+    let key = "imports/truncated.csv.gz";
+    let (etag, size) = put(&s3, &bucket, key, broken).await;
+    importer(&app, &s3)
+        .handle(&created_event(&bucket, key, &etag, size), None)
+        .await
+        .expect("result");
+    let result = result_object(&s3, &bucket, key).await;
+    assert_eq!(result.status, ImportStatus::Rejected, "{result:?}");
+    assert_eq!(
+        app.count("select count(*) from customers", &[]).await,
+        before
+    );
+
+    // Larger than the stated limit: refused before reading, with a clear result.
+    let small = Importer {
+        max_bytes: 10,
+        ..importer(&app, &s3)
+    };
+    let key = "imports/too-large.csv";
+    let (etag, size) = put(&s3, &bucket, key, file.as_bytes().to_vec()).await;
+    small
+        .handle(&created_event(&bucket, key, &etag, size), None)
+        .await
+        .expect("result");
+    let result = result_object(&s3, &bucket, key).await;
+    assert_eq!(result.status, ImportStatus::TooLarge);
+    assert!(
+        result.detail.contains("CUSTOMER_IMPORT_MAX_BYTES"),
+        "{}",
+        result.detail
+    );
+}
+
+#[tokio::test]
+async fn a_duplicated_or_redelivered_event_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let s3 = s3_client();
+    let bucket = bucket(&s3).await;
+    let importer = importer(&app, &s3);
+    let key = "imports/customers.csv";
+    let (etag, size) = put(
+        &s3,
+        &bucket,
+        key,
+        std::fs::read(DEMO_CUSTOMERS_CSV).expect("demo data"),
+    )
+    .await;
+    let event = created_event(&bucket, key, &etag, size);
+    // Two deliveries of the same event at once: one imports, the other waits and finds it.
+    let (a, b) = tokio::join!(importer.handle(&event, None), importer.handle(&event, None));
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    assert_eq!(a[0].status, ImportStatus::Imported);
+    assert_eq!(b[0].status, ImportStatus::Imported);
+    assert_eq!(
+        [a[0].duplicate, b[0].duplicate]
+            .iter()
+            .filter(|d| **d)
+            .count(),
+        1,
+        "{a:?} {b:?}"
+    );
+    assert_eq!(
+        app.count("select count(*) from customers", &[]).await,
+        10_127
+    );
+
+    // A customer changed since; a redelivery of the event must not put the file back.
+    app.db()
+        .await
+        .execute(
+            "update customers set segment = 'changed-since' where id = (select id from customers order by id limit 1)",
+            &[],
+        )
+        .await
+        .expect("update");
+    let again = importer.handle(&event, None).await.expect("redelivery");
+    assert!(again[0].duplicate);
+    assert_eq!(
+        app.count(
+            "select count(*) from customers where segment = 'changed-since'",
+            &[]
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("select count(*) from customer_imports", &[])
+            .await,
+        1
+    );
+    // The result object answers the first import, whichever delivery wrote it last.
+    let result = result_object(&s3, &bucket, key).await;
+    assert_eq!(result.summary.map(|s| s.inserted), Some(10_127));
+}
+
+/// A generated file of `rows` customers numbered from `first`, about 170 bytes a row.
+fn generated_csv(rows: usize, first: usize) -> Vec<u8> {
+    let mut csv = Vec::with_capacity(rows * 200);
+    csv.extend_from_slice(
+        b"full_name,email,phone,dob,gender,kyc_status,segment,occupation,annual_income,credit_score,state,city,pin_code\n",
+    );
+    for i in first..first + rows {
+        writeln!(
+            csv,
+            "Generated Customer {i},generated.{i}@bulk.example.com,+91-98{i:08},1980-01-{:02},\
+             female,verified,gold,Engineer at a large bank,{},{},Karnataka,Bengaluru,5600{:02}",
+            1 + i % 28,
+            500_000 + i,
+            300 + i % 600,
+            i % 100
+        )
+        .expect("write");
+    }
+    csv
+}
+
+/// Runs `offerctl import-customers s3://bucket/key` (the binary `cargo test --workspace
+/// --all-targets` builds beside the tests) in a process of its own, so that its peak
+/// resident memory is the import's; answers its result and that peak (the larger of what
+/// the test read from `/proc/<pid>/status` while it ran and what the process reported).
+fn import_in_child(app: &TestApp, bucket: &str, key: &str) -> (ImportResult, u64) {
+    let offerctl = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join("offerctl")))
+        .filter(|path| path.exists())
+        .expect(
+            "the offerctl binary beside the tests (cargo test --workspace --all-targets builds it)",
+        );
+    let mut child = std::process::Command::new(offerctl)
+        .args(["import-customers", &format!("s3://{bucket}/{key}")])
+        .env("DATABASE_URL", role_url_for(PLATFORM_ROLE, &app.database))
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run offerctl");
+    let pid = child.id();
+    // VmHWM only grows: the last reading before the process exits is its peak so far.
+    let mut watched_peak = 0_u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(kib) = text
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse::<u64>().ok())
+        {
+            watched_peak = watched_peak.max(kib * 1024);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut output = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout"), &mut output)
+        .expect("output");
+    assert!(status.success(), "{output}");
+    let result: ImportResult = serde_json::from_str(&output).expect("result JSON");
+    let peak = result.peak_rss_bytes.expect("peak").max(watched_peak);
+    (result, peak)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_many_times_the_streaming_buffer_imports_within_the_memory_bound() {
+    let app = TestApp::spawn().await;
+    let s3 = s3_client();
+    let bucket = bucket(&s3).await;
+    // The process's own floor: the same import of a file of 1,000 rows.
+    put(&s3, &bucket, "imports/small.csv", generated_csv(1_000, 0)).await;
+    let large_rows = 400_000;
+    let large = generated_csv(large_rows, 1_000);
+    let size = large.len() as u64;
+    let buffer = bulk_buffer_bytes();
+    assert!(
+        size > 10 * buffer,
+        "{size} bytes is not many buffers ({buffer})"
+    );
+    put(&s3, &bucket, "imports/large.csv", large).await;
+    let (small_result, floor) =
+        tokio::task::block_in_place(|| import_in_child(&app, &bucket, "imports/small.csv"));
+    assert_eq!(small_result.summary.map(|s| s.inserted), Some(1_000));
+    let (result, peak) =
+        tokio::task::block_in_place(|| import_in_child(&app, &bucket, "imports/large.csv"));
+    assert_eq!(result.summary.map(|s| s.inserted), Some(large_rows as u64));
+    let growth = peak.saturating_sub(floor);
+    eprintln!(
+        "memory bound: 1,000 rows peak RSS {floor} bytes; {large_rows} rows ({size} bytes) \
+         peak RSS {peak} bytes: +{growth} bytes (streaming buffer {buffer} bytes, bound \
+         +{MEMORY_GROWTH_BOUND_BYTES})"
+    );
+    assert!(
+        growth < MEMORY_GROWTH_BOUND_BYTES,
+        "a {size}-byte file raised the peak RSS by {growth} bytes (from {floor} to {peak})"
+    );
+    assert!(peak < LAMBDA_MEMORY_TARGET_BYTES, "peak RSS {peak} bytes");
+    assert_eq!(
+        app.count("select count(*) from customers", &[]).await,
+        (large_rows + 1_000) as i64
+    );
+}
+
+/// What a file 400,000 rows (about 68 MB) may add to the import process's peak resident
+/// memory over a 1,000-row file: a few streaming buffers, far below the file's size.
+const MEMORY_GROWTH_BOUND_BYTES: u64 = 24 << 20;
+/// The import function's peak RSS target (issue: ≤ 256 MiB).
+const LAMBDA_MEMORY_TARGET_BYTES: u64 = 256 << 20;
+
+/// The import's streaming buffers: COPY chunks in the channel, one being filled, one being
+/// sent.
+fn bulk_buffer_bytes() -> u64 {
+    (shared::db::customer_import::COPY_CHUNK_BYTES
+        * (shared::db::customer_import::COPY_CHANNEL_SLOTS + 2)) as u64
+}
+
+/// A tenant with a released campaign over the demo customers whose deliveries have every
+/// status, then completed and ended `ended_days_ago` days ago; answers its id.
+async fn ended_campaign(app: &TestApp, fx: &TenantFixture, ended_days_ago: i32) -> i32 {
+    let id = app
+        .processed_campaign(
+            fx,
+            "Old wave",
+            json!({"segment": {"in": ["gold", "platinum"]}}),
+        )
+        .await;
+    app.activate_campaign(&fx.tenant, id, &fx.admin)
+        .await
+        .expect(StatusCode::OK);
+    let id = i32::try_from(id).expect("id");
+    app.db()
+        .await
+        .batch_execute(&format!(
+            "update campaign_customers set delivery_status = 'sent', sent_at = now() - interval '1 day'
+               where campaign_id = {id} and released_at is not null
+                 and customer_id in (select customer_id from campaign_customers
+                                     where campaign_id = {id} order by customer_id limit 40);
+             update campaign_customers set delivery_status = 'failed'
+               where campaign_id = {id} and released_at is not null and delivery_status = 'pending'
+                 and customer_id in (select customer_id from campaign_customers
+                                     where campaign_id = {id} order by customer_id desc limit 7);
+             update campaigns set status = 'completed',
+                    start_date = current_date - {}, end_date = current_date - {ended_days_ago}
+               where id = {id}",
+            ended_days_ago + 30
+        ))
+        .await
+        .expect("age the campaign");
+    id
+}
+
+/// Every delivery row of a campaign, as text, in key order.
+async fn delivery_rows(app: &TestApp, campaign: i32) -> Vec<String> {
+    app.db()
+        .await
+        .query(
+            "select row_to_json(cc)::text from campaign_customers cc
+             where campaign_id = $1 order by customer_id",
+            &[&campaign],
+        )
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn options(bucket: &str) -> HousekeepingOptions {
+    HousekeepingOptions {
+        bucket: bucket.to_owned(),
+        report_grace_days: 7,
+        max_campaigns: 20,
+        // Several batches even for the test's campaigns.
+        delete_batch_rows: 25,
+    }
+}
+
+#[tokio::test]
+async fn archive_then_restore_gives_identical_rows_and_the_campaign_keeps_its_summary() {
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("archive_co").await;
+    let old = ended_campaign(&app, &fx, 450).await;
+    let recent = ended_campaign(&app, &fx, 30).await;
+    let rows = delivery_rows(&app, old).await;
+    assert!(rows.len() > 50, "{} rows", rows.len());
+    let summary_path = format!("/tenants/{}/campaigns/{old}/customers/summary", fx.tenant);
+    let summary = app
+        .get(&summary_path, &fx.admin)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let recent_rows = delivery_rows(&app, recent).await;
+
+    let s3 = s3_client();
+    let bucket = bucket(&s3).await;
+    let report = archive::run(&app.state.platform, &s3, &options(&bucket))
+        .await
+        .expect("housekeeping");
+    assert_eq!(report.campaigns_archived, 1, "{report:?}");
+    assert_eq!(report.deliveries_archived, rows.len() as u64);
+    assert_eq!(delivery_rows(&app, old).await.len(), 0);
+    assert_eq!(
+        delivery_rows(&app, recent).await,
+        recent_rows,
+        "inside retention: kept"
+    );
+    // The campaign keeps its counts, its audit trail and a pointer to the archive.
+    assert_eq!(
+        app.get(&summary_path, &fx.admin)
+            .await
+            .expect(StatusCode::OK)
+            .body,
+        summary
+    );
+    let campaign = app
+        .get(
+            &format!("/tenants/{}/campaigns/{old}", fx.tenant),
+            &fx.admin,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let key = format!("archive/archive_co/{old}.csv.gz");
+    assert_eq!(
+        campaign["archive"]["location"],
+        format!("s3://{bucket}/{key}")
+    );
+    assert_eq!(campaign["archive"]["state"], "archived");
+    assert_eq!(campaign["archive"]["rows"], rows.len());
+    let manifest: Value = serde_json::from_slice(
+        &get(
+            &s3,
+            &bucket,
+            &format!("archive/archive_co/{old}.manifest.json"),
+        )
+        .await,
+    )
+    .expect("manifest");
+    assert_eq!(manifest["rows"], rows.len());
+    assert_eq!(manifest["sha256"], campaign["archive"]["sha256"]);
+    // A second run finds nothing to do.
+    let again = archive::run(&app.state.platform, &s3, &options(&bucket))
+        .await
+        .expect("second run");
+    assert_eq!(again.campaigns_archived, 0, "{again:?}");
+
+    let restored = archive::restore(&app.state.platform, &s3, old)
+        .await
+        .expect("restore");
+    assert_eq!(restored.restored, rows.len() as i64);
+    assert_eq!(
+        delivery_rows(&app, old).await,
+        rows,
+        "identical rows after the round trip"
+    );
+    let campaign = app
+        .get(
+            &format!("/tenants/{}/campaigns/{old}", fx.tenant),
+            &fx.admin,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(campaign["archive"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_kill_at_any_step_of_an_archive_loses_nothing_and_deletes_nothing_unverified() {
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("killed_co").await;
+    let id = ended_campaign(&app, &fx, 450).await;
+    let rows = delivery_rows(&app, id).await;
+    let s3 = s3_client();
+    let bucket = bucket(&s3).await;
+    let tenant = TenantName::parse("killed_co").expect("tenant");
+    let pool = &app.state.platform;
+    let options = options(&bucket);
+
+    // Killed during the export (its connection dies mid-COPY): no archive row, nothing gone.
+    let export = archive::step(pool, &s3, &options, &tenant, id);
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        app.terminate_backends().await
+    };
+    let (outcome, _) = tokio::join!(export, killer);
+    // Let the pools notice their killed connections before using them again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if outcome.is_err() {
+        assert_eq!(
+            app.count("select count(*) from campaign_archives", &[])
+                .await,
+            0
+        );
+    }
+    assert_eq!(delivery_rows(&app, id).await, rows);
+
+    // Stopped after the export, then the object damaged before the check: nothing deleted,
+    // the archive row gone, so the next run exports again.
+    let mut step = archive::step(pool, &s3, &options, &tenant, id)
+        .await
+        .expect("step");
+    if step == Step::Verified {
+        // The killed attempt above had committed its export; start again from scratch.
+        app.db()
+            .await
+            .execute("update campaign_archives set state = 'exported'", &[])
+            .await
+            .expect("reset");
+        step = Step::Exported;
+    }
+    assert_eq!(step, Step::Exported);
+    let key = format!("archive/killed_co/{id}.csv.gz");
+    put(&s3, &bucket, &key, gzip(b"customer_id\nnot the rows\n")).await;
+    assert_eq!(
+        archive::step(pool, &s3, &options, &tenant, id)
+            .await
+            .expect("verify"),
+        Step::Unverified
+    );
+    assert_eq!(delivery_rows(&app, id).await, rows);
+    assert_eq!(
+        app.count("select count(*) from campaign_archives", &[])
+            .await,
+        0
+    );
+
+    // Export and verify again, then "killed" after one batch of deletions.
+    assert_eq!(
+        archive::step(pool, &s3, &options, &tenant, id)
+            .await
+            .expect("export"),
+        Step::Exported
+    );
+    assert_eq!(
+        archive::step(pool, &s3, &options, &tenant, id)
+            .await
+            .expect("verify"),
+        Step::Verified
+    );
+    let first = archive::step(pool, &s3, &options, &tenant, id)
+        .await
+        .expect("delete");
+    assert!(
+        matches!(first, Step::Deleted { rows } if rows > 0),
+        "{first:?}"
+    );
+    let left = delivery_rows(&app, id).await.len();
+    assert!(left < rows.len());
+    // Mid-deletion the summary already answers from the archive's counts.
+    let summary = app
+        .get(
+            &format!("/tenants/killed_co/campaigns/{id}/customers/summary"),
+            &fx.admin,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(summary["total"], rows.len());
+    // The next run resumes deleting and finishes.
+    let report = archive::run(pool, &s3, &options).await.expect("resume");
+    assert_eq!(report.campaigns_archived, 1, "{report:?}");
+    assert_eq!(delivery_rows(&app, id).await.len(), 0);
+    // Interrupted or not, the rows come back whole.
+    archive::restore(pool, &s3, id).await.expect("restore");
+    assert_eq!(delivery_rows(&app, id).await, rows);
+}
+
+#[tokio::test]
+async fn the_ledger_prune_keeps_every_row_a_policy_can_still_count() {
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("ledger_co").await;
+    let ancient = ended_campaign(&app, &fx, 400).await;
+    let last_year = ended_campaign(&app, &fx, 200).await;
+    let db = app.db().await;
+    // The old campaign's contacts are as old as it; one (a late-dated contact, say) is not.
+    db.execute(
+        "update customer_contacts set contact_at = now() - interval '420 days'
+         where campaign_id = $1",
+        &[&ancient],
+    )
+    .await
+    .expect("age");
+    db.execute(
+        "update customer_contacts set contact_at = now() - interval '300 days'
+         where campaign_id = $1 and customer_id = (select customer_id
+               from customer_contacts where campaign_id = $1 order by customer_id limit 1)",
+        &[&ancient],
+    )
+    .await
+    .expect("one younger");
+    // The other campaign's contacts are older than any window, but the campaign is not.
+    db.execute(
+        "update customer_contacts set contact_at = now() - interval '380 days'
+         where campaign_id = $1",
+        &[&last_year],
+    )
+    .await
+    .expect("age");
+    let ancient_rows = app
+        .count(
+            "select count(*) from customer_contacts where campaign_id = $1",
+            &[&ancient],
+        )
+        .await;
+    let last_year_rows = app
+        .count(
+            "select count(*) from customer_contacts where campaign_id = $1",
+            &[&last_year],
+        )
+        .await;
+    assert!(ancient_rows > 1);
+
+    let pruned = archive::prune_contacts(&app.state.platform, 7)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, u64::try_from(ancient_rows - 1).unwrap_or(0));
+    assert_eq!(
+        app.count(
+            "select count(*) from customer_contacts
+             where contact_at > now() - interval '366 days'",
+            &[]
+        )
+        .await,
+        1,
+        "the contact a 366-day window still counts stays"
+    );
+    assert_eq!(
+        app.count(
+            "select count(*) from customer_contacts where campaign_id = $1",
+            &[&last_year]
+        )
+        .await,
+        last_year_rows
+    );
+    // The longest window the code assumes is the one the database enforces.
+    let refused = db
+        .execute(
+            "insert into contact_policy (max_contacts, window_days) values (1, $1)",
+            &[&(archive::MAX_POLICY_WINDOW_DAYS + 1)],
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "a window longer than MAX_POLICY_WINDOW_DAYS was accepted"
+    );
+}
