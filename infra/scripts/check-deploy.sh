@@ -21,7 +21,7 @@ sam validate --lint --template template.yaml
 
 profile=lambda-check
 if [ "${1:-}" = "--release" ]; then profile=release; fi
-FUNCTIONS=(auth-api admin-api offers-api campaigns-api customers-api delivery-webhook campaign-processor outbox-relay migrate)
+FUNCTIONS=(auth-api admin-api offers-api campaigns-api customers-api delivery-webhook campaign-processor outbox-relay customer-import housekeeping migrate)
 echo "== cargo lambda build --arm64 --profile $profile (${FUNCTIONS[*]})"
 rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 packages=()

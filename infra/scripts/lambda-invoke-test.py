@@ -54,7 +54,8 @@ SQS_ENDPOINT = os.environ["SQS_TEST_ENDPOINT"]
 SUPER_ADMIN, SUPER_ADMIN_PASSWORD = "root.admin", "root admin password"
 FIXTURE_JOB = "0193a5e0-7c1d-7b6e-9a41-5d2f0c8e1a01"
 FUNCTIONS = ["auth-api", "admin-api", "offers-api", "campaigns-api", "customers-api",
-             "delivery-webhook", "campaign-processor", "outbox-relay", "migrate"]
+             "delivery-webhook", "campaign-processor", "outbox-relay", "customer-import",
+             "housekeeping", "migrate"]
 PASSWORD = "invoke user password 1"
 
 
@@ -181,8 +182,13 @@ def main():
     sqs = boto3.client("sqs", endpoint_url=SQS_ENDPOINT, region_name="us-east-1",
                        aws_access_key_id="test", aws_secret_access_key="test")
     queue_url = sqs.create_queue(QueueName=f"invoke-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    s3 = boto3.client("s3", endpoint_url=SQS_ENDPOINT, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    bucket = f"invoke-data-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
     base_env = {"RUST_LOG": "info", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
                 "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL_SQS": SQS_ENDPOINT,
+                "AWS_ENDPOINT_URL_S3": SQS_ENDPOINT, "DATA_BUCKET": bucket,
                 "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH": "true"}
     owner = Watch(dict(base_env, DATABASE_URL=OWNER_URL), "lambda-watch-owner.log")
     watch = None
@@ -312,6 +318,36 @@ def main():
         status = psql("select delivery_status from campaign_customers "
                       f"where campaign_id = 1 and customer_id = '{customer}'")
         assert status == "sent", status
+
+        log("customer-import: events/customer-import/s3-object-created.json (a gzip file in S3)")
+        import gzip
+        created = event("customer-import/s3-object-created.json")
+        key = "imports/card holders 2026-12-03.csv.gz"
+        body = gzip.compress((ROOT / "infra/demo/customers_credit_card.csv").read_bytes())
+        put = s3.put_object(Bucket=bucket, Key=key, Body=body)
+        record = created["Records"][0]["s3"]
+        record["bucket"]["name"] = bucket
+        record["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+        record["object"]["eTag"] = put["ETag"].strip('"')
+        record["object"]["size"] = len(body)
+        first = watch.invoke("customer-import", created)
+        assert [(a["status"], a["duplicate"]) for a in first] == [("imported", False)], first
+        again = watch.invoke("customer-import", created)
+        assert [(a["status"], a["duplicate"]) for a in again] == [("imported", True)], again
+        result = json.loads(s3.get_object(Bucket=bucket, Key=f"results/{key}.json")["Body"].read())
+        # The demo file was imported by offerctl above: every row is already as in the file.
+        assert result["summary"]["rows"] == 10127 and result["summary"]["unchanged"] == 10127, result
+
+        log("housekeeping: events/housekeeping/scheduled.json archives a campaign past retention")
+        deliveries = int(psql("select count(*) from campaign_customers where campaign_id = 1"))
+        psql("update campaigns set status = 'completed', start_date = current_date - 500, "
+             "end_date = current_date - 450 where id = 1")
+        report = watch.invoke("housekeeping", event("housekeeping/scheduled.json"))
+        assert report["campaigns_archived"] == 1 and report["deliveries_archived"] == deliveries, report
+        assert psql("select count(*) from campaign_customers where campaign_id = 1") == "0"
+        manifest = json.loads(s3.get_object(
+            Bucket=bucket, Key="archive/credit_card/1.manifest.json")["Body"].read())
+        assert manifest["rows"] == deliveries, manifest
 
         watch_log = watch.log_path.read_text()
         emf = [json.loads(line[line.index("{"):]) for line in watch_log.splitlines()

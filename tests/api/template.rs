@@ -67,6 +67,8 @@ fn every_served_route_has_an_api_event_on_its_function_and_vice_versa() {
         ),
         ("functions/campaign-processor", RouteSet::new()),
         ("functions/outbox-relay", RouteSet::new()),
+        ("functions/customer-import", RouteSet::new()),
+        ("functions/housekeeping", RouteSet::new()),
         ("functions/migrate", RouteSet::new()),
     ]);
     let mut in_template: BTreeMap<String, RouteSet> = BTreeMap::new();
@@ -252,6 +254,14 @@ fn only_the_functions_that_enqueue_may_send_and_only_the_processor_reads() {
             .unwrap_or_default();
         for policy in policies {
             let policy = policy.as_mapping().expect("a SAM policy template");
+            if policy.contains_key("Statement") {
+                // Inline statements: the data bucket's functions only (see the S3 test).
+                assert!(
+                    ["CustomerImportFunction", "HousekeepingFunction"].contains(&id.as_str()),
+                    "{id}: inline policy statements"
+                );
+                continue;
+            }
             for (name, argument) in policy {
                 let queue = intrinsic(&argument["QueueName"]);
                 assert_eq!(
@@ -336,9 +346,80 @@ fn the_relay_runs_on_a_schedule_and_alarms_watch_its_metrics() {
     assert_eq!(
         alarmed,
         BTreeSet::from([
+            shared::metrics::ARCHIVES_UNVERIFIED.to_owned(),
+            shared::metrics::IMPORTS_REFUSED.to_owned(),
             shared::metrics::CAMPAIGN_STARTS_FAILED.to_owned(),
             shared::metrics::JOBS_FAILED.to_owned(),
             shared::metrics::RANGES_REDRIVEN.to_owned()
         ])
+    );
+}
+
+#[test]
+fn the_data_bucket_is_private_and_each_function_reaches_only_its_own_prefixes() {
+    let template = template();
+    let resources = resources(&template);
+    let bucket = &resources["DataBucket"]["Properties"];
+    let block = &bucket["PublicAccessBlockConfiguration"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[setting], true, "{setting}");
+    }
+    assert!(
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+            ["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+            .is_string()
+    );
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    let statements = |function: &str| -> Vec<(Vec<String>, String)> {
+        resources[function]["Properties"]["Policies"][0]["Statement"]
+            .as_sequence()
+            .expect("statements")
+            .iter()
+            .map(|s| {
+                assert_eq!(s["Effect"], "Allow");
+                let actions = s["Action"]
+                    .as_sequence()
+                    .expect("actions")
+                    .iter()
+                    .map(|a| a.as_str().expect("action").to_owned())
+                    .collect();
+                (actions, intrinsic(&s["Resource"]))
+            })
+            .collect()
+    };
+    let object =
+        |prefix: &str| format!("!Sub arn:${{AWS::Partition}}:s3:::${{DataBucketName}}/{prefix}/*");
+    assert_eq!(
+        statements("CustomerImportFunction"),
+        [
+            (
+                vec!["s3:GetObject".to_owned(), "s3:GetObjectVersion".to_owned()],
+                object("imports")
+            ),
+            (vec!["s3:PutObject".to_owned()], object("results")),
+        ]
+    );
+    assert_eq!(
+        statements("HousekeepingFunction"),
+        [(
+            vec![
+                "s3:PutObject".to_owned(),
+                "s3:GetObject".to_owned(),
+                "s3:AbortMultipartUpload".to_owned()
+            ],
+            object("archive")
+        )]
+    );
+    // The import's trigger is the imports/ prefix only: its own results never trigger it.
+    let trigger = &resources["CustomerImportFunction"]["Properties"]["Events"]["CustomerFiles"];
+    assert_eq!(trigger["Type"], "S3");
+    assert_eq!(
+        trigger["Properties"]["Filter"]["S3Key"]["Rules"][0]["Value"],
+        bulk::import::IMPORTS_PREFIX
     );
 }

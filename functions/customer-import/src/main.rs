@@ -25,8 +25,15 @@ async fn main() -> Result<(), Error> {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
             let left = Duration::from_millis(event.context.deadline).saturating_sub(now);
+            tracing::debug!(
+                deadline_ms = event.context.deadline,
+                left_ms = left.as_millis(),
+                "invocation deadline"
+            );
+            // A deadline already past is a wrong clock (a local emulator), not no time at all.
+            let deadline = (!left.is_zero()).then(|| Instant::now() + left);
             importer
-                .handle(&event.payload, Some(Instant::now() + left))
+                .handle(&event.payload, deadline)
                 .await
                 .map_err(Error::from)
         },
