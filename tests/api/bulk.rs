@@ -615,6 +615,28 @@ async fn archive_then_restore_gives_identical_rows_and_the_campaign_keeps_its_su
         .expect("second run");
     assert_eq!(again.campaigns_archived, 0, "{again:?}");
 
+    // Retention is the tenant's setting: shorter, and the recent campaign goes too.
+    let sa = app.super_admin_token().await;
+    let refused = app
+        .put("/sa/tenants/archive_co", &sa, json!({"retention_days": 0}))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused.body["errors"][0]["pointer"], "/retention_days",
+        "{}",
+        refused.body
+    );
+    let tenant = app
+        .put("/sa/tenants/archive_co", &sa, json!({"retention_days": 20}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(tenant.body["retention_days"], 20);
+    let shorter = archive::run(&app.state.platform, &s3, &options(&bucket))
+        .await
+        .expect("run after the change");
+    assert_eq!(shorter.campaigns_archived, 1, "{shorter:?}");
+    assert_eq!(delivery_rows(&app, recent).await.len(), 0);
+
     let restored = archive::restore(&app.state.platform, &s3, old)
         .await
         .expect("restore");

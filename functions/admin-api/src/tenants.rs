@@ -38,6 +38,21 @@ pub(crate) struct CreateTenant {
     /// `Asia/Kolkata`.
     #[schema(example = "Europe/London")]
     time_zone: Option<String>,
+    /// Days the deliveries of its completed campaigns stay in the database after a
+    /// campaign's end before housekeeping archives them to S3 (1–3650, default 400).
+    #[schema(minimum = 1, maximum = 3650)]
+    retention_days: Option<i32>,
+}
+
+/// 422 on `retention_days` outside 1–3650.
+fn check_retention(days: Option<i32>) -> Result<(), ApiError> {
+    match days {
+        Some(days) if !(1..=3650).contains(&days) => Err(ApiError::invalid_field(
+            "retention_days",
+            "must be 1 to 3650 days",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// 422 on `time_zone` unless it names a zone of the database's IANA zone database.
@@ -108,7 +123,9 @@ pub(crate) async fn create_tenant(
         require_maker_checker: body.require_maker_checker,
         unknown_consent_allowed: body.unknown_consent_allowed,
         time_zone: body.time_zone.as_deref(),
+        retention_days: body.retention_days,
     };
+    check_retention(fields.retention_days)?;
     let mut client = state.platform.get().await?;
     check_time_zone(&client, fields.time_zone).await?;
     let tx = client.transaction().await?;
@@ -189,14 +206,19 @@ pub(crate) struct UpdateTenant {
     /// completed follow it.
     #[schema(example = "Europe/London")]
     time_zone: Option<String>,
+    /// Days its completed campaigns' deliveries stay in the database after their end
+    /// (1–3650).
+    #[schema(minimum = 1, maximum = 3650)]
+    retention_days: Option<i32>,
 }
 
 /// Update a tenant.
 ///
 /// `PUT /sa/tenants/{tenant_name}`: changes the description, the offer schema (existing
 /// offers are not re-validated; the schema applies to every later write), the
-/// maker-checker switch, the consent default or the time zone (422 for a name that is not
-/// an IANA zone; the windows of campaigns not yet completed follow it); 404 if absent.
+/// maker-checker switch, the consent default, the time zone (422 for a name that is not
+/// an IANA zone; the windows of campaigns not yet completed follow it) or the retention of
+/// completed campaigns' deliveries (`retention_days`, 1–3650); 404 if absent.
 #[utoipa::path(
     put,
     path = "/sa/tenants/{tenant_name}",
@@ -219,7 +241,9 @@ pub(crate) async fn update_tenant(
         require_maker_checker: body.require_maker_checker,
         unknown_consent_allowed: body.unknown_consent_allowed,
         time_zone: body.time_zone.as_deref(),
+        retention_days: body.retention_days,
     };
+    check_retention(fields.retention_days)?;
     check_length("description", fields.description.flatten(), MAX_TEXT_CHARS)?;
     check_offer_schema(fields.offer_schema.flatten())?;
     let mut client = state.platform.get().await?;

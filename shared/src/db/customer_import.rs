@@ -478,10 +478,19 @@ fn parse<R: Read>(source: R, chunks: &mpsc::Sender<Bytes>) -> Result<Parsed, Imp
                 "is required: imports match customers by e-mail".into(),
             ));
         }
-        if row_problems.is_empty() {
-            writer
-                .write_record(copy_cells(line, &record, &consents))
-                .map_err(ApiError::internal)?;
+        let staged = if row_problems.is_empty() {
+            Some(copy_cells(line, &record, &consents))
+        } else {
+            // A bad row still takes part in the repeated e-mail check: its line and e-mail
+            // alone (the file is refused, so it never reaches the upsert).
+            record
+                .email
+                .as_ref()
+                .filter(|email| !email.contains('\0'))
+                .map(|email| email_only_cells(line, email))
+        };
+        if let Some(cells) = staged {
+            writer.write_record(cells).map_err(ApiError::internal)?;
             if writer.get_ref().len() >= COPY_CHUNK_BYTES {
                 let chunk = std::mem::replace(&mut writer, chunk_writer())
                     .into_inner()
@@ -650,6 +659,16 @@ fn parse_row(
     }
     record.attributes.extend(extra);
     (record, consents)
+}
+
+/// COPY cells for a bad row: its line and e-mail, every other cell NULL.
+fn email_only_cells(line: u64, email: &str) -> Vec<String> {
+    let mut cells = vec![String::new(); 1 + RECORD_COLUMNS.len() + CONSENT_COLUMNS.len()];
+    cells[0] = line.to_string();
+    if let Some(at) = RECORD_COLUMNS.iter().position(|c| *c == "email") {
+        cells[1 + at] = email.to_owned();
+    }
+    cells
 }
 
 /// A record as CSV cells for COPY (empty = NULL), line number first, its consent cells

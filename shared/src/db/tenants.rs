@@ -28,6 +28,9 @@ pub struct Tenant {
     /// The IANA time zone its campaigns' dates are days in (default `UTC`): a campaign runs
     /// from the start of `start_date` to the end of `end_date` there.
     pub time_zone: String,
+    /// Days the deliveries of its completed campaigns stay in the database after a
+    /// campaign's end (1–3650, default 400); housekeeping then archives them to S3.
+    pub retention_days: i32,
     /// The super admin who created it.
     pub created_by: Option<String>,
     /// Creation time.
@@ -37,7 +40,7 @@ pub struct Tenant {
 }
 
 const TENANT_COLUMNS: &str = "name, description, offer_schema, require_maker_checker, \
-                              unknown_consent_allowed, time_zone, created_by, created_at, \
+                              unknown_consent_allowed, time_zone, retention_days, created_by, created_at, \
                               updated_at";
 
 fn tenant(row: &tokio_postgres::Row) -> Tenant {
@@ -48,6 +51,7 @@ fn tenant(row: &tokio_postgres::Row) -> Tenant {
         require_maker_checker: row.get("require_maker_checker"),
         unknown_consent_allowed: row.get("unknown_consent_allowed"),
         time_zone: row.get("time_zone"),
+        retention_days: row.get("retention_days"),
         created_by: row.get("created_by"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
@@ -68,6 +72,8 @@ pub struct TenantFields<'a> {
     pub unknown_consent_allowed: Option<bool>,
     /// The IANA time zone (checked with [`is_time_zone`]).
     pub time_zone: Option<&'a str>,
+    /// Days its completed campaigns' deliveries are kept (1–3650).
+    pub retention_days: Option<i32>,
 }
 
 /// Whether `name` is a time zone name of PostgreSQL's zone database (`pg_timezone_names`,
@@ -100,9 +106,10 @@ pub async fn create(
         .query_one_cached(
             &format!(
                 "insert into tenants (name, description, offer_schema, require_maker_checker,
-                                      created_by, unknown_consent_allowed, time_zone)
+                                      created_by, unknown_consent_allowed, time_zone,
+                                      retention_days)
                  values ($1, $2, $3, coalesce($4, true), $5, coalesce($6, false),
-                         coalesce($7, 'UTC'))
+                         coalesce($7, 'UTC'), coalesce($8, 400))
                  returning {TENANT_COLUMNS}"
             ),
             &[
@@ -113,6 +120,7 @@ pub async fn create(
                 &created_by.as_str(),
                 &fields.unknown_consent_allowed,
                 &fields.time_zone,
+                &fields.retention_days,
             ],
         )
         .await
@@ -195,6 +203,7 @@ pub async fn update(
                     require_maker_checker = coalesce($6, require_maker_checker),
                     unknown_consent_allowed = coalesce($7, unknown_consent_allowed),
                     time_zone = coalesce($8, time_zone),
+                    retention_days = coalesce($9, retention_days),
                     updated_at = now()
                  where name = $1 returning {TENANT_COLUMNS}"
             ),
@@ -207,6 +216,7 @@ pub async fn update(
                 &fields.require_maker_checker,
                 &fields.unknown_consent_allowed,
                 &fields.time_zone,
+                &fields.retention_days,
             ],
         )
         .await?;
