@@ -229,15 +229,7 @@ pub async fn import_object(
         finished_at: Utc::now(),
     };
     let outcome = if object.size.is_some_and(|size| size > options.max_bytes) {
-        Applied::Refused(refusal(
-            ImportStatus::TooLarge,
-            format!(
-                "the object has {} bytes, more than this import's limit of {} \
-                 (CUSTOMER_IMPORT_MAX_BYTES); split the file",
-                object.size.unwrap_or(0),
-                options.max_bytes
-            ),
-        ))
+        Applied::Refused(too_large(object.size.unwrap_or(0), options.max_bytes))
     } else {
         apply(pool, s3, object, options, &mut result, started).await?
     };
@@ -271,6 +263,17 @@ type Refusal = (ImportStatus, String, u64, Vec<ResultProblem>);
 
 fn refusal(status: ImportStatus, detail: String) -> Refusal {
     (status, detail, 0, Vec::new())
+}
+
+/// The refusal of an object of `size` bytes over the limit `max_bytes`.
+fn too_large(size: u64, max_bytes: u64) -> Refusal {
+    refusal(
+        ImportStatus::TooLarge,
+        format!(
+            "the object has {size} bytes, more than this import's limit of {max_bytes} \
+             (CUSTOMER_IMPORT_MAX_BYTES); split the file"
+        ),
+    )
 }
 
 /// What the import's transaction did.
@@ -325,14 +328,7 @@ async fn apply(
         Ok((version, reader)) => {
             result.bytes = version.size;
             if version.size > options.max_bytes {
-                return Ok(Applied::Refused(refusal(
-                    ImportStatus::TooLarge,
-                    format!(
-                        "the object has {} bytes, more than this import's limit of {} \
-                         (CUSTOMER_IMPORT_MAX_BYTES); split the file",
-                        version.size, options.max_bytes
-                    ),
-                )));
+                return Ok(Applied::Refused(too_large(version.size, options.max_bytes)));
             }
             reader
         }
@@ -431,7 +427,7 @@ pub async fn import_new(
     options: ImportOptions,
 ) -> Result<Vec<ImportResult>, BulkError> {
     let mut results = Vec::new();
-    for (key, _, _) in s3::list(s3, bucket, IMPORTS_PREFIX).await? {
+    for key in s3::list(s3, bucket, IMPORTS_PREFIX).await? {
         let location = Location {
             bucket: bucket.to_owned(),
             key,

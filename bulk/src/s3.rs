@@ -121,6 +121,17 @@ pub struct ObjectVersion {
     pub size: u64,
 }
 
+impl ObjectVersion {
+    /// From the headers S3 answers a GET or HEAD with (ETag quoted, length signed).
+    fn of(etag: Option<&str>, version_id: Option<&str>, length: Option<i64>) -> Self {
+        Self {
+            etag: etag.unwrap_or_default().trim_matches('"').to_owned(),
+            version_id: version_id.unwrap_or_default().to_owned(),
+            size: length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+        }
+    }
+}
+
 /// Opens an object for reading, as a blocking reader to use on a blocking thread
 /// (`tokio::task::spawn_blocking`). `version_id` and `etag`, when given, pin the version
 /// read: S3 answers 412 if the object changed since (see [`S3Error::status`]).
@@ -142,18 +153,7 @@ pub async fn open(
         .send()
         .await
         .map_err(|e| S3Error::new("GetObject", location, &e))?;
-    let version = ObjectVersion {
-        etag: output
-            .e_tag()
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_owned(),
-        version_id: output.version_id().unwrap_or_default().to_owned(),
-        size: output
-            .content_length()
-            .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(0),
-    };
+    let version = ObjectVersion::of(output.e_tag(), output.version_id(), output.content_length());
     let reader = tokio_util::io::SyncIoBridge::new(output.body.into_async_read());
     Ok((version, reader))
 }
@@ -170,30 +170,19 @@ pub async fn head(client: &Client, location: &Location) -> Result<ObjectVersion,
         .send()
         .await
         .map_err(|e| S3Error::new("HeadObject", location, &e))?;
-    Ok(ObjectVersion {
-        etag: output
-            .e_tag()
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_owned(),
-        version_id: output.version_id().unwrap_or_default().to_owned(),
-        size: output
-            .content_length()
-            .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(0),
-    })
+    Ok(ObjectVersion::of(
+        output.e_tag(),
+        output.version_id(),
+        output.content_length(),
+    ))
 }
 
-/// The keys under `prefix` with their ETags and sizes (every page).
+/// The keys under `prefix` (every page).
 ///
 /// # Errors
 /// [`S3Error`].
-pub async fn list(
-    client: &Client,
-    bucket: &str,
-    prefix: &str,
-) -> Result<Vec<(String, String, u64)>, S3Error> {
-    let mut objects = Vec::new();
+pub async fn list(client: &Client, bucket: &str, prefix: &str) -> Result<Vec<String>, S3Error> {
+    let mut keys = Vec::new();
     let mut pages = client
         .list_objects_v2()
         .bucket(bucket)
@@ -206,24 +195,13 @@ pub async fn list(
     };
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| S3Error::new("ListObjectsV2", &location, &e))?;
-        for object in page.contents() {
-            if let Some(key) = object.key() {
-                objects.push((
-                    key.to_owned(),
-                    object
-                        .e_tag()
-                        .unwrap_or_default()
-                        .trim_matches('"')
-                        .to_owned(),
-                    object
-                        .size()
-                        .and_then(|n| u64::try_from(n).ok())
-                        .unwrap_or(0),
-                ));
-            }
-        }
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
     }
-    Ok(objects)
+    Ok(keys)
 }
 
 /// Writes a small object whole.

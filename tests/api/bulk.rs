@@ -519,6 +519,14 @@ async fn ended_campaign(app: &TestApp, fx: &TenantFixture, ended_days_ago: i32) 
     id
 }
 
+/// The campaign as its tenant's admin reads it.
+async fn campaign_json(app: &TestApp, fx: &TenantFixture, id: i32) -> Value {
+    app.get(&format!("/tenants/{}/campaigns/{id}", fx.tenant), &fx.admin)
+        .await
+        .expect(StatusCode::OK)
+        .body
+}
+
 /// Every delivery row of a campaign, as text, in key order.
 async fn delivery_rows(app: &TestApp, campaign: i32) -> Vec<String> {
     app.db()
@@ -583,14 +591,7 @@ async fn archive_then_restore_gives_identical_rows_and_the_campaign_keeps_its_su
             .body,
         summary
     );
-    let campaign = app
-        .get(
-            &format!("/tenants/{}/campaigns/{old}", fx.tenant),
-            &fx.admin,
-        )
-        .await
-        .expect(StatusCode::OK)
-        .body;
+    let campaign = campaign_json(&app, &fx, old).await;
     let key = format!("archive/archive_co/{old}.csv.gz");
     assert_eq!(
         campaign["archive"]["location"],
@@ -646,14 +647,7 @@ async fn archive_then_restore_gives_identical_rows_and_the_campaign_keeps_its_su
         rows,
         "identical rows after the round trip"
     );
-    let campaign = app
-        .get(
-            &format!("/tenants/{}/campaigns/{old}", fx.tenant),
-            &fx.admin,
-        )
-        .await
-        .expect(StatusCode::OK)
-        .body;
+    let campaign = campaign_json(&app, &fx, old).await;
     assert_eq!(campaign["archive"], Value::Null);
 }
 
