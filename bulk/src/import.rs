@@ -63,20 +63,14 @@ impl ImportOptions {
     /// From the environment (`CUSTOMER_IMPORT_MAX_BYTES`) and a deadline.
     ///
     /// # Errors
-    /// A message naming the variable if it is not a positive whole number.
-    pub fn from_env(deadline: Option<Instant>) -> Result<Self, String> {
-        let max_bytes = match std::env::var("CUSTOMER_IMPORT_MAX_BYTES") {
-            Ok(value) => value
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    format!("CUSTOMER_IMPORT_MAX_BYTES must be a positive number of bytes, not {value:?}")
-                })?,
-            Err(_) => DEFAULT_MAX_BYTES,
-        };
+    /// [`shared::config::ConfigError`] naming the variable if it is not a positive number.
+    pub fn from_env(deadline: Option<Instant>) -> Result<Self, shared::config::ConfigError> {
         Ok(Self {
-            max_bytes,
+            max_bytes: shared::config::number_from_env(
+                "CUSTOMER_IMPORT_MAX_BYTES",
+                DEFAULT_MAX_BYTES,
+                1..=u64::MAX,
+            )?,
             deadline,
         })
     }

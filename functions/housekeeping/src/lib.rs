@@ -28,12 +28,12 @@ impl Housekeeper {
         let bucket = std::env::var("DATA_BUCKET")
             .map_err(|_| "DATA_BUCKET must name the data bucket".to_owned())?;
         let grace = shared::config::ReportGrace::from_env().map_err(|e| e.to_string())?;
-        let max_campaigns = match std::env::var("HOUSEKEEPING_MAX_CAMPAIGNS") {
-            Ok(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                format!("HOUSEKEEPING_MAX_CAMPAIGNS must be a positive number, not {v:?}")
-            })?,
-            Err(_) => bulk::archive::DEFAULT_MAX_CAMPAIGNS,
-        };
+        let max_campaigns = shared::config::number_from_env(
+            "HOUSEKEEPING_MAX_CAMPAIGNS",
+            bulk::archive::DEFAULT_MAX_CAMPAIGNS,
+            1..=10_000,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(HousekeepingOptions {
             bucket,
             report_grace_days: grace.days,

@@ -451,7 +451,7 @@ async fn import_customers(file: &str) -> anyhow::Result<()> {
         let location = bulk::s3::Location::parse(file).map_err(anyhow::Error::msg)?;
         let s3 = bulk::s3::client_from_env().await;
         let object = bulk::import::current_object(&s3, &location).await?;
-        let options = bulk::import::ImportOptions::from_env(None).map_err(anyhow::Error::msg)?;
+        let options = bulk::import::ImportOptions::from_env(None)?;
         let (result, _) = bulk::import::import_object(&pool, &s3, &object, options).await?;
         println!("{}", serde_json::to_string_pretty(&result)?);
         if result.status != bulk::import::ImportStatus::Imported {
@@ -483,7 +483,7 @@ async fn import_customers(file: &str) -> anyhow::Result<()> {
 /// (results in `results/<key>.json`; the ledger skips objects already imported).
 async fn watch_bucket(pool: deadpool_postgres::Pool, bucket: String) -> anyhow::Result<()> {
     let s3 = bulk::s3::client_from_env().await;
-    let options = bulk::import::ImportOptions::from_env(None).map_err(anyhow::Error::msg)?;
+    let options = bulk::import::ImportOptions::from_env(None)?;
     tracing::info!(bucket = %bucket, prefix = bulk::import::IMPORTS_PREFIX,
         "watching the data bucket for customer files");
     tokio::spawn(async move {

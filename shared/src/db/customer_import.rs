@@ -233,10 +233,10 @@ pub async fn import_csv<R: Read + Send + 'static>(
     }
     let parsed = parser.await.map_err(ApiError::internal)??;
     sink.finish().await?;
-    let duplicates = duplicate_problems(tx).await?;
-    if parsed.total_problems > 0 || !duplicates.is_empty() {
+    let (repeats, duplicates) = duplicate_problems(tx).await?;
+    if parsed.total_problems + repeats > 0 {
         return Err(ImportError::Invalid {
-            total: parsed.total_problems + duplicates.len() as u64,
+            total: parsed.total_problems + repeats,
             problems: merge_by_line(parsed.problems, duplicates),
         });
     }
@@ -330,11 +330,12 @@ static CONSENTS_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The lines whose e-mail an earlier line already has (first [`MAX_REPORTED_IMPORT_ERRORS`]
-/// by line; their count is the list's length when shorter).
+/// The lines whose e-mail an earlier line already has: how many, and the first
+/// [`MAX_REPORTED_IMPORT_ERRORS`] of them by line (a file of millions of repeats is not
+/// read into memory).
 async fn duplicate_problems(
     tx: &deadpool_postgres::Transaction<'_>,
-) -> Result<Vec<ImportProblem>, ImportError> {
+) -> Result<(u64, Vec<ImportProblem>), ImportError> {
     let any = tx
         .query_one(
             "select exists (select 1 from customer_import group by email having count(*) > 1)",
@@ -342,29 +343,34 @@ async fn duplicate_problems(
         )
         .await?;
     if !any.get::<_, bool>(0) {
-        return Ok(Vec::new());
+        return Ok((0, Vec::new()));
     }
+    let limit = i64::try_from(MAX_REPORTED_IMPORT_ERRORS).unwrap_or(i64::MAX);
     let rows = tx
         .query(
-            "select line, email, first from (
+            "select count(*) over (), line, email, first from (
                  select line, email, min(line) over (partition by email) as first
                  from customer_import) d
-             where line <> first order by line",
-            &[],
+             where line <> first order by line limit $1",
+            &[&limit],
         )
         .await?;
-    Ok(rows
+    let total = rows
+        .first()
+        .map_or(0, |row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0));
+    let problems = rows
         .iter()
         .map(|row| ImportProblem {
-            line: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            line: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
             column: Some("email".into()),
             reason: format!(
                 "{:?} is also on line {}",
-                row.get::<_, String>(1),
-                row.get::<_, i64>(2)
+                row.get::<_, String>(2),
+                row.get::<_, i64>(3)
             ),
         })
-        .collect())
+        .collect();
+    Ok((total, problems))
 }
 
 /// The first [`MAX_REPORTED_IMPORT_ERRORS`] of two line-ordered problem lists, by line.

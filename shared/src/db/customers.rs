@@ -1,5 +1,5 @@
-//! The `customers` table: validated records, keyset-paginated lists, and the bulk CSV import
-//! (COPY into a staging table, then one set-based upsert by e-mail).
+//! The `customers` table: validated records and keyset-paginated lists (the bulk CSV import
+//! is `customer_import`).
 //!
 //! Customers are not tenant data: every tenant's campaigns select from the same customer
 //! base, so only super admins (or a trusted import process) reach these functions.
@@ -15,8 +15,6 @@ use crate::error::{ApiError, FieldError};
 
 /// Longest text column value accepted, in characters.
 pub const MAX_TEXT_CHARS: usize = 200;
-/// Most problems listed in one failed import (the count covers all of them).
-pub const MAX_REPORTED_IMPORT_ERRORS: usize = 100;
 
 /// A customer as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
