@@ -22,6 +22,9 @@ cleanup() {
 trap cleanup EXIT
 
 started=$SECONDS
+# The tests run some binaries as processes of their own (offerctl's import, to measure its
+# memory alone), which `cargo test` does not build outside its harness: build them first.
+cargo build --workspace --bins
 cargo test --workspace --all-targets "$@"
 echo "cargo test: $((SECONDS - started)) s"
 if [ "$#" -eq 0 ]; then

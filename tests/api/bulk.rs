@@ -382,8 +382,8 @@ fn generated_csv(rows: usize, first: usize) -> Vec<u8> {
     csv
 }
 
-/// Runs `offerctl import-customers s3://bucket/key` (the binary `cargo test --workspace
-/// --all-targets` builds beside the tests) in a process of its own, so that its peak
+/// Runs `offerctl import-customers s3://bucket/key` (the binary `infra/scripts/test.sh`
+/// builds, with `cargo build --workspace --bins`, before the tests) in a process of its own, so that its peak
 /// resident memory is the import's; answers its result and that peak (the larger of what
 /// the test read from `/proc/<pid>/status` while it ran and what the process reported).
 fn import_in_child(app: &TestApp, bucket: &str, key: &str) -> (ImportResult, u64) {
@@ -392,7 +392,8 @@ fn import_in_child(app: &TestApp, bucket: &str, key: &str) -> (ImportResult, u64
         .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join("offerctl")))
         .filter(|path| path.exists())
         .expect(
-            "the offerctl binary beside the tests (cargo test --workspace --all-targets builds it)",
+            "the offerctl binary in the target directory: run infra/scripts/test.sh, or \
+             cargo build -p offerctl before cargo test",
         );
     let mut child = std::process::Command::new(offerctl)
         .args(["import-customers", &format!("s3://{bucket}/{key}")])
