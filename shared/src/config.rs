@@ -1,6 +1,6 @@
 //! Runtime configuration, read once from the environment at start-up.
 //!
-//! Variables (README, "Configuration"): `DATABASE_URL` (required), `DATABASE_PLATFORM_URL`
+//! Variables (docs/operations.md, "Configuration"): `DATABASE_URL` (required), `DATABASE_PLATFORM_URL`
 //! (required by the API: another login role, in `offers_platform`), `DATABASE_POOL_SIZE`
 //! (default 2, the Lambda sizing), `JWT_SECRET` (required, at least 32 bytes), `JWT_ISSUER`,
 //! `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS` (default 900), `PASSWORD_HASH_CONCURRENCY`

@@ -16,7 +16,7 @@ use crate::db::campaigns::{self, Campaign};
 use crate::db::customers::{self, Customer};
 use crate::db::offers::{self, Offer};
 use crate::db::{GenericClient, TenantExecutor};
-use crate::domain::{Channel, TenantName};
+use crate::domain::{Channel, TenantName, Username};
 use crate::error::ApiError;
 
 /// `/tenants/{tenant_name}/…`.
@@ -25,6 +25,18 @@ use crate::error::ApiError;
 pub struct TenantPath {
     /// The tenant's name.
     pub tenant_name: TenantName,
+}
+
+/// 404 for tenant `name` (super-admin routes, which see every tenant).
+#[must_use]
+pub fn tenant_not_found(name: &TenantName) -> ApiError {
+    ApiError::NotFound(format!("no tenant named {name}"))
+}
+
+/// 404 for user `name`.
+#[must_use]
+pub fn user_not_found(name: &Username) -> ApiError {
+    ApiError::NotFound(format!("no user named {name}"))
 }
 
 /// `/tenants/{tenant_name}/offers/{offer_id}…`.

@@ -9,6 +9,7 @@ mod consent;
 mod customers;
 mod database;
 mod demo;
+mod docs;
 mod durability;
 mod hardening;
 mod lambda;

@@ -9,7 +9,8 @@ use axum::http::{Method, StatusCode};
 use integration_tests::TestApp;
 use serde_json::Value;
 
-const REGENERATE: &str = "cargo run -p offerctl -- openapi --output openapi.json";
+const REGENERATE: &str =
+    "cargo run -p offerctl -- openapi --output openapi.json --endpoint-table docs/api.md";
 
 fn generated() -> Value {
     serde_json::to_value(offerctl_gateway::openapi()).expect("document as JSON")

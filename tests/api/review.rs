@@ -119,7 +119,7 @@ async fn a_signed_key_signs_its_feed_requests_too() {
         "{:?}",
         unsigned.body
     );
-    // Signed over `GET <path and query>`, as the README shows providers.
+    // Signed over `GET <path and query>`, as docs/api.md shows providers.
     let now = Utc::now().timestamp();
     let line = format!("GET {target}");
     let headers = signed_headers(&secret, "msg_feed_1", now, line.as_bytes());

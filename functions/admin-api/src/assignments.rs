@@ -10,13 +10,12 @@ use shared::db::access_audit;
 use shared::db::roles::{self, AssignmentFilter};
 use shared::domain::{AccessAction, RoleName, TenantName, Username};
 use shared::extract::SuperAdmin;
+use shared::http::created;
 use shared::http::{AppJson, AppQuery};
 use shared::openapi::NotFound;
 use shared::pagination::Page;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
-
-use crate::created;
 
 /// `POST /sa/user-tenant-roles` body: `role` (one) or `roles` (several), not both.
 #[derive(Deserialize, ToSchema)]

@@ -16,6 +16,9 @@
 //!
 //! Every change is one entry of the tenant's access audit trail, in the same transaction.
 
+use shared::http::created;
+use shared::paths::tenant_not_found;
+use shared::paths::user_not_found;
 use std::collections::BTreeSet;
 
 use axum::extract::State;
@@ -36,7 +39,6 @@ use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::assignments::UserTenantRoles;
-use crate::{created, tenant_not_found, user_not_found};
 
 /// `GET /tenants/{tenant_name}/members` filters.
 #[derive(Deserialize, IntoParams)]

@@ -3,6 +3,9 @@
 //! admin defines. Every change is recorded in the tenant's access audit trail and takes
 //! effect on the next request of every holder (roles are re-read per request).
 
+use shared::http::MAX_TEXT_CHARS;
+use shared::http::created;
+use shared::paths::tenant_not_found;
 use std::collections::BTreeSet;
 
 use axum::extract::State;
@@ -20,8 +23,6 @@ use shared::openapi::{Conflict, NotFound};
 use shared::paths::TenantPath;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
-
-use crate::{MAX_TEXT_CHARS, created, tenant_not_found};
 
 /// Most entries a role's `permissions` list may have (duplicates count).
 pub const MAX_PERMISSION_ENTRIES: usize = 100;

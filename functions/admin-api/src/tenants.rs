@@ -9,14 +9,15 @@ use shared::db::roles::{self, TenantRole};
 use shared::db::tenants;
 use shared::domain::TenantName;
 use shared::extract::SuperAdmin;
+use shared::http::MAX_TEXT_CHARS;
+use shared::http::created;
 use shared::http::{AppJson, AppPath, check_length, nullable};
 use shared::openapi::Conflict;
 use shared::pagination::Page;
 use shared::paths::TenantPath;
+use shared::paths::tenant_not_found;
 use shared::{ApiError, AppState};
 use utoipa::ToSchema;
-
-use crate::{MAX_TEXT_CHARS, created, tenant_not_found};
 
 /// `POST /sa/tenants` body.
 #[derive(Deserialize, ToSchema)]

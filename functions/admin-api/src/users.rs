@@ -11,13 +11,14 @@ use shared::auth::password::check_policy;
 use shared::db::{access_audit, users};
 use shared::domain::Username;
 use shared::extract::SuperAdmin;
+use shared::http::MAX_TEXT_CHARS;
+use shared::http::created;
 use shared::http::{AppJson, AppPath, AppQuery, check_length, nullable};
 use shared::openapi::Conflict;
 use shared::pagination::Page;
+use shared::paths::user_not_found;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
-
-use crate::{MAX_TEXT_CHARS, created, user_not_found};
 
 /// `POST /sa/users` body.
 #[derive(Deserialize, ToSchema)]

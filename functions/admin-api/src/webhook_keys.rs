@@ -10,12 +10,11 @@ use shared::auth::api_key;
 use shared::db::webhooks::{self, WebhookKey};
 use shared::domain::{TenantName, Username};
 use shared::extract::SuperAdmin;
+use shared::http::created;
 use shared::http::{AppJson, AppPath, AppQuery};
 use shared::openapi::NotFound;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
-
-use crate::created;
 
 /// A webhook key as created: the listing fields plus the secrets, shown this once.
 #[derive(Debug, Serialize, ToSchema)]

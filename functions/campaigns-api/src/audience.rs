@@ -1,13 +1,12 @@
 //! A campaign's audience: its selected customers (keyset pages), their delivery counts, and
 //! the preview of criteria before a campaign exists.
 
-use crate::{PREVIEW_SAMPLE, audience_complete, check_criteria};
 use axum::extract::{OriginalUri, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::auth::{Permission, Principal};
-use shared::criteria::SelectionCriteria;
+use shared::criteria::{Criteria, SelectionCriteria};
 use shared::db::campaigns::CampaignCustomer;
 use shared::db::campaigns::{self, AudienceMember, DeliverySummary, PreviewBreakdown};
 use shared::db::in_tenant;
@@ -18,6 +17,9 @@ use shared::pagination::Keyset;
 use shared::paths::{CampaignPath, TenantPath};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
+
+/// A preview's sample size: the default and the largest accepted.
+const PREVIEW_SAMPLE: (i64, i64) = (10, 50);
 
 /// `GET …/customers` filters.
 #[derive(Deserialize, IntoParams)]
@@ -54,7 +56,7 @@ pub(crate) async fn list_campaign_customers(
     let (tenant, id) = (&path.tenant_name, path.campaign_id);
     principal.require(tenant, Permission::CampaignRead)?;
     let rows = in_tenant(&state.pool, tenant, async |tx| {
-        audience_complete(&path.load(tx, false).await?)?;
+        path.load(tx, false).await?.ensure_audience_complete()?;
         let with_contact = principal.can(tenant, Permission::CustomerContactRead);
         let rows = campaigns::customers(
             tx,
@@ -93,7 +95,7 @@ pub(crate) async fn get_campaign_summary(
     let (tenant, id) = (&path.tenant_name, path.campaign_id);
     principal.require(tenant, Permission::CampaignRead)?;
     let counts = in_tenant(&state.pool, tenant, async |tx| {
-        audience_complete(&path.load(tx, false).await?)?;
+        path.load(tx, false).await?.ensure_audience_complete()?;
         let counts = campaigns::summary(tx, id).await?;
         Ok(counts)
     })
@@ -158,7 +160,7 @@ pub(crate) async fn preview_audience(
             format!("must be between 0 and {}", PREVIEW_SAMPLE.1),
         ));
     }
-    let compiled = check_criteria(&body.selection_criteria)?.compile(1);
+    let compiled = Criteria::from_request(&body.selection_criteria)?.compile(1);
     let ((matched_count, sample), breakdown) = in_tenant(&state.pool, &tenant, async |tx| {
         let (matched_count, sample) =
             campaigns::preview(tx.transaction(), &compiled, sample).await?;

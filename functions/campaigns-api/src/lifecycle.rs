@@ -2,7 +2,6 @@
 //! `completed`, activation releasing the prepared deliveries), the release of deliveries a
 //! re-processing added, and deletion (never once anything was released).
 
-use crate::{audience_complete, check_content, refuse_past_end};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::NaiveDate;
@@ -12,7 +11,8 @@ use shared::auth::{Permission, Principal};
 use shared::criteria::SelectionCriteria;
 use shared::db::campaigns::calendar::{self, Phase};
 use shared::db::campaigns::{self, Campaign, CampaignContent};
-use shared::db::{in_tenant, offers};
+use shared::db::in_tenant;
+use shared::db::offers::{self, NoNewCampaigns};
 use shared::domain::CampaignStatus;
 use shared::http::{AppJson, AppPath, nullable};
 use shared::openapi::Conflict;
@@ -31,10 +31,12 @@ async fn refuse_retired_offer(
         return Ok(());
     };
     match offers::get(tx, offer_id, true).await? {
-        Some(offer) if offer.retired_at.is_some() => Err(ApiError::Conflict(format!(
-            "offer {offer_id} is retired; campaign {} cannot start (it may be deleted)",
-            campaign.id
-        ))),
+        Some(offer) if offer.version_for_campaigns() == Err(NoNewCampaigns::Retired) => {
+            Err(ApiError::Conflict(format!(
+                "offer {offer_id} is retired; campaign {} cannot start (it may be deleted)",
+                campaign.id
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -114,7 +116,7 @@ pub(crate) async fn update_campaign(
                 )));
             }
             if asked == CampaignStatus::Active {
-                audience_complete(&current)?;
+                current.ensure_audience_complete()?;
             }
             if current.status == CampaignStatus::Draft && asked == CampaignStatus::Active {
                 refuse_retired_offer(tx, &current).await?;
@@ -139,9 +141,9 @@ pub(crate) async fn update_campaign(
             start_date: body.start_date.unwrap_or(current.start_date),
             end_date: body.end_date.unwrap_or(current.end_date),
         };
-        check_content(&content)?;
+        content.check()?;
         if body.start_date.is_some() || body.end_date.is_some() {
-            refuse_past_end(tx, &content).await?;
+            calendar::ensure_not_ended(tx, content.end_date).await?;
         }
         let mut campaign = campaigns::update(tx, id, &content, asked).await?;
         if asked == CampaignStatus::Active && current.status != CampaignStatus::Active {
@@ -259,7 +261,7 @@ pub(crate) async fn release_campaign_deliveries(
                 campaign.status
             )));
         }
-        audience_complete(&campaign)?;
+        campaign.ensure_audience_complete()?;
         let released = campaigns::release(tx, id).await?;
         Ok(released)
     })

@@ -6,7 +6,8 @@ use axum::extract::State;
 use serde::Deserialize;
 use shared::auth::{Permission, Principal};
 use shared::db::campaigns::{self, Campaign, CampaignAuditEntry};
-use shared::db::{in_tenant, offers};
+use shared::db::in_tenant;
+use shared::db::offers::{self, NoNewCampaigns};
 use shared::domain::CampaignStatus;
 use shared::http::{AppJson, AppPath, check_length};
 use shared::openapi::{Conflict, NotFound};
@@ -14,8 +15,6 @@ use shared::pagination::Page;
 use shared::paths::CampaignPath;
 use shared::{ApiError, AppState};
 use utoipa::ToSchema;
-
-use crate::MAX_DESCRIPTION_CHARS;
 
 /// `POST …/offer-version` body.
 #[derive(Deserialize, ToSchema)]
@@ -59,7 +58,11 @@ pub(crate) async fn move_campaign_offer_version(
     principal
         .require(tenant, Permission::CampaignWrite)
         .or_else(|_| principal.require(tenant, Permission::CampaignManage))?;
-    check_length("comment", body.comment.as_deref(), MAX_DESCRIPTION_CHARS)?;
+    check_length(
+        "comment",
+        body.comment.as_deref(),
+        shared::http::MAX_COMMENT_CHARS,
+    )?;
     // `None`: the campaign already delivers that version (nothing to change, nor to log).
     let moved = in_tenant(&state.pool, tenant, async |tx| {
         let campaign = path.load(tx, true).await?;
@@ -90,7 +93,7 @@ pub(crate) async fn move_campaign_offer_version(
         let offer = offers::get(tx, offer_id, true)
             .await?
             .ok_or_else(|| ApiError::Conflict(format!("campaign {id}'s offer was deleted")))?;
-        if offer.retired_at.is_some() {
+        if offer.version_for_campaigns() == Err(NoNewCampaigns::Retired) {
             return Err(ApiError::Conflict(format!(
                 "offer {offer_id} is retired; campaign {id} keeps version {}",
                 campaign.offer_version.unwrap_or_default()

@@ -22,7 +22,7 @@ use shared::pagination::Keyset;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{authenticate_key, signed_request_line, verify_signature};
+use crate::provider::{authenticate_key, signed_request_line, verify_signature};
 
 /// One page of the feed.
 #[derive(Debug, Serialize, ToSchema)]

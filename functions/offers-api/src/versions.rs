@@ -18,7 +18,8 @@ use shared::paths::OfferPath;
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::{MAX_COMMENT_CHARS, Tagged, refuse_retired};
+use crate::etag::Tagged;
+use shared::http::MAX_COMMENT_CHARS;
 
 /// The media type of a JSON Patch document (RFC 6902 §6).
 pub const JSON_PATCH: &str = "application/json-patch+json";
@@ -245,7 +246,7 @@ pub(crate) async fn retire_offer(
     check_length("reason", Some(&body.reason), MAX_COMMENT_CHARS)?;
     let after = in_tenant(&state.pool, tenant, async |tx| {
         let before = path.load(tx, true).await?;
-        refuse_retired(&before)?;
+        before.ensure_not_retired()?;
         if before.live_version.is_none() {
             return Err(ApiError::Conflict(format!(
                 "offer {id} was never approved; delete it instead of retiring it"

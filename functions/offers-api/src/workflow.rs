@@ -2,7 +2,6 @@
 //! the four-eyes rule and the approval bound to the version the checker read.
 
 use crate::etag::{IfMatch, Tagged};
-use crate::{MAX_COMMENT_CHARS, refuse_retired};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -10,6 +9,7 @@ use shared::auth::{Permission, Principal};
 use shared::db::in_tenant;
 use shared::db::offers::{self, AuditAction, AuditRecord, Offer};
 use shared::domain::OfferStatus;
+use shared::http::MAX_COMMENT_CHARS;
 use shared::http::{AppPath, OptionalJson, check_length};
 use shared::openapi::{Conflict, Forbidden, PreconditionFailed, PreconditionRequired};
 use shared::paths::OfferPath;
@@ -84,7 +84,7 @@ async fn transition(
         } else {
             if_match.check(&before)?;
         }
-        refuse_retired(&before)?;
+        before.ensure_not_retired()?;
         if before.status != from {
             return Err(ApiError::Conflict(format!(
                 "offer {id} is {}; only a {from} offer can become {to}",

@@ -68,6 +68,52 @@ pub fn openapi_json() -> Result<String, serde_json::Error> {
     openapi().to_pretty_json().map(|json| json + "\n")
 }
 
+/// The line before the endpoint table in `docs/api.md`.
+pub const ENDPOINTS_BEGIN: &str = "<!-- endpoints: generated from the OpenAPI document -->";
+/// The line after it.
+pub const ENDPOINTS_END: &str = "<!-- end of endpoints -->";
+
+/// The endpoint table of `docs/api.md`: a Markdown table with one row per operation of the
+/// OpenAPI document (`| method | path | what |`, the operation's summary), in the document's
+/// path order and `GET`, `POST`, `PUT`, `PATCH`, `DELETE` within a path.
+#[must_use]
+pub fn endpoint_table() -> String {
+    let document = serde_json::to_value(openapi()).unwrap_or_default();
+    let mut table = String::from("| method | path | what |\n|---|---|---|\n");
+    let Some(paths) = document.get("paths").and_then(serde_json::Value::as_object) else {
+        return table;
+    };
+    for (path, item) in paths {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if let Some(operation) = item.get(method) {
+                let summary = operation
+                    .get("summary")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                table.push_str(&format!(
+                    "| `{}` | `{path}` | {summary} |\n",
+                    method.to_uppercase()
+                ));
+            }
+        }
+    }
+    table
+}
+
+/// `page` with the text between [`ENDPOINTS_BEGIN`] and [`ENDPOINTS_END`] replaced by
+/// [`endpoint_table`]; `None` when the page lacks either line.
+#[must_use]
+pub fn with_endpoint_table(page: &str) -> Option<String> {
+    let begin = page.find(ENDPOINTS_BEGIN)? + ENDPOINTS_BEGIN.len();
+    let end = begin + page[begin..].find(ENDPOINTS_END)?;
+    Some(format!(
+        "{}\n{}{}",
+        &page[..begin],
+        endpoint_table(),
+        &page[end..]
+    ))
+}
+
 /// All routes of all functions, plus `GET /health` (liveness, no database access),
 /// `GET /openapi.json` and the Swagger UI at `/docs`.
 pub fn app(state: AppState) -> Router {

@@ -24,8 +24,10 @@
 //! - `demo [--url URL] [--username NAME]`: walks the whole story against a running server
 //!   (see `offerctl::demo`) and prints its report.
 //!
-//! - `openapi [--output FILE]`: prints (or writes) the OpenAPI 3.1 document, as committed in
-//!   `openapi.json` and served at `/openapi.json` (with Swagger UI at `/docs`).
+//! - `openapi [--output FILE] [--endpoint-table PAGE]`: prints (or writes) the OpenAPI 3.1
+//!   document, as committed in `openapi.json` and served at `/openapi.json` (with Swagger UI
+//!   at `/docs`); with `--endpoint-table docs/api.md`, rewrites that page's endpoint table
+//!   from it.
 //!
 //! `serve` runs the campaign processor too: on an in-process queue by default, or polling
 //! the SQS queue named by `CAMPAIGN_QUEUE_URL`; and the outbox relay with the re-drive of
@@ -124,6 +126,9 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         output: Option<std::path::PathBuf>,
+        /// Also rewrite the endpoint table of this page (docs/api.md) from the document.
+        #[arg(long)]
+        endpoint_table: Option<std::path::PathBuf>,
     },
 }
 
@@ -224,7 +229,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             password_file,
         } => demo(url, username, &password_file).await,
         Command::Calendar { limit, run } => calendar(limit, run).await,
-        Command::Openapi { output } => {
+        Command::Openapi {
+            output,
+            endpoint_table,
+        } => {
+            if let Some(page) = endpoint_table {
+                let text = std::fs::read_to_string(&page)
+                    .with_context(|| format!("cannot read {}", page.display()))?;
+                let rewritten = offerctl::with_endpoint_table(&text).with_context(|| {
+                    format!(
+                        "{} has no lines {:?} and {:?}",
+                        page.display(),
+                        offerctl::ENDPOINTS_BEGIN,
+                        offerctl::ENDPOINTS_END
+                    )
+                })?;
+                std::fs::write(&page, rewritten)
+                    .with_context(|| format!("cannot write {}", page.display()))?;
+            }
             let json = offerctl::openapi_json()?;
             match output {
                 Some(path) => std::fs::write(&path, json)

@@ -2,7 +2,7 @@
 //!
 //! Handlers check a [`Permission`], never a role name: roles are rows in `tenant_roles`
 //! holding a set of permissions, so a super admin can define custom roles per tenant. The
-//! default mapping is [`DefaultRole::permissions`] (README, "Authentication and
+//! default mapping is [`DefaultRole::permissions`] (docs/security.md, "Authentication and
 //! authorisation").
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The selection-criteria language (README, "Campaigns and customer selection"), parsed into a typed
+//! The selection-criteria language (docs/api.md, "Campaigns and customer selection"), parsed into a typed
 //! tree and compiled to a parameterised SQL predicate over `customers c`.
 //!
 //! ```json
@@ -370,6 +370,21 @@ pub struct Criteria {
 }
 
 impl Criteria {
+    /// Parses the `selection_criteria` of a request body.
+    ///
+    /// # Errors
+    /// 422 ([`crate::error::ApiError::Unprocessable`]) with a JSON Pointer under
+    /// `/selection_criteria`.
+    pub fn from_request(criteria: &Value) -> Result<Self, crate::error::ApiError> {
+        Self::parse(criteria).map_err(|err| crate::error::ApiError::Unprocessable {
+            detail: format!("selection_criteria: {}", err.detail),
+            errors: vec![crate::error::FieldError {
+                pointer: format!("/selection_criteria{}", err.pointer),
+                detail: err.detail,
+            }],
+        })
+    }
+
     /// Parses and type-checks a criteria document (a JSON object).
     ///
     /// # Errors

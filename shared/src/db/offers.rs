@@ -56,7 +56,45 @@ pub struct Offer {
     pub retirement_reason: Option<String>,
 }
 
+/// Why an offer takes no new campaigns (see [`Offer::version_for_campaigns`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoNewCampaigns {
+    /// It was retired.
+    Retired,
+    /// It has no approved version yet.
+    NotApproved,
+}
+
 impl Offer {
+    /// 409 for a retired offer: it takes no edits and no workflow steps.
+    ///
+    /// # Errors
+    /// [`ApiError::Conflict`] naming when it was retired.
+    pub fn ensure_not_retired(&self) -> Result<(), ApiError> {
+        match self.retired_at {
+            Some(at) => Err(ApiError::Conflict(format!(
+                "offer {} was retired at {}; it takes no further changes",
+                self.id,
+                at.to_rfc3339()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The rule "an offer takes new campaigns only if it is approved and not retired",
+    /// written once: the approved version a new campaign pins (the live one), or why
+    /// none. Creating a campaign, activating one (its first release), the scheduler's start
+    /// and moving a campaign to another version all ask it.
+    ///
+    /// # Errors
+    /// [`NoNewCampaigns`] saying why.
+    pub fn version_for_campaigns(&self) -> Result<i32, NoNewCampaigns> {
+        if self.retired_at.is_some() {
+            return Err(NoNewCampaigns::Retired);
+        }
+        self.live_version.ok_or(NoNewCampaigns::NotApproved)
+    }
+
     /// The snapshot written to the audit trail.
     pub fn snapshot(&self) -> Value {
         json!({

@@ -503,6 +503,13 @@ where
     serde::Deserialize::deserialize(deserializer).map(Some)
 }
 
+/// Longest free text of the administration routes (descriptions, full names), in
+/// characters.
+pub const MAX_TEXT_CHARS: usize = 1000;
+
+/// Longest comment, reason or campaign description, in characters.
+pub const MAX_COMMENT_CHARS: usize = 4000;
+
 /// Checks that an optional free-text field is at most `max` characters.
 ///
 /// # Errors

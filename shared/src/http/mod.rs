@@ -16,8 +16,9 @@ pub mod json;
 
 pub use extract::{AppPath, AppQuery};
 pub use json::{
-    AppJson, MAX_JSON_BODY_BYTES, OptionalJson, check_length, decode_json, duplicate_key,
-    duplicate_key_error, has_media_type, inexact_number, nullable, read_body, read_body_limited,
+    AppJson, MAX_COMMENT_CHARS, MAX_JSON_BODY_BYTES, MAX_TEXT_CHARS, OptionalJson, check_length,
+    decode_json, duplicate_key, duplicate_key_error, has_media_type, inexact_number, nullable,
+    read_body, read_body_limited,
 };
 
 /// Where the local server's interactive API docs live. Swagger UI's page is the directory
@@ -156,6 +157,14 @@ pub fn routes_of(doc: &utoipa::openapi::OpenApi) -> Vec<(Method, String)> {
         }
     }
     routes
+}
+
+/// 201 Created with `Location: location` (RFC 9110 §15.3.2) and `body` as JSON.
+pub fn created<T: serde::Serialize>(location: impl AsRef<str>, body: T) -> Response {
+    with_location(
+        (axum::http::StatusCode::CREATED, json::AppJson(body)).into_response(),
+        location.as_ref(),
+    )
 }
 
 /// Sets `Location` (RFC 9110 §10.2.2) on a response; `path` is built from validated parts,

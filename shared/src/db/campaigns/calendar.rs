@@ -57,6 +57,21 @@ pub async fn has_ended(tx: &TenantTx<'_>, end_date: NaiveDate) -> Result<bool, A
     Ok(row.get(0))
 }
 
+/// 422 on `end_date` if that day has already ended in the tenant's time zone: a campaign
+/// ending then could never run.
+///
+/// # Errors
+/// [`ApiError::Unprocessable`] naming `end_date`; database failures.
+pub async fn ensure_not_ended(tx: &TenantTx<'_>, end_date: NaiveDate) -> Result<(), ApiError> {
+    if has_ended(tx, end_date).await? {
+        return Err(ApiError::invalid_field(
+            "end_date",
+            "has already ended in the tenant's time zone",
+        ));
+    }
+    Ok(())
+}
+
 /// Records a status change of campaign `id` in its audit trail (`status_change`, from and
 /// to, by a user or `scheduler`).
 ///
