@@ -59,8 +59,6 @@ pub const DELETE_BATCH_ROWS: i64 = 5_000;
 /// The longest rolling window a contact policy can count, in days (migration V011's
 /// `contact_policy_window` check: 1–366).
 pub const MAX_POLICY_WINDOW_DAYS: i32 = 366;
-/// Campaigns archived per run at most (the rest wait for the next run).
-pub const DEFAULT_MAX_CAMPAIGNS: i64 = 20;
 
 /// What a housekeeping run may do.
 #[derive(Debug, Clone, PartialEq, Eq)]

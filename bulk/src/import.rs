@@ -28,10 +28,6 @@ use shared::metrics::{self, Metric};
 use crate::s3::{self, Location, S3Error};
 use crate::{BulkError, peak_rss_bytes};
 
-/// Default of [`ImportOptions::max_bytes`]: 4 GiB, about 13 million rows. Not yet measured
-/// against the 15-minute Lambda limit; an import that cannot finish in its time is refused
-/// (`timed_out`) in any case.
-pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 /// Where result objects go: `results/<key>.json`.
 pub const RESULTS_PREFIX: &str = "results/";
 
@@ -52,7 +48,8 @@ pub struct ImportObject {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImportOptions {
     /// Largest object imported, in bytes; a larger one is refused (`too_large`). Env
-    /// `CUSTOMER_IMPORT_MAX_BYTES`, default [`DEFAULT_MAX_BYTES`].
+    /// `CUSTOMER_IMPORT_MAX_BYTES`, default
+    /// [`shared::config::ImportConfig::DEFAULT_MAX_BYTES`].
     pub max_bytes: u64,
     /// When the import must be done by (the Lambda deadline less a margin): reading stops
     /// there and the file is refused (`timed_out`).
@@ -66,11 +63,7 @@ impl ImportOptions {
     /// [`shared::config::ConfigError`] naming the variable if it is not a positive number.
     pub fn from_env(deadline: Option<Instant>) -> Result<Self, shared::config::ConfigError> {
         Ok(Self {
-            max_bytes: shared::config::number_from_env(
-                "CUSTOMER_IMPORT_MAX_BYTES",
-                DEFAULT_MAX_BYTES,
-                1..=u64::MAX,
-            )?,
+            max_bytes: shared::config::ImportConfig::from_lookup(shared::config::env)?.max_bytes,
             deadline,
         })
     }

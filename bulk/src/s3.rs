@@ -19,9 +19,8 @@ use bytes::Bytes;
 /// `AWS_ENDPOINT_URL` is set.
 pub async fn client_from_env() -> Client {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|name| std::env::var(name).is_ok_and(|v| !v.is_empty()));
+    let custom_endpoint =
+        shared::config::S3Config::from_lookup(shared::config::env).custom_endpoint;
     let s3 = aws_sdk_s3::config::Builder::from(&config)
         .force_path_style(custom_endpoint)
         .build();

@@ -150,7 +150,7 @@ pub fn emit(function: &str, metrics: &[Metric]) {
     if metrics.is_empty() {
         return;
     }
-    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+    if crate::config::on_lambda() {
         let record = emf_record(function, metrics, chrono::Utc::now().timestamp_millis());
         // One `println!` holds the stdout lock for the whole line.
         println!("{record}");

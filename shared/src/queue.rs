@@ -144,11 +144,10 @@ impl Queue {
     /// campaign jobs).
     ///
     /// # Errors
-    /// A message naming the variable if it is unset.
-    pub async fn sqs_from_env() -> Result<Self, &'static str> {
-        let url = std::env::var("CAMPAIGN_QUEUE_URL")
-            .map_err(|_| "CAMPAIGN_QUEUE_URL must name the campaign queue")?;
-        Ok(Self::sqs(url).await)
+    /// [`crate::config::ConfigError::Missing`] if it is unset.
+    pub async fn sqs_from_env() -> Result<Self, crate::config::ConfigError> {
+        let config = crate::config::QueueConfig::from_lookup(crate::config::env);
+        Ok(Self::sqs(config.required_url()?.to_owned()).await)
     }
 
     /// A new in-process queue and its receiver.

@@ -23,7 +23,7 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::calendar::CalendarReport;
-use crate::config::{ConfigError, number_from_lookup};
+use crate::config::RedrivePolicy;
 use crate::db::{campaigns, outbox, set_tenant};
 use crate::domain::TenantName;
 use crate::error::ApiError;
@@ -34,11 +34,6 @@ use crate::queue::{Queue, QueueError};
 pub const SEND_BATCH: i64 = 100;
 /// Stale jobs handled per transaction.
 pub const SWEEP_BATCH: i64 = 50;
-/// Default of `CAMPAIGN_STALE_AFTER_SECONDS`: longer than the processor's Lambda timeout
-/// (120 s) several times over, so a slow range is never mistaken for a lost one.
-pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(600);
-/// Default of `CAMPAIGN_MAX_ATTEMPTS`.
-pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 
 /// The relay could not do its work; the next run tries again.
 #[derive(Debug, thiserror::Error)]
@@ -117,60 +112,6 @@ async fn send_scoped(
         if i64::try_from(jobs.len()).unwrap_or(i64::MAX) < SEND_BATCH {
             return Ok(sent);
         }
-    }
-}
-
-/// When a job counts as stale and how often it is re-driven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RedrivePolicy {
-    /// Time without progress after which a queued or running job is re-driven
-    /// (`CAMPAIGN_STALE_AFTER_SECONDS`, default [`DEFAULT_STALE_AFTER`]).
-    pub stale_after: Duration,
-    /// Attempts (the first drive included) after which a stale job becomes `failed`
-    /// (`CAMPAIGN_MAX_ATTEMPTS`, default [`DEFAULT_MAX_ATTEMPTS`]).
-    pub max_attempts: i32,
-}
-
-impl Default for RedrivePolicy {
-    fn default() -> Self {
-        Self {
-            stale_after: DEFAULT_STALE_AFTER,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-        }
-    }
-}
-
-impl RedrivePolicy {
-    /// Reads `CAMPAIGN_STALE_AFTER_SECONDS` and `CAMPAIGN_MAX_ATTEMPTS` (positive integers).
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the variable that is not a positive integer.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|key| std::env::var(key).ok())
-    }
-
-    /// As [`RedrivePolicy::from_env`], reading variables through `lookup`.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the variable that is not a positive integer.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let defaults = Self::default();
-        let stale_after = number_from_lookup(
-            &lookup,
-            "CAMPAIGN_STALE_AFTER_SECONDS",
-            defaults.stale_after.as_secs(),
-            1..=u64::from(u32::MAX),
-        )?;
-        let max_attempts = number_from_lookup(
-            &lookup,
-            "CAMPAIGN_MAX_ATTEMPTS",
-            defaults.max_attempts,
-            1..=i32::MAX,
-        )?;
-        Ok(Self {
-            stale_after: Duration::from_secs(stale_after),
-            max_attempts,
-        })
     }
 }
 

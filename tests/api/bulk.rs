@@ -103,7 +103,7 @@ fn importer(app: &TestApp, s3: &aws_sdk_s3::Client) -> Importer {
     Importer {
         pool: app.state.platform.clone(),
         s3: s3.clone(),
-        max_bytes: bulk::import::DEFAULT_MAX_BYTES,
+        max_bytes: shared::config::ImportConfig::DEFAULT_MAX_BYTES,
     }
 }
 

@@ -167,3 +167,102 @@ fn the_readme_stays_a_front_page() {
         "the two commands come first"
     );
 }
+
+/// The variables of the configuration table in `docs/operations.md` (the first column's
+/// backticked names).
+fn documented_variables() -> std::collections::BTreeSet<String> {
+    let page = std::fs::read_to_string(root().join("docs/operations.md")).expect("page");
+    let table = &page[page
+        .find("## Configuration")
+        .expect("a Configuration section")..];
+    table
+        .lines()
+        .skip_while(|line| !line.starts_with("| variable"))
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .flat_map(|line| {
+            let first = line.split('|').nth(1).unwrap_or_default();
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The variables `shared::config` reads: the upper-case string literals of its code (tests
+/// excluded).
+fn read_variables() -> std::collections::BTreeSet<String> {
+    let source =
+        std::fs::read_to_string(root().join("shared/src/config.rs")).expect("shared/src/config.rs");
+    let code = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
+    code.split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|literal| {
+            literal.len() > 2
+                && literal
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_configuration_table_lists_exactly_the_variables_the_code_reads() {
+    // Read by libraries (the AWS SDK, tracing's filter) or by the scripts, not by our code.
+    let outside = [
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL_SQS",
+        "RUST_LOG",
+        "SQS_TEST_ENDPOINT",
+        "TEST_DATABASE_URL",
+        "CARGO_TARGET_DIR",
+        "PYTHON_TOOLS_VENV",
+    ];
+    let documented = documented_variables();
+    let read = read_variables();
+    let undocumented: Vec<_> = read.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "read by shared::config but not in docs/operations.md's table: {undocumented:?}"
+    );
+    let unread: Vec<_> = documented
+        .difference(&read)
+        .filter(|name| !outside.contains(&name.as_str()))
+        .collect();
+    assert!(
+        unread.is_empty(),
+        "in docs/operations.md's table but read nowhere in shared::config: {unread:?}"
+    );
+    // And nothing else reads the environment.
+    for folder in ["functions", "shared/src", "bulk/src", "infra/offerctl/src"] {
+        for file in rust_files(&root().join(folder)) {
+            if file.ends_with("shared/src/config.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).expect("source");
+            assert!(
+                !text.contains("env::var"),
+                "{} reads the environment; read it in shared::config",
+                file.display()
+            );
+        }
+    }
+}
+
+fn rust_files(folder: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).expect("folder") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 use shared::db::outbox;
 use shared::domain::TenantName;
 use shared::queue::{CampaignJob, InProcessReceiver, Queue};
-use shared::relay::{RedrivePolicy, Relay, SweepReport};
+use shared::config::RedrivePolicy;
+use shared::relay::{Relay, SweepReport};
 use uuid::Uuid;
 
 /// Spread over 11 ranges of 1,000 customers (10,127 demo customers).

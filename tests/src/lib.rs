@@ -220,7 +220,7 @@ pub struct TestOptions {
     /// background relay (the test runs [`shared::relay::Relay`] itself).
     pub relay_interval: Option<std::time::Duration>,
     /// The background relay's re-drive policy.
-    pub policy: shared::relay::RedrivePolicy,
+    pub policy: shared::config::RedrivePolicy,
     /// The API's queue refuses every message (its consumer is gone), as if the process had
     /// died between its commit and the send; the relay and the processor keep a working one.
     pub api_queue_broken: bool,
@@ -230,7 +230,7 @@ impl Default for TestOptions {
     fn default() -> Self {
         Self {
             relay_interval: Some(std::time::Duration::from_secs(1)),
-            policy: shared::relay::RedrivePolicy::default(),
+            policy: shared::config::RedrivePolicy::default(),
             api_queue_broken: false,
         }
     }

@@ -32,8 +32,6 @@ use shared::metrics::{self, Metric};
 use shared::queue::{CampaignJob, IdRange, Queue, QueueError};
 use uuid::Uuid;
 
-/// Default customers per range job (`CAMPAIGN_RANGE_SIZE`).
-pub const DEFAULT_RANGE_SIZE: i64 = 200_000;
 /// Most ranges one job is split into.
 pub const MAX_RANGES: i64 = 10_000;
 
@@ -149,14 +147,6 @@ pub struct Processor {
     pub queue: Queue,
     /// Customers per range job.
     pub range_size: i64,
-}
-
-/// Reads `CAMPAIGN_RANGE_SIZE` (a positive integer, default [`DEFAULT_RANGE_SIZE`]).
-///
-/// # Errors
-/// [`shared::config::ConfigError`] naming the variable if it is not a positive integer.
-pub fn range_size_from_env() -> Result<i64, shared::config::ConfigError> {
-    shared::config::number_from_env("CAMPAIGN_RANGE_SIZE", DEFAULT_RANGE_SIZE, 1..=i64::MAX)
 }
 
 impl Processor {

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let processor = campaign_processor::Processor {
         pool: shared::db::pool(&database, shared::db::Scope::Platform)?,
         queue: shared::queue::Queue::sqs_from_env().await?,
-        range_size: campaign_processor::range_size_from_env()?,
+        range_size: shared::config::ProcessorConfig::from_lookup(shared::config::env)?.range_size,
     };
     let processor = &processor;
     lambda_runtime::run(service_fn(

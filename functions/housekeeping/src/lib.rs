@@ -6,6 +6,7 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use bulk::BulkError;
 use bulk::archive::{HousekeepingOptions, HousekeepingReport};
+use shared::config::{ArchiveConfig, ConfigError, S3Config, env};
 
 /// What the function holds across invocations.
 pub struct Housekeeper {
@@ -19,25 +20,18 @@ pub struct Housekeeper {
 
 impl Housekeeper {
     /// The options from the environment: `DATA_BUCKET` (required),
-    /// `CAMPAIGN_REPORT_GRACE_DAYS`, `HOUSEKEEPING_MAX_CAMPAIGNS` (default
-    /// [`bulk::archive::DEFAULT_MAX_CAMPAIGNS`]).
+    /// `CAMPAIGN_REPORT_GRACE_DAYS` and `HOUSEKEEPING_MAX_CAMPAIGNS`
+    /// ([`shared::config::ArchiveConfig`]).
     ///
     /// # Errors
-    /// A message naming the variable that is missing or malformed.
-    pub fn options_from_env() -> Result<HousekeepingOptions, String> {
-        let bucket = std::env::var("DATA_BUCKET")
-            .map_err(|_| "DATA_BUCKET must name the data bucket".to_owned())?;
-        let grace = shared::config::ReportGrace::from_env().map_err(|e| e.to_string())?;
-        let max_campaigns = shared::config::number_from_env(
-            "HOUSEKEEPING_MAX_CAMPAIGNS",
-            bulk::archive::DEFAULT_MAX_CAMPAIGNS,
-            1..=10_000,
-        )
-        .map_err(|e| e.to_string())?;
+    /// [`ConfigError`] naming the variable that is missing or malformed.
+    pub fn options_from_env() -> Result<HousekeepingOptions, ConfigError> {
+        let bucket = S3Config::from_lookup(env).required_bucket()?.to_owned();
+        let archive = ArchiveConfig::from_lookup(env)?;
         Ok(HousekeepingOptions {
             bucket,
-            report_grace_days: grace.days,
-            max_campaigns,
+            report_grace_days: archive.report_grace.days,
+            max_campaigns: archive.max_campaigns,
             delete_batch_rows: bulk::archive::DELETE_BATCH_ROWS,
         })
     }

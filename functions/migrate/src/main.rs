@@ -8,10 +8,7 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     // DATABASE_URL is the tables' owner here (a member of offers_platform from migration V014
     // on); DATABASE_PLATFORM_URL, the API's platform role, does not apply.
-    let database = shared::config::DatabaseConfig::from_lookup(|name| match name {
-        "DATABASE_PLATFORM_URL" => None,
-        _ => std::env::var(name).ok(),
-    })?;
+    let database = shared::config::DatabaseConfig::owner_from_lookup(shared::config::env)?;
     let pool = shared::db::pool(&database, shared::db::Scope::Platform)?;
     let pool = &pool;
     lambda_runtime::run(service_fn(

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let relay = shared::relay::Relay {
         pool: shared::db::pool(&database, shared::db::Scope::Platform)?,
         queue: shared::queue::Queue::sqs_from_env().await?,
-        policy: shared::relay::RedrivePolicy::from_env()?,
+        policy: shared::config::RedrivePolicy::from_lookup(shared::config::env)?,
     };
     let relay = &relay;
     lambda_runtime::run(service_fn(

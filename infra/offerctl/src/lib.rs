@@ -129,16 +129,12 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// How often the local server's relay runs (`CAMPAIGN_RELAY_INTERVAL_SECONDS`, default): the
-/// stand-in for the EventBridge schedule of the `outbox-relay` function.
-pub const DEFAULT_RELAY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Starts the outbox relay ([`shared::relay::Relay::run_once`]) in the background, every
 /// `interval`, on `pool` (platform scope) and `queue`, logging its figures.
 pub fn start_relay(
     pool: Pool,
     queue: Queue,
-    policy: shared::relay::RedrivePolicy,
+    policy: shared::config::RedrivePolicy,
     interval: std::time::Duration,
 ) {
     let relay = shared::relay::Relay {
@@ -166,7 +162,7 @@ pub async fn redrive_after_restart(
     let relay = shared::relay::Relay {
         pool,
         queue,
-        policy: shared::relay::RedrivePolicy {
+        policy: shared::config::RedrivePolicy {
             stale_after: std::time::Duration::ZERO,
             max_attempts,
         },

@@ -44,7 +44,9 @@ use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use shared::AppState;
 use shared::auth::password::{PasswordHasher, check_policy};
-use shared::config::{Config, DatabaseConfig};
+use shared::config::{
+    Config, DatabaseConfig, ProcessorConfig, QueueConfig, RelayConfig, S3Config, env,
+};
 use shared::db::{self, users};
 use shared::domain::Username;
 
@@ -141,7 +143,7 @@ enum ArchiveCommand {
         #[arg(long, env = "DATA_BUCKET")]
         bucket: String,
         /// Campaigns archived at most.
-        #[arg(long, default_value_t = bulk::archive::DEFAULT_MAX_CAMPAIGNS)]
+        #[arg(long, default_value_t = shared::config::ArchiveConfig::DEFAULT_MAX_CAMPAIGNS)]
         max_campaigns: i64,
     },
     /// Bring a campaign's archived deliveries back from S3 (verified against the archive's
@@ -263,9 +265,10 @@ async fn demo(
     username: String,
     password_file: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let password = match std::env::var("SUPER_ADMIN_PASSWORD") {
-        Ok(p) if !p.is_empty() => p,
-        _ => std::fs::read_to_string(password_file)
+    let operator = shared::config::OperatorConfig::from_lookup(shared::config::env);
+    let password = match operator.super_admin_password {
+        Some(p) => p.expose_secret().to_owned(),
+        None => std::fs::read_to_string(password_file)
             .map(|p| p.trim().to_owned())
             .with_context(|| {
                 format!(
@@ -348,16 +351,9 @@ async fn connect() -> anyhow::Result<deadpool_postgres::Object> {
 /// Migrates as the tables' owner: `DATABASE_OWNER_URL` when set (the API's `DATABASE_URL`
 /// names a role that owns nothing and cannot create tables), else `DATABASE_URL`.
 async fn migrate() -> anyhow::Result<()> {
-    let owner_url = std::env::var("DATABASE_OWNER_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
     // The owner's connection (a member of offers_platform, migration V014, so data
     // migrations see every tenant's rows where the policies are forced on the owner).
-    let config = DatabaseConfig::from_lookup(|name| match (name, &owner_url) {
-        ("DATABASE_URL", Some(url)) => Some(url.clone()),
-        ("DATABASE_PLATFORM_URL", _) => None,
-        _ => std::env::var(name).ok(),
-    })?;
+    let config = DatabaseConfig::owner_from_lookup(shared::config::env)?;
     let pool = db::pool(&config, db::Scope::Platform)?;
     let mut client = pool.get().await.context(
         "cannot connect to the database as its owner (DATABASE_OWNER_URL or DATABASE_URL)",
@@ -379,9 +375,10 @@ async fn create_super_admin(
     reset_password: bool,
 ) -> anyhow::Result<()> {
     let username = Username::parse(username)?;
-    let password = match std::env::var("SUPER_ADMIN_PASSWORD") {
-        Ok(p) if !p.is_empty() => SecretString::from(p),
-        _ => SecretString::from(
+    let operator = shared::config::OperatorConfig::from_lookup(shared::config::env);
+    let password = match operator.super_admin_password {
+        Some(p) => p,
+        None => SecretString::from(
             rpassword::prompt_password(format!("Password for {username}: "))
                 .context("SUPER_ADMIN_PASSWORD is not set and no password could be read")?,
         ),
@@ -548,14 +545,14 @@ async fn archive(command: ArchiveCommand) -> anyhow::Result<()> {
 
 async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let range_size = campaign_processor::range_size_from_env()?;
-    let queue_url = std::env::var("CAMPAIGN_QUEUE_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
+    let range_size = ProcessorConfig::from_lookup(env)?.range_size;
+    let queue_url = QueueConfig::from_lookup(env).url;
+    let relay = RelayConfig::from_lookup(env)?;
+    let s3 = S3Config::from_lookup(env);
     let state = AppState::new(&config)?;
     let queue =
         offerctl::start_processor(state.platform.clone(), queue_url.clone(), range_size).await;
-    let policy = shared::relay::RedrivePolicy::from_env()?;
+    let policy = relay.redrive;
     if queue_url.is_none() {
         // The in-process queue of a previous process died with it: its jobs go again now.
         let report = offerctl::redrive_after_restart(
@@ -573,11 +570,7 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
             );
         }
     }
-    let relay_interval = std::time::Duration::from_secs(shared::config::number_from_env(
-        "CAMPAIGN_RELAY_INTERVAL_SECONDS",
-        offerctl::DEFAULT_RELAY_INTERVAL.as_secs(),
-        1..=86_400,
-    )?);
+    let relay_interval = relay.interval;
     offerctl::start_relay(
         state.platform.clone(),
         queue.clone(),
@@ -590,7 +583,7 @@ async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
         relay.max_attempts = policy.max_attempts,
         "outbox relay started"
     );
-    if let Some(bucket) = std::env::var("DATA_BUCKET").ok().filter(|b| !b.is_empty()) {
+    if let Some(bucket) = s3.data_bucket {
         watch_bucket(state.platform.clone(), bucket).await?;
     }
     let state = state.with_queue(queue);
