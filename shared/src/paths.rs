@@ -16,7 +16,7 @@ use crate::db::campaigns::{self, Campaign};
 use crate::db::customers::{self, Customer};
 use crate::db::offers::{self, Offer};
 use crate::db::{GenericClient, TenantExecutor};
-use crate::domain::{Channel, TenantName, Username};
+use crate::domain::{Channel, RoleName, TenantName, Username};
 use crate::error::ApiError;
 
 /// `/tenants/{tenant_name}/…`.
@@ -28,10 +28,7 @@ pub struct TenantPath {
 }
 
 /// 404 for tenant `name` (super-admin routes, which see every tenant).
-#[must_use]
-pub fn tenant_not_found(name: &TenantName) -> ApiError {
-    ApiError::NotFound(format!("no tenant named {name}"))
-}
+pub use crate::db::tenants::not_found as tenant_not_found;
 
 /// 404 for user `name`.
 #[must_use]
@@ -105,6 +102,50 @@ impl CampaignPath {
             .await?
             .ok_or_else(|| campaign_not_found(self.campaign_id))
     }
+}
+
+/// `/tenants/{tenant_name}/offers/{offer_id}/versions/{version}…`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct OfferVersionPath {
+    /// The tenant's name.
+    pub tenant_name: TenantName,
+    /// The offer's id.
+    pub offer_id: i32,
+    /// The version number (1, 2, …).
+    pub version: i32,
+}
+
+/// `/sa/tenants/{tenant_name}/roles/{role}`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RolePath {
+    /// The tenant's name.
+    pub tenant_name: TenantName,
+    /// The role's name.
+    pub role: RoleName,
+}
+
+/// `/tenants/{tenant_name}/members/{username}`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MemberPath {
+    /// The tenant's name.
+    pub tenant_name: TenantName,
+    /// The member's username.
+    pub username: Username,
+}
+
+/// `/tenants/{tenant_name}/members/{username}/roles/{role}`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MemberRolePath {
+    /// The tenant's name.
+    pub tenant_name: TenantName,
+    /// The member's username.
+    pub username: Username,
+    /// The role to take away.
+    pub role: RoleName,
 }
 
 /// `/customers/{customer_id}…` (the platform's customer records, super admin routes).

@@ -226,7 +226,7 @@ impl Relay {
                 }
                 let attempt = job.attempts + 1;
                 let messages = if job.ranges_total == 0 {
-                    outbox::add_plan(&tx, job.campaign_id, &job.tenant_name, job.job_id).await?;
+                    outbox::insert_plan(&tx, job.campaign_id, &job.tenant_name, job.job_id).await?;
                     1
                 } else {
                     outbox::add_unfinished_ranges(

@@ -929,3 +929,43 @@ async fn super_admin_assignments_and_user_deletion_are_in_the_access_audit_trail
         ]
     );
 }
+
+#[tokio::test]
+async fn a_stored_permission_this_build_does_not_know_counts_as_lacking() {
+    // A role row may carry a permission name this build does not know (written by a newer
+    // version, or one since withdrawn). It must not vanish from the "you may not grant what
+    // you lack" check: the member manager holds every permission the role names that it
+    // knows, so only the unknown one can refuse the assignment.
+    let w = Members::new().await;
+    w.app
+        .db()
+        .await
+        .execute(
+            "update tenant_roles set permissions = array['campaign.read', 'campaign.teleport']
+             where tenant_name = 'credit_card' and role = 'campaign_viewer'",
+            &[],
+        )
+        .await
+        .expect("update");
+    let response = w
+        .assign(&w.manager, "credit_card", "newbie", "campaign_viewer")
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::FORBIDDEN,
+        "{:?}",
+        response.body
+    );
+    assert!(
+        response.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("campaign.teleport")),
+        "names it: {:?}",
+        response.body
+    );
+    let members = w
+        .app
+        .get(&format!("{CC_MEMBERS}/newbie"), &w.fx.admin)
+        .await;
+    assert_eq!(members.status, StatusCode::NOT_FOUND, "nothing assigned");
+}

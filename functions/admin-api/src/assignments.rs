@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use shared::db::access_audit;
 use shared::db::roles::{self, AssignmentFilter};
+use shared::db::{access_audit, in_tenant};
 use shared::domain::{AccessAction, RoleName, TenantName, Username};
 use shared::extract::SuperAdmin;
 use shared::http::created;
@@ -70,28 +70,21 @@ pub(crate) async fn assign_roles(
             ));
         }
     };
-    let mut client = state.platform.get().await?;
-    let tx = client.transaction().await?;
-    let inserted = roles::assign(
-        &tx,
-        &body.username,
-        &body.tenant_name,
-        &wanted,
-        &admin.username,
-    )
+    let (inserted, held) = in_tenant(&state.platform, &body.tenant_name, async |tx| {
+        let inserted = roles::assign(tx, &body.username, &wanted, &admin.username).await?;
+        access_audit::record_memberships(
+            tx,
+            AccessAction::RoleAssigned,
+            &body.username,
+            &inserted,
+            &admin.username,
+            None,
+        )
+        .await?;
+        let held = roles::roles_of(tx, &body.username).await?;
+        Ok((inserted, held))
+    })
     .await?;
-    access_audit::record_memberships(
-        &tx,
-        &body.tenant_name,
-        AccessAction::RoleAssigned,
-        &body.username,
-        &inserted,
-        &admin.username,
-        None,
-    )
-    .await?;
-    let held = roles::roles_of(&tx, &body.username, &body.tenant_name).await?;
-    tx.commit().await?;
     tracing::info!(user.name = %admin.username, target.user = %body.username, tenant.name = %body.tenant_name, roles = ?wanted, "roles assigned");
     let view = UserTenantRoles {
         username: body.username.to_string(),
@@ -177,25 +170,24 @@ pub(crate) async fn remove_role(
     SuperAdmin(admin): SuperAdmin,
     AppJson(body): AppJson<RemoveRole>,
 ) -> Result<StatusCode, ApiError> {
-    let mut client = state.platform.get().await?;
-    let tx = client.transaction().await?;
-    if !roles::remove(&tx, &body.username, &body.tenant_name, &body.role).await? {
-        return Err(ApiError::NotFound(format!(
-            "{} holds no role {} in tenant {}",
-            body.username, body.role, body.tenant_name
-        )));
-    }
-    access_audit::record_memberships(
-        &tx,
-        &body.tenant_name,
-        AccessAction::RoleRemoved,
-        &body.username,
-        &[body.role.to_string()],
-        &admin.username,
-        None,
-    )
+    in_tenant(&state.platform, &body.tenant_name, async |tx| {
+        if !roles::remove(tx, &body.username, &body.role).await? {
+            return Err(ApiError::NotFound(format!(
+                "{} holds no role {} in tenant {}",
+                body.username, body.role, body.tenant_name
+            )));
+        }
+        access_audit::record_memberships(
+            tx,
+            AccessAction::RoleRemoved,
+            &body.username,
+            &[body.role.to_string()],
+            &admin.username,
+            None,
+        )
+        .await
+    })
     .await?;
-    tx.commit().await?;
     tracing::info!(user.name = %admin.username, target.user = %body.username, tenant.name = %body.tenant_name, role = %body.role, "role removed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,9 +17,7 @@
 //! Every change is one entry of the tenant's access audit trail, in the same transaction.
 
 use shared::http::created;
-use shared::paths::tenant_not_found;
 use shared::paths::user_not_found;
-use std::collections::BTreeSet;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -29,12 +27,12 @@ use shared::auth::{Permission, Principal};
 use shared::db::access_audit::{self, AccessEntry, AccessFilter};
 use shared::db::roles::{self, Member, MemberFilter, TenantRole};
 use shared::db::{TenantTx, in_tenant, tenants, users};
-use shared::domain::{AccessAction, RoleName, TenantName, Username};
+use shared::domain::{AccessAction, RoleName, Username};
 use shared::extract::SuperAdmin;
 use shared::http::{AppJson, AppPath, AppQuery};
 use shared::openapi::{Forbidden, NotFound};
 use shared::pagination::Page;
-use shared::paths::TenantPath;
+use shared::paths::{MemberPath, MemberRolePath, TenantPath};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 
@@ -77,7 +75,7 @@ pub(crate) async fn list_members(
             username: None,
             role: query.role.as_ref(),
         };
-        let members = roles::list_members(tx.transaction(), &tenant, filter, page).await?;
+        let members = roles::list_members(tx, filter, page).await?;
         Ok(members)
     })
     .await?;
@@ -92,10 +90,7 @@ pub(crate) async fn list_members(
     get,
     path = "/tenants/{tenant_name}/members/{username}",
     tag = "members",
-    params(
-        TenantPath,
-        ("username" = Username, Path, description = "The member's username."),
-    ),
+    params(MemberPath),
     responses(
         (status = 200, description = "The member with its roles in the tenant.", body = Member),
         (status = 403, response = Forbidden),
@@ -105,7 +100,10 @@ pub(crate) async fn list_members(
 pub(crate) async fn get_member(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, username)): AppPath<(TenantName, Username)>,
+    AppPath(MemberPath {
+        tenant_name: tenant,
+        username,
+    }): AppPath<MemberPath>,
 ) -> Result<AppJson<Member>, ApiError> {
     principal.require(&tenant, Permission::TenantMembersManage)?;
     let member = in_tenant(&state.pool, &tenant, async |tx| {
@@ -114,8 +112,7 @@ pub(crate) async fn get_member(
             role: None,
         };
         let member = roles::list_members(
-            tx.transaction(),
-            &tenant,
+            tx,
             filter,
             Page {
                 limit: 1,
@@ -142,23 +139,28 @@ async fn authorize_change(
     verb: &str,
 ) -> Result<TenantRole, ApiError> {
     let tenant = tx.tenant();
-    let stored = roles::get(tx.transaction(), tenant, role, true)
+    let stored = roles::get(tx, role, true)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant} has no role named {role}")))?;
     // Re-read under lock: what the caller held when the request began may have changed.
-    let held = roles::lock_permissions_of(tx.transaction(), actor, tenant).await?;
+    let held = roles::lock_permissions_of(tx, actor).await?;
     if !held.contains(&Permission::TenantMembersManage) {
         return Err(ApiError::Forbidden(format!(
             "your roles in tenant {tenant} do not grant {}",
             Permission::TenantMembersManage
         )));
     }
-    let carried: BTreeSet<Permission> = stored
+    // A stored permission this build does not know counts as lacking: nobody grants what
+    // cannot be checked.
+    let lacking: Vec<&str> = stored
         .permissions
         .iter()
-        .filter_map(|p| p.parse().ok())
+        .filter(|name| {
+            name.parse::<Permission>()
+                .map_or(true, |permission| !held.contains(&permission))
+        })
+        .map(String::as_str)
         .collect();
-    let lacking: Vec<&str> = carried.difference(&held).map(|p| p.as_str()).collect();
     if !lacking.is_empty() {
         return Err(ApiError::Forbidden(format!(
             "you cannot {verb} role {role}: it carries permissions you do not hold in tenant \
@@ -166,7 +168,7 @@ async fn authorize_change(
             lacking.join(", ")
         )));
     }
-    match users::lock_is_super_admin(tx.transaction(), target).await? {
+    match users::lock_is_super_admin(tx, target).await? {
         None => Err(user_not_found(target)),
         // Answered exactly like an unknown user: a tenant admin learns nothing of who the
         // platform's super admins are.
@@ -216,12 +218,11 @@ pub(crate) async fn assign_member_role(
     let actor = &principal.username;
     let (new, held) = in_tenant(&state.pool, &tenant, async |tx| {
         let role = authorize_change(tx, actor, &body.username, &body.role, "assign").await?;
-        let new =
-            roles::assign_one(tx.transaction(), &body.username, &tenant, &body.role, actor).await?;
+        let new = roles::assign_one(tx, &body.username, &body.role, actor).await?;
         if new {
             record_membership(tx, AccessAction::RoleAssigned, actor, &body.username, &role).await?;
         }
-        let held = roles::roles_of(tx.transaction(), &body.username, &tenant).await?;
+        let held = roles::roles_of(tx, &body.username).await?;
         Ok((new, held))
     })
     .await?;
@@ -250,8 +251,7 @@ async fn record_membership(
     role: &TenantRole,
 ) -> Result<(), ApiError> {
     access_audit::record_memberships(
-        tx.transaction(),
-        tx.tenant(),
+        tx,
         action,
         target,
         std::slice::from_ref(&role.role),
@@ -272,11 +272,7 @@ async fn record_membership(
     delete,
     path = "/tenants/{tenant_name}/members/{username}/roles/{role}",
     tag = "members",
-    params(
-        TenantPath,
-        ("username" = Username, Path, description = "The member's username."),
-        ("role" = RoleName, Path, description = "The role to take away."),
-    ),
+    params(MemberRolePath),
     responses(
         (status = 204, description = "Removed; it stops working on the user's next request."),
         (status = 403, response = Forbidden),
@@ -286,13 +282,17 @@ async fn record_membership(
 pub(crate) async fn remove_member_role(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, username, role)): AppPath<(TenantName, Username, RoleName)>,
+    AppPath(MemberRolePath {
+        tenant_name: tenant,
+        username,
+        role,
+    }): AppPath<MemberRolePath>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(&tenant, Permission::TenantMembersManage)?;
     let actor = &principal.username;
     in_tenant(&state.pool, &tenant, async |tx| {
         let stored = authorize_change(tx, actor, &username, &role, "remove").await?;
-        if !roles::remove(tx.transaction(), &username, &tenant, &role).await? {
+        if !roles::remove(tx, &username, &role).await? {
             return Err(ApiError::NotFound(format!(
                 "{username} holds no role {role} in tenant {tenant}"
             )));
@@ -349,7 +349,7 @@ pub(crate) async fn list_access_audit_logs(
 ) -> Result<AppJson<Vec<AccessEntry>>, ApiError> {
     principal.require(&tenant, Permission::TenantMembersManage)?;
     let entries = in_tenant(&state.pool, &tenant, async |tx| {
-        let entries = access_audit::list(tx.transaction(), &tenant, query.filter(), page).await?;
+        let entries = access_audit::list(tx, query.filter(), page).await?;
         Ok(entries)
     })
     .await?;
@@ -379,11 +379,10 @@ pub(crate) async fn list_tenant_access_audit_logs(
     AppQuery(query): AppQuery<AccessAuditQuery>,
     page: Page,
 ) -> Result<AppJson<Vec<AccessEntry>>, ApiError> {
-    let client = state.platform.get().await?;
-    if tenants::get(&client, &tenant).await?.is_none() {
-        return Err(tenant_not_found(&tenant));
-    }
-    Ok(AppJson(
-        access_audit::list(&client, &tenant, query.filter(), page).await?,
-    ))
+    let entries = in_tenant(&state.platform, &tenant, async |tx| {
+        tenants::require(tx).await?;
+        access_audit::list(tx, query.filter(), page).await
+    })
+    .await?;
+    Ok(AppJson(entries))
 }

@@ -5,7 +5,6 @@
 
 use shared::http::MAX_TEXT_CHARS;
 use shared::http::created;
-use shared::paths::tenant_not_found;
 use std::collections::BTreeSet;
 
 use axum::extract::State;
@@ -15,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use shared::auth::{DefaultRole, Permission};
 use shared::db::access_audit::{self, NewAccessEntry};
 use shared::db::roles::{self, TenantRole};
-use shared::db::tenants;
-use shared::domain::{AccessAction, RoleName, TenantName};
+use shared::db::{TenantTx, in_tenant, tenants};
+use shared::domain::{AccessAction, RoleName, TenantName, Username};
 use shared::extract::SuperAdmin;
 use shared::http::{AppJson, AppPath, AppQuery, check_length, nullable};
 use shared::openapi::{Conflict, NotFound};
-use shared::paths::TenantPath;
+use shared::paths::{RolePath, TenantPath};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 
@@ -112,7 +111,9 @@ pub(crate) struct CreateRole {
 pub(crate) async fn create_role(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
-    AppPath(tenant): AppPath<TenantName>,
+    AppPath(TenantPath {
+        tenant_name: tenant,
+    }): AppPath<TenantPath>,
     AppJson(body): AppJson<CreateRole>,
 ) -> Result<Response, ApiError> {
     check_length("description", body.description.as_deref(), MAX_TEXT_CHARS)?;
@@ -126,20 +127,9 @@ pub(crate) async fn create_role(
             body.name
         )));
     }
-    let mut client = state.platform.get().await?;
-    let tx = client.transaction().await?;
-    let role = roles::create(
-        &tx,
-        &tenant,
-        &body.name,
-        body.description.as_deref(),
-        &permissions,
-    )
-    .await?;
-    access_audit::record(
-        &tx,
-        &NewAccessEntry {
-            tenant: &tenant,
+    let role = in_tenant(&state.platform, &tenant, async |tx| {
+        let role = roles::create(tx, &body.name, body.description.as_deref(), &permissions).await?;
+        let entry = NewAccessEntry {
             action: AccessAction::RoleCreated,
             performed_by: &admin.username,
             target: None,
@@ -147,10 +137,11 @@ pub(crate) async fn create_role(
             old_permissions: None,
             new_permissions: Some(&role.permissions),
             reason: None,
-        },
-    )
+        };
+        access_audit::record(tx, &entry).await?;
+        Ok(role)
+    })
     .await?;
-    tx.commit().await?;
     tracing::info!(user.name = %admin.username, tenant.name = %tenant, role = %body.name, permissions = ?role.permissions, "role created");
     Ok(created(
         format!("/sa/tenants/{tenant}/roles/{}", body.name),
@@ -174,13 +165,14 @@ pub(crate) async fn create_role(
 pub(crate) async fn list_tenant_roles(
     State(state): State<AppState>,
     _: SuperAdmin,
-    AppPath(name): AppPath<TenantName>,
+    AppPath(TenantPath { tenant_name }): AppPath<TenantPath>,
 ) -> Result<AppJson<Vec<TenantRole>>, ApiError> {
-    let client = state.platform.get().await?;
-    if tenants::get(&client, &name).await?.is_none() {
-        return Err(tenant_not_found(&name));
-    }
-    Ok(AppJson(roles::list_for_tenant(&client, &name).await?))
+    let roles = in_tenant(&state.platform, &tenant_name, async |tx| {
+        tenants::require(tx).await?;
+        roles::list_for_tenant(tx).await
+    })
+    .await?;
+    Ok(AppJson(roles))
 }
 
 fn role_not_found(tenant: &TenantName, role: &RoleName) -> ApiError {
@@ -194,10 +186,7 @@ fn role_not_found(tenant: &TenantName, role: &RoleName) -> ApiError {
     get,
     path = "/sa/tenants/{tenant_name}/roles/{role}",
     tag = "admin",
-    params(
-        TenantPath,
-        ("role" = RoleName, Path, description = "The role's name."),
-    ),
+    params(RolePath),
     responses(
         (status = 200, description = "The role with its permissions.", body = TenantRole),
         (status = 404, response = NotFound),
@@ -206,12 +195,14 @@ fn role_not_found(tenant: &TenantName, role: &RoleName) -> ApiError {
 pub(crate) async fn get_role(
     State(state): State<AppState>,
     _: SuperAdmin,
-    AppPath((tenant, role)): AppPath<(TenantName, RoleName)>,
+    AppPath(RolePath { tenant_name, role }): AppPath<RolePath>,
 ) -> Result<AppJson<TenantRole>, ApiError> {
-    roles::get(&state.platform.get().await?, &tenant, &role, false)
-        .await?
-        .map(AppJson)
-        .ok_or_else(|| role_not_found(&tenant, &role))
+    in_tenant(&state.platform, &tenant_name, async |tx| {
+        roles::get(tx, &role, false).await
+    })
+    .await?
+    .map(AppJson)
+    .ok_or_else(|| role_not_found(&tenant_name, &role))
 }
 
 /// `PUT /sa/tenants/{tenant_name}/roles/{role}` body.
@@ -236,10 +227,7 @@ pub(crate) struct UpdateRole {
     put,
     path = "/sa/tenants/{tenant_name}/roles/{role}",
     tag = "admin",
-    params(
-        TenantPath,
-        ("role" = RoleName, Path, description = "The role's name."),
-    ),
+    params(RolePath),
     request_body = UpdateRole,
     responses(
         (status = 200, description = "The role as it is now.", body = TenantRole),
@@ -249,21 +237,20 @@ pub(crate) struct UpdateRole {
 pub(crate) async fn update_role(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
-    AppPath((tenant, role)): AppPath<(TenantName, RoleName)>,
+    AppPath(RolePath {
+        tenant_name: tenant,
+        role,
+    }): AppPath<RolePath>,
     AppJson(body): AppJson<UpdateRole>,
 ) -> Result<AppJson<TenantRole>, ApiError> {
     let description = body.description.as_ref().map(|d| d.as_deref());
     check_length("description", description.flatten(), MAX_TEXT_CHARS)?;
     let permissions = permission_set(&body.permissions)?;
-    let mut client = state.platform.get().await?;
-    let tx = client.transaction().await?;
-    let (before, after) = roles::update(&tx, &tenant, &role, description, &permissions)
-        .await?
-        .ok_or_else(|| role_not_found(&tenant, &role))?;
-    access_audit::record(
-        &tx,
-        &NewAccessEntry {
-            tenant: &tenant,
+    let after = in_tenant(&state.platform, &tenant, async |tx| {
+        let (before, after) = roles::update(tx, &role, description, &permissions)
+            .await?
+            .ok_or_else(|| role_not_found(&tenant, &role))?;
+        let entry = NewAccessEntry {
             action: AccessAction::RoleUpdated,
             performed_by: &admin.username,
             target: None,
@@ -271,10 +258,11 @@ pub(crate) async fn update_role(
             old_permissions: Some(&before.permissions),
             new_permissions: Some(&after.permissions),
             reason: None,
-        },
-    )
+        };
+        access_audit::record(tx, &entry).await?;
+        Ok(after)
+    })
     .await?;
-    tx.commit().await?;
     tracing::info!(user.name = %admin.username, tenant.name = %tenant, role = %role, permissions = ?after.permissions, "role updated");
     Ok(AppJson(after))
 }
@@ -298,11 +286,7 @@ pub(crate) struct DeleteRoleQuery {
     delete,
     path = "/sa/tenants/{tenant_name}/roles/{role}",
     tag = "admin",
-    params(
-        TenantPath,
-        ("role" = RoleName, Path, description = "The role's name."),
-        DeleteRoleQuery,
-    ),
+    params(RolePath, DeleteRoleQuery),
     responses(
         (status = 204, description = "Deleted (with its assignments, if asked)."),
         (status = 404, response = NotFound),
@@ -312,20 +296,39 @@ pub(crate) struct DeleteRoleQuery {
 pub(crate) async fn delete_role(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
-    AppPath((tenant, role)): AppPath<(TenantName, RoleName)>,
+    AppPath(RolePath {
+        tenant_name: tenant,
+        role,
+    }): AppPath<RolePath>,
     AppQuery(query): AppQuery<DeleteRoleQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let mut client = state.platform.get().await?;
-    let tx = client.transaction().await?;
-    let (stored, holders) = roles::lock_for_deletion(&tx, &tenant, &role)
+    let removed = in_tenant(&state.platform, &tenant, async |tx| {
+        delete_in(tx, &admin.username, &role, query.remove_assignments).await
+    })
+    .await?;
+    tracing::info!(user.name = %admin.username, tenant.name = %tenant, role = %role, assignments_removed = removed, "role deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The deletion of `role` by `admin` in the transaction's tenant, with its audit entries:
+/// 404 if absent, 409 for a default role or, unless `remove_assignments`, one anyone holds.
+/// Answers how many assignments went with it.
+async fn delete_in(
+    tx: &TenantTx<'_>,
+    admin: &Username,
+    role: &RoleName,
+    remove_assignments: bool,
+) -> Result<usize, ApiError> {
+    let tenant = tx.tenant();
+    let (stored, holders) = roles::lock_for_deletion(tx, role)
         .await?
-        .ok_or_else(|| role_not_found(&tenant, &role))?;
+        .ok_or_else(|| role_not_found(tenant, role))?;
     if stored.is_default {
         return Err(ApiError::Conflict(format!(
             "{role} is a default role: change its permissions instead of deleting it"
         )));
     }
-    if !holders.is_empty() && !query.remove_assignments {
+    if !holders.is_empty() && !remove_assignments {
         let shown = holders
             .iter()
             .take(10)
@@ -339,29 +342,17 @@ pub(crate) async fn delete_role(
             holders.len(),
         )));
     }
-    access_audit::record_removals(
-        &tx,
-        access_audit::Removed::Role(&tenant, role.as_str()),
-        &admin.username,
-        "role deleted",
-    )
-    .await?;
-    access_audit::record(
-        &tx,
-        &NewAccessEntry {
-            tenant: &tenant,
-            action: AccessAction::RoleDeleted,
-            performed_by: &admin.username,
-            target: None,
-            role: &stored.role,
-            old_permissions: Some(&stored.permissions),
-            new_permissions: None,
-            reason: None,
-        },
-    )
-    .await?;
-    roles::delete(&tx, &tenant, &role).await?;
-    tx.commit().await?;
-    tracing::info!(user.name = %admin.username, tenant.name = %tenant, role = %role, assignments_removed = holders.len(), "role deleted");
-    Ok(StatusCode::NO_CONTENT)
+    access_audit::record_role_removals(tx, role.as_str(), admin, "role deleted").await?;
+    let entry = NewAccessEntry {
+        action: AccessAction::RoleDeleted,
+        performed_by: admin,
+        target: None,
+        role: &stored.role,
+        old_permissions: Some(&stored.permissions),
+        new_permissions: None,
+        reason: None,
+    };
+    access_audit::record(tx, &entry).await?;
+    roles::delete(tx, role).await?;
+    Ok(holders.len())
 }

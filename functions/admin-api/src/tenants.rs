@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use shared::db::roles::{self, TenantRole};
-use shared::db::tenants;
+use shared::db::{in_tenant, tenants};
 use shared::domain::TenantName;
 use shared::extract::SuperAdmin;
 use shared::http::MAX_TEXT_CHARS;
@@ -127,12 +127,12 @@ pub(crate) async fn create_tenant(
         retention_days: body.retention_days,
     };
     check_retention(fields.retention_days)?;
-    let mut client = state.platform.get().await?;
-    check_time_zone(&client, fields.time_zone).await?;
-    let tx = client.transaction().await?;
-    let tenant = tenants::create(&tx, &body.name, &fields, &admin.username).await?;
-    let roles = roles::list_for_tenant(&tx, &body.name).await?;
-    tx.commit().await?;
+    check_time_zone(&state.platform.get().await?, fields.time_zone).await?;
+    let (tenant, roles) = in_tenant(&state.platform, &body.name, async |tx| {
+        let tenant = tenants::create(tx, &fields, &admin.username).await?;
+        Ok((tenant, roles::list_for_tenant(tx).await?))
+    })
+    .await?;
     tracing::info!(user.name = %admin.username, tenant.name = %body.name, "tenant created");
     Ok(created(
         format!("/sa/tenants/{}", body.name),
@@ -177,13 +177,15 @@ pub(crate) async fn list_tenants(
 pub(crate) async fn get_tenant(
     State(state): State<AppState>,
     _: SuperAdmin,
-    AppPath(name): AppPath<TenantName>,
+    AppPath(TenantPath { tenant_name }): AppPath<TenantPath>,
 ) -> Result<AppJson<TenantView>, ApiError> {
-    let client = state.platform.get().await?;
-    let tenant = tenants::get(&client, &name)
-        .await?
-        .ok_or_else(|| tenant_not_found(&name))?;
-    let roles = roles::list_for_tenant(&client, &name).await?;
+    let (tenant, roles) = in_tenant(&state.platform, &tenant_name, async |tx| {
+        Ok((
+            tenants::require(tx).await?,
+            roles::list_for_tenant(tx).await?,
+        ))
+    })
+    .await?;
     Ok(AppJson(TenantView { tenant, roles }))
 }
 
@@ -233,7 +235,7 @@ pub(crate) struct UpdateTenant {
 pub(crate) async fn update_tenant(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
-    AppPath(name): AppPath<TenantName>,
+    AppPath(TenantPath { tenant_name: name }): AppPath<TenantPath>,
     AppJson(body): AppJson<UpdateTenant>,
 ) -> Result<AppJson<tenants::Tenant>, ApiError> {
     let fields = tenants::TenantFields {
@@ -247,13 +249,13 @@ pub(crate) async fn update_tenant(
     check_retention(fields.retention_days)?;
     check_length("description", fields.description.flatten(), MAX_TEXT_CHARS)?;
     check_offer_schema(fields.offer_schema.flatten())?;
-    let mut client = state.platform.get().await?;
-    check_time_zone(&client, fields.time_zone).await?;
-    let tx = client.transaction().await?;
-    let tenant = tenants::update(&tx, &name, &fields)
-        .await?
-        .ok_or_else(|| tenant_not_found(&name))?;
-    tx.commit().await?;
+    check_time_zone(&state.platform.get().await?, fields.time_zone).await?;
+    let tenant = in_tenant(&state.platform, &name, async |tx| {
+        tenants::update(tx, &fields)
+            .await?
+            .ok_or_else(|| tenant_not_found(&name))
+    })
+    .await?;
     tracing::info!(user.name = %admin.username, tenant.name = %name, "tenant updated");
     Ok(AppJson(tenant))
 }
@@ -276,7 +278,7 @@ pub(crate) async fn update_tenant(
 pub(crate) async fn delete_tenant(
     State(state): State<AppState>,
     SuperAdmin(admin): SuperAdmin,
-    AppPath(name): AppPath<TenantName>,
+    AppPath(TenantPath { tenant_name: name }): AppPath<TenantPath>,
 ) -> Result<StatusCode, ApiError> {
     if !tenants::delete(&state.platform.get().await?, &name).await? {
         return Err(tenant_not_found(&name));

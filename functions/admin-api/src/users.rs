@@ -8,7 +8,7 @@ use chrono::Utc;
 use secrecy::SecretString;
 use serde::Deserialize;
 use shared::auth::password::check_policy;
-use shared::db::{access_audit, users};
+use shared::db::{access_audit, in_platform, users};
 use shared::domain::Username;
 use shared::extract::SuperAdmin;
 use shared::http::MAX_TEXT_CHARS;
@@ -170,15 +170,15 @@ pub(crate) async fn update_user(
     }
     let full_name = body.full_name.as_ref().map(|n| n.as_deref());
     check_length("full_name", full_name.flatten(), MAX_TEXT_CHARS)?;
-    let mut client = state.platform.get().await?;
-    let tx = client.transaction().await?;
-    if body.is_super_admin == Some(false) {
-        keep_a_super_admin(&tx, &username, "demote").await?;
-    }
-    let user = users::update(&tx, &username, full_name, body.is_super_admin)
-        .await?
-        .ok_or_else(|| user_not_found(&username))?;
-    tx.commit().await?;
+    let user = in_platform(&state.platform, async |tx| {
+        if body.is_super_admin == Some(false) {
+            keep_a_super_admin(tx, &username, "demote").await?;
+        }
+        users::update(tx, &username, full_name, body.is_super_admin)
+            .await?
+            .ok_or_else(|| user_not_found(&username))
+    })
+    .await?;
     tracing::info!(user.name = %admin.username, target.user = %username, "user updated");
     Ok(AppJson(user))
 }
@@ -280,21 +280,16 @@ pub(crate) async fn delete_user(
             "you cannot delete your own account".into(),
         ));
     }
-    let mut client = state.platform.get().await?;
-    let tx = client.transaction().await?;
-    keep_a_super_admin(&tx, &username, "delete").await?;
-    // The roles go with the user: each tenant's access audit trail says so.
-    access_audit::record_removals(
-        &tx,
-        access_audit::Removed::User(&username),
-        &admin.username,
-        "user deleted",
-    )
+    in_platform(&state.platform, async |tx| {
+        keep_a_super_admin(tx, &username, "delete").await?;
+        // The roles go with the user: each tenant's access audit trail says so.
+        access_audit::record_user_removals(tx, &username, &admin.username, "user deleted").await?;
+        if !users::delete(tx, &username).await? {
+            return Err(user_not_found(&username));
+        }
+        Ok(())
+    })
     .await?;
-    if !users::delete(&tx, &username).await? {
-        return Err(user_not_found(&username));
-    }
-    tx.commit().await?;
     tracing::info!(user.name = %admin.username, target.user = %username, "user deleted");
     Ok(StatusCode::NO_CONTENT)
 }

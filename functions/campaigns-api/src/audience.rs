@@ -162,8 +162,7 @@ pub(crate) async fn preview_audience(
     }
     let compiled = Criteria::from_request(&body.selection_criteria)?.compile(1);
     let ((matched_count, sample), breakdown) = in_tenant(&state.pool, &tenant, async |tx| {
-        let (matched_count, sample) =
-            campaigns::preview(tx.transaction(), &compiled, sample).await?;
+        let (matched_count, sample) = campaigns::preview(tx, &compiled, sample).await?;
         let channel = body.channel.unwrap_or(Channel::Email);
         let breakdown = campaigns::preview_breakdown(tx, &compiled, channel).await?;
         Ok(((matched_count, sample), breakdown))

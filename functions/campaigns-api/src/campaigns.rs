@@ -152,7 +152,7 @@ pub(crate) async fn create_campaign(
             job_id,
         )
         .await?;
-        outbox::add_plan(tx.transaction(), campaign.id, tenant.as_str(), job_id).await?;
+        outbox::add_plan(tx, campaign.id, job_id).await?;
         Ok(campaign)
     })
     .await?;
@@ -263,7 +263,7 @@ pub(crate) async fn process_campaign_customers(
             )));
         }
         let campaign = campaigns::queue_job(tx, id, job_id).await?;
-        outbox::add_plan(tx.transaction(), id, tenant.as_str(), job_id).await?;
+        outbox::add_plan(tx, id, job_id).await?;
         Ok(campaign)
     })
     .await?;

@@ -5,6 +5,7 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::db::consents::{self, Consent, ConsentChange};
+use shared::db::in_platform;
 use shared::domain::ConsentStatus;
 use shared::extract::SuperAdmin;
 use shared::http::{AppJson, AppPath, check_length};
@@ -108,20 +109,16 @@ pub(crate) async fn set_customer_consent(
         Some("") => return Err(ApiError::invalid_field("source", "must not be empty")),
         Some(text) => text,
     };
-    let mut client = state.platform.get().await?;
-    let tx = client.transaction().await?;
-    CustomerPath { customer_id: id }.load(&tx).await?;
-    consents::set(&tx, id, channel, body.status, source, &admin.username).await?;
-    let answer = view(
-        &tx,
-        id,
-        Page {
+    let answer = in_platform(&state.platform, async |tx| {
+        CustomerPath { customer_id: id }.load(tx).await?;
+        consents::set(tx, id, channel, body.status, source, &admin.username).await?;
+        let first_page = Page {
             limit: 50,
             offset: 0,
-        },
-    )
+        };
+        view(tx, id, first_page).await
+    })
     .await?;
-    tx.commit().await?;
     tracing::info!(user.name = %admin.username, customer.id = %id, channel = %channel,
         status = %body.status, "consent recorded");
     Ok(AppJson(answer))

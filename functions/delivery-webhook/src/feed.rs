@@ -86,7 +86,7 @@ pub(crate) async fn list_deliveries(
     let (campaign, offer, rows) = in_tenant(&pool, &tenant, async |tx| {
         // A signed page is served once per message id: a captured request replays nothing.
         if let Some(message_id) = &message_id
-            && !webhooks::record_message(tx.transaction(), key.id, message_id).await?
+            && !webhooks::record_message(tx, key.id, message_id).await?
         {
             tracing::warn!(webhook.key_id = %key.id, "feed request with a replayed webhook-id");
             return Err(ApiError::Unauthorized(

@@ -272,7 +272,7 @@ pub(crate) async fn report_delivery_status(
 
     let (replayed, campaigns) = in_tenant(&pool, &tenant, async |tx| {
         let replayed = match &message_id {
-            Some(id) => !webhooks::record_message(tx.transaction(), key.id, id).await?,
+            Some(id) => !webhooks::record_message(tx, key.id, id).await?,
             None => false,
         };
         if replayed {
@@ -310,7 +310,7 @@ pub(crate) async fn report_delivery_status(
         } else {
             webhooks::pinned_campaigns(tx, &named).await?
         };
-        webhooks::touch_key(tx.transaction(), key.id).await?;
+        webhooks::touch_key(tx, key.id).await?;
         Ok((replayed, campaigns))
     })
     .await?;

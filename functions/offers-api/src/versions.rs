@@ -10,11 +10,10 @@ use serde_json::Value;
 use shared::auth::{Permission, Principal};
 use shared::db::in_tenant;
 use shared::db::offers::{self, AuditAction, AuditRecord, OfferVersion};
-use shared::domain::TenantName;
 use shared::http::{AppJson, AppPath, AppQuery, check_length};
 use shared::openapi::{Conflict, NotFound, Unprocessable};
 use shared::pagination::Page;
-use shared::paths::OfferPath;
+use shared::paths::{OfferPath, OfferVersionPath};
 use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 
@@ -67,7 +66,7 @@ pub(crate) async fn list_offer_versions(
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/versions/{version}",
     tag = "offers",
-    params(OfferPath, ("version" = i32, Path, description = "The version number (1, 2, …).")),
+    params(OfferVersionPath),
     responses(
         (status = 200, description = "The version.", body = OfferVersion),
         (status = 404, response = NotFound),
@@ -76,7 +75,11 @@ pub(crate) async fn list_offer_versions(
 pub(crate) async fn get_offer_version(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id, number)): AppPath<(TenantName, i32, i32)>,
+    AppPath(OfferVersionPath {
+        tenant_name: tenant,
+        offer_id: id,
+        version: number,
+    }): AppPath<OfferVersionPath>,
 ) -> Result<AppJson<OfferVersion>, ApiError> {
     principal.require(&tenant, Permission::OfferRead)?;
     let version = in_tenant(&state.pool, &tenant, async |tx| {
@@ -122,7 +125,7 @@ pub(crate) struct DiffQuery {
     get,
     path = "/tenants/{tenant_name}/offers/{offer_id}/versions/{version}/diff",
     tag = "offers",
-    params(OfferPath, ("version" = i32, Path, description = "The version number (1, 2, …)."), DiffQuery),
+    params(OfferVersionPath, DiffQuery),
     responses(
         (status = 200, description = "The RFC 6902 JSON Patch from `against` to `version`.", content_type = "application/json-patch+json", body = Vec<Object>),
         (status = 404, response = NotFound),
@@ -132,7 +135,11 @@ pub(crate) struct DiffQuery {
 pub(crate) async fn diff_offer_versions(
     State(state): State<AppState>,
     principal: Principal,
-    AppPath((tenant, id, number)): AppPath<(TenantName, i32, i32)>,
+    AppPath(OfferVersionPath {
+        tenant_name: tenant,
+        offer_id: id,
+        version: number,
+    }): AppPath<OfferVersionPath>,
     AppQuery(query): AppQuery<DiffQuery>,
 ) -> Result<Response, ApiError> {
     principal.require(&tenant, Permission::OfferRead)?;

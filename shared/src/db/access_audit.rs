@@ -7,16 +7,14 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{CachedStatements, GenericClient};
-use crate::domain::{AccessAction, TenantName, Username};
+use super::{CachedStatements, GenericClient, TenantTx};
+use crate::domain::{AccessAction, Username};
 use crate::error::ApiError;
 use crate::pagination::Page;
 
 /// One entry to append.
 #[derive(Debug, Clone)]
 pub struct NewAccessEntry<'a> {
-    /// The tenant whose access changed.
-    pub tenant: &'a TenantName,
     /// What changed.
     pub action: AccessAction,
     /// Who changed it.
@@ -37,28 +35,24 @@ pub struct NewAccessEntry<'a> {
 ///
 /// # Errors
 /// Database failures.
-pub async fn record(
-    client: &impl GenericClient,
-    entry: &NewAccessEntry<'_>,
-) -> Result<(), ApiError> {
-    client
-        .execute_cached(
-            "insert into tenant_access_audit_logs
+pub async fn record(tx: &TenantTx<'_>, entry: &NewAccessEntry<'_>) -> Result<(), ApiError> {
+    tx.execute_cached(
+        "insert into tenant_access_audit_logs
                  (tenant_name, action, performed_by, target_username, role, old_permissions,
                   new_permissions, reason)
              values ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[
-                &entry.tenant.as_str(),
-                &entry.action.as_str(),
-                &entry.performed_by.as_str(),
-                &entry.target.map(Username::as_str),
-                &entry.role,
-                &entry.old_permissions,
-                &entry.new_permissions,
-                &entry.reason,
-            ],
-        )
-        .await?;
+        &[
+            &tx.tenant().as_str(),
+            &entry.action.as_str(),
+            &entry.performed_by.as_str(),
+            &entry.target.map(Username::as_str),
+            &entry.role,
+            &entry.old_permissions,
+            &entry.new_permissions,
+            &entry.reason,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -69,15 +63,14 @@ pub async fn record(
 /// # Errors
 /// Database failures.
 pub async fn record_memberships(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     action: AccessAction,
     target: &Username,
     roles: &[String],
     performed_by: &Username,
     reason: Option<&str>,
 ) -> Result<u64, ApiError> {
-    Ok(client
+    Ok(tx
         .execute_cached(
             "insert into tenant_access_audit_logs
                  (tenant_name, action, performed_by, target_username, role, new_permissions,
@@ -87,7 +80,7 @@ pub async fn record_memberships(
              where tenant_name = $1 and role = any ($5::text[])
              order by role",
             &[
-                &tenant.as_str(),
+                &tx.tenant().as_str(),
                 &action.as_str(),
                 &performed_by.as_str(),
                 &target.as_str(),
@@ -98,32 +91,55 @@ pub async fn record_memberships(
         .await?)
 }
 
-/// Whose assignments a removal entry is written for: all of one user's (before the user is
-/// deleted), or all holders of one role of one tenant (before the role is deleted).
-#[derive(Debug, Clone, Copy)]
-pub enum Removed<'a> {
-    /// Every role the user holds, in every tenant.
-    User(&'a Username),
-    /// Every holder of this role of this tenant.
-    Role(&'a TenantName, &'a str),
-}
-
-/// One `role_removed` entry for every assignment `removed` names, by `performed_by` for
-/// `reason`, with the role's permissions; call before the deletion that removes them, in the
-/// same transaction. Answers how many were written.
+/// Records the removal of every assignment of `role` in the transaction's tenant (before a
+/// role is deleted with its assignments): one `role_removed` entry per holder, with the
+/// permissions the role carried. Answers how many.
 ///
 /// # Errors
 /// Database failures.
-pub async fn record_removals(
-    client: &impl GenericClient,
-    removed: Removed<'_>,
+pub async fn record_role_removals(
+    tx: &TenantTx<'_>,
+    role: &str,
     performed_by: &Username,
     reason: &str,
 ) -> Result<u64, ApiError> {
-    let (username, tenant, role) = match removed {
-        Removed::User(user) => (Some(user.as_str()), None, None),
-        Removed::Role(tenant, role) => (None, Some(tenant.as_str()), Some(role)),
-    };
+    insert_removals(
+        tx.transaction(),
+        (None, Some(tx.tenant().as_str()), Some(role)),
+        performed_by,
+        reason,
+    )
+    .await
+}
+
+/// Records the removal of every role `user` holds, in every tenant (before the user is
+/// deleted): platform work, on a transaction that sees every tenant. Answers how many.
+///
+/// # Errors
+/// Database failures.
+pub async fn record_user_removals(
+    client: &impl GenericClient,
+    user: &Username,
+    performed_by: &Username,
+    reason: &str,
+) -> Result<u64, ApiError> {
+    insert_removals(
+        client,
+        (Some(user.as_str()), None, None),
+        performed_by,
+        reason,
+    )
+    .await
+}
+
+/// The one statement of both removals: every assignment matching (user, tenant, role), each
+/// `None` matching all.
+async fn insert_removals(
+    client: &impl GenericClient,
+    (username, tenant, role): (Option<&str>, Option<&str>, Option<&str>),
+    performed_by: &Username,
+    reason: &str,
+) -> Result<u64, ApiError> {
     Ok(client
         .execute_cached(
             "insert into tenant_access_audit_logs
@@ -180,12 +196,11 @@ pub struct AccessFilter<'a> {
 /// # Errors
 /// Database failures; 500 for an action this build does not know (a newer schema).
 pub async fn list(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     filter: AccessFilter<'_>,
     page: Page,
 ) -> Result<Vec<AccessEntry>, ApiError> {
-    let rows = client
+    let rows = tx
         .query_cached(
             "select id, tenant_name, action, performed_by, target_username, role,
                     old_permissions, new_permissions, reason, created_at
@@ -196,7 +211,7 @@ pub async fn list(
              order by id
              limit $4 offset $5",
             &[
-                &tenant.as_str(),
+                &tx.tenant().as_str(),
                 &filter.target.map(Username::as_str),
                 &filter.role,
                 &page.limit,

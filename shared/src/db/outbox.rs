@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use super::{CachedStatements, GenericClient};
+use super::{CachedStatements, GenericClient, TenantTx};
 use crate::domain::TenantName;
 use crate::error::ApiError;
 use crate::queue::{CampaignJob, IdRange};
@@ -14,7 +14,16 @@ use crate::queue::{CampaignJob, IdRange};
 ///
 /// # Errors
 /// Database failures.
-pub async fn add_plan(
+pub async fn add_plan(tx: &TenantTx<'_>, campaign_id: i32, job_id: Uuid) -> Result<(), ApiError> {
+    insert_plan(tx.transaction(), campaign_id, tx.tenant().as_str(), job_id).await
+}
+
+/// [`add_plan`] for the relay's re-drive, which works across tenants on a platform
+/// transaction and names the job's tenant itself.
+///
+/// # Errors
+/// Database failures.
+pub(crate) async fn insert_plan(
     client: &impl GenericClient,
     campaign_id: i32,
     tenant: &str,

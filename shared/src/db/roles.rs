@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{CachedStatements, GenericClient, violated_constraint};
+use super::{CachedStatements, GenericClient, TenantTx, violated_constraint};
 use crate::auth::Permission;
 use crate::domain::{RoleName, TenantName, Username};
 use crate::error::{ApiError, FieldError};
@@ -44,11 +44,9 @@ pub fn permission_names(permissions: &BTreeSet<Permission>) -> Vec<String> {
 ///
 /// # Errors
 /// Database failures.
-pub async fn list_for_tenant(
-    client: &impl GenericClient,
-    tenant: &TenantName,
-) -> Result<Vec<TenantRole>, ApiError> {
-    let rows = client
+pub async fn list_for_tenant(tx: &TenantTx<'_>) -> Result<Vec<TenantRole>, ApiError> {
+    let tenant = tx.tenant();
+    let rows = tx
         .query_cached(
             "select role, description, permissions, is_default from tenant_roles
              where tenant_name = $1 order by is_default desc, role",
@@ -64,12 +62,18 @@ pub async fn list_for_tenant(
 /// # Errors
 /// Database failures.
 pub async fn get(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     role: &RoleName,
     lock: bool,
 ) -> Result<Option<TenantRole>, ApiError> {
-    select_role(client, tenant, role, if lock { "for share" } else { "" }).await
+    let tenant = tx.tenant();
+    select_role(
+        tx.transaction(),
+        tenant,
+        role,
+        if lock { "for share" } else { "" },
+    )
+    .await
 }
 
 /// One role of a tenant, read with the row lock clause `lock` (empty for none).
@@ -97,13 +101,13 @@ async fn select_role(
 /// 409 if the tenant has a role of that name; 404 if the tenant does not exist; database
 /// failures.
 pub async fn create(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     role: &RoleName,
     description: Option<&str>,
     permissions: &BTreeSet<Permission>,
 ) -> Result<TenantRole, ApiError> {
-    let row = client
+    let tenant = tx.tenant();
+    let row = tx
         .query_one_cached(
             "insert into tenant_roles (tenant_name, role, description, permissions, is_default)
              values ($1, $2, $3, $4, false)
@@ -135,16 +139,16 @@ pub async fn create(
 /// # Errors
 /// Database failures.
 pub async fn update(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     role: &RoleName,
     description: Option<Option<&str>>,
     permissions: &BTreeSet<Permission>,
 ) -> Result<Option<(TenantRole, TenantRole)>, ApiError> {
-    let Some(before) = select_role(client, tenant, role, "for update").await? else {
+    let tenant = tx.tenant();
+    let Some(before) = select_role(tx.transaction(), tenant, role, "for update").await? else {
         return Ok(None);
     };
-    let after = client
+    let after = tx
         .query_one_cached(
             "update tenant_roles
              set permissions = $3,
@@ -170,14 +174,14 @@ pub async fn update(
 /// # Errors
 /// Database failures.
 pub async fn lock_for_deletion(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     role: &RoleName,
 ) -> Result<Option<(TenantRole, Vec<String>)>, ApiError> {
-    let Some(stored) = select_role(client, tenant, role, "for update").await? else {
+    let tenant = tx.tenant();
+    let Some(stored) = select_role(tx.transaction(), tenant, role, "for update").await? else {
         return Ok(None);
     };
-    let holders = client
+    let holders = tx
         .query_cached(
             "select username from user_tenant_roles where tenant_name = $1 and role = $2
              order by username",
@@ -195,12 +199,9 @@ pub async fn lock_for_deletion(
 ///
 /// # Errors
 /// Database failures.
-pub async fn delete(
-    client: &impl GenericClient,
-    tenant: &TenantName,
-    role: &RoleName,
-) -> Result<bool, ApiError> {
-    let n = client
+pub async fn delete(tx: &TenantTx<'_>, role: &RoleName) -> Result<bool, ApiError> {
+    let tenant = tx.tenant();
+    let n = tx
         .execute_cached(
             "delete from tenant_roles where tenant_name = $1 and role = $2",
             &[&tenant.as_str(), &role.as_str()],
@@ -216,11 +217,11 @@ pub async fn delete(
 /// # Errors
 /// Database failures.
 pub async fn lock_permissions_of(
-    client: &impl GenericClient,
+    tx: &TenantTx<'_>,
     username: &Username,
-    tenant: &TenantName,
 ) -> Result<BTreeSet<Permission>, ApiError> {
-    let rows = client
+    let tenant = tx.tenant();
+    let rows = tx
         .query_cached(
             "select r.permissions
              from user_tenant_roles a
@@ -264,12 +265,12 @@ pub struct MemberFilter<'a> {
 /// # Errors
 /// Database failures.
 pub async fn list_members(
-    client: &impl GenericClient,
-    tenant: &TenantName,
+    tx: &TenantTx<'_>,
     filter: MemberFilter<'_>,
     page: Page,
 ) -> Result<Vec<Member>, ApiError> {
-    let rows = client
+    let tenant = tx.tenant();
+    let rows = tx
         .query_cached(
             "select u.username, u.full_name, u.is_super_admin,
                     array_agg(a.role order by a.role) as roles
@@ -332,13 +333,13 @@ fn assignment(row: &tokio_postgres::Row) -> Assignment {
 /// 422 naming the field when the user, the tenant, or a role of that tenant does not exist;
 /// database failures.
 pub async fn assign(
-    client: &impl GenericClient,
+    tx: &TenantTx<'_>,
     username: &Username,
-    tenant: &TenantName,
     roles: &[RoleName],
     assigned_by: &Username,
 ) -> Result<Vec<String>, ApiError> {
-    let row = client
+    let tenant = tx.tenant();
+    let row = tx
         .query_one_cached(
             "select exists(select 1 from users where username = $1),
                     exists(select 1 from tenants where name = $2),
@@ -374,7 +375,7 @@ pub async fn assign(
                 .collect(),
         });
     }
-    let inserted = client
+    let inserted = tx
         .query_cached(
             "insert into user_tenant_roles (username, tenant_name, role, assigned_by)
              select $1, $2, r, $4 from unnest($3::text[]) as r
@@ -397,13 +398,13 @@ pub async fn assign(
 /// # Errors
 /// Database failures.
 pub async fn assign_one(
-    client: &impl GenericClient,
+    tx: &TenantTx<'_>,
     username: &Username,
-    tenant: &TenantName,
     role: &RoleName,
     assigned_by: &Username,
 ) -> Result<bool, ApiError> {
-    let n = client
+    let tenant = tx.tenant();
+    let n = tx
         .execute_cached(
             "insert into user_tenant_roles (username, tenant_name, role, assigned_by)
              values ($1, $2, $3, $4)
@@ -464,12 +465,9 @@ pub async fn list_assignments(
 ///
 /// # Errors
 /// Database failures.
-pub async fn roles_of(
-    client: &impl GenericClient,
-    username: &Username,
-    tenant: &TenantName,
-) -> Result<Vec<String>, ApiError> {
-    let rows = client
+pub async fn roles_of(tx: &TenantTx<'_>, username: &Username) -> Result<Vec<String>, ApiError> {
+    let tenant = tx.tenant();
+    let rows = tx
         .query_cached(
             "select role from user_tenant_roles where username = $1 and tenant_name = $2
              order by role",
@@ -484,12 +482,12 @@ pub async fn roles_of(
 /// # Errors
 /// Database failures.
 pub async fn remove(
-    client: &impl GenericClient,
+    tx: &TenantTx<'_>,
     username: &Username,
-    tenant: &TenantName,
     role: &RoleName,
 ) -> Result<bool, ApiError> {
-    let n = client
+    let tenant = tx.tenant();
+    let n = tx
         .execute_cached(
             "delete from user_tenant_roles where username = $1 and tenant_name = $2 and role = $3",
             &[&username.as_str(), &tenant.as_str(), &role.as_str()],

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{CachedStatements, GenericClient, violated_constraint};
+use super::{CachedStatements, GenericClient, TenantTx, violated_constraint};
 use crate::auth::DefaultRole;
 use crate::domain::{TenantName, Username};
 use crate::error::ApiError;
@@ -92,17 +92,17 @@ pub async fn is_time_zone(client: &impl GenericClient, name: &str) -> Result<boo
     Ok(row.get(0))
 }
 
-/// Inserts a tenant and its default roles ([`DefaultRole`]). Call inside a transaction.
+/// Inserts the transaction's tenant and its default roles ([`DefaultRole`]).
 ///
 /// # Errors
 /// 409 if the name is taken; database failures.
 pub async fn create(
-    client: &impl GenericClient,
-    name: &TenantName,
+    tx: &TenantTx<'_>,
     fields: &TenantFields<'_>,
     created_by: &Username,
 ) -> Result<Tenant, ApiError> {
-    let row = client
+    let name = tx.tenant();
+    let row = tx
         .query_one_cached(
             &format!(
                 "insert into tenants (name, description, offer_schema, require_maker_checker,
@@ -142,18 +142,34 @@ pub async fn create(
                 .join(",")
         })
         .collect();
-    client
-        .execute_cached(
-            "insert into tenant_roles (tenant_name, role, description, permissions, is_default)
+    tx.execute_cached(
+        "insert into tenant_roles (tenant_name, role, description, permissions, is_default)
              select $1, r.role, r.description, string_to_array(r.permissions, ','), true
              from unnest($2::text[], $3::text[], $4::text[]) as r(role, description, permissions)",
-            &[&name.as_str(), &roles, &descriptions, &permissions],
-        )
-        .await?;
+        &[&name.as_str(), &roles, &descriptions, &permissions],
+    )
+    .await?;
     Ok(tenant(&row))
 }
 
-/// Reads one tenant.
+/// 404 for tenant `name` (super-admin routes, which see every tenant).
+#[must_use]
+pub fn not_found(name: &TenantName) -> ApiError {
+    ApiError::NotFound(format!("no tenant named {name}"))
+}
+
+/// The transaction's own tenant: work a super admin does on one tenant's rows runs in a
+/// [`TenantTx`] of it and starts here.
+///
+/// # Errors
+/// 404 ([`not_found`]) if there is no such tenant; database failures.
+pub async fn require(tx: &TenantTx<'_>) -> Result<Tenant, ApiError> {
+    get(tx.transaction(), tx.tenant())
+        .await?
+        .ok_or_else(|| not_found(tx.tenant()))
+}
+
+/// Reads tenant `name`, if there is one.
 ///
 /// # Errors
 /// Database failures.
@@ -190,11 +206,11 @@ pub async fn list(client: &impl GenericClient, page: Page) -> Result<Vec<Tenant>
 /// # Errors
 /// Database failures.
 pub async fn update(
-    client: &impl GenericClient,
-    name: &TenantName,
+    tx: &TenantTx<'_>,
     fields: &TenantFields<'_>,
 ) -> Result<Option<Tenant>, ApiError> {
-    let row = client
+    let name = tx.tenant();
+    let row = tx
         .query_opt_cached(
             &format!(
                 "update tenants set
@@ -223,13 +239,12 @@ pub async fn update(
     if row.is_some() && fields.time_zone.is_some() {
         // The unfinished campaigns' instants follow the zone (V016's trigger recomputes them
         // on a write of their dates); completed ones keep the window they ran in.
-        client
-            .execute_cached(
-                "update campaigns set start_date = start_date
+        tx.execute_cached(
+            "update campaigns set start_date = start_date
                  where tenant_name = $1 and status <> 'completed'",
-                &[&name.as_str()],
-            )
-            .await?;
+            &[&name.as_str()],
+        )
+        .await?;
     }
     Ok(row.as_ref().map(tenant))
 }

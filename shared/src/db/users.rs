@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{CachedStatements, Executor, GenericClient, violated_constraint};
+use super::{CachedStatements, Executor, GenericClient, TenantTx, violated_constraint};
 use crate::auth::{Permission, Principal, TenantAccess};
 use crate::domain::{RoleName, TenantName, Username};
 use crate::error::ApiError;
@@ -312,10 +312,10 @@ pub async fn lock_super_admins(client: &impl GenericClient) -> Result<Vec<String
 /// # Errors
 /// Database failures.
 pub async fn lock_is_super_admin(
-    client: &impl GenericClient,
+    tx: &TenantTx<'_>,
     username: &Username,
 ) -> Result<Option<bool>, ApiError> {
-    let row = client
+    let row = tx
         .query_opt_cached(
             "select is_super_admin from users where username = $1 for share",
             &[&username.as_str()],

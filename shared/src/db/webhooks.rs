@@ -210,17 +210,16 @@ pub async fn active_key(
 /// # Errors
 /// Database failures.
 pub async fn record_message(
-    client: &impl GenericClient,
+    tx: &TenantTx<'_>,
     key_id: Uuid,
     message_id: &str,
 ) -> Result<bool, ApiError> {
-    client
-        .execute_cached(
-            "delete from webhook_messages where received_at < now() - make_interval(secs => $1)",
-            &[&(MESSAGE_ID_RETENTION_SECS as f64)],
-        )
-        .await?;
-    let n = client
+    tx.execute_cached(
+        "delete from webhook_messages where received_at < now() - make_interval(secs => $1)",
+        &[&(MESSAGE_ID_RETENTION_SECS as f64)],
+    )
+    .await?;
+    let n = tx
         .execute_cached(
             "insert into webhook_messages (key_id, message_id) values ($1, $2) on conflict do nothing",
             &[&key_id, &message_id],
@@ -233,13 +232,12 @@ pub async fn record_message(
 ///
 /// # Errors
 /// Database failures.
-pub async fn touch_key(client: &impl GenericClient, id: Uuid) -> Result<(), ApiError> {
-    client
-        .execute_cached(
-            "update webhook_keys set last_used_at = now() where id = $1",
-            &[&id],
-        )
-        .await?;
+pub async fn touch_key(tx: &TenantTx<'_>, id: Uuid) -> Result<(), ApiError> {
+    tx.execute_cached(
+        "update webhook_keys set last_used_at = now() where id = $1 and tenant_name = $2",
+        &[&id, &tx.tenant().as_str()],
+    )
+    .await?;
     Ok(())
 }
 

@@ -109,12 +109,12 @@ pub struct AudienceMember {
 /// # Errors
 /// Database failures.
 pub async fn preview(
-    client: &impl GenericClient,
+    tx: &TenantTx<'_>,
     criteria: &Compiled,
     sample: i64,
 ) -> Result<(i64, Vec<AudienceMember>), ApiError> {
     let params = criteria.bind(&[]);
-    let count: i64 = client
+    let count: i64 = tx
         .query_one(
             &format!("select count(*) from customers c where {}", criteria.sql),
             &params,
@@ -124,7 +124,7 @@ pub async fn preview(
     let mut params = params;
     params.push(&sample);
     let placeholder = params.len();
-    let rows = client
+    let rows = tx
         .query(
             &format!(
                 "select c.id, c.segment, c.kyc_status, c.credit_score, c.state,
