@@ -44,6 +44,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::db::TenantTx;
+use shared::db::archives::{self, ArchiveRecord, ArchiveState, NewArchive};
 use shared::db::campaigns::deliveries::{self, DeliverySummary};
 use shared::domain::TenantName;
 use shared::metrics::{self, Metric};
@@ -178,60 +179,15 @@ async fn due(
     options: &HousekeepingOptions,
 ) -> Result<Vec<(TenantName, i32)>, BulkError> {
     let client = pool.get().await.map_err(shared::ApiError::from)?;
-    let rows = client
-        .query(
-            "select c.tenant_name, c.id from campaigns c
-             join tenants t on t.name = c.tenant_name
-             left join campaign_archives a on a.campaign_id = c.id
-             where c.status = 'completed'
-               and c.ends_at < now() - make_interval(days => greatest(t.retention_days, $1))
-               and (a.state is null or a.state <> 'archived')
-             order by c.ends_at, c.id
-             limit $2",
-            &[&options.report_grace_days, &options.max_campaigns],
-        )
-        .await?;
-    rows.iter()
-        .map(|row| {
-            let tenant = TenantName::parse(row.get::<_, &str>(0))
-                .map_err(|e| BulkError::Inconsistent(format!("stored tenant name: {e}")))?;
-            Ok((tenant, row.get(1)))
-        })
-        .collect()
+    Ok(archives::due(&client, options.report_grace_days, options.max_campaigns).await?)
 }
 
-/// The archive row of a campaign.
-struct ArchiveRow {
-    location: Location,
-    rows: i64,
-    sha256: String,
-    columns: Vec<String>,
-    state: String,
-}
-
-async fn archive_row(
-    tx: &TenantTx<'_>,
-    campaign: i32,
-    lock: bool,
-) -> Result<Option<ArchiveRow>, BulkError> {
-    let sql = if lock {
-        "select bucket, key, rows, sha256, columns, state from campaign_archives
-         where campaign_id = $1 for update"
-    } else {
-        "select bucket, key, rows, sha256, columns, state from campaign_archives
-         where campaign_id = $1"
-    };
-    let row = tx.query_opt(sql, &[&campaign]).await?;
-    Ok(row.map(|row| ArchiveRow {
-        location: Location {
-            bucket: row.get(0),
-            key: row.get(1),
-        },
-        rows: row.get(2),
-        sha256: row.get(3),
-        columns: row.get(4),
-        state: row.get(5),
-    }))
+/// The object an archive row names.
+fn object_of(record: &ArchiveRecord) -> Location {
+    Location {
+        bucket: record.bucket.clone(),
+        key: record.key.clone(),
+    }
 }
 
 /// The archive object's and manifest's places for a campaign.
@@ -308,41 +264,35 @@ pub async fn step(
     let state = {
         let mut client = pool.get().await.map_err(shared::ApiError::from)?;
         let tx = TenantTx::begin(&mut client, tenant).await?;
-        archive_row(&tx, campaign, false).await?
+        archives::get(&tx, campaign, false).await?
     };
     match state {
         None => {
             export(pool, s3, &options.bucket, tenant, campaign).await?;
             Ok(Step::Exported)
         }
-        Some(row) if row.state == "exported" => {
+        Some(row) if row.state == ArchiveState::Exported => {
             if verify(pool, s3, tenant, campaign, &row).await? {
                 Ok(Step::Verified)
             } else {
                 Ok(Step::Unverified)
             }
         }
-        Some(row) if row.state == "deleting" => {
+        Some(row) if row.state == ArchiveState::Deleting => {
             let mut client = pool.get().await.map_err(shared::ApiError::from)?;
             let tx = TenantTx::begin(&mut client, tenant).await?;
-            let deleted = tx
-                .execute(
-                    "delete from campaign_customers
-                     where campaign_id = $1 and customer_id in (
-                         select customer_id from campaign_customers where campaign_id = $1
-                         order by customer_id limit $2)",
-                    &[&campaign, &options.delete_batch_rows],
-                )
-                .await?;
+            let deleted =
+                archives::delete_deliveries(&tx, campaign, options.delete_batch_rows).await?;
             if deleted == 0 {
-                tx.execute(
-                    "update campaign_archives set state = 'archived', archived_at = now()
-                     where campaign_id = $1 and state = 'deleting'",
-                    &[&campaign],
+                archives::advance(
+                    &tx,
+                    campaign,
+                    ArchiveState::Deleting,
+                    ArchiveState::Archived,
                 )
                 .await?;
                 tracing::info!(tenant = %tenant, campaign.id = campaign, rows = row.rows,
-                    object = %row.location, "campaign deliveries archived");
+                    object = %object_of(&row), "campaign deliveries archived");
             }
             tx.commit().await?;
             Ok(Step::Deleted { rows: deleted })
@@ -363,14 +313,8 @@ async fn export(
     let mut client = pool.get().await.map_err(shared::ApiError::from)?;
     let tx = TenantTx::begin_snapshot(&mut client, tenant).await?;
     let summary = deliveries::live_summary(&tx, campaign).await?;
-    let columns = delivery_columns(&tx).await?;
-    let stream = tx
-        .copy_out(&format!(
-            "copy (select {} from campaign_customers where campaign_id = {campaign}
-                   order by customer_id) to stdout (format csv, header)",
-            quoted(&columns)
-        ))
-        .await?;
+    let columns = archives::delivery_columns(&tx).await?;
+    let stream = archives::copy_deliveries_out(&tx, campaign, &columns).await?;
     futures_util::pin_mut!(stream);
     let mut upload = Upload::start(s3, object.clone(), "application/gzip").await?;
     let mut hasher = Sha256::new();
@@ -417,48 +361,18 @@ async fn export(
     let summary_json = serde_json::to_value(summary)
         .map_err(|e| BulkError::Inconsistent(format!("summary: {e}")))?;
     let tx = TenantTx::begin(&mut client, tenant).await?;
-    tx.execute(
-        "insert into campaign_archives
-             (campaign_id, tenant_name, bucket, key, manifest_key, rows, sha256, columns,
-              summary, state)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'exported')",
-        &[
-            &campaign,
-            &tenant.as_str(),
-            &object.bucket,
-            &object.key,
-            &manifest_location.key,
-            &summary.total,
-            &sha256,
-            &columns,
-            &summary_json,
-        ],
-    )
-    .await?;
+    let new = NewArchive {
+        bucket: &object.bucket,
+        key: &object.key,
+        manifest_key: &manifest_location.key,
+        rows: summary.total,
+        sha256: &sha256,
+        columns: &columns,
+        summary: &summary_json,
+    };
+    archives::insert(&tx, campaign, &new).await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// `campaign_customers`' columns, in table order (the catalog's names, not request text).
-async fn delivery_columns(tx: &TenantTx<'_>) -> Result<Vec<String>, BulkError> {
-    let rows = tx
-        .query(
-            "select attname::text from pg_attribute
-             where attrelid = 'campaign_customers'::regclass and attnum > 0 and not attisdropped
-             order by attnum",
-            &[],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
-/// Column names as quoted SQL identifiers, comma-separated.
-fn quoted(columns: &[String]) -> String {
-    columns
-        .iter()
-        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// What reading an archive object back found: data rows and the SHA-256 of its CSV.
@@ -518,9 +432,9 @@ async fn verify(
     s3: &aws_sdk_s3::Client,
     tenant: &TenantName,
     campaign: i32,
-    row: &ArchiveRow,
+    row: &ArchiveRecord,
 ) -> Result<bool, BulkError> {
-    let read_back = match open_archive(s3, &row.location).await {
+    let read_back = match open_archive(s3, &object_of(row)).await {
         Ok((raw, hasher)) => {
             let hashing = Arc::clone(&hasher);
             let counted = tokio::task::spawn_blocking(move || {
@@ -547,37 +461,29 @@ async fn verify(
     };
     let mut client = pool.get().await.map_err(shared::ApiError::from)?;
     let tx = TenantTx::begin(&mut client, tenant).await?;
-    let Some(current) = archive_row(&tx, campaign, true).await? else {
+    let Some(current) = archives::get(&tx, campaign, true).await? else {
         return Ok(false);
     };
-    let in_database: i64 = tx
-        .query_one(
-            "select count(*) from campaign_customers where campaign_id = $1",
-            &[&campaign],
-        )
-        .await?
-        .get(0);
+    let in_database = archives::count_deliveries(&tx, campaign).await?;
     let matches = read_back.as_ref().is_some_and(|r| {
         r.rows == current.rows && r.sha256 == current.sha256 && in_database == current.rows
     });
     if matches {
-        tx.execute(
-            "update campaign_archives set state = 'deleting' where campaign_id = $1",
-            &[&campaign],
+        archives::advance(
+            &tx,
+            campaign,
+            ArchiveState::Exported,
+            ArchiveState::Deleting,
         )
         .await?;
     } else {
-        tracing::error!(tenant = %tenant, campaign.id = campaign, object = %row.location,
+        tracing::error!(tenant = %tenant, campaign.id = campaign, object = %object_of(row),
             expected_rows = current.rows, expected_sha256 = %current.sha256,
             read_rows = read_back.as_ref().map(|r| r.rows),
             read_sha256 = read_back.as_ref().map(|r| r.sha256.as_str()),
             rows_in_database = in_database,
             "the archive did not verify; nothing deleted, it is exported again next run");
-        tx.execute(
-            "delete from campaign_archives where campaign_id = $1",
-            &[&campaign],
-        )
-        .await?;
+        archives::remove(&tx, campaign).await?;
     }
     tx.commit().await?;
     Ok(matches)
@@ -609,32 +515,17 @@ pub async fn restore(
     campaign: i32,
 ) -> Result<RestoreReport, BulkError> {
     let mut client = pool.get().await.map_err(shared::ApiError::from)?;
-    let tenant = client
-        .query_opt(
-            "select tenant_name from campaigns where id = $1",
-            &[&campaign],
-        )
+    let tenant = archives::tenant_of_campaign(&client, campaign)
         .await?
         .ok_or_else(|| BulkError::Inconsistent(format!("no campaign {campaign}")))?;
-    let tenant = TenantName::parse(tenant.get::<_, &str>(0))
-        .map_err(|e| BulkError::Inconsistent(format!("stored tenant name: {e}")))?;
     let tx = TenantTx::begin(&mut client, &tenant).await?;
-    let row = archive_row(&tx, campaign, true)
+    let row = archives::get(&tx, campaign, true)
         .await?
         .ok_or_else(|| BulkError::Inconsistent(format!("campaign {campaign} has no archive")))?;
-    let columns = quoted(&row.columns);
-    tx.batch_execute(
-        "create temporary table restored_deliveries
-             (like campaign_customers including defaults) on commit drop",
-    )
-    .await?;
-    let sink = tx
-        .copy_in(&format!(
-            "copy restored_deliveries ({columns}) from stdin (format csv, header match)"
-        ))
-        .await?;
+    let location = object_of(&row);
+    let sink = archives::begin_restore(&tx, &row.columns).await?;
     futures_util::pin_mut!(sink);
-    let (raw, hasher) = open_archive(s3, &row.location).await?;
+    let (raw, hasher) = open_archive(s3, &location).await?;
     let (chunks, mut received) = mpsc::channel::<Bytes>(4);
     let hashing = Arc::clone(&hasher);
     let reading = tokio::task::spawn_blocking(move || {
@@ -664,30 +555,16 @@ pub async fn restore(
         return Err(BulkError::Inconsistent(format!(
             "the archive {} does not match its record ({copied} rows, SHA-256 {sha256}; \
              expected {} rows, {}); nothing restored",
-            row.location, row.rows, row.sha256
+            location, row.rows, row.sha256
         )));
     }
-    let restored = tx
-        .execute(
-            &format!(
-                "insert into campaign_customers ({columns})
-                 select {columns} from restored_deliveries where campaign_id = $1
-                 on conflict do nothing"
-            ),
-            &[&campaign],
-        )
-        .await?;
-    tx.execute(
-        "delete from campaign_archives where campaign_id = $1",
-        &[&campaign],
-    )
-    .await?;
+    let restored = archives::finish_restore(&tx, campaign, &row.columns).await?;
     tx.commit().await?;
     tracing::info!(tenant = %tenant, campaign.id = campaign, rows = row.rows, restored,
-        object = %row.location, "campaign deliveries restored");
+        object = %location, "campaign deliveries restored");
     Ok(RestoreReport {
         campaign_id: campaign,
-        object: row.location.to_string(),
+        object: location.to_string(),
         rows: row.rows,
         restored: i64::try_from(restored).unwrap_or(i64::MAX),
     })
@@ -707,32 +584,17 @@ pub async fn prune_contacts(
     pool: &deadpool_postgres::Pool,
     report_grace_days: i32,
 ) -> Result<u64, BulkError> {
-    let client = pool.get().await.map_err(shared::ApiError::from)?;
-    let campaigns: Vec<i32> = client
-        .query(
-            "select id from campaigns
-             where ends_at < now() - make_interval(days => $1::int + $2::int)
-             order by id",
-            &[&MAX_POLICY_WINDOW_DAYS, &report_grace_days],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let mut client = pool.get().await.map_err(shared::ApiError::from)?;
+    let campaigns =
+        archives::prunable_campaigns(&client, MAX_POLICY_WINDOW_DAYS, report_grace_days).await?;
     let mut pruned = 0;
-    for campaign in campaigns {
+    for (tenant, campaign) in campaigns {
         loop {
-            let deleted = client
-                .execute(
-                    "delete from customer_contacts
-                     where campaign_id = $1 and customer_id in (
-                         select customer_id from customer_contacts
-                         where campaign_id = $1
-                           and contact_at < now() - make_interval(days => $2)
-                         limit $3)",
-                    &[&campaign, &MAX_POLICY_WINDOW_DAYS, &PRUNE_BATCH_ROWS],
-                )
-                .await?;
+            let tx = TenantTx::begin(&mut client, &tenant).await?;
+            let deleted =
+                archives::prune_contacts(&tx, campaign, MAX_POLICY_WINDOW_DAYS, PRUNE_BATCH_ROWS)
+                    .await?;
+            tx.commit().await?;
             pruned += deleted;
             if deleted < u64::try_from(PRUNE_BATCH_ROWS).unwrap_or(0) {
                 break;

@@ -18,6 +18,7 @@
 //! 5. The result object is written last, from the ledger's copy. A kill before it leaves
 //!    the import done and recorded; the retry takes step 1 and writes it.
 
+use shared::db::customer_imports::{self, ObjectVersion};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -42,6 +43,18 @@ pub struct ImportObject {
     pub etag: String,
     /// The size the event gives, in bytes.
     pub size: Option<u64>,
+}
+
+impl ImportObject {
+    /// The ledger's key of this object version.
+    fn ledger_key(&self) -> ObjectVersion<'_> {
+        ObjectVersion {
+            bucket: &self.location.bucket,
+            key: &self.location.key,
+            version_id: &self.version_id,
+            etag: &self.etag,
+        }
+    }
 }
 
 /// Limits of one import.
@@ -284,19 +297,7 @@ async fn apply(
 ) -> Result<Applied, BulkError> {
     let mut client = pool.get().await.map_err(shared::ApiError::from)?;
     let tx = client.transaction().await?;
-    let claimed = tx
-        .execute(
-            "insert into customer_imports (bucket, key, version_id, etag, status, result)
-             values ($1, $2, $3, $4, 'imported', '{}') on conflict do nothing",
-            &[
-                &object.location.bucket,
-                &object.location.key,
-                &object.version_id,
-                &object.etag,
-            ],
-        )
-        .await?;
-    if claimed == 0 {
+    if !customer_imports::claim(&tx, object.ledger_key()).await? {
         // A duplicate event imported it meanwhile (this insert waited for its commit).
         drop(tx);
         let done = recorded(pool, object)
@@ -433,20 +434,9 @@ async fn recorded(
     object: &ImportObject,
 ) -> Result<Option<ImportResult>, BulkError> {
     let client = pool.get().await.map_err(shared::ApiError::from)?;
-    let row = client
-        .query_opt(
-            "select result from customer_imports
-             where bucket = $1 and key = $2 and version_id = $3 and etag = $4
-               and result <> '{}'",
-            &[
-                &object.location.bucket,
-                &object.location.key,
-                &object.version_id,
-                &object.etag,
-            ],
-        )
-        .await?;
-    row.map(|row| serde_json::from_value(row.get(0)))
+    customer_imports::result(&client, object.ledger_key())
+        .await?
+        .map(serde_json::from_value)
         .transpose()
         .map_err(|e| BulkError::Inconsistent(format!("unreadable import ledger result: {e}")))
 }
@@ -460,22 +450,7 @@ async fn record(
 ) -> Result<(), BulkError> {
     let json = serde_json::to_value(result)
         .map_err(|e| BulkError::Inconsistent(format!("result not serialisable: {e}")))?;
-    client
-        .execute(
-            "insert into customer_imports (bucket, key, version_id, etag, status, result)
-             values ($1, $2, $3, $4, $5, $6)
-             on conflict (bucket, key, version_id, etag) do update
-             set status = excluded.status, result = excluded.result, finished_at = now()",
-            &[
-                &object.location.bucket,
-                &object.location.key,
-                &object.version_id,
-                &object.etag,
-                &result.status.as_str(),
-                &json,
-            ],
-        )
-        .await?;
+    customer_imports::record(client, object.ledger_key(), result.status.as_str(), &json).await?;
     Ok(())
 }
 

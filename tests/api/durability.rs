@@ -20,10 +20,10 @@ use axum::http::{Method, StatusCode, header};
 use campaign_processor::{Outcome, Processor};
 use integration_tests::{TenantFixture, TestApp, TestOptions};
 use serde_json::{Value, json};
+use shared::config::RedrivePolicy;
 use shared::db::outbox;
 use shared::domain::TenantName;
 use shared::queue::{CampaignJob, InProcessReceiver, Queue};
-use shared::config::RedrivePolicy;
 use shared::relay::{Relay, SweepReport};
 use uuid::Uuid;
 

@@ -313,7 +313,7 @@ async fn calendar(limit: i64, run: bool) -> anyhow::Result<()> {
         );
     }
     let client = connect().await?;
-    let now: chrono::DateTime<chrono::Utc> = client.query_one("select now()", &[]).await?.get(0);
+    let now = db::campaigns::calendar::now(&client).await?;
     let actions = db::campaigns::calendar::actions(&client, false, limit.max(1)).await?;
     if actions.is_empty() {
         println!("no scheduled starts or running campaigns");

@@ -7,9 +7,11 @@
 //! tenant again.
 
 pub mod access_audit;
+pub mod archives;
 pub mod campaigns;
 pub mod consents;
 pub mod customer_import;
+pub mod customer_imports;
 pub mod customers;
 pub mod login_throttle;
 pub mod offers;
@@ -351,6 +353,26 @@ pub async fn in_tenant<T>(
 ) -> Result<T, ApiError> {
     let mut client = pool.get().await?;
     let tx = TenantTx::begin(&mut client, tenant).await?;
+    let value = work(&tx).await?;
+    tx.commit().await?;
+    Ok(value)
+}
+
+/// Runs `work` in a transaction of `pool` that is scoped to no tenant, and commits when it
+/// returns `Ok` (rolls back otherwise, as [`in_tenant`]): the super admin's work across
+/// tenants (tenants, users, assignments) on the platform pool, whose login role sees every
+/// tenant. Work on one tenant's rows takes [`in_tenant`] on the same pool instead, so its
+/// statements read the tenant from the [`TenantTx`].
+///
+/// # Errors
+/// 503 when no connection is to be had or the commit fails on a broken connection; whatever
+/// `work` answers.
+pub async fn in_platform<T>(
+    pool: &deadpool_postgres::Pool,
+    work: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
     let value = work(&tx).await?;
     tx.commit().await?;
     Ok(value)

@@ -184,6 +184,14 @@ pub struct CalendarAction {
     pub at: DateTime<Utc>,
 }
 
+/// The database's clock, which judges every window (`now()`).
+///
+/// # Errors
+/// Database failures.
+pub async fn now(client: &impl GenericClient) -> Result<DateTime<Utc>, ApiError> {
+    Ok(client.query_one_cached("select now()", &[]).await?.get(0))
+}
+
 /// The scheduler's actions, earliest first: with `due_only`, those due now (`at <= now()`);
 /// otherwise also the coming ones. At most `limit`. Reads every tenant: call on the platform
 /// pool.

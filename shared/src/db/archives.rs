@@ -1,0 +1,423 @@
+//! Archives of completed campaigns' deliveries (`campaign_archives`, migration V017) and the
+//! contact ledger's pruning: every statement housekeeping (`bulk::archive`) runs. Each
+//! statement about one campaign runs in a [`TenantTx`] of its tenant and filters by it, so
+//! row-level security is the second wall here too, not the only one.
+
+use std::str::FromStr;
+
+use tokio_postgres::{CopyInSink, CopyOutStream};
+
+use super::{CachedStatements, GenericClient, TenantTx};
+use crate::domain::TenantName;
+use crate::error::ApiError;
+
+/// Where an archive stands (`campaign_archives.state`); no row at all means nothing was
+/// exported yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveState {
+    /// The object and its manifest are written; not read back yet.
+    Exported,
+    /// Read back and matched: the deliveries are being deleted in batches.
+    Deleting,
+    /// Every delivery is deleted; the object holds them.
+    Archived,
+}
+
+impl ArchiveState {
+    /// The stored name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exported => "exported",
+            Self::Deleting => "deleting",
+            Self::Archived => "archived",
+        }
+    }
+}
+
+impl FromStr for ArchiveState {
+    type Err = ApiError;
+
+    fn from_str(name: &str) -> Result<Self, ApiError> {
+        match name {
+            "exported" => Ok(Self::Exported),
+            "deleting" => Ok(Self::Deleting),
+            "archived" => Ok(Self::Archived),
+            other => Err(ApiError::internal(format!("unknown archive state {other}"))),
+        }
+    }
+}
+
+/// A campaign's archive row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveRecord {
+    /// The bucket holding the object.
+    pub bucket: String,
+    /// The object's key (`archive/<tenant>/<campaign>.csv.gz`).
+    pub key: String,
+    /// Delivery rows in it.
+    pub rows: i64,
+    /// SHA-256 of its uncompressed CSV, hexadecimal.
+    pub sha256: String,
+    /// The CSV's columns, in order.
+    pub columns: Vec<String>,
+    /// Where it stands.
+    pub state: ArchiveState,
+}
+
+/// A new archive row: the export's figures.
+#[derive(Debug, Clone)]
+pub struct NewArchive<'a> {
+    /// The bucket.
+    pub bucket: &'a str,
+    /// The object's key.
+    pub key: &'a str,
+    /// The manifest's key.
+    pub manifest_key: &'a str,
+    /// Delivery rows exported.
+    pub rows: i64,
+    /// SHA-256 of the CSV.
+    pub sha256: &'a str,
+    /// The CSV's columns.
+    pub columns: &'a [String],
+    /// The campaign's delivery counts at export (JSON).
+    pub summary: &'a serde_json::Value,
+}
+
+/// Completed campaigns past their tenant's `retention_days` (and `report_grace_days`) whose
+/// deliveries are not archived yet, oldest end first, at most `limit`: platform work across
+/// tenants, on a connection that sees every tenant.
+///
+/// # Errors
+/// Database failures; a stored tenant name that does not parse.
+pub async fn due(
+    client: &impl GenericClient,
+    report_grace_days: i32,
+    limit: i64,
+) -> Result<Vec<(TenantName, i32)>, ApiError> {
+    let rows = client
+        .query_cached(
+            "select c.tenant_name, c.id from campaigns c
+             join tenants t on t.name = c.tenant_name
+             left join campaign_archives a
+               on a.campaign_id = c.id and a.tenant_name = c.tenant_name
+             where c.status = 'completed'
+               and c.ends_at < now() - make_interval(days => greatest(t.retention_days, $1))
+               and (a.state is null or a.state <> 'archived')
+             order by c.ends_at, c.id
+             limit $2",
+            &[&report_grace_days, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let tenant = TenantName::parse(row.get::<_, &str>(0)).map_err(ApiError::internal)?;
+            Ok((tenant, row.get(1)))
+        })
+        .collect()
+}
+
+/// Campaign `campaign`'s archive row, if it has one; with `lock`, locked until the
+/// transaction ends.
+///
+/// # Errors
+/// Database failures.
+pub async fn get(
+    tx: &TenantTx<'_>,
+    campaign: i32,
+    lock: bool,
+) -> Result<Option<ArchiveRecord>, ApiError> {
+    let sql = if lock {
+        "select bucket, key, rows, sha256, columns, state from campaign_archives
+         where campaign_id = $1 and tenant_name = $2 for update"
+    } else {
+        "select bucket, key, rows, sha256, columns, state from campaign_archives
+         where campaign_id = $1 and tenant_name = $2"
+    };
+    let row = tx
+        .query_opt_cached(sql, &[&campaign, &tx.tenant().as_str()])
+        .await?;
+    row.map(|row| {
+        Ok(ArchiveRecord {
+            bucket: row.get(0),
+            key: row.get(1),
+            rows: row.get(2),
+            sha256: row.get(3),
+            columns: row.get(4),
+            state: row.get::<_, &str>(5).parse()?,
+        })
+    })
+    .transpose()
+}
+
+/// Records an export (state `exported`).
+///
+/// # Errors
+/// Database failures.
+pub async fn insert(
+    tx: &TenantTx<'_>,
+    campaign: i32,
+    new: &NewArchive<'_>,
+) -> Result<(), ApiError> {
+    tx.execute_cached(
+        "insert into campaign_archives
+             (campaign_id, tenant_name, bucket, key, manifest_key, rows, sha256, columns,
+              summary, state)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'exported')",
+        &[
+            &campaign,
+            &tx.tenant().as_str(),
+            &new.bucket,
+            &new.key,
+            &new.manifest_key,
+            &new.rows,
+            &new.sha256,
+            &new.columns,
+            new.summary,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Moves the archive from `from` to `to` (`archived` also stamps `archived_at`); answers
+/// whether it was in `from`.
+///
+/// # Errors
+/// Database failures.
+pub async fn advance(
+    tx: &TenantTx<'_>,
+    campaign: i32,
+    from: ArchiveState,
+    to: ArchiveState,
+) -> Result<bool, ApiError> {
+    let n = tx
+        .execute_cached(
+            "update campaign_archives
+             set state = $4,
+                 archived_at = case when $4 = 'archived' then now() else archived_at end
+             where campaign_id = $1 and tenant_name = $2 and state = $3",
+            &[
+                &campaign,
+                &tx.tenant().as_str(),
+                &from.as_str(),
+                &to.as_str(),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Removes the archive row (an export that did not verify, or a restore).
+///
+/// # Errors
+/// Database failures.
+pub async fn remove(tx: &TenantTx<'_>, campaign: i32) -> Result<(), ApiError> {
+    tx.execute_cached(
+        "delete from campaign_archives where campaign_id = $1 and tenant_name = $2",
+        &[&campaign, &tx.tenant().as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The delivery rows (`campaign_customers`) campaign `campaign` still has.
+///
+/// # Errors
+/// Database failures.
+pub async fn count_deliveries(tx: &TenantTx<'_>, campaign: i32) -> Result<i64, ApiError> {
+    Ok(tx
+        .query_one_cached(
+            "select count(*) from campaign_customers where campaign_id = $1 and tenant_name = $2",
+            &[&campaign, &tx.tenant().as_str()],
+        )
+        .await?
+        .get(0))
+}
+
+/// Deletes at most `batch` of campaign `campaign`'s delivery rows, lowest customer ids
+/// first; answers how many.
+///
+/// # Errors
+/// Database failures.
+pub async fn delete_deliveries(
+    tx: &TenantTx<'_>,
+    campaign: i32,
+    batch: i64,
+) -> Result<u64, ApiError> {
+    Ok(tx
+        .execute_cached(
+            "delete from campaign_customers
+             where campaign_id = $1 and tenant_name = $2 and customer_id in (
+                 select customer_id from campaign_customers
+                 where campaign_id = $1 and tenant_name = $2
+                 order by customer_id limit $3)",
+            &[&campaign, &tx.tenant().as_str(), &batch],
+        )
+        .await?)
+}
+
+/// `campaign_customers`' columns, in table order (the catalog's names, never request text).
+///
+/// # Errors
+/// Database failures.
+pub async fn delivery_columns(tx: &TenantTx<'_>) -> Result<Vec<String>, ApiError> {
+    let rows = tx
+        .query_cached(
+            "select attname::text from pg_attribute
+             where attrelid = 'campaign_customers'::regclass and attnum > 0 and not attisdropped
+             order by attnum",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Column names as quoted SQL identifiers, comma-separated.
+fn quoted(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Streams campaign `campaign`'s delivery rows out as CSV with a header (`columns`, from
+/// [`delivery_columns`]), by customer id. `COPY` takes no parameters: the statement embeds
+/// the campaign id (a number) and the tenant's name (a [`TenantName`], letters, digits and
+/// underscores only).
+///
+/// # Errors
+/// Database failures.
+pub async fn copy_deliveries_out(
+    tx: &TenantTx<'_>,
+    campaign: i32,
+    columns: &[String],
+) -> Result<CopyOutStream, ApiError> {
+    Ok(tx
+        .copy_out(&format!(
+            "copy (select {} from campaign_customers
+                   where campaign_id = {campaign} and tenant_name = '{}'
+                   order by customer_id) to stdout (format csv, header)",
+            quoted(columns),
+            tx.tenant().as_str()
+        ))
+        .await?)
+}
+
+/// Opens the restore of an archive: a staging table dropped at commit, and the `COPY` sink
+/// its CSV (with the header `columns`) goes into.
+///
+/// # Errors
+/// Database failures.
+pub async fn begin_restore(
+    tx: &TenantTx<'_>,
+    columns: &[String],
+) -> Result<CopyInSink<bytes::Bytes>, ApiError> {
+    tx.batch_execute(
+        "create temporary table restored_deliveries
+             (like campaign_customers including defaults) on commit drop",
+    )
+    .await?;
+    Ok(tx
+        .copy_in(&format!(
+            "copy restored_deliveries ({}) from stdin (format csv, header match)",
+            quoted(columns)
+        ))
+        .await?)
+}
+
+/// Puts the staged rows of campaign `campaign` back (rows still present are kept as they
+/// are) and removes its archive row; answers how many came back.
+///
+/// # Errors
+/// Database failures.
+pub async fn finish_restore(
+    tx: &TenantTx<'_>,
+    campaign: i32,
+    columns: &[String],
+) -> Result<u64, ApiError> {
+    let columns = quoted(columns);
+    let restored = tx
+        .execute(
+            &format!(
+                "insert into campaign_customers ({columns})
+                 select {columns} from restored_deliveries
+                 where campaign_id = $1 and tenant_name = $2
+                 on conflict do nothing"
+            ),
+            &[&campaign, &tx.tenant().as_str()],
+        )
+        .await?;
+    remove(tx, campaign).await?;
+    Ok(restored)
+}
+
+/// Campaigns whose contact-ledger rows no policy can count any more: ended more than
+/// `window_days + report_grace_days` days ago (platform work across tenants).
+///
+/// # Errors
+/// Database failures.
+pub async fn prunable_campaigns(
+    client: &impl GenericClient,
+    window_days: i32,
+    report_grace_days: i32,
+) -> Result<Vec<(TenantName, i32)>, ApiError> {
+    let rows = client
+        .query_cached(
+            "select tenant_name, id from campaigns
+             where ends_at < now() - make_interval(days => $1::int + $2::int)
+             order by id",
+            &[&window_days, &report_grace_days],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let tenant = TenantName::parse(row.get::<_, &str>(0)).map_err(ApiError::internal)?;
+            Ok((tenant, row.get(1)))
+        })
+        .collect()
+}
+
+/// Deletes at most `batch` contact-ledger rows of campaign `campaign` older than
+/// `window_days`; answers how many.
+///
+/// # Errors
+/// Database failures.
+pub async fn prune_contacts(
+    tx: &TenantTx<'_>,
+    campaign: i32,
+    window_days: i32,
+    batch: i64,
+) -> Result<u64, ApiError> {
+    Ok(tx
+        .execute_cached(
+            "delete from customer_contacts
+             where campaign_id = $1 and tenant_name = $2 and customer_id in (
+                 select customer_id from customer_contacts
+                 where campaign_id = $1 and tenant_name = $2
+                   and contact_at < now() - make_interval(days => $3)
+                 limit $4)",
+            &[&campaign, &tx.tenant().as_str(), &window_days, &batch],
+        )
+        .await?)
+}
+
+/// The tenant of campaign `campaign`, if it exists (an operator's restore names only the
+/// campaign): platform work, on a connection that sees every tenant.
+///
+/// # Errors
+/// Database failures; a stored tenant name that does not parse.
+pub async fn tenant_of_campaign(
+    client: &impl GenericClient,
+    campaign: i32,
+) -> Result<Option<TenantName>, ApiError> {
+    client
+        .query_opt_cached(
+            "select tenant_name from campaigns where id = $1",
+            &[&campaign],
+        )
+        .await?
+        .map(|row| TenantName::parse(row.get::<_, &str>(0)).map_err(ApiError::internal))
+        .transpose()
+}
