@@ -2,8 +2,9 @@
 //!
 //! A tour of the modules, in the order a request meets them:
 //!
-//! - [`config`]: [`config::Config::from_env`], read once in `main`; a missing or malformed
-//!   variable stops start-up and names the variable.
+//! - [`config`]: every environment variable, read once in `main` in typed sections
+//!   ([`config::Config::from_env`] for the API); a missing or malformed variable stops
+//!   start-up and names the variable.
 //! - [`telemetry`]: tracing set-up (JSON on Lambda, readable locally).
 //! - [`state`]: [`state::AppState`], the pool, token keys and password hasher built once and
 //!   shared by every handler.
@@ -21,13 +22,13 @@
 //!   with the SQL that reads and writes it.
 //! - [`criteria`]: the selection-criteria language, compiled to parameterised SQL.
 //! - [`queue`]: the campaign queue (SQS or in-process) and its job messages.
-//! - [`relay`]: the transactional outbox's relay and the re-drive of stale jobs; [`metrics`]:
-//!   their figures as CloudWatch embedded metric format records.
+//! - [`relay`]: the transactional outbox's relay and the re-drive of stale jobs, then the
+//!   campaign [`scheduler`] (starts and ends by each tenant's calendar); [`metrics`]: their
+//!   figures as CloudWatch embedded metric format records.
 //! - [`domain`]: newtypes that parse instead of validate (tenant names, usernames, role names).
 //! - [`error`]: [`error::ApiError`], rendered as RFC 9457 `application/problem+json`.
 
 pub mod auth;
-pub mod calendar;
 pub mod config;
 pub mod criteria;
 pub mod db;
@@ -41,6 +42,7 @@ pub mod pagination;
 pub mod paths;
 pub mod queue;
 pub mod relay;
+pub mod scheduler;
 pub mod state;
 pub mod telemetry;
 

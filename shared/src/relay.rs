@@ -12,7 +12,7 @@
 //!   A job at [`RedrivePolicy::max_attempts`] becomes `failed` with a `last_error` saying what
 //!   happened and how to start again.
 //!
-//! [`Relay::run_once`] does both, then runs the campaign scheduler ([`crate::calendar`]:
+//! [`Relay::run_once`] does both, then runs the campaign scheduler ([`crate::scheduler`]:
 //! scheduled starts, automatic ends); it runs on a schedule: an EventBridge schedule invoking the
 //! `outbox-relay` function on AWS, a tokio interval in `offerctl serve`. Sending a message
 //! twice is harmless: the processor is idempotent.
@@ -22,13 +22,13 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-use crate::calendar::CalendarReport;
 use crate::config::RedrivePolicy;
 use crate::db::{campaigns, outbox, set_tenant};
 use crate::domain::TenantName;
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
 use crate::queue::{Queue, QueueError};
+use crate::scheduler::CalendarReport;
 
 /// Messages taken from the outbox per transaction (ten SQS batches).
 pub const SEND_BATCH: i64 = 100;
@@ -133,7 +133,7 @@ pub struct RelayReport {
     pub sweep: SweepReport,
     /// Messages sent to the queue.
     pub sent: usize,
-    /// The campaign scheduler's run ([`crate::calendar`]).
+    /// The campaign scheduler's run ([`crate::scheduler`]).
     pub calendar: CalendarReport,
 }
 
@@ -150,14 +150,14 @@ pub struct Relay {
 
 impl Relay {
     /// Sweeps stale jobs, sends every outbox message, then runs the campaign scheduler
-    /// ([`crate::calendar::run`]); emits the figures ([`crate::metrics`]) as `function`.
+    /// ([`crate::scheduler::run`]); emits the figures ([`crate::metrics`]) as `function`.
     ///
     /// # Errors
     /// [`RelayError`]; work committed before the failure stays done.
     pub async fn run_once(&self, function: &str) -> Result<RelayReport, RelayError> {
         let sweep = self.sweep().await?;
         let sent = send(&self.pool, &self.queue, None).await?;
-        let calendar = crate::calendar::run(&self.pool).await?;
+        let calendar = crate::scheduler::run(&self.pool).await?;
         let mut figures = calendar.metrics();
         if sweep.jobs_redriven > 0 {
             figures.push(Metric::count(

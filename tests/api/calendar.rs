@@ -4,13 +4,13 @@
 //!
 //! Time moves only by dating campaigns relative to the database clock (their dates, and their
 //! deliveries' release times, written back as if days had passed); the scheduler is the
-//! production one (`shared::calendar::run`, what the relay runs on its schedule).
+//! production one (`shared::scheduler::run`, what the relay runs on its schedule).
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use integration_tests::{NewCampaign, TenantFixture, TestApp, TestOptions, TestResponse};
 use serde_json::{Value, json};
-use shared::calendar::{self, CalendarReport};
+use shared::scheduler::{self as calendar, CalendarReport};
 
 use crate::webhook::{issue_key, report};
 

@@ -369,7 +369,10 @@ async fn the_report_statement_finds_the_reports_it_did_not_apply_by_hashing() {
         .db()
         .await
         .query(
-            &format!("explain {}", shared::db::webhooks::APPLY_REPORTS_SQL),
+            &format!(
+                "explain {}",
+                shared::db::campaigns::reports::APPLY_REPORTS_SQL
+            ),
             &[
                 &index,
                 &campaign,

@@ -607,12 +607,12 @@ async fn keys_made_before_tenant_scoping_work_only_once_bound() {
         .get(0);
     let tenant = shared::domain::TenantName::parse("credit_card").expect("name");
     let db = app.db().await;
-    shared::db::webhooks::assign_tenant(&db, key_id, &tenant)
+    shared::db::webhook_keys::assign_tenant(&db, key_id, &tenant)
         .await
         .expect("assign");
     let loan = shared::domain::TenantName::parse("loan").expect("name");
     assert!(matches!(
-        shared::db::webhooks::assign_tenant(&db, key_id, &loan).await,
+        shared::db::webhook_keys::assign_tenant(&db, key_id, &loan).await,
         Err(shared::ApiError::Conflict(_))
     ));
     let accepted = report(&app, &key, &body).await;

@@ -7,7 +7,7 @@ use axum::response::Response;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use shared::auth::api_key;
-use shared::db::webhooks::{self, WebhookKey};
+use shared::db::webhook_keys::{self, WebhookKey};
 use shared::domain::{TenantName, Username};
 use shared::extract::SuperAdmin;
 use shared::http::created;
@@ -55,7 +55,7 @@ pub async fn issue_webhook_key(
     } else {
         None
     };
-    let key = webhooks::insert_key(
+    let key = webhook_keys::insert_key(
         client,
         new.id,
         tenant,
@@ -142,7 +142,7 @@ pub(crate) async fn list_webhook_keys(
     AppQuery(filter): AppQuery<WebhookKeyFilter>,
 ) -> Result<AppJson<Vec<WebhookKey>>, ApiError> {
     Ok(AppJson(
-        webhooks::list_keys(&state.platform.get().await?, filter.tenant_name.as_ref()).await?,
+        webhook_keys::list_keys(&state.platform.get().await?, filter.tenant_name.as_ref()).await?,
     ))
 }
 
@@ -173,7 +173,7 @@ pub(crate) async fn revoke_webhook_key(
     SuperAdmin(admin): SuperAdmin,
     AppPath(id): AppPath<uuid::Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    if !webhooks::revoke_key(&state.platform.get().await?, id).await? {
+    if !webhook_keys::revoke_key(&state.platform.get().await?, id).await? {
         return Err(ApiError::NotFound(format!("no webhook key {id}")));
     }
     tracing::info!(user.name = %admin.username, webhook.key_id = %id, "webhook key revoked");

@@ -14,7 +14,7 @@ use serde_json::Value;
 use shared::ApiError;
 use shared::db::campaigns::calendar::{self, Phase};
 use shared::db::campaigns::{self, FeedDelivery};
-use shared::db::{in_tenant, offers, webhooks};
+use shared::db::{in_tenant, offers, webhook_keys};
 use shared::domain::{CampaignStatus, Channel};
 use shared::http::{AppJson, AppPath};
 use shared::openapi::{Conflict, NotFound};
@@ -86,7 +86,7 @@ pub(crate) async fn list_deliveries(
     let (campaign, offer, rows) = in_tenant(&pool, &tenant, async |tx| {
         // A signed page is served once per message id: a captured request replays nothing.
         if let Some(message_id) = &message_id
-            && !webhooks::record_message(tx, key.id, message_id).await?
+            && !webhook_keys::record_message(tx, key.id, message_id).await?
         {
             tracing::warn!(webhook.key_id = %key.id, "feed request with a replayed webhook-id");
             return Err(ApiError::Unauthorized(

@@ -7,7 +7,7 @@ use deadpool_postgres::Pool;
 use secrecy::{ExposeSecret, SecretString};
 use shared::ApiError;
 use shared::auth::api_key;
-use shared::db::webhooks::{self, ActiveKey};
+use shared::db::webhook_keys::{self, ActiveKey};
 use shared::domain::TenantName;
 use standardwebhooks::{HEADER_WEBHOOK_ID, Webhook, WebhookError};
 
@@ -32,7 +32,7 @@ pub(crate) async fn authenticate_key(
         return Err(refused);
     };
     let client = pool.get().await?;
-    let key = webhooks::active_key(&client, id).await?;
+    let key = webhook_keys::active_key(&client, id).await?;
     // Unknown and revoked keys cost the same comparison as a wrong one.
     let stored = key.as_ref().map_or(&[0u8; 32][..], |k| &k.hash[..]);
     let valid = api_key::matches(&presented, stored);

@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::ApiError;
 use shared::config::ReportGrace;
+use shared::db::campaigns::reports::{
+    self, DeliveryReport, OptOutReport, PinnedCampaign, ReportOutcome,
+};
 use shared::db::in_tenant;
-use shared::db::webhooks::{self, DeliveryReport, OptOutReport, PinnedCampaign, ReportOutcome};
+use shared::db::webhook_keys;
 use shared::domain::DeliveryStatus;
 use shared::http::{AppJson, has_media_type, read_body_limited};
 use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType};
@@ -272,7 +275,7 @@ pub(crate) async fn report_delivery_status(
 
     let (replayed, campaigns) = in_tenant(&pool, &tenant, async |tx| {
         let replayed = match &message_id {
-            Some(id) => !webhooks::record_message(tx, key.id, id).await?,
+            Some(id) => !webhook_keys::record_message(tx, key.id, id).await?,
             None => false,
         };
         if replayed {
@@ -288,12 +291,12 @@ pub(crate) async fn report_delivery_status(
             );
         } else {
             if !winners.is_empty() {
-                for (index, outcome) in webhooks::apply_reports(tx, &winners, grace).await? {
+                for (index, outcome) in reports::apply_reports(tx, &winners, grace).await? {
                     outcomes.push(ItemResult::judged(index, outcome));
                 }
             }
             if !opt_outs.is_empty() {
-                for (index, outcome) in webhooks::apply_opt_outs(tx, key.id, &opt_outs).await? {
+                for (index, outcome) in reports::apply_opt_outs(tx, key.id, &opt_outs).await? {
                     outcomes.push(ItemResult::judged(index, outcome));
                 }
             }
@@ -308,9 +311,9 @@ pub(crate) async fn report_delivery_status(
         let campaigns = if named.is_empty() {
             Vec::new()
         } else {
-            webhooks::pinned_campaigns(tx, &named).await?
+            reports::pinned_campaigns(tx, &named).await?
         };
-        webhooks::touch_key(tx, key.id).await?;
+        webhook_keys::touch_key(tx, key.id).await?;
         Ok((replayed, campaigns))
     })
     .await?;

@@ -4,7 +4,7 @@
 //! Each invocation runs [`shared::relay::Relay::run_once`]: stale jobs are re-driven (or
 //! given up after `CAMPAIGN_MAX_ATTEMPTS`), every outbox message is sent to the campaign
 //! queue, then the campaign scheduler starts and ends the campaigns due
-//! ([`shared::calendar`]). It answers what it did; its figures go to CloudWatch as embedded-metric records.
+//! ([`shared::scheduler`]). It answers what it did; its figures go to CloudWatch as embedded-metric records.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;

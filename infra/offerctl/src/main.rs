@@ -295,13 +295,13 @@ async fn demo(
 }
 
 /// Prints the scheduler's next `limit` actions ([`db::campaigns::calendar::actions`]); with
-/// `run`, first takes those due ([`shared::calendar::run`]).
+/// `run`, first takes those due ([`shared::scheduler::run`]).
 async fn calendar(limit: i64, run: bool) -> anyhow::Result<()> {
     if run {
         let config = DatabaseConfig::from_env()?;
         let pool = db::pool(&config, db::Scope::Platform)?;
         let started = std::time::Instant::now();
-        let report = shared::calendar::run(&pool).await?;
+        let report = shared::scheduler::run(&pool).await?;
         println!(
             "scheduler run: {} started, {} starts failed, {} completed, {} deliveries expired \
              ({:.3} s)",
@@ -432,7 +432,7 @@ async fn webhook_key(command: WebhookKeyCommand) -> anyhow::Result<()> {
             println!("(shown once: send the key as X-API-Key; only its hash is stored)");
         }
         WebhookKeyCommand::List => {
-            let keys = shared::db::webhooks::list_keys(&client, None).await?;
+            let keys = shared::db::webhook_keys::list_keys(&client, None).await?;
             for key in keys {
                 println!(
                     "{}  {:<24} tenant={:<20} signed={:<5} created={} last_used={} revoked={}",
@@ -449,11 +449,11 @@ async fn webhook_key(command: WebhookKeyCommand) -> anyhow::Result<()> {
             }
         }
         WebhookKeyCommand::Assign { id, tenant } => {
-            shared::db::webhooks::assign_tenant(&client, id, &tenant).await?;
+            shared::db::webhook_keys::assign_tenant(&client, id, &tenant).await?;
             println!("webhook key {id} now reports on tenant {tenant}'s campaigns only");
         }
         WebhookKeyCommand::Revoke { id } => {
-            let found = shared::db::webhooks::revoke_key(&client, id).await?;
+            let found = shared::db::webhook_keys::revoke_key(&client, id).await?;
             if !found {
                 bail!("no webhook key {id}");
             }

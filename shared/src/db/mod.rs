@@ -19,7 +19,7 @@ pub mod outbox;
 pub mod roles;
 pub mod tenants;
 pub mod users;
-pub mod webhooks;
+pub mod webhook_keys;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! HTTP plumbing shared by every router: the service wrapper used by the local gateway and by
 //! Lambda alike (security headers, trailing slashes, the trace layer) here; JSON bodies in
-//! [`json`] and query and path parameters in [`extract`], both answering bad input as problem
+//! [`json`] and query and path parameters in [`params`], both answering bad input as problem
 //! details; their names are re-exported from this module.
 
 use axum::Router;
@@ -11,15 +11,15 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::ApiError;
 
-pub mod extract;
 pub mod json;
+pub mod params;
 
-pub use extract::{AppPath, AppQuery};
 pub use json::{
     AppJson, MAX_COMMENT_CHARS, MAX_JSON_BODY_BYTES, MAX_TEXT_CHARS, OptionalJson, check_length,
     decode_json, duplicate_key, duplicate_key_error, has_media_type, inexact_number, nullable,
     read_body, read_body_limited,
 };
+pub use params::{AppPath, AppQuery};
 
 /// Where the local server's interactive API docs live. Swagger UI's page is the directory
 /// `/docs/` (its assets are relative to it), so paths under it keep their trailing slash.

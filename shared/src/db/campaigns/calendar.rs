@@ -124,7 +124,7 @@ pub async fn set_status(
 /// (the slot is free for other campaigns). One row: how many expired.
 ///
 /// The rows are locked first in key order (`locked`), the order in which a report batch locks
-/// the deliveries it names ([`crate::db::webhooks::LOCK_REPORTED_SQL`]): a batch of reports
+/// the deliveries it names ([`crate::db::campaigns::reports::LOCK_REPORTED_SQL`]): a batch of reports
 /// arriving at the campaign's end waits for the expiry, or the expiry for it, and the two
 /// never deadlock (an update in scan order could hold a row the batch needs while waiting for
 /// one it holds).

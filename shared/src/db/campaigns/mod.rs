@@ -18,6 +18,7 @@ pub mod audience;
 pub mod calendar;
 pub mod deliveries;
 pub mod processing;
+pub mod reports;
 
 pub use audience::{AudienceMember, PreviewBreakdown, preview, preview_breakdown};
 pub use deliveries::{
