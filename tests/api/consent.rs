@@ -1,4 +1,4 @@
-//! Consent, contact pressure across tenants, and the providers' delivery feed, on the real
+//! Consent, the contact cap across tenants, and the providers' delivery feed, on the real
 //! demo customers: opt-outs imported by CSV are excluded and counted, the contact cap holds
 //! across two tenants released at the same moment, and a provider fetches exactly the
 //! released deliveries and reports them, with a summary that adds up.

@@ -548,7 +548,7 @@ impl Demo {
 
     /// Consent recorded for the gold and platinum holders (every tenth says no) and the platform's contact cap.
     async fn consent_and_cap(&mut self) -> anyhow::Result<()> {
-        // 3. Consent and contact pressure: the bank's data team records what the gold and
+        // 3. Consent and the contact cap: the bank's data team records what the gold and
         //    platinum card holders said about e-mail (every tenth said no), and the platform
         //    caps contacts across every tenant.
         let mut consented = 0;
