@@ -1,0 +1,401 @@
+//! The bulk customer import: a CSV file (plain or gzip-compressed) of any size, streamed into
+//! `COPY` and applied with one set-based upsert by e-mail, all rows or none.
+//!
+//! One code path serves `POST /customers/import` (a body of at most 6 MB),
+//! `offerctl import-customers FILE` and the S3 import (`bulk::import`, files of gigabytes):
+//! a parser thread reads the file through a [`Read`] and sends valid rows as COPY data in
+//! chunks of [`COPY_CHUNK_BYTES`] over a channel of [`COPY_CHANNEL_SLOTS`] slots, so the
+//! import holds at most a few megabytes of the file at a time, whatever its size. Rows
+//! land in a temporary staging table (dropped at commit); repeated e-mails are found there
+//! by one query, and the upsert leaves rows already as in the file untouched (importing a
+//! file twice changes nothing). A bad line does not stop the reading: every line is
+//! checked, the first [`MAX_REPORTED_IMPORT_ERRORS`] problems are kept and all counted,
+//! and the caller's transaction is rolled back.
+
+use std::io::Read;
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::SinkExt;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::customers::RECORD_COLUMNS;
+use crate::error::{ApiError, FieldError};
+
+mod reader;
+
+pub use reader::CONSENT_COLUMNS;
+use reader::parse;
+
+/// Most problems listed in one refused import (the count covers all of them).
+pub const MAX_REPORTED_IMPORT_ERRORS: usize = 100;
+/// Bytes of COPY data per message to PostgreSQL: the streaming buffer's unit.
+pub const COPY_CHUNK_BYTES: usize = 1 << 20;
+/// Chunks in flight between the parser thread and the COPY (bounds the memory an import
+/// holds: about `COPY_CHANNEL_SLOTS + 2` chunks, plus the reader's own buffers).
+pub const COPY_CHANNEL_SLOTS: usize = 4;
+/// Bytes read from the source at a time (and sniffed for the gzip magic number).
+pub(crate) const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ImportSummary {
+    /// Data rows in the file.
+    pub rows: u64,
+    /// New customers.
+    pub inserted: u64,
+    /// Existing customers (same e-mail) whose fields changed.
+    pub updated: u64,
+    /// Existing customers already exactly as in the file.
+    pub unchanged: u64,
+    /// Consents changed by the file's consent columns (`consent_email`, …).
+    pub consents_changed: u64,
+}
+
+/// One bad row of an import: its line in the file (the header is line 1), the column if one
+/// is to blame, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ImportProblem {
+    /// 1-based line number in the file.
+    pub line: u64,
+    /// The offending column, if one.
+    pub column: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ImportProblem {
+    /// The problem's JSON pointer into the file: `/lines/{line}/{column}` or `/lines/{line}`.
+    pub fn pointer(&self) -> String {
+        match &self.column {
+            Some(column) => format!("/lines/{}/{column}", self.line),
+            None => format!("/lines/{}", self.line),
+        }
+    }
+}
+
+/// Why an import was refused as a whole (nothing was written once the caller rolls back).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The header or some rows are invalid: `total` problems, the first
+    /// [`MAX_REPORTED_IMPORT_ERRORS`] of them (by line) in `problems`.
+    #[error("{total} problem(s) in the file; nothing was imported")]
+    Invalid {
+        /// How many problems the file has.
+        total: u64,
+        /// The first of them, by line.
+        problems: Vec<ImportProblem>,
+    },
+    /// The import could not finish before its deadline (the S3 import's Lambda timeout).
+    #[error("the import did not finish in its time ({rows} rows read); nothing was imported")]
+    OutOfTime {
+        /// Data rows read when time ran out.
+        rows: u64,
+    },
+    /// Reading the source failed for a reason that is not the file's content (the
+    /// connection to S3 broke, say): retrying may succeed.
+    #[error("reading the file failed: {0}")]
+    Read(std::io::Error),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] ApiError),
+}
+
+impl From<tokio_postgres::Error> for ImportError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        Self::Database(err.into())
+    }
+}
+
+impl ImportError {
+    fn header(reason: String) -> Self {
+        Self::Invalid {
+            total: 1,
+            problems: vec![ImportProblem {
+                line: 1,
+                column: None,
+                reason,
+            }],
+        }
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(err: ImportError) -> Self {
+        match err {
+            ImportError::Database(err) => err,
+            ImportError::Read(err) => ApiError::internal(err),
+            ImportError::OutOfTime { .. } => ApiError::internal(err.to_string()),
+            ImportError::Invalid { total, problems } => ApiError::Unprocessable {
+                detail: format!(
+                    "{total} problem(s) in the file (first {} listed); nothing was imported",
+                    problems.len()
+                ),
+                errors: problems
+                    .into_iter()
+                    .map(|p| FieldError {
+                        pointer: p.pointer(),
+                        detail: format!("line {}: {}", p.line, p.reason),
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// [`import_csv`] in a transaction of its own on `pool`, committed when the import succeeds.
+///
+/// # Errors
+/// As [`import_csv`].
+pub async fn import<R: Read + Send + 'static>(
+    pool: &deadpool_postgres::Pool,
+    source: R,
+    deadline: Option<Instant>,
+) -> Result<ImportSummary, ImportError> {
+    let mut client = pool.get().await.map_err(ApiError::from)?;
+    let tx = client.transaction().await?;
+    let summary = import_csv(&tx, source, deadline).await?;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+/// Imports a customer CSV file read from `source` inside the caller's transaction `tx`
+/// (commit it to keep the rows; any error leaves the caller to roll back, and then nothing
+/// was written). The file may be gzip-compressed (detected by its magic number, `1f 8b`;
+/// concatenated members are read in turn).
+///
+/// The header names `customers` columns ([`RECORD_COLUMNS`]) in any order; `full_name` and
+/// `email` are required. An `attributes` column holds a JSON object; the consent columns of
+/// [`CONSENT_COLUMNS`] set consents (source `csv import`); any other column is copied into
+/// `attributes` under its header name (empty cells skipped). Empty cells are NULL;
+/// `is_active` takes `true`/`false` (empty: true). A repeated e-mail is an error.
+///
+/// `deadline`, if given, is when the import must be done by: reading stops when it passes,
+/// and the database's `statement_timeout` is set to the time left for the statements after
+/// the COPY ([`ImportError::OutOfTime`]).
+///
+/// # Errors
+/// [`ImportError::Invalid`] listing the file's problems; [`ImportError::OutOfTime`];
+/// [`ImportError::Read`] if the source failed; database failures.
+pub async fn import_csv<R: Read + Send + 'static>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    source: R,
+    deadline: Option<Instant>,
+) -> Result<ImportSummary, ImportError> {
+    let sink = begin_staging(tx).await?;
+    futures_util::pin_mut!(sink);
+    let (chunks, received) = mpsc::channel::<Bytes>(COPY_CHANNEL_SLOTS);
+    let parser = tokio::task::spawn_blocking(move || parse(source, &chunks));
+    if !forward(received, sink.as_mut(), deadline).await? {
+        // Out of time: dropping the receiver stopped the parser at its next chunk; dropping
+        // the sink unfinished aborts the COPY.
+        let rows = match parser.await {
+            Ok(Ok(parsed)) => parsed.rows,
+            _ => 0,
+        };
+        return Err(ImportError::OutOfTime { rows });
+    }
+    let parsed = parser.await.map_err(ApiError::internal)??;
+    sink.finish().await?;
+    let (repeats, duplicates) = duplicate_problems(tx).await?;
+    if parsed.total_problems + repeats > 0 {
+        return Err(ImportError::Invalid {
+            total: parsed.total_problems + repeats,
+            problems: merge_by_line(parsed.problems, duplicates),
+        });
+    }
+    if let Some(deadline) = deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ImportError::OutOfTime { rows: parsed.rows });
+        }
+        tx.batch_execute(&format!(
+            "set local statement_timeout = {}",
+            left.as_millis()
+        ))
+        .await?;
+    }
+    apply(tx, parsed.rows).await.map_err(|err| {
+        if deadline.is_some()
+            && err.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+        {
+            ImportError::OutOfTime { rows: parsed.rows }
+        } else {
+            err.into()
+        }
+    })
+}
+
+/// The staging table `customer_import` (dropped at commit) and the COPY sink its rows go
+/// into: line number, [`RECORD_COLUMNS`], [`CONSENT_COLUMNS`].
+async fn begin_staging(
+    tx: &deadpool_postgres::Transaction<'_>,
+) -> Result<tokio_postgres::CopyInSink<Bytes>, ImportError> {
+    tx.batch_execute(&format!(
+        "create temporary table customer_import (
+             line bigint, full_name text, email text, phone text, dob date, gender text,
+             kyc_status text, segment text, occupation text, annual_income numeric,
+             credit_score integer, state text, city text, pin_code text, marital_status text,
+             account_age_months integer, preferred_language text, is_active boolean,
+             attributes jsonb, {}
+         ) on commit drop",
+        CONSENT_COLUMNS
+            .iter()
+            .map(|(column, _)| format!("{column} text"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .await?;
+    Ok(tx
+        .copy_in(&format!(
+            "copy customer_import (line, {}, {}) from stdin (format csv)",
+            RECORD_COLUMNS.join(", "),
+            CONSENT_COLUMNS.map(|(column, _)| column).join(", ")
+        ))
+        .await?)
+}
+
+/// Forwards the parser's chunks into the COPY `sink` until the parser is done (`true`) or
+/// `deadline` passes (`false`; the receiver is dropped then).
+async fn forward(
+    mut received: mpsc::Receiver<Bytes>,
+    mut sink: std::pin::Pin<&mut tokio_postgres::CopyInSink<Bytes>>,
+    deadline: Option<Instant>,
+) -> Result<bool, ImportError> {
+    loop {
+        let next = match deadline {
+            Some(deadline) => {
+                match tokio::time::timeout_at(deadline.into(), received.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => return Ok(false),
+                }
+            }
+            None => received.recv().await,
+        };
+        match next {
+            Some(chunk) => sink.send(chunk).await?,
+            None => return Ok(true),
+        }
+    }
+}
+
+/// The upsert and the consents, from the filled staging table.
+async fn apply(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rows: u64,
+) -> Result<ImportSummary, tokio_postgres::Error> {
+    let row = tx.query_one(UPSERT_SQL.as_str(), &[]).await?;
+    let inserted = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+    let updated = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+    let consents = tx.query_one(CONSENTS_SQL.as_str(), &[]).await?;
+    Ok(ImportSummary {
+        rows,
+        inserted,
+        updated,
+        unchanged: rows.saturating_sub(inserted + updated),
+        consents_changed: u64::try_from(consents.get::<_, i64>(0)).unwrap_or(0),
+    })
+}
+
+/// Inserts new customers and updates those whose fields differ, in file order; answers
+/// `(inserted, updated)`.
+static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    let list = |prefix: &str| {
+        RECORD_COLUMNS
+            .iter()
+            .map(|c| format!("{prefix}{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let assignments = RECORD_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let columns = list("");
+    let current = list("customers.");
+    let incoming = list("excluded.");
+    format!(
+        "with upserted as (
+           insert into customers ({columns})
+           select {columns} from customer_import order by line
+           on conflict (email) do update set {assignments}, updated_at = now()
+           where ({current}) is distinct from ({incoming})
+           returning (xmax = 0) as inserted)
+         select count(*) filter (where inserted), count(*) filter (where not inserted)
+         from upserted"
+    )
+});
+
+/// The staging table's consent cells applied through [`super::consents::change_sql`]
+/// (source `csv import`); answers how many changed.
+static CONSENTS_SQL: LazyLock<String> = LazyLock::new(|| {
+    let values = CONSENT_COLUMNS
+        .iter()
+        .map(|(column, channel)| format!("('{}', i.{column})", channel.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    super::consents::change_sql(
+        &format!(
+            "select c.id as customer_id, w.channel, w.status
+             from customer_import i join customers c on c.email = i.email
+             cross join lateral (values {values}) as w(channel, status)
+             where w.status is not null"
+        ),
+        "'csv import'",
+        "null",
+    )
+});
+
+/// The lines whose e-mail an earlier line already has: how many, and the first
+/// [`MAX_REPORTED_IMPORT_ERRORS`] of them by line (a file of millions of repeats is not
+/// read into memory).
+async fn duplicate_problems(
+    tx: &deadpool_postgres::Transaction<'_>,
+) -> Result<(u64, Vec<ImportProblem>), ImportError> {
+    let any = tx
+        .query_one(
+            "select exists (select 1 from customer_import group by email having count(*) > 1)",
+            &[],
+        )
+        .await?;
+    if !any.get::<_, bool>(0) {
+        return Ok((0, Vec::new()));
+    }
+    let limit = i64::try_from(MAX_REPORTED_IMPORT_ERRORS).unwrap_or(i64::MAX);
+    let rows = tx
+        .query(
+            "select count(*) over (), line, email, first from (
+                 select line, email, min(line) over (partition by email) as first
+                 from customer_import) d
+             where line <> first order by line limit $1",
+            &[&limit],
+        )
+        .await?;
+    let total = rows
+        .first()
+        .map_or(0, |row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0));
+    let problems = rows
+        .iter()
+        .map(|row| ImportProblem {
+            line: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+            column: Some("email".into()),
+            reason: format!(
+                "{:?} is also on line {}",
+                row.get::<_, String>(2),
+                row.get::<_, i64>(3)
+            ),
+        })
+        .collect();
+    Ok((total, problems))
+}
+
+/// The first [`MAX_REPORTED_IMPORT_ERRORS`] of two line-ordered problem lists, by line.
+fn merge_by_line(mut a: Vec<ImportProblem>, b: Vec<ImportProblem>) -> Vec<ImportProblem> {
+    a.extend(b);
+    a.sort_by_key(|p| p.line);
+    a.truncate(MAX_REPORTED_IMPORT_ERRORS);
+    a
+}
