@@ -1,0 +1,91 @@
+//! Customer files and archives: `import-customers`, `archive run|restore`, and the data
+//! bucket's watcher of `offerctl serve`.
+
+use anyhow::{Context, bail};
+use shared::config::DatabaseConfig;
+use shared::db;
+
+use crate::ArchiveCommand;
+
+pub(crate) async fn import_customers(file: &str) -> anyhow::Result<()> {
+    let config = DatabaseConfig::from_env()?;
+    let pool = db::pool(&config, db::Scope::Platform)?;
+    if file.starts_with("s3://") {
+        let location = bulk::s3::Location::parse(file).map_err(anyhow::Error::msg)?;
+        let s3 = bulk::s3::client_from_env().await;
+        let object = bulk::import::current_object(&s3, &location).await?;
+        let options = bulk::import::ImportOptions::from_env(None)?;
+        let (result, _) = bulk::import::import_object(&pool, &s3, &object, options).await?;
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        if result.status != bulk::import::ImportStatus::Imported {
+            bail!("{}", result.detail);
+        }
+        return Ok(());
+    }
+    let source = std::fs::File::open(file).with_context(|| format!("cannot read {file}"))?;
+    match shared::db::customer_import::import(&pool, source, None).await {
+        Ok(summary) => {
+            println!(
+                "imported {file}: {} rows, {} inserted, {} updated, {} unchanged",
+                summary.rows, summary.inserted, summary.updated, summary.unchanged
+            );
+            Ok(())
+        }
+        Err(shared::db::customer_import::ImportError::Invalid { total, problems }) => {
+            for problem in &problems {
+                eprintln!("line {}: {}", problem.line, problem.reason);
+            }
+            bail!("{total} problem(s) in the file; nothing was imported")
+        }
+        Err(err) => Err(anyhow::Error::from(err)).context("import failed"),
+    }
+}
+
+/// `serve` with `DATA_BUCKET` set: polls the bucket's `imports/` prefix every 5 s and
+/// imports each new object, as the `customer-import` function does on S3 events in AWS
+/// (results in `results/<key>.json`; the ledger skips objects already imported).
+pub(crate) async fn watch_bucket(
+    pool: deadpool_postgres::Pool,
+    bucket: String,
+) -> anyhow::Result<()> {
+    let s3 = bulk::s3::client_from_env().await;
+    let options = bulk::import::ImportOptions::from_env(None)?;
+    tracing::info!(bucket = %bucket, prefix = bulk::import::IMPORTS_PREFIX,
+        "watching the data bucket for customer files");
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            ticks.tick().await;
+            if let Err(err) = bulk::import::import_new(&pool, &s3, &bucket, options).await {
+                tracing::warn!(error = %err, bucket = %bucket, "customer import from the bucket failed");
+            }
+        }
+    });
+    Ok(())
+}
+
+pub(crate) async fn archive(command: ArchiveCommand) -> anyhow::Result<()> {
+    let config = DatabaseConfig::from_env()?;
+    let pool = db::pool(&config, db::Scope::Platform)?;
+    let s3 = bulk::s3::client_from_env().await;
+    match command {
+        ArchiveCommand::Run {
+            bucket,
+            max_campaigns,
+        } => {
+            let options = bulk::archive::HousekeepingOptions {
+                bucket,
+                report_grace_days: shared::config::ReportGrace::from_env()?.days,
+                max_campaigns,
+                delete_batch_rows: bulk::archive::DELETE_BATCH_ROWS,
+            };
+            let report = bulk::archive::run(&pool, &s3, &options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        ArchiveCommand::Restore { campaign } => {
+            let report = bulk::archive::restore(&pool, &s3, campaign).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+    }
+    Ok(())
+}
