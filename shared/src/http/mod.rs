@@ -13,13 +13,14 @@ use crate::error::ApiError;
 
 pub mod json;
 pub mod params;
+pub mod strict;
 
 pub use json::{
     AppJson, MAX_COMMENT_CHARS, MAX_JSON_BODY_BYTES, MAX_TEXT_CHARS, OptionalJson, check_length,
-    decode_json, duplicate_key, duplicate_key_error, has_media_type, inexact_number, nullable,
-    read_body, read_body_limited,
+    decode_json, has_media_type, nullable, read_body, read_body_limited,
 };
 pub use params::{AppPath, AppQuery};
+pub use strict::{duplicate_key, duplicate_key_error, inexact_number};
 
 /// Where the local server's interactive API docs live. Swagger UI's page is the directory
 /// `/docs/` (its assets are relative to it), so paths under it keep their trailing slash.

@@ -33,14 +33,13 @@
 //! ago than that plus the report grace, and only those whose `contact_at` is itself older
 //! than the longest window.
 
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::sync::Arc;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::db::TenantTx;
@@ -48,10 +47,15 @@ use shared::db::archives::{self, ArchiveRecord, ArchiveState, NewArchive};
 use shared::db::campaigns::deliveries::{self, DeliverySummary};
 use shared::domain::TenantName;
 use shared::metrics::{self, Metric};
-use tokio::sync::mpsc;
 
 use crate::BulkError;
 use crate::s3::{self, Location, Upload};
+
+mod object;
+mod restore;
+
+use object::{ReadBack, decompressed, digest, open_archive};
+pub use restore::{RestoreReport, restore};
 
 /// Where archives go: `archive/<tenant>/<campaign>.csv.gz` and `….manifest.json`.
 pub const ARCHIVE_PREFIX: &str = "archive/";
@@ -375,57 +379,6 @@ async fn export(
     Ok(())
 }
 
-/// What reading an archive object back found: data rows and the SHA-256 of its CSV.
-struct ReadBack {
-    rows: i64,
-    sha256: String,
-}
-
-/// A reader that hashes what passes through it.
-struct Hashing<R> {
-    inner: R,
-    hasher: Arc<Mutex<Sha256>>,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Ok(mut hasher) = self.hasher.lock() {
-            hasher.update(&buf[..n]);
-        }
-        Ok(n)
-    }
-}
-
-/// Opens the archive object: its raw (compressed) reader and the hasher that
-/// [`decompressed`] feeds.
-async fn open_archive(
-    s3: &aws_sdk_s3::Client,
-    location: &Location,
-) -> Result<(impl Read + Send + 'static, Arc<Mutex<Sha256>>), BulkError> {
-    let (_, reader) = s3::open(s3, location, None, None).await?;
-    Ok((reader, Arc::new(Mutex::new(Sha256::new()))))
-}
-
-/// The archive's CSV: `raw` decompressed and hashed into `hasher` as it is read. Call it on
-/// the blocking thread that reads it (the decoder reads the gzip header at once).
-fn decompressed<R: Read>(
-    raw: R,
-    hasher: &Arc<Mutex<Sha256>>,
-) -> Hashing<flate2::read::MultiGzDecoder<R>> {
-    Hashing {
-        inner: flate2::read::MultiGzDecoder::new(raw),
-        hasher: Arc::clone(hasher),
-    }
-}
-
-fn digest(hasher: &Arc<Mutex<Sha256>>) -> String {
-    hasher
-        .lock()
-        .map(|h| format!("{:x}", h.clone().finalize()))
-        .unwrap_or_default()
-}
-
 /// Step 2: reads the object back; a match moves the archive to `deleting`.
 async fn verify(
     pool: &deadpool_postgres::Pool,
@@ -487,87 +440,6 @@ async fn verify(
     }
     tx.commit().await?;
     Ok(matches)
-}
-
-/// What a restore did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RestoreReport {
-    /// The campaign.
-    pub campaign_id: i32,
-    /// The object read.
-    pub object: String,
-    /// Rows in the archive.
-    pub rows: i64,
-    /// Rows put back (rows still in the database, if the archive was interrupted while
-    /// deleting, are left as they are).
-    pub restored: i64,
-}
-
-/// Brings campaign `campaign`'s archived deliveries back from S3 and removes its archive
-/// row, in one transaction: the object's rows and SHA-256 must match the archive row first.
-///
-/// # Errors
-/// [`BulkError::Inconsistent`] if the campaign has no archive or the object does not match
-/// (nothing changed); database or S3 failures (nothing changed).
-pub async fn restore(
-    pool: &deadpool_postgres::Pool,
-    s3: &aws_sdk_s3::Client,
-    campaign: i32,
-) -> Result<RestoreReport, BulkError> {
-    let mut client = pool.get().await.map_err(shared::ApiError::from)?;
-    let tenant = archives::tenant_of_campaign(&client, campaign)
-        .await?
-        .ok_or_else(|| BulkError::Inconsistent(format!("no campaign {campaign}")))?;
-    let tx = TenantTx::begin(&mut client, &tenant).await?;
-    let row = archives::get(&tx, campaign, true)
-        .await?
-        .ok_or_else(|| BulkError::Inconsistent(format!("campaign {campaign} has no archive")))?;
-    let location = object_of(&row);
-    let sink = archives::begin_restore(&tx, &row.columns).await?;
-    futures_util::pin_mut!(sink);
-    let (raw, hasher) = open_archive(s3, &location).await?;
-    let (chunks, mut received) = mpsc::channel::<Bytes>(4);
-    let hashing = Arc::clone(&hasher);
-    let reading = tokio::task::spawn_blocking(move || {
-        let mut reader = decompressed(raw, &hashing);
-        loop {
-            let mut buffer = vec![0_u8; 1 << 20];
-            let n = reader.read(&mut buffer)?;
-            if n == 0 {
-                return Ok::<_, std::io::Error>(());
-            }
-            buffer.truncate(n);
-            if chunks.blocking_send(Bytes::from(buffer)).is_err() {
-                return Ok(());
-            }
-        }
-    });
-    while let Some(chunk) = received.recv().await {
-        sink.send(chunk).await?;
-    }
-    reading
-        .await
-        .map_err(|e| BulkError::Inconsistent(format!("restore task: {e}")))?
-        .map_err(BulkError::Read)?;
-    let copied = sink.finish().await?;
-    let sha256 = digest(&hasher);
-    if i64::try_from(copied).ok() != Some(row.rows) || sha256 != row.sha256 {
-        return Err(BulkError::Inconsistent(format!(
-            "the archive {} does not match its record ({copied} rows, SHA-256 {sha256}; \
-             expected {} rows, {}); nothing restored",
-            location, row.rows, row.sha256
-        )));
-    }
-    let restored = archives::finish_restore(&tx, campaign, &row.columns).await?;
-    tx.commit().await?;
-    tracing::info!(tenant = %tenant, campaign.id = campaign, rows = row.rows, restored,
-        object = %location, "campaign deliveries restored");
-    Ok(RestoreReport {
-        campaign_id: campaign,
-        object: location.to_string(),
-        rows: row.rows,
-        restored: i64::try_from(restored).unwrap_or(i64::MAX),
-    })
 }
 
 /// Contact-ledger rows deleted per transaction.
