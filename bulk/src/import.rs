@@ -305,37 +305,9 @@ async fn apply(
             .ok_or_else(|| BulkError::Inconsistent("the import ledger row vanished".into()))?;
         return Ok(Applied::AlreadyDone(done));
     }
-    let reader = match s3::open(
-        s3,
-        &object.location,
-        Some(&object.version_id),
-        Some(&object.etag),
-    )
-    .await
-    {
-        Ok((version, reader)) => {
-            result.bytes = version.size;
-            if version.size > options.max_bytes {
-                return Ok(Applied::Refused(too_large(version.size, options.max_bytes)));
-            }
-            reader
-        }
-        Err(S3Error {
-            status: Some(status @ (404 | 412)),
-            ..
-        }) => {
-            return Ok(Applied::Refused(refusal(
-                ImportStatus::Superseded,
-                if status == 404 {
-                    "the object version no longer exists; nothing was imported".into()
-                } else {
-                    "the object changed before it was read; its new version is imported by \
-                     its own event"
-                        .into()
-                },
-            )));
-        }
-        Err(err) => return Err(err.into()),
+    let reader = match open_pinned(s3, object, options.max_bytes, result).await? {
+        Ok(reader) => reader,
+        Err(refusal) => return Ok(Applied::Refused(refusal)),
     };
     match customer_import::import_csv(&tx, reader, options.deadline).await {
         Ok(summary) => {
@@ -371,6 +343,47 @@ async fn apply(
         ))),
         Err(ImportError::Read(err)) => Err(BulkError::Read(err)),
         Err(ImportError::Database(err)) => Err(err.into()),
+    }
+}
+
+/// Opens the object version the event named (pinned to its version id and ETag) and notes
+/// its size in `result`; a refusal when it is larger than `max_bytes` (`too_large`) or no
+/// longer that version (`superseded`).
+async fn open_pinned(
+    s3: &aws_sdk_s3::Client,
+    object: &ImportObject,
+    max_bytes: u64,
+    result: &mut ImportResult,
+) -> Result<Result<impl std::io::Read + Send + 'static, Refusal>, BulkError> {
+    match s3::open(
+        s3,
+        &object.location,
+        Some(&object.version_id),
+        Some(&object.etag),
+    )
+    .await
+    {
+        Ok((version, reader)) => {
+            result.bytes = version.size;
+            if version.size > max_bytes {
+                return Ok(Err(too_large(version.size, max_bytes)));
+            }
+            Ok(Ok(reader))
+        }
+        Err(S3Error {
+            status: Some(status @ (404 | 412)),
+            ..
+        }) => Ok(Err(refusal(
+            ImportStatus::Superseded,
+            if status == 404 {
+                "the object version no longer exists; nothing was imported".into()
+            } else {
+                "the object changed before it was read; its new version is imported by \
+                 its own event"
+                    .into()
+            },
+        ))),
+        Err(err) => Err(err.into()),
     }
 }
 

@@ -150,7 +150,57 @@ fn problem_response(status: u16, description: &str) -> Response {
 /// tags, security schemes, the [`ProblemDetails`] schema and the problem responses (see the
 /// module documentation for which operation gets which).
 pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
-    let info = InfoBuilder::new()
+    let mut doc = OpenApiBuilder::new().info(info()).build();
+    for part in parts {
+        doc.merge(part);
+    }
+    doc.tags = Some(
+        TAGS.iter()
+            .map(|(name, description)| {
+                TagBuilder::new()
+                    .name(*name)
+                    .description(Some(*description))
+                    .build()
+            })
+            .collect(),
+    );
+    let components = doc.components.get_or_insert_with(Default::default);
+    add_security_schemes(components);
+    let mut schemas = vec![
+        (
+            ProblemDetails::name().into_owned(),
+            ProblemDetails::schema(),
+        ),
+        (FieldError::name().into_owned(), FieldError::schema()),
+    ];
+    ProblemDetails::schemas(&mut schemas);
+    components.schemas.extend(schemas);
+    let by_status: BTreeMap<u16, &'static str> = all_problem_responses()
+        .into_iter()
+        .map(|(name, status, response)| {
+            components.responses.insert(name.into(), response.into());
+            (status, name)
+        })
+        .collect();
+    for (path, item) in &mut doc.paths.paths {
+        let names_resource = path.contains('{');
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            complete_operation(operation, names_resource, &by_status);
+        }
+    }
+    doc
+}
+
+/// The document's title, version, description and licence.
+fn info() -> utoipa::openapi::Info {
+    InfoBuilder::new()
         .title("Offer Management Platform")
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
@@ -165,23 +215,12 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
                 .identifier(Some("Apache-2.0"))
                 .build(),
         ))
-        .build();
-    let mut doc = OpenApiBuilder::new().info(info).build();
-    for part in parts {
-        doc.merge(part);
-    }
-    doc.tags = Some(
-        TAGS.iter()
-            .map(|(name, description)| {
-                TagBuilder::new()
-                    .name(*name)
-                    .description(Some(*description))
-                    .build()
-            })
-            .collect(),
-    );
+        .build()
+}
 
-    let components = doc.components.get_or_insert_with(Default::default);
+/// The two ways in: a bearer JWT ([`BEARER`]) and a delivery provider's key
+/// ([`WEBHOOK_KEY`]).
+fn add_security_schemes(components: &mut utoipa::openapi::Components) {
     components.add_security_scheme(
         BEARER,
         SecurityScheme::Http(
@@ -202,57 +241,36 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
              `offerctl webhook-key create`.",
         ))),
     );
-    let mut schemas = vec![
-        (
-            ProblemDetails::name().into_owned(),
-            ProblemDetails::schema(),
-        ),
-        (FieldError::name().into_owned(), FieldError::schema()),
-    ];
-    ProblemDetails::schemas(&mut schemas);
-    components.schemas.extend(schemas);
-    let by_status: BTreeMap<u16, &'static str> = all_problem_responses()
-        .into_iter()
-        .map(|(name, status, response)| {
-            components.responses.insert(name.into(), response.into());
-            (status, name)
-        })
-        .collect();
+}
 
-    for (path, item) in &mut doc.paths.paths {
-        let names_resource = path.contains('{');
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
-            default_security(operation);
-            // Rustdoc's intra-doc links (`[`NAME`]`) read as plain code here.
-            if let Some(description) = &mut operation.description {
-                *description = description.replace("[`", "`").replace("`]", "`");
-            }
-            for parameter in operation.parameters.iter_mut().flatten() {
-                if let RefOr::T(parameter) = parameter
-                    && let Some(schema) = parameter.schema.take()
-                {
-                    parameter.schema = Some(without_null(schema));
-                }
-            }
-            for status in implied_statuses(operation, names_resource) {
-                if let Some(name) = by_status.get(&status) {
-                    operation
-                        .responses
-                        .responses
-                        .entry(status.to_string())
-                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
-                }
-            }
+/// One operation completed: bearer security unless it says otherwise, intra-doc links as
+/// plain code, no `null` in parameter schemas, and the problem responses its shape implies.
+fn complete_operation(
+    operation: &mut utoipa::openapi::path::Operation,
+    names_resource: bool,
+    by_status: &BTreeMap<u16, &'static str>,
+) {
+    default_security(operation);
+    // Rustdoc's intra-doc links (`[`NAME`]`) read as plain code here.
+    if let Some(description) = &mut operation.description {
+        *description = description.replace("[`", "`").replace("`]", "`");
+    }
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if let RefOr::T(parameter) = parameter
+            && let Some(schema) = parameter.schema.take()
+        {
+            parameter.schema = Some(without_null(schema));
         }
     }
-    doc
+    for status in implied_statuses(operation, names_resource) {
+        if let Some(name) = by_status.get(&status) {
+            operation
+                .responses
+                .responses
+                .entry(status.to_string())
+                .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
+        }
+    }
 }
 
 /// Bearer authentication is the default: an operation that declares no `security` requires

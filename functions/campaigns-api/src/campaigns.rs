@@ -11,7 +11,7 @@ use shared::auth::{Permission, Principal};
 use shared::criteria::SelectionCriteria;
 use shared::db::campaigns::{self, Campaign, CampaignContent, CampaignFilter};
 use shared::db::offers::{self, NoNewCampaigns};
-use shared::db::{TenantRead, in_tenant, outbox};
+use shared::db::{TenantRead, TenantTx, in_tenant, outbox};
 use shared::domain::{CampaignStatus, Channel, TenantName};
 use shared::http::{AppJson, AppPath, AppQuery, with_location};
 use shared::openapi::Conflict;
@@ -102,43 +102,7 @@ pub(crate) async fn create_campaign(
     content.check()?;
     let job_id = Uuid::new_v4();
     let campaign = in_tenant(&state.pool, &tenant, async |tx| {
-        // Locked, so it cannot be deleted while the campaign that uses it is created.
-        let offer = offers::get(tx, body.offer_id, true).await?;
-        let live = match offer {
-        None => {
-            return Err(ApiError::invalid_field(
-                "offer_id",
-                format!("no offer {} in this tenant", body.offer_id),
-            ));
-        }
-        Some(offer) => offer.version_for_campaigns().map_err(|why| {
-            let detail = match why {
-                NoNewCampaigns::Retired => {
-                    format!("offer {} is retired; it takes no new campaigns", offer.id)
-                }
-                NoNewCampaigns::NotApproved => format!(
-                    "offer {} is {} and has no approved version; campaigns need an approved offer",
-                    offer.id, offer.status
-                ),
-            };
-            ApiError::invalid_field("offer_id", detail)
-        })?,
-    };
-        // The live version, or the one asked for, pinned for the campaign's whole life.
-        let pinned = match body.offer_version {
-            None => live,
-            Some(asked) => {
-                offers::version(tx, body.offer_id, asked)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::NotFound(format!(
-                            "offer {} has no version {asked}",
-                            body.offer_id
-                        ))
-                    })?
-                    .version
-            }
-        };
+        let pinned = pinned_version(tx, body.offer_id, body.offer_version).await?;
         campaigns::calendar::ensure_not_ended(tx, content.end_date).await?;
         let campaign = campaigns::insert(
             tx,
@@ -163,6 +127,43 @@ pub(crate) async fn create_campaign(
         (StatusCode::ACCEPTED, AppJson(campaign)).into_response(),
         &location,
     ))
+}
+
+/// The version of offer `offer_id` a new campaign pins for its whole life: `asked`, or the
+/// live one. 422 on `offer_id` when the tenant has no such offer or it takes no new
+/// campaigns ([`offers::Offer::version_for_campaigns`]); 404 for a version it does not have.
+/// The offer's row is locked, so it cannot be deleted or retired while the campaign is
+/// created.
+async fn pinned_version(
+    tx: &TenantTx<'_>,
+    offer_id: i32,
+    asked: Option<i32>,
+) -> Result<i32, ApiError> {
+    let Some(offer) = offers::get(tx, offer_id, true).await? else {
+        return Err(ApiError::invalid_field(
+            "offer_id",
+            format!("no offer {offer_id} in this tenant"),
+        ));
+    };
+    let live = offer.version_for_campaigns().map_err(|why| {
+        let detail = match why {
+            NoNewCampaigns::Retired => {
+                format!("offer {} is retired; it takes no new campaigns", offer.id)
+            }
+            NoNewCampaigns::NotApproved => format!(
+                "offer {} is {} and has no approved version; campaigns need an approved offer",
+                offer.id, offer.status
+            ),
+        };
+        ApiError::invalid_field("offer_id", detail)
+    })?;
+    let Some(asked) = asked else {
+        return Ok(live);
+    };
+    Ok(offers::version(tx, offer_id, asked)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("offer {offer_id} has no version {asked}")))?
+        .version)
 }
 
 /// `GET` list filters.

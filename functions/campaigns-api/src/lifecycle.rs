@@ -11,8 +11,8 @@ use shared::auth::{Permission, Principal};
 use shared::criteria::SelectionCriteria;
 use shared::db::campaigns::calendar::{self, Phase};
 use shared::db::campaigns::{self, Campaign, CampaignContent};
-use shared::db::in_tenant;
 use shared::db::offers::{self, NoNewCampaigns};
+use shared::db::{TenantTx, in_tenant};
 use shared::domain::CampaignStatus;
 use shared::http::{AppJson, AppPath, nullable};
 use shared::openapi::Conflict;
@@ -23,10 +23,7 @@ use utoipa::ToSchema;
 /// 409 when `campaign`'s offer was retired: a retired offer takes no new campaigns, and a
 /// draft's first activation starts one (a campaign already running keeps its version). The
 /// offer's row is locked, so it cannot be retired while the campaign starts.
-async fn refuse_retired_offer(
-    tx: &shared::db::TenantTx<'_>,
-    campaign: &Campaign,
-) -> Result<(), ApiError> {
+async fn refuse_retired_offer(tx: &TenantTx<'_>, campaign: &Campaign) -> Result<(), ApiError> {
     let Some(offer_id) = campaign.offer_id else {
         return Ok(());
     };
@@ -101,81 +98,23 @@ pub(crate) async fn update_campaign(
     }
     let campaign = in_tenant(&state.pool, tenant, async |tx| {
         let current = path.load(tx, true).await?;
-        let content_changes = body.name.is_some()
-            || body.description.is_some()
-            || body.selection_criteria.is_some()
-            || body.start_date.is_some()
-            || body.end_date.is_some();
         let asked = body.status.unwrap_or(current.status);
-        if asked != current.status {
-            principal.require(tenant, Permission::CampaignManage)?;
-            if !current.status.can_become(asked) {
-                return Err(ApiError::Conflict(format!(
-                    "campaign {id} is {}; it cannot become {asked}",
-                    current.status
-                )));
-            }
-            if asked == CampaignStatus::Active {
-                current.ensure_audience_complete()?;
-            }
-            if current.status == CampaignStatus::Draft && asked == CampaignStatus::Active {
-                refuse_retired_offer(tx, &current).await?;
-            }
-        }
-        if content_changes {
-            if current.status == CampaignStatus::Completed {
-                return Err(ApiError::Conflict(format!(
-                    "campaign {id} is completed and can no longer be edited"
-                )));
-            }
-            if current.status != CampaignStatus::Draft {
-                principal.require(tenant, Permission::CampaignManage)?;
-            }
-        }
-        let content = CampaignContent {
-            name: body.name.unwrap_or(current.name),
-            description: body.description.unwrap_or(current.description),
-            selection_criteria: body
-                .selection_criteria
-                .unwrap_or(current.selection_criteria),
-            start_date: body.start_date.unwrap_or(current.start_date),
-            end_date: body.end_date.unwrap_or(current.end_date),
-        };
+        authorize_update(tx, &principal, &current, asked, body.changes_content()).await?;
+        let from = current.status;
+        let content = body.merged_with(current);
         content.check()?;
         if body.start_date.is_some() || body.end_date.is_some() {
             calendar::ensure_not_ended(tx, content.end_date).await?;
         }
         let mut campaign = campaigns::update(tx, id, &content, asked).await?;
-        if asked == CampaignStatus::Active && current.status != CampaignStatus::Active {
-            // Judged on the dates as they are now, by the database clock.
-            match calendar::phase(tx, &campaign).await? {
-                Phase::Ended => {
-                    return Err(ApiError::Conflict(format!(
-                        "campaign {id} ended at {}; it can no longer run",
-                        campaign.ends_at.to_rfc3339()
-                    )));
-                }
-                Phase::BeforeStart => {
-                    campaign = calendar::set_status(tx, id, CampaignStatus::Scheduled).await?;
-                }
-                Phase::Running => {
-                    // Activation releases the prepared deliveries, with the contact cap
-                    // applied.
-                    let released = campaigns::release(tx, id).await?;
-                    tracing::info!(
-                        campaign.id = id,
-                        released = released.released,
-                        suppressed_by_pressure = released.suppressed_by_pressure,
-                        "deliveries released"
-                    );
-                }
-            }
+        if asked == CampaignStatus::Active && from != CampaignStatus::Active {
+            campaign = start(tx, campaign).await?;
         }
-        if campaign.status != current.status {
+        if campaign.status != from {
             calendar::record_status_change(
                 tx,
                 id,
-                (current.status, campaign.status),
+                (from, campaign.status),
                 principal.username.as_str(),
                 None,
             )
@@ -186,6 +125,95 @@ pub(crate) async fn update_campaign(
     .await?;
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, status = %campaign.status, "campaign updated");
     Ok(AppJson(campaign))
+}
+
+impl UpdateCampaign {
+    /// Whether the body changes the campaign's content (anything but its status).
+    fn changes_content(&self) -> bool {
+        self.name.is_some()
+            || self.description.is_some()
+            || self.selection_criteria.is_some()
+            || self.start_date.is_some()
+            || self.end_date.is_some()
+    }
+
+    /// The content after this change: the body's fields over `current`'s.
+    fn merged_with(&self, current: Campaign) -> CampaignContent {
+        CampaignContent {
+            name: self.name.clone().unwrap_or(current.name),
+            description: self.description.clone().unwrap_or(current.description),
+            selection_criteria: self
+                .selection_criteria
+                .clone()
+                .unwrap_or(current.selection_criteria),
+            start_date: self.start_date.unwrap_or(current.start_date),
+            end_date: self.end_date.unwrap_or(current.end_date),
+        }
+    }
+}
+
+/// The permissions and the state machine of an update: a status change needs
+/// `campaign.manage` and an allowed step (activation a complete audience, and a first
+/// activation an offer that takes campaigns); a content change of anything but a draft
+/// needs `campaign.manage`, and a completed campaign takes none.
+async fn authorize_update(
+    tx: &TenantTx<'_>,
+    principal: &Principal,
+    current: &Campaign,
+    asked: CampaignStatus,
+    content_changes: bool,
+) -> Result<(), ApiError> {
+    let (tenant, id) = (tx.tenant(), current.id);
+    if asked != current.status {
+        principal.require(tenant, Permission::CampaignManage)?;
+        if !current.status.can_become(asked) {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is {}; it cannot become {asked}",
+                current.status
+            )));
+        }
+        if asked == CampaignStatus::Active {
+            current.ensure_audience_complete()?;
+        }
+        if current.status == CampaignStatus::Draft && asked == CampaignStatus::Active {
+            refuse_retired_offer(tx, current).await?;
+        }
+    }
+    if content_changes {
+        if current.status == CampaignStatus::Completed {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is completed and can no longer be edited"
+            )));
+        }
+        if current.status != CampaignStatus::Draft {
+            principal.require(tenant, Permission::CampaignManage)?;
+        }
+    }
+    Ok(())
+}
+
+/// An activation, judged on the dates as they are now by the database clock: 409 once
+/// ended; `scheduled` before the start; at or after it, the prepared deliveries released
+/// with the contact cap applied.
+async fn start(tx: &TenantTx<'_>, campaign: Campaign) -> Result<Campaign, ApiError> {
+    let id = campaign.id;
+    match calendar::phase(tx, &campaign).await? {
+        Phase::Ended => Err(ApiError::Conflict(format!(
+            "campaign {id} ended at {}; it can no longer run",
+            campaign.ends_at.to_rfc3339()
+        ))),
+        Phase::BeforeStart => calendar::set_status(tx, id, CampaignStatus::Scheduled).await,
+        Phase::Running => {
+            let released = campaigns::release(tx, id).await?;
+            tracing::info!(
+                campaign.id = id,
+                released = released.released,
+                suppressed_by_pressure = released.suppressed_by_pressure,
+                "deliveries released"
+            );
+            Ok(campaign)
+        }
+    }
 }
 
 /// Delete a campaign.

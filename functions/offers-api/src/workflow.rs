@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use shared::auth::{Permission, Principal};
-use shared::db::in_tenant;
 use shared::db::offers::{self, AuditAction, AuditRecord, Offer};
-use shared::domain::OfferStatus;
+use shared::db::{TenantTx, in_tenant};
+use shared::domain::{OfferStatus, Username};
 use shared::http::MAX_COMMENT_CHARS;
 use shared::http::{AppPath, OptionalJson, check_length};
 use shared::openapi::{Conflict, Forbidden, PreconditionFailed, PreconditionRequired};
@@ -85,35 +85,14 @@ async fn transition(
             if_match.check(&before)?;
         }
         before.ensure_not_retired()?;
-        if before.status != from {
-            return Err(ApiError::Conflict(format!(
-                "offer {id} is {}; only a {from} offer can become {to}",
-                before.status
-            )));
-        }
-        if to == OfferStatus::Approved && before.draft_base_version != before.live_version {
-            return Err(ApiError::Conflict(format!(
-                "offer {id}'s draft is based on version {}, but version {} is live now; \
-             edit the draft again on top of the live version",
-                before.draft_base_version.unwrap_or_default(),
-                before.live_version.unwrap_or_default(),
-            )));
-        }
+        check_step(&before, from, to)?;
         // Who wrote the content since the last version: barred from reviewing it (four eyes),
         // and recorded with the version an approval makes.
-        let mut authors = Vec::new();
-        if checker {
-            authors = offers::content_authors(tx, id).await?;
-            authors.sort();
-            authors.dedup();
-            let (_, maker_checker) = offers::tenant_rules(tx).await?;
-            if maker_checker && authors.iter().any(|a| a == principal.username.as_str()) {
-                return Err(ApiError::Forbidden(format!(
-                    "maker-checker: you created or changed the content of offer {id} since its \
-                 last approval, so someone else must review it"
-                )));
-            }
-        }
+        let authors = if checker {
+            four_eyes(tx, &before, &principal.username).await?
+        } else {
+            Vec::new()
+        };
         let (after, version) = if to == OfferStatus::Approved {
             let by = &principal.username;
             let (after, version) = offers::approve(tx, id, by, reason.as_deref(), &authors).await?;
@@ -143,6 +122,48 @@ async fn transition(
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, offer.id = id,
         from = %from, to = %to, "offer status changed");
     Ok(Tagged(StatusCode::OK, after))
+}
+
+/// 409 unless `before` may take the step `from` → `to`: it must be `from`, and an approval
+/// must be of a draft based on the live version.
+fn check_step(before: &Offer, from: OfferStatus, to: OfferStatus) -> Result<(), ApiError> {
+    let id = before.id;
+    if before.status != from {
+        return Err(ApiError::Conflict(format!(
+            "offer {id} is {}; only a {from} offer can become {to}",
+            before.status
+        )));
+    }
+    if to == OfferStatus::Approved && before.draft_base_version != before.live_version {
+        return Err(ApiError::Conflict(format!(
+            "offer {id}'s draft is based on version {}, but version {} is live now; \
+             edit the draft again on top of the live version",
+            before.draft_base_version.unwrap_or_default(),
+            before.live_version.unwrap_or_default(),
+        )));
+    }
+    Ok(())
+}
+
+/// Maker–checker: the content's authors since the last version (sorted, once each); 403
+/// when `checker` is one of them and the tenant requires four eyes.
+async fn four_eyes(
+    tx: &TenantTx<'_>,
+    before: &Offer,
+    checker: &Username,
+) -> Result<Vec<String>, ApiError> {
+    let id = before.id;
+    let mut authors = offers::content_authors(tx, id).await?;
+    authors.sort();
+    authors.dedup();
+    let (_, maker_checker) = offers::tenant_rules(tx).await?;
+    if maker_checker && authors.iter().any(|a| a == checker.as_str()) {
+        return Err(ApiError::Forbidden(format!(
+            "maker-checker: you created or changed the content of offer {id} since its \
+                 last approval, so someone else must review it"
+        )));
+    }
+    Ok(authors)
 }
 
 /// Submit an offer for review.
