@@ -270,39 +270,7 @@ impl Demo {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|entry| {
-                let status = |data: &Value| data["status"].as_str().unwrap_or("").to_owned();
-                let comment = entry["comment"].as_str().unwrap_or("");
-                let new_data = &entry["new_data"];
-                let approved_as =
-                    match (status(new_data).as_str(), new_data["live_version"].as_i64()) {
-                        ("approved", Some(n)) => format!(" as version {n}"),
-                        _ => String::new(),
-                    };
-                let note = match entry["action"].as_str() {
-                    Some("status_change") if comment.is_empty() => format!(
-                        "{} → {}{approved_as}",
-                        status(&entry["old_data"]),
-                        status(new_data)
-                    ),
-                    Some("status_change") => format!(
-                        "{} → {}{approved_as}: {comment}",
-                        status(&entry["old_data"]),
-                        status(new_data)
-                    ),
-                    Some("update") => match new_data["draft_base_version"].as_i64() {
-                        Some(base) => format!("content changed: a draft on top of version {base}"),
-                        None => "content changed".to_owned(),
-                    },
-                    _ => comment.to_owned(),
-                };
-                AuditLine {
-                    at: entry["created_at"].as_str().unwrap_or("").to_owned(),
-                    action: entry["action"].as_str().unwrap_or("").to_owned(),
-                    by: entry["performed_by"].as_str().unwrap_or("").to_owned(),
-                    note,
-                }
-            })
+            .map(audit_line)
             .collect();
         let count = |name: &str| summary[name].as_i64().unwrap_or_default();
         Ok(Report {
@@ -322,5 +290,39 @@ impl Demo {
             live_version,
             users: self.users,
         })
+    }
+}
+
+/// One entry of the offer's audit trail as a report line.
+fn audit_line(entry: &Value) -> AuditLine {
+    let status = |data: &Value| data["status"].as_str().unwrap_or("").to_owned();
+    let comment = entry["comment"].as_str().unwrap_or("");
+    let new_data = &entry["new_data"];
+    let approved_as = match (status(new_data).as_str(), new_data["live_version"].as_i64()) {
+        ("approved", Some(n)) => format!(" as version {n}"),
+        _ => String::new(),
+    };
+    let note = match entry["action"].as_str() {
+        Some("status_change") if comment.is_empty() => format!(
+            "{} → {}{approved_as}",
+            status(&entry["old_data"]),
+            status(new_data)
+        ),
+        Some("status_change") => format!(
+            "{} → {}{approved_as}: {comment}",
+            status(&entry["old_data"]),
+            status(new_data)
+        ),
+        Some("update") => match new_data["draft_base_version"].as_i64() {
+            Some(base) => format!("content changed: a draft on top of version {base}"),
+            None => "content changed".to_owned(),
+        },
+        _ => comment.to_owned(),
+    };
+    AuditLine {
+        at: entry["created_at"].as_str().unwrap_or("").to_owned(),
+        action: entry["action"].as_str().unwrap_or("").to_owned(),
+        by: entry["performed_by"].as_str().unwrap_or("").to_owned(),
+        note,
     }
 }

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 
@@ -44,36 +44,11 @@ impl Demo {
         // The version the approver reviews: approving names it (If-Match).
         let reviewed = submitted.etag.clone();
         submitted.expect("the maker submitting the offer", &[200])?;
-        let self_approval = self
-            .api
-            .send(
-                Method::POST,
-                &format!("{offer_path}/approve"),
-                Some(Auth::Bearer(self.token("cc_maker"))),
-                None,
-            )
+        // Neither the maker (four eyes) nor the operator (no offer.approve) may approve it.
+        self.approval_refused(&offer_path, "cc_maker", "the maker's own")
             .await?;
-        if self_approval.status != StatusCode::FORBIDDEN {
-            bail!(
-                "the maker's own approval answered {} instead of 403",
-                self_approval.status
-            );
-        }
-        let operator_approval = self
-            .api
-            .send(
-                Method::POST,
-                &format!("{offer_path}/approve"),
-                Some(Auth::Bearer(self.token(OPERATOR))),
-                None,
-            )
+        self.approval_refused(&offer_path, OPERATOR, &format!("{OPERATOR}'s"))
             .await?;
-        if operator_approval.status != StatusCode::FORBIDDEN {
-            bail!(
-                "{OPERATOR}'s approval answered {} instead of 403",
-                operator_approval.status
-            );
-        }
         self.api
             .send_if_match(
                 Method::POST,
@@ -93,6 +68,28 @@ impl Demo {
         })
     }
 
+    /// `user`'s approval of the offer at `offer_path` must be refused (403).
+    async fn approval_refused(
+        &self,
+        offer_path: &str,
+        user: &str,
+        whose: &str,
+    ) -> anyhow::Result<()> {
+        let answer = self
+            .api
+            .send(
+                Method::POST,
+                &format!("{offer_path}/approve"),
+                Some(Auth::Bearer(self.token(user))),
+                None,
+            )
+            .await?;
+        if answer.status != StatusCode::FORBIDDEN {
+            bail!("{whose} approval answered {} instead of 403", answer.status);
+        }
+        Ok(())
+    }
+
     /// Version 2 of the offer, drafted on top of the live one, read as a JSON Patch and approved, while the campaign keeps version 1.
     pub(super) async fn second_version(
         &mut self,
@@ -103,6 +100,57 @@ impl Demo {
         let (campaign_id, campaign_path) = (campaign.id, &campaign.path);
 
         // 5. A second version: drafted on top of the live one, read as a patch, approved.
+        self.draft_second_version(offer_path).await?;
+        let diff = self
+            .api
+            .send(
+                Method::GET,
+                &format!("{offer_path}/draft-diff"),
+                Some(Auth::Bearer(self.token("cc_approver"))),
+                None,
+            )
+            .await?;
+        // The approval names the version the diff showed (its ETag).
+        let reviewed = diff.etag.clone();
+        let patch = diff.expect("the approver reading the change", &[200])?;
+        let approved = self
+            .api
+            .send_if_match(
+                Method::POST,
+                &format!("{offer_path}/approve"),
+                Some(Auth::Bearer(self.token("cc_approver"))),
+                Some(&json!({"comments": "New fee checked"})),
+                reviewed.as_deref(),
+            )
+            .await?
+            .expect("the approver approving version 2", &[200])?;
+
+        let live_version = approved["live_version"].as_i64().unwrap_or_default();
+        let version_diff = patch_lines(&patch);
+        let pinned = self
+            .api
+            .send(
+                Method::GET,
+                campaign_path,
+                Some(Auth::Bearer(self.token("cc_viewer"))),
+                None,
+            )
+            .await?
+            .expect("reading the campaign", &[200])?;
+        let campaign_offer_version = pinned["offer_version"].as_i64().unwrap_or_default();
+        self.steps.push(format!(
+        "offer {offer_id} version {live_version} drafted by cc_maker on top of version 1 ({} change(s), read by cc_approver as a JSON Patch) and approved; campaign {campaign_id} still delivers version {campaign_offer_version}",
+        version_diff.len()
+    ));
+        Ok(Versioned {
+            diff: version_diff,
+            live_version,
+            campaign_offer_version,
+        })
+    }
+
+    /// The maker's draft of version 2 on top of the live version 1, submitted.
+    async fn draft_second_version(&mut self, offer_path: &str) -> anyhow::Result<()> {
         let body = json!({
             "data": {
                 "title": "Platinum upgrade: lounge access and 5x rewards",
@@ -134,64 +182,25 @@ impl Demo {
             )
             .await?
             .expect("the maker submitting version 2", &[200])?;
-        let diff = self
-            .api
-            .send(
-                Method::GET,
-                &format!("{offer_path}/draft-diff"),
-                Some(Auth::Bearer(self.token("cc_approver"))),
-                None,
-            )
-            .await?;
-        // The approval names the version the diff showed (its ETag).
-        let reviewed = diff.etag.clone();
-        let patch = diff.expect("the approver reading the change", &[200])?;
-        let approved = self
-            .api
-            .send_if_match(
-                Method::POST,
-                &format!("{offer_path}/approve"),
-                Some(Auth::Bearer(self.token("cc_approver"))),
-                Some(&json!({"comments": "New fee checked"})),
-                reviewed.as_deref(),
-            )
-            .await?
-            .expect("the approver approving version 2", &[200])?;
-        let live_version = approved["live_version"].as_i64().unwrap_or_default();
-        let version_diff: Vec<String> = patch
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|op| {
-                let (kind, path) = (
-                    op["op"].as_str().unwrap_or(""),
-                    op["path"].as_str().unwrap_or(""),
-                );
-                match op.get("value") {
-                    Some(value) => format!("{kind:<8} {path}  {value}"),
-                    None => format!("{kind:<8} {path}"),
-                }
-            })
-            .collect();
-        let pinned = self
-            .api
-            .send(
-                Method::GET,
-                campaign_path,
-                Some(Auth::Bearer(self.token("cc_viewer"))),
-                None,
-            )
-            .await?
-            .expect("reading the campaign", &[200])?;
-        let campaign_offer_version = pinned["offer_version"].as_i64().unwrap_or_default();
-        self.steps.push(format!(
-        "offer {offer_id} version {live_version} drafted by cc_maker on top of version 1 ({} change(s), read by cc_approver as a JSON Patch) and approved; campaign {campaign_id} still delivers version {campaign_offer_version}",
-        version_diff.len()
-    ));
-        Ok(Versioned {
-            diff: version_diff,
-            live_version,
-            campaign_offer_version,
-        })
+        Ok(())
     }
+}
+
+/// A JSON Patch as report lines: `op  path  value`.
+fn patch_lines(patch: &Value) -> Vec<String> {
+    patch
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|op| {
+            let (kind, path) = (
+                op["op"].as_str().unwrap_or(""),
+                op["path"].as_str().unwrap_or(""),
+            );
+            match op.get("value") {
+                Some(value) => format!("{kind:<8} {path}  {value}"),
+                None => format!("{kind:<8} {path}"),
+            }
+        })
+        .collect()
 }

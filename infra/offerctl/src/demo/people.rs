@@ -10,7 +10,14 @@ use super::*;
 impl Demo {
     /// The tenant, its users (one per default role) and the custom role the tenant admin gives the operator.
     pub(super) async fn tenant_and_users(&mut self) -> anyhow::Result<()> {
-        // 1. The tenant and its users.
+        // 1. The tenant and its users, then the custom role.
+        self.tenant().await?;
+        self.default_users().await?;
+        self.custom_role().await
+    }
+
+    /// The tenant, created (with its offer schema and four eyes) or reused.
+    async fn tenant(&mut self) -> anyhow::Result<()> {
         let tenant_path = format!("/sa/tenants/{TENANT}");
         let existing = self
             .api
@@ -47,6 +54,11 @@ impl Demo {
             existing.expect("reading the tenant", &[200])?;
             self.steps.push(format!("reused tenant {TENANT}"));
         }
+        Ok(())
+    }
+
+    /// One user per default role, made or reset, signed in.
+    async fn default_users(&mut self) -> anyhow::Result<()> {
         for (username, role) in USERS {
             let password = ensure_user(
                 &self.api,
@@ -78,9 +90,12 @@ impl Demo {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        Ok(())
+    }
 
-        // The custom role (created, or reset to its permissions on a later run), given to the
-        // operator by the tenant's own admin.
+    /// The custom role (created, or reset to its permissions on a later run), given to the
+    /// operator by the tenant's own admin.
+    async fn custom_role(&mut self) -> anyhow::Result<()> {
         let role_body = json!({
             "name": CUSTOM_ROLE,
             "description": "Runs campaigns; never reviews offers",
