@@ -109,12 +109,7 @@ pub async fn due(
             &[&report_grace_days, &limit],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            let tenant = TenantName::parse(row.get::<_, &str>(0)).map_err(ApiError::internal)?;
-            Ok((tenant, row.get(1)))
-        })
-        .collect()
+    tenant_campaigns(&rows)
 }
 
 /// Campaign `campaign`'s archive row, if it has one; with `lock`, locked until the
@@ -371,12 +366,7 @@ pub async fn prunable_campaigns(
             &[&window_days, &report_grace_days],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            let tenant = TenantName::parse(row.get::<_, &str>(0)).map_err(ApiError::internal)?;
-            Ok((tenant, row.get(1)))
-        })
-        .collect()
+    tenant_campaigns(&rows)
 }
 
 /// Deletes at most `batch` contact-ledger rows of campaign `campaign` older than
@@ -420,4 +410,14 @@ pub async fn tenant_of_campaign(
         .await?
         .map(|row| TenantName::parse(row.get::<_, &str>(0)).map_err(ApiError::internal))
         .transpose()
+}
+
+/// Rows of (tenant name, campaign id) as parsed pairs.
+fn tenant_campaigns(rows: &[tokio_postgres::Row]) -> Result<Vec<(TenantName, i32)>, ApiError> {
+    rows.iter()
+        .map(|row| {
+            let tenant = TenantName::parse(row.get::<_, &str>(0)).map_err(ApiError::internal)?;
+            Ok((tenant, row.get(1)))
+        })
+        .collect()
 }
