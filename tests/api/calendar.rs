@@ -12,7 +12,7 @@ use integration_tests::{NewCampaign, TenantFixture, TestApp, TestOptions, TestRe
 use serde_json::{Value, json};
 use shared::scheduler::{self as calendar, CalendarReport};
 
-use crate::webhook::{issue_key, report};
+use crate::webhook::report;
 
 /// The UTC date `days` from the database's today (negative: before).
 async fn utc_day(app: &TestApp, days: i32) -> String {
@@ -75,16 +75,6 @@ async fn read(app: &TestApp, fx: &TenantFixture, id: i64) -> Value {
         .await
         .expect(StatusCode::OK)
         .body
-}
-
-async fn summary(app: &TestApp, fx: &TenantFixture, id: i64) -> Value {
-    app.get(
-        &format!("/tenants/{}/campaigns/{id}/customers/summary", fx.tenant),
-        &fx.admin,
-    )
-    .await
-    .expect(StatusCode::OK)
-    .body
 }
 
 async fn ledger(app: &TestApp, id: i64) -> i64 {
@@ -189,10 +179,10 @@ async fn a_campaign_activated_before_its_start_is_scheduled_and_released_at_the_
             .await,
         before
     );
-    let counts = summary(&app, &fx, id).await;
+    let counts = app.campaign_summary(&fx, id).await;
     assert_eq!(counts["released"], 0, "{counts}");
     assert_eq!(counts["awaiting_release"], counts["total"], "{counts}");
-    let (key, _) = issue_key(&app, false).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     let refused = feed(&app, &key, id).await.expect(StatusCode::CONFLICT);
     assert!(
         refused.body["detail"]
@@ -227,7 +217,7 @@ async fn a_campaign_activated_before_its_start_is_scheduled_and_released_at_the_
     assert_eq!((run.started, run.starts_failed), (1, 0), "{run:?}");
     let started = read(&app, &fx, id).await;
     assert_eq!(started["status"], "active");
-    let counts = summary(&app, &fx, id).await;
+    let counts = app.campaign_summary(&fx, id).await;
     assert_eq!(counts["released"], counts["total"], "{counts}");
     assert_eq!(
         ledger(&app, id).await,
@@ -306,7 +296,7 @@ async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_
     app.activate_campaign("credit_card", first, &fx.admin)
         .await
         .expect(StatusCode::OK);
-    let released = summary(&app, &fx, first).await["released"]
+    let released = app.campaign_summary(&fx, first).await["released"]
         .as_i64()
         .expect("n");
     assert!(released > 2, "{released}");
@@ -322,7 +312,7 @@ async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_
         .await
         .expect("customer")
         .get(0);
-    let (key, _) = issue_key(&app, false).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     // Dated now: after its release (a moment ago), within the webhook's clock-skew bound.
     let sent_at = chrono::Utc::now().to_rfc3339();
     let answer = report(
@@ -339,7 +329,7 @@ async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_
     app.activate_campaign("credit_card", second, &fx.admin)
         .await
         .expect(StatusCode::OK);
-    let held = summary(&app, &fx, second).await;
+    let held = app.campaign_summary(&fx, second).await;
     assert_eq!(held["released"], 0, "{held}");
 
     // Five days on, the first campaign is past its end: the scheduler completes it.
@@ -349,7 +339,7 @@ async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_
     assert_eq!(run.completed, 1, "{run:?}");
     assert_eq!(run.expired, (released - 1) as u64, "{run:?}");
     assert_eq!(read(&app, &fx, first).await["status"], "completed");
-    let counts = summary(&app, &fx, first).await;
+    let counts = app.campaign_summary(&fx, first).await;
     assert_eq!(counts["expired"], released - 1, "{counts}");
     assert_eq!(counts["sent"], 1, "{counts}");
     assert_eq!(counts["pending"], 0, "{counts}");
@@ -387,7 +377,7 @@ async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_
     app.activate_campaign("credit_card", third, &fx.admin)
         .await
         .expect(StatusCode::OK);
-    let counts = summary(&app, &fx, third).await;
+    let counts = app.campaign_summary(&fx, third).await;
     assert_eq!(counts["released"], released - 1, "{counts}");
     assert_eq!(counts["suppressed_by_pressure"], 1, "{counts}");
     // Running the scheduler again changes nothing.
@@ -440,7 +430,7 @@ async fn late_reports_apply_within_the_grace_period_and_are_invalid_after_it_or_
     let (_, recent_end) = instants(&read(&app, &fx, recent).await);
     let (_, old_end) = instants(&read(&app, &fx, old).await);
     let (r, o) = (customers(recent).await, customers(old).await);
-    let (key, _) = issue_key(&app, false).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     let hour = chrono::Duration::hours(1);
     let answer = report(
         &app,
@@ -472,7 +462,7 @@ async fn late_reports_apply_within_the_grace_period_and_are_invalid_after_it_or_
     );
     // The late report inside the window made the expired delivery sent, counted in the
     // ledger at its time; the others changed nothing.
-    let counts = summary(&app, &fx, recent).await;
+    let counts = app.campaign_summary(&fx, recent).await;
     assert_eq!(counts["sent"], 1, "{counts}");
     let contact = app
         .count(
@@ -481,7 +471,7 @@ async fn late_reports_apply_within_the_grace_period_and_are_invalid_after_it_or_
         )
         .await;
     assert_eq!(contact, 1);
-    assert_eq!(summary(&app, &fx, old).await["sent"], 0);
+    assert_eq!(app.campaign_summary(&fx, old).await["sent"], 0);
 }
 
 #[tokio::test]
@@ -525,7 +515,7 @@ async fn two_schedulers_running_at_once_start_and_end_each_campaign_exactly_once
     for id in &starting {
         assert_eq!(read(&app, &fx, *id).await["status"], "active");
         assert_eq!(scheduler_changes(&app, &fx, *id).await, 1);
-        let counts = summary(&app, &fx, *id).await;
+        let counts = app.campaign_summary(&fx, *id).await;
         assert_eq!(
             ledger(&app, *id).await,
             counts["released"].as_i64().expect("n")

@@ -7,22 +7,11 @@ use std::collections::HashSet;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use integration_tests::{DEMO_CUSTOMERS_CSV, TenantFixture, TestApp, TestResponse};
+use integration_tests::{DEMO_CUSTOMERS_CSV, TenantFixture, TestApp};
 use serde_json::{Value, json};
 
 const GOLD_PLATINUM: &str = "c.segment in ('gold', 'platinum') and c.kyc_status = 'verified' \
                              and c.is_active";
-
-async fn summary(app: &TestApp, fx: &TenantFixture, id: i64) -> Value {
-    let response = app
-        .get(
-            &format!("/tenants/{}/campaigns/{id}/customers/summary", fx.tenant),
-            &fx.viewer,
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
-    response.body
-}
 
 fn n(value: &Value, field: &str) -> i64 {
     value[field]
@@ -80,17 +69,6 @@ fn demo_csv_with_consents() -> Vec<u8> {
     writer.into_inner().expect("csv")
 }
 
-async fn import(app: &TestApp, sa: &str, csv: Vec<u8>) -> TestResponse {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/customers/import")
-        .header(header::AUTHORIZATION, format!("Bearer {sa}"))
-        .header(header::CONTENT_TYPE, "text/csv")
-        .body(Body::from(csv))
-        .expect("request");
-    app.send(request).await
-}
-
 /// A processed campaign of `fx` for verified gold and platinum holders.
 async fn gold_platinum(app: &TestApp, fx: &TenantFixture) -> i64 {
     app.processed_campaign(
@@ -105,7 +83,9 @@ async fn gold_platinum(app: &TestApp, fx: &TenantFixture) -> i64 {
 async fn opt_outs_imported_by_csv_are_excluded_and_counted() {
     let app = TestApp::spawn().await;
     let sa = app.super_admin_token().await;
-    let imported = import(&app, &sa, demo_csv_with_consents()).await;
+    let imported = app
+        .import_customers_csv(&sa, demo_csv_with_consents())
+        .await;
     assert_eq!(imported.status, StatusCode::OK, "{:?}", imported.body);
     let cells = app
         .count(
@@ -115,7 +95,9 @@ async fn opt_outs_imported_by_csv_are_excluded_and_counted() {
         .await;
     assert_eq!(n(&imported.body, "consents_changed"), cells);
     assert!(cells > 9000, "{cells}");
-    let again = import(&app, &sa, demo_csv_with_consents()).await;
+    let again = app
+        .import_customers_csv(&sa, demo_csv_with_consents())
+        .await;
     assert_eq!(
         n(&again.body, "consents_changed"),
         0,
@@ -187,7 +169,7 @@ async fn opt_outs_imported_by_csv_are_excluded_and_counted() {
             .status,
         StatusCode::OK
     );
-    let s = summary(&app, &fx, id).await;
+    let s = app.campaign_summary(&fx, id).await;
     assert_eq!(n(&s, "total"), matched);
     assert_eq!(n(&s, "suppressed_by_consent"), without_consent);
     assert_eq!(n(&s, "released"), matched - without_consent);
@@ -211,7 +193,7 @@ async fn opt_outs_imported_by_csv_are_excluded_and_counted() {
     let loan = app.tenant_with_offer("loan").await;
     let id = gold_platinum(&app, &loan).await;
     app.activate_campaign("loan", id, &loan.admin).await;
-    let s = summary(&app, &loan, id).await;
+    let s = app.campaign_summary(&loan, id).await;
     assert_eq!(n(&s, "suppressed_by_consent"), opted_out);
     assert_adds_up(&s);
     let preview = app
@@ -257,8 +239,8 @@ async fn the_contact_cap_holds_across_two_tenants_released_at_the_same_moment() 
         )
         .await;
     let (sa_, sb) = (
-        summary(&app, &cards, a).await,
-        summary(&app, &loans, b).await,
+        app.campaign_summary(&cards, a).await,
+        app.campaign_summary(&loans, b).await,
     );
     assert_adds_up(&sa_);
     assert_adds_up(&sb);
@@ -411,22 +393,8 @@ async fn a_provider_fetches_exactly_the_released_deliveries_and_reports_them() {
         )
         .await;
     assert_eq!(withdrawn.status, StatusCode::OK);
-    let key = app
-        .post(
-            "/sa/webhook-keys",
-            &sa,
-            json!({"tenant_name": "credit_card", "name": "provider"}),
-        )
-        .await;
-    let key = key.body["key"].as_str().expect("key").to_owned();
-    let other_key = app
-        .post(
-            "/sa/webhook-keys",
-            &sa,
-            json!({"tenant_name": "loan", "name": "provider"}),
-        )
-        .await;
-    let other_key = other_key.body["key"].as_str().expect("key").to_owned();
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
+    let (other_key, _) = app.issue_webhook_key("loan", false).await;
     let feed = |key: String, path: String| {
         let app = &app;
         async move {
@@ -569,7 +537,7 @@ async fn a_provider_fetches_exactly_the_released_deliveries_and_reports_them() {
     let after = feed(key.clone(), format!("/system/campaigns/{id}/deliveries")).await;
     assert_eq!(after.body["deliveries"], json!([]), "nothing left to send");
 
-    let s = summary(&app, &fx, id).await;
+    let s = app.campaign_summary(&fx, id).await;
     assert_adds_up(&s);
     assert_eq!(n(&s, "released"), total);
     assert_eq!(

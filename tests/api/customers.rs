@@ -6,23 +6,12 @@ use axum::http::{Method, Request, StatusCode, header};
 use integration_tests::{DEMO_CUSTOMERS_CSV, TestApp};
 use serde_json::json;
 
-async fn import(app: &TestApp, token: &str, csv: Vec<u8>) -> integration_tests::TestResponse {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/customers/import")
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
-        .body(Body::from(csv))
-        .expect("request");
-    app.send(request).await
-}
-
 #[tokio::test]
 async fn the_real_file_imports_cleanly_and_a_second_import_changes_nothing() {
     let app = TestApp::spawn().await;
     let token = app.super_admin_token().await;
     let data = std::fs::read(DEMO_CUSTOMERS_CSV).expect("demo data");
-    let first = import(&app, &token, data.clone()).await;
+    let first = app.import_customers_csv(&token, data.clone()).await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
     assert_eq!(
         first.body,
@@ -36,7 +25,7 @@ async fn the_real_file_imports_cleanly_and_a_second_import_changes_nothing() {
         .await
         .expect("q")
         .get(0);
-    let second = import(&app, &token, data).await;
+    let second = app.import_customers_csv(&token, data).await;
     assert_eq!(
         second.body,
         json!({"rows": 10127, "inserted": 0, "updated": 0, "unchanged": 10127, "consents_changed": 0})
@@ -77,7 +66,9 @@ async fn a_file_with_bad_rows_is_refused_whole_naming_every_line() {
                Cid Bad,cid@example.com,pending,02/01/1980,700,true,\n\
                ,dan@example.com,pending,1980-01-02,700,true,\n\
                Eve Dup,ann@example.com,pending,1980-01-02,7000,maybe,\n";
-    let response = import(&app, &token, csv.as_bytes().to_vec()).await;
+    let response = app
+        .import_customers_csv(&token, csv.as_bytes().to_vec())
+        .await;
     assert_eq!(
         response.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -116,11 +107,15 @@ async fn a_file_with_bad_rows_is_refused_whole_naming_every_line() {
     // The good row alone imports, with its unknown column in attributes; a missing email
     // column refuses the header.
     let good = "full_name,email,loyalty_tier\nAnn Good,ann@example.com,gold\n";
-    let response = import(&app, &token, good.as_bytes().to_vec()).await;
+    let response = app
+        .import_customers_csv(&token, good.as_bytes().to_vec())
+        .await;
     assert_eq!(response.body["inserted"], 1);
     let list = app.get("/customers?email=ann@example.com", &token).await;
     assert_eq!(list.body[0]["attributes"], json!({"loyalty_tier": "gold"}));
-    let response = import(&app, &token, b"full_name\nNo Email\n".to_vec()).await;
+    let response = app
+        .import_customers_csv(&token, b"full_name\nNo Email\n".to_vec())
+        .await;
     assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(response.body["errors"][0]["pointer"], "/lines/1");
     // Not CSV, not a super admin.
@@ -143,7 +138,7 @@ async fn a_file_with_bad_rows_is_refused_whole_naming_every_line() {
         .login("cc.admin", integration_tests::USER_PASSWORD)
         .await;
     assert_eq!(
-        import(&app, &tenant_admin, good.as_bytes().to_vec())
+        app.import_customers_csv(&tenant_admin, good.as_bytes().to_vec())
             .await
             .status,
         StatusCode::FORBIDDEN

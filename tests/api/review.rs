@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use shared::db::TenantTx;
 use shared::domain::TenantName;
 
-use crate::webhook::{issue_key, processed_campaign, report, signed_headers};
+use crate::webhook::{processed_campaign, report, signed_headers};
 
 const CAMPAIGNS: &str = "/tenants/credit_card/campaigns";
 const OFFERS: &str = "/tenants/credit_card/offers";
@@ -109,7 +109,7 @@ async fn feed(app: &TestApp, target: &str, key: &str, extra: &[(&str, String)]) 
 #[tokio::test]
 async fn a_signed_key_signs_its_feed_requests_too() {
     let (app, _fx, id, _) = processed_campaign(json!({"segment": "platinum"})).await;
-    let (key, secret) = issue_key(&app, true).await;
+    let (key, secret) = app.issue_webhook_key("credit_card", true).await;
     let secret = secret.expect("a signed key has a secret");
     let target = format!("/system/campaigns/{id}/deliveries?limit=5");
     let unsigned = feed(&app, &target, &key, &[]).await;
@@ -142,7 +142,7 @@ async fn a_signed_key_signs_its_feed_requests_too() {
         StatusCode::UNAUTHORIZED
     );
     // A key without a secret still reads with the key alone.
-    let (plain, _) = issue_key(&app, false).await;
+    let (plain, _) = app.issue_webhook_key("credit_card", false).await;
     assert_eq!(
         feed(&app, &target, &plain, &[]).await.status,
         StatusCode::OK
@@ -166,7 +166,7 @@ async fn contact_at(app: &TestApp, id: i64, customer: &str) -> chrono::DateTime<
 #[tokio::test]
 async fn a_report_dated_before_its_delivery_was_released_is_invalid() {
     let (app, _fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
-    let (key, _) = issue_key(&app, false).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     // The campaign is a day old; this delivery was released an hour ago.
     let customer = &customers[0];
     app.db()
@@ -375,7 +375,7 @@ async fn the_api_role_cannot_rewrite_any_audit_trail() {
 #[tokio::test]
 async fn the_ledger_follows_a_deliverys_final_status_under_concurrent_reports() {
     let (app, _fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
-    let (key, _) = issue_key(&app, false).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     let app = Arc::new(app);
     let base = Utc::now() - Duration::minutes(30);
     // Eight deliveries, 32 reports each, all at once: sent and failed alternate in time; the

@@ -19,16 +19,6 @@ async fn create_role(app: &TestApp, sa: &str, tenant: &str, name: &str, permissi
     assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
 }
 
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> TestResponse {
-    app.call(method, path, Some(token), body).await
-}
-
 fn pointer(response: &TestResponse) -> &str {
     response.body["errors"][0]["pointer"]
         .as_str()
@@ -222,7 +212,7 @@ async fn the_seed_flow_a_custom_group_grants_exactly_its_permissions() {
     ];
     let mut mismatches = Vec::new();
     for (what, method, path, body, want) in cells {
-        let got = send(&app, method, &path, &operator, body).await;
+        let got = app.call_as(method, &path, &operator, body).await;
         if got.status != want {
             mismatches.push(format!(
                 "{what}: expected {want}, got {} {:?}",
@@ -264,14 +254,14 @@ async fn a_role_change_takes_effect_on_the_next_request_of_every_holder() {
         );
     }
     // The same tokens, after the super admin swaps the role's permissions.
-    let changed = send(
-        &app,
-        Method::PUT,
-        &format!("{CC_ROLES}/analyst"),
-        &sa,
-        Some(json!({"permissions": ["campaign.read"], "description": "Campaign analyst"})),
-    )
-    .await;
+    let changed = app
+        .call_as(
+            Method::PUT,
+            &format!("{CC_ROLES}/analyst"),
+            &sa,
+            Some(json!({"permissions": ["campaign.read"], "description": "Campaign analyst"})),
+        )
+        .await;
     assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
     assert_eq!(
         changed.body,
@@ -285,27 +275,27 @@ async fn a_role_change_takes_effect_on_the_next_request_of_every_holder() {
     // A default role can be changed too, with the same immediate effect.
     let viewer = app.login("credit-card.viewer", USER_PASSWORD).await;
     assert_eq!(app.get(offers, &viewer).await.status, StatusCode::OK);
-    let narrowed = send(
-        &app,
-        Method::PUT,
-        &format!("{CC_ROLES}/read_only"),
-        &sa,
-        Some(json!({"permissions": ["campaign.read"]})),
-    )
-    .await;
+    let narrowed = app
+        .call_as(
+            Method::PUT,
+            &format!("{CC_ROLES}/read_only"),
+            &sa,
+            Some(json!({"permissions": ["campaign.read"]})),
+        )
+        .await;
     assert_eq!(narrowed.status, StatusCode::OK, "{:?}", narrowed.body);
     assert_eq!(narrowed.body["description"], "Reads offers and campaigns");
     assert_eq!(narrowed.body["is_default"], true);
     assert_eq!(app.get(offers, &viewer).await.status, StatusCode::FORBIDDEN);
     // Deleting the role with its assignments: every holder loses it at once.
-    let deleted = send(
-        &app,
-        Method::DELETE,
-        &format!("{CC_ROLES}/analyst?remove_assignments=true"),
-        &sa,
-        None,
-    )
-    .await;
+    let deleted = app
+        .call_as(
+            Method::DELETE,
+            &format!("{CC_ROLES}/analyst?remove_assignments=true"),
+            &sa,
+            None,
+        )
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
     for token in &tokens {
         assert_eq!(
@@ -435,7 +425,7 @@ async fn the_roles_api_refuses_bad_input_and_changes_nothing() {
 
     let put = |role: &str, body: Value| {
         let (app, sa, path) = (&app, &sa, format!("{CC_ROLES}/{role}"));
-        async move { send(app, Method::PUT, &path, sa, Some(body)).await }
+        async move { app.call_as(Method::PUT, &path, sa, Some(body)).await }
     };
     assert_eq!(
         put("ghost", json!({"permissions": ["offer.read"]}))
@@ -458,7 +448,7 @@ async fn the_roles_api_refuses_bad_input_and_changes_nothing() {
     // Deletion: never a default; not while assigned unless asked.
     let delete = |path: String| {
         let (app, sa) = (&app, &sa);
-        async move { send(app, Method::DELETE, &path, sa, None).await }
+        async move { app.call_as(Method::DELETE, &path, sa, None).await }
     };
     let default = delete(format!("{CC_ROLES}/approver?remove_assignments=true")).await;
     assert_eq!(default.status, StatusCode::CONFLICT);
@@ -610,14 +600,14 @@ impl Members {
     }
 
     async fn remove(&self, token: &str, username: &str, role: &str) -> TestResponse {
-        send(
-            &self.app,
-            Method::DELETE,
-            &format!("{CC_MEMBERS}/{username}/roles/{role}"),
-            token,
-            None,
-        )
-        .await
+        self.app
+            .call_as(
+                Method::DELETE,
+                &format!("{CC_MEMBERS}/{username}/roles/{role}"),
+                token,
+                None,
+            )
+            .await
     }
 }
 
@@ -858,14 +848,14 @@ async fn tenant_admins_cannot_reach_beyond_their_tenant_or_their_own_permissions
         ]
     );
     // Once the super admin withdraws the manager's permission, its very next call is refused.
-    let narrowed = send(
-        app,
-        Method::PUT,
-        &format!("{CC_ROLES}/member_manager"),
-        &w.sa,
-        Some(json!({"permissions": ["campaign.read"]})),
-    )
-    .await;
+    let narrowed = app
+        .call_as(
+            Method::PUT,
+            &format!("{CC_ROLES}/member_manager"),
+            &w.sa,
+            Some(json!({"permissions": ["campaign.read"]})),
+        )
+        .await;
     assert_eq!(narrowed.status, StatusCode::OK);
     assert_eq!(
         w.assign(m, "credit_card", "newbie", "campaign_viewer")
@@ -887,7 +877,9 @@ async fn super_admin_assignments_and_user_deletion_are_in_the_access_audit_trail
         )
         .await;
     assert_eq!(assigned.status, StatusCode::CREATED);
-    let deleted = send(app, Method::DELETE, "/sa/users/newbie", &w.sa, None).await;
+    let deleted = app
+        .call_as(Method::DELETE, "/sa/users/newbie", &w.sa, None)
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
     let trail = app
         .get(

@@ -10,16 +10,6 @@ use serde_json::{Value, json};
 const OFFERS: &str = "/tenants/credit_card/offers";
 const CAMPAIGNS: &str = "/tenants/credit_card/campaigns";
 
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> TestResponse {
-    app.call(method, path, Some(token), body).await
-}
-
 /// A draft campaign of the fixture's offer; `offer_version` pins one explicitly.
 async fn campaign(app: &TestApp, fx: &TenantFixture, offer_version: Option<i64>) -> TestResponse {
     let mut campaign = integration_tests::NewCampaign::of(fx.offer_id)
@@ -40,7 +30,9 @@ async fn draft_and_submit(
     data: Value,
 ) -> TestResponse {
     let one = format!("{OFFERS}/{}", fx.offer_id);
-    let edited = send(app, Method::PUT, &one, token, Some(json!({"data": data}))).await;
+    let edited = app
+        .call_as(Method::PUT, &one, token, Some(json!({"data": data})))
+        .await;
     assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
     app.post(&format!("{one}/submit"), token, json!({})).await
 }
@@ -72,14 +64,14 @@ async fn an_edited_approved_offer_stays_live_until_its_draft_is_approved_as_vers
     assert_eq!(before.body["offer_version"], 1);
 
     // Editing the approved offer opens a draft; version 1 stays live and unchanged.
-    let edited = send(
-        &app,
-        Method::PUT,
-        &one,
-        &fx.maker,
-        Some(json!({"data": {"title": "Cashback 6%", "cap": 500}, "comments": "raise it"})),
-    )
-    .await;
+    let edited = app
+        .call_as(
+            Method::PUT,
+            &one,
+            &fx.maker,
+            Some(json!({"data": {"title": "Cashback 6%", "cap": 500}, "comments": "raise it"})),
+        )
+        .await;
     assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
     assert_eq!(edited.body["status"], "draft");
     assert_eq!(edited.body["live_version"], 1);
@@ -338,14 +330,14 @@ async fn concurrent_approvals_one_wins_the_other_is_409_and_a_stale_base_is_refu
         rejected.body["draft_base_version"], 2,
         "a rejection keeps the base"
     );
-    let rebased = send(
-        &app,
-        Method::PATCH,
-        &one,
-        &fx.maker,
-        Some(json!({"comments": "rebased"})),
-    )
-    .await;
+    let rebased = app
+        .call_as(
+            Method::PATCH,
+            &one,
+            &fx.maker,
+            Some(json!({"comments": "rebased"})),
+        )
+        .await;
     assert_eq!(rebased.status, StatusCode::OK, "{:?}", rebased.body);
     assert_eq!(rebased.body["draft_base_version"], 3);
     app.post(&format!("{one}/submit"), &fx.maker, json!({}))
@@ -427,14 +419,14 @@ async fn moving_a_campaign_to_another_version_is_explicit_audited_and_only_while
     );
     let active = mv(fx.admin.clone(), json!({"offer_version": 1})).await;
     assert_eq!(active.status, StatusCode::CONFLICT, "{:?}", active.body);
-    let paused = send(
-        &app,
-        Method::PUT,
-        &path,
-        &fx.admin,
-        Some(json!({"status": "paused"})),
-    )
-    .await;
+    let paused = app
+        .call_as(
+            Method::PUT,
+            &path,
+            &fx.admin,
+            Some(json!({"status": "paused"})),
+        )
+        .await;
     assert_eq!(paused.status, StatusCode::OK);
     let back = mv(
         fx.admin.clone(),
@@ -488,15 +480,7 @@ async fn moving_a_campaign_to_another_version_is_explicit_audited_and_only_while
             .status,
         StatusCode::OK
     );
-    let sa = app.super_admin_token().await;
-    let key = app
-        .post(
-            "/sa/webhook-keys",
-            &sa,
-            json!({"tenant_name": "credit_card", "name": "provider"}),
-        )
-        .await;
-    let key = key.body["key"].as_str().expect("key").to_owned();
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     let page = app
         .get(&format!("{path}/customers?limit=1"), &fx.viewer)
         .await;
@@ -531,14 +515,14 @@ async fn a_retired_offer_takes_no_new_campaigns_while_existing_ones_keep_their_v
     let existing = campaign(&app, &fx, None).await;
     let existing_id = existing.body["id"].as_i64().expect("id");
     // A pending draft is frozen with the offer.
-    let edited = send(
-        &app,
-        Method::PUT,
-        &one,
-        &fx.maker,
-        Some(json!({"data": {"title": "Draft"}})),
-    )
-    .await;
+    let edited = app
+        .call_as(
+            Method::PUT,
+            &one,
+            &fx.maker,
+            Some(json!({"data": {"title": "Draft"}})),
+        )
+        .await;
     assert_eq!(edited.status, StatusCode::OK);
 
     let by_maker = app
@@ -613,7 +597,7 @@ async fn a_retired_offer_takes_no_new_campaigns_while_existing_ones_keep_their_v
         (Method::POST, format!("{one}/submit"), Some(json!({}))),
         (Method::DELETE, one.clone(), None),
     ] {
-        let response = send(&app, method, &path, &fx.admin, body).await;
+        let response = app.call_as(method, &path, &fx.admin, body).await;
         assert_eq!(
             response.status,
             StatusCode::CONFLICT,

@@ -56,37 +56,6 @@ pub(crate) async fn processed_campaign(
     (app, fx, id, customers)
 }
 
-/// Creates a key of tenant `credit_card` (created if missing) over the API: (key, signing
-/// secret).
-pub(crate) async fn issue_key(app: &TestApp, signed: bool) -> (String, Option<String>) {
-    issue_key_for(app, "credit_card", signed).await
-}
-
-/// Creates a key of `tenant` (created if missing) over the API: (key, signing secret).
-async fn issue_key_for(app: &TestApp, tenant: &str, signed: bool) -> (String, Option<String>) {
-    let token = app.super_admin_token().await;
-    let tenant_created = app
-        .post("/sa/tenants", &token, json!({"name": tenant}))
-        .await;
-    assert!(
-        [StatusCode::CREATED, StatusCode::CONFLICT].contains(&tenant_created.status),
-        "{:?}",
-        tenant_created.body
-    );
-    let response = app
-        .post(
-            "/sa/webhook-keys",
-            &token,
-            json!({"tenant_name": tenant, "name": "mailer", "signed": signed}),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
-    (
-        response.body["key"].as_str().expect("key").to_owned(),
-        response.body["signing_secret"].as_str().map(str::to_owned),
-    )
-}
-
 async fn post_raw(
     app: &TestApp,
     key: Option<&str>,
@@ -128,19 +97,10 @@ pub(crate) fn signed_headers(
     ]
 }
 
-async fn summary(app: &TestApp, token: &str, id: i64) -> Value {
-    app.get(
-        &format!("/tenants/credit_card/campaigns/{id}/customers/summary"),
-        token,
-    )
-    .await
-    .body
-}
-
 #[tokio::test]
 async fn missing_wrong_and_revoked_keys_are_refused() {
     let app = TestApp::spawn().await;
-    let (key, secret) = issue_key(&app, false).await;
+    let (key, secret) = app.issue_webhook_key("credit_card", false).await;
     assert!(key.starts_with("omk_") && secret.is_none());
     let token = app.super_admin_token().await;
     let listed = app.get("/sa/webhook-keys", &token).await;
@@ -199,7 +159,7 @@ async fn a_batch_of_1000_reports_is_applied_and_shows_in_the_campaign_counts() {
     let (app, fx, id, customers) =
         processed_campaign(json!({"segment": "blue", "kyc_status": "verified"})).await;
     assert!(customers.len() > 1000);
-    let (key, _) = issue_key(&app, false).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     let now = Utc::now();
     let items: Vec<Value> = customers[..1000]
         .iter()
@@ -219,7 +179,7 @@ async fn a_batch_of_1000_reports_is_applied_and_shows_in_the_campaign_counts() {
     );
     let total = customers.len() as i64;
     assert_eq!(
-        summary(&app, &fx.viewer, id).await,
+        app.campaign_summary(&fx, id).await,
         json!({"total": total, "pending": total - 1000, "sent": 900, "failed": 100,
                "suppressed_by_consent": 0, "suppressed_by_pressure": 0,
                "awaiting_release": 0, "released": total, "expired": 0})
@@ -246,7 +206,7 @@ async fn a_batch_of_1000_reports_is_applied_and_shows_in_the_campaign_counts() {
 #[tokio::test]
 async fn mixed_batches_report_every_item() {
     let (app, _fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
-    let (key, _) = issue_key(&app, false).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     let now = Utc::now().to_rfc3339();
     let stranger = app
         .db()
@@ -316,7 +276,7 @@ async fn mixed_batches_report_every_item() {
 #[tokio::test]
 async fn events_never_go_back_in_time() {
     let (app, fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
-    let (key, _) = issue_key(&app, false).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     let t0 = Utc::now() - Duration::minutes(10);
     let item = |status: &str, at: chrono::DateTime<Utc>| json!({"campaign_id": id, "customer_id": customers[0], "status": status, "sent_at": at.to_rfc3339()});
     let outcome = |response: &TestResponse| response.body["results"][0]["status"].clone();
@@ -383,7 +343,7 @@ async fn events_never_go_back_in_time() {
 #[tokio::test]
 async fn signed_keys_need_a_valid_recent_signature_and_replays_change_nothing() {
     let (app, _fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
-    let (key, secret) = issue_key(&app, true).await;
+    let (key, secret) = app.issue_webhook_key("credit_card", true).await;
     let secret = secret.expect("a signed key has a secret");
     assert!(secret.starts_with("whsec_"));
     let now = Utc::now();
@@ -464,7 +424,7 @@ async fn signed_keys_need_a_valid_recent_signature_and_replays_change_nothing() 
 #[tokio::test]
 async fn malformed_and_oversized_requests_are_refused_whole() {
     let app = TestApp::spawn().await;
-    let (key, _) = issue_key(&app, false).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     let item = json!({"campaign_id": 1, "customer_id": uuid::Uuid::nil(), "status": "sent",
                       "sent_at": Utc::now().to_rfc3339()});
     let too_many = Value::Array(vec![item.clone(); 1001]);
@@ -507,8 +467,8 @@ async fn malformed_and_oversized_requests_are_refused_whole() {
 #[tokio::test]
 async fn a_key_reports_only_on_its_own_tenants_open_campaigns() {
     let (app, fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
-    let (loan_key, _) = issue_key_for(&app, "loan", false).await;
-    let (own_key, _) = issue_key(&app, false).await;
+    let (loan_key, _) = app.issue_webhook_key("loan", false).await;
+    let (own_key, _) = app.issue_webhook_key("credit_card", false).await;
     let now = Utc::now().to_rfc3339();
     let item = |campaign: i64, customer: &str| json!({"campaign_id": campaign, "customer_id": customer, "status": "sent", "sent_at": now});
 
@@ -551,7 +511,7 @@ async fn a_key_reports_only_on_its_own_tenants_open_campaigns() {
 #[tokio::test]
 async fn sent_at_far_in_the_future_or_before_the_release_is_refused() {
     let (app, _fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
-    let (key, _) = issue_key(&app, false).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     let item = |status: &str, at: String| json!({"campaign_id": id, "customer_id": customers[0], "status": status, "sent_at": at});
     let frozen = report(
         &app,
@@ -586,7 +546,7 @@ async fn sent_at_far_in_the_future_or_before_the_release_is_refused() {
 #[tokio::test]
 async fn keys_made_before_tenant_scoping_work_only_once_bound() {
     let (app, _fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
-    let (key, _) = issue_key(&app, false).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
     // What migration V006 leaves when several tenants exist: the key belongs to none.
     app.db()
         .await

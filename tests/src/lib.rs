@@ -353,6 +353,68 @@ impl TestApp {
         read_response(service.oneshot(request).await.expect("infallible")).await
     }
 
+    /// Issues a delivery provider's webhook key of `tenant` (created if missing) over the
+    /// API, signing when `signed`: (key, signing secret).
+    pub async fn issue_webhook_key(&self, tenant: &str, signed: bool) -> (String, Option<String>) {
+        let token = self.super_admin_token().await;
+        let tenant_created = self
+            .post("/sa/tenants", &token, serde_json::json!({"name": tenant}))
+            .await;
+        assert!(
+            [StatusCode::CREATED, StatusCode::CONFLICT].contains(&tenant_created.status),
+            "{:?}",
+            tenant_created.body
+        );
+        let response = self
+            .post(
+                "/sa/webhook-keys",
+                &token,
+                serde_json::json!({"tenant_name": tenant, "name": "mailer", "signed": signed}),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        (
+            response.body["key"].as_str().expect("key").to_owned(),
+            response.body["signing_secret"].as_str().map(str::to_owned),
+        )
+    }
+
+    /// Sends `method path` as the holder of `token`, with an optional JSON body.
+    pub async fn call_as(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> TestResponse {
+        self.call(method, path, Some(token), body).await
+    }
+
+    /// `GET …/campaigns/{id}/customers/summary` of `fx`'s tenant, as its viewer; asserts
+    /// 200 and answers the counts.
+    pub async fn campaign_summary(&self, fx: &TenantFixture, id: i64) -> Value {
+        let response = self
+            .get(
+                &format!("/tenants/{}/campaigns/{id}/customers/summary", fx.tenant),
+                &fx.viewer,
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+        response.body
+    }
+
+    /// `POST /customers/import` of `csv` (`text/csv`) as the holder of `token`.
+    pub async fn import_customers_csv(&self, token: &str, csv: Vec<u8>) -> TestResponse {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/customers/import")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "text/csv")
+            .body(Body::from(csv))
+            .expect("request");
+        self.send(request).await
+    }
+
     /// Sends `method path` with an optional bearer token and JSON body.
     pub async fn call(
         &self,
