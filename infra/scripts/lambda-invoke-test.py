@@ -282,7 +282,8 @@ def main():
         relayed = watch.invoke("outbox-relay", event("outbox-relay/scheduled.json"))
         assert relayed == {"jobs_redriven": 0, "ranges_redriven": 0, "jobs_failed": 0,
                            "messages_sent": 1, "campaigns_started": 0, "campaign_starts_failed": 0,
-                           "campaigns_completed": 0, "deliveries_expired": 0}, relayed
+                           "campaigns_completed": 0, "campaigns_withdrawn": 0,
+                           "deliveries_expired": 0}, relayed
         sent = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
         assert [json.loads(m["Body"])["job_id"] for m in sent["Messages"]] == [FIXTURE_JOB], sent
 

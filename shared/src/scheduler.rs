@@ -15,6 +15,9 @@
 //!   campaign whose audience is not complete (`processing_status` not `done`) cannot start:
 //!   it stays `scheduled`, the run counts a failed start ([`metrics::CAMPAIGN_STARTS_FAILED`],
 //!   the alarm's metric) and logs why, and the next run tries again.
+//! - A campaign whose offer was retired after it was scheduled never starts: at its start
+//!   it is completed, unstarted, nothing released, and its audit trail says why
+//!   (`withdrawn` in the report).
 //! - **End**: the campaign becomes `completed` and its released, unreported deliveries
 //!   `expired` ([`calendar::expire`]), freeing their contact slots.
 //!
@@ -27,6 +30,7 @@ use crate::db::campaigns::{
     self,
     calendar::{self, Due, Phase, SCHEDULER},
 };
+use crate::db::offers::{self, NoNewCampaigns};
 use crate::domain::{CampaignStatus, ProcessingStatus};
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
@@ -43,6 +47,9 @@ pub struct CalendarReport {
     pub starts_failed: u64,
     /// Campaigns completed at their end.
     pub completed: u64,
+    /// Scheduled campaigns completed unstarted at their start because their offer was
+    /// retired meanwhile (a retired offer takes no new campaigns, and a start is one).
+    pub withdrawn: u64,
     /// Deliveries expired.
     pub expired: u64,
 }
@@ -54,7 +61,10 @@ impl CalendarReport {
         [
             (metrics::CAMPAIGNS_STARTED, self.started),
             (metrics::CAMPAIGN_STARTS_FAILED, self.starts_failed),
-            (metrics::CAMPAIGNS_COMPLETED, self.completed),
+            (
+                metrics::CAMPAIGNS_COMPLETED,
+                self.completed + self.withdrawn,
+            ),
             (metrics::DELIVERIES_EXPIRED, self.expired),
         ]
         .into_iter()
@@ -91,11 +101,15 @@ pub async fn run(pool: &Pool) -> Result<CalendarReport, ApiError> {
             let tx = TenantTx::begin(&mut client, tenant).await?;
             match action.due {
                 Due::Start => match start(&tx, action.campaign_id).await {
-                    Ok(true) => {
+                    Ok(Started::Yes) => {
                         tx.commit().await?;
                         report.started += 1;
                     }
-                    Ok(false) => tx.rollback().await?,
+                    Ok(Started::Withdrawn) => {
+                        tx.commit().await?;
+                        report.withdrawn += 1;
+                    }
+                    Ok(Started::NotDue) => tx.rollback().await?,
                     Err(err) => {
                         tx.rollback().await?;
                         tracing::error!(campaign.id = action.campaign_id, tenant.name = %tenant,
@@ -119,19 +133,48 @@ pub async fn run(pool: &Pool) -> Result<CalendarReport, ApiError> {
     }
 }
 
-/// Starts campaign `id` if it is still `scheduled` and inside its window (under its lock);
-/// `Ok(false)` if another run did, or it no longer is due.
+/// What a start did.
+enum Started {
+    /// Released and `active`.
+    Yes,
+    /// Another run started it, or it is no longer due.
+    NotDue,
+    /// Its offer was retired: completed unstarted, nothing released.
+    Withdrawn,
+}
+
+/// Starts campaign `id` if it is still `scheduled` and inside its window (under its lock).
+/// The start applies the rule activation applies ([`crate::db::offers::Offer::version_for_campaigns`]):
+/// a campaign whose offer was retired meanwhile is completed, unstarted, with the reason in
+/// its audit trail.
 ///
 /// # Errors
 /// 409 if its audience is not complete; database failures.
-async fn start(tx: &TenantTx<'_>, id: i32) -> Result<bool, ApiError> {
+async fn start(tx: &TenantTx<'_>, id: i32) -> Result<Started, ApiError> {
     let Some(campaign) = campaigns::get(tx, id, true).await? else {
-        return Ok(false);
+        return Ok(Started::NotDue);
     };
     if campaign.status != CampaignStatus::Scheduled
         || calendar::phase(tx, &campaign).await? != Phase::Running
     {
-        return Ok(false);
+        return Ok(Started::NotDue);
+    }
+    if let Some(offer_id) = campaign.offer_id
+        && offer_retired(tx, offer_id).await?
+    {
+        calendar::set_status(tx, id, CampaignStatus::Completed).await?;
+        let reason = format!("not started: its offer {offer_id} was retired");
+        calendar::record_status_change(
+            tx,
+            id,
+            (CampaignStatus::Scheduled, CampaignStatus::Completed),
+            SCHEDULER,
+            Some(&reason),
+        )
+        .await?;
+        tracing::warn!(campaign.id = id, tenant.name = %tx.tenant(), offer.id = offer_id,
+            "scheduled campaign withdrawn at its start: its offer was retired");
+        return Ok(Started::Withdrawn);
     }
     if campaign.processing_status != ProcessingStatus::Done {
         return Err(ApiError::Conflict(format!(
@@ -152,7 +195,15 @@ async fn start(tx: &TenantTx<'_>, id: i32) -> Result<bool, ApiError> {
     tracing::info!(campaign.id = id, tenant.name = %tx.tenant(), released = released.released,
         suppressed_by_pressure = released.suppressed_by_pressure,
         suppressed_by_consent = released.suppressed_by_consent, "scheduled campaign started");
-    Ok(true)
+    Ok(Started::Yes)
+}
+
+/// Whether offer `offer_id` was retired, its row locked (for share) so it cannot be retired
+/// while the campaign starts.
+async fn offer_retired(tx: &TenantTx<'_>, offer_id: i32) -> Result<bool, ApiError> {
+    Ok(offers::get(tx, offer_id, true)
+        .await?
+        .is_some_and(|offer| offer.version_for_campaigns() == Err(NoNewCampaigns::Retired)))
 }
 
 /// Ends campaign `id` if it is still running (scheduled, active or paused) past its end

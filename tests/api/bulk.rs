@@ -611,6 +611,22 @@ async fn archive_then_restore_gives_identical_rows_and_the_campaign_keeps_its_su
     .expect("manifest");
     assert_eq!(manifest["rows"], rows.len());
     assert_eq!(manifest["sha256"], campaign["archive"]["sha256"]);
+    // Its customer list is in the archive now: 409 pointing there, not an empty 200 that
+    // reads like an empty audience (review 3, finding 11).
+    let listed = app
+        .get(
+            &format!("/tenants/{}/campaigns/{old}/customers", fx.tenant),
+            &fx.admin,
+        )
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert!(
+        listed.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("s3://{bucket}/{key}"))),
+        "{:?}",
+        listed.body
+    );
     // A second run finds nothing to do.
     let again = archive::run(&app.state.platform, &s3, &options(&bucket))
         .await

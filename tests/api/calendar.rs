@@ -452,11 +452,11 @@ async fn late_reports_apply_within_the_grace_period_and_are_invalid_after_it_or_
         answer.body
     );
     assert_eq!(results[2]["status"], "invalid", "{:?}", answer.body);
-    assert!(
-        results[2]["reason"]
-            .as_str()
-            .unwrap_or("")
-            .contains("grace"),
+    // The whole reason, one space between words (review 3, finding 11).
+    assert_eq!(
+        results[2]["reason"],
+        "the campaign ended longer ago than the report grace period \
+         (CAMPAIGN_REPORT_GRACE_DAYS)",
         "{:?}",
         answer.body
     );
@@ -783,4 +783,58 @@ async fn the_relays_scheduled_run_starts_a_due_campaign_by_itself() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("the relay did not start campaign {id} within 10 s");
+}
+
+#[tokio::test]
+async fn a_scheduled_campaign_whose_offer_was_retired_is_withdrawn_at_its_start_not_sent() {
+    // Review 3, finding 6: scheduled, then its offer retired "by compliance", the campaign
+    // was started by the scheduler and the feed served the retired content.
+    let app = quiet_app().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let (tomorrow, later) = (utc_day(&app, 1).await, utc_day(&app, 20).await);
+    let id = campaign(&app, &fx, json!({"segment": "platinum"}), &tomorrow, &later).await;
+    let scheduled = app.activate_campaign("credit_card", id, &fx.admin).await;
+    assert_eq!(scheduled.expect(StatusCode::OK).body["status"], "scheduled");
+    let offer = format!("/tenants/credit_card/offers/{}", fx.offer_id);
+    app.post(
+        &format!("{offer}/retire"),
+        &fx.checker,
+        json!({"reason": "withdrawn by compliance"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let before = app
+        .count("select count(*) from customer_contacts", &[])
+        .await;
+
+    age(&app, id, 1).await;
+    let run = run_scheduler(&app).await;
+    assert_eq!(
+        (run.started, run.withdrawn, run.starts_failed),
+        (0, 1, 0),
+        "{run:?}"
+    );
+    assert_eq!(read(&app, &fx, id).await["status"], "completed");
+    let counts = app.campaign_summary(&fx, id).await;
+    assert_eq!(counts["released"], 0, "nothing released: {counts}");
+    assert_eq!(
+        app.count("select count(*) from customer_contacts", &[])
+            .await,
+        before,
+        "no contact counted"
+    );
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
+    feed(&app, &key, id).await.expect(StatusCode::CONFLICT);
+    let changes = status_changes(&app, &fx, id).await;
+    let last = changes.last().expect("a change");
+    assert_eq!(last["performed_by"], "scheduler", "{last}");
+    assert!(
+        last["comment"]
+            .as_str()
+            .is_some_and(|c| c.contains("retired")),
+        "{last}"
+    );
+    // A second run finds nothing more to do.
+    assert_eq!(run_scheduler(&app).await, CalendarReport::default());
 }

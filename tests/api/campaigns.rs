@@ -628,3 +628,97 @@ async fn injection_attempts_are_refused_or_matched_literally() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_campaign_that_released_is_never_deleted_once_its_rows_are_archived_and_pruned() {
+    // Review 3, finding 5: deletion was judged from released rows in campaign_customers and
+    // the ledger's foreign key; archiving removes the first, expiry or the prune the second,
+    // and then a tenant admin's delete answered 204 and took the archive record with it.
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let campaign = create(&app, &fx, json!({"segment": "platinum"})).await;
+    let id = campaign["id"].as_i64().expect("id");
+    app.wait_for_processing("credit_card", id, &fx.admin).await;
+    let path = format!("/tenants/credit_card/campaigns/{id}");
+    app.put(&path, &fx.admin, json!({"status": "active"}))
+        .await
+        .expect(StatusCode::OK);
+    app.put(&path, &fx.admin, json!({"status": "completed"}))
+        .await
+        .expect(StatusCode::OK);
+    // What archiving (its deliveries) and the ledger's prune (its contacts) remove.
+    app.db()
+        .await
+        .batch_execute(&format!(
+            "delete from customer_contacts where campaign_id = {id};
+             delete from campaign_customers where campaign_id = {id};"
+        ))
+        .await
+        .expect("archive and prune");
+    let refused = app.delete(&path, &fx.admin).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("released deliveries")),
+        "{:?}",
+        refused.body
+    );
+    app.get(&path, &fx.viewer).await.expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_started_campaigns_start_date_cannot_move_into_the_future() {
+    // Review 3, finding 8: moving an active campaign's start_date into the future left it
+    // active, its feed serving and its reports accepted "before its start".
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let campaign = create(&app, &fx, json!({"segment": "platinum"})).await;
+    let id = campaign["id"].as_i64().expect("id");
+    app.wait_for_processing("credit_card", id, &fx.admin).await;
+    let path = format!("/tenants/credit_card/campaigns/{id}");
+    let active = app
+        .put(&path, &fx.admin, json!({"status": "active"}))
+        .await
+        .expect(StatusCode::OK);
+    let end = active.body["end_date"].as_str().expect("end").to_owned();
+    let tomorrow: String = app
+        .db()
+        .await
+        .query_one("select ((now() at time zone 'UTC')::date + 1)::text", &[])
+        .await
+        .expect("tomorrow")
+        .get(0);
+    assert!(
+        tomorrow.as_str() <= end.as_str(),
+        "the window holds tomorrow"
+    );
+    let moved = app
+        .put(&path, &fx.admin, json!({"start_date": tomorrow}))
+        .await;
+    assert_eq!(
+        moved.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        moved.body
+    );
+    assert_eq!(moved.body["errors"][0]["pointer"], "/start_date");
+    let read = app.get(&path, &fx.viewer).await.expect(StatusCode::OK);
+    assert_eq!(
+        read.body["start_date"], active.body["start_date"],
+        "unchanged"
+    );
+    // A date that has begun is still fine.
+    let today: String = app
+        .db()
+        .await
+        .query_one("select ((now() at time zone 'UTC')::date - 1)::text", &[])
+        .await
+        .expect("yesterday")
+        .get(0);
+    app.put(&path, &fx.admin, json!({"start_date": today}))
+        .await
+        .expect(StatusCode::OK);
+}

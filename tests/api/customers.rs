@@ -256,3 +256,43 @@ async fn crud_validation_and_keyset_pages() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_json_escape_postgresql_cannot_store_is_a_problem_of_its_line_not_a_500() {
+    // Review 3, finding 4: `{"a":"\u0000"}` is valid JSON (an escape, not a raw NUL) that
+    // jsonb refuses; it failed the whole import with a 500. It is a problem of its row now.
+    let app = TestApp::spawn().await;
+    let token = app.super_admin_token().await;
+    let csv = "full_name,email,attributes\n\
+               Ann Good,ann@example.com,\"{\"\"a\"\":1}\"\n\
+               Bob Nul,bob@example.com,\"{\"\"a\"\":\"\"x\\u0000y\"\"}\"\n\
+               Cid Key,cid@example.com,\"{\"\"k\\u0000\"\":[1]}\"\n";
+    let response = app
+        .import_customers_csv(&token, csv.as_bytes().to_vec())
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        response.body
+    );
+    let pointers: Vec<&str> = response.body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["pointer"].as_str())
+        .collect();
+    assert_eq!(pointers, ["/lines/3/attributes", "/lines/4/attributes"]);
+    assert!(
+        response.body["errors"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("U+0000")),
+        "{:?}",
+        response.body
+    );
+    assert_eq!(
+        app.count("select count(*) from customers", &[]).await,
+        0,
+        "nothing imported"
+    );
+}

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::auth::{Permission, Principal};
 use shared::criteria::{Criteria, SelectionCriteria};
-use shared::db::campaigns::CampaignCustomer;
+use shared::db::campaigns::Delivery;
 use shared::db::campaigns::{self, AudienceMember, DeliverySummary, PreviewBreakdown};
 use shared::db::in_tenant;
 use shared::domain::{Channel, DeliveryStatus};
@@ -41,7 +41,7 @@ pub(crate) struct CustomersQuery {
     tag = "campaigns",
     params(CampaignPath, CustomersQuery, Keyset),
     responses(
-        (status = 200, description = "The campaign's customers in customer-id order.", body = Vec<CampaignCustomer>, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
+        (status = 200, description = "The campaign's customers in customer-id order.", body = Vec<Delivery>, headers(("Link" = String, description = "`<…?after=ID>; rel=\"next\"` on a full page (RFC 8288)."))),
         (status = 409, response = Conflict),
     )
 )]
@@ -56,7 +56,9 @@ pub(crate) async fn list_campaign_customers(
     let (tenant, id) = (&path.tenant_name, path.campaign_id);
     principal.require(tenant, Permission::CampaignRead)?;
     let rows = in_tenant(&state.pool, tenant, async |tx| {
-        path.load(tx, false).await?.ensure_audience_complete()?;
+        let campaign = path.load(tx, false).await?;
+        campaign.ensure_audience_complete()?;
+        campaign.ensure_deliveries_present()?;
         let with_contact = principal.can(tenant, Permission::CustomerContactRead);
         let rows = campaigns::customers(
             tx,

@@ -106,6 +106,9 @@ pub(crate) async fn update_campaign(
         if body.start_date.is_some() || body.end_date.is_some() {
             calendar::ensure_not_ended(tx, content.end_date).await?;
         }
+        if let Some(start) = body.start_date {
+            ensure_start_not_moved_ahead(tx, id, start).await?;
+        }
         let mut campaign = campaigns::update(tx, id, &content, asked).await?;
         if asked == CampaignStatus::Active && from != CampaignStatus::Active {
             campaign = start(tx, campaign).await?;
@@ -192,6 +195,24 @@ async fn authorize_update(
     Ok(())
 }
 
+/// 422 on `start_date` when a campaign that already released deliveries would start after
+/// today in the tenant's time zone: it would be running "before its start", its feed open
+/// and its reports accepted outside its own window.
+async fn ensure_start_not_moved_ahead(
+    tx: &TenantTx<'_>,
+    id: i32,
+    start: NaiveDate,
+) -> Result<(), ApiError> {
+    if campaigns::ever_released(tx, id).await? && !calendar::has_begun(tx, start).await? {
+        return Err(ApiError::invalid_field(
+            "start_date",
+            "lies ahead in the tenant's time zone, but the campaign has already released \
+             deliveries; a started campaign's start cannot move into the future",
+        ));
+    }
+    Ok(())
+}
+
 /// An activation, judged on the dates as they are now by the database clock: 409 once
 /// ended; `scheduled` before the start; at or after it, the prepared deliveries released
 /// with the contact cap applied.
@@ -243,10 +264,13 @@ pub(crate) async fn delete_campaign(
         // Locked: a release (activation, `…/release`) takes the same lock, so none can slip in
         // between the check and the deletion.
         let campaign = path.load(tx, true).await?;
-        if campaigns::has_released_deliveries(tx, id).await? {
+        // Judged from the campaign's own record of its first release (V018), which archiving
+        // and the ledger's prune leave as it is.
+        if campaigns::ever_released(tx, id).await? {
             return Err(ApiError::Conflict(format!(
                 "campaign {id} is {} and has released deliveries to providers; it can no longer \
-             be deleted (its contacts count against the contact cap); complete it instead",
+             be deleted (its contacts count against the contact cap, its archive keeps them); \
+             complete it instead",
                 campaign.status
             )));
         }

@@ -193,7 +193,8 @@ impl ItemResult {
             ReportOutcome::GracePassed => (
                 ItemStatus::Invalid,
                 Some(
-                    "the campaign ended longer ago than the report grace period                      (CAMPAIGN_REPORT_GRACE_DAYS)",
+                    "the campaign ended longer ago than the report grace period \
+                     (CAMPAIGN_REPORT_GRACE_DAYS)",
                 ),
             ),
         };

@@ -15,7 +15,7 @@ pub const FUNCTION: &str = "outbox-relay";
 
 /// What one invocation did: `{"jobs_redriven": 0, "ranges_redriven": 0, "jobs_failed": 0,
 /// "messages_sent": 2, "campaigns_started": 0, "campaign_starts_failed": 0,
-/// "campaigns_completed": 1, "deliveries_expired": 120}`.
+/// "campaigns_completed": 1, "campaigns_withdrawn": 0, "deliveries_expired": 120}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RelayAnswer {
     /// Stale jobs re-driven.
@@ -32,6 +32,8 @@ pub struct RelayAnswer {
     pub campaign_starts_failed: u64,
     /// Campaigns completed at their end.
     pub campaigns_completed: u64,
+    /// Scheduled campaigns completed unstarted because their offer was retired.
+    pub campaigns_withdrawn: u64,
     /// Deliveries expired at those ends.
     pub deliveries_expired: u64,
 }
@@ -52,6 +54,7 @@ pub async fn handle(relay: &Relay, event: EventBridgeEvent) -> Result<RelayAnswe
         campaigns_started: report.calendar.started,
         campaign_starts_failed: report.calendar.starts_failed,
         campaigns_completed: report.calendar.completed,
+        campaigns_withdrawn: report.calendar.withdrawn,
         deliveries_expired: report.calendar.expired,
     })
 }

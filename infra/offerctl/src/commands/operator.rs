@@ -52,11 +52,12 @@ pub(crate) async fn calendar(limit: i64, run: bool) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let report = shared::scheduler::run(&pool).await?;
         println!(
-            "scheduler run: {} started, {} starts failed, {} completed, {} deliveries expired \
-             ({:.3} s)",
+            "scheduler run: {} started, {} starts failed, {} completed, {} withdrawn (offer \
+             retired), {} deliveries expired ({:.3} s)",
             report.started,
             report.starts_failed,
             report.completed,
+            report.withdrawn,
             report.expired,
             started.elapsed().as_secs_f64()
         );

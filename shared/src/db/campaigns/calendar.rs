@@ -57,6 +57,22 @@ pub async fn has_ended(tx: &TenantTx<'_>, end_date: NaiveDate) -> Result<bool, A
     Ok(row.get(0))
 }
 
+/// Whether day `date` has begun in the tenant's time zone (its midnight there is now or
+/// past).
+///
+/// # Errors
+/// Database failures.
+pub async fn has_begun(tx: &TenantTx<'_>, date: NaiveDate) -> Result<bool, ApiError> {
+    let row = tx
+        .query_one_cached(
+            "select $2::date::timestamp at time zone time_zone <= now()
+             from tenants where name = $1",
+            &[&tx.tenant().as_str(), &date],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// 422 on `end_date` if that day has already ended in the tenant's time zone: a campaign
 /// ending then could never run.
 ///

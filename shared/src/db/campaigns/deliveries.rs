@@ -20,9 +20,11 @@ pub struct Contact {
     pub phone: Option<String>,
 }
 
-/// One of a campaign's customers with its delivery.
+/// A delivery: one of a campaign's customers, with where its delivery stands.
+// A row of `campaign_customers`; the API's schema keeps its name, `CampaignCustomer`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct CampaignCustomer {
+#[schema(as = CampaignCustomer)]
+pub struct Delivery {
     /// The customer.
     pub customer_id: Uuid,
     /// Contact details; present only for principals holding `customer.contact.read`.
@@ -52,7 +54,7 @@ pub async fn customers(
     after: Option<Uuid>,
     limit: i64,
     with_contact: bool,
-) -> Result<Vec<CampaignCustomer>, ApiError> {
+) -> Result<Vec<Delivery>, ApiError> {
     let rows = tx
         .query_cached(
             "select cc.customer_id, cc.delivery_status, cc.sent_at,
@@ -83,7 +85,7 @@ pub async fn customers(
                     email: row.get("email"),
                     phone: row.get("phone"),
                 });
-            Ok(CampaignCustomer {
+            Ok(Delivery {
                 customer_id: row.get("customer_id"),
                 contact,
                 delivery_status: DeliveryStatus::parse(&status).map_err(ApiError::internal)?,

@@ -25,8 +25,8 @@ pub use content::{CampaignContent, MAX_NAME_CHARS};
 
 pub use audience::{AudienceMember, PreviewBreakdown, preview, preview_breakdown};
 pub use deliveries::{
-    CampaignCustomer, Contact, DeliverySummary, FeedDelivery, RELEASE_LOCK, ReleaseSummary,
-    customers, feed, release, summary,
+    Contact, Delivery, DeliverySummary, FeedDelivery, RELEASE_LOCK, ReleaseSummary, customers,
+    feed, release, summary,
 };
 pub use processing::{
     FinishedJob, JobTarget, StaleJob, customer_count, expand, finish_job_if_complete, finish_range,
@@ -158,6 +158,25 @@ pub(super) fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> 
 }
 
 impl Campaign {
+    /// 409 once the campaign's deliveries left for its archive (`deleting` or `archived`):
+    /// its customer list would be partial or empty, so the answer points at the archive.
+    ///
+    /// # Errors
+    /// [`ApiError::Conflict`] naming the archive object.
+    pub fn ensure_deliveries_present(&self) -> Result<(), ApiError> {
+        match &self.archive {
+            Some(archive) if archive.state != super::archives::ArchiveState::Exported.as_str() => {
+                Err(ApiError::Conflict(format!(
+                    "campaign {}'s {} deliveries are archived at {}; its summary still \
+                     answers, and an operator brings them back with `offerctl archive \
+                     restore {}`",
+                    self.id, archive.rows, archive.location, self.id
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// 409 unless the campaign's audience is complete (its processing is `done`): a partly
     /// selected audience is never listed, counted or activated.
     ///
@@ -474,17 +493,18 @@ pub async fn delete(tx: &TenantTx<'_>, campaign: &Campaign, by: &Username) -> Re
     Ok(())
 }
 
-/// Whether any of the campaign's deliveries was ever released to providers (a released
-/// delivery keeps `released_at`, whatever its report said since).
+/// Whether campaign `id` ever released a delivery to providers (`first_released_at`,
+/// V018): a durable fact, kept when archiving removes its deliveries and the ledger's prune
+/// its contacts. Such a campaign is never deleted.
 ///
 /// # Errors
 /// Database failures.
-pub async fn has_released_deliveries(tx: &TenantTx<'_>, id: i32) -> Result<bool, ApiError> {
+pub async fn ever_released(tx: &TenantTx<'_>, id: i32) -> Result<bool, ApiError> {
     let row = tx
         .query_one_cached(
-            "select exists (select 1 from campaign_customers
-                            where campaign_id = $1 and released_at is not null)",
-            &[&id],
+            "select exists (select 1 from campaigns
+                            where id = $1 and tenant_name = $2 and first_released_at is not null)",
+            &[&id, &tx.tenant().as_str()],
         )
         .await?;
     Ok(row.get(0))

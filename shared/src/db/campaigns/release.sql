@@ -60,6 +60,13 @@ ledger as (
     insert into customer_contacts (campaign_id, customer_id, tenant_name, channel, contact_at)
     select $1, r.customer_id, $2, (select channel from campaign), now() from released r
     on conflict do nothing
+),
+-- The campaign remembers its first release (V018): deletion is judged from it, not from
+-- rows archiving or the ledger's prune remove.
+first_release as (
+    update campaigns set first_released_at = now()
+    where id = $1 and tenant_name = $2 and first_released_at is null
+      and exists (select 1 from released)
 )
 select (select count(*) from released),
        (select count(*) from suppressed where suppression_reason = 'contact_pressure'),

@@ -359,12 +359,29 @@ fn set_field(record: &mut CustomerRecord, name: &str, cell: &str) -> Result<bool
         }
         "attributes" => match text.map(|t| serde_json::from_str::<Value>(&t)) {
             None => {}
+            // `\u0000` parses, but PostgreSQL's jsonb cannot store it: the row is refused,
+            // naming its line, rather than the whole import failing in the database.
+            Some(Ok(Value::Object(map)))
+                if map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)) =>
+            {
+                return Err("holds U+0000 (\\u0000), which PostgreSQL cannot store");
+            }
             Some(Ok(Value::Object(map))) => record.attributes = map,
             Some(_) => return Err("is not a JSON object"),
         },
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// Whether `value` holds U+0000 in any string or member name.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// A consent cell: `opted_in` (or `yes`, `true`, `1`), `opted_out` (or `no`, `false`, `0`),
