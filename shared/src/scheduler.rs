@@ -19,7 +19,7 @@
 //!   it is completed, unstarted, nothing released, and its audit trail says why
 //!   (`withdrawn` in the report).
 //! - **End**: the campaign becomes `completed` and its released, unreported deliveries
-//!   `expired` ([`calendar::expire`]), freeing their contact slots.
+//!   `expired` ([`calendar::expire`]); their contacts stay counted by the contact cap.
 //!
 //! Every transition is written to the campaign's audit trail by `scheduler`.
 

@@ -277,8 +277,7 @@ async fn a_campaign_whose_audience_is_not_ready_at_its_start_stays_scheduled_and
 }
 
 #[tokio::test]
-async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_freeing_their_slots()
- {
+async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_still_counted() {
     let app = quiet_app().await;
     app.import_demo_customers().await;
     let sa = app.super_admin_token().await;
@@ -359,8 +358,10 @@ async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_
         )
         .await;
     assert_eq!(expired_at_set, released - 1);
-    // Only the sent delivery still holds a slot.
-    assert_eq!(ledger(&app, first).await, 1);
+    // Every released delivery still counts against the cap, the expired ones too: they were
+    // released, and the provider may still report them within the grace period (review 3,
+    // finding 1).
+    assert_eq!(ledger(&app, first).await, released);
     let changes = status_changes(&app, &fx, first).await;
     let last = changes.last().expect("a change");
     assert_eq!(
@@ -371,15 +372,15 @@ async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_
         (Some("completed"), Some("scheduler"))
     );
 
-    // A third campaign now reaches every customer the first one had held, but not the one it
-    // contacted.
+    // A third campaign for the same customers inside the policy's window is held back by the
+    // cap, the expired deliveries' customers included.
     let third = campaign(&app, &fx, criteria, &start, &end).await;
     app.activate_campaign("credit_card", third, &fx.admin)
         .await
         .expect(StatusCode::OK);
     let counts = app.campaign_summary(&fx, third).await;
-    assert_eq!(counts["released"], released - 1, "{counts}");
-    assert_eq!(counts["suppressed_by_pressure"], 1, "{counts}");
+    assert_eq!(counts["released"], 0, "{counts}");
+    assert_eq!(counts["suppressed_by_pressure"], released, "{counts}");
     // Running the scheduler again changes nothing.
     assert_eq!(run_scheduler(&app).await, CalendarReport::default());
 }
@@ -524,7 +525,12 @@ async fn two_schedulers_running_at_once_start_and_end_each_campaign_exactly_once
     for id in &ending {
         assert_eq!(read(&app, &fx, *id).await["status"], "completed");
         assert_eq!(scheduler_changes(&app, &fx, *id).await, 1);
-        assert_eq!(ledger(&app, *id).await, 0);
+        // Expired, their contacts still counted: one ledger row per released delivery.
+        let counts = app.campaign_summary(&fx, *id).await;
+        assert_eq!(
+            ledger(&app, *id).await,
+            counts["released"].as_i64().expect("n")
+        );
     }
 }
 
@@ -837,4 +843,130 @@ async fn a_scheduled_campaign_whose_offer_was_retired_is_withdrawn_at_its_start_
     );
     // A second run finds nothing more to do.
     assert_eq!(run_scheduler(&app).await, CalendarReport::default());
+}
+
+#[tokio::test]
+async fn expiry_keeps_the_contacts_so_late_reports_never_make_a_second_contact_in_the_window() {
+    // Review 3, finding 1, the probe's scenario: at a campaign's end its unreported
+    // deliveries expired and their ledger rows were deleted; another tenant's campaign then
+    // released to the same customers, and the provider's late reports (dated inside the first
+    // window, accepted during the grace period) put the first contact back: two contacts in
+    // seven days under a one-per-seven-days policy.
+    let app = quiet_app().await;
+    app.import_demo_customers().await;
+    let sa = app.super_admin_token().await;
+    app.put(
+        "/sa/contact-policy",
+        &sa,
+        json!({"max_contacts": 1, "window_days": 7}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let cards = app.tenant_with_offer("credit_card").await;
+    let loans = app.tenant_with_offer("loan").await;
+    let (start, end) = (utc_day(&app, -1).await, utc_day(&app, 1).await);
+    let criteria = json!({"segment": "platinum"});
+    let first = campaign(&app, &cards, criteria.clone(), &start, &end).await;
+    app.activate_campaign("credit_card", first, &cards.admin)
+        .await
+        .expect(StatusCode::OK);
+    let released = app.campaign_summary(&cards, first).await["released"]
+        .as_i64()
+        .expect("n");
+    assert!(released > 0);
+    let customers: Vec<String> = app
+        .db()
+        .await
+        .query(
+            "select customer_id::text from campaign_customers
+             where campaign_id = $1 and released_at is not null order by customer_id",
+            &[&(first as i32)],
+        )
+        .await
+        .expect("customers")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // Two days on, the first campaign is past its end (within the policy's window and the
+    // report grace period): the scheduler completes it and expires every delivery.
+    age(&app, first, 2).await;
+    let run = run_scheduler(&app).await;
+    assert_eq!(run.expired, released as u64, "{run:?}");
+    // The other tenant's campaign for the same customers is held back by the cap.
+    let (loan_start, loan_end) = (utc_day(&app, 0).await, utc_day(&app, 5).await);
+    let second = campaign(&app, &loans, criteria, &loan_start, &loan_end).await;
+    app.activate_campaign("loan", second, &loans.admin)
+        .await
+        .expect(StatusCode::OK);
+    let held = app.campaign_summary(&loans, second).await;
+    assert_eq!(held["released"], 0, "{held}");
+    // The provider's late reports, dated inside the first window, are accepted.
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
+    let sent_at = app
+        .db()
+        .await
+        .query_one(
+            "select ends_at - interval '1 hour' from campaigns where id = $1",
+            &[&(first as i32)],
+        )
+        .await
+        .expect("end")
+        .get::<_, chrono::DateTime<chrono::Utc>>(0)
+        .to_rfc3339();
+    let reports: Vec<Value> = customers
+        .iter()
+        .map(|c| json!({"campaign_id": first, "customer_id": c, "status": "sent", "sent_at": sent_at}))
+        .collect();
+    let answer = report(&app, &key, &json!(reports))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        answer.body["summary"]["updated"],
+        customers.len(),
+        "{:?}",
+        answer.body
+    );
+    // The invariant: no customer holds more contacts in any 7-day window than the policy.
+    let over = app
+        .count(
+            "select count(*) from customer_contacts a join customer_contacts b
+               on a.customer_id = b.customer_id and a.campaign_id < b.campaign_id
+              and abs(extract(epoch from a.contact_at - b.contact_at)) < 7 * 86400",
+            &[],
+        )
+        .await;
+    assert_eq!(over, 0, "customers contacted twice within seven days");
+    assert_eq!(ledger(&app, first).await, released);
+}
+
+#[tokio::test]
+async fn a_users_completion_ends_the_campaign_as_the_scheduler_does() {
+    // Review 3, finding 9: `PUT {"status": "completed"}` ran no expiry; its pending
+    // deliveries stayed pending for ever.
+    let app = quiet_app().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let (start, end) = (utc_day(&app, -1).await, utc_day(&app, 3).await);
+    let id = campaign(&app, &fx, json!({"segment": "platinum"}), &start, &end).await;
+    app.activate_campaign("credit_card", id, &fx.admin)
+        .await
+        .expect(StatusCode::OK);
+    let released = app.campaign_summary(&fx, id).await["released"]
+        .as_i64()
+        .expect("n");
+    app.put(
+        &format!("/tenants/credit_card/campaigns/{id}"),
+        &fx.admin,
+        json!({"status": "completed"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let counts = app.campaign_summary(&fx, id).await;
+    assert_eq!(counts["pending"], 0, "{counts}");
+    assert_eq!(counts["expired"], released, "{counts}");
+    assert_eq!(
+        ledger(&app, id).await,
+        released,
+        "their contacts stay counted"
+    );
 }

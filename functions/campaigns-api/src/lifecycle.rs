@@ -113,6 +113,12 @@ pub(crate) async fn update_campaign(
         if asked == CampaignStatus::Active && from != CampaignStatus::Active {
             campaign = start(tx, campaign).await?;
         }
+        if asked == CampaignStatus::Completed && from != CampaignStatus::Completed {
+            // A user's completion ends the campaign exactly as the scheduler's does: its
+            // unreported deliveries expire (their contacts stay counted).
+            let expired = calendar::expire(tx, id).await?;
+            tracing::info!(campaign.id = id, expired, "campaign completed by a user");
+        }
         if campaign.status != from {
             calendar::record_status_change(
                 tx,

@@ -136,8 +136,11 @@ pub async fn set_status(
 }
 
 /// The statement of [`expire`]: every released, unreported (`pending`) delivery of campaign
-/// `$1` of tenant `$2` becomes `expired` at `now()`, and its row in the contact ledger goes
-/// (the slot is free for other campaigns). One row: how many expired.
+/// `$1` of tenant `$2` becomes `expired` at `now()`. Its row in the contact ledger stays:
+/// the delivery was released, so the provider may well have sent it (its report may still
+/// arrive within the grace period), and the contact cap keeps counting it until the
+/// policy's window has passed (the invariant of ARCHITECTURE.md, "The contact cap"). One
+/// row: how many expired.
 ///
 /// The rows are locked first in key order (`locked`), the order in which a report batch locks
 /// the deliveries it names ([`crate::db::campaigns::reports::LOCK_REPORTED_SQL`]): a batch of reports
@@ -157,10 +160,6 @@ pub const EXPIRE_SQL: &str = "with locked as (
          from locked k
          where cc.campaign_id = $1 and cc.customer_id = k.customer_id
          returning cc.customer_id
-     ),
-     freed as (
-         delete from customer_contacts l using expired e
-         where l.campaign_id = $1 and l.tenant_name = $2 and l.customer_id = e.customer_id
      )
      select count(*) from expired";
 
