@@ -1,8 +1,12 @@
-//! A campaign's writable content and the rule it must satisfy, checked on create and update.
+//! A campaign's writable content and the rule it must satisfy (checked on create and
+//! update), and the rules a campaign's reads and activation check: a complete audience,
+//! deliveries still in the database.
 
 use chrono::NaiveDate;
 use serde_json::Value;
 
+use super::Campaign;
+use crate::domain::ProcessingStatus;
 use crate::error::ApiError;
 
 /// Longest campaign name, in characters.
@@ -53,4 +57,51 @@ pub struct CampaignContent {
     pub start_date: NaiveDate,
     /// Last day.
     pub end_date: NaiveDate,
+}
+
+impl Campaign {
+    /// 409 once the campaign's deliveries left for its archive (`deleting` or `archived`):
+    /// its customer list would be partial or empty, so the answer points at the archive.
+    ///
+    /// # Errors
+    /// [`ApiError::Conflict`] naming the archive object.
+    pub fn ensure_deliveries_present(&self) -> Result<(), ApiError> {
+        match &self.archive {
+            Some(archive)
+                if archive.state != crate::db::archives::ArchiveState::Exported.as_str() =>
+            {
+                Err(ApiError::Conflict(format!(
+                    "campaign {}'s {} deliveries are archived at {}; its summary still \
+                     answers, and an operator brings them back with `offerctl archive \
+                     restore {}`",
+                    self.id, archive.rows, archive.location, self.id
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// 409 unless the campaign's audience is complete (its processing is `done`): a partly
+    /// selected audience is never listed, counted or activated.
+    ///
+    /// # Errors
+    /// [`ApiError::Conflict`] with the processing's progress.
+    pub fn ensure_audience_complete(&self) -> Result<(), ApiError> {
+        if self.processing_status == ProcessingStatus::Done {
+            return Ok(());
+        }
+        let progress = if self.ranges_total > 0 {
+            format!(
+                ", {} of {} ranges selected",
+                self.ranges_done, self.ranges_total
+            )
+        } else {
+            String::new()
+        };
+        Err(ApiError::Conflict(format!(
+            "campaign {}'s audience is not complete (processing_status {}{progress}); it can be \
+             listed and activated once processing_status is done",
+            self.id, self.processing_status
+        )))
+    }
 }
