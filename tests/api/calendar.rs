@@ -632,7 +632,7 @@ async fn campaign_days_are_days_in_the_tenants_time_zone() {
         .await
         .expect(StatusCode::ACCEPTED);
 
-    // Moving the zone moves the windows of campaigns not yet completed.
+    // Moving the zone moves the windows of drafts.
     app.put("/sa/tenants/kolkata", &sa, json!({"time_zone": "UTC"}))
         .await
         .expect(StatusCode::OK);
@@ -969,4 +969,40 @@ async fn a_users_completion_ends_the_campaign_as_the_scheduler_does() {
         released,
         "their contacts stay counted"
     );
+}
+
+#[tokio::test]
+async fn a_time_zone_change_moves_drafts_only_never_a_running_campaigns_window() {
+    // Review 3, finding 2: `PUT /sa/tenants/{t} {"time_zone": …}` recomputed every campaign
+    // not completed; moving east put an active campaign's end before its own release, the
+    // scheduler completed it at once and freed its slots.
+    let app = quiet_app().await;
+    app.import_demo_customers().await;
+    let sa = app.super_admin_token().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let (start, end) = (utc_day(&app, -1).await, utc_day(&app, 0).await);
+    let running = campaign(&app, &fx, json!({"segment": "platinum"}), &start, &end).await;
+    app.activate_campaign("credit_card", running, &fx.admin)
+        .await
+        .expect(StatusCode::OK);
+    let draft = campaign(&app, &fx, json!({"segment": "gold"}), &start, &end).await;
+    let (before, draft_before) = (read(&app, &fx, running).await, read(&app, &fx, draft).await);
+    app.put(
+        "/sa/tenants/credit_card",
+        &sa,
+        json!({"time_zone": "Etc/GMT-14"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let after = read(&app, &fx, running).await;
+    assert_eq!(after["starts_at"], before["starts_at"], "{after}");
+    assert_eq!(after["ends_at"], before["ends_at"], "{after}");
+    assert_ne!(
+        read(&app, &fx, draft).await["ends_at"],
+        draft_before["ends_at"],
+        "a draft follows the zone"
+    );
+    let run = run_scheduler(&app).await;
+    assert_eq!(run.completed, 0, "{run:?}");
+    assert_eq!(read(&app, &fx, running).await["status"], "active");
 }

@@ -411,3 +411,86 @@ async fn an_upgrade_keeps_the_old_platform_role_in_the_platform_scope() {
         .expect("drop the role");
     assert!(member, "{role} joined offers_platform");
 }
+
+/// What the tenant login role may write, table by table (docs/security.md, "What the tenant
+/// role may write"): the tenant tables, the audit trails insert-only. Every other write,
+/// and every write of a shared table, is refused with 42501.
+const TENANT_ROLE_WRITES: &[(&str, &[&str])] = &[
+    ("campaign_archives", &["insert", "update", "delete"]),
+    ("campaign_audit_logs", &["insert"]),
+    ("campaign_customers", &["insert", "update", "delete"]),
+    ("campaign_outbox", &["insert", "update", "delete"]),
+    (
+        "campaign_processing_ranges",
+        &["insert", "update", "delete"],
+    ),
+    ("campaigns", &["insert", "update", "delete"]),
+    ("customer_contacts", &["insert", "update", "delete"]),
+    ("offer_audit_logs", &["insert"]),
+    ("offer_versions", &["insert"]),
+    ("offers", &["insert", "update", "delete"]),
+    ("tenant_access_audit_logs", &["insert"]),
+    ("tenant_roles", &["insert", "update", "delete"]),
+    ("user_tenant_roles", &["insert", "update", "delete"]),
+    ("webhook_keys", &["insert", "update", "delete"]),
+    ("webhook_messages", &["insert", "update", "delete"]),
+];
+
+/// Review 3, finding 7: as the tenant pool's role, `update users set is_super_admin =
+/// true`, a tenant's settings, `delete from contact_policy` and the import ledger all
+/// succeeded. Every table and every write is tried now; only the documented ones pass the
+/// privilege check (row-level security may still refuse the row: that is the second wall,
+/// not this one).
+#[tokio::test]
+async fn the_tenant_role_writes_tenant_tables_only() {
+    let app = TestApp::spawn().await;
+    let client = app.state.pool.get().await.expect("tenant role");
+    let tables: Vec<(String, String)> = client
+        .query(
+            "select t.table_name::text,
+                    (select c.column_name::text from information_schema.columns c
+                     where c.table_schema = 'public' and c.table_name = t.table_name
+                       and c.column_name <> 'created_at' and c.is_identity = 'NO'
+                       and c.is_generated = 'NEVER'
+                     order by c.ordinal_position limit 1)
+             from information_schema.tables t
+             where t.table_schema = 'public' and t.table_type = 'BASE TABLE'
+             order by t.table_name::text collate \"C\"",
+            &[],
+        )
+        .await
+        .expect("tables")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(tables.len() > 20, "{tables:?}");
+    let mut allowed = Vec::new();
+    for (table, column) in &tables {
+        for (op, sql) in [
+            ("insert", format!("insert into {table} default values")),
+            (
+                "update",
+                format!("update {table} set {column} = {column} where false"),
+            ),
+            ("delete", format!("delete from {table} where false")),
+        ] {
+            let outcome = client
+                .batch_execute(&format!("begin; {sql}; rollback"))
+                .await;
+            let _ = client.batch_execute("rollback").await;
+            let refused = outcome.as_ref().err().is_some_and(|err| {
+                err.as_db_error().is_some_and(|db| {
+                    db.code().code() == "42501" && db.message().starts_with("permission denied")
+                })
+            });
+            if !refused {
+                allowed.push((table.clone(), op));
+            }
+        }
+    }
+    let expected: Vec<(String, &str)> = TENANT_ROLE_WRITES
+        .iter()
+        .flat_map(|(table, ops)| ops.iter().map(move |op| ((*table).to_owned(), *op)))
+        .collect();
+    assert_eq!(allowed, expected);
+}

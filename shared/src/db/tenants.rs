@@ -237,11 +237,13 @@ pub async fn update(
         )
         .await?;
     if row.is_some() && fields.time_zone.is_some() {
-        // The unfinished campaigns' instants follow the zone (V016's trigger recomputes them
-        // on a write of their dates); completed ones keep the window they ran in.
+        // Only drafts' instants follow the zone (V016's trigger recomputes them on a write of
+        // their dates). A campaign that left draft keeps the window it was scheduled or
+        // started with: moving it under a running campaign ended one eight hours before
+        // its own release (third review, finding 2).
         tx.execute_cached(
             "update campaigns set start_date = start_date
-                 where tenant_name = $1 and status <> 'completed'",
+                 where tenant_name = $1 and status = 'draft'",
             &[&name.as_str()],
         )
         .await?;
