@@ -1006,3 +1006,44 @@ async fn a_time_zone_change_moves_drafts_only_never_a_running_campaigns_window()
     assert_eq!(run.completed, 0, "{run:?}");
     assert_eq!(read(&app, &fx, running).await["status"], "active");
 }
+
+#[tokio::test]
+async fn a_scheduled_campaigns_new_criteria_are_selected_again_before_it_starts() {
+    // Review 3, finding 10: editing a scheduled campaign's criteria without re-processing let
+    // the scheduler start the old audience while the campaign showed the new criteria.
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let (tomorrow, later) = (utc_day(&app, 1).await, utc_day(&app, 20).await);
+    let id = campaign(&app, &fx, json!({"segment": "platinum"}), &tomorrow, &later).await;
+    app.activate_campaign("credit_card", id, &fx.admin)
+        .await
+        .expect(StatusCode::OK);
+    let platinum = app.campaign_summary(&fx, id).await["total"]
+        .as_i64()
+        .expect("n");
+    let gold = app
+        .count(
+            "select count(*) from customers where segment = 'gold' and is_active",
+            &[],
+        )
+        .await;
+    assert_ne!(platinum, gold);
+    let edited = app
+        .put(
+            &format!("/tenants/credit_card/campaigns/{id}"),
+            &fx.admin,
+            json!({"selection_criteria": {"segment": "gold"}}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(edited.body["status"], "scheduled");
+    assert_ne!(edited.body["processing_status"], "done", "{}", edited.body);
+    let done = app.wait_for_processing("credit_card", id, &fx.admin).await;
+    assert_eq!(done["processing_status"], "done", "{done}");
+    let counts = app.campaign_summary(&fx, id).await;
+    assert_eq!(
+        counts["total"], gold,
+        "the audience of the new criteria: {counts}"
+    );
+}

@@ -25,7 +25,12 @@ use uuid::Uuid;
 /// fast path). If the queue is unavailable the message stays in the outbox and the scheduled
 /// relay sends it (`shared::relay`); the request succeeds either way, since the job is
 /// durable.
-async fn relay_now(state: &AppState, tenant: &TenantName, campaign_id: i32, job_id: Uuid) {
+pub(crate) async fn relay_now(
+    state: &AppState,
+    tenant: &TenantName,
+    campaign_id: i32,
+    job_id: Uuid,
+) {
     let sent = match state.queue() {
         Ok(queue) => shared::relay::send_tenant_job(&state.pool, tenant, queue, job_id)
             .await

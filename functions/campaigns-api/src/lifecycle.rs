@@ -12,13 +12,16 @@ use shared::criteria::SelectionCriteria;
 use shared::db::campaigns::calendar::{self, Phase};
 use shared::db::campaigns::{self, Campaign, CampaignContent};
 use shared::db::offers::{self, NoNewCampaigns};
-use shared::db::{TenantTx, in_tenant};
+use shared::db::{TenantTx, in_tenant, outbox};
 use shared::domain::CampaignStatus;
 use shared::http::{AppJson, AppPath, nullable};
 use shared::openapi::Conflict;
 use shared::paths::CampaignPath;
 use shared::{ApiError, AppState};
 use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::campaigns::relay_now;
 
 /// 409 when `campaign`'s offer was retired: a retired offer takes no new campaigns, and a
 /// draft's first activation starts one (a campaign already running keeps its version). The
@@ -96,11 +99,16 @@ pub(crate) async fn update_campaign(
     if !may_write && !may_manage {
         principal.require(tenant, Permission::CampaignManage)?;
     }
-    let campaign = in_tenant(&state.pool, tenant, async |tx| {
+    let job_id = Uuid::new_v4();
+    let (campaign, requeued) = in_tenant(&state.pool, tenant, async |tx| {
         let current = path.load(tx, true).await?;
         let asked = body.status.unwrap_or(current.status);
         authorize_update(tx, &principal, &current, asked, body.changes_content()).await?;
         let from = current.status;
+        let criteria_changed = body
+            .selection_criteria
+            .as_ref()
+            .is_some_and(|criteria| *criteria != current.selection_criteria);
         let content = body.merged_with(current);
         content.check()?;
         if body.start_date.is_some() || body.end_date.is_some() {
@@ -110,6 +118,21 @@ pub(crate) async fn update_campaign(
             ensure_start_not_moved_ahead(tx, id, start).await?;
         }
         let mut campaign = campaigns::update(tx, id, &content, asked).await?;
+        // A scheduled or paused campaign whose criteria change selects its audience again,
+        // and starts only once that audience is complete (third review, finding 10).
+        let requeued =
+            criteria_changed && matches!(from, CampaignStatus::Scheduled | CampaignStatus::Paused);
+        if requeued {
+            if asked == CampaignStatus::Active {
+                return Err(ApiError::Conflict(format!(
+                    "campaign {id}'s criteria change selects its audience again; activate it \
+                     once processing_status is done"
+                )));
+            }
+            campaigns::drop_unreleased(tx, id).await?;
+            campaign = campaigns::queue_job(tx, id, job_id).await?;
+            outbox::add_plan(tx, id, job_id).await?;
+        }
         if asked == CampaignStatus::Active && from != CampaignStatus::Active {
             campaign = start(tx, campaign).await?;
         }
@@ -129,9 +152,12 @@ pub(crate) async fn update_campaign(
             )
             .await?;
         }
-        Ok(campaign)
+        Ok((campaign, requeued))
     })
     .await?;
+    if requeued {
+        relay_now(&state, tenant, id, job_id).await;
+    }
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, status = %campaign.status, "campaign updated");
     Ok(AppJson(campaign))
 }

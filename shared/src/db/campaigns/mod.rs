@@ -29,8 +29,9 @@ pub use deliveries::{
     feed, release, summary,
 };
 pub use processing::{
-    FinishedJob, JobTarget, StaleJob, customer_count, expand, finish_job_if_complete, finish_range,
-    job_target, queue_job, record_failure, record_redrive, stale_jobs, start_ranges,
+    FinishedJob, JobTarget, StaleJob, customer_count, drop_unreleased, expand,
+    finish_job_if_complete, finish_range, job_target, queue_job, record_failure, record_redrive,
+    stale_jobs, start_ranges,
 };
 
 /// A campaign as the API shows it.

@@ -9,6 +9,22 @@ use crate::error::ApiError;
 use serde_json::Value;
 use uuid::Uuid;
 
+/// Removes campaign `id`'s deliveries that were never released, before its audience is
+/// selected again for new criteria: the new selection is then exactly the new criteria's
+/// (released ones stay: they were contacts). Answers how many went.
+///
+/// # Errors
+/// Database failures.
+pub async fn drop_unreleased(tx: &TenantTx<'_>, id: i32) -> Result<u64, ApiError> {
+    Ok(tx
+        .execute_cached(
+            "delete from campaign_customers
+             where campaign_id = $1 and tenant_name = $2 and released_at is null",
+            &[&id, &tx.tenant().as_str()],
+        )
+        .await?)
+}
+
 /// Makes `job_id` the campaign's current processing job, `queued` (attempt 1); the caller
 /// writes the job's message to the outbox in the same transaction.
 ///
