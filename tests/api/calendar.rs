@@ -126,6 +126,33 @@ async fn run_scheduler(app: &TestApp) -> CalendarReport {
         .expect("scheduler run")
 }
 
+/// The demo customers, a cap of one contact per `window_days` days, and an active campaign of
+/// `fx` over the platinum holders from `start` to `end`: its id and how many it released.
+async fn capped_and_running(
+    app: &TestApp,
+    fx: &TenantFixture,
+    window_days: i32,
+    (start, end): (&str, &str),
+) -> (i64, i64) {
+    app.import_demo_customers().await;
+    let sa = app.super_admin_token().await;
+    app.put(
+        "/sa/contact-policy",
+        &sa,
+        json!({"max_contacts": 1, "window_days": window_days}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let id = campaign(app, fx, json!({"segment": "platinum"}), start, end).await;
+    app.activate_campaign(&fx.tenant, id, &fx.admin)
+        .await
+        .expect(StatusCode::OK);
+    let released = app.campaign_summary(fx, id).await["released"]
+        .as_i64()
+        .expect("n");
+    (id, released)
+}
+
 /// How many of campaign `id`'s status changes the scheduler made.
 async fn scheduler_changes(app: &TestApp, fx: &TenantFixture, id: i64) -> usize {
     status_changes(app, fx, id)
@@ -279,25 +306,10 @@ async fn a_campaign_whose_audience_is_not_ready_at_its_start_stays_scheduled_and
 #[tokio::test]
 async fn a_campaign_past_its_end_completes_and_its_unreported_deliveries_expire_still_counted() {
     let app = quiet_app().await;
-    app.import_demo_customers().await;
-    let sa = app.super_admin_token().await;
-    app.put(
-        "/sa/contact-policy",
-        &sa,
-        json!({"max_contacts": 1, "window_days": 30}),
-    )
-    .await
-    .expect(StatusCode::OK);
     let fx = app.tenant_with_offer("credit_card").await;
     let (start, end) = (utc_day(&app, -1).await, utc_day(&app, 3).await);
     let criteria = json!({"segment": "platinum"});
-    let first = campaign(&app, &fx, criteria.clone(), &start, &end).await;
-    app.activate_campaign("credit_card", first, &fx.admin)
-        .await
-        .expect(StatusCode::OK);
-    let released = app.campaign_summary(&fx, first).await["released"]
-        .as_i64()
-        .expect("n");
+    let (first, released) = capped_and_running(&app, &fx, 30, (&start, &end)).await;
     assert!(released > 2, "{released}");
     // One delivery is reported sent; the rest never are.
     let sent_customer: String = app
@@ -853,26 +865,11 @@ async fn expiry_keeps_the_contacts_so_late_reports_never_make_a_second_contact_i
     // window, accepted during the grace period) put the first contact back: two contacts in
     // seven days under a one-per-seven-days policy.
     let app = quiet_app().await;
-    app.import_demo_customers().await;
-    let sa = app.super_admin_token().await;
-    app.put(
-        "/sa/contact-policy",
-        &sa,
-        json!({"max_contacts": 1, "window_days": 7}),
-    )
-    .await
-    .expect(StatusCode::OK);
     let cards = app.tenant_with_offer("credit_card").await;
     let loans = app.tenant_with_offer("loan").await;
     let (start, end) = (utc_day(&app, -1).await, utc_day(&app, 1).await);
     let criteria = json!({"segment": "platinum"});
-    let first = campaign(&app, &cards, criteria.clone(), &start, &end).await;
-    app.activate_campaign("credit_card", first, &cards.admin)
-        .await
-        .expect(StatusCode::OK);
-    let released = app.campaign_summary(&cards, first).await["released"]
-        .as_i64()
-        .expect("n");
+    let (first, released) = capped_and_running(&app, &cards, 7, (&start, &end)).await;
     assert!(released > 0);
     let customers: Vec<String> = app
         .db()
