@@ -666,6 +666,23 @@ async fn archive_then_restore_gives_identical_rows_and_the_campaign_keeps_its_su
     );
     let campaign = campaign_json(&app, &fx, old).await;
     assert_eq!(campaign["archive"], Value::Null);
+    // The restore holds: the next run leaves the campaign as it is, though it is past its
+    // retention (review 3, finding 11), until an operator releases it.
+    let held = archive::run(&app.state.platform, &s3, &options(&bucket))
+        .await
+        .expect("run after the restore");
+    assert_eq!(held.campaigns_archived, 0, "{held:?}");
+    assert_eq!(delivery_rows(&app, old).await, rows);
+    assert!(
+        archive::release_hold(&app.state.platform, old)
+            .await
+            .expect("release")
+    );
+    let again = archive::run(&app.state.platform, &s3, &options(&bucket))
+        .await
+        .expect("run after the release");
+    assert_eq!(again.campaigns_archived, 1, "{again:?}");
+    assert_eq!(delivery_rows(&app, old).await.len(), 0);
 }
 
 #[tokio::test]

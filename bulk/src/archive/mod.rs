@@ -55,7 +55,7 @@ mod object;
 mod restore;
 
 use object::{ReadBack, decompressed, digest, open_archive};
-pub use restore::{RestoreReport, restore};
+pub use restore::{RestoreReport, release_hold, restore};
 
 /// Where archives go: `archive/<tenant>/<campaign>.csv.gz` and `….manifest.json`.
 pub const ARCHIVE_PREFIX: &str = "archive/";

@@ -28,6 +28,25 @@ pub struct RestoreReport {
     pub restored: i64,
 }
 
+/// Lets housekeeping archive a restored campaign again (`offerctl archive release`):
+/// answers whether it was held.
+///
+/// # Errors
+/// [`BulkError::Inconsistent`] if there is no such campaign; database failures.
+pub async fn release_hold(
+    pool: &deadpool_postgres::Pool,
+    campaign: i32,
+) -> Result<bool, BulkError> {
+    let mut client = pool.get().await.map_err(shared::ApiError::from)?;
+    let tenant = archives::tenant_of_campaign(&client, campaign)
+        .await?
+        .ok_or_else(|| BulkError::Inconsistent(format!("no campaign {campaign}")))?;
+    let tx = TenantTx::begin(&mut client, &tenant).await?;
+    let released = archives::release_hold(&tx, campaign).await?;
+    tx.commit().await?;
+    Ok(released)
+}
+
 /// Brings campaign `campaign`'s archived deliveries back from S3 and removes its archive
 /// row, in one transaction: the object's rows and SHA-256 must match the archive row first.
 ///

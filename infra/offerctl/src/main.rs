@@ -150,6 +150,12 @@ enum ArchiveCommand {
         /// The campaign's id.
         campaign: i32,
     },
+    /// Let housekeeping archive a restored campaign again (a restore holds it from the next
+    /// runs).
+    Release {
+        /// The campaign's id.
+        campaign: i32,
+    },
 }
 
 #[derive(Subcommand)]

@@ -101,7 +101,7 @@ pub async fn due(
              join tenants t on t.name = c.tenant_name
              left join campaign_archives a
                on a.campaign_id = c.id and a.tenant_name = c.tenant_name
-             where c.status = 'completed'
+             where c.status = 'completed' and not c.archive_held
                and c.ends_at < now() - make_interval(days => greatest(t.retention_days, $1))
                and (a.state is null or a.state <> 'archived')
              order by c.ends_at, c.id
@@ -323,7 +323,9 @@ pub async fn begin_restore(
 }
 
 /// Puts the staged rows of campaign `campaign` back (rows still present are kept as they
-/// are) and removes its archive row; answers how many came back.
+/// are), removes its archive row and holds the campaign from housekeeping
+/// (`archive_held`, V020: the next run would otherwise archive it again); answers how many
+/// came back.
 ///
 /// # Errors
 /// Database failures.
@@ -345,7 +347,28 @@ pub async fn finish_restore(
         )
         .await?;
     remove(tx, campaign).await?;
+    tx.execute_cached(
+        "update campaigns set archive_held = true where id = $1 and tenant_name = $2",
+        &[&campaign, &tx.tenant().as_str()],
+    )
+    .await?;
     Ok(restored)
+}
+
+/// Lets housekeeping archive campaign `campaign` again (clears `archive_held`); answers
+/// whether it was held.
+///
+/// # Errors
+/// Database failures.
+pub async fn release_hold(tx: &TenantTx<'_>, campaign: i32) -> Result<bool, ApiError> {
+    Ok(tx
+        .execute_cached(
+            "update campaigns set archive_held = false
+             where id = $1 and tenant_name = $2 and archive_held",
+            &[&campaign, &tx.tenant().as_str()],
+        )
+        .await?
+        == 1)
 }
 
 /// Campaigns whose contact-ledger rows no policy can count any more: ended more than

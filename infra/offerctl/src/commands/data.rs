@@ -82,6 +82,17 @@ pub(crate) async fn archive(command: ArchiveCommand) -> anyhow::Result<()> {
             let report = bulk::archive::run(&pool, &s3, &options).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        ArchiveCommand::Release { campaign } => {
+            let held = bulk::archive::release_hold(&pool, campaign).await?;
+            println!(
+                "{}",
+                if held {
+                    "released: housekeeping archives it again once it is due"
+                } else {
+                    "it was not held"
+                }
+            );
+        }
         ArchiveCommand::Restore { campaign } => {
             let report = bulk::archive::restore(&pool, &s3, campaign).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
