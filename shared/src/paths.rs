@@ -27,9 +27,6 @@ pub struct TenantPath {
     pub tenant_name: TenantName,
 }
 
-/// 404 for tenant `name` (super-admin routes, which see every tenant).
-pub use crate::db::tenants::not_found as tenant_not_found;
-
 /// 404 for user `name`.
 #[must_use]
 pub fn user_not_found(name: &Username) -> ApiError {

@@ -30,7 +30,7 @@ use crate::db::campaigns::{
     self,
     calendar::{self, Due, Phase, SCHEDULER},
 };
-use crate::db::offers::{self, NoNewCampaigns};
+use crate::db::offers;
 use crate::domain::{CampaignStatus, ProcessingStatus};
 use crate::error::ApiError;
 use crate::metrics::{self, Metric};
@@ -160,7 +160,7 @@ async fn start(tx: &TenantTx<'_>, id: i32) -> Result<Started, ApiError> {
         return Ok(Started::NotDue);
     }
     if let Some(offer_id) = campaign.offer_id
-        && offer_retired(tx, offer_id).await?
+        && offers::retired(tx, offer_id).await?
     {
         calendar::set_status(tx, id, CampaignStatus::Completed).await?;
         let reason = format!("not started: its offer {offer_id} was retired");
@@ -196,14 +196,6 @@ async fn start(tx: &TenantTx<'_>, id: i32) -> Result<Started, ApiError> {
         suppressed_by_pressure = released.suppressed_by_pressure,
         suppressed_by_consent = released.suppressed_by_consent, "scheduled campaign started");
     Ok(Started::Yes)
-}
-
-/// Whether offer `offer_id` was retired, its row locked (for share) so it cannot be retired
-/// while the campaign starts.
-async fn offer_retired(tx: &TenantTx<'_>, offer_id: i32) -> Result<bool, ApiError> {
-    Ok(offers::get(tx, offer_id, true)
-        .await?
-        .is_some_and(|offer| offer.version_for_campaigns() == Err(NoNewCampaigns::Retired)))
 }
 
 /// Ends campaign `id` if it is still running (scheduled, active or paused) past its end

@@ -126,6 +126,19 @@ async fn run_scheduler(app: &TestApp) -> CalendarReport {
         .expect("scheduler run")
 }
 
+/// The demo customers and a campaign of `fx` over the platinum holders from tomorrow on
+/// (UTC), activated: its id and the activation's answer.
+async fn scheduled_platinum(app: &TestApp, fx: &TenantFixture) -> (i64, Value) {
+    app.import_demo_customers().await;
+    let (tomorrow, later) = (utc_day(app, 1).await, utc_day(app, 20).await);
+    let id = campaign(app, fx, json!({"segment": "platinum"}), &tomorrow, &later).await;
+    let activated = app
+        .activate_campaign(&fx.tenant, id, &fx.admin)
+        .await
+        .expect(StatusCode::OK);
+    (id, activated.body)
+}
+
 /// The demo customers, a cap of one contact per `window_days` days, and an active campaign of
 /// `fx` over the platinum holders from `start` to `end`: its id and how many it released.
 async fn capped_and_running(
@@ -785,13 +798,8 @@ async fn creating_or_moving_a_campaign_whose_end_has_passed_is_refused() {
 async fn the_relays_scheduled_run_starts_a_due_campaign_by_itself() {
     // The default app runs the relay every second, as `offerctl serve` does on its interval.
     let app = TestApp::spawn().await;
-    app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
-    let (tomorrow, later) = (utc_day(&app, 1).await, utc_day(&app, 20).await);
-    let id = campaign(&app, &fx, json!({"segment": "platinum"}), &tomorrow, &later).await;
-    app.activate_campaign("credit_card", id, &fx.admin)
-        .await
-        .expect(StatusCode::OK);
+    let (id, _) = scheduled_platinum(&app, &fx).await;
     age(&app, id, 1).await;
     for _ in 0..100 {
         if read(&app, &fx, id).await["status"] == "active" {
@@ -808,12 +816,9 @@ async fn a_scheduled_campaign_whose_offer_was_retired_is_withdrawn_at_its_start_
     // Review 3, finding 6: scheduled, then its offer retired "by compliance", the campaign
     // was started by the scheduler and the feed served the retired content.
     let app = quiet_app().await;
-    app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
-    let (tomorrow, later) = (utc_day(&app, 1).await, utc_day(&app, 20).await);
-    let id = campaign(&app, &fx, json!({"segment": "platinum"}), &tomorrow, &later).await;
-    let scheduled = app.activate_campaign("credit_card", id, &fx.admin).await;
-    assert_eq!(scheduled.expect(StatusCode::OK).body["status"], "scheduled");
+    let (id, scheduled) = scheduled_platinum(&app, &fx).await;
+    assert_eq!(scheduled["status"], "scheduled");
     let offer = format!("/tenants/credit_card/offers/{}", fx.offer_id);
     app.post(
         &format!("{offer}/retire"),
@@ -1009,13 +1014,8 @@ async fn a_scheduled_campaigns_new_criteria_are_selected_again_before_it_starts(
     // Review 3, finding 10: editing a scheduled campaign's criteria without re-processing let
     // the scheduler start the old audience while the campaign showed the new criteria.
     let app = TestApp::spawn().await;
-    app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;
-    let (tomorrow, later) = (utc_day(&app, 1).await, utc_day(&app, 20).await);
-    let id = campaign(&app, &fx, json!({"segment": "platinum"}), &tomorrow, &later).await;
-    app.activate_campaign("credit_card", id, &fx.admin)
-        .await
-        .expect(StatusCode::OK);
+    let (id, _) = scheduled_platinum(&app, &fx).await;
     let platinum = app.campaign_summary(&fx, id).await["total"]
         .as_i64()
         .expect("n");

@@ -15,7 +15,6 @@ use shared::http::{AppJson, AppPath, check_length, nullable};
 use shared::openapi::Conflict;
 use shared::pagination::Page;
 use shared::paths::TenantPath;
-use shared::paths::tenant_not_found;
 use shared::{ApiError, AppState};
 use utoipa::ToSchema;
 
@@ -253,7 +252,7 @@ pub(crate) async fn update_tenant(
     let tenant = in_tenant(&state.platform, &name, async |tx| {
         tenants::update(tx, &fields)
             .await?
-            .ok_or_else(|| tenant_not_found(&name))
+            .ok_or_else(|| tenants::not_found(&name))
     })
     .await?;
     tracing::info!(user.name = %admin.username, tenant.name = %name, "tenant updated");
@@ -281,7 +280,7 @@ pub(crate) async fn delete_tenant(
     AppPath(TenantPath { tenant_name: name }): AppPath<TenantPath>,
 ) -> Result<StatusCode, ApiError> {
     if !tenants::delete(&state.platform.get().await?, &name).await? {
-        return Err(tenant_not_found(&name));
+        return Err(tenants::not_found(&name));
     }
     tracing::info!(user.name = %admin.username, tenant.name = %name, "tenant deleted");
     Ok(StatusCode::NO_CONTENT)

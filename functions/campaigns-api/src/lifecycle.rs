@@ -11,7 +11,7 @@ use shared::auth::{Permission, Principal};
 use shared::criteria::SelectionCriteria;
 use shared::db::campaigns::calendar::{self, Phase};
 use shared::db::campaigns::{self, Campaign, CampaignContent};
-use shared::db::offers::{self, NoNewCampaigns};
+use shared::db::offers;
 use shared::db::{TenantTx, in_tenant, outbox};
 use shared::domain::CampaignStatus;
 use shared::http::{AppJson, AppPath, nullable};
@@ -30,15 +30,13 @@ async fn refuse_retired_offer(tx: &TenantTx<'_>, campaign: &Campaign) -> Result<
     let Some(offer_id) = campaign.offer_id else {
         return Ok(());
     };
-    match offers::get(tx, offer_id, true).await? {
-        Some(offer) if offer.version_for_campaigns() == Err(NoNewCampaigns::Retired) => {
-            Err(ApiError::Conflict(format!(
-                "offer {offer_id} is retired; campaign {} cannot start (it may be deleted)",
-                campaign.id
-            )))
-        }
-        _ => Ok(()),
+    if offers::retired(tx, offer_id).await? {
+        return Err(ApiError::Conflict(format!(
+            "offer {offer_id} is retired; campaign {} cannot start (it may be deleted)",
+            campaign.id
+        )));
     }
+    Ok(())
 }
 
 /// `PUT` body: any of the fields; absent ones keep their value.
@@ -105,6 +103,7 @@ pub(crate) async fn update_campaign(
         let asked = body.status.unwrap_or(current.status);
         authorize_update(tx, &principal, &current, asked, body.changes_content()).await?;
         let from = current.status;
+        let started = current.ever_released();
         let criteria_changed = body
             .selection_criteria
             .as_ref()
@@ -115,7 +114,7 @@ pub(crate) async fn update_campaign(
             calendar::ensure_not_ended(tx, content.end_date).await?;
         }
         if let Some(start) = body.start_date {
-            ensure_start_not_moved_ahead(tx, id, start).await?;
+            ensure_start_not_moved_ahead(tx, started, start).await?;
         }
         let mut campaign = campaigns::update(tx, id, &content, asked).await?;
         // A scheduled or paused campaign whose criteria change selects its audience again,
@@ -232,10 +231,10 @@ async fn authorize_update(
 /// and its reports accepted outside its own window.
 async fn ensure_start_not_moved_ahead(
     tx: &TenantTx<'_>,
-    id: i32,
+    started: bool,
     start: NaiveDate,
 ) -> Result<(), ApiError> {
-    if campaigns::ever_released(tx, id).await? && !calendar::has_begun(tx, start).await? {
+    if started && !calendar::has_begun(tx, start).await? {
         return Err(ApiError::invalid_field(
             "start_date",
             "lies ahead in the tenant's time zone, but the campaign has already released \
@@ -298,7 +297,7 @@ pub(crate) async fn delete_campaign(
         let campaign = path.load(tx, true).await?;
         // Judged from the campaign's own record of its first release (V018), which archiving
         // and the ledger's prune leave as it is.
-        if campaigns::ever_released(tx, id).await? {
+        if campaign.ever_released() {
             return Err(ApiError::Conflict(format!(
                 "campaign {id} is {} and has released deliveries to providers; it can no longer \
              be deleted (its contacts count against the contact cap, its archive keeps them); \

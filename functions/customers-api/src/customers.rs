@@ -3,14 +3,14 @@
 
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 use shared::db::customer_import::{self, ImportSummary};
 use shared::db::customers::{self, Customer, CustomerFilter, CustomerRecord};
 use shared::extract::SuperAdmin;
-use shared::http::{AppJson, AppPath, AppQuery, has_media_type, read_body_limited, with_location};
+use shared::http::{AppJson, AppPath, AppQuery, created, has_media_type, read_body_limited};
 use shared::openapi::Conflict;
 use shared::pagination::Keyset;
 use shared::paths::{CustomerPath, customer_not_found};
@@ -128,11 +128,7 @@ pub(crate) async fn create_customer(
     let client = state.platform.get().await?;
     let customer = customers::insert(&client, &record).await?;
     tracing::info!(user.name = %admin.username, customer.id = %customer.id, "customer created");
-    let location = format!("/customers/{}", customer.id);
-    Ok(with_location(
-        (StatusCode::CREATED, AppJson(customer)).into_response(),
-        &location,
-    ))
+    Ok(created(format!("/customers/{}", customer.id), customer))
 }
 
 /// `GET` list filters (exact matches). Text filters cannot hold U+0000, which PostgreSQL text

@@ -47,14 +47,12 @@ pub async fn phase(tx: &TenantTx<'_>, campaign: &Campaign) -> Result<Phase, ApiE
 /// # Errors
 /// Database failures.
 pub async fn has_ended(tx: &TenantTx<'_>, end_date: NaiveDate) -> Result<bool, ApiError> {
-    let row = tx
-        .query_one_cached(
-            "select ($2::date + 1)::timestamp at time zone time_zone <= now()
-             from tenants where name = $1",
-            &[&tx.tenant().as_str(), &end_date],
-        )
-        .await?;
-    Ok(row.get(0))
+    // A day has ended there when the next one has begun (the last representable day never
+    // ends).
+    match end_date.checked_add_days(chrono::Days::new(1)) {
+        Some(next) => has_begun(tx, next).await,
+        None => Ok(false),
+    }
 }
 
 /// Whether day `date` has begun in the tenant's time zone (its midnight there is now or

@@ -81,6 +81,14 @@ impl Campaign {
         }
     }
 
+    /// Whether the campaign ever released a delivery to providers (`first_released_at`,
+    /// V018): a durable fact, kept when archiving removes its deliveries and the ledger's
+    /// prune its contacts.
+    #[must_use]
+    pub fn ever_released(&self) -> bool {
+        self.first_released_at.is_some()
+    }
+
     /// 409 unless the campaign's audience is complete (its processing is `done`): a partly
     /// selected audience is never listed, counted or activated.
     ///

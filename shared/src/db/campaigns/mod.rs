@@ -89,6 +89,10 @@ pub struct Campaign {
     pub processing_attempts: i32,
     /// Where its deliveries were archived, once housekeeping exported them (null before).
     pub archive: Option<CampaignArchive>,
+    /// When it first released a delivery to providers (V018), if it ever did: such a
+    /// campaign is never deleted. Internal (not part of the API's JSON).
+    #[serde(skip)]
+    pub first_released_at: Option<DateTime<Utc>>,
 }
 
 /// A campaign's deliveries in S3 (housekeeping, after the tenant's `retention_days`).
@@ -115,7 +119,7 @@ pub(super) const COLUMNS: &str = "id, tenant_name, offer_id, offer_version, chan
     coalesce(selection_criteria, '{}') as selection_criteria, start_date, end_date, starts_at, \
     ends_at, status, \
     created_by, created_at, updated_at, processing_status, matched_count, processed_at, \
-    last_error, ranges_total, ranges_done, processing_attempts, \
+    last_error, ranges_total, ranges_done, processing_attempts, first_released_at, \
     (select jsonb_build_object('location', 's3://' || a.bucket || '/' || a.key, \
             'manifest', 's3://' || a.bucket || '/' || a.manifest_key, 'rows', a.rows, \
             'sha256', a.sha256, 'state', a.state, 'exported_at', a.exported_at, \
@@ -150,6 +154,7 @@ pub(super) fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> 
         ranges_total: row.get("ranges_total"),
         ranges_done: row.get("ranges_done"),
         processing_attempts: row.get("processing_attempts"),
+        first_released_at: row.get("first_released_at"),
         archive: row
             .get::<_, Option<Value>>("archive")
             .map(serde_json::from_value)
@@ -447,21 +452,4 @@ pub async fn delete(tx: &TenantTx<'_>, campaign: &Campaign, by: &Username) -> Re
         .await?;
     }
     Ok(())
-}
-
-/// Whether campaign `id` ever released a delivery to providers (`first_released_at`,
-/// V018): a durable fact, kept when archiving removes its deliveries and the ledger's prune
-/// its contacts. Such a campaign is never deleted.
-///
-/// # Errors
-/// Database failures.
-pub async fn ever_released(tx: &TenantTx<'_>, id: i32) -> Result<bool, ApiError> {
-    let row = tx
-        .query_one_cached(
-            "select exists (select 1 from campaigns
-                            where id = $1 and tenant_name = $2 and first_released_at is not null)",
-            &[&id, &tx.tenant().as_str()],
-        )
-        .await?;
-    Ok(row.get(0))
 }

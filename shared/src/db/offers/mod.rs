@@ -62,6 +62,18 @@ pub struct Offer {
     pub retirement_reason: Option<String>,
 }
 
+/// Whether offer `id` was retired, its row locked until the transaction ends so it cannot be
+/// retired meanwhile (a campaign's first start and the scheduler's start ask it);
+/// `false` for an offer the tenant no longer has.
+///
+/// # Errors
+/// Database failures.
+pub async fn retired(tx: &TenantTx<'_>, id: i32) -> Result<bool, ApiError> {
+    Ok(get(tx, id, true)
+        .await?
+        .is_some_and(|offer| offer.version_for_campaigns() == Err(NoNewCampaigns::Retired)))
+}
+
 /// Why an offer takes no new campaigns (see [`Offer::version_for_campaigns`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoNewCampaigns {
