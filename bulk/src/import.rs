@@ -23,13 +23,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::db::customer_import::{self, ImportError, ImportProblem, ImportSummary};
+use shared::db::customer_import::{
+    self, ImportError, ImportLimits, ImportProblem, ImportSummary, LimitExceeded,
+};
 use shared::metrics::{self, Metric};
 
 use crate::s3::{self, Location, S3Error};
 use crate::{BulkError, peak_rss_bytes};
 
-/// Where result objects go: `results/<key>.json`.
+/// Where result objects go: `results/<key>.<version>.json` ([`result_location`]).
 pub const RESULTS_PREFIX: &str = "results/";
 
 /// One object version to import, as an S3 event names it.
@@ -64,20 +66,67 @@ pub struct ImportOptions {
     /// `CUSTOMER_IMPORT_MAX_BYTES`, default
     /// [`shared::config::ImportConfig::DEFAULT_MAX_BYTES`].
     pub max_bytes: u64,
+    /// The decompressed file's limits (env `CUSTOMER_IMPORT_MAX_DECOMPRESSED_BYTES` for the
+    /// whole file); a file past one is refused (`too_large`, naming it).
+    pub limits: ImportLimits,
     /// When the import must be done by (the Lambda deadline less a margin): reading stops
     /// there and the file is refused (`timed_out`).
     pub deadline: Option<Instant>,
+    /// How often, and when, a failed attempt is tried again.
+    pub retry: ImportRetry,
+}
+
+/// The retries of an import that failed for a reason not in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportRetry {
+    /// Attempts in all, the first included: [`ImportRetry::MAX_ATTEMPTS`] (the function's
+    /// event is retried twice by Lambda, `template.yaml`'s `MaximumRetryAttempts: 2`).
+    pub max_attempts: i32,
+    /// The wait after the first failed attempt, doubled after each further one (the bucket
+    /// watcher's; Lambda's retries of an event keep their own pace, about 1 then 2 minutes).
+    pub backoff: Duration,
+}
+
+impl ImportRetry {
+    /// Attempts in all: 3.
+    pub const MAX_ATTEMPTS: i32 = 3;
+    /// The first wait: 60 s.
+    pub const BACKOFF: Duration = Duration::from_secs(60);
+
+    /// When attempt `attempts` + 1 may start, after `attempts` failed ones: `None` when
+    /// none is left.
+    #[must_use]
+    pub fn after(self, attempts: i32) -> Option<DateTime<Utc>> {
+        (attempts < self.max_attempts).then(|| {
+            let doubling = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(0);
+            let wait = self.backoff.saturating_mul(1 << doubling);
+            Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
+        })
+    }
+}
+
+impl Default for ImportRetry {
+    fn default() -> Self {
+        Self {
+            max_attempts: Self::MAX_ATTEMPTS,
+            backoff: Self::BACKOFF,
+        }
+    }
 }
 
 impl ImportOptions {
-    /// From the environment (`CUSTOMER_IMPORT_MAX_BYTES`) and a deadline.
+    /// From the environment (`CUSTOMER_IMPORT_MAX_BYTES`,
+    /// `CUSTOMER_IMPORT_MAX_DECOMPRESSED_BYTES`) and a deadline.
     ///
     /// # Errors
     /// [`shared::config::ConfigError`] naming the variable if it is not a positive number.
     pub fn from_env(deadline: Option<Instant>) -> Result<Self, shared::config::ConfigError> {
+        let config = shared::config::ImportConfig::from_lookup(shared::config::env)?;
         Ok(Self {
-            max_bytes: shared::config::ImportConfig::from_lookup(shared::config::env)?.max_bytes,
+            max_bytes: config.max_bytes,
+            limits: ImportLimits::with_file_bytes(config.max_decompressed_bytes),
             deadline,
+            retry: ImportRetry::default(),
         })
     }
 }
@@ -97,6 +146,9 @@ pub enum ImportStatus {
     /// The object changed or was deleted before it was read (a newer version has its own
     /// event); nothing was applied.
     Superseded,
+    /// The import failed for a reason not in the file (the database or S3 failed, or
+    /// PostgreSQL refused a value); nothing was applied. Retried while `attempts` are left.
+    Failed,
 }
 
 impl ImportStatus {
@@ -108,6 +160,7 @@ impl ImportStatus {
             Self::TooLarge => "too_large",
             Self::TimedOut => "timed_out",
             Self::Superseded => "superseded",
+            Self::Failed => "failed",
         }
     }
 }
@@ -136,7 +189,7 @@ impl From<ImportProblem> for ResultProblem {
     }
 }
 
-/// The result object (`results/<key>.json`) and the ledger's copy of it:
+/// The result object (`results/<key>.<version>.json`) and the ledger's copy of it:
 ///
 /// ```json
 /// {"bucket": "b", "key": "imports/customers.csv.gz", "version_id": "…", "etag": "…",
@@ -160,6 +213,14 @@ pub struct ImportResult {
     pub status: ImportStatus,
     /// One sentence saying what happened.
     pub detail: String,
+    /// For `too_large`, the limit passed: `object_bytes` (`CUSTOMER_IMPORT_MAX_BYTES`),
+    /// `file_bytes` (`CUSTOMER_IMPORT_MAX_DECOMPRESSED_BYTES`), `header_bytes`,
+    /// `header_columns`, `record_bytes` or `field_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    /// Attempts so far, this one included (more than 1 only after failed ones).
+    #[serde(default = "first_attempt")]
+    pub attempts: u32,
     /// The counts, when imported.
     pub summary: Option<ImportSummary>,
     /// How many problems the file has (all of them, listed or not).
@@ -177,6 +238,10 @@ pub struct ImportResult {
     pub finished_at: DateTime<Utc>,
 }
 
+const fn first_attempt() -> u32 {
+    1
+}
+
 /// Whether this call did the import or found it done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
@@ -187,21 +252,35 @@ pub enum Handled {
     Before,
 }
 
-/// The result object's place for an imported object: `results/<key>.json`, same bucket.
-pub fn result_location(object: &Location) -> Location {
+/// The result object's place for an object version: `results/<key>.<version>.json` in the
+/// same bucket, where `<version>` is the S3 version id, or the ETag in an unversioned bucket
+/// (where a new upload with other bytes has another ETag): each version's result has a key
+/// of its own, so that no other version's import can overwrite it.
+pub fn result_location(object: &ImportObject) -> Location {
+    let version = if object.version_id.is_empty() {
+        &object.etag
+    } else {
+        &object.version_id
+    };
     Location {
-        bucket: object.bucket.clone(),
-        key: format!("{RESULTS_PREFIX}{}.json", object.key),
+        bucket: object.location.bucket.clone(),
+        key: format!("{RESULTS_PREFIX}{}.{version}.json", object.location.key),
     }
 }
 
 /// Imports one object version (the steps of the module documentation); answers its result
 /// and whether this call did it.
 ///
+/// An attempt that fails for a reason not in the file (the database or S3 failed, or
+/// PostgreSQL refused a value) is recorded in the ledger as `failed` with its reason, and
+/// its result object is written: while attempts are left ([`ImportRetry`]) the error is
+/// answered, so that the caller tries again (Lambda retries the event; the watcher waits
+/// for the row's `retry_after`); the last failed attempt is a final `failed` result (and
+/// the `ImportsFailed` alarm's metric).
+///
 /// # Errors
-/// [`BulkError`] when the database or S3 failed in a way a retry may mend (the caller
-/// fails the invocation so S3 delivers the event again); a refused file is a result, not an
-/// error.
+/// [`BulkError`] when the attempt failed and will be retried, or when even its failure
+/// could not be recorded (the database is down); a refused file is a result, not an error.
 pub async fn import_object(
     pool: &deadpool_postgres::Pool,
     s3: &aws_sdk_s3::Client,
@@ -210,7 +289,7 @@ pub async fn import_object(
 ) -> Result<(ImportResult, Handled), BulkError> {
     let started = Instant::now();
     if let Some(result) = recorded(pool, object).await? {
-        write_result(s3, &object.location, &result).await?;
+        write_result(s3, object, &result).await?;
         return Ok((result, Handled::Before));
     }
     let mut result = ImportResult {
@@ -220,6 +299,8 @@ pub async fn import_object(
         etag: object.etag.clone(),
         status: ImportStatus::Imported,
         detail: String::new(),
+        limit: None,
+        attempts: 1,
         summary: None,
         problems_total: 0,
         problems: Vec::new(),
@@ -228,29 +309,15 @@ pub async fn import_object(
         peak_rss_bytes: None,
         finished_at: Utc::now(),
     };
-    let outcome = if object.size.is_some_and(|size| size > options.max_bytes) {
-        Applied::Refused(too_large(object.size.unwrap_or(0), options.max_bytes))
-    } else {
-        apply(pool, s3, object, options, &mut result, started).await?
-    };
-    match outcome {
-        Applied::Done => {}
-        Applied::AlreadyDone(done) => {
-            write_result(s3, &object.location, &done).await?;
+    match attempt(pool, s3, object, options, &mut result, started).await {
+        Ok(None) => {}
+        Ok(Some(done)) => {
+            write_result(s3, object, &done).await?;
             return Ok((done, Handled::Before));
         }
-        Applied::Refused((status, detail, problems_total, problems)) => {
-            result.status = status;
-            result.detail = detail;
-            result.problems_total = problems_total;
-            result.problems = problems;
-            finish(&mut result, started);
-            // The import's own transaction was rolled back; record the refusal.
-            let client = pool.get().await.map_err(shared::ApiError::from)?;
-            record(&client, object, &result).await?;
-        }
+        Err(err) => return failed(pool, s3, object, options.retry, result, started, err).await,
     }
-    write_result(s3, &object.location, &result).await?;
+    write_result(s3, object, &result).await?;
     emit_metrics(&result);
     tracing::info!(object = %object.location, status = result.status.as_str(),
         rows = result.summary.map(|s| s.rows), problems = result.problems_total,
@@ -258,22 +325,154 @@ pub async fn import_object(
     Ok((result, Handled::Now))
 }
 
-/// A refusal: status, detail, problem count and the first problems.
-type Refusal = (ImportStatus, String, u64, Vec<ResultProblem>);
+/// One attempt: the import's transaction, or a refusal recorded; `Some` with the result of
+/// a concurrent delivery that finished the object first.
+async fn attempt(
+    pool: &deadpool_postgres::Pool,
+    s3: &aws_sdk_s3::Client,
+    object: &ImportObject,
+    options: ImportOptions,
+    result: &mut ImportResult,
+    started: Instant,
+) -> Result<Option<ImportResult>, BulkError> {
+    let outcome = if object.size.is_some_and(|size| size > options.max_bytes) {
+        Applied::Refused(too_large(object.size.unwrap_or(0), options.max_bytes))
+    } else {
+        apply(pool, s3, object, options, result, started).await?
+    };
+    match outcome {
+        Applied::Done => Ok(None),
+        Applied::AlreadyDone(done) => Ok(Some(done)),
+        Applied::Refused(refusal) => {
+            result.status = refusal.status;
+            result.detail = refusal.detail;
+            result.limit = refusal.limit.map(str::to_owned);
+            result.problems_total = refusal.problems_total;
+            result.problems = refusal.problems;
+            finish(result, started);
+            // The import's own transaction was rolled back; record the refusal.
+            let client = pool.get().await.map_err(shared::ApiError::from)?;
+            record(&client, object, result).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// A failed attempt: recorded in the ledger (with the time of the next attempt, or none when
+/// none is left) and in the result object; answers `err` while attempts are left, the final
+/// `failed` result when not. When the ledger cannot be written either, `err` as it is.
+async fn failed(
+    pool: &deadpool_postgres::Pool,
+    s3: &aws_sdk_s3::Client,
+    object: &ImportObject,
+    retry: ImportRetry,
+    mut result: ImportResult,
+    started: Instant,
+    err: BulkError,
+) -> Result<(ImportResult, Handled), BulkError> {
+    let Ok(client) = pool.get().await else {
+        return Err(err);
+    };
+    let Ok(before) = customer_imports::failed_attempts(&client, object.ledger_key()).await else {
+        return Err(err);
+    };
+    let attempts = before.map_or(0, |f| f.attempts) + 1;
+    let retry_after = retry.after(attempts);
+    result.status = ImportStatus::Failed;
+    result.attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+    result.detail = format!(
+        "the import failed (attempt {attempts} of {}): {}; nothing was imported; {}",
+        retry.max_attempts,
+        reason(&err),
+        match retry_after {
+            Some(at) => format!("it is tried again after {}", at.to_rfc3339()),
+            None => "no attempt is left: mend the cause, then upload the file again or run \
+                     offerctl import-customers --retry s3://…"
+                .into(),
+        }
+    );
+    finish(&mut result, started);
+    let json = serde_json::to_value(&result)
+        .map_err(|e| BulkError::Inconsistent(format!("result not serialisable: {e}")))?;
+    if customer_imports::record_failure(&client, object.ledger_key(), attempts, retry_after, &json)
+        .await
+        .is_err()
+    {
+        return Err(err);
+    }
+    if let Err(write) = write_result(s3, object, &result).await {
+        tracing::warn!(object = %object.location, error = %write,
+            "the failed import's result object could not be written");
+    }
+    tracing::error!(object = %object.location, attempts, retried = retry_after.is_some(),
+        error = %reason(&err), "customer import failed");
+    if retry_after.is_some() {
+        return Err(err);
+    }
+    emit_metrics(&result);
+    Ok((result, Handled::Now))
+}
+
+/// An error and its causes, one after the other.
+fn reason(err: &BulkError) -> String {
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(next) = cause {
+        let line = next.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = next.source();
+    }
+    text
+}
+
+/// Why a file was refused, as its result says it.
+struct Refusal {
+    status: ImportStatus,
+    detail: String,
+    limit: Option<&'static str>,
+    problems_total: u64,
+    problems: Vec<ResultProblem>,
+}
 
 fn refusal(status: ImportStatus, detail: String) -> Refusal {
-    (status, detail, 0, Vec::new())
+    Refusal {
+        status,
+        detail,
+        limit: None,
+        problems_total: 0,
+        problems: Vec::new(),
+    }
 }
+
+/// The object name for the whole object's limit in results (`limit`).
+pub const OBJECT_BYTES_LIMIT: &str = "object_bytes";
 
 /// The refusal of an object of `size` bytes over the limit `max_bytes`.
 fn too_large(size: u64, max_bytes: u64) -> Refusal {
-    refusal(
-        ImportStatus::TooLarge,
-        format!(
-            "the object has {size} bytes, more than this import's limit of {max_bytes} \
-             (CUSTOMER_IMPORT_MAX_BYTES); split the file"
-        ),
-    )
+    Refusal {
+        limit: Some(OBJECT_BYTES_LIMIT),
+        ..refusal(
+            ImportStatus::TooLarge,
+            format!(
+                "the object has {size} bytes, more than this import's limit of {max_bytes} \
+                 (CUSTOMER_IMPORT_MAX_BYTES); split the file"
+            ),
+        )
+    }
+}
+
+/// The refusal of a file that passed one of its decompressed limits.
+fn past_limit(limit: LimitExceeded) -> Refusal {
+    Refusal {
+        limit: Some(limit.limit.as_str()),
+        ..refusal(
+            ImportStatus::TooLarge,
+            format!("{}; nothing was imported", limit.describe()),
+        )
+    }
 }
 
 /// What the import's transaction did.
@@ -297,19 +496,20 @@ async fn apply(
 ) -> Result<Applied, BulkError> {
     let mut client = pool.get().await.map_err(shared::ApiError::from)?;
     let tx = client.transaction().await?;
-    if !customer_imports::claim(&tx, object.ledger_key()).await? {
+    let Some(attempt) = customer_imports::claim(&tx, object.ledger_key()).await? else {
         // A duplicate event imported it meanwhile (this insert waited for its commit).
         drop(tx);
         let done = recorded(pool, object)
             .await?
             .ok_or_else(|| BulkError::Inconsistent("the import ledger row vanished".into()))?;
         return Ok(Applied::AlreadyDone(done));
-    }
+    };
+    result.attempts = u32::try_from(attempt).unwrap_or(1);
     let reader = match open_pinned(s3, object, options.max_bytes, result).await? {
         Ok(reader) => reader,
         Err(refusal) => return Ok(Applied::Refused(refusal)),
     };
-    match customer_import::import_csv(&tx, reader, options.deadline).await {
+    match customer_import::import_csv(&tx, reader, options.limits, options.deadline).await {
         Ok(summary) => {
             result.summary = Some(summary);
             result.detail = format!(
@@ -325,15 +525,18 @@ async fn apply(
             tx.commit().await?;
             Ok(Applied::Done)
         }
-        Err(ImportError::Invalid { total, problems }) => Ok(Applied::Refused((
-            ImportStatus::Rejected,
-            format!(
+        Err(ImportError::Invalid { total, problems }) => {
+            let detail = format!(
                 "{total} problem(s) in the file (first {} listed); nothing was imported",
                 problems.len()
-            ),
-            total,
-            problems.into_iter().map(ResultProblem::from).collect(),
-        ))),
+            );
+            Ok(Applied::Refused(Refusal {
+                problems_total: total,
+                problems: problems.into_iter().map(ResultProblem::from).collect(),
+                ..refusal(ImportStatus::Rejected, detail)
+            }))
+        }
+        Err(ImportError::TooLarge(limit)) => Ok(Applied::Refused(past_limit(limit))),
         Err(ImportError::OutOfTime { rows }) => Ok(Applied::Refused(refusal(
             ImportStatus::TimedOut,
             format!(
@@ -416,11 +619,13 @@ pub async fn current_object(
 }
 
 /// Imports every object under [`IMPORTS_PREFIX`] of `bucket` that the ledger does not have
-/// yet (what S3 events do in AWS; `offerctl serve` polls a local bucket with it). Answers
-/// the results of the objects imported now.
+/// finished (what S3 events do in AWS; `offerctl serve` polls a local bucket with it),
+/// skipping a failed one until its `retry_after`. One object's failure does not stop the
+/// others: it is logged (and recorded, [`import_object`]) and the next key is taken. Answers
+/// the results of the objects imported (or finally failed) now.
 ///
 /// # Errors
-/// [`BulkError`] from the first import that failed.
+/// [`BulkError::S3`] when the bucket cannot be listed.
 pub async fn import_new(
     pool: &deadpool_postgres::Pool,
     s3: &aws_sdk_s3::Client,
@@ -433,12 +638,51 @@ pub async fn import_new(
             bucket: bucket.to_owned(),
             key,
         };
-        let object = current_object(s3, &location).await?;
-        if recorded(pool, &object).await?.is_none() {
-            results.push(import_object(pool, s3, &object, options).await?.0);
+        match import_if_due(pool, s3, &location, options).await {
+            Ok(Some(result)) => results.push(result),
+            Ok(None) => {}
+            Err(err) => tracing::warn!(object = %location, error = %reason(&err),
+                "customer import from the bucket failed; going on with the next key"),
         }
     }
     Ok(results)
+}
+
+/// The current version of `location` imported, unless the ledger has it finished or its
+/// failed attempt's `retry_after` has not come.
+async fn import_if_due(
+    pool: &deadpool_postgres::Pool,
+    s3: &aws_sdk_s3::Client,
+    location: &Location,
+    options: ImportOptions,
+) -> Result<Option<ImportResult>, BulkError> {
+    let object = current_object(s3, location).await?;
+    if recorded(pool, &object).await?.is_some() {
+        return Ok(None);
+    }
+    let client = pool.get().await.map_err(shared::ApiError::from)?;
+    let failed = customer_imports::failed_attempts(&client, object.ledger_key()).await?;
+    drop(client);
+    if failed
+        .and_then(|f| f.retry_after)
+        .is_some_and(|at| at > Utc::now())
+    {
+        return Ok(None);
+    }
+    Ok(Some(import_object(pool, s3, &object, options).await?.0))
+}
+
+/// Makes a finally failed import of `object` due for one more attempt (`offerctl
+/// import-customers --retry`); `false` when it is not a failed one.
+///
+/// # Errors
+/// [`BulkError::Database`].
+pub async fn allow_retry(
+    pool: &deadpool_postgres::Pool,
+    object: &ImportObject,
+) -> Result<bool, BulkError> {
+    let client = pool.get().await.map_err(shared::ApiError::from)?;
+    Ok(customer_imports::allow_retry(&client, object.ledger_key()).await?)
 }
 
 /// The ledger's result for the object version, if it has one.
@@ -469,7 +713,7 @@ async fn record(
 
 async fn write_result(
     s3: &aws_sdk_s3::Client,
-    object: &Location,
+    object: &ImportObject,
     result: &ImportResult,
 ) -> Result<(), BulkError> {
     let body = serde_json::to_vec_pretty(result)
@@ -480,7 +724,9 @@ async fn write_result(
 
 fn emit_metrics(result: &ImportResult) {
     let seconds = Duration::from_millis(result.duration_ms).as_secs_f64();
-    let metrics = if result.status == ImportStatus::Imported {
+    let metrics = if result.status == ImportStatus::Failed {
+        vec![Metric::count(metrics::IMPORTS_FAILED, 1)]
+    } else if result.status == ImportStatus::Imported {
         vec![
             Metric::count(metrics::IMPORTS_APPLIED, 1),
             Metric::count(

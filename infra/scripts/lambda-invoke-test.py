@@ -335,9 +335,29 @@ def main():
         assert [(a["status"], a["duplicate"]) for a in first] == [("imported", False)], first
         again = watch.invoke("customer-import", created)
         assert [(a["status"], a["duplicate"]) for a in again] == [("imported", True)], again
-        result = json.loads(s3.get_object(Bucket=bucket, Key=f"results/{key}.json")["Body"].read())
+        # Each object version has a result object of its own: results/<key>.<version>.json
+        # (the ETag in this unversioned bucket).
+        assert first[0]["result"] == f"s3://{bucket}/results/{key}.{record['object']['eTag']}.json", first
+        result = json.loads(s3.get_object(
+            Bucket=bucket, Key=first[0]["result"].split("/", 3)[3])["Body"].read())
         # The demo file was imported by offerctl above: every row is already as in the file.
         assert result["summary"]["rows"] == 10127 and result["summary"]["unchanged"] == 10127, result
+
+        log("customer-import: a 300 MiB header line in a 300 KB gzip file is refused in bounded memory")
+        mib = gzip.compress(b"h" * (1 << 20), 9)
+        bomb = gzip.compress(b"full_name,email,", 9) + mib * 300 + gzip.compress(b"\n", 9)
+        bomb_key = "imports/header bomb.csv.gz"
+        put = s3.put_object(Bucket=bucket, Key=bomb_key, Body=bomb)
+        record["object"]["key"] = bomb_key.replace(" ", "+")
+        record["object"]["eTag"] = put["ETag"].strip('"')
+        record["object"]["size"] = len(bomb)
+        refused = watch.invoke("customer-import", created)
+        assert [a["status"] for a in refused] == ["too_large"], refused
+        result = json.loads(s3.get_object(
+            Bucket=bucket, Key=refused[0]["result"].split("/", 3)[3])["Body"].read())
+        assert result["limit"] == "header_bytes", result
+        assert result["peak_rss_bytes"] < 256 << 20, result
+        log(f"  the function's peak RSS: {result['peak_rss_bytes']} bytes")
 
         log("housekeeping: events/housekeeping/scheduled.json archives a campaign past retention")
         deliveries = int(psql("select count(*) from campaign_customers where campaign_id = 1"))

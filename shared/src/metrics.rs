@@ -55,6 +55,10 @@ pub const IMPORTS_APPLIED: &str = "ImportsApplied";
 /// Customer files the S3 import refused (bad lines, too large, out of time): the alarm's
 /// metric.
 pub const IMPORTS_REFUSED: &str = "ImportsRefused";
+/// Customer files whose import failed for a reason not in the file (the database or S3
+/// failed, or PostgreSQL refused a value) on every attempt: the `ImportsFailed` alarm's
+/// metric; the result object says why.
+pub const IMPORTS_FAILED: &str = "ImportsFailed";
 /// Rows of the customer files applied.
 pub const IMPORT_ROWS: &str = "ImportRows";
 /// Seconds an S3 import took.

@@ -12,20 +12,21 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use axum::http::StatusCode;
 use bulk::archive::{self, HousekeepingOptions, Step};
-use bulk::import::{ImportResult, ImportStatus};
+use bulk::import::{ImportObject, ImportOptions, ImportResult, ImportRetry, ImportStatus};
 use customer_import::Importer;
 use integration_tests::{DEMO_CUSTOMERS_CSV, PLATFORM_ROLE, TenantFixture, TestApp, role_url_for};
 use serde_json::{Value, json};
+use shared::db::customer_import::ImportLimits;
 use shared::domain::TenantName;
 
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     std::env::var("SQS_TEST_ENDPOINT").expect(
         "SQS_TEST_ENDPOINT must name the moto server (S3 too); run the tests with \
          infra/scripts/test.sh",
     )
 }
 
-fn s3_client() -> aws_sdk_s3::Client {
+pub(crate) fn s3_client() -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -37,7 +38,7 @@ fn s3_client() -> aws_sdk_s3::Client {
 }
 
 /// A fresh bucket of its own.
-async fn bucket(s3: &aws_sdk_s3::Client) -> String {
+pub(crate) async fn bucket(s3: &aws_sdk_s3::Client) -> String {
     let name = format!("oms-test-{}", uuid::Uuid::new_v4().simple());
     s3.create_bucket()
         .bucket(&name)
@@ -48,7 +49,12 @@ async fn bucket(s3: &aws_sdk_s3::Client) -> String {
 }
 
 /// Puts `body` at `key`; answers its ETag and size.
-async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) -> (String, usize) {
+pub(crate) async fn put(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> (String, usize) {
     let size = body.len();
     let put = s3
         .put_object()
@@ -64,7 +70,7 @@ async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) ->
     )
 }
 
-async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+pub(crate) async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
     s3.get_object()
         .bucket(bucket)
         .key(key)
@@ -81,7 +87,7 @@ async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
 
 /// The event S3 sends for a new object (the documented notification shape, key
 /// URL-encoded).
-fn created_event(bucket: &str, key: &str, etag: &str, size: usize) -> S3Event {
+pub(crate) fn created_event(bucket: &str, key: &str, etag: &str, size: usize) -> S3Event {
     let encoded = key.replace(' ', "+");
     serde_json::from_value(json!({"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
@@ -99,20 +105,38 @@ fn created_event(bucket: &str, key: &str, etag: &str, size: usize) -> S3Event {
     .expect("S3 event")
 }
 
-fn importer(app: &TestApp, s3: &aws_sdk_s3::Client) -> Importer {
+pub(crate) fn importer(app: &TestApp, s3: &aws_sdk_s3::Client) -> Importer {
     Importer {
         pool: app.state.platform.clone(),
         s3: s3.clone(),
-        max_bytes: shared::config::ImportConfig::DEFAULT_MAX_BYTES,
+        options: ImportOptions {
+            max_bytes: shared::config::ImportConfig::DEFAULT_MAX_BYTES,
+            limits: ImportLimits::with_file_bytes(
+                shared::config::ImportConfig::DEFAULT_MAX_DECOMPRESSED_BYTES,
+            ),
+            deadline: None,
+            retry: ImportRetry::default(),
+        },
     }
 }
 
-async fn result_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> ImportResult {
-    serde_json::from_slice(&get(s3, bucket, &format!("results/{key}.json")).await)
-        .expect("result object")
+pub(crate) async fn result_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> ImportResult {
+    let location = bulk::s3::Location {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+    };
+    let object = bulk::import::current_object(s3, &location)
+        .await
+        .expect("the object");
+    let results = bulk::import::result_location(&object);
+    serde_json::from_slice(&get(s3, bucket, &results.key).await).expect("result object")
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(data).expect("gzip");
     encoder.finish().expect("gzip")
@@ -280,10 +304,8 @@ async fn a_bad_file_changes_nothing_and_its_result_names_the_lines() {
     );
 
     // Larger than the stated limit: refused before reading, with a clear result.
-    let small = Importer {
-        max_bytes: 10,
-        ..importer(&app, &s3)
-    };
+    let mut small = importer(&app, &s3);
+    small.options.max_bytes = 10;
     let key = "imports/too-large.csv";
     let (etag, size) = put(&s3, &bucket, key, file.as_bytes().to_vec()).await;
     small
@@ -382,42 +404,60 @@ fn generated_csv(rows: usize, first: usize) -> Vec<u8> {
     csv
 }
 
-/// Runs `offerctl import-customers s3://bucket/key` (the binary `infra/scripts/test.sh`
-/// builds, with `cargo build --workspace --bins`, before the tests) in a process of its own, so that its peak
-/// resident memory is the import's; answers its result and that peak (the larger of what
-/// the test read from `/proc/<pid>/status` while it ran and what the process reported).
-fn import_in_child(app: &TestApp, bucket: &str, key: &str) -> (ImportResult, u64) {
-    let offerctl = std::env::current_exe()
+/// The `offerctl` binary of the target directory (`infra/scripts/test.sh` builds it, with
+/// `cargo build --workspace --bins`, before the tests).
+pub(crate) fn offerctl_binary() -> std::path::PathBuf {
+    std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join("offerctl")))
         .filter(|path| path.exists())
         .expect(
             "the offerctl binary in the target directory: run infra/scripts/test.sh, or \
              cargo build -p offerctl before cargo test",
-        );
-    let mut child = std::process::Command::new(offerctl)
-        .args(["import-customers", &format!("s3://{bucket}/{key}")])
+        )
+}
+
+/// A process's peak resident memory so far (`VmHWM` of `/proc/<pid>/status`), in bytes.
+pub(crate) fn peak_rss_of(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = text
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Runs `offerctl` with `args` against the app's database (platform role) and the S3
+/// emulator, in a process of its own so that its peak resident memory is its work's;
+/// answers whether it succeeded, its standard output and error, and the peak the test read
+/// from `/proc/<pid>/status` while it ran (VmHWM only grows: the last reading before the
+/// process exits is its peak so far).
+pub(crate) fn offerctl_in_child(
+    app: &TestApp,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String, u64) {
+    let mut child = std::process::Command::new(offerctl_binary())
+        .args(args)
         .env("DATABASE_URL", role_url_for(PLATFORM_ROLE, &app.database))
         .env("AWS_ENDPOINT_URL", endpoint())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run offerctl");
     let pid = child.id();
-    // VmHWM only grows: the last reading before the process exits is its peak so far.
     let mut watched_peak = 0_u64;
     let status = loop {
-        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            && let Some(kib) = text
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse::<u64>().ok())
-        {
-            watched_peak = watched_peak.max(kib * 1024);
+        if let Some(peak) = peak_rss_of(pid) {
+            watched_peak = watched_peak.max(peak);
         }
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
@@ -427,9 +467,36 @@ fn import_in_child(app: &TestApp, bucket: &str, key: &str) -> (ImportResult, u64
     let mut output = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout"), &mut output)
         .expect("output");
-    assert!(status.success(), "{output}");
-    let result: ImportResult = serde_json::from_str(&output).expect("result JSON");
-    let peak = result.peak_rss_bytes.expect("peak").max(watched_peak);
+    let mut errors = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut errors)
+        .expect("errors");
+    (status.success(), output, errors, watched_peak)
+}
+
+/// Runs `offerctl import-customers s3://bucket/key` in a process of its own
+/// ([`offerctl_in_child`]); answers whether it succeeded, its result and its peak resident
+/// memory (the larger of what the test read and what the process reported).
+pub(crate) fn s3_import_in_child(
+    app: &TestApp,
+    bucket: &str,
+    key: &str,
+    env: &[(&str, &str)],
+) -> (bool, ImportResult, u64) {
+    let (success, output, errors, watched_peak) = offerctl_in_child(
+        app,
+        &["import-customers", &format!("s3://{bucket}/{key}")],
+        env,
+    );
+    let result: ImportResult =
+        serde_json::from_str(&output).unwrap_or_else(|e| panic!("result JSON ({e}): {errors}"));
+    let peak = result.peak_rss_bytes.unwrap_or(0).max(watched_peak);
+    (success, result, peak)
+}
+
+/// [`s3_import_in_child`] of a file that must import.
+fn import_in_child(app: &TestApp, bucket: &str, key: &str) -> (ImportResult, u64) {
+    let (success, result, peak) = s3_import_in_child(app, bucket, key, &[]);
+    assert!(success, "{result:?}");
     (result, peak)
 }
 
@@ -476,7 +543,7 @@ async fn a_file_many_times_the_streaming_buffer_imports_within_the_memory_bound(
 /// memory over a 1,000-row file: a few streaming buffers, far below the file's size.
 const MEMORY_GROWTH_BOUND_BYTES: u64 = 24 << 20;
 /// The import function's peak RSS target (issue: ≤ 256 MiB).
-const LAMBDA_MEMORY_TARGET_BYTES: u64 = 256 << 20;
+pub(crate) const LAMBDA_MEMORY_TARGET_BYTES: u64 = 256 << 20;
 
 /// The import's streaming buffers: COPY chunks in the channel, one being filled, one being
 /// sent.
@@ -866,4 +933,190 @@ async fn the_ledger_prune_keeps_every_row_a_policy_can_still_count() {
         refused.is_err(),
         "a window longer than MAX_POLICY_WINDOW_DAYS was accepted"
     );
+}
+
+/// Third review, finding 4: an import that fails for a reason not in its file ends with a
+/// ledger row and a result object, is tried again a bounded number of times, and blocks no
+/// other key, through the bucket watcher and through the function's events alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_import_is_recorded_retried_a_bounded_number_of_times_and_blocks_no_other() {
+    let app = TestApp::spawn().await;
+    let s3 = s3_client();
+    let bucket = bucket(&s3).await;
+    // A value the database refuses though the file's checks pass: a constraint the test
+    // adds stands for any failure the import cannot foresee.
+    let owner = app.owner_pool().get().await.expect("owner");
+    owner
+        .batch_execute(
+            "alter table customers add constraint test_poison check (full_name <> 'Poison Pill')",
+        )
+        .await
+        .expect("poison");
+    let poison = "full_name,email\nPoison Pill,poison@x.example\n";
+    let (etag, _) = put(&s3, &bucket, "imports/a-poison.csv", poison.into()).await;
+    put(&s3, &bucket, "imports/b-good.csv", generated_csv(10, 0)).await;
+    let mut options = importer(&app, &s3).options;
+    options.retry.backoff = Duration::ZERO;
+    let pool = &app.state.platform;
+
+    // The watcher: the poisoned key fails, is recorded, and the key after it is imported.
+    let first = bulk::import::import_new(pool, &s3, &bucket, options)
+        .await
+        .expect("the watcher goes on");
+    assert_eq!(
+        first
+            .iter()
+            .map(|r| (r.key.as_str(), r.status))
+            .collect::<Vec<_>>(),
+        [("imports/b-good.csv", ImportStatus::Imported)]
+    );
+    let ledger = |key: &'static str| {
+        let pool = pool.clone();
+        async move {
+            pool.get()
+                .await
+                .expect("client")
+                .query_one(
+                    "select status, attempts, retry_after is not null from customer_imports
+                     where key = $1",
+                    &[&key],
+                )
+                .await
+                .map(|row| {
+                    (
+                        row.get::<_, String>(0),
+                        row.get::<_, i32>(1),
+                        row.get::<_, bool>(2),
+                    )
+                })
+                .expect("a ledger row")
+        }
+    };
+    assert_eq!(
+        ledger("imports/a-poison.csv").await,
+        ("failed".into(), 1, true)
+    );
+    let result = result_object(&s3, &bucket, "imports/a-poison.csv").await;
+    assert_eq!((result.status, result.attempts), (ImportStatus::Failed, 1));
+    assert!(result.detail.contains("test_poison"), "{}", result.detail);
+
+    // A backoff not yet passed: the watcher leaves it alone.
+    let mut patient = options;
+    patient.retry.backoff = Duration::from_secs(3600);
+    let object = ImportObject {
+        location: bulk::s3::Location {
+            bucket: bucket.clone(),
+            key: "imports/a-poison.csv".into(),
+        },
+        version_id: String::new(),
+        etag,
+        size: Some(poison.len() as u64),
+    };
+    pool.get()
+        .await
+        .expect("client")
+        .execute(
+            "update customer_imports set retry_after = now() + interval '1 hour'
+             where key = 'imports/a-poison.csv'",
+            &[],
+        )
+        .await
+        .expect("later");
+    assert!(
+        bulk::import::import_new(pool, &s3, &bucket, patient)
+            .await
+            .expect("watch")
+            .is_empty()
+    );
+    bulk::import::allow_retry(pool, &object)
+        .await
+        .expect("due again");
+
+    // The event path: a failed attempt with attempts left fails the invocation (Lambda
+    // retries the event); the third is final, answered as a result, with its alarm metric.
+    let event = created_event(&bucket, "imports/a-poison.csv", &object.etag, poison.len());
+    let mut function = importer(&app, &s3);
+    function.options = options;
+    function.handle(&event, None).await.expect_err("retried");
+    assert_eq!(
+        ledger("imports/a-poison.csv").await,
+        ("failed".into(), 2, true)
+    );
+    let last = function.handle(&event, None).await.expect("final");
+    assert_eq!(last[0].status, ImportStatus::Failed);
+    assert_eq!(
+        ledger("imports/a-poison.csv").await,
+        ("failed".into(), 3, false)
+    );
+    let result = result_object(&s3, &bucket, "imports/a-poison.csv").await;
+    assert_eq!((result.status, result.attempts), (ImportStatus::Failed, 3));
+    assert!(
+        result.detail.contains("no attempt is left"),
+        "{}",
+        result.detail
+    );
+    // Final: neither the watcher nor a redelivered event tries it again.
+    assert!(
+        bulk::import::import_new(pool, &s3, &bucket, options)
+            .await
+            .expect("watch")
+            .is_empty()
+    );
+    let again = function.handle(&event, None).await.expect("recorded");
+    assert_eq!(
+        (again[0].status, again[0].duplicate),
+        (ImportStatus::Failed, true)
+    );
+
+    // Mended, an operator's retry imports it.
+    owner
+        .batch_execute("alter table customers drop constraint test_poison")
+        .await
+        .expect("mend");
+    assert!(
+        bulk::import::allow_retry(pool, &object)
+            .await
+            .expect("due again")
+    );
+    let (result, _) = bulk::import::import_object(pool, &s3, &object, options)
+        .await
+        .expect("import");
+    assert_eq!(
+        (result.status, result.attempts),
+        (ImportStatus::Imported, 4)
+    );
+    assert_eq!(
+        ledger("imports/a-poison.csv").await,
+        ("imported".into(), 4, false)
+    );
+    assert_eq!(app.count("select count(*) from customers", &[]).await, 11);
+}
+
+/// Third review, finding 11: each version of a key has a result object of its own, so that
+/// a later upload's import cannot overwrite an earlier one's result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_version_of_a_key_keeps_its_own_result_object() {
+    let app = TestApp::spawn().await;
+    let s3 = s3_client();
+    let bucket = bucket(&s3).await;
+    let key = "imports/daily.csv";
+    let function = importer(&app, &s3);
+    let mut results = Vec::new();
+    for file in [generated_csv(3, 0), b"full_name\nNo E-mail\n".to_vec()] {
+        let (etag, size) = put(&s3, &bucket, key, file).await;
+        let answers = function
+            .handle(&created_event(&bucket, key, &etag, size), None)
+            .await
+            .expect("result");
+        results.push(answers[0].result.clone());
+    }
+    assert_ne!(results[0], results[1]);
+    let mut statuses = Vec::new();
+    for result in &results {
+        let location = bulk::s3::Location::parse(result).expect("s3 url");
+        let result: ImportResult =
+            serde_json::from_slice(&get(&s3, &bucket, &location.key).await).expect("result");
+        statuses.push(result.status);
+    }
+    assert_eq!(statuses, [ImportStatus::Imported, ImportStatus::Rejected]);
 }

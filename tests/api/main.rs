@@ -12,6 +12,7 @@ mod demo;
 mod docs;
 mod durability;
 mod hardening;
+mod import_limits;
 mod lambda;
 mod offers;
 mod openapi;

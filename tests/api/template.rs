@@ -347,6 +347,7 @@ fn the_relay_runs_on_a_schedule_and_alarms_watch_its_metrics() {
         alarmed,
         BTreeSet::from([
             shared::metrics::ARCHIVES_UNVERIFIED.to_owned(),
+            shared::metrics::IMPORTS_FAILED.to_owned(),
             shared::metrics::IMPORTS_REFUSED.to_owned(),
             shared::metrics::CAMPAIGN_STARTS_FAILED.to_owned(),
             shared::metrics::JOBS_FAILED.to_owned(),

@@ -660,9 +660,14 @@ impl TestApp {
     /// Imports the real data set ([`DEMO_CUSTOMERS_CSV`]) directly.
     pub async fn import_demo_customers(&self) -> shared::db::customer_import::ImportSummary {
         let file = std::fs::File::open(DEMO_CUSTOMERS_CSV).expect("demo data");
-        shared::db::customer_import::import(&self.state.platform, file, None)
-            .await
-            .expect("import demo customers")
+        shared::db::customer_import::import(
+            &self.state.platform,
+            file,
+            shared::db::customer_import::ImportLimits::API,
+            None,
+        )
+        .await
+        .expect("import demo customers")
     }
 
     /// Polls campaign `id` until its processing is `done` or `failed` (at most 60 s); returns

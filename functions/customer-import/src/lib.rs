@@ -4,8 +4,9 @@
 //! Each record of the event is one object version (bucket, URL-encoded key, version id,
 //! ETag, size). They are imported in turn; the invocation answers their results. A
 //! refused file is a result (its result object lists the bad lines); a database or S3
-//! failure fails the invocation, so Lambda's retries of the asynchronous S3 event try again
-//! (the import ledger makes a repeat of a finished object change nothing).
+//! failure is recorded as a failed attempt and fails the invocation, so Lambda's retries of
+//! the asynchronous S3 event try again (the import ledger makes a repeat of a finished
+//! object change nothing); the third failed attempt is a final `failed` result.
 
 use std::time::{Duration, Instant};
 
@@ -25,12 +26,13 @@ pub struct Importer {
     pub pool: deadpool_postgres::Pool,
     /// The S3 client.
     pub s3: aws_sdk_s3::Client,
-    /// `CUSTOMER_IMPORT_MAX_BYTES`.
-    pub max_bytes: u64,
+    /// The import's limits (`CUSTOMER_IMPORT_MAX_BYTES`,
+    /// `CUSTOMER_IMPORT_MAX_DECOMPRESSED_BYTES`); each invocation sets its own deadline.
+    pub options: ImportOptions,
 }
 
 /// One record's outcome: `{"object": "s3://b/imports/x.csv", "status": "imported",
-/// "duplicate": false, "result": "s3://b/results/imports/x.csv.json"}`.
+/// "duplicate": false, "result": "s3://b/results/imports/x.csv.<version>.json"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordAnswer {
     /// The object.
@@ -83,30 +85,36 @@ impl Importer {
     /// [`DEADLINE_MARGIN`] before it, or a tenth of the time left when shorter).
     ///
     /// # Errors
-    /// [`BulkError`] from the first object whose import failed (objects before it stay
-    /// imported).
+    /// [`BulkError`] from the first object whose import failed and will be retried, after
+    /// every other object of the event was imported (the retried event finds those in the
+    /// ledger and changes nothing).
     pub async fn handle(
         &self,
         event: &S3Event,
         deadline: Option<Instant>,
     ) -> Result<Vec<RecordAnswer>, BulkError> {
         let options = ImportOptions {
-            max_bytes: self.max_bytes,
             deadline: deadline.map(|d| {
                 let margin = DEADLINE_MARGIN.min(d.saturating_duration_since(Instant::now()) / 10);
                 d.checked_sub(margin).unwrap_or(d)
             }),
+            ..self.options
         };
         let mut answers = Vec::new();
+        let mut retry = None;
         for object in objects(event) {
-            let (result, handled) = import_object(&self.pool, &self.s3, &object, options).await?;
-            answers.push(RecordAnswer {
-                object: object.location.to_string(),
-                status: result.status,
-                duplicate: handled == bulk::import::Handled::Before,
-                result: bulk::import::result_location(&object.location).to_string(),
-            });
+            match import_object(&self.pool, &self.s3, &object, options).await {
+                Ok((result, handled)) => answers.push(RecordAnswer {
+                    object: object.location.to_string(),
+                    status: result.status,
+                    duplicate: handled == bulk::import::Handled::Before,
+                    result: bulk::import::result_location(&object).to_string(),
+                }),
+                Err(err) => {
+                    retry.get_or_insert(err);
+                }
+            }
         }
-        Ok(answers)
+        retry.map_or(Ok(answers), Err)
     }
 }

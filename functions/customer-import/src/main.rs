@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let importer = customer_import::Importer {
         pool: shared::db::pool(&database, shared::db::Scope::Platform)?,
         s3: bulk::s3::client_from_env().await,
-        max_bytes: bulk::import::ImportOptions::from_env(None)?.max_bytes,
+        options: bulk::import::ImportOptions::from_env(None)?,
     };
     let importer = &importer;
     lambda_runtime::run(service_fn(

@@ -7,7 +7,7 @@ use axum::response::Response;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
-use shared::db::customer_import::{self, ImportSummary};
+use shared::db::customer_import::{self, ImportLimits, ImportSummary};
 use shared::db::customers::{self, Customer, CustomerFilter, CustomerRecord};
 use shared::extract::SuperAdmin;
 use shared::http::{AppJson, AppPath, AppQuery, created, has_media_type, read_body_limited};
@@ -290,8 +290,13 @@ pub(crate) async fn import_customers(
         ));
     }
     let body = read_body_limited(request.into_body(), MAX_IMPORT_BYTES).await?;
-    let summary =
-        customer_import::import(&state.platform, std::io::Cursor::new(body), None).await?;
+    let summary = customer_import::import(
+        &state.platform,
+        std::io::Cursor::new(body),
+        ImportLimits::API,
+        None,
+    )
+    .await?;
     tracing::info!(user.name = %admin.username, rows = summary.rows, inserted = summary.inserted,
         updated = summary.updated, "customers imported");
     Ok(AppJson(summary))

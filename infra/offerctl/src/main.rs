@@ -90,6 +90,10 @@ enum Command {
         /// The CSV file: a path, or s3://bucket/key (AWS settings from the environment;
         /// AWS_ENDPOINT_URL for an S3-compatible server).
         file: String,
+        /// For s3://…: try once more an import whose attempts all failed (after mending
+        /// the cause); its result says `failed` with the reason.
+        #[arg(long)]
+        retry: bool,
     },
     /// Archive completed campaigns' deliveries to S3, or restore them.
     #[command(subcommand)]
@@ -226,7 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             full_name,
             reset_password,
         } => create_super_admin(&username, full_name.as_deref(), reset_password).await,
-        Command::ImportCustomers { file } => import_customers(&file).await,
+        Command::ImportCustomers { file, retry } => import_customers(&file, retry).await,
         Command::Archive(command) => archive(command).await,
         Command::WebhookKey(command) => webhook_key(command).await,
         Command::Demo {

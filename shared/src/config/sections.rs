@@ -147,26 +147,38 @@ impl RelayConfig {
 
 /// Customer files: `CUSTOMER_IMPORT_MAX_BYTES`, the largest object the S3 import takes (a
 /// larger one gets a `too_large` result before anything is read), in bytes, default
-/// [`ImportConfig::DEFAULT_MAX_BYTES`].
+/// [`ImportConfig::DEFAULT_MAX_BYTES`]; `CUSTOMER_IMPORT_MAX_DECOMPRESSED_BYTES`, the most
+/// a file may hold once decompressed (S3 and `offerctl import-customers`; reading stops at
+/// the first byte past it), default [`ImportConfig::DEFAULT_MAX_DECOMPRESSED_BYTES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImportConfig {
     /// Largest object, in bytes.
     pub max_bytes: u64,
+    /// Largest decompressed file, in bytes.
+    pub max_decompressed_bytes: u64,
 }
 
 impl ImportConfig {
     /// Default largest object: 4 GiB.
     pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
+    /// Default largest decompressed file: 16 GiB.
+    pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 16 << 30;
 
-    /// Reads `CUSTOMER_IMPORT_MAX_BYTES` through `lookup`.
+    /// Reads the variables through `lookup`.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] for anything but a positive whole number.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(lookup);
         Ok(Self {
-            max_bytes: Vars(lookup).number(
+            max_bytes: vars.number(
                 "CUSTOMER_IMPORT_MAX_BYTES",
                 Self::DEFAULT_MAX_BYTES,
+                1..=u64::MAX,
+            )?,
+            max_decompressed_bytes: vars.number(
+                "CUSTOMER_IMPORT_MAX_DECOMPRESSED_BYTES",
+                Self::DEFAULT_MAX_DECOMPRESSED_BYTES,
                 1..=u64::MAX,
             )?,
         })

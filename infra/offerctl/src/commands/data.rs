@@ -7,13 +7,16 @@ use shared::db;
 
 use crate::ArchiveCommand;
 
-pub(crate) async fn import_customers(file: &str) -> anyhow::Result<()> {
+pub(crate) async fn import_customers(file: &str, retry: bool) -> anyhow::Result<()> {
     let config = DatabaseConfig::from_env()?;
     let pool = db::pool(&config, db::Scope::Platform)?;
     if file.starts_with("s3://") {
         let location = bulk::s3::Location::parse(file).map_err(anyhow::Error::msg)?;
         let s3 = bulk::s3::client_from_env().await;
         let object = bulk::import::current_object(&s3, &location).await?;
+        if retry && !bulk::import::allow_retry(&pool, &object).await? {
+            bail!("{file}: its current version has no failed import to retry");
+        }
         let options = bulk::import::ImportOptions::from_env(None)?;
         let (result, _) = bulk::import::import_object(&pool, &s3, &object, options).await?;
         println!("{}", serde_json::to_string_pretty(&result)?);
@@ -22,8 +25,14 @@ pub(crate) async fn import_customers(file: &str) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if retry {
+        bail!("--retry applies to s3://… files (a local file keeps no ledger row)");
+    }
     let source = std::fs::File::open(file).with_context(|| format!("cannot read {file}"))?;
-    match shared::db::customer_import::import(&pool, source, None).await {
+    let config = shared::config::ImportConfig::from_lookup(shared::config::env)?;
+    let limits =
+        shared::db::customer_import::ImportLimits::with_file_bytes(config.max_decompressed_bytes);
+    match shared::db::customer_import::import(&pool, source, limits, None).await {
         Ok(summary) => {
             println!(
                 "imported {file}: {} rows, {} inserted, {} updated, {} unchanged",
@@ -43,7 +52,8 @@ pub(crate) async fn import_customers(file: &str) -> anyhow::Result<()> {
 
 /// `serve` with `DATA_BUCKET` set: polls the bucket's `imports/` prefix every 5 s and
 /// imports each new object, as the `customer-import` function does on S3 events in AWS
-/// (results in `results/<key>.json`; the ledger skips objects already imported).
+/// (results in `results/<key>.<version>.json`; the ledger skips objects already imported,
+/// and a failed one until its next attempt is due).
 pub(crate) async fn watch_bucket(
     pool: deadpool_postgres::Pool,
     bucket: String,

@@ -24,8 +24,10 @@ use tokio::sync::mpsc;
 use super::customers::RECORD_COLUMNS;
 use crate::error::{ApiError, FieldError};
 
+mod limits;
 mod reader;
 
+pub use limits::{ImportLimit, ImportLimits, LimitExceeded};
 pub use reader::CONSENT_COLUMNS;
 use reader::parse;
 
@@ -88,6 +90,9 @@ pub enum ImportError {
         /// The first of them, by line.
         problems: Vec<ImportProblem>,
     },
+    /// The file passed one of its [`ImportLimits`] (reading stopped there).
+    #[error("{} (limit {}); nothing was imported", .0.describe(), .0.limit.as_str())]
+    TooLarge(LimitExceeded),
     /// The import could not finish before its deadline (the S3 import's Lambda timeout).
     #[error("the import did not finish in its time ({rows} rows read); nothing was imported")]
     OutOfTime {
@@ -128,6 +133,7 @@ impl From<ImportError> for ApiError {
             ImportError::Database(err) => err,
             ImportError::Read(err) => ApiError::internal(err),
             ImportError::OutOfTime { .. } => ApiError::internal(err.to_string()),
+            ImportError::TooLarge(_) => ApiError::PayloadTooLarge(err.to_string()),
             ImportError::Invalid { total, problems } => ApiError::Unprocessable {
                 detail: format!(
                     "{total} problem(s) in the file (first {} listed); nothing was imported",
@@ -152,11 +158,12 @@ impl From<ImportError> for ApiError {
 pub async fn import<R: Read + Send + 'static>(
     pool: &deadpool_postgres::Pool,
     source: R,
+    limits: ImportLimits,
     deadline: Option<Instant>,
 ) -> Result<ImportSummary, ImportError> {
     let mut client = pool.get().await.map_err(ApiError::from)?;
     let tx = client.transaction().await?;
-    let summary = import_csv(&tx, source, deadline).await?;
+    let summary = import_csv(&tx, source, limits, deadline).await?;
     tx.commit().await?;
     Ok(summary)
 }
@@ -172,22 +179,28 @@ pub async fn import<R: Read + Send + 'static>(
 /// `attributes` under its header name (empty cells skipped). Empty cells are NULL;
 /// `is_active` takes `true`/`false` (empty: true). A repeated e-mail is an error.
 ///
+/// The decompressed file is held to `limits` as it is read: the first byte past one stops
+/// the reading ([`ImportError::TooLarge`]), so a small gzip file expanding to a huge line
+/// or cell never grows the import's memory.
+///
 /// `deadline`, if given, is when the import must be done by: reading stops when it passes,
 /// and the database's `statement_timeout` is set to the time left for the statements after
 /// the COPY ([`ImportError::OutOfTime`]).
 ///
 /// # Errors
-/// [`ImportError::Invalid`] listing the file's problems; [`ImportError::OutOfTime`];
-/// [`ImportError::Read`] if the source failed; database failures.
+/// [`ImportError::Invalid`] listing the file's problems; [`ImportError::TooLarge`];
+/// [`ImportError::OutOfTime`]; [`ImportError::Read`] if the source failed; database
+/// failures.
 pub async fn import_csv<R: Read + Send + 'static>(
     tx: &deadpool_postgres::Transaction<'_>,
     source: R,
+    limits: ImportLimits,
     deadline: Option<Instant>,
 ) -> Result<ImportSummary, ImportError> {
     let sink = begin_staging(tx).await?;
     futures_util::pin_mut!(sink);
     let (chunks, received) = mpsc::channel::<Bytes>(COPY_CHANNEL_SLOTS);
-    let parser = tokio::task::spawn_blocking(move || parse(source, &chunks));
+    let parser = tokio::task::spawn_blocking(move || parse(source, limits, &chunks));
     if !forward(received, sink.as_mut(), deadline).await? {
         // Out of time: dropping the receiver stopped the parser at its next chunk; dropping
         // the sink unfinished aborts the COPY.

@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use serde_json::{Map, Number, Value};
 use tokio::sync::mpsc;
 
+use super::limits::{ImportLimit, ImportLimits, LimitExceeded, Limited, limit_of};
 use super::{
     COPY_CHUNK_BYTES, ImportError, ImportProblem, MAX_REPORTED_IMPORT_ERRORS, READ_BUFFER_BYTES,
 };
@@ -85,18 +86,25 @@ impl<'a> ChunkWriter<'a> {
 type CsvReader = csv::Reader<Box<dyn Read>>;
 
 /// The CSV reader over `source` (gzip detected by its magic number, concatenated members
-/// read in turn) and the header's trimmed names: 422 for a header that repeats a column or
-/// lacks `full_name` or `email`.
-fn open_csv<R: Read + 'static>(source: R) -> Result<(CsvReader, Vec<String>), ImportError> {
+/// read in turn; the decompressed bytes held to `limits`) and the header's trimmed names:
+/// 422 for a header that repeats a column or lacks `full_name` or `email`,
+/// [`ImportError::TooLarge`] for one past its limits.
+fn open_csv<R: Read + 'static>(
+    source: R,
+    limits: ImportLimits,
+) -> Result<(CsvReader, Vec<String>), ImportError> {
     let mut buffered = BufReader::with_capacity(READ_BUFFER_BYTES, source);
     let gzip = buffered
         .fill_buf()
         .map_err(ImportError::Read)?
         .starts_with(&[0x1f, 0x8b]);
     let input: Box<dyn Read> = if gzip {
-        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+        Box::new(Limited::new(
+            flate2::bufread::MultiGzDecoder::new(buffered),
+            limits,
+        ))
     } else {
-        Box::new(buffered)
+        Box::new(Limited::new(buffered, limits))
     };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -105,8 +113,16 @@ fn open_csv<R: Read + 'static>(source: R) -> Result<(CsvReader, Vec<String>), Im
         ReadFailure::Row(problem) | ReadFailure::Broken(problem) => {
             ImportError::header(problem.reason)
         }
+        ReadFailure::Limit(limit) => ImportError::TooLarge(limit),
         ReadFailure::Source(err) => ImportError::Read(err),
     })?;
+    if headers.len() > limits.header_columns {
+        return Err(ImportError::TooLarge(LimitExceeded {
+            limit: ImportLimit::HeaderColumns,
+            max: limits.header_columns as u64,
+            line: 1,
+        }));
+    }
     let names: Vec<String> = headers.iter().map(|h| h.trim().to_owned()).collect();
     for (i, name) in names.iter().enumerate() {
         if names[..i].contains(name) {
@@ -168,9 +184,10 @@ fn check_row(
 /// chunks (line number first, then [`RECORD_COLUMNS`], then [`CONSENT_COLUMNS`]).
 pub(super) fn parse<R: Read + 'static>(
     source: R,
+    limits: ImportLimits,
     chunks: &mpsc::Sender<Bytes>,
 ) -> Result<Parsed, ImportError> {
-    let (mut reader, names) = open_csv(source)?;
+    let (mut reader, names) = open_csv(source, limits)?;
     let mut parsed = Parsed {
         rows: 0,
         total_problems: 0,
@@ -193,6 +210,7 @@ pub(super) fn parse<R: Read + 'static>(
                     parsed.report(problem);
                     break;
                 }
+                ReadFailure::Limit(limit) => return Err(ImportError::TooLarge(limit)),
                 ReadFailure::Source(err) => return Err(ImportError::Read(err)),
             },
         }
@@ -222,6 +240,8 @@ enum ReadFailure {
     Row(ImportProblem),
     /// The file's bytes cannot be read on (a corrupt or truncated gzip stream).
     Broken(ImportProblem),
+    /// The file passed one of its limits: reading stops, the file is refused.
+    Limit(LimitExceeded),
     /// The source failed, not the file (the connection broke): retrying may succeed.
     Source(std::io::Error),
 }
@@ -229,6 +249,9 @@ enum ReadFailure {
 fn classify(err: csv::Error, line: u64) -> ReadFailure {
     let line = err.position().map_or(line, csv::Position::line);
     if let csv::ErrorKind::Io(io) = err.kind() {
+        if let Some(limit) = limit_of(io) {
+            return ReadFailure::Limit(limit);
+        }
         use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
         return if matches!(io.kind(), InvalidData | InvalidInput | UnexpectedEof) {
             ReadFailure::Broken(ImportProblem {
