@@ -579,7 +579,9 @@ async fn ended_campaign(app: &TestApp, fx: &TenantFixture, ended_days_ago: i32) 
                                      where campaign_id = {id} order by customer_id desc limit 7);
              update campaigns set status = 'completed',
                     start_date = current_date - {}, end_date = current_date - {ended_days_ago}
-               where id = {id}",
+               where id = {id};
+             update customer_contacts l set open_until = c.ends_at
+               from campaigns c where c.id = l.campaign_id and l.campaign_id = {id}",
             ended_days_ago + 30
         ))
         .await

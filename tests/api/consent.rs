@@ -549,14 +549,22 @@ async fn a_provider_fetches_exactly_the_released_deliveries_and_reports_them() {
     assert_eq!(n(&s, "failed"), total / 5);
     assert_eq!(n(&s, "sent"), total - total / 5);
     assert_eq!(n(&s, "pending"), 0);
-    // Only sent deliveries count against the cap: a failure frees its slot.
+    // Every released delivery holds its slot, a failed one too (V022: the provider may
+    // retry it until the campaign's end); only the sent ones are settled at their send.
     let counted = app
         .count(
             "select count(*) from customer_contacts where campaign_id = $1",
             &[&(id as i32)],
         )
         .await;
-    assert_eq!(counted, n(&s, "sent"));
+    assert_eq!(counted, total);
+    let settled = app
+        .count(
+            "select count(*) from customer_contacts where campaign_id = $1 and settled",
+            &[&(id as i32)],
+        )
+        .await;
+    assert_eq!(settled, n(&s, "sent"));
     let _ = other;
 }
 

@@ -5,6 +5,7 @@ mod auth;
 mod bulk;
 mod calendar;
 mod campaigns;
+mod cap_property;
 mod consent;
 mod customers;
 mod database;

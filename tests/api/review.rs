@@ -415,25 +415,41 @@ async fn the_ledger_follows_a_deliverys_final_status_under_concurrent_reports() 
             latest.timestamp(),
             "the latest report won"
         );
+        // The ledger (V022): one row per released delivery, whatever came last; settled at
+        // the first `sent` report accepted (a later `failed` report does not free the slot:
+        // the provider may still retry), unsettled at the release while none was.
         let ledger = db
             .query(
-                "select contact_at from customer_contacts
-                 where campaign_id = $1 and customer_id = $2::text::uuid",
+                "select l.contact_at, l.settled, cc.released_at from customer_contacts l
+                 join campaign_customers cc using (campaign_id, customer_id)
+                 where l.campaign_id = $1 and l.customer_id = $2::text::uuid",
                 &[&(id as i32), customer],
             )
             .await
             .expect("ledger");
-        if d % 2 == 1 {
-            assert_eq!(status, "sent");
-            assert_eq!(ledger.len(), 1, "a final sent holds the slot");
-            let at: chrono::DateTime<Utc> = ledger[0].get(0);
-            assert_eq!(at.timestamp(), latest.timestamp());
+        assert_eq!(
+            ledger.len(),
+            1,
+            "one row per released delivery (delivery {d})"
+        );
+        let (contact_at, settled, released_at): (
+            chrono::DateTime<Utc>,
+            bool,
+            chrono::DateTime<Utc>,
+        ) = (ledger[0].get(0), ledger[0].get(1), ledger[0].get(2));
+        assert_eq!(status, if d % 2 == 1 { "sent" } else { "failed" });
+        if settled {
+            // The report times are base + i seconds (stored to the microsecond).
+            let second = ((contact_at - base).num_milliseconds() + 500).div_euclid(1000);
+            let sent = (second % 2 == 1) == (d % 2 == 1);
+            assert!(
+                (0..32).contains(&second) && sent,
+                "settled at a sent report's time (delivery {d}: {contact_at})"
+            );
         } else {
-            assert_eq!(status, "failed");
             assert_eq!(
-                ledger.len(),
-                0,
-                "a final failed frees the slot (delivery {d})"
+                contact_at, released_at,
+                "unsettled at its release (delivery {d})"
             );
         }
     }

@@ -392,8 +392,9 @@ pub async fn prunable_campaigns(
     tenant_campaigns(&rows)
 }
 
-/// Deletes at most `batch` contact-ledger rows of campaign `campaign` older than
-/// `window_days`; answers how many.
+/// Deletes at most `batch` contact-ledger rows of campaign `campaign` that no longer count
+/// under a window of `window_days` (`contact_counts`, V022: an unsettled row counts until
+/// its `open_until` is older than the window); answers how many.
 ///
 /// # Errors
 /// Database failures.
@@ -409,7 +410,7 @@ pub async fn prune_contacts(
              where campaign_id = $1 and tenant_name = $2 and customer_id in (
                  select customer_id from customer_contacts
                  where campaign_id = $1 and tenant_name = $2
-                   and contact_at < now() - make_interval(days => $3)
+                   and not contact_counts(contact_at, open_until, settled, $3)
                  limit $4)",
             &[&campaign, &tx.tenant().as_str(), &window_days, &batch],
         )

@@ -58,8 +58,8 @@ pub async fn preview_breakdown(
                             count(*) filter (where l.channel = ${ch}::text) as on_channel
                      from customer_contacts l join judged j on j.id = l.customer_id
                      where j.consented and exists (select 1 from policy)
-                       and l.contact_at > now()
-                           - make_interval(days => (select window_days from policy))
+                       and contact_counts(l.contact_at, l.open_until, l.settled,
+                                          (select window_days from policy))
                      group by l.customer_id
                  ),
                  verdict as (

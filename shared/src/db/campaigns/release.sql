@@ -3,7 +3,7 @@
 -- applied, in one statement. $1: the campaign's id, $2: its tenant. The caller holds the
 -- release lock, so the ledger read here includes every earlier release.
 with campaign as (
-    select c.id, c.channel, t.unknown_consent_allowed
+    select c.id, c.channel, c.ends_at, t.unknown_consent_allowed
     from campaigns c join tenants t on t.name = c.tenant_name
     where c.id = $1 and c.tenant_name = $2
 ),
@@ -17,14 +17,16 @@ candidates as (
     where cc.campaign_id = $1 and cc.tenant_name = $2
       and cc.delivery_status = 'pending' and cc.released_at is null
 ),
--- Contacts in the window, across every tenant (the ledger is readable platform-wide).
+-- Contacts in the window, across every tenant (the ledger is readable platform-wide): a
+-- settled one by its send, an unsettled one while its send may still come (V022).
 contacts as (
     select l.customer_id, count(*) as total,
            count(*) filter (where l.channel = (select channel from campaign)) as on_channel
     from customer_contacts l
     join candidates k on k.customer_id = l.customer_id
     where exists (select 1 from policy)
-      and l.contact_at > now() - make_interval(days => (select window_days from policy))
+      and contact_counts(l.contact_at, l.open_until, l.settled,
+                         (select window_days from policy))
     group by l.customer_id
 ),
 judged as (
@@ -57,8 +59,11 @@ released as (
     returning cc.customer_id
 ),
 ledger as (
-    insert into customer_contacts (campaign_id, customer_id, tenant_name, channel, contact_at)
-    select $1, r.customer_id, $2, (select channel from campaign), now() from released r
+    insert into customer_contacts (campaign_id, customer_id, tenant_name, channel, contact_at,
+                                   open_until, settled)
+    select $1, r.customer_id, $2, (select channel from campaign), now(),
+           (select ends_at from campaign), false
+    from released r
     on conflict do nothing
 ),
 -- The campaign remembers its first release (V018): deletion is judged from it, not from

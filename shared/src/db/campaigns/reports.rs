@@ -58,10 +58,15 @@ pub enum ReportOutcome {
 /// none), `$8` the tenant, `$9` the grace period in days (`int4`). One row: the `updated`,
 /// `unchanged`, `closed`, `early`, `late` and `overdue` index lists (`int4[]`).
 ///
-/// The campaign's window bounds a report: one dated at or after `ends_at` is `late`; once the
-/// grace period after `ends_at` has passed, every report for the campaign is `overdue`. Within
-/// it, a report dated inside the window applies, also to a delivery that `expired` at the
-/// end (a `sent` one counts in the ledger again from its time).
+/// The campaign's window bounds a report: one dated at or after `ends_at`, or after the end
+/// its delivery was released under (the ledger's `open_until`: a later end does not stretch
+/// what was released before it), is `late`; once the grace period after `ends_at` has
+/// passed, every report for the campaign is `overdue`. Within it, a report dated inside the
+/// window applies, also to a delivery that `expired` at the end.
+///
+/// The ledger (V022): the first accepted `sent` report settles the delivery's row at the
+/// send's time (later ones leave it); a `failed` report leaves the row as it is, unsettled
+/// and counted until `open_until`, since the provider may still retry.
 ///
 /// A report applies only from its delivery's release on (`sent_at >= released_at`): the
 /// contact ledger takes the report's time, so an earlier one would age the contact out of the
@@ -79,10 +84,13 @@ pub const APPLY_REPORTS_SQL: &str = "with report as (
      ),
      judged as (
          select r.*, c.status in ('active', 'paused', 'completed') as open,
-                r.sent_at >= c.ends_at as late,
-                now() > c.ends_at + make_interval(days => $9) as overdue, c.channel
+                r.sent_at >= least(c.ends_at, l.open_until) as late,
+                now() > c.ends_at + make_interval(days => $9) as overdue, c.channel,
+                coalesce(l.open_until, c.ends_at) as open_until
          from report r
          join campaigns c on c.id = r.campaign_id and c.tenant_name = $8
+         left join customer_contacts l
+           on l.campaign_id = r.campaign_id and l.customer_id = r.customer_id
      ),
      accepted as (select * from judged where open and not late and not overdue),
      updated as (
@@ -96,19 +104,17 @@ pub const APPLY_REPORTS_SQL: &str = "with report as (
            and cc.released_at is not null and cc.delivery_status <> 'suppressed'
            and r.sent_at >= cc.released_at
            and (cc.sent_at is null or r.sent_at > cc.sent_at)
-         returning r.index, r.campaign_id, r.customer_id, r.status, r.sent_at, r.channel
+         returning r.index, r.campaign_id, r.customer_id, r.status, r.sent_at, r.channel,
+                   r.open_until
      ),
-     freed as (
-         delete from customer_contacts l using updated u
-         where u.status = 'failed' and l.campaign_id = u.campaign_id
-           and l.customer_id = u.customer_id and l.tenant_name = $8
-     ),
-     counted as (
+     settled as (
          insert into customer_contacts (campaign_id, customer_id, tenant_name, channel,
-                                        contact_at)
-         select campaign_id, customer_id, $8, channel, sent_at from updated
-         where status = 'sent'
-         on conflict (campaign_id, customer_id) do update set contact_at = excluded.contact_at
+                                        contact_at, open_until, settled)
+         select campaign_id, customer_id, $8, channel, sent_at, open_until, true
+         from updated where status = 'sent'
+         on conflict (campaign_id, customer_id) do update
+         set contact_at = excluded.contact_at, settled = true
+         where not customer_contacts.settled
      ),
      found as (
          select r.index, r.sent_at < cc.released_at as early from accepted r
