@@ -8,7 +8,7 @@
 //!
 //! - `import-customers FILE|s3://BUCKET/KEY`: imports a customer CSV, plain or
 //!   gzip-compressed (all rows or none; see `POST /customers/import`). From S3 it runs the
-//!   `customer-import` function's code (ledger, result object `results/<key>.json`) and
+//!   `customer-import` function's code (ledger, result object `results/<key>.<version>.json`) and
 //!   prints the result as JSON.
 //!
 //! - `archive run [--bucket B]`: one housekeeping run (the `housekeeping` function's):
