@@ -218,6 +218,11 @@ pub struct ImportResult {
     /// `header_columns`, `record_bytes` or `field_bytes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
+    /// How the object's bytes were checked as read ([`s3::Integrity`]): `checked` against
+    /// its whole-object S3 checksum, `per_part` (a multipart upload's checksums, which a
+    /// reader of the whole object cannot check) or `unavailable`; none when it was not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<String>,
     /// Attempts so far, this one included (more than 1 only after failed ones).
     #[serde(default = "first_attempt")]
     pub attempts: u32,
@@ -300,6 +305,7 @@ pub async fn import_object(
         status: ImportStatus::Imported,
         detail: String::new(),
         limit: None,
+        integrity: None,
         attempts: 1,
         summary: None,
         problems_total: 0,
@@ -568,6 +574,17 @@ async fn open_pinned(
     {
         Ok((version, reader)) => {
             result.bytes = version.size;
+            result.integrity = Some(version.integrity.as_str().to_owned());
+            // Said once per import, here, rather than by the SDK per response.
+            match version.integrity {
+                s3::Integrity::Checked => tracing::debug!(object = %object.location,
+                    "its bytes are checked against its S3 checksum as they are read"),
+                s3::Integrity::PerPart => tracing::info!(object = %object.location,
+                    "uploaded in parts: its S3 checksums are per part and cannot be checked \
+                     by a reader of the whole object; the read is pinned to its version and ETag"),
+                s3::Integrity::Unavailable => tracing::info!(object = %object.location,
+                    "it has no S3 checksum to check; the read is pinned to its version and ETag"),
+            }
             if version.size > max_bytes {
                 return Ok(Err(too_large(version.size, max_bytes)));
             }

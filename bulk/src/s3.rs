@@ -10,21 +10,101 @@
 use std::fmt;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
 /// An S3 client from the environment: path-style addressing when `AWS_ENDPOINT_URL_S3` or
 /// `AWS_ENDPOINT_URL` is set.
+///
+/// Responses are checked against S3's checksums only where [`open`] asks for it (the SDK's
+/// `ResponseChecksumValidation::WhenRequired`): by default the SDK tries every response and
+/// logs a warning for each object uploaded in parts, whose checksum it cannot check.
 pub async fn client_from_env() -> Client {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let custom_endpoint =
         shared::config::S3Config::from_lookup(shared::config::env).custom_endpoint;
-    let s3 = aws_sdk_s3::config::Builder::from(&config)
+    Client::from_conf(configure(
+        aws_sdk_s3::config::Builder::from(&config),
+        custom_endpoint,
+    ))
+}
+
+/// The platform's settings on an S3 client's configuration: path-style addressing for a
+/// custom endpoint, and responses checked against S3's checksums only where [`open`] asks.
+#[must_use]
+pub fn configure(
+    builder: aws_sdk_s3::config::Builder,
+    custom_endpoint: bool,
+) -> aws_sdk_s3::Config {
+    builder
         .force_path_style(custom_endpoint)
-        .build();
-    Client::from_conf(s3)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build()
+}
+
+/// How the bytes of an object read by [`open`] are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Integrity {
+    /// S3 holds a checksum of the whole object (a single-part upload's, or a multipart
+    /// upload's `FULL_OBJECT` checksum): the SDK checks the bytes read against it, and a
+    /// mismatch fails the read.
+    Checked,
+    /// S3 holds per-part checksums only (a multipart upload's `COMPOSITE` checksum, shown as
+    /// `…-N`): they cannot be checked without the parts' boundaries, which a reader of the
+    /// whole object does not have. The read is still pinned to the version and ETag.
+    PerPart,
+    /// S3 holds no checksum for the object (uploaded without one, or an emulator).
+    #[default]
+    Unavailable,
+}
+
+impl Integrity {
+    /// Its name in results: `checked`, `per_part`, `unavailable`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Checked => "checked",
+            Self::PerPart => "per_part",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// From a HEAD's checksum headers (asked for with `ChecksumMode::Enabled`).
+    fn of(head: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Self {
+        let checksums = [
+            head.checksum_crc64_nvme(),
+            head.checksum_crc32(),
+            head.checksum_crc32_c(),
+            head.checksum_sha1(),
+            head.checksum_sha256(),
+        ];
+        let Some(checksum) = checksums.into_iter().flatten().next() else {
+            return Self::Unavailable;
+        };
+        // A multipart upload's checksum is per part (the checksum of the parts' checksums,
+        // shown `…-N`) unless S3 says it is of the full object. Its ETag (`…-N` too) tells a
+        // multipart upload even where the checksum's own suffix or type is missing (some
+        // S3-compatible servers leave them out).
+        let suffixed = |value: &str| {
+            value
+                .trim_matches('"')
+                .rsplit_once('-')
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let per_part = match head.checksum_type() {
+            Some(ChecksumType::FullObject) => false,
+            Some(ChecksumType::Composite) => true,
+            _ => suffixed(checksum) || head.e_tag().is_some_and(suffixed),
+        };
+        if per_part {
+            Self::PerPart
+        } else {
+            Self::Checked
+        }
+    }
 }
 
 /// An object's place: bucket and key.
@@ -118,6 +198,9 @@ pub struct ObjectVersion {
     pub version_id: String,
     /// Size in bytes.
     pub size: u64,
+    /// How its bytes are checked when [`open`] reads them ([`Integrity::Unavailable`] from
+    /// [`head`], which reads none).
+    pub integrity: Integrity,
 }
 
 impl ObjectVersion {
@@ -127,6 +210,7 @@ impl ObjectVersion {
             etag: etag.unwrap_or_default().trim_matches('"').to_owned(),
             version_id: version_id.unwrap_or_default().to_owned(),
             size: length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            integrity: Integrity::Unavailable,
         }
     }
 }
@@ -134,6 +218,11 @@ impl ObjectVersion {
 /// Opens an object for reading, as a blocking reader to use on a blocking thread
 /// (`tokio::task::spawn_blocking`). `version_id` and `etag`, when given, pin the version
 /// read: S3 answers 412 if the object changed since (see [`S3Error::status`]).
+///
+/// A HEAD first asks S3 for the object's checksum: where it is one of the whole object, the
+/// GET asks the SDK to check the bytes against it as they are read (a mismatch fails the
+/// read); where it is per part or absent, nothing can be checked and the version's
+/// [`Integrity`] says so (the caller reports it once, not the SDK per response).
 ///
 /// # Errors
 /// [`S3Error`] if S3 refused or could not be reached.
@@ -143,16 +232,32 @@ pub async fn open(
     version_id: Option<&str>,
     etag: Option<&str>,
 ) -> Result<(ObjectVersion, impl std::io::Read + Send + 'static), S3Error> {
+    let version_id = version_id.filter(|v| !v.is_empty()).map(str::to_owned);
+    let if_match = etag.map(|e| format!("\"{}\"", e.trim_matches('"')));
+    let head = client
+        .head_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .set_version_id(version_id.clone())
+        .set_if_match(if_match.clone())
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .map_err(|e| S3Error::new("HeadObject", location, &e))?;
+    let integrity = Integrity::of(&head);
     let output = client
         .get_object()
         .bucket(&location.bucket)
         .key(&location.key)
-        .set_version_id(version_id.filter(|v| !v.is_empty()).map(str::to_owned))
-        .set_if_match(etag.map(|e| format!("\"{}\"", e.trim_matches('"'))))
+        .set_version_id(version_id)
+        .set_if_match(if_match)
+        .set_checksum_mode((integrity == Integrity::Checked).then_some(ChecksumMode::Enabled))
         .send()
         .await
         .map_err(|e| S3Error::new("GetObject", location, &e))?;
-    let version = ObjectVersion::of(output.e_tag(), output.version_id(), output.content_length());
+    let mut version =
+        ObjectVersion::of(output.e_tag(), output.version_id(), output.content_length());
+    version.integrity = integrity;
     let reader = tokio_util::io::SyncIoBridge::new(output.body.into_async_read());
     Ok((version, reader))
 }

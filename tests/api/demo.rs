@@ -119,5 +119,32 @@ async fn the_demo_walks_the_story_on_the_real_customers_and_can_run_again() {
         );
         let printed = report.to_string();
         assert!(printed.contains("customers matched"), "{printed}");
+        walkthrough_offer_is_accepted(&app, &report).await;
     }
+}
+
+/// The API guide's curl walkthrough (docs/api.md) runs after the demo too: its offer
+/// (the first `"data"` body there) passes the demo tenant's offer schema (bank scale,
+/// operating notes: it answered 422 on it).
+async fn walkthrough_offer_is_accepted(app: &TestApp, report: &demo::Report) {
+    let guide = include_str!("../../docs/api.md");
+    let start = guide
+        .find(r#"-d '{"data":"#)
+        .expect("the walkthrough's offer")
+        + 4;
+    let end = start + guide[start..].find('\'').expect("the body's end");
+    let body: serde_json::Value = serde_json::from_str(&guide[start..end]).expect("JSON body");
+    let (maker, _, password) = report
+        .users
+        .iter()
+        .find(|(_, role, _)| role == "create")
+        .expect("the demo's maker");
+    let token = app.login(maker, password).await;
+    let created = app.post("/tenants/credit_card/offers", &token, body).await;
+    assert_eq!(
+        created.status,
+        axum::http::StatusCode::CREATED,
+        "{:?}",
+        created.body
+    );
 }

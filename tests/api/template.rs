@@ -424,3 +424,33 @@ fn the_data_bucket_is_private_and_each_function_reaches_only_its_own_prefixes() 
         bulk::import::IMPORTS_PREFIX
     );
 }
+
+#[test]
+fn an_s3_gateway_endpoint_is_added_on_the_route_tables_given_and_only_then() {
+    // Bank scale, operating notes: functions in the VPC reached the bucket only through a
+    // NAT; given the subnets' route tables, the stack adds the gateway endpoint.
+    let template = template();
+    let endpoint = &resources(&template)["DataBucketGatewayEndpoint"];
+    assert_eq!(endpoint["Type"], "AWS::EC2::VPCEndpoint");
+    assert_eq!(endpoint["Condition"], "HasS3GatewayRouteTables");
+    let properties = &endpoint["Properties"];
+    assert_eq!(properties["VpcEndpointType"], "Gateway");
+    assert_eq!(
+        intrinsic(&properties["ServiceName"]),
+        "!Sub com.amazonaws.${AWS::Region}.s3"
+    );
+    assert_eq!(
+        intrinsic(&properties["RouteTableIds"]),
+        "!Ref S3GatewayRouteTableIds"
+    );
+    assert_eq!(intrinsic(&properties["VpcId"]), "!Ref VpcId");
+    let parameters = &template["Parameters"];
+    assert_eq!(parameters["S3GatewayRouteTableIds"]["Default"], "");
+    assert_eq!(parameters["VpcId"]["Default"], "");
+    assert!(
+        intrinsic(&template["Conditions"]["HasS3GatewayRouteTables"])
+            .contains("S3GatewayRouteTableIds"),
+        "the endpoint exists only when route tables are given"
+    );
+    assert!(template["Rules"]["S3GatewayNeedsVpc"]["Assertions"].is_sequence());
+}

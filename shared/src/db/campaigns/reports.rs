@@ -159,10 +159,11 @@ pub const LOCK_REPORTED_SQL: &str = "select 1 from campaign_customers cc
 /// campaign is answered exactly like a campaign that does not exist
 /// ([`ReportOutcome::NotFound`]); one for a campaign of the tenant that is not `active`,
 /// `paused` or `completed`, dated before its delivery was released or at or after the
-/// campaign's end, or arriving after `grace` past that end, changes nothing. The same statement brings the contact ledger
-/// (`customer_contacts`) in line with the deliveries it changed: one now `sent` counts from
-/// when it was sent, one now `failed` no longer counts (a delivery it did not change was in
-/// line already). Returns the outcome of each report, by index.
+/// campaign's end (or the end it was released under), or arriving after `grace` past that end, changes nothing. The same statement brings the contact ledger
+/// (`customer_contacts`) in line with the deliveries it changed: the first `sent` report
+/// accepted for a delivery settles its row at the send's time; a `failed` one leaves the row
+/// counting until the end the delivery was released under (the provider may retry).
+/// Returns the outcome of each report, by index.
 ///
 /// # Errors
 /// Database failures.
