@@ -348,7 +348,7 @@ async fn attempt(
     };
     match outcome {
         Applied::Done => Ok(None),
-        Applied::AlreadyDone(done) => Ok(Some(done)),
+        Applied::AlreadyDone(done) => Ok(Some(*done)),
         Applied::Refused(refusal) => {
             result.status = refusal.status;
             result.detail = refusal.detail;
@@ -486,7 +486,7 @@ enum Applied {
     /// Imported and committed.
     Done,
     /// A concurrent delivery of the same event imported it first.
-    AlreadyDone(ImportResult),
+    AlreadyDone(Box<ImportResult>),
     /// The file was refused; the transaction rolled back.
     Refused(Refusal),
 }
@@ -508,7 +508,7 @@ async fn apply(
         let done = recorded(pool, object)
             .await?
             .ok_or_else(|| BulkError::Inconsistent("the import ledger row vanished".into()))?;
-        return Ok(Applied::AlreadyDone(done));
+        return Ok(Applied::AlreadyDone(Box::new(done)));
     };
     result.attempts = u32::try_from(attempt).unwrap_or(1);
     let reader = match open_pinned(s3, object, options.max_bytes, result).await? {
