@@ -139,19 +139,26 @@ pub const APPLY_REPORTS_SQL: &str = "with report as (
 /// tenant.
 ///
 /// Why: under READ COMMITTED the report statement sees the contact ledger as of its start.
-/// Two requests on one delivery wait for each other on the delivery's row, but the second
-/// then judged the ledger from its old snapshot: a `failed` report could miss the ledger row
-/// that a concurrent `sent` report had just re-inserted, and leave the slot taken (32
-/// concurrent reports did). With the rows locked by this statement first, the report
-/// statement starts after every earlier writer of those deliveries committed, so it sees
-/// their ledger rows. Key order keeps two batches naming the same deliveries from
-/// deadlocking.
-pub const LOCK_REPORTED_SQL: &str = "select 1 from campaign_customers cc
-     join unnest($1::int4[], $2::uuid[]) as r(campaign_id, customer_id)
-       on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
-     where cc.tenant_name = $3
-     order by cc.campaign_id, cc.customer_id
-     for update of cc";
+/// Two requests on one delivery wait for each other on the delivery's row; with the rows
+/// locked by this statement first, the report statement starts after every earlier writer
+/// of those deliveries committed, so it judges their ledger rows as they are now (32
+/// concurrent reports on one delivery once left the ledger out of line without it). Key
+/// order keeps two batches naming the same deliveries from deadlocking.
+///
+/// How: the reported keys, sorted, drive one primary-key probe each (`lateral`, which the
+/// planner cannot turn into a join). As a plain join locked in a sorted result, the planner
+/// saw the unnest of unknown selectivity and, at 100,000 customers, hashed a sequential
+/// scan of the whole table: 45 ms of a 78 ms request, where the probes take 4 ms
+/// (bank-scale issue, `EXPLAIN (ANALYZE, BUFFERS)` in docs/performance.md).
+pub const LOCK_REPORTED_SQL: &str = "select 1
+     from (select distinct campaign_id, customer_id
+           from unnest($1::int4[], $2::uuid[]) as u(campaign_id, customer_id)
+           order by campaign_id, customer_id) r
+     cross join lateral (
+         select 1 from campaign_customers cc
+         where cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
+           and cc.tenant_name = $3
+         for update of cc) locked";
 
 /// Applies reports for campaigns of `tenant` (the delivery rows locked first, then one
 /// statement): each updates its `campaign_customers` row unless the row records an event at
