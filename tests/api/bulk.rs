@@ -836,6 +836,31 @@ async fn a_kill_at_any_step_of_an_archive_loses_nothing_and_deletes_nothing_unve
     );
     let left = delivery_rows(&app, id).await.len();
     assert!(left < rows.len());
+    // The batch recorded where it stopped, in its own transaction: the next batch starts
+    // after that key instead of walking the entries deleted before it (V023), and every
+    // row up to it is gone, every row after it still there.
+    let db = app.db().await;
+    let mark: uuid::Uuid = db
+        .query_one(
+            "select deleted_through from campaign_archives where campaign_id = $1",
+            &[&id],
+        )
+        .await
+        .expect("mark")
+        .get(0);
+    let (through, after): (i64, i64) = {
+        let row = db
+            .query_one(
+                "select count(*) filter (where customer_id <= $2),
+                        count(*) filter (where customer_id > $2)
+                 from campaign_customers where campaign_id = $1",
+                &[&id, &mark],
+            )
+            .await
+            .expect("counts");
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((through, after), (0, left as i64));
     // Mid-deletion the summary already answers from the archive's counts.
     let summary = app
         .get(

@@ -230,8 +230,11 @@ pub async fn count_deliveries(tx: &TenantTx<'_>, campaign: i32) -> Result<i64, A
         .get(0))
 }
 
-/// Deletes at most `batch` of campaign `campaign`'s delivery rows, lowest customer ids
-/// first; answers how many.
+/// Deletes the next batch of at most `batch` delivery rows of archived campaign `campaign`,
+/// in customer-id order from just after the archive's `deleted_through` (V023), and moves
+/// that mark to the last row deleted, in the caller's transaction; answers how many. Each
+/// batch starts where the last one stopped, so no batch walks the index entries its
+/// predecessors deleted.
 ///
 /// # Errors
 /// Database failures.
@@ -240,16 +243,33 @@ pub async fn delete_deliveries(
     campaign: i32,
     batch: i64,
 ) -> Result<u64, ApiError> {
-    Ok(tx
-        .execute_cached(
-            "delete from campaign_customers
-             where campaign_id = $1 and tenant_name = $2 and customer_id in (
+    let row = tx
+        .query_one_cached(
+            "with mark as (
+                 select deleted_through from campaign_archives
+                 where campaign_id = $1 and tenant_name = $2),
+             doomed as (
                  select customer_id from campaign_customers
                  where campaign_id = $1 and tenant_name = $2
-                 order by customer_id limit $3)",
+                   and ((select deleted_through from mark) is null
+                        or customer_id > (select deleted_through from mark))
+                 order by customer_id limit $3),
+             gone as (
+                 delete from campaign_customers cc using doomed d
+                 where cc.campaign_id = $1 and cc.tenant_name = $2
+                   and cc.customer_id = d.customer_id
+                 returning cc.customer_id),
+             moved as (
+                 update campaign_archives
+                 set deleted_through = (select customer_id from doomed
+                                        order by customer_id desc limit 1)
+                 where campaign_id = $1 and tenant_name = $2
+                   and exists (select 1 from doomed))
+             select count(*) from gone",
             &[&campaign, &tx.tenant().as_str(), &batch],
         )
-        .await?)
+        .await?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
 
 /// `campaign_customers`' columns, in table order (the catalog's names, never request text).
