@@ -63,6 +63,9 @@ pub struct ArchiveRecord {
     pub columns: Vec<String>,
     /// Where it stands.
     pub state: ArchiveState,
+    /// While `deleting`: the high end of the last customer-id slice deleted (V023), none
+    /// before the first.
+    pub deleted_through: Option<uuid::Uuid>,
 }
 
 /// A new archive row: the export's figures.
@@ -123,11 +126,11 @@ pub async fn get(
     lock: bool,
 ) -> Result<Option<ArchiveRecord>, ApiError> {
     let sql = if lock {
-        "select bucket, key, rows, sha256, columns, state from campaign_archives
-         where campaign_id = $1 and tenant_name = $2 for update"
+        "select bucket, key, rows, sha256, columns, state, deleted_through
+         from campaign_archives where campaign_id = $1 and tenant_name = $2 for update"
     } else {
-        "select bucket, key, rows, sha256, columns, state from campaign_archives
-         where campaign_id = $1 and tenant_name = $2"
+        "select bucket, key, rows, sha256, columns, state, deleted_through
+         from campaign_archives where campaign_id = $1 and tenant_name = $2"
     };
     let row = tx
         .query_opt_cached(sql, &[&campaign, &tx.tenant().as_str()])
@@ -140,6 +143,7 @@ pub async fn get(
             sha256: row.get(3),
             columns: row.get(4),
             state: row.get::<_, &str>(5).parse()?,
+            deleted_through: row.get(6),
         })
     })
     .transpose()
@@ -230,46 +234,33 @@ pub async fn count_deliveries(tx: &TenantTx<'_>, campaign: i32) -> Result<i64, A
         .get(0))
 }
 
-/// Deletes the next batch of at most `batch` delivery rows of archived campaign `campaign`,
-/// in customer-id order from just after the archive's `deleted_through` (V023), and moves
-/// that mark to the last row deleted, in the caller's transaction; answers how many. Each
-/// batch starts where the last one stopped, so no batch walks the index entries its
-/// predecessors deleted.
+/// Deletes the delivery rows of archived campaign `campaign` whose customer id lies in
+/// `low..=high` (one slice of the id space, [`crate::queue::IdRange`]), and records `high`
+/// as the archive's `deleted_through` (V023), in the caller's transaction; answers how many.
+/// A slice is a range of the primary key: the delete reads exactly its rows, never the
+/// index entries of slices deleted before it.
 ///
 /// # Errors
 /// Database failures.
 pub async fn delete_deliveries(
     tx: &TenantTx<'_>,
     campaign: i32,
-    batch: i64,
+    (low, high): (uuid::Uuid, uuid::Uuid),
 ) -> Result<u64, ApiError> {
-    let row = tx
-        .query_one_cached(
-            "with mark as (
-                 select deleted_through from campaign_archives
-                 where campaign_id = $1 and tenant_name = $2),
-             doomed as (
-                 select customer_id from campaign_customers
-                 where campaign_id = $1 and tenant_name = $2
-                   and ((select deleted_through from mark) is null
-                        or customer_id > (select deleted_through from mark))
-                 order by customer_id limit $3),
-             gone as (
-                 delete from campaign_customers cc using doomed d
-                 where cc.campaign_id = $1 and cc.tenant_name = $2
-                   and cc.customer_id = d.customer_id
-                 returning cc.customer_id),
-             moved as (
-                 update campaign_archives
-                 set deleted_through = (select customer_id from doomed
-                                        order by customer_id desc limit 1)
-                 where campaign_id = $1 and tenant_name = $2
-                   and exists (select 1 from doomed))
-             select count(*) from gone",
-            &[&campaign, &tx.tenant().as_str(), &batch],
+    let deleted = tx
+        .execute_cached(
+            "delete from campaign_customers
+             where campaign_id = $1 and tenant_name = $2 and customer_id between $3 and $4",
+            &[&campaign, &tx.tenant().as_str(), &low, &high],
         )
         .await?;
-    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    tx.execute_cached(
+        "update campaign_archives set deleted_through = $3
+         where campaign_id = $1 and tenant_name = $2",
+        &[&campaign, &tx.tenant().as_str(), &high],
+    )
+    .await?;
+    Ok(deleted)
 }
 
 /// `campaign_customers`' columns, in table order (the catalog's names, never request text).
