@@ -1,10 +1,11 @@
 -- Bank scale, the archive's deletes: each batch picked the campaign's first rows by key
 -- again, walking past every index entry the batches before it had deleted (not yet
--- vacuumed), so 200 batches of 5,000 rows took 7.0 s where one DELETE of the same 1,000,000
--- rows took 0.74 s. A batch now starts after the last key the previous one deleted.
+-- vacuumed): at 1,000,000 deliveries, 201 batches of 5,000 took 2.9 s, where one DELETE of
+-- the same rows took 0.6 s. The deletes now go by slices of the customer-id space (about
+-- 20,000 rows each, a range of the primary key per transaction: 0.98 s in all).
 --
--- * campaign_archives.deleted_through: the greatest customer id deleted so far while the
---   archive is `deleting`, written in each batch's own transaction (so a kill resumes right
---   after the last committed batch); null before the first.
+-- * campaign_archives.deleted_through: while the archive is `deleting`, the high end of the
+--   last slice deleted, written in that slice's own transaction (so a kill resumes with the
+--   next slice); null before the first.
 
 alter table campaign_archives add column deleted_through uuid;
