@@ -614,3 +614,52 @@ async fn member_routes_answer_a_super_admin_like_an_unknown_user() {
     assert_eq!(answers[0].0, StatusCode::NOT_FOUND);
     assert_eq!(answers[1].0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn batches_naming_the_same_deliveries_in_opposite_orders_never_deadlock() {
+    // The report statement takes its deliveries' rows in key order (its reports sorted),
+    // with no lock statement before it: two batches of the same 500 deliveries, one in
+    // ascending and one in descending order, sent at once, five times over, all apply
+    // (a deadlock would answer 500 to one of them).
+    let (app, _fx, id, customers) = processed_campaign(json!({})).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
+    let app = Arc::new(app);
+    let chosen: Vec<String> = customers.iter().take(500).cloned().collect();
+    let base = Utc::now() - Duration::minutes(30);
+    for round in 0..5i64 {
+        let mut requests = Vec::new();
+        for reversed in [false, true] {
+            let at = base + Duration::seconds(2 * round + i64::from(reversed));
+            let mut order = chosen.clone();
+            if reversed {
+                order.reverse();
+            }
+            let items: Vec<Value> = order
+                .iter()
+                .map(|c| {
+                    json!({"campaign_id": id, "customer_id": c, "status": "sent",
+                                "sent_at": at.to_rfc3339()})
+                })
+                .collect();
+            let (app, key) = (Arc::clone(&app), key.clone());
+            requests.push(tokio::spawn(async move {
+                report(&app, &key, &json!(items)).await.status
+            }));
+        }
+        for request in requests {
+            assert_eq!(
+                request.await.expect("task"),
+                StatusCode::OK,
+                "round {round}"
+            );
+        }
+    }
+    assert_eq!(
+        app.count(
+            "select count(*) from customer_contacts where campaign_id = $1 and settled",
+            &[&(id as i32)],
+        )
+        .await,
+        500
+    );
+}

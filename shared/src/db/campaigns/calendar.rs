@@ -140,8 +140,9 @@ pub async fn set_status(
 /// policy's window has passed (the invariant of ARCHITECTURE.md, "The contact cap"). One
 /// row: how many expired.
 ///
-/// The rows are locked first in key order (`locked`), the order in which a report batch locks
-/// the deliveries it names ([`crate::db::campaigns::reports::LOCK_REPORTED_SQL`]): a batch of reports
+/// The rows are locked first in key order (`locked`), the order in which a report batch's
+/// update takes the deliveries it names ([`crate::db::campaigns::reports::APPLY_REPORTS_SQL`]
+/// sorts its reports by key): a batch of reports
 /// arriving at the campaign's end waits for the expiry, or the expiry for it, and the two
 /// never deadlock (an update in scan order could hold a row the batch needs while waiting for
 /// one it holds).
