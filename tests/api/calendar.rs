@@ -28,7 +28,7 @@ async fn utc_day(app: &TestApp, days: i32) -> String {
 }
 
 /// The date `days` from today in `zone`, by the database clock.
-async fn zone_day(app: &TestApp, zone: &str, days: i32) -> String {
+pub(crate) async fn zone_day(app: &TestApp, zone: &str, days: i32) -> String {
     app.db()
         .await
         .query_one(

@@ -295,8 +295,9 @@ impl<'a> World<'a> {
             .await
             .expect("zone")
             .get(0);
-        let first = local_day(self.app, &zone, i32::from(start)).await;
-        let last = local_day(self.app, &zone, i32::from(start) + i32::from(days)).await;
+        let first = crate::calendar::zone_day(self.app, &zone, i32::from(start)).await;
+        let last =
+            crate::calendar::zone_day(self.app, &zone, i32::from(start) + i32::from(days)).await;
         let created = NewCampaign::of(fx.offer_id)
             .with("start_date", json!(first))
             .with("end_date", json!(last))
@@ -545,19 +546,6 @@ async fn pass(app: &TestApp, days: i32) {
         ))
         .await
         .expect("time passes");
-}
-
-/// The date `days` from today in `zone`, by the database clock.
-async fn local_day(app: &TestApp, zone: &str, days: i32) -> String {
-    app.db()
-        .await
-        .query_one(
-            "select ((now() at time zone $1)::date + $2::int4)::text",
-            &[&zone, &days],
-        )
-        .await
-        .expect("date")
-        .get(0)
 }
 
 /// Where housekeeping archives to.

@@ -352,23 +352,20 @@ async fn no_index_names_a_column_a_delivery_report_writes() {
     }
 }
 
-#[tokio::test]
-async fn the_report_statement_finds_the_reports_it_did_not_apply_by_hashing() {
-    // 1,000 reports: the statement looks up, among the reports it accepted, those its update
-    // skipped. As an anti join of two CTE scans that was a nested loop comparing each report
-    // with each updated row (500,000 comparisons, 100 ms at 1,000 reports); it must be a
-    // hashed subplan.
-    let app = TestApp::spawn().await;
-    let n = 1000;
-    let index: Vec<i32> = (0..n).collect();
-    let campaign: Vec<i32> = vec![1; n as usize];
-    let customer: Vec<uuid::Uuid> = (0..n).map(|_| uuid::Uuid::new_v4()).collect();
-    let status: Vec<&str> = vec!["sent"; n as usize];
-    let sent_at: Vec<chrono::DateTime<chrono::Utc>> = vec![chrono::Utc::now(); n as usize];
-    let none: Vec<Option<&str>> = vec![None; n as usize];
-    let plan: Vec<String> = app
-        .db()
-        .await
+/// The plan (`EXPLAIN`, one line per node) of the report statement for `sent` reports of
+/// `customers` in campaign `campaign` of tenant `credit_card`.
+async fn report_statement_plan(
+    db: &deadpool_postgres::Client,
+    campaign: i32,
+    customers: &[uuid::Uuid],
+) -> String {
+    let n = customers.len();
+    let index: Vec<i32> = (0..i32::try_from(n).expect("n")).collect();
+    let campaigns = vec![campaign; n];
+    let status = vec!["sent"; n];
+    let sent_at = vec![chrono::Utc::now(); n];
+    let none: Vec<Option<&str>> = vec![None; n];
+    let plan: Vec<String> = db
         .query(
             &format!(
                 "explain {}",
@@ -376,8 +373,8 @@ async fn the_report_statement_finds_the_reports_it_did_not_apply_by_hashing() {
             ),
             &[
                 &index,
-                &campaign,
-                &customer,
+                &campaigns,
+                &customers,
                 &status,
                 &sent_at,
                 &none,
@@ -391,7 +388,18 @@ async fn the_report_statement_finds_the_reports_it_did_not_apply_by_hashing() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let plan = plan.join("\n");
+    plan.join("\n")
+}
+
+#[tokio::test]
+async fn the_report_statement_finds_the_reports_it_did_not_apply_by_hashing() {
+    // 1,000 reports: the statement looks up, among the reports it accepted, those its update
+    // skipped. As an anti join of two CTE scans that was a nested loop comparing each report
+    // with each updated row (500,000 comparisons, 100 ms at 1,000 reports); it must be a
+    // hashed subplan.
+    let app = TestApp::spawn().await;
+    let customers: Vec<uuid::Uuid> = (0..1000).map(|_| uuid::Uuid::new_v4()).collect();
+    let plan = report_statement_plan(&app.db().await, 1, &customers).await;
     assert!(!plan.contains("Nested Loop Anti Join"), "{plan}");
     assert!(plan.contains("NOT (hashed SubPlan"), "{plan}");
 }
@@ -422,37 +430,8 @@ async fn the_report_statement_takes_each_delivery_by_its_key_in_key_order() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let n = customers.len();
-    assert_eq!(n, 1000);
-    let index: Vec<i32> = (0..1000).collect();
-    let campaign = vec![id as i32; n];
-    let status = vec!["sent"; n];
-    let sent_at = vec![chrono::Utc::now(); n];
-    let none: Vec<Option<&str>> = vec![None; n];
-    let plan: Vec<String> = db
-        .query(
-            &format!(
-                "explain {}",
-                shared::db::campaigns::reports::APPLY_REPORTS_SQL
-            ),
-            &[
-                &index,
-                &campaign,
-                &customers,
-                &status,
-                &sent_at,
-                &none,
-                &none,
-                &"credit_card",
-                &7_i32,
-            ],
-        )
-        .await
-        .expect("plan")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let plan = plan.join("\n");
+    assert_eq!(customers.len(), 1000);
+    let plan = report_statement_plan(&db, id as i32, &customers).await;
     assert!(!plan.contains("Seq Scan on campaign_customers"), "{plan}");
     let update = plan
         .find("Update on campaign_customers")
