@@ -382,7 +382,7 @@ async fn failed(
     let Ok(before) = customer_imports::failed_attempts(&client, object.ledger_key()).await else {
         return Err(err);
     };
-    let attempts = before.map_or(0, |f| f.attempts) + 1;
+    let attempts = before + 1;
     let retry_after = retry.after(attempts);
     result.status = ImportStatus::Failed;
     result.attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
@@ -454,7 +454,7 @@ fn refusal(status: ImportStatus, detail: String) -> Refusal {
 }
 
 /// The object name for the whole object's limit in results (`limit`).
-pub const OBJECT_BYTES_LIMIT: &str = "object_bytes";
+const OBJECT_BYTES_LIMIT: &str = "object_bytes";
 
 /// The refusal of an object of `size` bytes over the limit `max_bytes`.
 fn too_large(size: u64, max_bytes: u64) -> Refusal {
@@ -674,16 +674,11 @@ async fn import_if_due(
     options: ImportOptions,
 ) -> Result<Option<ImportResult>, BulkError> {
     let object = current_object(s3, location).await?;
-    if recorded(pool, &object).await?.is_some() {
-        return Ok(None);
-    }
-    let client = pool.get().await.map_err(shared::ApiError::from)?;
-    let failed = customer_imports::failed_attempts(&client, object.ledger_key()).await?;
-    drop(client);
-    if failed
-        .and_then(|f| f.retry_after)
-        .is_some_and(|at| at > Utc::now())
-    {
+    let due = {
+        let client = pool.get().await.map_err(shared::ApiError::from)?;
+        customer_imports::due(&client, object.ledger_key()).await?
+    };
+    if !due {
         return Ok(None);
     }
     Ok(Some(import_object(pool, s3, &object, options).await?.0))

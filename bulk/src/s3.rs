@@ -46,7 +46,7 @@ pub fn configure(
 }
 
 /// How the bytes of an object read by [`open`] are checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Integrity {
     /// S3 holds a checksum of the whole object (a single-part upload's, or a multipart
     /// upload's `FULL_OBJECT` checksum): the SDK checks the bytes read against it, and a
@@ -57,7 +57,6 @@ pub enum Integrity {
     /// whole object does not have. The read is still pinned to the version and ETag.
     PerPart,
     /// S3 holds no checksum for the object (uploaded without one, or an emulator).
-    #[default]
     Unavailable,
 }
 

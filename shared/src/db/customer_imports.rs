@@ -5,6 +5,7 @@
 //! records span tenants, so these are platform statements.
 
 use serde_json::Value;
+use tokio_postgres::types::ToSql;
 
 use super::{CachedStatements, GenericClient};
 use crate::error::ApiError;
@@ -20,6 +21,13 @@ pub struct ObjectVersion<'a> {
     pub version_id: &'a str,
     /// The ETag.
     pub etag: &'a str,
+}
+
+impl ObjectVersion<'_> {
+    /// The key as the statements' first four parameters: bucket, key, version id, ETag.
+    fn params(&self) -> [&(dyn ToSql + Sync); 4] {
+        [&self.bucket, &self.key, &self.version_id, &self.etag]
+    }
 }
 
 /// Claims `object` for an import in the caller's transaction (a row with an empty result,
@@ -43,12 +51,7 @@ pub async fn claim(
              where customer_imports.status = 'failed'
                and customer_imports.retry_after is not null
              returning attempts",
-            &[
-                &object.bucket,
-                &object.key,
-                &object.version_id,
-                &object.etag,
-            ],
+            &object.params(),
         )
         .await?
         .map(|row| row.get(0)))
@@ -68,12 +71,7 @@ pub async fn result(
             "select result from customer_imports
              where bucket = $1 and key = $2 and version_id = $3 and etag = $4
                and result <> '{}' and (status <> 'failed' or retry_after is null)",
-            &[
-                &object.bucket,
-                &object.key,
-                &object.version_id,
-                &object.etag,
-            ],
+            &object.params(),
         )
         .await?
         .map(|row| row.get(0)))
@@ -99,53 +97,47 @@ pub async fn record(
                  retry_after = null,
                  attempts = customer_imports.attempts
                      + (customer_imports.status = 'failed')::integer",
-            &[
-                &object.bucket,
-                &object.key,
-                &object.version_id,
-                &object.etag,
-                &status,
-                result,
-            ],
+            &[&object.params()[..], &[&status, result]].concat(),
         )
         .await?;
     Ok(())
 }
 
-/// Where a failed import of an object version stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailedAttempts {
-    /// Attempts that failed so far.
-    pub attempts: i32,
-    /// When it may be tried again; `None` once the attempts are spent.
-    pub retry_after: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// The failed attempts recorded for `object`, if its import failed and is not finished.
+/// How many attempts at `object` failed so far (0 when none did, or its import finished).
 ///
 /// # Errors
 /// Database failures.
 pub async fn failed_attempts(
     client: &impl GenericClient,
     object: ObjectVersion<'_>,
-) -> Result<Option<FailedAttempts>, ApiError> {
+) -> Result<i32, ApiError> {
     Ok(client
         .query_opt_cached(
-            "select attempts, retry_after from customer_imports
+            "select attempts from customer_imports
              where bucket = $1 and key = $2 and version_id = $3 and etag = $4
                and status = 'failed'",
-            &[
-                &object.bucket,
-                &object.key,
-                &object.version_id,
-                &object.etag,
-            ],
+            &object.params(),
         )
         .await?
-        .map(|row| FailedAttempts {
-            attempts: row.get(0),
-            retry_after: row.get(1),
-        }))
+        .map_or(0, |row| row.get(0)))
+}
+
+/// Whether `object` is due for an import: the ledger has no row for it, or only a failed
+/// attempt whose `retry_after` has come (one finished, or failed for good, is not).
+///
+/// # Errors
+/// Database failures.
+pub async fn due(client: &impl GenericClient, object: ObjectVersion<'_>) -> Result<bool, ApiError> {
+    Ok(client
+        .query_one_cached(
+            "select not exists (
+                 select 1 from customer_imports
+                 where bucket = $1 and key = $2 and version_id = $3 and etag = $4
+                   and not (status = 'failed' and coalesce(retry_after <= now(), false)))",
+            &object.params(),
+        )
+        .await?
+        .get(0))
 }
 
 /// Records a failed attempt at `object`: status `failed`, `attempts` so far, its `result`,
@@ -170,15 +162,7 @@ pub async fn record_failure(
              set result = excluded.result, attempts = excluded.attempts,
                  retry_after = excluded.retry_after, finished_at = now()
              where customer_imports.status = 'failed'",
-            &[
-                &object.bucket,
-                &object.key,
-                &object.version_id,
-                &object.etag,
-                result,
-                &attempts,
-                &retry_after,
-            ],
+            &[&object.params()[..], &[result, &attempts, &retry_after]].concat(),
         )
         .await?;
     Ok(())
@@ -198,12 +182,7 @@ pub async fn allow_retry(
             "update customer_imports set retry_after = now()
              where bucket = $1 and key = $2 and version_id = $3 and etag = $4
                and status = 'failed'",
-            &[
-                &object.bucket,
-                &object.key,
-                &object.version_id,
-                &object.etag,
-            ],
+            &object.params(),
         )
         .await?
         == 1)
