@@ -261,6 +261,54 @@ pub async fn open(
     Ok((version, reader))
 }
 
+/// Opens bytes `start..end` of an object (pinned, as [`open`], to `version_id` and `etag`
+/// when given) as a blocking reader, with an S3 range GET; an empty range reads nothing and
+/// asks S3 nothing. Ranges are not checked against S3's checksums, which cover whole
+/// objects or whole upload parts; the pin guarantees the version.
+///
+/// # Errors
+/// [`S3Error`] if S3 refused (412: the object changed) or could not be reached.
+pub async fn open_range(
+    client: &Client,
+    location: &Location,
+    version_id: Option<&str>,
+    etag: Option<&str>,
+    start: u64,
+    end: u64,
+) -> Result<Box<dyn std::io::Read + Send + 'static>, S3Error> {
+    if start >= end {
+        return Ok(Box::new(std::io::empty()));
+    }
+    let output = client
+        .get_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .set_version_id(version_id.filter(|v| !v.is_empty()).map(str::to_owned))
+        .set_if_match(etag.map(|e| format!("\"{}\"", e.trim_matches('"'))))
+        .range(format!("bytes={start}-{}", end - 1))
+        .send()
+        .await
+        .map_err(|e| S3Error::new("GetObject", location, &e))?;
+    Ok(Box::new(tokio_util::io::SyncIoBridge::new(
+        output.body.into_async_read(),
+    )))
+}
+
+/// Deletes an object (its current version).
+///
+/// # Errors
+/// [`S3Error`].
+pub async fn delete(client: &Client, location: &Location) -> Result<(), S3Error> {
+    client
+        .delete_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .send()
+        .await
+        .map_err(|e| S3Error::new("DeleteObject", location, &e))?;
+    Ok(())
+}
+
 /// The current version of an object (HEAD).
 ///
 /// # Errors
@@ -369,6 +417,12 @@ impl<'a> Upload<'a> {
             parts: Vec::new(),
             buffer: Vec::with_capacity(PART_BYTES),
         })
+    }
+
+    /// The object being written.
+    #[must_use]
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// Appends `data`, sending a part whenever [`PART_BYTES`] have collected.

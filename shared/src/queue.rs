@@ -8,7 +8,8 @@
 //! - [`Queue::InProcess`]: an unbounded channel inside the process, the local server's
 //!   default; its consumer ([`InProcessReceiver`]) is driven by the local gateway.
 //!
-//! Messages are [`CampaignJob`]s serialised as JSON.
+//! Messages are [`CampaignJob`]s, or the steps of a split customer file's import
+//! ([`ImportJob`]), serialised as JSON; the two shapes share no field.
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -39,6 +40,18 @@ pub struct CampaignJob {
     /// The slice of the customer-id space to expand, if the job was split.
     #[serde(default)]
     pub range: Option<IdRange>,
+}
+
+/// One step of a customer file imported in parts (`bulk::import::parts`), the body of a
+/// queue message: `{"import_id": 12, "part": 3}` stages part 3, `{"import_id": 12, "part":
+/// null}` merges the staged rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportJob {
+    /// The import's job (`customer_import_jobs.id`).
+    pub import_id: i64,
+    /// The part to stage; none for the merge.
+    pub part: Option<i32>,
 }
 
 /// Slice `index` of the customer-id (UUID) space cut into `count` equal slices.
@@ -168,12 +181,13 @@ impl Queue {
         self.send_all(std::slice::from_ref(job)).await
     }
 
-    /// Sends jobs (SQS: in batches of [`SQS_BATCH_LIMIT`]).
+    /// Sends jobs ([`CampaignJob`]s or [`ImportJob`]s; SQS: in batches of
+    /// [`SQS_BATCH_LIMIT`]).
     ///
     /// # Errors
     /// [`QueueError`] if any was not taken; some of the others may have been sent, which
     /// is safe because processing a job twice changes nothing.
-    pub async fn send_all(&self, jobs: &[CampaignJob]) -> Result<(), QueueError> {
+    pub async fn send_all<J: Serialize>(&self, jobs: &[J]) -> Result<(), QueueError> {
         match self {
             Self::InProcess(sender) => {
                 for job in jobs {
@@ -217,7 +231,7 @@ impl Queue {
     }
 }
 
-fn body(job: &CampaignJob) -> String {
+fn body(job: &impl Serialize) -> String {
     // A struct of plain fields always serialises.
     serde_json::to_string(job).unwrap_or_default()
 }

@@ -66,7 +66,38 @@ impl From<deadpool_postgres::PoolError> for RelayError {
 /// [`RelayError`] at the first batch that fails; that batch stays in the outbox, batches
 /// before it were sent.
 pub async fn send(pool: &Pool, queue: &Queue, job: Option<Uuid>) -> Result<usize, RelayError> {
-    send_scoped(pool, None, queue, job).await
+    let sent = send_scoped(pool, None, queue, job).await?;
+    if job.is_some() {
+        return Ok(sent);
+    }
+    Ok(sent + send_imports(pool, queue).await?)
+}
+
+/// Sends the import outbox's messages (the steps of split customer files,
+/// [`crate::db::customer_import::parts`]) to `queue` in batches of [`SEND_BATCH`]; returns
+/// how many it sent. `pool` must be the platform's.
+///
+/// # Errors
+/// As [`send`].
+pub async fn send_imports(pool: &Pool, queue: &Queue) -> Result<usize, RelayError> {
+    let mut sent = 0;
+    loop {
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        let jobs = crate::db::customer_import::parts::take_messages(&tx, SEND_BATCH).await?;
+        if jobs.is_empty() {
+            return Ok(sent);
+        }
+        if let Err(err) = queue.send_all(&jobs).await {
+            tx.rollback().await?;
+            return Err(err.into());
+        }
+        tx.commit().await?;
+        sent += jobs.len();
+        if i64::try_from(jobs.len()).unwrap_or(i64::MAX) < SEND_BATCH {
+            return Ok(sent);
+        }
+    }
 }
 
 /// The fast path of a tenant route: sends job `job`'s outbox messages in tenant transactions

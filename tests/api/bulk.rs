@@ -115,6 +115,8 @@ pub(crate) fn importer(app: &TestApp, s3: &aws_sdk_s3::Client) -> Importer {
             ),
             deadline: None,
             retry: ImportRetry::default(),
+            part_bytes: shared::config::ImportConfig::DEFAULT_PART_BYTES,
+            driver: shared::db::customer_import::parts::Driver::Queue,
         },
     }
 }
@@ -383,7 +385,7 @@ async fn a_duplicated_or_redelivered_event_changes_nothing() {
 }
 
 /// A generated file of `rows` customers numbered from `first`, about 170 bytes a row.
-fn generated_csv(rows: usize, first: usize) -> Vec<u8> {
+pub(crate) fn generated_csv(rows: usize, first: usize) -> Vec<u8> {
     let mut csv = Vec::with_capacity(rows * 200);
     csv.extend_from_slice(
         b"full_name,email,phone,dob,gender,kyc_status,segment,occupation,annual_income,credit_score,state,city,pin_code\n",

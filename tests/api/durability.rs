@@ -63,6 +63,7 @@ fn processor(app: &TestApp, queue: &Queue) -> Processor {
         pool: app.state.platform.clone(),
         queue: queue.clone(),
         range_size: 1_000,
+        imports: None,
     }
 }
 
@@ -324,6 +325,7 @@ async fn a_job_without_progress_is_given_up_after_the_maximum_attempts() {
     let (queue, mut receiver) = Queue::in_process();
     let worker = Processor {
         range_size: 1_000_000,
+        imports: None,
         ..processor(&app, &queue)
     };
     eager_relay(&app, &queue, 3)
@@ -393,6 +395,7 @@ async fn re_processing_an_active_campaign_hides_its_audience_until_the_new_one_i
 
     let worker = Processor {
         range_size: 1_000_000,
+        imports: None,
         ..processor(&app, &held_queue)
     };
     for body in drain(&mut held) {
@@ -556,7 +559,8 @@ async fn a_restart_on_the_in_process_queue_re_drives_the_jobs_the_killed_process
     assert_eq!(campaign(&app, &fx, id).await["processing_status"], "queued");
     // The next process, on a new in-process queue: at start-up it re-drives at once rather
     // than after CAMPAIGN_STALE_AFTER_SECONDS.
-    let queue = offerctl_gateway::start_processor(app.state.platform.clone(), None, 1_000).await;
+    let queue =
+        offerctl_gateway::start_processor(app.state.platform.clone(), None, 1_000, None).await;
     let report = offerctl_gateway::redrive_after_restart(app.state.platform.clone(), queue, 3)
         .await
         .expect("re-drive");

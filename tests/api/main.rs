@@ -14,6 +14,7 @@ mod docs;
 mod durability;
 mod hardening;
 mod import_limits;
+mod import_parts;
 mod lambda;
 mod offers;
 mod openapi;

@@ -73,6 +73,7 @@ fn processor(app: &TestApp, range_size: i64) -> (Processor, shared::queue::InPro
             pool: app.state.platform.clone(),
             queue,
             range_size,
+            imports: None,
         },
         receiver,
     )

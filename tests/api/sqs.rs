@@ -82,6 +82,7 @@ async fn a_campaign_travels_through_sqs_and_a_poison_message_is_dead_lettered() 
         pool: app.state.platform.clone(),
         queue,
         range_size: 4_000,
+        imports: None,
     };
     app.import_demo_customers().await;
     let fx = app.tenant_with_offer("credit_card").await;

@@ -283,7 +283,8 @@ impl TestApp {
         .expect("config");
         let state = AppState::new(&config).expect("state");
         let queue =
-            offerctl_gateway::start_processor(state.platform.clone(), None, TEST_RANGE_SIZE).await;
+            offerctl_gateway::start_processor(state.platform.clone(), None, TEST_RANGE_SIZE, None)
+                .await;
         if let Some(interval) = options.relay_interval {
             offerctl_gateway::start_relay(
                 state.platform.clone(),

@@ -21,6 +21,9 @@
 //!   anyway is re-driven by the relay (`shared::relay`) once it is stale.
 //! - Figures (jobs started, finished and failed, rows matched, job duration) are emitted as
 //!   CloudWatch embedded-metric records (`shared::metrics`).
+//! - The same queue carries the steps of customer files imported in parts ([`ImportJob`]:
+//!   stage a part, or merge), which it hands to `bulk::import::parts` with its
+//!   [`ImportSteps`]; the messages they lead to are sent on the fast path as above.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use deadpool_postgres::Pool;
@@ -29,7 +32,7 @@ use shared::criteria::{Criteria, CriteriaError};
 use shared::db::{campaigns, outbox};
 use shared::domain::ProcessingStatus;
 use shared::metrics::{self, Metric};
-use shared::queue::{CampaignJob, IdRange, Queue, QueueError};
+use shared::queue::{CampaignJob, IdRange, ImportJob, Queue, QueueError};
 use uuid::Uuid;
 
 /// Most ranges one job is split into.
@@ -51,6 +54,10 @@ pub enum JobError {
     /// Range jobs could not be enqueued.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// A step of a customer file imported in parts failed (S3, the database, the stream);
+    /// the redelivered message goes on where it stopped.
+    #[error("customer import step: {0}")]
+    Import(#[from] bulk::BulkError),
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] ApiError),
@@ -96,6 +103,7 @@ impl JobError {
             Self::Queue(_) => {
                 "the campaign queue refused messages; they are retried automatically".into()
             }
+            Self::Import(_) => "a customer import step failed; it is retried automatically".into(),
             Self::Database(_) => {
                 "the database was unavailable during processing; the job is retried \
                  automatically"
@@ -133,6 +141,18 @@ pub enum Outcome {
     Duplicate,
     /// The campaign has moved on to a newer job; this message is obsolete.
     Stale,
+    /// A step of a customer file imported in parts ran (or found itself done).
+    ImportStep(ImportJob),
+}
+
+/// What the processor needs for the steps of customer files imported in parts: the S3
+/// client and the import's limits.
+#[derive(Debug, Clone)]
+pub struct ImportSteps {
+    /// The S3 client.
+    pub s3: aws_sdk_s3::Client,
+    /// The import's limits and part size.
+    pub options: bulk::import::ImportOptions,
 }
 
 /// The name this function's metrics carry.
@@ -147,6 +167,9 @@ pub struct Processor {
     pub queue: Queue,
     /// Customers per range job.
     pub range_size: i64,
+    /// For import steps; without it an import step fails (and reaches the dead-letter
+    /// queue).
+    pub imports: Option<ImportSteps>,
 }
 
 impl Processor {
@@ -205,6 +228,9 @@ impl Processor {
     /// # Errors
     /// [`JobError`]; the failure is also recorded on the campaign when it names one.
     pub async fn handle_body(&self, body: &str) -> Result<Outcome, JobError> {
+        if let Ok(step) = serde_json::from_str::<ImportJob>(body) {
+            return self.import_step(step).await;
+        }
         let job: CampaignJob =
             serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))?;
         let result = match job.range {
@@ -238,6 +264,21 @@ impl Processor {
             }
         }
         result
+    }
+
+    /// A step of a customer file imported in parts, then the fast path for the messages it
+    /// wrote.
+    async fn import_step(&self, step: ImportJob) -> Result<Outcome, JobError> {
+        let Some(imports) = &self.imports else {
+            return Err(JobError::Malformed(
+                "an import step reached a processor without S3 access".into(),
+            ));
+        };
+        bulk::import::parts::handle(&self.pool, &imports.s3, step, imports.options).await?;
+        if let Err(err) = shared::relay::send_imports(&self.pool, &self.queue).await {
+            tracing::warn!(error = %err, "import messages left for the scheduled relay");
+        }
+        Ok(Outcome::ImportStep(step))
     }
 
     /// Emits the figures of a finished job.

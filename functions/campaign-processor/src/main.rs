@@ -1,4 +1,4 @@
-//! Lambda entry point of `campaign-processor`: builds the pool and queue client once, then
+//! Lambda entry point of `campaign-processor`: builds the pool, the queue and S3 clients once, then
 //! handles SQS events, answering `batchItemFailures` (`ReportBatchItemFailures`).
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -11,6 +11,10 @@ async fn main() -> Result<(), Error> {
         pool: shared::db::pool(&database, shared::db::Scope::Platform)?,
         queue: shared::queue::Queue::sqs_from_env().await?,
         range_size: shared::config::ProcessorConfig::from_lookup(shared::config::env)?.range_size,
+        imports: Some(campaign_processor::ImportSteps {
+            s3: bulk::s3::client_from_env().await,
+            options: bulk::import::ImportOptions::from_env(None)?,
+        }),
     };
     let processor = &processor;
     lambda_runtime::run(service_fn(

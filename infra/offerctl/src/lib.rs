@@ -172,12 +172,19 @@ pub async fn redrive_after_restart(
 
 /// Starts the campaign processor in the background and returns the queue that feeds it:
 /// the SQS queue at `queue_url`, polled by a task, or (without a URL) a new in-process
-/// queue consumed by a task. `range_size` is the processor's customers per range job.
-pub async fn start_processor(pool: Pool, queue_url: Option<String>, range_size: i64) -> Queue {
+/// queue consumed by a task. `range_size` is the processor's customers per range job;
+/// `imports`, when there is a data bucket, lets it run the steps of files imported in parts.
+pub async fn start_processor(
+    pool: Pool,
+    queue_url: Option<String>,
+    range_size: i64,
+    imports: Option<campaign_processor::ImportSteps>,
+) -> Queue {
     let processor = |queue: &Queue| Processor {
         pool,
         queue: queue.clone(),
         range_size,
+        imports,
     };
     match queue_url {
         Some(url) => {

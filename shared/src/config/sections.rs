@@ -149,20 +149,29 @@ impl RelayConfig {
 /// larger one gets a `too_large` result before anything is read), in bytes, default
 /// [`ImportConfig::DEFAULT_MAX_BYTES`]; `CUSTOMER_IMPORT_MAX_DECOMPRESSED_BYTES`, the most
 /// a file may hold once decompressed (S3 and `offerctl import-customers`; reading stops at
-/// the first byte past it), default [`ImportConfig::DEFAULT_MAX_DECOMPRESSED_BYTES`].
+/// the first byte past it), default [`ImportConfig::DEFAULT_MAX_DECOMPRESSED_BYTES`];
+/// `CUSTOMER_IMPORT_PART_BYTES`, the size of the parts a larger file is imported in, each by
+/// an invocation of its own (decompressed bytes, at least 1 MiB), default
+/// [`ImportConfig::DEFAULT_PART_BYTES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImportConfig {
     /// Largest object, in bytes.
     pub max_bytes: u64,
     /// Largest decompressed file, in bytes.
     pub max_decompressed_bytes: u64,
+    /// Decompressed bytes per part.
+    pub part_bytes: u64,
 }
 
 impl ImportConfig {
-    /// Default largest object: 4 GiB.
-    pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
+    /// Default largest object: 16 GiB, the decompressed limit (a file of any size is
+    /// imported in parts; the one pass that plans them reads it at S3's pace).
+    pub const DEFAULT_MAX_BYTES: u64 = 16 << 30;
     /// Default largest decompressed file: 16 GiB.
     pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 16 << 30;
+    /// Default part: 128 MiB (about 250,000 rows of 500 bytes, staged in seconds, well
+    /// inside the processor's 120 s).
+    pub const DEFAULT_PART_BYTES: u64 = 128 << 20;
 
     /// Reads the variables through `lookup`.
     ///
@@ -180,6 +189,11 @@ impl ImportConfig {
                 "CUSTOMER_IMPORT_MAX_DECOMPRESSED_BYTES",
                 Self::DEFAULT_MAX_DECOMPRESSED_BYTES,
                 1..=u64::MAX,
+            )?,
+            part_bytes: vars.number(
+                "CUSTOMER_IMPORT_PART_BYTES",
+                Self::DEFAULT_PART_BYTES,
+                (1 << 20)..=u64::MAX,
             )?,
         })
     }

@@ -1,5 +1,6 @@
-//! The import ledger (`customer_imports`, migrations V017 and V021): one row per object
-//! version (bucket, key, version id, ETag) the S3 import has seen, holding its status, its
+//! The import ledger (`customer_imports`, migrations V017, V021 and V024): one row per object
+//! version (bucket, key, version id, ETag) the S3 import has seen, holding its status
+//! (`importing` while a file in parts is staged and merged), its
 //! result JSON and, for a `failed` import, how many attempts it took and when it may be
 //! tried again (`retry_after`; none once the attempts are spent). The platform's customer
 //! records span tenants, so these are platform statements.
@@ -101,6 +102,24 @@ pub async fn record(
         )
         .await?;
     Ok(())
+}
+
+/// The attempts the ledger counts for `object` (1 when it has no row).
+///
+/// # Errors
+/// Database failures.
+pub async fn attempts(
+    client: &impl GenericClient,
+    object: ObjectVersion<'_>,
+) -> Result<u32, ApiError> {
+    Ok(client
+        .query_opt_cached(
+            "select attempts from customer_imports
+             where bucket = $1 and key = $2 and version_id = $3 and etag = $4",
+            &object.params(),
+        )
+        .await?
+        .map_or(1, |row| u32::try_from(row.get::<_, i32>(0)).unwrap_or(1)))
 }
 
 /// How many attempts at `object` failed so far (0 when none did, or its import finished).

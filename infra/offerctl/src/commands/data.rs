@@ -17,7 +17,12 @@ pub(crate) async fn import_customers(file: &str, retry: bool) -> anyhow::Result<
         if retry && !bulk::import::allow_retry(&pool, &object).await? {
             bail!("{file}: its current version has no failed import to retry");
         }
-        let options = bulk::import::ImportOptions::from_env(None)?;
+        // A file in parts runs every part and the merge here, as the functions would (and a
+        // planned import whose messages were lost is finished by running this again).
+        let options = bulk::import::ImportOptions {
+            driver: shared::db::customer_import::parts::Driver::Inline,
+            ..bulk::import::ImportOptions::from_env(None)?
+        };
         let (result, _) = bulk::import::import_object(&pool, &s3, &object, options).await?;
         println!("{}", serde_json::to_string_pretty(&result)?);
         if result.status != bulk::import::ImportStatus::Imported {

@@ -15,8 +15,20 @@ pub(crate) async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let relay = RelayConfig::from_lookup(env)?;
     let s3 = S3Config::from_lookup(env);
     let state = AppState::new(&config)?;
-    let queue =
-        offerctl::start_processor(state.platform.clone(), queue_url.clone(), range_size).await;
+    let imports = match &s3.data_bucket {
+        Some(_) => Some(campaign_processor::ImportSteps {
+            s3: bulk::s3::client_from_env().await,
+            options: bulk::import::ImportOptions::from_env(None)?,
+        }),
+        None => None,
+    };
+    let queue = offerctl::start_processor(
+        state.platform.clone(),
+        queue_url.clone(),
+        range_size,
+        imports,
+    )
+    .await;
     let policy = relay.redrive;
     if queue_url.is_none() {
         redrive_previous(&state, &queue, policy.max_attempts).await?;

@@ -147,6 +147,28 @@ pub(super) struct Limited<R> {
     line: u64,
     record_line: u64,
     header: bool,
+    cuts: Option<Cuts>,
+}
+
+/// A place where a part of the file may begin: just after a line feed that ends a record
+/// (outside quotes), so that the bytes from here on parse, after the header, exactly as
+/// they do in the whole file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Boundary {
+    /// Byte offset in the decompressed file.
+    pub offset: u64,
+    /// The file line (1-based) that begins there.
+    pub line: u64,
+}
+
+/// The record boundaries [`Limited::cutting`] collects: where the header ends, and from
+/// there the first boundary at or past every `every` bytes.
+#[derive(Debug)]
+pub(super) struct Cuts {
+    every: u64,
+    next_at: u64,
+    pub(super) header_end: Option<Boundary>,
+    pub(super) found: Vec<Boundary>,
 }
 
 impl<R: Read> Limited<R> {
@@ -161,6 +183,44 @@ impl<R: Read> Limited<R> {
             line: 1,
             record_line: 1,
             header: true,
+            cuts: None,
+        }
+    }
+
+    /// [`Limited::new`] that also collects the header's end and a record boundary at or past
+    /// every `every` bytes after it ([`Limited::cuts`]).
+    pub(super) fn cutting(inner: R, limits: ImportLimits, every: u64) -> Self {
+        Self {
+            cuts: Some(Cuts {
+                every: every.max(1),
+                next_at: 0,
+                header_end: None,
+                found: Vec::new(),
+            }),
+            ..Self::new(inner, limits)
+        }
+    }
+
+    /// The boundaries collected so far (none unless made by [`Limited::cutting`]).
+    pub(super) fn cuts(&self) -> Option<&Cuts> {
+        self.cuts.as_ref()
+    }
+
+    /// Notes a line feed outside quotes that ended at `offset` (the next byte's).
+    fn line_feed(&mut self, offset: u64) {
+        let (header, line) = (self.header, self.line);
+        let Some(cuts) = self.cuts.as_mut() else {
+            return;
+        };
+        let here = Boundary { offset, line };
+        if cuts.header_end.is_none() {
+            if !header {
+                cuts.header_end = Some(here);
+                cuts.next_at = offset.saturating_add(cuts.every);
+            }
+        } else if offset >= cuts.next_at {
+            cuts.found.push(here);
+            cuts.next_at = offset.saturating_add(cuts.every);
         }
     }
 
@@ -218,12 +278,16 @@ impl<R: Read> Limited<R> {
 impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let read = self.inner.read(buf)?;
+        let start = self.total;
         self.total += read as u64;
         if self.total > self.limits.file_bytes {
             return Err(self.exceeded(ImportLimit::FileBytes, self.limits.file_bytes));
         }
-        for &byte in &buf[..read] {
+        for (at, &byte) in (start..).zip(&buf[..read]) {
             self.step(byte)?;
+            if byte == b'\n' && self.state == State::FieldStart && self.cuts.is_some() {
+                self.line_feed(at + 1);
+            }
         }
         Ok(read)
     }

@@ -25,11 +25,13 @@ use super::customers::RECORD_COLUMNS;
 use crate::error::{ApiError, FieldError};
 
 mod limits;
+pub mod parts;
 mod reader;
+pub mod split;
 
-pub use limits::{ImportLimit, ImportLimits, LimitExceeded};
+pub use limits::{Boundary, ImportLimit, ImportLimits, LimitExceeded};
 pub use reader::CONSENT_COLUMNS;
-use reader::parse;
+use reader::{Numbering, parse};
 
 /// Most problems listed in one refused import (the count covers all of them).
 pub const MAX_REPORTED_IMPORT_ERRORS: usize = 100;
@@ -200,7 +202,8 @@ pub async fn import_csv<R: Read + Send + 'static>(
     let sink = begin_staging(tx).await?;
     futures_util::pin_mut!(sink);
     let (chunks, received) = mpsc::channel::<Bytes>(COPY_CHANNEL_SLOTS);
-    let parser = tokio::task::spawn_blocking(move || parse(source, limits, &chunks));
+    let parser =
+        tokio::task::spawn_blocking(move || parse(source, limits, Numbering::default(), &chunks));
     if !forward(received, sink.as_mut(), deadline).await? {
         // Out of time: dropping the receiver stopped the parser at its next chunk; dropping
         // the sink unfinished aborts the COPY.
@@ -212,7 +215,7 @@ pub async fn import_csv<R: Read + Send + 'static>(
     }
     let parsed = parser.await.map_err(ApiError::internal)??;
     sink.finish().await?;
-    let (repeats, duplicates) = duplicate_problems(tx).await?;
+    let (repeats, duplicates) = duplicate_problems(tx, None).await?;
     if parsed.total_problems + repeats > 0 {
         return Err(ImportError::Invalid {
             total: parsed.total_problems + repeats,
@@ -299,10 +302,10 @@ async fn apply(
     tx: &deadpool_postgres::Transaction<'_>,
     rows: u64,
 ) -> Result<ImportSummary, tokio_postgres::Error> {
-    let row = tx.query_one(UPSERT_SQL.as_str(), &[]).await?;
+    let row = tx.query_one(UPSERT_SQL[0].as_str(), &[]).await?;
     let inserted = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
     let updated = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-    let consents = tx.query_one(CONSENTS_SQL.as_str(), &[]).await?;
+    let consents = tx.query_one(CONSENTS_SQL[0].as_str(), &[]).await?;
     Ok(ImportSummary {
         rows,
         inserted,
@@ -312,9 +315,33 @@ async fn apply(
     })
 }
 
+/// Where staged rows are: the whole file's temporary table, or one batch of a split file's
+/// staged rows (`$1` the import, lines `$2 < line <= $3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Staged {
+    Temporary,
+    Batch,
+}
+
+impl Staged {
+    /// The staged rows as a relation named `i`.
+    const fn relation(self) -> &'static str {
+        match self {
+            Self::Temporary => "customer_import i",
+            Self::Batch => {
+                "(select * from customer_import_rows
+                  where import_id = $1 and line > $2 and line <= $3) i"
+            }
+        }
+    }
+}
+
 /// Inserts new customers and updates those whose fields differ, in file order; answers
-/// `(inserted, updated)`.
-static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+/// `(inserted, updated)`. One statement per [`Staged`] source.
+static UPSERT_SQL: LazyLock<[String; 2]> =
+    LazyLock::new(|| [Staged::Temporary, Staged::Batch].map(upsert_sql));
+
+fn upsert_sql(staged: Staged) -> String {
     let list = |prefix: &str| {
         RECORD_COLUMNS
             .iter()
@@ -330,21 +357,26 @@ static UPSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     let columns = list("");
     let current = list("customers.");
     let incoming = list("excluded.");
+    let source = staged.relation();
     format!(
         "with upserted as (
            insert into customers ({columns})
-           select {columns} from customer_import order by line
+           select {columns} from {source} order by line
            on conflict (email) do update set {assignments}, updated_at = now()
            where ({current}) is distinct from ({incoming})
            returning (xmax = 0) as inserted)
          select count(*) filter (where inserted), count(*) filter (where not inserted)
          from upserted"
     )
-});
+}
 
-/// The staging table's consent cells applied through [`super::consents::change_sql`]
-/// (source `csv import`); answers how many changed.
-static CONSENTS_SQL: LazyLock<String> = LazyLock::new(|| {
+/// The staged consent cells applied through [`super::consents::change_sql`] (source `csv
+/// import`); answers how many changed. One statement per [`Staged`] source.
+static CONSENTS_SQL: LazyLock<[String; 2]> =
+    LazyLock::new(|| [Staged::Temporary, Staged::Batch].map(consents_sql));
+
+fn consents_sql(staged: Staged) -> String {
+    let source = staged.relation();
     let values = CONSENT_COLUMNS
         .iter()
         .map(|(column, channel)| format!("('{}', i.{column})", channel.as_str()))
@@ -353,25 +385,31 @@ static CONSENTS_SQL: LazyLock<String> = LazyLock::new(|| {
     super::consents::change_sql(
         &format!(
             "select c.id as customer_id, w.channel, w.status
-             from customer_import i join customers c on c.email = i.email
+             from {source} join customers c on c.email = i.email
              cross join lateral (values {values}) as w(channel, status)
              where w.status is not null"
         ),
         "'csv import'",
         "null",
     )
-});
+}
 
 /// The lines whose e-mail an earlier line already has: how many, and the first
 /// [`MAX_REPORTED_IMPORT_ERRORS`] of them by line (a file of millions of repeats is not
-/// read into memory).
+/// read into memory). The rows are the temporary table's, or with `import_id` every staged
+/// row of that split file's import.
 async fn duplicate_problems(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl deadpool_postgres::GenericClient,
+    import_id: Option<i64>,
 ) -> Result<(u64, Vec<ImportProblem>), ImportError> {
+    let source = match import_id {
+        None => "(select line, email from customer_import where $1::bigint is null)",
+        Some(_) => "(select line, email from customer_import_rows where import_id = $1)",
+    };
     let any = tx
         .query_one(
-            "select exists (select 1 from customer_import group by email having count(*) > 1)",
-            &[],
+            &format!("select exists (select 1 from {source} s group by email having count(*) > 1)"),
+            &[&import_id],
         )
         .await?;
     if !any.get::<_, bool>(0) {
@@ -380,11 +418,13 @@ async fn duplicate_problems(
     let limit = i64::try_from(MAX_REPORTED_IMPORT_ERRORS).unwrap_or(i64::MAX);
     let rows = tx
         .query(
-            "select count(*) over (), line, email, first from (
-                 select line, email, min(line) over (partition by email) as first
-                 from customer_import) d
-             where line <> first order by line limit $1",
-            &[&limit],
+            &format!(
+                "select count(*) over (), line, email, first from (
+                     select line, email, min(line) over (partition by email) as first
+                     from {source} s) d
+                 where line <> first order by line limit $2"
+            ),
+            &[&import_id, &limit],
         )
         .await?;
     let total = rows

@@ -39,13 +39,15 @@ impl Parsed {
 struct ChunkWriter<'a> {
     writer: csv::Writer<Vec<u8>>,
     chunks: &'a mpsc::Sender<Bytes>,
+    prefix: Option<&'a str>,
 }
 
 impl<'a> ChunkWriter<'a> {
-    fn new(chunks: &'a mpsc::Sender<Bytes>) -> Self {
+    fn new(chunks: &'a mpsc::Sender<Bytes>, prefix: Option<&'a str>) -> Self {
         Self {
             writer: Self::buffer(),
             chunks,
+            prefix,
         }
     }
 
@@ -56,6 +58,11 @@ impl<'a> ChunkWriter<'a> {
     /// Writes one row's cells; sends the chunk when it is full. `false` when the COPY side
     /// stopped (out of time, or the database failed: it reports why).
     fn write(&mut self, cells: Vec<String>) -> Result<bool, ImportError> {
+        if let Some(prefix) = self.prefix {
+            self.writer
+                .write_field(prefix)
+                .map_err(ApiError::internal)?;
+        }
         self.writer
             .write_record(cells)
             .map_err(ApiError::internal)?;
@@ -89,7 +96,7 @@ type CsvReader = csv::Reader<Box<dyn Read>>;
 /// read in turn; the decompressed bytes held to `limits`) and the header's trimmed names:
 /// 422 for a header that repeats a column or lacks `full_name` or `email`,
 /// [`ImportError::TooLarge`] for one past its limits.
-fn open_csv<R: Read + 'static>(
+pub(super) fn open_csv<R: Read + 'static>(
     source: R,
     limits: ImportLimits,
 ) -> Result<(CsvReader, Vec<String>), ImportError> {
@@ -109,7 +116,7 @@ fn open_csv<R: Read + 'static>(
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(input);
-    let headers = reader.headers().map_err(|err| match classify(err, 1) {
+    let headers = reader.headers().map_err(|err| match classify(err, 1, 0) {
         ReadFailure::Row(problem) | ReadFailure::Broken(problem) => {
             ImportError::header(problem.reason)
         }
@@ -180,27 +187,41 @@ fn check_row(
     (staged, problems)
 }
 
+/// Where a parser's rows go and how its lines are numbered: a whole file's, or one part's of
+/// a split file.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Numbering<'a> {
+    /// Added to the line numbers the reader counts (a part read after the header: its first
+    /// line less the header's line count, less one).
+    pub(super) line_offset: u64,
+    /// A first COPY cell of every row (the staged part's import id).
+    pub(super) prefix: Option<&'a str>,
+}
+
 /// The parser thread: reads `source`, checks every row and sends the valid ones as COPY data
-/// chunks (line number first, then [`RECORD_COLUMNS`], then [`CONSENT_COLUMNS`]).
+/// chunks (the prefix cell if any, the line number, then [`RECORD_COLUMNS`], then
+/// [`CONSENT_COLUMNS`]).
 pub(super) fn parse<R: Read + 'static>(
     source: R,
     limits: ImportLimits,
+    numbering: Numbering<'_>,
     chunks: &mpsc::Sender<Bytes>,
 ) -> Result<Parsed, ImportError> {
     let (mut reader, names) = open_csv(source, limits)?;
+    let offset = numbering.line_offset;
     let mut parsed = Parsed {
         rows: 0,
         total_problems: 0,
         problems: Vec::new(),
     };
-    let mut writer = ChunkWriter::new(chunks);
+    let mut writer = ChunkWriter::new(chunks, numbering.prefix);
     let mut row = csv::StringRecord::new();
     loop {
         let line = reader.position().line();
         match reader.read_record(&mut row) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(err) => match classify(err, line) {
+            Err(err) => match classify(err, line, offset) {
                 ReadFailure::Row(problem) => {
                     parsed.rows += 1;
                     parsed.report(problem);
@@ -215,7 +236,7 @@ pub(super) fn parse<R: Read + 'static>(
             },
         }
         parsed.rows += 1;
-        let line = row.position().map_or(line, csv::Position::line);
+        let line = row.position().map_or(line, csv::Position::line) + offset;
         let (staged, problems) = check_row(&names, &row, line);
         if let Some(cells) = staged
             && !writer.write(cells)?
@@ -246,10 +267,11 @@ enum ReadFailure {
     Source(std::io::Error),
 }
 
-fn classify(err: csv::Error, line: u64) -> ReadFailure {
-    let line = err.position().map_or(line, csv::Position::line);
+fn classify(err: csv::Error, line: u64, offset: u64) -> ReadFailure {
+    let line = err.position().map_or(line, csv::Position::line) + offset;
     if let csv::ErrorKind::Io(io) = err.kind() {
-        if let Some(limit) = limit_of(io) {
+        if let Some(mut limit) = limit_of(io) {
+            limit.line += offset;
             return ReadFailure::Limit(limit);
         }
         use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};

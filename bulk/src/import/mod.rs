@@ -17,12 +17,19 @@
 //!    reads the file again and refuses it again.
 //! 5. The result object is written last, from the ledger's copy. A kill before it leaves
 //!    the import done and recorded; the retry takes step 1 and writes it.
+//!
+//! A file larger than the part size ([`ImportOptions::part_bytes`]) takes the steps of
+//! [`parts`] instead of 3: planned here, its parts staged and merged by queue messages.
+//! Its result object says `importing` until they end.
+
+pub mod parts;
 
 use shared::db::customer_imports::{self, ObjectVersion};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::db::customer_import::parts::{self as staged, Driver};
 use shared::db::customer_import::{
     self, ImportError, ImportLimits, ImportProblem, ImportSummary, LimitExceeded,
 };
@@ -74,6 +81,13 @@ pub struct ImportOptions {
     pub deadline: Option<Instant>,
     /// How often, and when, a failed attempt is tried again.
     pub retry: ImportRetry,
+    /// Decompressed bytes per part of a file imported in parts ([`parts`]); env
+    /// `CUSTOMER_IMPORT_PART_BYTES`, default
+    /// [`shared::config::ImportConfig::DEFAULT_PART_BYTES`].
+    pub part_bytes: u64,
+    /// Who runs a planned file's parts: the queue (the function), or this process
+    /// (`offerctl import-customers s3://…`).
+    pub driver: Driver,
 }
 
 /// The retries of an import that failed for a reason not in its file.
@@ -116,7 +130,8 @@ impl Default for ImportRetry {
 
 impl ImportOptions {
     /// From the environment (`CUSTOMER_IMPORT_MAX_BYTES`,
-    /// `CUSTOMER_IMPORT_MAX_DECOMPRESSED_BYTES`) and a deadline.
+    /// `CUSTOMER_IMPORT_MAX_DECOMPRESSED_BYTES`, `CUSTOMER_IMPORT_PART_BYTES`) and a
+    /// deadline; parts driven by the queue.
     ///
     /// # Errors
     /// [`shared::config::ConfigError`] naming the variable if it is not a positive number.
@@ -127,6 +142,8 @@ impl ImportOptions {
             limits: ImportLimits::with_file_bytes(config.max_decompressed_bytes),
             deadline,
             retry: ImportRetry::default(),
+            part_bytes: config.part_bytes,
+            driver: Driver::Queue,
         })
     }
 }
@@ -135,6 +152,9 @@ impl ImportOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportStatus {
+    /// The file is being imported in parts (planned; staged and merged by queue messages);
+    /// the result object is replaced when they end.
+    Importing,
     /// Every row was applied.
     Imported,
     /// The file has bad lines (listed); nothing was applied.
@@ -155,6 +175,7 @@ impl ImportStatus {
     /// The ledger's name for it.
     pub const fn as_str(self) -> &'static str {
         match self {
+            Self::Importing => "importing",
             Self::Imported => "imported",
             Self::Rejected => "rejected",
             Self::TooLarge => "too_large",
@@ -226,6 +247,9 @@ pub struct ImportResult {
     /// Attempts so far, this one included (more than 1 only after failed ones).
     #[serde(default = "first_attempt")]
     pub attempts: u32,
+    /// For a file imported in parts, how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<u32>,
     /// The counts, when imported.
     pub summary: Option<ImportSummary>,
     /// How many problems the file has (all of them, listed or not).
@@ -294,27 +318,13 @@ pub async fn import_object(
 ) -> Result<(ImportResult, Handled), BulkError> {
     let started = Instant::now();
     if let Some(result) = recorded(pool, object).await? {
+        if result.status == ImportStatus::Importing && options.driver == Driver::Inline {
+            return resume(pool, s3, object, options, result).await;
+        }
         write_result(s3, object, &result).await?;
         return Ok((result, Handled::Before));
     }
-    let mut result = ImportResult {
-        bucket: object.location.bucket.clone(),
-        key: object.location.key.clone(),
-        version_id: object.version_id.clone(),
-        etag: object.etag.clone(),
-        status: ImportStatus::Imported,
-        detail: String::new(),
-        limit: None,
-        integrity: None,
-        attempts: 1,
-        summary: None,
-        problems_total: 0,
-        problems: Vec::new(),
-        bytes: object.size.unwrap_or(0),
-        duration_ms: 0,
-        peak_rss_bytes: None,
-        finished_at: Utc::now(),
-    };
+    let mut result = blank_result(object);
     match attempt(pool, s3, object, options, &mut result, started).await {
         Ok(None) => {}
         Ok(Some(done)) => {
@@ -324,11 +334,64 @@ pub async fn import_object(
         Err(err) => return failed(pool, s3, object, options.retry, result, started, err).await,
     }
     write_result(s3, object, &result).await?;
+    if result.status == ImportStatus::Importing {
+        tracing::info!(object = %object.location, parts = result.parts, "customer import planned in parts");
+        return Ok((result, Handled::Now));
+    }
     emit_metrics(&result);
     tracing::info!(object = %object.location, status = result.status.as_str(),
         rows = result.summary.map(|s| s.rows), problems = result.problems_total,
         duration_ms = result.duration_ms, "customer import");
     Ok((result, Handled::Now))
+}
+
+/// A planned import run on in this process ([`Driver::Inline`]): its parts left and its
+/// merge; answers the final result (or the `importing` one when its job is gone).
+async fn resume(
+    pool: &deadpool_postgres::Pool,
+    s3: &aws_sdk_s3::Client,
+    object: &ImportObject,
+    options: ImportOptions,
+    importing: ImportResult,
+) -> Result<(ImportResult, Handled), BulkError> {
+    let job = {
+        let client = pool.get().await.map_err(shared::ApiError::from)?;
+        staged::job_of(&client, object.ledger_key()).await?
+    };
+    let finished = match job {
+        Some(id) => parts::run_job(pool, s3, id, options).await?,
+        None => None,
+    };
+    match finished {
+        Some(result) => Ok((result, Handled::Now)),
+        None => Ok((
+            recorded(pool, object).await?.unwrap_or(importing),
+            Handled::Before,
+        )),
+    }
+}
+
+/// A result with nothing found yet.
+fn blank_result(object: &ImportObject) -> ImportResult {
+    ImportResult {
+        bucket: object.location.bucket.clone(),
+        key: object.location.key.clone(),
+        version_id: object.version_id.clone(),
+        etag: object.etag.clone(),
+        status: ImportStatus::Imported,
+        detail: String::new(),
+        limit: None,
+        integrity: None,
+        attempts: 1,
+        parts: None,
+        summary: None,
+        problems_total: 0,
+        problems: Vec::new(),
+        bytes: object.size.unwrap_or(0),
+        duration_ms: 0,
+        peak_rss_bytes: None,
+        finished_at: Utc::now(),
+    }
 }
 
 /// One attempt: the import's transaction, or a refusal recorded; `Some` with the result of
@@ -343,10 +406,20 @@ async fn attempt(
 ) -> Result<Option<ImportResult>, BulkError> {
     let outcome = if object.size.is_some_and(|size| size > options.max_bytes) {
         Applied::Refused(too_large(object.size.unwrap_or(0), options.max_bytes))
+    } else if in_parts(s3, object, options).await? {
+        parts::plan(pool, s3, object, options, result).await?
     } else {
         apply(pool, s3, object, options, result, started).await?
     };
     match outcome {
+        Applied::Planned(id) => {
+            if options.driver == Driver::Inline
+                && let Some(done) = parts::run_job(pool, s3, id, options).await?
+            {
+                *result = done;
+            }
+            Ok(None)
+        }
         Applied::Done => Ok(None),
         Applied::AlreadyDone(done) => Ok(Some(*done)),
         Applied::Refused(refusal) => {
@@ -481,8 +554,45 @@ fn past_limit(limit: LimitExceeded) -> Refusal {
     }
 }
 
+/// Whether `object` is imported in parts ([`parts::splits`]): a gzip object's first bytes
+/// are read to tell (one small range GET), only when its size could be split either way.
+async fn in_parts(
+    s3: &aws_sdk_s3::Client,
+    object: &ImportObject,
+    options: ImportOptions,
+) -> Result<bool, BulkError> {
+    let Some(size) = object.size else {
+        return Ok(false);
+    };
+    if !parts::splits(size, true, options.part_bytes) {
+        return Ok(false);
+    }
+    if parts::splits(size, false, options.part_bytes) {
+        return Ok(true);
+    }
+    let reader = s3::open_range(
+        s3,
+        &object.location,
+        Some(&object.version_id),
+        Some(&object.etag),
+        0,
+        2,
+    )
+    .await?;
+    let first = tokio::task::spawn_blocking(move || {
+        let mut first = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(reader, 2), &mut first).map(|_| first)
+    })
+    .await
+    .map_err(|e| BulkError::Inconsistent(e.to_string()))?
+    .map_err(BulkError::Read)?;
+    Ok(first.starts_with(&[0x1f, 0x8b]))
+}
+
 /// What the import's transaction did.
 enum Applied {
+    /// Planned in parts: the job's id.
+    Planned(i64),
     /// Imported and committed.
     Done,
     /// A concurrent delivery of the same event imported it first.
@@ -503,12 +613,8 @@ async fn apply(
     let mut client = pool.get().await.map_err(shared::ApiError::from)?;
     let tx = client.transaction().await?;
     let Some(attempt) = customer_imports::claim(&tx, object.ledger_key()).await? else {
-        // A duplicate event imported it meanwhile (this insert waited for its commit).
         drop(tx);
-        let done = recorded(pool, object)
-            .await?
-            .ok_or_else(|| BulkError::Inconsistent("the import ledger row vanished".into()))?;
-        return Ok(Applied::AlreadyDone(Box::new(done)));
+        return already_done(pool, object).await;
     };
     result.attempts = u32::try_from(attempt).unwrap_or(1);
     let reader = match open_pinned(s3, object, options.max_bytes, result).await? {
@@ -553,6 +659,18 @@ async fn apply(
         Err(ImportError::Read(err)) => Err(BulkError::Read(err)),
         Err(ImportError::Database(err)) => Err(err.into()),
     }
+}
+
+/// A duplicate event imported (or planned) the object meanwhile: the claim's insert waited
+/// for its commit. Its recorded result.
+async fn already_done(
+    pool: &deadpool_postgres::Pool,
+    object: &ImportObject,
+) -> Result<Applied, BulkError> {
+    let done = recorded(pool, object)
+        .await?
+        .ok_or_else(|| BulkError::Inconsistent("the import ledger row vanished".into()))?;
+    Ok(Applied::AlreadyDone(Box::new(done)))
 }
 
 /// Opens the object version the event named (pinned to its version id and ETag) and notes
