@@ -80,24 +80,7 @@ pub async fn send(pool: &Pool, queue: &Queue, job: Option<Uuid>) -> Result<usize
 /// # Errors
 /// As [`send`].
 pub async fn send_imports(pool: &Pool, queue: &Queue) -> Result<usize, RelayError> {
-    let mut sent = 0;
-    loop {
-        let mut client = pool.get().await?;
-        let tx = client.transaction().await?;
-        let jobs = crate::db::customer_import::parts::take_messages(&tx, SEND_BATCH).await?;
-        if jobs.is_empty() {
-            return Ok(sent);
-        }
-        if let Err(err) = queue.send_all(&jobs).await {
-            tx.rollback().await?;
-            return Err(err.into());
-        }
-        tx.commit().await?;
-        sent += jobs.len();
-        if i64::try_from(jobs.len()).unwrap_or(i64::MAX) < SEND_BATCH {
-            return Ok(sent);
-        }
-    }
+    drain(pool, None, queue, Outbox::Imports).await
 }
 
 /// The fast path of a tenant route: sends job `job`'s outbox messages in tenant transactions
@@ -120,6 +103,26 @@ async fn send_scoped(
     queue: &Queue,
     job: Option<Uuid>,
 ) -> Result<usize, RelayError> {
+    drain(pool, tenant, queue, Outbox::Campaigns(job)).await
+}
+
+/// Which outbox a relay drains.
+#[derive(Debug, Clone, Copy)]
+enum Outbox {
+    /// `campaign_outbox` (only job `.0`'s messages, if given).
+    Campaigns(Option<Uuid>),
+    /// `import_outbox`.
+    Imports,
+}
+
+/// Sends an outbox's messages in transactions (in `tenant`, if given) of at most
+/// [`SEND_BATCH`], until a batch comes back short.
+async fn drain(
+    pool: &Pool,
+    tenant: Option<&TenantName>,
+    queue: &Queue,
+    outbox: Outbox,
+) -> Result<usize, RelayError> {
     let mut sent = 0;
     loop {
         let mut client = pool.get().await?;
@@ -127,23 +130,42 @@ async fn send_scoped(
         if let Some(tenant) = tenant {
             set_tenant(&tx, tenant).await?;
         }
-        let jobs = outbox::take(&tx, job, SEND_BATCH).await?;
-        if jobs.is_empty() {
-            return Ok(sent);
-        }
-        // The rows are deleted but not committed: if the send fails or this process dies,
-        // they come back for the next relay. On failure the rollback is awaited, so the rows
-        // are free for another relay by the time this returns.
-        if let Err(err) = queue.send_all(&jobs).await {
-            tx.rollback().await?;
-            return Err(err.into());
-        }
-        tx.commit().await?;
-        sent += jobs.len();
-        if i64::try_from(jobs.len()).unwrap_or(i64::MAX) < SEND_BATCH {
+        let batch = match outbox {
+            Outbox::Campaigns(job) => {
+                let jobs = outbox::take(&tx, job, SEND_BATCH).await?;
+                send_batch(tx, queue, &jobs).await?
+            }
+            Outbox::Imports => {
+                let jobs =
+                    crate::db::customer_import::parts::take_messages(&tx, SEND_BATCH).await?;
+                send_batch(tx, queue, &jobs).await?
+            }
+        };
+        sent += batch;
+        if i64::try_from(batch).unwrap_or(i64::MAX) < SEND_BATCH {
             return Ok(sent);
         }
     }
+}
+
+/// Sends `jobs`, taken (deleted) in `tx`, and commits; answers how many. The rows are
+/// deleted but not committed: if the send fails or this process dies, they come back for
+/// the next relay. On failure the rollback is awaited, so the rows are free for another
+/// relay by the time this returns.
+async fn send_batch(
+    tx: deadpool_postgres::Transaction<'_>,
+    queue: &Queue,
+    jobs: &[impl serde::Serialize],
+) -> Result<usize, RelayError> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    if let Err(err) = queue.send_all(jobs).await {
+        tx.rollback().await?;
+        return Err(err.into());
+    }
+    tx.commit().await?;
+    Ok(jobs.len())
 }
 
 /// What one sweep did.

@@ -3,14 +3,15 @@
 //! processor handles, through the moto S3 server. Checked against the same file imported in
 //! one invocation; with bad rows in the last part and e-mails repeated across parts; with
 //! steps delivered twice; and with `offerctl import-customers s3://…` killed (`kill -9`)
-//! while it stages and while it merges, its memory read from `/proc`.
+//! while it stages and while it merges, its memory read from `/proc`. The apps run no
+//! background relay: each test hands the import outbox's messages to its processor itself.
 
 use std::time::Duration;
 
 use bulk::import::{ImportOptions, ImportResult, ImportRetry, ImportStatus};
 use campaign_processor::{ImportSteps, Processor};
 use customer_import::Importer;
-use integration_tests::{DEMO_CUSTOMERS_CSV, PLATFORM_ROLE, TestApp, role_url_for};
+use integration_tests::{DEMO_CUSTOMERS_CSV, PLATFORM_ROLE, TestApp, TestOptions, role_url_for};
 use shared::db::customer_import::ImportLimits;
 use shared::db::customer_import::parts::Driver;
 use shared::queue::{InProcessReceiver, Queue};
@@ -154,7 +155,7 @@ async fn a_file_in_parts_applies_exactly_the_rows_one_invocation_gives() {
     let file = demo_with_consents();
     let size = file.len() as u64;
 
-    let whole = TestApp::spawn().await;
+    let whole = TestApp::spawn_with(TestOptions::without_relay()).await;
     let importer = Importer {
         pool: whole.state.platform.clone(),
         s3: s3.clone(),
@@ -176,7 +177,7 @@ async fn a_file_in_parts_applies_exactly_the_rows_one_invocation_gives() {
     );
 
     // Plain: byte ranges of the object.
-    let plain = TestApp::spawn().await;
+    let plain = TestApp::spawn_with(TestOptions::without_relay()).await;
     let (planned, result) = import_in_parts(
         &plain,
         &s3,
@@ -203,7 +204,7 @@ async fn a_file_in_parts_applies_exactly_the_rows_one_invocation_gives() {
     );
 
     // Gzip: decompressed once into plain part objects, deleted at the end.
-    let compressed = TestApp::spawn().await;
+    let compressed = TestApp::spawn_with(TestOptions::without_relay()).await;
     let (planned, result) = import_in_parts(
         &compressed,
         &s3,
@@ -248,7 +249,7 @@ async fn a_file_in_parts_applies_exactly_the_rows_one_invocation_gives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_row_in_the_last_part_or_an_email_repeated_across_parts_applies_nothing() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(TestOptions::without_relay()).await;
     let s3 = s3_client();
     let bucket = bucket(&s3).await;
     let text = String::from_utf8(demo_with_consents()).expect("utf-8");
@@ -321,7 +322,7 @@ async fn a_bad_row_in_the_last_part_or_an_email_repeated_across_parts_applies_no
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_delivered_twice_or_at_once_apply_every_row_once() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(TestOptions::without_relay()).await;
     let s3 = s3_client();
     let bucket = bucket(&s3).await;
     let file = generated_csv(120_000, 0);
@@ -442,7 +443,7 @@ fn run_offerctl(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_while_staging_and_while_merging_the_import_ends_with_every_row_applied_once() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(TestOptions::without_relay()).await;
     let s3 = s3_client();
     let bucket = bucket(&s3).await;
     let rows = 300_000;

@@ -257,7 +257,12 @@ fn only_the_functions_that_enqueue_may_send_and_only_the_processor_reads() {
             if policy.contains_key("Statement") {
                 // Inline statements: the data bucket's functions only (see the S3 test).
                 assert!(
-                    ["CustomerImportFunction", "HousekeepingFunction"].contains(&id.as_str()),
+                    [
+                        "CustomerImportFunction",
+                        "HousekeepingFunction",
+                        "CampaignProcessorFunction"
+                    ]
+                    .contains(&id.as_str()),
                     "{id}: inline policy statements"
                 );
                 continue;
@@ -377,8 +382,11 @@ fn the_data_bucket_is_private_and_each_function_reaches_only_its_own_prefixes() 
     );
     assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
     let statements = |function: &str| -> Vec<(Vec<String>, String)> {
-        resources[function]["Properties"]["Policies"][0]["Statement"]
+        resources[function]["Properties"]["Policies"]
             .as_sequence()
+            .expect("policies")
+            .iter()
+            .find_map(|p| p["Statement"].as_sequence())
             .expect("statements")
             .iter()
             .map(|s| {
@@ -403,6 +411,27 @@ fn the_data_bucket_is_private_and_each_function_reaches_only_its_own_prefixes() 
                 object("imports")
             ),
             (vec!["s3:PutObject".to_owned()], object("results")),
+            (
+                vec![
+                    "s3:PutObject".to_owned(),
+                    "s3:AbortMultipartUpload".to_owned()
+                ],
+                object("import-parts")
+            ),
+        ]
+    );
+    // The steps of files imported in parts: read the file or its part objects, write the
+    // result, delete the part objects.
+    assert_eq!(
+        statements("CampaignProcessorFunction"),
+        [
+            (
+                vec!["s3:GetObject".to_owned(), "s3:GetObjectVersion".to_owned()],
+                object("imports")
+            ),
+            (vec!["s3:GetObject".to_owned()], object("import-parts")),
+            (vec!["s3:PutObject".to_owned()], object("results")),
+            (vec!["s3:DeleteObject".to_owned()], object("import-parts")),
         ]
     );
     assert_eq!(

@@ -333,11 +333,16 @@ pub async fn import_object(
         }
         Err(err) => return failed(pool, s3, object, options.retry, result, started, err).await,
     }
-    write_result(s3, object, &result).await?;
-    if result.status == ImportStatus::Importing {
-        tracing::info!(object = %object.location, parts = result.parts, "customer import planned in parts");
+    if result.parts.is_some() {
+        // In parts: the plan's `importing` result, or (run here) the merge's, which wrote
+        // its result object and metrics.
+        if result.status == ImportStatus::Importing {
+            write_result(s3, object, &result).await?;
+            tracing::info!(object = %object.location, parts = result.parts, "customer import planned in parts");
+        }
         return Ok((result, Handled::Now));
     }
+    write_result(s3, object, &result).await?;
     emit_metrics(&result);
     tracing::info!(object = %object.location, status = result.status.as_str(),
         rows = result.summary.map(|s| s.rows), problems = result.problems_total,

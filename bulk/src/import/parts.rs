@@ -401,9 +401,9 @@ pub async fn merge(
     }
 }
 
-/// The result of a finished job (counts and problems filled in by the caller).
-fn job_result(job: &Job, status: ImportStatus, rows: u64) -> ImportResult {
-    let object = ImportObject {
+/// The object version a job imports.
+fn object_of(job: &Job) -> ImportObject {
+    ImportObject {
         location: Location {
             bucket: job.bucket.clone(),
             key: job.key.clone(),
@@ -411,7 +411,12 @@ fn job_result(job: &Job, status: ImportStatus, rows: u64) -> ImportResult {
         version_id: job.version_id.clone(),
         etag: job.etag.clone(),
         size: None,
-    };
+    }
+}
+
+/// The result of a finished job (counts and problems filled in by the caller).
+fn job_result(job: &Job, status: ImportStatus, rows: u64) -> ImportResult {
+    let object = object_of(job);
     let mut result = super::blank_result(&object);
     result.status = status;
     result.parts = Some(u32::try_from(job.parts).unwrap_or(u32::MAX));
@@ -435,15 +440,7 @@ async fn end(
     job: &Job,
     mut result: ImportResult,
 ) -> Result<Merged, BulkError> {
-    let object = ImportObject {
-        location: Location {
-            bucket: job.bucket.clone(),
-            key: job.key.clone(),
-        },
-        version_id: job.version_id.clone(),
-        etag: job.etag.clone(),
-        size: None,
-    };
+    let object = object_of(job);
     // The import's duration runs from its plan, in another invocation.
     let elapsed = (Utc::now() - job.started_at).to_std().unwrap_or_default();
     result.duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
