@@ -531,6 +531,32 @@ fn refusal(status: ImportStatus, detail: String) -> Refusal {
     }
 }
 
+/// The refusal of a file with bad lines: `total` of them, the first `problems`.
+fn rejected(total: u64, problems: Vec<ImportProblem>) -> Refusal {
+    let detail = format!(
+        "{total} problem(s) in the file (first {} listed); nothing was imported",
+        problems.len()
+    );
+    Refusal {
+        problems_total: total,
+        problems: problems.into_iter().map(ResultProblem::from).collect(),
+        ..refusal(ImportStatus::Rejected, detail)
+    }
+}
+
+/// The detail of an applied file (`parts`: of a file imported in parts).
+fn applied_detail(summary: &ImportSummary, parts: Option<i32>) -> String {
+    format!(
+        "{} rows{}: {} inserted, {} updated, {} unchanged; {} consents changed",
+        summary.rows,
+        parts.map(|n| format!(" in {n} parts")).unwrap_or_default(),
+        summary.inserted,
+        summary.updated,
+        summary.unchanged,
+        summary.consents_changed
+    )
+}
+
 /// The object name for the whole object's limit in results (`limit`).
 const OBJECT_BYTES_LIMIT: &str = "object_bytes";
 
@@ -629,29 +655,14 @@ async fn apply(
     match customer_import::import_csv(&tx, reader, options.limits, options.deadline).await {
         Ok(summary) => {
             result.summary = Some(summary);
-            result.detail = format!(
-                "{} rows: {} inserted, {} updated, {} unchanged; {} consents changed",
-                summary.rows,
-                summary.inserted,
-                summary.updated,
-                summary.unchanged,
-                summary.consents_changed
-            );
+            result.detail = applied_detail(&summary, None);
             finish(result, started);
             record(&tx, object, result).await?;
             tx.commit().await?;
             Ok(Applied::Done)
         }
         Err(ImportError::Invalid { total, problems }) => {
-            let detail = format!(
-                "{total} problem(s) in the file (first {} listed); nothing was imported",
-                problems.len()
-            );
-            Ok(Applied::Refused(Refusal {
-                problems_total: total,
-                problems: problems.into_iter().map(ResultProblem::from).collect(),
-                ..refusal(ImportStatus::Rejected, detail)
-            }))
+            Ok(Applied::Refused(rejected(total, problems)))
         }
         Err(ImportError::TooLarge(limit)) => Ok(Applied::Refused(past_limit(limit))),
         Err(ImportError::OutOfTime { rows }) => Ok(Applied::Refused(refusal(

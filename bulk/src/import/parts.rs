@@ -42,8 +42,8 @@ use shared::queue::ImportJob;
 use tokio::sync::mpsc;
 
 use super::{
-    Applied, ImportObject, ImportOptions, ImportResult, ImportStatus, Refusal, ResultProblem,
-    open_pinned, past_limit, record, refusal, write_result,
+    Applied, ImportObject, ImportOptions, ImportResult, ImportStatus, open_pinned, past_limit,
+    record, write_result,
 };
 use crate::s3::{self, Location, Upload};
 use crate::{BulkError, peak_rss_bytes};
@@ -163,15 +163,9 @@ pub(super) async fn plan(
 fn refused(err: shared::db::customer_import::ImportError) -> Result<Applied, BulkError> {
     use shared::db::customer_import::ImportError;
     match err {
-        ImportError::Invalid { total, problems } => Ok(Applied::Refused(Refusal {
-            problems_total: total,
-            detail: format!(
-                "{total} problem(s) in the file (first {} listed); nothing was imported",
-                problems.len()
-            ),
-            problems: problems.into_iter().map(ResultProblem::from).collect(),
-            ..refusal(ImportStatus::Rejected, String::new())
-        })),
+        ImportError::Invalid { total, problems } => {
+            Ok(Applied::Refused(super::rejected(total, problems)))
+        }
         ImportError::TooLarge(limit) => Ok(Applied::Refused(past_limit(limit))),
         ImportError::OutOfTime { .. } => Err(BulkError::Inconsistent(
             "the plan has no deadline of its own".into(),
@@ -339,13 +333,11 @@ pub async fn merge(
             let (rows, total, problems) =
                 staged::problems(&tx, id).await.map_err(import_failure)?;
             if total > 0 {
+                let refusal = super::rejected(total, problems);
                 let mut result = job_result(&job, ImportStatus::Rejected, rows);
-                result.detail = format!(
-                    "{total} problem(s) in the file (first {} listed); nothing was imported",
-                    problems.len()
-                );
-                result.problems_total = total;
-                result.problems = problems.into_iter().map(ResultProblem::from).collect();
+                result.detail = refusal.detail;
+                result.problems_total = refusal.problems_total;
+                result.problems = refusal.problems;
                 return end(s3, tx, &job, result).await;
             }
             staged::start_merge(&tx, id).await?;
@@ -373,15 +365,7 @@ pub async fn merge(
                 consents_changed: job.consents_changed,
             };
             result.summary = Some(summary);
-            result.detail = format!(
-                "{} rows in {} parts: {} inserted, {} updated, {} unchanged; {} consents changed",
-                summary.rows,
-                job.parts,
-                summary.inserted,
-                summary.updated,
-                summary.unchanged,
-                summary.consents_changed
-            );
+            result.detail = super::applied_detail(&summary, Some(job.parts));
             return end(s3, tx, &job, result).await;
         };
         staged::advance(&tx, id, &batch).await?;
