@@ -259,7 +259,8 @@ pub struct ImportResult {
     pub problems: Vec<ResultProblem>,
     /// The object's size in bytes.
     pub bytes: u64,
-    /// How long the import took, in milliseconds.
+    /// How long the import took, in milliseconds (from its plan, for a file in parts; the
+    /// plan's own, for an `importing` result).
     pub duration_ms: u64,
     /// The importing process's peak resident memory so far, in bytes (Linux `VmHWM`).
     pub peak_rss_bytes: Option<u64>,
@@ -338,7 +339,8 @@ pub async fn import_object(
         // its result object and metrics.
         if result.status == ImportStatus::Importing {
             write_result(s3, object, &result).await?;
-            tracing::info!(object = %object.location, parts = result.parts, "customer import planned in parts");
+            tracing::info!(object = %object.location, parts = result.parts,
+                bytes = result.bytes, duration_ms = result.duration_ms, "customer import planned in parts");
         }
         return Ok((result, Handled::Now));
     }

@@ -82,6 +82,7 @@ pub(super) async fn plan(
     options: ImportOptions,
     result: &mut ImportResult,
 ) -> Result<Applied, BulkError> {
+    let started = Instant::now();
     let reader = match open_pinned(s3, object, options.max_bytes, result).await? {
         Ok(reader) => reader,
         Err(refusal) => return Ok(Applied::Refused(refusal)),
@@ -153,7 +154,8 @@ pub(super) async fn plan(
         file.bytes,
         parts.len()
     );
-    result.peak_rss_bytes = peak_rss_bytes();
+    // An `importing` result's duration is the plan's.
+    super::finish(result, started);
     record(&tx, object, result).await?;
     tx.commit().await?;
     Ok(Applied::Planned(id))
@@ -236,6 +238,7 @@ pub async fn stage(
     part: i32,
     options: ImportOptions,
 ) -> Result<bool, BulkError> {
+    let started = Instant::now();
     let mut client = pool.get().await.map_err(shared::ApiError::from)?;
     let tx = client.transaction().await?;
     let Some(bounds) = staged::lock_part(&tx, id, part).await? else {
@@ -280,6 +283,7 @@ pub async fn stage(
         rows = found.rows,
         problems = found.problems_total,
         all_staged = all,
+        duration_ms = started.elapsed().as_millis(),
         "customer import part staged"
     );
     Ok(all)
