@@ -23,23 +23,24 @@
 //! Its result object says `importing` until they end.
 
 pub mod parts;
+mod result;
+mod watch;
+
+pub use result::{ImportResult, ImportStatus, RESULTS_PREFIX, ResultProblem, result_location};
+use result::{
+    Refusal, applied_detail, emit_metrics, finish, past_limit, refusal, rejected, too_large,
+};
+pub use watch::{IMPORTS_PREFIX, allow_retry, current_object, import_new};
 
 use shared::db::customer_imports::{self, ObjectVersion};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use shared::db::customer_import::parts::{self as staged, Driver};
-use shared::db::customer_import::{
-    self, ImportError, ImportLimits, ImportProblem, ImportSummary, LimitExceeded,
-};
-use shared::metrics::{self, Metric};
+use shared::db::customer_import::{self, ImportError, ImportLimits};
 
+use crate::BulkError;
 use crate::s3::{self, Location, S3Error};
-use crate::{BulkError, peak_rss_bytes};
-
-/// Where result objects go: `results/<key>.<version>.json` ([`result_location`]).
-pub const RESULTS_PREFIX: &str = "results/";
 
 /// One object version to import, as an S3 event names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,130 +149,6 @@ impl ImportOptions {
     }
 }
 
-/// How an import ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ImportStatus {
-    /// The file is being imported in parts (planned; staged and merged by queue messages);
-    /// the result object is replaced when they end.
-    Importing,
-    /// Every row was applied.
-    Imported,
-    /// The file has bad lines (listed); nothing was applied.
-    Rejected,
-    /// The object is larger than the import's limit; nothing was read.
-    TooLarge,
-    /// The import could not finish in its time; nothing was applied.
-    TimedOut,
-    /// The object changed or was deleted before it was read (a newer version has its own
-    /// event); nothing was applied.
-    Superseded,
-    /// The import failed for a reason not in the file (the database or S3 failed, or
-    /// PostgreSQL refused a value); nothing was applied. Retried while `attempts` are left.
-    Failed,
-}
-
-impl ImportStatus {
-    /// The ledger's name for it.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Importing => "importing",
-            Self::Imported => "imported",
-            Self::Rejected => "rejected",
-            Self::TooLarge => "too_large",
-            Self::TimedOut => "timed_out",
-            Self::Superseded => "superseded",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-/// A bad line of a refused file, as the result object lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResultProblem {
-    /// 1-based line (the header is line 1).
-    pub line: u64,
-    /// The column to blame, if one.
-    pub column: Option<String>,
-    /// JSON pointer into the file: `/lines/{line}/{column}`.
-    pub pointer: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl From<ImportProblem> for ResultProblem {
-    fn from(p: ImportProblem) -> Self {
-        Self {
-            pointer: p.pointer(),
-            line: p.line,
-            column: p.column,
-            reason: p.reason,
-        }
-    }
-}
-
-/// The result object (`results/<key>.<version>.json`) and the ledger's copy of it:
-///
-/// ```json
-/// {"bucket": "b", "key": "imports/customers.csv.gz", "version_id": "…", "etag": "…",
-///  "status": "imported", "detail": "10127 rows: 10127 inserted, 0 updated, 0 unchanged",
-///  "summary": {"rows": 10127, "inserted": 10127, "updated": 0, "unchanged": 0,
-///              "consents_changed": 0},
-///  "problems_total": 0, "problems": [], "bytes": 1234567, "duration_ms": 2345,
-///  "peak_rss_bytes": 31457280, "finished_at": "2026-12-03T14:00:00Z"}
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImportResult {
-    /// The object's bucket.
-    pub bucket: String,
-    /// The object's key.
-    pub key: String,
-    /// Its version id (empty: unversioned bucket).
-    pub version_id: String,
-    /// Its ETag.
-    pub etag: String,
-    /// How the import ended.
-    pub status: ImportStatus,
-    /// One sentence saying what happened.
-    pub detail: String,
-    /// For `too_large`, the limit passed: `object_bytes` (`CUSTOMER_IMPORT_MAX_BYTES`),
-    /// `file_bytes` (`CUSTOMER_IMPORT_MAX_DECOMPRESSED_BYTES`), `header_bytes`,
-    /// `header_columns`, `record_bytes` or `field_bytes`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<String>,
-    /// How the object's bytes were checked as read ([`s3::Integrity`]): `checked` against
-    /// its whole-object S3 checksum, `per_part` (a multipart upload's checksums, which a
-    /// reader of the whole object cannot check) or `unavailable`; none when it was not read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub integrity: Option<String>,
-    /// Attempts so far, this one included (more than 1 only after failed ones).
-    #[serde(default = "first_attempt")]
-    pub attempts: u32,
-    /// For a file imported in parts, how many.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parts: Option<u32>,
-    /// The counts, when imported.
-    pub summary: Option<ImportSummary>,
-    /// How many problems the file has (all of them, listed or not).
-    pub problems_total: u64,
-    /// The first problems, by line (at most
-    /// [`shared::db::customer_import::MAX_REPORTED_IMPORT_ERRORS`]).
-    pub problems: Vec<ResultProblem>,
-    /// The object's size in bytes.
-    pub bytes: u64,
-    /// How long the import took, in milliseconds (from its plan, for a file in parts; the
-    /// plan's own, for an `importing` result).
-    pub duration_ms: u64,
-    /// The importing process's peak resident memory so far, in bytes (Linux `VmHWM`).
-    pub peak_rss_bytes: Option<u64>,
-    /// When it ended.
-    pub finished_at: DateTime<Utc>,
-}
-
-const fn first_attempt() -> u32 {
-    1
-}
-
 /// Whether this call did the import or found it done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
@@ -280,22 +157,6 @@ pub enum Handled {
     /// The ledger already had the object version: nothing was changed (the result object
     /// was written again).
     Before,
-}
-
-/// The result object's place for an object version: `results/<key>.<version>.json` in the
-/// same bucket, where `<version>` is the S3 version id, or the ETag in an unversioned bucket
-/// (where a new upload with other bytes has another ETag): each version's result has a key
-/// of its own, so that no other version's import can overwrite it.
-pub fn result_location(object: &ImportObject) -> Location {
-    let version = if object.version_id.is_empty() {
-        &object.etag
-    } else {
-        &object.version_id
-    };
-    Location {
-        bucket: object.location.bucket.clone(),
-        key: format!("{RESULTS_PREFIX}{}.{version}.json", object.location.key),
-    }
 }
 
 /// Imports one object version (the steps of the module documentation); answers its result
@@ -514,79 +375,6 @@ fn reason(err: &BulkError) -> String {
     text
 }
 
-/// Why a file was refused, as its result says it.
-struct Refusal {
-    status: ImportStatus,
-    detail: String,
-    limit: Option<&'static str>,
-    problems_total: u64,
-    problems: Vec<ResultProblem>,
-}
-
-fn refusal(status: ImportStatus, detail: String) -> Refusal {
-    Refusal {
-        status,
-        detail,
-        limit: None,
-        problems_total: 0,
-        problems: Vec::new(),
-    }
-}
-
-/// The refusal of a file with bad lines: `total` of them, the first `problems`.
-fn rejected(total: u64, problems: Vec<ImportProblem>) -> Refusal {
-    let detail = format!(
-        "{total} problem(s) in the file (first {} listed); nothing was imported",
-        problems.len()
-    );
-    Refusal {
-        problems_total: total,
-        problems: problems.into_iter().map(ResultProblem::from).collect(),
-        ..refusal(ImportStatus::Rejected, detail)
-    }
-}
-
-/// The detail of an applied file (`parts`: of a file imported in parts).
-fn applied_detail(summary: &ImportSummary, parts: Option<i32>) -> String {
-    format!(
-        "{} rows{}: {} inserted, {} updated, {} unchanged; {} consents changed",
-        summary.rows,
-        parts.map(|n| format!(" in {n} parts")).unwrap_or_default(),
-        summary.inserted,
-        summary.updated,
-        summary.unchanged,
-        summary.consents_changed
-    )
-}
-
-/// The object name for the whole object's limit in results (`limit`).
-const OBJECT_BYTES_LIMIT: &str = "object_bytes";
-
-/// The refusal of an object of `size` bytes over the limit `max_bytes`.
-fn too_large(size: u64, max_bytes: u64) -> Refusal {
-    Refusal {
-        limit: Some(OBJECT_BYTES_LIMIT),
-        ..refusal(
-            ImportStatus::TooLarge,
-            format!(
-                "the object has {size} bytes, more than this import's limit of {max_bytes} \
-                 (CUSTOMER_IMPORT_MAX_BYTES); split the file"
-            ),
-        )
-    }
-}
-
-/// The refusal of a file that passed one of its decompressed limits.
-fn past_limit(limit: LimitExceeded) -> Refusal {
-    Refusal {
-        limit: Some(limit.limit.as_str()),
-        ..refusal(
-            ImportStatus::TooLarge,
-            format!("{}; nothing was imported", limit.describe()),
-        )
-    }
-}
-
 /// Whether `object` is imported in parts ([`parts::splits`]): a gzip object's first bytes
 /// are read to tell (one small range GET), only when its size could be split either way.
 async fn in_parts(
@@ -743,96 +531,6 @@ async fn open_pinned(
     }
 }
 
-fn finish(result: &mut ImportResult, started: Instant) {
-    result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    result.peak_rss_bytes = peak_rss_bytes();
-    result.finished_at = Utc::now();
-}
-
-/// Where S3 events for customer files are sent from (`template.yaml`'s notification filter)
-/// and what [`import_new`] watches.
-pub const IMPORTS_PREFIX: &str = "imports/";
-
-/// The object version at `location` now (HEAD), as an import names it: for
-/// `offerctl import-customers s3://…` and the local watcher, which have no event.
-///
-/// # Errors
-/// [`BulkError::S3`] (404 when there is no such object).
-pub async fn current_object(
-    s3: &aws_sdk_s3::Client,
-    location: &Location,
-) -> Result<ImportObject, BulkError> {
-    let version = s3::head(s3, location).await?;
-    Ok(ImportObject {
-        location: location.clone(),
-        version_id: version.version_id,
-        etag: version.etag,
-        size: Some(version.size),
-    })
-}
-
-/// Imports every object under [`IMPORTS_PREFIX`] of `bucket` that the ledger does not have
-/// finished (what S3 events do in AWS; `offerctl serve` polls a local bucket with it),
-/// skipping a failed one until its `retry_after`. One object's failure does not stop the
-/// others: it is logged (and recorded, [`import_object`]) and the next key is taken. Answers
-/// the results of the objects imported (or finally failed) now.
-///
-/// # Errors
-/// [`BulkError::S3`] when the bucket cannot be listed.
-pub async fn import_new(
-    pool: &deadpool_postgres::Pool,
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    options: ImportOptions,
-) -> Result<Vec<ImportResult>, BulkError> {
-    let mut results = Vec::new();
-    for key in s3::list(s3, bucket, IMPORTS_PREFIX).await? {
-        let location = Location {
-            bucket: bucket.to_owned(),
-            key,
-        };
-        match import_if_due(pool, s3, &location, options).await {
-            Ok(Some(result)) => results.push(result),
-            Ok(None) => {}
-            Err(err) => tracing::warn!(object = %location, error = %reason(&err),
-                "customer import from the bucket failed; going on with the next key"),
-        }
-    }
-    Ok(results)
-}
-
-/// The current version of `location` imported, unless the ledger has it finished or its
-/// failed attempt's `retry_after` has not come.
-async fn import_if_due(
-    pool: &deadpool_postgres::Pool,
-    s3: &aws_sdk_s3::Client,
-    location: &Location,
-    options: ImportOptions,
-) -> Result<Option<ImportResult>, BulkError> {
-    let object = current_object(s3, location).await?;
-    let due = {
-        let client = pool.get().await.map_err(shared::ApiError::from)?;
-        customer_imports::due(&client, object.ledger_key()).await?
-    };
-    if !due {
-        return Ok(None);
-    }
-    Ok(Some(import_object(pool, s3, &object, options).await?.0))
-}
-
-/// Makes a finally failed import of `object` due for one more attempt (`offerctl
-/// import-customers --retry`); `false` when it is not a failed one.
-///
-/// # Errors
-/// [`BulkError::Database`].
-pub async fn allow_retry(
-    pool: &deadpool_postgres::Pool,
-    object: &ImportObject,
-) -> Result<bool, BulkError> {
-    let client = pool.get().await.map_err(shared::ApiError::from)?;
-    Ok(customer_imports::allow_retry(&client, object.ledger_key()).await?)
-}
-
 /// The ledger's result for the object version, if it has one.
 async fn recorded(
     pool: &deadpool_postgres::Pool,
@@ -868,26 +566,4 @@ async fn write_result(
         .map_err(|e| BulkError::Inconsistent(format!("result not serialisable: {e}")))?;
     s3::put(s3, &result_location(object), body, "application/json").await?;
     Ok(())
-}
-
-fn emit_metrics(result: &ImportResult) {
-    let seconds = Duration::from_millis(result.duration_ms).as_secs_f64();
-    let metrics = if result.status == ImportStatus::Failed {
-        vec![Metric::count(metrics::IMPORTS_FAILED, 1)]
-    } else if result.status == ImportStatus::Imported {
-        vec![
-            Metric::count(metrics::IMPORTS_APPLIED, 1),
-            Metric::count(
-                metrics::IMPORT_ROWS,
-                result.summary.map_or(0, |s| s.rows) as f64,
-            ),
-            Metric::seconds(metrics::IMPORT_DURATION, seconds),
-        ]
-    } else {
-        vec![
-            Metric::count(metrics::IMPORTS_REFUSED, 1),
-            Metric::seconds(metrics::IMPORT_DURATION, seconds),
-        ]
-    };
-    metrics::emit(crate::IMPORT_FUNCTION, &metrics);
 }
