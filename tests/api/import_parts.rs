@@ -369,6 +369,29 @@ async fn steps_delivered_twice_or_at_once_apply_every_row_once() {
         tokio::join!(processor.handle_body(&merge), processor.handle_body(&merge));
     first.expect("merge");
     second.expect("merge again");
+    // A merge killed after its commit, before its result object: the object still says
+    // `importing` until the redelivered message writes it from the ledger.
+    let location = bulk::s3::Location {
+        bucket: bucket.clone(),
+        key: key.into(),
+    };
+    let object = bulk::import::current_object(&s3, &location)
+        .await
+        .expect("head");
+    let results = bulk::import::result_location(&object);
+    let finished = result_object(&s3, &bucket, key).await;
+    let stale = ImportResult {
+        status: ImportStatus::Importing,
+        summary: None,
+        ..finished
+    };
+    put(
+        &s3,
+        &bucket,
+        &results.key,
+        serde_json::to_vec(&stale).expect("json"),
+    )
+    .await;
     processor
         .handle_body(&merge)
         .await

@@ -313,7 +313,9 @@ pub enum Merged {
 }
 
 /// Step 3: merges job `id`: refuses the file if any part had a problem, or applies its
-/// staged rows in batches, for at most `budget` (none: to the end).
+/// staged rows in batches, for at most `budget` (none: to the end). A merge message of a
+/// finished job writes its result object again (the merge that ended it may have been
+/// killed before writing it).
 ///
 /// # Errors
 /// [`BulkError`]: the message is redelivered and the merge goes on where it stopped.
@@ -330,7 +332,17 @@ pub async fn merge(
         let Some(job) = staged::load_job(&tx, id, true).await? else {
             return Ok(Merged::Idle);
         };
-        if job.state == "finished" || job.parts_staged < job.parts {
+        if job.state == "finished" {
+            // Ended, perhaps by a merge killed before it wrote the result object (this is
+            // its redelivered message): write it again from the ledger.
+            drop(tx);
+            let object = object_of(&job);
+            if let Some(result) = super::recorded(pool, &object).await? {
+                write_result(s3, &object, &result).await?;
+            }
+            return Ok(Merged::Idle);
+        }
+        if job.parts_staged < job.parts {
             return Ok(Merged::Idle);
         }
         if job.state == "staging" {
