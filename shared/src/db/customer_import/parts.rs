@@ -442,10 +442,11 @@ pub async fn problems(
     let row = tx
         .query_one_cached(
             "select coalesce(sum(rows), 0)::bigint, coalesce(sum(problems_total), 0)::bigint,
-                    coalesce(jsonb_agg(p) filter (where p is not null), '[]')
-             from customer_import_parts
-             left join lateral jsonb_array_elements(problems) p on true
-             where import_id = $1",
+                    coalesce((select jsonb_agg(p)
+                              from customer_import_parts q,
+                                   jsonb_array_elements(q.problems) p
+                              where q.import_id = $1), '[]')
+             from customer_import_parts where import_id = $1",
             &[&id],
         )
         .await?;
