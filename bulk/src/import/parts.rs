@@ -35,6 +35,7 @@ use std::io::{Cursor, Read};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use shared::db::customer_import::ImportError;
 use shared::db::customer_import::parts::{self as staged, Driver, Job, NewPart};
 use shared::db::customer_import::split::{self, PartBytes};
 use shared::db::customer_imports;
@@ -95,14 +96,15 @@ pub(super) async fn plan(
         split::split(reader, limits, part_bytes, Some(&mut sink))
     });
     let written = write_parts(s3, object, received).await;
-    let file = match splitter
+    let split = splitter
         .await
-        .map_err(|e| BulkError::Inconsistent(e.to_string()))?
-    {
-        Ok(file) => file,
-        Err(err) => return refused(err),
+        .map_err(|e| BulkError::Inconsistent(e.to_string()))?;
+    let (file, written) = match (split, written) {
+        (Ok(file), Ok(written)) => (file, written),
+        // The writer failed first (S3), which stopped the pass: say why.
+        (Ok(_) | Err(ImportError::Read(_)), Err(err)) => return Err(err),
+        (Err(err), _) => return refused(err),
     };
-    let written = written?;
     let parts: Vec<NewPart> = file
         .parts
         .iter()
@@ -162,8 +164,7 @@ pub(super) async fn plan(
 }
 
 /// The refusal of a file the plan's pass found bad (as the whole file's import refuses it).
-fn refused(err: shared::db::customer_import::ImportError) -> Result<Applied, BulkError> {
-    use shared::db::customer_import::ImportError;
+fn refused(err: ImportError) -> Result<Applied, BulkError> {
     match err {
         ImportError::Invalid { total, problems } => {
             Ok(Applied::Refused(super::rejected(total, problems)))
@@ -290,8 +291,7 @@ pub async fn stage(
 }
 
 /// A staging or merge failure that is not a problem of the file.
-fn import_failure(err: shared::db::customer_import::ImportError) -> BulkError {
-    use shared::db::customer_import::ImportError;
+fn import_failure(err: ImportError) -> BulkError {
     match err {
         ImportError::Read(err) => BulkError::Read(err),
         ImportError::Database(err) => err.into(),
