@@ -1,6 +1,10 @@
 //! Lambda entry point of `outbox-relay`: builds the pool, queue client and re-drive policy
 //! once, then handles scheduled events.
 
+// The relay's future nests the SQS client's inside both outboxes' send loops, deeper than
+// the compiler's default limit of 128 when it lays out this function's future.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
