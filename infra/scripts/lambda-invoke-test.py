@@ -359,6 +359,48 @@ def main():
         assert result["peak_rss_bytes"] < 256 << 20, result
         log(f"  the function's peak RSS: {result['peak_rss_bytes']} bytes")
 
+        log("customer-import, outbox-relay, campaign-processor: a file imported in parts")
+        # Functions of their own with 1 MiB parts: the plain demo file (5 MB) is planned by
+        # customer-import, each part's message sent by outbox-relay through SQS, staged by
+        # campaign-processor, which sends the merge's message, which it then applies.
+        parts_env = dict(base_env, DATABASE_URL=API_URL, DATABASE_PLATFORM_URL=PLATFORM_URL,
+                         CAMPAIGN_QUEUE_URL=queue_url, CUSTOMER_IMPORT_PART_BYTES="1048576",
+                         JWT_SECRET="lambda-invoke-test-jwt-secret-0123456789")
+        parts = Watch(parts_env, "lambda-watch-parts.log")
+        try:
+            plain = (ROOT / "infra/demo/customers_credit_card.csv").read_bytes()
+            parts_key = "imports/card holders in parts.csv"
+            put = s3.put_object(Bucket=bucket, Key=parts_key, Body=plain)
+            record["object"]["key"] = parts_key.replace(" ", "+")
+            record["object"]["eTag"] = put["ETag"].strip('"')
+            record["object"]["size"] = len(plain)
+            planned = parts.invoke("customer-import", created)
+            assert [a["status"] for a in planned] == ["importing"], planned
+            result_key = planned[0]["result"].split("/", 3)[3]
+            count = json.loads(s3.get_object(Bucket=bucket, Key=result_key)["Body"].read())["parts"]
+            assert count >= 4, count
+            relayed = parts.invoke("outbox-relay", event("outbox-relay/scheduled.json"))
+            assert relayed["messages_sent"] == count, relayed
+            template = event("campaign-processor/sqs-batch.json")["Records"][0]
+            handled = 0
+            while handled < count + 1:
+                received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                               WaitTimeSeconds=1).get("Messages", [])
+                assert received, f"{handled} of {count + 1} import messages handled"
+                records = [dict(template, messageId=m["MessageId"], body=m["Body"],
+                                md5OfBody=m["MD5OfBody"]) for m in received]
+                answer_ = parts.invoke("campaign-processor", {"Records": records})
+                assert answer_ == {"batchItemFailures": []}, answer_
+                for m in received:
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+                handled += len(received)
+            result = json.loads(s3.get_object(Bucket=bucket, Key=result_key)["Body"].read())
+            assert result["status"] == "imported" and result["parts"] == count, result
+            assert result["summary"]["rows"] == 10127, result
+            log(f"  {count} parts, {result['summary']}")
+        finally:
+            parts.stop()
+
         log("housekeeping: events/housekeeping/scheduled.json archives a campaign past retention")
         deliveries = int(psql("select count(*) from campaign_customers where campaign_id = 1"))
         psql("update campaigns set status = 'completed', start_date = current_date - 500, "
