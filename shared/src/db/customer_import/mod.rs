@@ -382,12 +382,19 @@ fn consents_sql(staged: Staged) -> String {
         .map(|(column, channel)| format!("('{}', i.{column})", channel.as_str()))
         .collect::<Vec<_>>()
         .join(", ");
+    // Rows without a consent cell are left out before the join to customers (most files
+    // carry none): one e-mail probe per row saved.
+    let any = CONSENT_COLUMNS
+        .iter()
+        .map(|(column, _)| format!("i.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     super::consents::change_sql(
         &format!(
             "select c.id as customer_id, w.channel, w.status
              from {source} join customers c on c.email = i.email
              cross join lateral (values {values}) as w(channel, status)
-             where w.status is not null"
+             where coalesce({any}) is not null and w.status is not null"
         ),
         "'csv import'",
         "null",
