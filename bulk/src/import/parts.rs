@@ -346,11 +346,10 @@ pub async fn merge(
             return Ok(Merged::Idle);
         }
         if job.state == "staging" {
-            let (rows, total, problems) =
-                staged::problems(&tx, id).await.map_err(import_failure)?;
+            let (total, problems) = staged::problems(&tx, id).await.map_err(import_failure)?;
             if total > 0 {
                 let refusal = super::rejected(total, problems);
-                let mut result = job_result(&job, ImportStatus::Rejected, rows);
+                let mut result = job_result(&job, ImportStatus::Rejected);
                 result.detail = refusal.detail;
                 result.problems_total = refusal.problems_total;
                 result.problems = refusal.problems;
@@ -371,8 +370,8 @@ pub async fn merge(
         let Some(batch) =
             staged::merge_batch(&tx, id, job.merged_through, MERGE_BATCH_ROWS).await?
         else {
-            let rows = staged::problems(&tx, id).await.map_err(import_failure)?.0;
-            let mut result = job_result(&job, ImportStatus::Imported, rows);
+            let rows = staged::rows(&tx, id).await?;
+            let mut result = job_result(&job, ImportStatus::Imported);
             let summary = shared::db::customer_import::ImportSummary {
                 rows,
                 inserted: job.inserted,
@@ -415,19 +414,10 @@ fn object_of(job: &Job) -> ImportObject {
 }
 
 /// The result of a finished job (counts and problems filled in by the caller).
-fn job_result(job: &Job, status: ImportStatus, rows: u64) -> ImportResult {
-    let object = object_of(job);
-    let mut result = super::blank_result(&object);
+fn job_result(job: &Job, status: ImportStatus) -> ImportResult {
+    let mut result = super::blank_result(&object_of(job));
     result.status = status;
     result.parts = Some(u32::try_from(job.parts).unwrap_or(u32::MAX));
-    result.summary =
-        (status == ImportStatus::Imported).then_some(shared::db::customer_import::ImportSummary {
-            rows,
-            inserted: 0,
-            updated: 0,
-            unchanged: 0,
-            consents_changed: 0,
-        });
     result.bytes = job.bytes;
     result
 }

@@ -430,18 +430,32 @@ pub async fn add_merge_message(tx: &impl GenericClient, id: i64) -> Result<(), A
     Ok(())
 }
 
-/// Every staged part's rows and problems, with the e-mails repeated across the whole file:
-/// `(rows, problems in all, the first MAX_REPORTED_IMPORT_ERRORS by line)`.
+/// The data rows of every part of job `id` (the file's rows, once every part is staged).
+///
+/// # Errors
+/// Database failures.
+pub async fn rows(tx: &impl GenericClient, id: i64) -> Result<u64, ApiError> {
+    let row = tx
+        .query_one_cached(
+            "select coalesce(sum(rows), 0)::bigint from customer_import_parts where import_id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+/// Every staged part's problems, with the e-mails repeated across the whole file:
+/// `(problems in all, the first MAX_REPORTED_IMPORT_ERRORS by line)`.
 ///
 /// # Errors
 /// Database failures.
 pub async fn problems(
     tx: &impl GenericClient,
     id: i64,
-) -> Result<(u64, u64, Vec<ImportProblem>), ImportError> {
+) -> Result<(u64, Vec<ImportProblem>), ImportError> {
     let row = tx
         .query_one_cached(
-            "select coalesce(sum(rows), 0)::bigint, coalesce(sum(problems_total), 0)::bigint,
+            "select coalesce(sum(problems_total), 0)::bigint,
                     coalesce((select jsonb_agg(p)
                               from customer_import_parts q,
                                    jsonb_array_elements(q.problems) p
@@ -450,15 +464,14 @@ pub async fn problems(
             &[&id],
         )
         .await?;
-    let rows = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
-    let total = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+    let total = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
     let mut listed: Vec<ImportProblem> =
-        serde_json::from_value(row.get::<_, Value>(2)).map_err(ApiError::internal)?;
+        serde_json::from_value(row.get::<_, Value>(1)).map_err(ApiError::internal)?;
     let (repeats, duplicates) = duplicate_problems(tx, Some(id)).await?;
     listed.extend(duplicates);
     listed.sort_by_key(|p| p.line);
     listed.truncate(MAX_REPORTED_IMPORT_ERRORS);
-    Ok((rows, total + repeats, listed))
+    Ok((total + repeats, listed))
 }
 
 /// One batch of the merge as applied.
