@@ -280,6 +280,9 @@ stored_enum!(
         /// contact slot is freed. A report dated inside the campaign still applies during the
         /// grace period (`CAMPAIGN_REPORT_GRACE_DAYS`).
         Expired = "expired",
+        /// In the campaign's control group (its holdout): would have been released, is
+        /// never contacted (`assigned_at` says when it was drawn).
+        Control = "control",
     }
 );
 

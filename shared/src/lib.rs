@@ -45,6 +45,7 @@ pub mod relay;
 pub mod scheduler;
 pub mod state;
 pub mod telemetry;
+pub mod uplift;
 
 pub use error::ApiError;
 pub use state::AppState;

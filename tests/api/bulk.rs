@@ -719,6 +719,20 @@ async fn archive_then_restore_gives_identical_rows_and_the_campaign_keeps_its_su
         .await
         .expect(StatusCode::OK);
     assert_eq!(tenant.body["retention_days"], 20);
+    // Past retention, but its conversion window (30 days after its end) is still open: its
+    // results may still change, so it stays.
+    let open = archive::run(&app.state.platform, &s3, &options(&bucket))
+        .await
+        .expect("run with the window open");
+    assert_eq!(open.campaigns_archived, 0, "{open:?}");
+    app.db()
+        .await
+        .execute(
+            "update campaigns set conversion_window_days = 7 where id = $1",
+            &[&recent],
+        )
+        .await
+        .expect("a shorter window");
     let shorter = archive::run(&app.state.platform, &s3, &options(&bucket))
         .await
         .expect("run after the change");

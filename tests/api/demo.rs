@@ -42,8 +42,34 @@ async fn the_demo_walks_the_story_on_the_real_customers_and_can_run_again() {
         assert_eq!(report.suppressed_by_pressure, 0, "run {run}: under the cap");
         assert_eq!(
             report.matched,
-            report.suppressed_by_consent + report.suppressed_by_pressure + report.released,
+            report.suppressed_by_consent
+                + report.suppressed_by_pressure
+                + report.released
+                + report.control,
             "run {run}"
+        );
+        // The 10 % holdout and the results: the groups are the summary's, and the lift comes
+        // with an interval around it (the demo's groups are small: the conversions drawn by
+        // its model vary with the customers' random ids, so only their bounds are checked).
+        assert!(report.control > 0, "run {run}: a control group");
+        let results = &report.results;
+        assert_eq!(
+            results["treated"]["customers"], report.released,
+            "run {run}"
+        );
+        assert_eq!(results["control"]["customers"], report.control, "run {run}");
+        for group in ["treated", "control"] {
+            let converted = results[group]["converted"].as_i64().unwrap_or(-1);
+            assert!(
+                (0..=results[group]["customers"].as_i64().unwrap_or(0)).contains(&converted),
+                "{results}"
+            );
+        }
+        let interval = &results["lift"]["interval"];
+        assert!(
+            interval[0].as_f64() < results["lift"]["absolute"].as_f64()
+                && results["lift"]["absolute"].as_f64() < interval[1].as_f64(),
+            "{results}"
         );
         assert_eq!(
             report.sent + report.failed + report.pending,
@@ -119,6 +145,7 @@ async fn the_demo_walks_the_story_on_the_real_customers_and_can_run_again() {
         );
         let printed = report.to_string();
         assert!(printed.contains("customers matched"), "{printed}");
+        assert!(printed.contains("Newcombe"), "{printed}");
         walkthrough_offer_is_accepted(&app, &report).await;
     }
 }

@@ -425,6 +425,7 @@ const TENANT_ROLE_WRITES: &[(&str, &[&str])] = &[
         &["insert", "update", "delete"],
     ),
     ("campaigns", &["insert", "update", "delete"]),
+    ("conversions", &["insert"]),
     ("customer_contacts", &["insert", "update", "delete"]),
     ("offer_audit_logs", &["insert"]),
     ("offer_versions", &["insert"]),

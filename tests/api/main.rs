@@ -20,6 +20,7 @@ mod offers;
 mod openapi;
 mod performance;
 mod processor;
+mod results;
 mod review;
 mod roles;
 mod sqs;

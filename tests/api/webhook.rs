@@ -182,7 +182,7 @@ async fn a_batch_of_1000_reports_is_applied_and_shows_in_the_campaign_counts() {
         app.campaign_summary(&fx, id).await,
         json!({"total": total, "pending": total - 1000, "sent": 900, "failed": 100,
                "suppressed_by_consent": 0, "suppressed_by_pressure": 0,
-               "awaiting_release": 0, "released": total, "expired": 0})
+               "awaiting_release": 0, "released": total, "expired": 0, "control": 0})
     );
     let failed = app
         .get(

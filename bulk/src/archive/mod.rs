@@ -390,6 +390,7 @@ async fn export(
     let mut client = pool.get().await.map_err(shared::ApiError::from)?;
     let tx = TenantTx::begin_snapshot(&mut client, tenant).await?;
     let summary = deliveries::live_summary(&tx, campaign).await?;
+    let results = shared::db::results::counts(&tx, campaign).await?;
     let columns = archives::delivery_columns(&tx).await?;
     let stream = archives::copy_deliveries_out(&tx, campaign, &columns).await?;
     futures_util::pin_mut!(stream);
@@ -437,6 +438,8 @@ async fn export(
     s3::put(s3, &manifest_location, body, "application/json").await?;
     let summary_json = serde_json::to_value(summary)
         .map_err(|e| BulkError::Inconsistent(format!("summary: {e}")))?;
+    let results_json = serde_json::to_value(&results)
+        .map_err(|e| BulkError::Inconsistent(format!("results: {e}")))?;
     let tx = TenantTx::begin(&mut client, tenant).await?;
     let new = NewArchive {
         bucket: &object.bucket,
@@ -446,6 +449,7 @@ async fn export(
         sha256: &sha256,
         columns: &columns,
         summary: &summary_json,
+        results: &results_json,
     };
     archives::insert(&tx, campaign, &new).await?;
     tx.commit().await?;

@@ -70,6 +70,13 @@ pub(crate) struct CreateCampaign {
     start_date: NaiveDate,
     /// Last day.
     end_date: NaiveDate,
+    /// The share of the customers each release would contact that it holds back as the
+    /// control group, in percent: 0 (the default) to 50, at most two decimals.
+    #[schema(minimum = 0, maximum = 50, multiple_of = 0.01)]
+    holdout_percent: Option<f64>,
+    /// Conversions count until the campaign's end plus this many days: 0 to 365, default 30.
+    #[schema(minimum = 0, maximum = 365)]
+    conversion_window_days: Option<i32>,
 }
 
 /// Create a campaign (queues its selection).
@@ -103,6 +110,12 @@ pub(crate) async fn create_campaign(
         selection_criteria: body.selection_criteria,
         start_date: body.start_date,
         end_date: body.end_date,
+        holdout_basis_points: body
+            .holdout_percent
+            .map_or(Ok(0), campaigns::holdout_basis_points)?,
+        conversion_window_days: body
+            .conversion_window_days
+            .unwrap_or(campaigns::DEFAULT_CONVERSION_WINDOW_DAYS),
     };
     content.check()?;
     let job_id = Uuid::new_v4();

@@ -16,12 +16,15 @@
 //! version is explicit and audited ([`offer_version`]).
 //!
 //! Creation, listing and re-processing are in [`campaigns`], status changes in
-//! [`lifecycle`], customers and previews in [`audience`]; [`routes`] is the route table.
+//! [`lifecycle`], customers and previews in [`audience`], conversions and a campaign's
+//! results (its holdout against its treated group) in [`results`]; [`routes`] is the route
+//! table.
 
 mod audience;
 mod campaigns;
 mod lifecycle;
 mod offer_version;
+mod results;
 mod routes;
 
 pub use routes::{openapi, router, routes};

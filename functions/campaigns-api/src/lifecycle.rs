@@ -57,6 +57,12 @@ pub(crate) struct UpdateCampaign {
     start_date: Option<NaiveDate>,
     /// Last day.
     end_date: Option<NaiveDate>,
+    /// The holdout's share in percent, 0 to 50 with at most two decimals (`draft` only).
+    #[schema(minimum = 0, maximum = 50, multiple_of = 0.01)]
+    holdout_percent: Option<f64>,
+    /// Days after the end during which conversions count, 0 to 365 (`draft` only).
+    #[schema(minimum = 0, maximum = 365)]
+    conversion_window_days: Option<i32>,
     /// The next status: draft → active ⇄ paused, scheduled → paused, active or scheduled →
     /// completed. Asking for `active` before the campaign's start makes it `scheduled`.
     status: Option<CampaignStatus>,
@@ -108,7 +114,14 @@ pub(crate) async fn update_campaign(
             .selection_criteria
             .as_ref()
             .is_some_and(|criteria| *criteria != current.selection_criteria);
-        let content = body.merged_with(current);
+        if body.changes_analysis() && current.status != CampaignStatus::Draft {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} is {}: its holdout_percent and conversion_window_days are fixed \
+                 once it leaves draft (the analysis is planned before the first contact)",
+                current.status
+            )));
+        }
+        let content = body.merged_with(current)?;
         content.check()?;
         if body.start_date.is_some() || body.end_date.is_some() {
             calendar::ensure_not_ended(tx, content.end_date).await?;
@@ -169,11 +182,25 @@ impl UpdateCampaign {
             || self.selection_criteria.is_some()
             || self.start_date.is_some()
             || self.end_date.is_some()
+            || self.changes_analysis()
+    }
+
+    /// Whether the body changes the campaign's analysis plan (its holdout or conversion
+    /// window), which only a draft takes.
+    fn changes_analysis(&self) -> bool {
+        self.holdout_percent.is_some() || self.conversion_window_days.is_some()
     }
 
     /// The content after this change: the body's fields over `current`'s.
-    fn merged_with(&self, current: Campaign) -> CampaignContent {
-        CampaignContent {
+    ///
+    /// # Errors
+    /// 422 on a `holdout_percent` out of range or with more than two decimals.
+    fn merged_with(&self, current: Campaign) -> Result<CampaignContent, ApiError> {
+        let holdout_basis_points = match self.holdout_percent {
+            Some(percent) => campaigns::holdout_basis_points(percent)?,
+            None => campaigns::holdout_basis_points(current.holdout_percent)?,
+        };
+        Ok(CampaignContent {
             name: self.name.clone().unwrap_or(current.name),
             description: self.description.clone().unwrap_or(current.description),
             selection_criteria: self
@@ -182,7 +209,11 @@ impl UpdateCampaign {
                 .unwrap_or(current.selection_criteria),
             start_date: self.start_date.unwrap_or(current.start_date),
             end_date: self.end_date.unwrap_or(current.end_date),
-        }
+            holdout_basis_points,
+            conversion_window_days: self
+                .conversion_window_days
+                .unwrap_or(current.conversion_window_days),
+        })
     }
 }
 

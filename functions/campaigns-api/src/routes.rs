@@ -6,7 +6,7 @@ use shared::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{audience, campaigns, lifecycle, offer_version};
+use crate::{audience, campaigns, lifecycle, offer_version, results};
 
 /// The routes of this function (checked against `template.yaml`).
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -27,6 +27,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(offer_version::move_campaign_offer_version))
         .routes(routes!(offer_version::list_campaign_audit_logs))
         .routes(routes!(lifecycle::release_campaign_deliveries))
+        .routes(routes!(results::get_campaign_results))
+        .routes(routes!(results::record_conversions))
 }
 
 /// The router of this function.

@@ -65,11 +65,15 @@ pub enum Permission {
     /// (never a role carrying a permission the caller lacks), read the access audit trail.
     #[serde(rename = "tenant.members.manage")]
     TenantMembersManage,
+    /// `conversion.write`: record conversions (what the bank's systems saw customers do)
+    /// for the tenant's campaign results.
+    #[serde(rename = "conversion.write")]
+    ConversionWrite,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 17] = [
         Self::OfferRead,
         Self::OfferCreate,
         Self::OfferEdit,
@@ -86,6 +90,7 @@ impl Permission {
         Self::CampaignProcess,
         Self::CustomerContactRead,
         Self::TenantMembersManage,
+        Self::ConversionWrite,
     ];
 
     /// The stored, dotted name.
@@ -107,6 +112,7 @@ impl Permission {
             Self::CampaignProcess => "campaign.process",
             Self::CustomerContactRead => "customer.contact.read",
             Self::TenantMembersManage => "tenant.members.manage",
+            Self::ConversionWrite => "conversion.write",
         }
     }
 
@@ -133,6 +139,9 @@ impl Permission {
             Self::TenantMembersManage => {
                 "List the tenant's members, assign and remove roles no broader than one's own, \
                  read the access audit trail"
+            }
+            Self::ConversionWrite => {
+                "Record conversions (what the bank's systems saw customers do) for campaign results"
             }
         }
     }

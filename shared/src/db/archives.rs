@@ -85,9 +85,14 @@ pub struct NewArchive<'a> {
     pub columns: &'a [String],
     /// The campaign's delivery counts at export (JSON).
     pub summary: &'a serde_json::Value,
+    /// The counts its results are computed from, at export (JSON of
+    /// [`crate::db::results::ResultCounts`]): final, since a campaign is archived only after
+    /// its conversion window closed.
+    pub results: &'a serde_json::Value,
 }
 
-/// Completed campaigns past their tenant's `retention_days` (and `report_grace_days`) whose
+/// Completed campaigns past their tenant's `retention_days` (and `report_grace_days`, and
+/// their own conversion window, so that the results kept with the archive are final) whose
 /// deliveries are not archived yet, oldest end first, at most `limit`: platform work across
 /// tenants, on a connection that sees every tenant.
 ///
@@ -106,6 +111,7 @@ pub async fn due(
                on a.campaign_id = c.id and a.tenant_name = c.tenant_name
              where c.status = 'completed' and not c.archive_held
                and c.ends_at < now() - make_interval(days => greatest(t.retention_days, $1))
+               and c.ends_at + make_interval(days => c.conversion_window_days) < now()
                and (a.state is null or a.state <> 'archived')
              order by c.ends_at, c.id
              limit $2",
@@ -161,8 +167,8 @@ pub async fn insert(
     tx.execute_cached(
         "insert into campaign_archives
              (campaign_id, tenant_name, bucket, key, manifest_key, rows, sha256, columns,
-              summary, state)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'exported')",
+              summary, results, state)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'exported')",
         &[
             &campaign,
             &tx.tenant().as_str(),
@@ -173,6 +179,7 @@ pub async fn insert(
             &new.sha256,
             &new.columns,
             new.summary,
+            new.results,
         ],
     )
     .await?;

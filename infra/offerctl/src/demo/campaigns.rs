@@ -23,6 +23,7 @@ impl Demo {
             "selection_criteria": {"segment": {"in": ["gold", "platinum"]}, "kyc_status": "verified"},
             "start_date": today,
             "end_date": today + chrono::Days::new(30),
+            "holdout_percent": HOLDOUT_PERCENT,
         });
         let started = Instant::now();
         let campaign = self
@@ -58,8 +59,10 @@ impl Demo {
             )
             .await?
             .expect("the tenant admin activating the campaign", &[200])?;
-        self.steps
-            .push(format!("campaign {campaign_id} activated by cc_admin"));
+        self.steps.push(format!(
+            "campaign {campaign_id} activated by cc_admin: {HOLDOUT_PERCENT} % of the customers \
+             it would contact held out as its control group"
+        ));
         self.scheduled_campaign(offer_id, &campaigns, today).await?;
         Ok(Campaigned {
             id: campaign_id,
@@ -230,6 +233,82 @@ impl Demo {
         Ok(())
     }
 
+    /// The bank's systems reporting conversions by the model of [`converts`]: treated
+    /// customers convert more often than held-out ones.
+    pub(super) async fn conversions(&mut self, campaign: &Campaigned) -> anyhow::Result<()> {
+        let mut items = Vec::new();
+        for (status, treated) in [
+            ("pending", true),
+            ("sent", true),
+            ("failed", true),
+            ("control", false),
+        ] {
+            for customer_id in self.customers(campaign, status).await? {
+                if converts(&customer_id, treated) {
+                    items.push(
+                        json!({"event_id": format!("demo-{}-{customer_id}", campaign.id),
+                        "customer_id": customer_id, "occurred_at": chrono::Utc::now(),
+                        "value": CONVERSION_VALUE, "currency": "INR"}),
+                    );
+                }
+            }
+        }
+        for batch in items.chunks(1000) {
+            self.api
+                .send(
+                    Method::POST,
+                    &format!("/tenants/{TENANT}/conversions"),
+                    Some(Auth::Bearer(self.token("cc_admin"))),
+                    Some(&json!({"conversions": batch})),
+                )
+                .await?
+                .expect("the bank's systems reporting conversions", &[200])?;
+        }
+        self.steps.push(format!(
+            "the bank's systems reported {} conversions (the demo's model: {} % of treated and \
+             {} % of held-out customers, drawn by a hash of the customer id)",
+            items.len(),
+            TREATED_RATE * 100.0,
+            CONTROL_RATE * 100.0
+        ));
+        Ok(())
+    }
+
+    /// Every customer of `campaign` whose delivery is in `status`.
+    async fn customers(&self, campaign: &Campaigned, status: &str) -> anyhow::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = self
+                .api
+                .send(
+                    Method::GET,
+                    &format!(
+                        "{}/customers?delivery_status={status}&limit=200{after}",
+                        campaign.path
+                    ),
+                    Some(Auth::Bearer(self.token("cc_viewer"))),
+                    None,
+                )
+                .await?
+                .expect("listing the campaign's customers", &[200])?;
+            let rows: Vec<String> = page
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|row| row["customer_id"].as_str().map(str::to_owned))
+                .collect();
+            let full = rows.len() == 200;
+            if let Some(last) = rows.last() {
+                after = format!("&after={last}");
+            }
+            ids.extend(rows);
+            if !full {
+                return Ok(ids);
+            }
+        }
+    }
+
     /// The campaign's report, the offer's audit trail and the demo users.
     pub(super) async fn report(
         self,
@@ -272,6 +351,16 @@ impl Demo {
             .flatten()
             .map(audit_line)
             .collect();
+        let results = self
+            .api
+            .send(
+                Method::GET,
+                &format!("{campaign_path}/results"),
+                Some(Auth::Bearer(self.token("cc_viewer"))),
+                None,
+            )
+            .await?
+            .expect("reading the campaign's results", &[200])?;
         let count = |name: &str| summary[name].as_i64().unwrap_or_default();
         Ok(Report {
             steps: self.steps,
@@ -284,6 +373,8 @@ impl Demo {
             suppressed_by_consent: count("suppressed_by_consent"),
             suppressed_by_pressure: count("suppressed_by_pressure"),
             released: count("released"),
+            control: count("control"),
+            results,
             audit,
             version_diff,
             campaign_offer_version,
@@ -325,4 +416,23 @@ fn audit_line(entry: &Value) -> AuditLine {
         by: entry["performed_by"].as_str().unwrap_or("").to_owned(),
         note,
     }
+}
+
+/// The demo campaign's holdout, in percent.
+const HOLDOUT_PERCENT: f64 = 10.0;
+/// The demo's conversion model: the share of treated customers who convert…
+const TREATED_RATE: f64 = 0.06;
+/// …and of held-out customers (the rate without the campaign).
+const CONTROL_RATE: f64 = 0.04;
+/// What each conversion is worth, in INR (the card's first-year fee, say).
+const CONVERSION_VALUE: f64 = 2500.0;
+
+/// The demo's conversion model, deterministic: a customer converts when the first two bytes
+/// of SHA-256("demo-conversion:" + id), as a big-endian number, fall below the group's rate
+/// times 65,536.
+fn converts(customer_id: &str, treated: bool) -> bool {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("demo-conversion:{customer_id}"));
+    let draw = f64::from(u16::from_be_bytes([digest[0], digest[1]]));
+    draw < 65_536.0 * if treated { TREATED_RATE } else { CONTROL_RATE }
 }

@@ -18,8 +18,11 @@
 //!    delivering version 1;
 //! 5. a delivery provider, with a new webhook key, reports every delivery in one call: every
 //!    tenth `failed`, the others `sent`;
-//! 6. the report: customers matched, sent, failed, the change of version 2, and the offer's
-//!    audit trail.
+//! 6. the bank's systems report conversions by a stated model (6 % of the treated customers,
+//!    4 % of the 10 % held out as the campaign's control group, drawn by a hash of the
+//!    customer id);
+//! 7. the report: customers matched, sent, failed, held out, the campaign's results (the
+//!    lift with its interval), the change of version 2, and the offer's audit trail.
 //!
 //! It may be run again: the tenant and users are reused (their passwords reset), and each run
 //! adds one offer, one campaign and one webhook key, leaving the database usable.
@@ -96,6 +99,10 @@ pub struct Report {
     pub suppressed_by_pressure: i64,
     /// Deliveries released to the provider.
     pub released: i64,
+    /// Customers held out as the control group.
+    pub control: i64,
+    /// `GET …/results` of the campaign (docs/results.md).
+    pub results: serde_json::Value,
     /// The offer's audit trail, oldest first.
     pub audit: Vec<AuditLine>,
     /// Version 2's change against version 1: one RFC 6902 operation per line.
@@ -122,6 +129,9 @@ impl fmt::Display for Report {
         writeln!(f, "  sent               {:>6}", self.sent)?;
         writeln!(f, "  failed             {:>6}", self.failed)?;
         writeln!(f, "  pending            {:>6}", self.pending)?;
+        writeln!(f, "  control (held out) {:>6}", self.control)?;
+        writeln!(f)?;
+        write_results(f, self.campaign_id, &self.results)?;
         writeln!(f)?;
         writeln!(
             f,
@@ -147,6 +157,57 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// The results section of the report: both groups, the lift with its interval, the notes.
+fn write_results(
+    f: &mut fmt::Formatter<'_>,
+    campaign: i64,
+    results: &serde_json::Value,
+) -> fmt::Result {
+    let pct = |v: &serde_json::Value| {
+        v.as_f64()
+            .map_or("-".to_owned(), |x| format!("{:.2} %", x * 100.0))
+    };
+    writeln!(
+        f,
+        "Campaign {campaign} results ({:.0} % confidence; docs/results.md)",
+        results["confidence"].as_f64().unwrap_or_default() * 100.0
+    )?;
+    for group in ["treated", "control"] {
+        let g = &results[group];
+        writeln!(
+            f,
+            "  {group:<8} {:>6} customers, {:>5} converted ({})",
+            g["customers"],
+            g["converted"],
+            pct(&g["conversion_rate"])
+        )?;
+    }
+    let lift = &results["lift"];
+    if lift.is_null() {
+        writeln!(f, "  no lift: see the notes")?;
+    } else {
+        writeln!(
+            f,
+            "  lift     {} (interval {} to {}, Newcombe's hybrid score), p = {:.4}",
+            pct(&lift["absolute"]),
+            pct(&lift["interval"][0]),
+            pct(&lift["interval"][1]),
+            lift["p_value"].as_f64().unwrap_or(f64::NAN)
+        )?;
+        writeln!(
+            f,
+            "  caused   {:.1} conversions (interval {:.1} to {:.1})",
+            lift["incremental_conversions"].as_f64().unwrap_or_default(),
+            lift["incremental_interval"][0].as_f64().unwrap_or_default(),
+            lift["incremental_interval"][1].as_f64().unwrap_or_default()
+        )?;
+    }
+    for note in results["notes"].as_array().into_iter().flatten() {
+        writeln!(f, "  note: {}", note.as_str().unwrap_or_default())?;
+    }
+    Ok(())
 }
 
 mod api;
@@ -230,5 +291,6 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let campaign = demo.campaign(&offer).await?;
     let version = demo.second_version(&offer, &campaign).await?;
     demo.provider(&campaign).await?;
+    demo.conversions(&campaign).await?;
     demo.report(&offer, &campaign, version).await
 }

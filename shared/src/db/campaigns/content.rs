@@ -12,11 +12,41 @@ use crate::error::ApiError;
 /// Longest campaign name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 
+/// Days after a campaign's end during which conversions still count, unless it says
+/// otherwise.
+pub const DEFAULT_CONVERSION_WINDOW_DAYS: i32 = 30;
+
+/// The largest holdout, in basis points (50 %): at least as many customers are treated as
+/// held out.
+const MAX_HOLDOUT_BASIS_POINTS: i32 = 5_000;
+
+/// `holdout_percent` as written in a request (a number from 0 to 50 with at most two
+/// decimals) in basis points (hundredths of a percent).
+///
+/// # Errors
+/// [`ApiError::Unprocessable`] on `holdout_percent` for anything else.
+pub fn holdout_basis_points(percent: f64) -> Result<i32, ApiError> {
+    let scaled = percent * 100.0;
+    let basis_points = scaled.round();
+    if !(0.0..=f64::from(MAX_HOLDOUT_BASIS_POINTS)).contains(&basis_points)
+        || (scaled - basis_points).abs() > 1e-6
+    {
+        return Err(ApiError::invalid_field(
+            "holdout_percent",
+            "must be a number from 0 to 50 with at most two decimals",
+        ));
+    }
+    // In range and whole: the conversion is exact.
+    #[allow(clippy::cast_possible_truncation)]
+    Ok(basis_points as i32)
+}
+
 impl CampaignContent {
     /// 422 unless the content is acceptable: a name of 1 to [`MAX_NAME_CHARS`] characters
     /// (not only spaces), a description of at most
-    /// [`crate::http::MAX_COMMENT_CHARS`], criteria the language parses, and `start_date`
-    /// not after `end_date`.
+    /// [`crate::http::MAX_COMMENT_CHARS`], criteria the language parses, `start_date`
+    /// not after `end_date`, a holdout of 0 to 50 % and a conversion window of 0 to 365
+    /// days.
     ///
     /// # Errors
     /// [`ApiError::Unprocessable`] naming the field.
@@ -40,6 +70,18 @@ impl CampaignContent {
                 "must not be before start_date",
             ));
         }
+        if !(0..=MAX_HOLDOUT_BASIS_POINTS).contains(&self.holdout_basis_points) {
+            return Err(ApiError::invalid_field(
+                "holdout_percent",
+                "must be a number from 0 to 50 with at most two decimals",
+            ));
+        }
+        if !(0..=365).contains(&self.conversion_window_days) {
+            return Err(ApiError::invalid_field(
+                "conversion_window_days",
+                "must be a whole number of days from 0 to 365",
+            ));
+        }
         Ok(())
     }
 }
@@ -57,6 +99,10 @@ pub struct CampaignContent {
     pub start_date: NaiveDate,
     /// Last day.
     pub end_date: NaiveDate,
+    /// The holdout's share in basis points (0 to 5,000: 0 to 50 %).
+    pub holdout_basis_points: i32,
+    /// Days after the end during which conversions count (0 to 365).
+    pub conversion_window_days: i32,
 }
 
 impl Campaign {

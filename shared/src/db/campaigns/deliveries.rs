@@ -30,7 +30,7 @@ pub struct Delivery {
     /// Contact details; present only for principals holding `customer.contact.read`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact: Option<Contact>,
-    /// `pending`, `sent` or `failed`.
+    /// `pending`, `sent`, `failed`, `suppressed`, `expired` or `control`.
     pub delivery_status: DeliveryStatus,
     /// When the provider sent it (as reported).
     pub sent_at: Option<DateTime<Utc>>,
@@ -38,6 +38,8 @@ pub struct Delivery {
     pub provider_message_id: Option<String>,
     /// Why it failed, if reported.
     pub failure_reason: Option<String>,
+    /// When the release drew the customer into the control group (`control` only).
+    pub assigned_at: Option<DateTime<Utc>>,
     /// Last change of the row.
     pub updated_at: DateTime<Utc>,
 }
@@ -58,7 +60,7 @@ pub async fn customers(
     let rows = tx
         .query_cached(
             "select cc.customer_id, cc.delivery_status, cc.sent_at,
-                    cc.provider_message_id, cc.failure_reason, cc.updated_at,
+                    cc.provider_message_id, cc.failure_reason, cc.updated_at, cc.assigned_at,
                     c.full_name, c.email, c.phone
              from campaign_customers cc
              left join customers c on $5 and c.id = cc.customer_id
@@ -92,6 +94,7 @@ pub async fn customers(
                 sent_at: row.get("sent_at"),
                 provider_message_id: row.get("provider_message_id"),
                 failure_reason: row.get("failure_reason"),
+                assigned_at: row.get("assigned_at"),
                 updated_at: row.get("updated_at"),
             })
         })
@@ -100,7 +103,7 @@ pub async fn customers(
 
 /// Counts of a campaign's deliveries. They add up: `total` (matched) is
 /// `suppressed_by_consent` plus `suppressed_by_pressure` plus `awaiting_release` plus
-/// `released`, and `released` is `sent` plus `failed` plus `pending` plus `expired`.
+/// `control` plus `released`, and `released` is `sent` plus `failed` plus `pending` plus `expired`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DeliverySummary {
     /// All selected customers (matched).
@@ -122,6 +125,10 @@ pub struct DeliverySummary {
     pub awaiting_release: i64,
     /// Released to the provider.
     pub released: i64,
+    /// Held back by the campaign's holdout: the control group, never contacted (absent
+    /// from the counts of campaigns archived before holdouts existed, read as 0).
+    #[serde(default)]
+    pub control: i64,
 }
 
 /// Counts campaign `id`'s deliveries (see [`DeliverySummary`]): from its rows, or, once
@@ -161,7 +168,8 @@ pub async fn live_summary(tx: &TenantTx<'_>, id: i32) -> Result<DeliverySummary,
                     count(*) filter (where suppression_reason = 'contact_pressure'),
                     count(*) filter (where delivery_status = 'pending' and released_at is null),
                     count(*) filter (where released_at is not null),
-                    count(*) filter (where delivery_status = 'expired')
+                    count(*) filter (where delivery_status = 'expired'),
+                    count(*) filter (where delivery_status = 'control')
              from campaign_customers where campaign_id = $1",
             &[&id],
         )
@@ -176,6 +184,7 @@ pub async fn live_summary(tx: &TenantTx<'_>, id: i32) -> Result<DeliverySummary,
         awaiting_release: row.get(6),
         released: row.get(7),
         expired: row.get(8),
+        control: row.get(9),
     })
 }
 
@@ -188,6 +197,8 @@ pub struct ReleaseSummary {
     pub suppressed_by_pressure: i64,
     /// Deliveries held back now: the customer withdrew consent since selection.
     pub suppressed_by_consent: i64,
+    /// Customers put in the campaign's control group now (its holdout): never contacted.
+    pub control: i64,
 }
 
 /// The advisory lock every release holds until its transaction ends: releases run one at a
@@ -201,8 +212,9 @@ pub const RELEASE_LOCK: i64 = 0x6f66_6665_725f_726c; // "offer_rl"
 /// marked `suppressed` for `consent`; a customer already at the contact
 /// policy's cap (`contact_policy`: contacts in the rolling window across every tenant, all
 /// channels together and through this campaign's channel) is marked `suppressed` for
-/// `contact_pressure`; every other delivery gets `released_at` and a row in the contact
-/// ledger (`customer_contacts`). Without a policy everything is released. Call in the
+/// `contact_pressure`; of the others, those the campaign's holdout draws (SQL `in_holdout`,
+/// V025) become `control` with `assigned_at`, and every other delivery gets `released_at`
+/// and a row in the contact ledger (`customer_contacts`). Without a policy everything is released. Call in the
 /// transaction that activates the campaign (it switches JIT compilation off for the rest of
 /// that transaction).
 ///
@@ -221,6 +233,7 @@ pub async fn release(tx: &TenantTx<'_>, id: i32) -> Result<ReleaseSummary, ApiEr
         released: row.get(0),
         suppressed_by_pressure: row.get(1),
         suppressed_by_consent: row.get(2),
+        control: row.get(3),
     })
 }
 

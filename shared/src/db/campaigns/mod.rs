@@ -21,7 +21,9 @@ pub mod deliveries;
 pub mod processing;
 pub mod reports;
 
-pub use content::{CampaignContent, MAX_NAME_CHARS};
+pub use content::{
+    CampaignContent, DEFAULT_CONVERSION_WINDOW_DAYS, MAX_NAME_CHARS, holdout_basis_points,
+};
 
 pub use audience::{AudienceMember, PreviewBreakdown, preview, preview_breakdown};
 pub use deliveries::{
@@ -87,6 +89,18 @@ pub struct Campaign {
     /// How often the current job has been driven: 1 when queued, one more each time the relay
     /// re-drives it after it made no progress (see `shared::relay`).
     pub processing_attempts: i32,
+    /// The share of the customers a release would contact that it holds back as the
+    /// control group, in percent (0 to 50, two decimals; 0: no holdout). Fixed once the
+    /// campaign leaves `draft`.
+    pub holdout_percent: f64,
+    /// The key of the holdout's draw, 16 bytes in hexadecimal: a customer is in the control
+    /// group when the first 4 bytes of HMAC-SHA256(key = this seed, message = the customer
+    /// id's 16 bytes), read as an unsigned big-endian integer, times 10,000 is below
+    /// `holdout_percent` × 100 × 2³² (docs/results.md).
+    pub holdout_seed: String,
+    /// Conversions count for this campaign until its end plus this many days (0 to 365,
+    /// default 30). Fixed once the campaign leaves `draft`.
+    pub conversion_window_days: i32,
     /// Where its deliveries were archived, once housekeeping exported them (null before).
     pub archive: Option<CampaignArchive>,
     /// When it first released a delivery to providers (V018), if it ever did: such a
@@ -120,6 +134,8 @@ pub(super) const COLUMNS: &str = "id, tenant_name, offer_id, offer_version, chan
     ends_at, status, \
     created_by, created_at, updated_at, processing_status, matched_count, processed_at, \
     last_error, ranges_total, ranges_done, processing_attempts, first_released_at, \
+    (holdout_percent * 100)::int4 as holdout_basis_points, \
+    encode(holdout_seed, 'hex') as holdout_seed, conversion_window_days, \
     (select jsonb_build_object('location', 's3://' || a.bucket || '/' || a.key, \
             'manifest', 's3://' || a.bucket || '/' || a.manifest_key, 'rows', a.rows, \
             'sha256', a.sha256, 'state', a.state, 'exported_at', a.exported_at, \
@@ -155,6 +171,9 @@ pub(super) fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> 
         ranges_done: row.get("ranges_done"),
         processing_attempts: row.get("processing_attempts"),
         first_released_at: row.get("first_released_at"),
+        holdout_percent: f64::from(row.get::<_, i32>("holdout_basis_points")) / 100.0,
+        holdout_seed: row.get("holdout_seed"),
+        conversion_window_days: row.get("conversion_window_days"),
         archive: row
             .get::<_, Option<Value>>("archive")
             .map(serde_json::from_value)
@@ -181,9 +200,9 @@ pub async fn insert(
                 "insert into campaigns (tenant_name, offer_id, name, description, selection_criteria,
                      start_date, end_date, created_by, status, processing_status, processing_job,
                      processing_attempts, processing_heartbeat, processing_queued_at,
-                     offer_version, channel)
+                     offer_version, channel, holdout_percent, conversion_window_days)
                  values ($1, $2, $3, $4, $5, $6, $7, $8, 'draft', 'queued', $9, 1, now(), now(),
-                         $10, $11)
+                         $10, $11, $12::int4 / 100.0, $13)
                  returning {COLUMNS}"
             ),
             &[
@@ -198,6 +217,8 @@ pub async fn insert(
                 &job_id,
                 &offer_version,
                 &channel.as_str(),
+                &content.holdout_basis_points,
+                &content.conversion_window_days,
             ],
         )
         .await?;
@@ -399,7 +420,9 @@ pub async fn update(
         .query_one_cached(
             &format!(
                 "update campaigns set name = $3, description = $4, selection_criteria = $5,
-                     start_date = $6, end_date = $7, status = $8, updated_at = now()
+                     start_date = $6, end_date = $7, status = $8,
+                     holdout_percent = $9::int4 / 100.0, conversion_window_days = $10,
+                     updated_at = now()
                  where tenant_name = $1 and id = $2 returning {COLUMNS}"
             ),
             &[
@@ -411,6 +434,8 @@ pub async fn update(
                 &content.start_date,
                 &content.end_date,
                 &status.as_str(),
+                &content.holdout_basis_points,
+                &content.conversion_window_days,
             ],
         )
         .await?;

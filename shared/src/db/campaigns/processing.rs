@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 /// Removes campaign `id`'s deliveries that were never released, before its audience is
 /// selected again for new criteria: the new selection is then exactly the new criteria's
-/// (released ones stay: they were contacts). Answers how many went.
+/// (released ones stay: they were contacts; so does the control group: its customers were
+/// drawn, and the results compare them from their assignment on). Answers how many went.
 ///
 /// # Errors
 /// Database failures.
@@ -19,7 +20,8 @@ pub async fn drop_unreleased(tx: &TenantTx<'_>, id: i32) -> Result<u64, ApiError
     Ok(tx
         .execute_cached(
             "delete from campaign_customers
-             where campaign_id = $1 and tenant_name = $2 and released_at is null",
+             where campaign_id = $1 and tenant_name = $2 and released_at is null
+               and delivery_status <> 'control'",
             &[&id, &tx.tenant().as_str()],
         )
         .await?)

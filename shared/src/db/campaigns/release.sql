@@ -1,9 +1,11 @@
 -- The release of one campaign's prepared deliveries (shared::db::campaigns::release), with
--- consent judged again (it may have changed since selection) and the platform's contact cap
--- applied, in one statement. $1: the campaign's id, $2: its tenant. The caller holds the
--- release lock, so the ledger read here includes every earlier release.
+-- consent judged again (it may have changed since selection), the platform's contact cap
+-- applied, and the campaign's holdout split off (V025), in one statement. $1: the
+-- campaign's id, $2: its tenant. The caller holds the release lock, so the ledger read here
+-- includes every earlier release.
 with campaign as (
-    select c.id, c.channel, c.ends_at, t.unknown_consent_allowed
+    select c.id, c.channel, c.ends_at, c.holdout_percent, c.holdout_seed,
+           t.unknown_consent_allowed
     from campaigns c join tenants t on t.name = c.tenant_name
     where c.id = $1 and c.tenant_name = $2
 ),
@@ -37,6 +39,11 @@ judged as (
                    then 'consent'
                when contact_cap_reached(c.total, c.on_channel, p.max_contacts, p.channel_max)
                    then 'contact_pressure'
+               -- Only a customer who would be contacted now can be held out: consent and
+               -- the cap do not bias the control group.
+               when in_holdout((select holdout_seed from campaign), k.customer_id,
+                               (select holdout_percent from campaign))
+                   then 'control'
            end as held
     from candidates k
     left join contacts c on c.customer_id = k.customer_id
@@ -48,8 +55,17 @@ suppressed as (
     update campaign_customers cc
     set delivery_status = 'suppressed', suppression_reason = j.held, updated_at = now()
     from judged j
-    where j.held is not null and cc.campaign_id = $1 and cc.customer_id = j.customer_id
+    where j.held in ('consent', 'contact_pressure') and cc.campaign_id = $1
+      and cc.customer_id = j.customer_id
     returning cc.suppression_reason
+),
+-- The control group: assigned now, never released, never in the ledger.
+control as (
+    update campaign_customers cc
+    set delivery_status = 'control', assigned_at = now(), updated_at = now()
+    from judged j
+    where j.held = 'control' and cc.campaign_id = $1 and cc.customer_id = j.customer_id
+    returning cc.customer_id
 ),
 released as (
     update campaign_customers cc
@@ -75,4 +91,5 @@ first_release as (
 )
 select (select count(*) from released),
        (select count(*) from suppressed where suppression_reason = 'contact_pressure'),
-       (select count(*) from suppressed where suppression_reason = 'consent')
+       (select count(*) from suppressed where suppression_reason = 'consent'),
+       (select count(*) from control)
