@@ -1,4 +1,5 @@
--- Holdout (control) groups and conversions: did an offer work (issue 36).
+-- Holdout (control) groups, engagement stages and conversions: did an offer work
+-- (issue 36).
 --
 -- * campaigns.holdout_percent: the share of the customers a release would contact that it
 --   holds back instead, 0 to 50 with two decimals (0: no holdout). Fixed once the campaign
@@ -24,11 +25,20 @@ alter table campaigns
 
 alter table campaign_customers add column assigned_at timestamptz;
 
+-- Engagement from providers: the first time each stage was reported. The delivery status
+-- is the furthest stage reached (clicked, opened, delivered), else the latest result (sent
+-- or failed). No index names these columns, so a report's update stays heap-only (V012).
+alter table campaign_customers
+    add column delivered_at timestamptz,
+    add column opened_at timestamptz,
+    add column clicked_at timestamptz;
+
 -- The checks are added unvalidated and validated apart: validation scans the table under a
 -- lock that lets reads and writes go on.
 alter table campaign_customers drop constraint campaign_customers_delivery_status_known;
 alter table campaign_customers add constraint campaign_customers_delivery_status_known
-    check (delivery_status in ('pending', 'sent', 'failed', 'suppressed', 'expired', 'control'))
+    check (delivery_status in ('pending', 'sent', 'failed', 'suppressed', 'expired', 'control',
+                               'delivered', 'opened', 'clicked'))
     not valid;
 alter table campaign_customers validate constraint campaign_customers_delivery_status_known;
 alter table campaign_customers add constraint campaign_customers_control_assigned

@@ -283,6 +283,12 @@ stored_enum!(
         /// In the campaign's control group (its holdout): would have been released, is
         /// never contacted (`assigned_at` says when it was drawn).
         Control = "control",
+        /// Sent, and reported delivered by the provider (`delivered_at`).
+        Delivered = "delivered",
+        /// Sent, and reported opened (`opened_at`).
+        Opened = "opened",
+        /// Sent, and a click in it reported (`clicked_at`): the furthest stage.
+        Clicked = "clicked",
     }
 );
 

@@ -104,7 +104,8 @@ async fn a_campaign_selects_exactly_the_customers_a_direct_sql_count_gives() {
         summary.body,
         json!({"total": expected, "pending": 0, "sent": 0, "failed": 0,
                "suppressed_by_consent": 0, "suppressed_by_pressure": 0,
-               "awaiting_release": expected, "released": 0, "expired": 0, "control": 0}),
+               "awaiting_release": expected, "released": 0, "expired": 0, "control": 0,
+               "delivered": 0, "opened": 0, "clicked": 0}),
         "a draft campaign's deliveries are prepared, not released"
     );
     let sent_only = app

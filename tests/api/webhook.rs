@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use chrono::{Duration, Utc};
+use chrono::{Duration, Timelike, Utc};
 use integration_tests::{TestApp, TestResponse};
 use serde_json::{Value, json};
 use standardwebhooks::Webhook;
@@ -182,7 +182,8 @@ async fn a_batch_of_1000_reports_is_applied_and_shows_in_the_campaign_counts() {
         app.campaign_summary(&fx, id).await,
         json!({"total": total, "pending": total - 1000, "sent": 900, "failed": 100,
                "suppressed_by_consent": 0, "suppressed_by_pressure": 0,
-               "awaiting_release": 0, "released": total, "expired": 0, "control": 0})
+               "awaiting_release": 0, "released": total, "expired": 0, "control": 0,
+               "delivered": 0, "opened": 0, "clicked": 0})
     );
     let failed = app
         .get(
@@ -254,7 +255,9 @@ async fn mixed_batches_report_every_item() {
     );
     let reasons = response.body["results"].to_string();
     assert!(
-        reasons.contains("not sent, failed, unsubscribed or complained"),
+        reasons.contains(
+            "not sent, failed, bounced, delivered, opened, clicked, unsubscribed or complained"
+        ),
         "{reasons}"
     );
     assert!(reasons.contains("sent_at"), "{reasons}");
@@ -577,4 +580,141 @@ async fn keys_made_before_tenant_scoping_work_only_once_bound() {
     ));
     let accepted = report(&app, &key, &body).await;
     assert_eq!(accepted.body["results"][0]["status"], "updated");
+}
+
+/// One delivery's row and its contact-ledger row, as text (customer id left out), to compare
+/// two deliveries that were told the same story in different orders.
+async fn delivery_and_contact(app: &TestApp, id: i64, customer: &str) -> String {
+    let row = app
+        .db()
+        .await
+        .query_one(
+            "select cc.delivery_status, cc.sent_at, cc.provider_message_id, cc.failure_reason,
+                    cc.delivered_at, cc.opened_at, cc.clicked_at, l.contact_at, l.settled
+             from campaign_customers cc
+             left join customer_contacts l
+               on l.campaign_id = cc.campaign_id and l.customer_id = cc.customer_id
+             where cc.campaign_id = $1 and cc.customer_id = $2::text::uuid",
+            &[&(id as i32), &customer],
+        )
+        .await
+        .expect("the delivery");
+    format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+        row.get::<_, String>(0),
+        row.get::<_, Option<chrono::DateTime<Utc>>>(1),
+        row.get::<_, Option<String>>(2),
+        row.get::<_, Option<String>>(3),
+        row.get::<_, Option<chrono::DateTime<Utc>>>(4),
+        row.get::<_, Option<chrono::DateTime<Utc>>>(5),
+        row.get::<_, Option<chrono::DateTime<Utc>>>(6),
+        row.get::<_, Option<chrono::DateTime<Utc>>>(7),
+        row.get::<_, Option<bool>>(8),
+    )
+}
+
+#[tokio::test]
+async fn engagement_stages_out_of_order_and_repeated_give_the_same_row_as_in_order() {
+    let (app, fx, id, customers) = processed_campaign(json!({"segment": "platinum"})).await;
+    let (key, _) = app.issue_webhook_key("credit_card", false).await;
+    let t0 = (Utc::now() - Duration::minutes(30))
+        .with_nanosecond(0)
+        .expect("whole seconds");
+    let event = |customer: &str, status: &str, minute: i64| {
+        json!({"campaign_id": id, "customer_id": customer, "status": status,
+               "occurred_at": (t0 + Duration::minutes(minute)).to_rfc3339(),
+               "provider_message_id": "m-1"})
+    };
+    let story = [("sent", 1), ("delivered", 2), ("opened", 5), ("clicked", 9)];
+    // In order, one request each.
+    let (a, b, c) = (&customers[0], &customers[1], &customers[2]);
+    for (status, minute) in story {
+        let answer = report(&app, &key, &json!([event(a, status, minute)])).await;
+        assert_eq!(answer.body["summary"]["updated"], 1, "{:?}", answer.body);
+    }
+    // Backwards, with repeats and later copies of each stage, across requests and in one.
+    let answer = report(
+        &app,
+        &key,
+        &json!([
+            event(b, "clicked", 9),
+            event(b, "opened", 12),
+            event(b, "clicked", 20)
+        ]),
+    )
+    .await;
+    assert_eq!(
+        answer.body["summary"],
+        json!({"updated": 2, "unchanged": 1, "not_found": 0, "invalid": 0})
+    );
+    report(
+        &app,
+        &key,
+        &json!([event(b, "opened", 5), event(b, "delivered", 2)]),
+    )
+    .await;
+    report(
+        &app,
+        &key,
+        &json!([event(b, "delivered", 3), event(b, "sent", 1)]),
+    )
+    .await;
+    let repeat = report(
+        &app,
+        &key,
+        &json!([event(b, "opened", 5), event(b, "clicked", 9)]),
+    )
+    .await;
+    assert_eq!(repeat.body["summary"]["unchanged"], 2, "{:?}", repeat.body);
+    let in_order = delivery_and_contact(&app, id, a).await;
+    assert_eq!(delivery_and_contact(&app, id, b).await, in_order);
+    assert!(in_order.starts_with("\"clicked\""), "{in_order}");
+    assert!(in_order.ends_with("Some(true)"), "settled: {in_order}");
+
+    // A stage before the release is early; a bounce is a failure; a stage alone settles the
+    // contact at its time, and an earlier send reported later moves it back.
+    let early = report(&app, &key, &json!([event(c, "opened", -24 * 60 - 5)])).await;
+    assert_eq!(early.body["summary"]["invalid"], 1, "{:?}", early.body);
+    report(&app, &key, &json!([event(c, "delivered", 4)])).await;
+    let contact_at = |customer: &str| {
+        let app = &app;
+        let customer = customer.to_owned();
+        async move {
+            app.db()
+                .await
+                .query_one(
+                    "select contact_at, settled from customer_contacts
+                     where campaign_id = $1 and customer_id = $2::text::uuid",
+                    &[&(id as i32), &customer],
+                )
+                .await
+                .map(|r| (r.get::<_, chrono::DateTime<Utc>>(0), r.get::<_, bool>(1)))
+                .expect("the contact")
+        }
+    };
+    assert_eq!(contact_at(c).await, (t0 + Duration::minutes(4), true));
+    report(&app, &key, &json!([event(c, "sent", 1)])).await;
+    assert_eq!(contact_at(c).await, (t0 + Duration::minutes(1), true));
+    let d = &customers[3];
+    let bounced = report(&app, &key, &json!([event(d, "bounced", 1)])).await;
+    assert_eq!(bounced.body["summary"]["updated"], 1, "{:?}", bounced.body);
+    let row = delivery_and_contact(&app, id, d).await;
+    assert!(row.starts_with("\"failed\""), "{row}");
+    assert!(row.contains("Some(\"bounced\")"), "{row}");
+    assert!(
+        row.ends_with("Some(false)"),
+        "a bounce keeps the slot held: {row}"
+    );
+
+    let summary = app.campaign_summary(&fx, id).await;
+    assert_eq!(
+        (
+            &summary["sent"],
+            &summary["delivered"],
+            &summary["opened"],
+            &summary["clicked"]
+        ),
+        (&json!(3), &json!(3), &json!(2), &json!(2)),
+        "{summary}"
+    );
 }

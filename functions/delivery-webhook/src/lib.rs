@@ -13,20 +13,26 @@
 //!   crate, with its 5-minute window. A replayed `webhook-id` is answered 200 and changes
 //!   nothing.
 //! - **Body**: a JSON array of at most [`MAX_REPORTS`] reports
-//!   `{campaign_id, customer_id, status: "sent"|"failed", sent_at, provider_message_id?,
-//!   failure_reason?}`, at most [`MAX_BODY_BYTES`] (413 beyond; 422 for too many items).
+//!   `{campaign_id, customer_id, status, sent_at (or occurred_at), provider_message_id?,
+//!   failure_reason?}`, at most [`MAX_BODY_BYTES`] (413 beyond; 422 for too many items). A
+//!   status is a result (`sent`, `failed`, `bounced`: a failure), an engagement stage
+//!   (`delivered`, `opened`, `clicked`) or an opt-out (`unsubscribed`, `complained`).
 //! - **One statement** applies the batch. The answer lists every report as `updated`,
 //!   `unchanged` (the row records the same or a later event), `not_found` or `invalid` (with a
 //!   reason), and counts them; the request answers 200 once understood.
-//! - Events never go back in time: a report whose `sent_at` is not later than the recorded one
-//!   changes nothing; of two reports for one delivery in a batch the later wins. A `sent_at`
+//! - Results never go back in time: a result whose `sent_at` is not later than the recorded
+//!   one changes nothing; of two results for one delivery in a batch the later wins. A
+//!   stage keeps the first time reported, and the delivery's status is the furthest stage
+//!   reached, so stages out of order or repeated give the same row. A `sent_at`
 //!   more than [`MAX_CLOCK_SKEW_SECS`] in the future, or before the delivery was released, is
 //!   `invalid` (a report dated 2999 would otherwise freeze the delivery for good, and one
 //!   dated before the release would age its contact out of the contact cap's window).
 //! - Only `active`, `paused` and `completed` campaigns accept reports; for the tenant's other
 //!   campaigns each report is `invalid` with the reason. Only released deliveries take
 //!   reports (a suppressed or not yet released one is `not_found`); each report keeps the
-//!   contact ledger of the platform's contact cap current (a failed delivery frees its slot).
+//!   contact ledger of the platform's contact cap current (a `sent` result or a stage
+//!   settles the delivery's contact at the earliest time shown; a failure keeps its slot
+//!   held until the end it was released under, since the provider may retry).
 //! - `unsubscribed` and `complained` opt the customer out of the campaign's channel
 //!   (`customer_consents`, source `provider: …`), leaving the delivery's result as it is.
 //! - [`feed`]: `GET /system/campaigns/{campaign_id}/deliveries`, the released deliveries a

@@ -77,12 +77,14 @@ pub(crate) struct RawReport {
     campaign_id: i32,
     /// The customer it was delivered to.
     customer_id: Uuid,
-    /// `sent` or `failed` (the delivery's result), or `unsubscribed` / `complained` (the
+    /// The delivery's result, `sent` or `failed` (`bounced` is a failure); an engagement
+    /// stage, `delivered`, `opened` or `clicked`; or `unsubscribed` / `complained` (the
     /// customer opts out of the campaign's channel; the delivery's result is not changed).
-    #[schema(pattern = "^(sent|failed|unsubscribed|complained)$")]
+    #[schema(pattern = "^(sent|failed|bounced|delivered|opened|clicked|unsubscribed|complained)$")]
     status: String,
-    /// When the provider sent (or gave up); a report no later than the recorded one
-    /// changes nothing.
+    /// When it happened (also accepted as `occurred_at`). A result no later than the
+    /// recorded one changes nothing; a stage keeps its first time.
+    #[serde(alias = "occurred_at")]
     sent_at: DateTime<Utc>,
     /// The provider's id for the message, at most 200 characters.
     #[serde(default)]
@@ -110,9 +112,17 @@ fn validate(index: i32, item: Value, now: DateTime<Utc>) -> Result<Parsed, Strin
             "sent_at lies more than {MAX_CLOCK_SKEW_SECS} seconds in the future"
         ));
     }
+    let mut failure_reason = raw.failure_reason;
     let status = match raw.status.as_str() {
         "sent" => DeliveryStatus::Sent,
         "failed" => DeliveryStatus::Failed,
+        "bounced" => {
+            failure_reason.get_or_insert_with(|| "bounced".to_owned());
+            DeliveryStatus::Failed
+        }
+        "delivered" => DeliveryStatus::Delivered,
+        "opened" => DeliveryStatus::Opened,
+        "clicked" => DeliveryStatus::Clicked,
         kind @ ("unsubscribed" | "complained") => {
             return Ok(Parsed::OptOut(OptOutReport {
                 index,
@@ -127,11 +137,12 @@ fn validate(index: i32, item: Value, now: DateTime<Utc>) -> Result<Parsed, Strin
         }
         other => {
             return Err(format!(
-                "status {other:?} is not sent, failed, unsubscribed or complained"
+                "status {other:?} is not sent, failed, bounced, delivered, opened, clicked, \
+                 unsubscribed or complained"
             ));
         }
     };
-    if [&raw.provider_message_id, &raw.failure_reason]
+    if [&raw.provider_message_id, &failure_reason]
         .into_iter()
         .flatten()
         .any(|text| text.contains('\0'))
@@ -145,7 +156,7 @@ fn validate(index: i32, item: Value, now: DateTime<Utc>) -> Result<Parsed, Strin
             "provider_message_id is longer than {MAX_PROVIDER_MESSAGE_ID_CHARS} characters"
         ));
     }
-    if too_long(&raw.failure_reason, MAX_FAILURE_REASON_CHARS) {
+    if too_long(&failure_reason, MAX_FAILURE_REASON_CHARS) {
         return Err(format!(
             "failure_reason is longer than {MAX_FAILURE_REASON_CHARS} characters"
         ));
@@ -157,7 +168,7 @@ fn validate(index: i32, item: Value, now: DateTime<Utc>) -> Result<Parsed, Strin
         status,
         sent_at: raw.sent_at,
         provider_message_id: raw.provider_message_id,
-        failure_reason: raw.failure_reason,
+        failure_reason,
     }))
 }
 
@@ -390,12 +401,15 @@ fn validate_all(
     (reports, opt_outs, invalid)
 }
 
-/// Of several reports for one delivery, only the latest is applied (of two at the same
-/// time, the later in the request): the winners, and an `unchanged` result for each of the
-/// others. Events never go back in time within a batch either.
+/// Of several results (`sent`, `failed`) for one delivery, only the latest is applied (of
+/// two at the same time, the later in the request): the winners, and an `unchanged` result
+/// for each of the others. Results never go back in time within a batch either. Stages all
+/// go on (the statement keeps each stage's earliest time).
 fn latest_wins(reports: Vec<DeliveryReport>) -> (Vec<DeliveryReport>, Vec<ItemResult>) {
+    let is_result =
+        |r: &DeliveryReport| matches!(r.status, DeliveryStatus::Sent | DeliveryStatus::Failed);
     let mut latest: HashMap<(i32, Uuid), usize> = HashMap::new();
-    for (i, report) in reports.iter().enumerate() {
+    for (i, report) in reports.iter().enumerate().filter(|(_, r)| is_result(r)) {
         let slot = latest
             .entry((report.campaign_id, report.customer_id))
             .or_insert(i);
@@ -403,10 +417,10 @@ fn latest_wins(reports: Vec<DeliveryReport>) -> (Vec<DeliveryReport>, Vec<ItemRe
             *slot = i;
         }
     }
-    let (winners, superseded): (Vec<_>, Vec<_>) = reports
-        .into_iter()
-        .enumerate()
-        .partition(|(i, r)| latest.get(&(r.campaign_id, r.customer_id)) == Some(i));
+    let (winners, superseded): (Vec<_>, Vec<_>) =
+        reports.into_iter().enumerate().partition(|(i, r)| {
+            !is_result(r) || latest.get(&(r.campaign_id, r.customer_id)) == Some(i)
+        });
     let superseded = superseded
         .into_iter()
         .map(|(_, r)| ItemResult {

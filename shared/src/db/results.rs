@@ -35,8 +35,14 @@ pub struct GroupCounts {
 pub struct Funnel {
     /// Released to providers (the treated group).
     pub released: i64,
-    /// Reported sent by the provider.
+    /// Reported sent by the provider (or any later stage).
     pub sent: i64,
+    /// Reported delivered (or opened or clicked).
+    pub delivered: i64,
+    /// Reported opened (or clicked).
+    pub opened: i64,
+    /// With a click reported.
+    pub clicked: i64,
     /// Converted.
     pub converted: i64,
 }
@@ -68,7 +74,12 @@ pub async fn counts(tx: &TenantTx<'_>, campaign: i32) -> Result<ResultCounts, Ap
              members as materialized (
                  select cc.customer_id, cc.delivery_status = 'control' as control,
                         coalesce(cc.released_at, cc.assigned_at) as since,
-                        cc.delivery_status = 'sent' as sent
+                        cc.delivery_status in ('sent', 'delivered', 'opened', 'clicked')
+                            as sent,
+                        coalesce(cc.delivered_at, cc.opened_at, cc.clicked_at) is not null
+                            as delivered,
+                        coalesce(cc.opened_at, cc.clicked_at) is not null as opened,
+                        cc.clicked_at is not null as clicked
                  from campaign_customers cc
                  where cc.campaign_id = $1 and cc.tenant_name = $2
                    and (cc.released_at is not null or cc.delivery_status = 'control')
@@ -84,11 +95,14 @@ pub async fn counts(tx: &TenantTx<'_>, campaign: i32) -> Result<ResultCounts, Ap
              converted as (select distinct customer_id from attributed)
              select m.control, null::text as currency, count(*) as customers,
                     count(k.customer_id) as converted,
-                    count(*) filter (where m.sent) as sent, null::float8 as value
+                    count(*) filter (where m.sent) as sent,
+                    count(*) filter (where m.delivered) as delivered,
+                    count(*) filter (where m.opened) as opened,
+                    count(*) filter (where m.clicked) as clicked, null::float8 as value
              from members m left join converted k on k.customer_id = m.customer_id
              group by m.control
              union all
-             select control, currency, null, null, null, sum(value)::float8
+             select control, currency, null, null, null, null, null, null, sum(value)::float8
              from attributed where currency is not null
              group by control, currency",
             &[&campaign, &tx.tenant().as_str()],
@@ -113,6 +127,9 @@ pub async fn counts(tx: &TenantTx<'_>, campaign: i32) -> Result<ResultCounts, Ap
                     counts.funnel = Funnel {
                         released: group.customers,
                         sent: row.get("sent"),
+                        delivered: row.get("delivered"),
+                        opened: row.get("opened"),
+                        clicked: row.get("clicked"),
                         converted: group.converted,
                     };
                 }

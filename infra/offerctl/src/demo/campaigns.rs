@@ -194,7 +194,7 @@ impl Demo {
             }
         }
         let sent_at = chrono::Utc::now().to_rfc3339();
-        let reports: Vec<Value> = customer_ids
+        let mut reports: Vec<Value> = customer_ids
         .iter()
         .enumerate()
         .map(|(i, customer_id)| {
@@ -207,6 +207,21 @@ impl Demo {
             }
         })
         .collect();
+        // Engagement, as providers report it: every sent message delivered, every second one
+        // opened, every fifth clicked (stages of one delivery in one batch, in any order).
+        let mut stages = Vec::new();
+        for (i, customer_id) in customer_ids.iter().enumerate().filter(|(i, _)| i % 10 != 9) {
+            for (stage, every) in [("clicked", 5), ("opened", 2), ("delivered", 1)] {
+                if i % every == 0 {
+                    stages.push(
+                        json!({"campaign_id": campaign_id, "customer_id": customer_id,
+                                       "status": stage, "occurred_at": sent_at}),
+                    );
+                }
+            }
+        }
+        let engaged = stages.len();
+        reports.extend(stages);
         for batch in reports.chunks(delivery_webhook::MAX_REPORTS) {
             let answer = self
                 .api
@@ -227,8 +242,8 @@ impl Demo {
             }
         }
         self.steps.push(format!(
-        "a delivery provider (new webhook key) fetched its {} deliveries from the feed and reported them through the webhook",
-        reports.len()
+        "a delivery provider (new webhook key) fetched its {} deliveries from the feed and reported them through the webhook, with {engaged} engagement events (delivered, opened, clicked)",
+        customer_ids.len()
     ));
         Ok(())
     }

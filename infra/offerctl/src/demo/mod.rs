@@ -17,7 +17,8 @@
 //!    (`…/draft-diff`) and approves it as version 2, while the running campaign keeps
 //!    delivering version 1;
 //! 5. a delivery provider, with a new webhook key, reports every delivery in one call: every
-//!    tenth `failed`, the others `sent`;
+//!    tenth `failed`, the others `sent`, then engagement: every sent one `delivered`, every
+//!    second `opened`, every fifth `clicked`;
 //! 6. the bank's systems report conversions by a stated model (6 % of the treated customers,
 //!    4 % of the 10 % held out as the campaign's control group, drawn by a hash of the
 //!    customer id);
@@ -184,6 +185,17 @@ fn write_results(
             pct(&g["conversion_rate"])
         )?;
     }
+    let funnel = &results["funnel"];
+    writeln!(
+        f,
+        "  funnel   released {} → sent {} → delivered {} → opened {} → clicked {} → converted {}",
+        funnel["released"],
+        funnel["sent"],
+        funnel["delivered"],
+        funnel["opened"],
+        funnel["clicked"],
+        funnel["converted"]
+    )?;
     let lift = &results["lift"];
     if lift.is_null() {
         writeln!(f, "  no lift: see the notes")?;

@@ -30,7 +30,8 @@ pub struct Delivery {
     /// Contact details; present only for principals holding `customer.contact.read`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact: Option<Contact>,
-    /// `pending`, `sent`, `failed`, `suppressed`, `expired` or `control`.
+    /// `pending`, `sent`, `failed`, `suppressed`, `expired`, `control`, or the furthest
+    /// engagement stage reported: `delivered`, `opened`, `clicked`.
     pub delivery_status: DeliveryStatus,
     /// When the provider sent it (as reported).
     pub sent_at: Option<DateTime<Utc>>,
@@ -40,6 +41,12 @@ pub struct Delivery {
     pub failure_reason: Option<String>,
     /// When the release drew the customer into the control group (`control` only).
     pub assigned_at: Option<DateTime<Utc>>,
+    /// When the provider first reported it delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When the provider first reported it opened.
+    pub opened_at: Option<DateTime<Utc>>,
+    /// When the provider first reported a click in it.
+    pub clicked_at: Option<DateTime<Utc>>,
     /// Last change of the row.
     pub updated_at: DateTime<Utc>,
 }
@@ -61,6 +68,7 @@ pub async fn customers(
         .query_cached(
             "select cc.customer_id, cc.delivery_status, cc.sent_at,
                     cc.provider_message_id, cc.failure_reason, cc.updated_at, cc.assigned_at,
+                    cc.delivered_at, cc.opened_at, cc.clicked_at,
                     c.full_name, c.email, c.phone
              from campaign_customers cc
              left join customers c on $5 and c.id = cc.customer_id
@@ -95,6 +103,9 @@ pub async fn customers(
                 provider_message_id: row.get("provider_message_id"),
                 failure_reason: row.get("failure_reason"),
                 assigned_at: row.get("assigned_at"),
+                delivered_at: row.get("delivered_at"),
+                opened_at: row.get("opened_at"),
+                clicked_at: row.get("clicked_at"),
                 updated_at: row.get("updated_at"),
             })
         })
@@ -110,8 +121,17 @@ pub struct DeliverySummary {
     pub total: i64,
     /// Released to the provider, not yet reported.
     pub pending: i64,
-    /// Reported sent.
+    /// Reported sent (or further: delivered, opened, clicked).
     pub sent: i64,
+    /// Of the sent, reported delivered (or opened or clicked, which imply it).
+    #[serde(default)]
+    pub delivered: i64,
+    /// Of the sent, reported opened (or clicked).
+    #[serde(default)]
+    pub opened: i64,
+    /// Of the sent, with a click reported.
+    #[serde(default)]
+    pub clicked: i64,
     /// Reported failed.
     pub failed: i64,
     /// Released, never reported by the campaign's end.
@@ -162,14 +182,19 @@ pub async fn live_summary(tx: &TenantTx<'_>, id: i32) -> Result<DeliverySummary,
             "select count(*),
                     count(*) filter (where delivery_status = 'pending'
                                        and released_at is not null),
-                    count(*) filter (where delivery_status = 'sent'),
+                    count(*) filter (where delivery_status in ('sent', 'delivered', 'opened',
+                                                                'clicked')),
                     count(*) filter (where delivery_status = 'failed'),
                     count(*) filter (where suppression_reason = 'consent'),
                     count(*) filter (where suppression_reason = 'contact_pressure'),
                     count(*) filter (where delivery_status = 'pending' and released_at is null),
                     count(*) filter (where released_at is not null),
                     count(*) filter (where delivery_status = 'expired'),
-                    count(*) filter (where delivery_status = 'control')
+                    count(*) filter (where delivery_status = 'control'),
+                    count(*) filter (where coalesce(delivered_at, opened_at, clicked_at)
+                                           is not null),
+                    count(*) filter (where coalesce(opened_at, clicked_at) is not null),
+                    count(*) filter (where clicked_at is not null)
              from campaign_customers where campaign_id = $1",
             &[&id],
         )
@@ -185,6 +210,9 @@ pub async fn live_summary(tx: &TenantTx<'_>, id: i32) -> Result<DeliverySummary,
         released: row.get(7),
         expired: row.get(8),
         control: row.get(9),
+        delivered: row.get(10),
+        opened: row.get(11),
+        clicked: row.get(12),
     })
 }
 

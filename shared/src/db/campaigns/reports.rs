@@ -1,6 +1,7 @@
-//! Delivery reports: what providers say happened to each delivery (`sent`, `failed`) applied
-//! to the campaign's deliveries and the contact ledger in one statement per batch, and the
-//! opt-outs they report (`unsubscribed`, `complained`) applied to the customers' consent.
+//! Delivery reports: what providers say happened to each delivery (its result, `sent` or
+//! `failed`, and its engagement stages, `delivered`, `opened`, `clicked`) applied to the
+//! campaign's deliveries and the contact ledger in one statement per batch, and the opt-outs
+//! they report (`unsubscribed`, `complained`) applied to the customers' consent.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,9 +23,10 @@ pub struct DeliveryReport {
     pub campaign_id: i32,
     /// The customer.
     pub customer_id: Uuid,
-    /// `sent` or `failed` (never `pending`).
+    /// A result, `sent` or `failed` (the latest wins), or a stage, `delivered`, `opened`
+    /// or `clicked` (the first time of each is kept).
     pub status: DeliveryStatus,
-    /// When the provider acted (the event's time; later events win).
+    /// When it happened (the event's time).
     pub sent_at: DateTime<Utc>,
     /// The provider's message id.
     pub provider_message_id: Option<String>,
@@ -53,33 +55,44 @@ pub enum ReportOutcome {
 }
 
 /// The statement of [`apply_reports`]. Parameters: `$1` indexes (`int4[]`), `$2` campaign
-/// ids (`int4[]`), `$3` customer ids (`uuid[]`), `$4` statuses (`text[]`), `$5` event times
-/// (`timestamptz[]`), `$6` provider message ids and `$7` failure reasons (`text[]`, null for
-/// none), `$8` the tenant, `$9` the grace period in days (`int4`). One row: the `updated`,
-/// `unchanged`, `closed`, `early`, `late` and `overdue` index lists (`int4[]`).
+/// ids (`int4[]`), `$3` customer ids (`uuid[]`), `$4` statuses (`text[]`: `sent`, `failed`,
+/// or a stage, `delivered`, `opened`, `clicked`), `$5` event times (`timestamptz[]`), `$6`
+/// provider message ids and `$7` failure reasons (`text[]`, null for none), `$8` the tenant,
+/// `$9` the grace period in days (`int4`). One row: the `updated`, `unchanged`, `closed`,
+/// `early`, `late` and `overdue` index lists (`int4[]`).
 ///
-/// The campaign's window bounds a report: one dated at or after `ends_at`, or after the end
+/// A delivery's result (`sent` or `failed`): the latest wins (the caller sends at most one
+/// per delivery; one no later than the recorded `sent_at` changes nothing). Its stages:
+/// each keeps the first time reported (`delivered_at`, `opened_at`, `clicked_at`, the
+/// earliest of any batch), so stages sent out of order or more than once give the same row.
+/// The delivery status is the furthest stage reached, else the latest result.
+///
+/// The campaign's window bounds a result: one dated at or after `ends_at`, or after the end
 /// its delivery was released under (the ledger's `open_until`: a later end does not stretch
-/// what was released before it), is `late`; once the grace period after `ends_at` has
-/// passed, every report for the campaign is `overdue`. Within it, a report dated inside the
-/// window applies, also to a delivery that `expired` at the end.
+/// what was released before it), is `late`. A stage may come later (a customer opens an
+/// e-mail after the campaign's end). Once the grace period after `ends_at` has passed,
+/// every report for the campaign is `overdue`. Within it, a result dated inside the window
+/// applies, also to a delivery that `expired` at the end.
 ///
-/// The ledger (V022): the first accepted `sent` report settles the delivery's row at the
-/// send's time (later ones leave it); a `failed` report leaves the row as it is, unsettled
-/// and counted until `open_until`, since the provider may still retry.
+/// The ledger (V022): a `sent` result or any stage shows the contact happened; the delivery's
+/// row is settled at the earliest such time known (a stage's time capped at `open_until`,
+/// which the unsettled row already counted to), and moves only earlier. A `failed` result
+/// leaves the row as it is, unsettled and counted until `open_until`, since the provider
+/// may still retry.
 ///
-/// A report applies only from its delivery's release on (`sent_at >= released_at`): the
-/// contact ledger takes the report's time, so an earlier one would age the contact out of the
-/// cap's window before it was made. Those found but dated earlier are `early`.
+/// A report applies only from its delivery's release on (its time at or after
+/// `released_at`): the contact ledger takes the report's time, so an earlier one would age
+/// the contact out of the cap's window before it was made. Those found but dated earlier
+/// are `early`.
 ///
-/// Concurrent batches: the reports are sorted by key, and the update takes each delivery's
-/// row lock as it reaches it, so two batches naming the same deliveries lock them in the
-/// same order and never deadlock (nor with an expiry, which locks in key order too). A
-/// batch that reaches a delivery another one holds waits for its commit and judges the
-/// delivery again as it is then (PostgreSQL's re-check of the update's conditions; the
-/// ledger's settle re-checks `not settled` the same way). No separate lock is needed since
-/// no report deletes a ledger row (V022): it took 9–14 ms of a request at 1,000,000
-/// customers, writing each row's lock into its page.
+/// Concurrent batches: the reports are sorted by key and gathered per delivery in that
+/// order, and the update takes each delivery's row lock as it reaches it, so two batches
+/// naming the same deliveries lock them in the same order and never deadlock (nor with an
+/// expiry, which locks in key order too). A batch that reaches a delivery another one holds
+/// waits for its commit and judges the delivery again as it is then (PostgreSQL's re-check
+/// of the update's conditions; the ledger's settle re-checks the same way). No separate
+/// lock is needed since no report deletes a ledger row (V022): it took 9–14 ms of a request
+/// at 1,000,000 customers, writing each row's lock into its page.
 ///
 /// The reports not updated are found with `not in` over `updated`, which PostgreSQL runs as a
 /// hashed subplan: an anti join of two CTE scans (each estimated at one row) was planned as a
@@ -94,7 +107,8 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
      ),
      judged as (
          select r.*, c.status in ('active', 'paused', 'completed') as open,
-                r.sent_at >= least(c.ends_at, l.open_until) as late,
+                r.status in ('sent', 'failed')
+                    and r.sent_at >= least(c.ends_at, l.open_until) as late,
                 now() > c.ends_at + make_interval(days => $9) as overdue, c.channel,
                 coalesce(l.open_until, c.ends_at) as open_until
          from report r
@@ -103,39 +117,112 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
            on l.campaign_id = r.campaign_id and l.customer_id = r.customer_id
      ),
      accepted as (select * from judged where open and not late and not overdue),
+     delivery as materialized (
+         select campaign_id, customer_id, array_agg(index) as indexes,
+                array_agg(status) as statuses, array_agg(sent_at) as times,
+                max(status) filter (where status in ('sent', 'failed')) as result,
+                max(sent_at) filter (where status in ('sent', 'failed')) as result_at,
+                max(provider_message_id) filter (where status in ('sent', 'failed'))
+                    as provider_message_id,
+                max(failure_reason) filter (where status in ('sent', 'failed'))
+                    as failure_reason,
+                min(sent_at) filter (where status = 'delivered') as delivered,
+                min(sent_at) filter (where status = 'opened') as opened,
+                min(sent_at) filter (where status = 'clicked') as clicked,
+                max(channel) as channel, max(open_until) as open_until
+         from accepted
+         group by campaign_id, customer_id
+         order by campaign_id, customer_id
+     ),
      updated as (
          update campaign_customers cc
-         set delivery_status = r.status, sent_at = r.sent_at,
-             provider_message_id = r.provider_message_id,
-             failure_reason = r.failure_reason, updated_at = now()
-         from accepted r
-         where cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
+         set sent_at = case when d.result_at >= cc.released_at
+                                 and (cc.sent_at is null or d.result_at > cc.sent_at)
+                            then d.result_at else cc.sent_at end,
+             provider_message_id = case when d.result_at >= cc.released_at
+                                             and (cc.sent_at is null or d.result_at > cc.sent_at)
+                                        then d.provider_message_id
+                                        else cc.provider_message_id end,
+             failure_reason = case when d.result_at >= cc.released_at
+                                        and (cc.sent_at is null or d.result_at > cc.sent_at)
+                                   then d.failure_reason else cc.failure_reason end,
+             delivered_at = least(cc.delivered_at,
+                                  case when d.delivered >= cc.released_at then d.delivered end),
+             opened_at = least(cc.opened_at,
+                               case when d.opened >= cc.released_at then d.opened end),
+             clicked_at = least(cc.clicked_at,
+                                case when d.clicked >= cc.released_at then d.clicked end),
+             delivery_status = case
+                 when cc.clicked_at is not null or d.clicked >= cc.released_at then 'clicked'
+                 when cc.opened_at is not null or d.opened >= cc.released_at then 'opened'
+                 when cc.delivered_at is not null or d.delivered >= cc.released_at
+                     then 'delivered'
+                 when d.result_at >= cc.released_at
+                      and (cc.sent_at is null or d.result_at > cc.sent_at) then d.result
+                 else cc.delivery_status end,
+             updated_at = now()
+         from delivery d
+         where cc.campaign_id = d.campaign_id and cc.customer_id = d.customer_id
            and cc.tenant_name = $8
            and cc.released_at is not null and cc.delivery_status <> 'suppressed'
-           and r.sent_at >= cc.released_at
-           and (cc.sent_at is null or r.sent_at > cc.sent_at)
-         returning r.index, r.campaign_id, r.customer_id, r.status, r.sent_at, r.channel,
-                   r.open_until
+           and ((d.result_at >= cc.released_at
+                 and (cc.sent_at is null or d.result_at > cc.sent_at))
+                or (d.delivered >= cc.released_at
+                    and (cc.delivered_at is null or d.delivered < cc.delivered_at))
+                or (d.opened >= cc.released_at
+                    and (cc.opened_at is null or d.opened < cc.opened_at))
+                or (d.clicked >= cc.released_at
+                    and (cc.clicked_at is null or d.clicked < cc.clicked_at)))
+         returning d.indexes, d.statuses, d.times, cc.campaign_id, cc.customer_id, d.channel,
+                   d.open_until, cc.sent_at, cc.delivered_at, cc.opened_at, cc.clicked_at,
+                   -- The contact's time as this batch shows it: an applied `sent`, or the
+                   -- first stage (capped at open_until, which the unsettled row counted to).
+                   least(case when d.result = 'sent' and cc.sent_at = d.result_at
+                              then d.result_at end,
+                         case when d.delivered >= cc.released_at
+                                   or d.opened >= cc.released_at
+                                   or d.clicked >= cc.released_at
+                              then least(case when d.delivered >= cc.released_at
+                                              then d.delivered end,
+                                         case when d.opened >= cc.released_at
+                                              then d.opened end,
+                                         case when d.clicked >= cc.released_at
+                                              then d.clicked end,
+                                         d.open_until) end) as contact_at
      ),
      settled as (
          insert into customer_contacts (campaign_id, customer_id, tenant_name, channel,
                                         contact_at, open_until, settled)
-         select campaign_id, customer_id, $8, channel, sent_at, open_until, true
-         from updated where status = 'sent'
+         select campaign_id, customer_id, $8, channel, contact_at, open_until, true
+         from updated where contact_at is not null
          on conflict (campaign_id, customer_id) do update
-         set contact_at = excluded.contact_at, settled = true
+         set contact_at = case when customer_contacts.settled
+                               then least(customer_contacts.contact_at, excluded.contact_at)
+                               else excluded.contact_at end,
+             settled = true
          where not customer_contacts.settled
+            or excluded.contact_at < customer_contacts.contact_at
+     ),
+     applied as (
+         select r.index,
+                case r.status when 'delivered' then u.delivered_at
+                              when 'opened' then u.opened_at
+                              when 'clicked' then u.clicked_at
+                              else u.sent_at end = r.at as applied
+         from updated u
+         cross join lateral unnest(u.indexes, u.statuses, u.times) as r(index, status, at)
      ),
      found as (
          select r.index, r.sent_at < cc.released_at as early from accepted r
          join campaign_customers cc
            on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
           and cc.tenant_name = $8
-         where r.index not in (select u.index from updated u)
+         where r.index not in (select a.index from applied a)
            and cc.released_at is not null and cc.delivery_status <> 'suppressed'
      )
-     select coalesce((select array_agg(index) from updated), '{}') as updated,
+     select coalesce((select array_agg(index) from applied where applied), '{}') as updated,
             coalesce((select array_agg(index) from found where not early), '{}')
+                || coalesce((select array_agg(index) from applied where not applied), '{}')
                 as unchanged,
             coalesce((select array_agg(index) from judged where not open), '{}')
                 as closed,
@@ -144,16 +231,19 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
             coalesce((select array_agg(index) from judged where open and not late and overdue),
                      '{}') as overdue";
 
-/// Applies reports for campaigns of `tenant` in one statement ([`APPLY_REPORTS_SQL`]): each
-/// updates its `campaign_customers` row unless the row records an event at the same time or
-/// later (events never go back in time). A report naming another tenant's
-/// campaign is answered exactly like a campaign that does not exist
-/// ([`ReportOutcome::NotFound`]); one for a campaign of the tenant that is not `active`,
-/// `paused` or `completed`, dated before its delivery was released or at or after the
-/// campaign's end (or the end it was released under), or arriving after `grace` past that end, changes nothing. The same statement brings the contact ledger
-/// (`customer_contacts`) in line with the deliveries it changed: the first `sent` report
-/// accepted for a delivery settles its row at the send's time; a `failed` one leaves the row
-/// counting until the end the delivery was released under (the provider may retry).
+/// Applies reports for campaigns of `tenant` in one statement ([`APPLY_REPORTS_SQL`]): a
+/// result updates its `campaign_customers` row unless the row records a result at the same
+/// time or later (results never go back in time); a stage records its time unless an
+/// earlier one is recorded (stages keep their first time). At most one result per delivery:
+/// the caller keeps the latest of a batch. A report naming another tenant's campaign is
+/// answered exactly like a campaign that does not exist ([`ReportOutcome::NotFound`]); one
+/// for a campaign of the tenant that is not `active`, `paused` or `completed`, dated before
+/// its delivery was released, a result dated at or after the campaign's end (or the end it
+/// was released under), or any report arriving after `grace` past that end, changes
+/// nothing. The same statement brings the contact ledger (`customer_contacts`) in line with
+/// the deliveries it changed: an accepted `sent` result or stage settles the delivery's row
+/// at the earliest time it shows (a stage's capped at the end the delivery was released
+/// under); a `failed` one leaves the row counting until that end (the provider may retry).
 /// Returns the outcome of each report, by index.
 ///
 /// # Errors
