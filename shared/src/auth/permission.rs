@@ -288,6 +288,7 @@ mod tests {
             (CampaignProcess, true, false, false, false),
             (CustomerContactRead, true, false, false, false),
             (TenantMembersManage, true, false, false, false),
+            (ConversionWrite, true, false, false, false),
         ];
         assert_eq!(table.len(), Permission::ALL.len());
         for (p, admin, create, approver, read_only) in table {
