@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use integration_tests::TestApp;
 use serde_json::json;
-use shared::db::{Executor, TenantRead, offers, users};
+use shared::db::{CachedStatements, Executor, TenantRead, offers, users};
 use shared::domain::{TenantName, Username};
 use shared::pagination::Page;
 
@@ -446,5 +446,81 @@ async fn the_report_statement_takes_each_delivery_by_its_key_in_key_order() {
     assert!(
         plan.contains("Sort Key: r.campaign_id, r.customer_id"),
         "the reports are sorted by key: {plan}"
+    );
+}
+
+/// The plan of a feed page of campaign `campaign` (its first page, e-mail), in a tenant
+/// transaction of `credit_card`; with `as_the_feed_runs_it`, after
+/// [`shared::db::campaigns::deliveries::walk_in_key_order`] as `feed` calls it.
+async fn feed_plan(app: &TestApp, campaign: i32, as_the_feed_runs_it: bool) -> String {
+    let tenant = TenantName::parse("credit_card").expect("tenant");
+    shared::db::in_tenant(&app.state.platform, &tenant, async |tx| {
+        if as_the_feed_runs_it {
+            shared::db::campaigns::deliveries::walk_in_key_order(tx).await?;
+        }
+        let plan = tx
+            .query_cached(
+                &format!("explain {}", shared::db::campaigns::deliveries::FEED_SQL),
+                &[
+                    &campaign,
+                    &"credit_card",
+                    &None::<uuid::Uuid>,
+                    &200_i64,
+                    &"email",
+                ],
+            )
+            .await?;
+        Ok(plan
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    })
+    .await
+    .expect("the plan")
+}
+
+#[tokio::test]
+async fn a_feed_page_walks_the_primary_key_even_on_stale_statistics() {
+    // Bank scale: right after a release of 7,553,622 deliveries (10,000,000 customers) the
+    // statistics still said none was released; the planner expected one matching row, sorted
+    // a parallel sequential scan of the whole table, and the first feed page took 108 s.
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let id = app
+        .processed_campaign(
+            &fx,
+            "Everyone",
+            json!({"any": [{"is_active": true}, {"is_active": false}]}),
+        )
+        .await;
+    // Statistics of the unreleased campaign, kept while it is released (autovacuum off for
+    // the table, as when it has not caught up yet).
+    let owner = app.owner_pool();
+    let db = owner.get().await.expect("the owner");
+    db.batch_execute(
+        "alter table campaign_customers set (autovacuum_enabled = false);
+         analyze campaign_customers",
+    )
+    .await
+    .expect("statistics");
+    app.activate_campaign("credit_card", id, &fx.admin)
+        .await
+        .expect(StatusCode::OK);
+    let stale = feed_plan(&app, id as i32, false).await;
+    assert!(
+        stale.contains("Sort"),
+        "the stale statistics' plan: {stale}"
+    );
+    // As the feed runs it: an index walked in customer-id order, stopped after the page.
+    let plan = feed_plan(&app, id as i32, true).await;
+    assert!(!plan.contains("Sort"), "{plan}");
+    assert!(
+        plan.contains("Index Scan using campaign_customers_pkey on campaign_customers")
+            || plan.contains(
+                "Index Scan using idx_campaign_customers_customer_id on campaign_customers"
+            ),
+        "{plan}"
     );
 }
