@@ -146,6 +146,29 @@ fn problem_response(status: u16, description: &str) -> Response {
     response.build()
 }
 
+/// The schema of a batch answered item by item (delivery reports, conversions): an array of
+/// at most `max_items` items, each the component `item` or anything else, which is
+/// answered `invalid` with the reason in its result rather than refused whole (so a
+/// schema-driven client or fuzzer sees that such items are accepted).
+#[must_use]
+pub fn item_by_item_array(item: &str, max_items: usize, description: &str) -> RefOr<Schema> {
+    let any = utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(Ref::from_schema_name(item))
+        .item(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .description(Some(
+                    "Anything else is answered `invalid`, with the reason, in its result.",
+                )),
+        )
+        .build();
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(RefOr::T(Schema::AnyOf(any)))
+        .max_items(Some(max_items))
+        .description(Some(description))
+        .into()
+}
+
 /// Merges the parts of every function into the API's document: title, version, licence,
 /// tags, security schemes, the [`ProblemDetails`] schema and the problem responses (see the
 /// module documentation for which operation gets which).

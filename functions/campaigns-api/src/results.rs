@@ -16,8 +16,8 @@ use shared::openapi::Conflict;
 use shared::paths::{CampaignPath, TenantPath};
 use shared::uplift::{self, Confidence, Group, Lift};
 use shared::{ApiError, AppState};
-use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType};
-use utoipa::openapi::{Ref, RefOr};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
@@ -46,21 +46,11 @@ pub(crate) struct ConversionItems(Vec<Value>);
 
 impl PartialSchema for ConversionItems {
     fn schema() -> RefOr<Schema> {
-        let item = AnyOfBuilder::new()
-            .item(Ref::from_schema_name(RawConversion::name()))
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(SchemaType::AnyValue)
-                    .description(Some(
-                        "Anything else is answered `invalid`, with the reason, in its result.",
-                    )),
-            )
-            .build();
-        ArrayBuilder::new()
-            .items(RefOr::T(Schema::AnyOf(item)))
-            .max_items(Some(MAX_CONVERSIONS))
-            .description(Some("Conversions, at most 1,000."))
-            .into()
+        shared::openapi::item_by_item_array(
+            &RawConversion::name(),
+            MAX_CONVERSIONS,
+            "Conversions, at most 1,000.",
+        )
     }
 }
 

@@ -19,8 +19,8 @@ use shared::db::in_tenant;
 use shared::db::webhook_keys;
 use shared::domain::DeliveryStatus;
 use shared::http::{AppJson, has_media_type, read_body_limited};
-use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType};
-use utoipa::openapi::{Ref, RefOr};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
@@ -44,21 +44,11 @@ pub(crate) struct Reports;
 
 impl PartialSchema for Reports {
     fn schema() -> RefOr<Schema> {
-        let item = AnyOfBuilder::new()
-            .item(Ref::from_schema_name(RawReport::name()))
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(SchemaType::AnyValue)
-                    .description(Some(
-                        "Anything else is answered `invalid`, with the reason, in its result.",
-                    )),
-            )
-            .build();
-        ArrayBuilder::new()
-            .items(RefOr::T(Schema::AnyOf(item)))
-            .max_items(Some(MAX_REPORTS))
-            .description(Some("Delivery reports, at most 1,000 (and 1 MiB)."))
-            .into()
+        shared::openapi::item_by_item_array(
+            &RawReport::name(),
+            MAX_REPORTS,
+            "Delivery reports, at most 1,000 (and 1 MiB).",
+        )
     }
 }
 
