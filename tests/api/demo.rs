@@ -65,6 +65,26 @@ async fn the_demo_walks_the_story_on_the_real_customers_and_can_run_again() {
                 "{results}"
             );
         }
+        // Every treated customer the model picks converted, whatever stage its delivery
+        // reached (the demo once asked only for `pending`, `sent` and `failed` ones).
+        let treated: Vec<String> = app
+            .db()
+            .await
+            .query(
+                "select customer_id::text from campaign_customers
+                 where campaign_id = $1 and released_at is not null",
+                &[&i32::try_from(report.campaign_id).expect("id")],
+            )
+            .await
+            .expect("treated")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let modelled = treated.iter().filter(|c| demo::converts(c, true)).count();
+        assert_eq!(
+            results["treated"]["converted"], modelled,
+            "run {run}: {results}"
+        );
         let interval = &results["lift"]["interval"];
         assert!(
             interval[0].as_f64() < results["lift"]["absolute"].as_f64()

@@ -252,10 +252,15 @@ impl Demo {
     /// customers convert more often than held-out ones.
     pub(super) async fn conversions(&mut self, campaign: &Campaigned) -> anyhow::Result<()> {
         let mut items = Vec::new();
+        // The treated group is every released delivery, whatever stage it reached.
         for (status, treated) in [
             ("pending", true),
             ("sent", true),
             ("failed", true),
+            ("expired", true),
+            ("delivered", true),
+            ("opened", true),
+            ("clicked", true),
             ("control", false),
         ] {
             for customer_id in self.customers(campaign, status).await? {
@@ -445,7 +450,7 @@ const CONVERSION_VALUE: f64 = 2500.0;
 /// The demo's conversion model, deterministic: a customer converts when the first two bytes
 /// of SHA-256("demo-conversion:" + id), as a big-endian number, fall below the group's rate
 /// times 65,536.
-fn converts(customer_id: &str, treated: bool) -> bool {
+pub fn converts(customer_id: &str, treated: bool) -> bool {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("demo-conversion:{customer_id}"));
     let draw = f64::from(u16::from_be_bytes([digest[0], digest[1]]));

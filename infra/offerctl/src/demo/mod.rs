@@ -224,6 +224,8 @@ fn write_results(
 
 mod api;
 mod campaigns;
+
+pub use campaigns::converts;
 mod offers;
 mod people;
 
