@@ -33,6 +33,14 @@ alter table campaign_customers
     add column opened_at timestamptz,
     add column clicked_at timestamptz;
 
+-- Whether a delivery was sent: reported sent, or any engagement stage after it (the one
+-- definition the summary and the results' funnel count by).
+create function delivery_was_sent(delivery_status text) returns boolean
+language sql immutable parallel safe
+as $$
+    select delivery_status in ('sent', 'delivered', 'opened', 'clicked')
+$$;
+
 -- The checks are added unvalidated and validated apart: validation scans the table under a
 -- lock that lets reads and writes go on.
 alter table campaign_customers drop constraint campaign_customers_delivery_status_known;

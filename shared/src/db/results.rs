@@ -74,8 +74,7 @@ pub async fn counts(tx: &TenantTx<'_>, campaign: i32) -> Result<ResultCounts, Ap
              members as materialized (
                  select cc.customer_id, cc.delivery_status = 'control' as control,
                         coalesce(cc.released_at, cc.assigned_at) as since,
-                        cc.delivery_status in ('sent', 'delivered', 'opened', 'clicked')
-                            as sent,
+                        delivery_was_sent(cc.delivery_status) as sent,
                         coalesce(cc.delivered_at, cc.opened_at, cc.clicked_at) is not null
                             as delivered,
                         coalesce(cc.opened_at, cc.clicked_at) is not null as opened,
