@@ -7,6 +7,7 @@ mod calendar;
 mod campaigns;
 mod cap_property;
 mod consent;
+mod conversion_files;
 mod customers;
 mod database;
 mod demo;

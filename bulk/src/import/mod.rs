@@ -30,14 +30,14 @@ pub use result::{ImportResult, ImportStatus, RESULTS_PREFIX, ResultProblem, resu
 use result::{
     Refusal, applied_detail, emit_metrics, finish, past_limit, refusal, rejected, too_large,
 };
-pub use watch::{IMPORTS_PREFIX, allow_retry, current_object, import_new};
+pub use watch::{CONVERSIONS_PREFIX, IMPORTS_PREFIX, allow_retry, current_object, import_new};
 
 use shared::db::customer_imports::{self, ObjectVersion};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use shared::db::customer_import::parts::{self as staged, Driver};
-use shared::db::customer_import::{self, ImportError, ImportLimits};
+use shared::db::customer_import::{self, FileKind, ImportError, ImportLimits};
 
 use crate::BulkError;
 use crate::s3::{self, Location, S3Error};
@@ -56,6 +56,14 @@ pub struct ImportObject {
 }
 
 impl ImportObject {
+    /// What the object holds, by its key ([`FileKind::of_key`]).
+    ///
+    /// # Errors
+    /// Why its key names no kind.
+    pub fn kind(&self) -> Result<FileKind, String> {
+        FileKind::of_key(&self.location.key)
+    }
+
     /// The ledger's key of this object version.
     fn ledger_key(&self) -> ObjectVersion<'_> {
         ObjectVersion {
@@ -241,7 +249,13 @@ async fn resume(
 
 /// A result with nothing found yet.
 fn blank_result(object: &ImportObject) -> ImportResult {
+    let kind = object.kind().ok();
     ImportResult {
+        kind: kind.as_ref().map_or("unknown", FileKind::as_str).to_owned(),
+        tenant: kind
+            .as_ref()
+            .and_then(FileKind::tenant)
+            .map(|t| t.as_str().to_owned()),
         bucket: object.location.bucket.clone(),
         key: object.location.key.clone(),
         version_id: object.version_id.clone(),
@@ -272,12 +286,15 @@ async fn attempt(
     result: &mut ImportResult,
     started: Instant,
 ) -> Result<Option<ImportResult>, BulkError> {
-    let outcome = if object.size.is_some_and(|size| size > options.max_bytes) {
-        Applied::Refused(too_large(object.size.unwrap_or(0), options.max_bytes))
-    } else if in_parts(s3, object, options).await? {
-        parts::plan(pool, s3, object, options, result).await?
-    } else {
-        apply(pool, s3, object, options, result, started).await?
+    let outcome = match known_kind(pool, object).await? {
+        Err(detail) => Applied::Refused(refusal(ImportStatus::Rejected, detail)),
+        Ok(_) if object.size.is_some_and(|size| size > options.max_bytes) => {
+            Applied::Refused(too_large(object.size.unwrap_or(0), options.max_bytes))
+        }
+        Ok(kind) if in_parts(s3, object, options).await? => {
+            parts::plan(pool, s3, object, &kind, options, result).await?
+        }
+        Ok(kind) => apply(pool, s3, object, &kind, options, result, started).await?,
     };
     match outcome {
         Applied::Planned(id) => {
@@ -303,6 +320,28 @@ async fn attempt(
             Ok(None)
         }
     }
+}
+
+/// What `object` holds ([`ImportObject::kind`]); a conversion file's tenant must exist. The
+/// inner `Err` says why the file is refused.
+async fn known_kind(
+    pool: &deadpool_postgres::Pool,
+    object: &ImportObject,
+) -> Result<Result<FileKind, String>, BulkError> {
+    let kind = match object.kind() {
+        Ok(kind) => kind,
+        Err(reason) => return Ok(Err(format!("{reason}; nothing was imported"))),
+    };
+    if let Some(tenant) = kind.tenant() {
+        let client = pool.get().await.map_err(shared::ApiError::from)?;
+        if shared::db::tenants::get(&client, tenant).await?.is_none() {
+            return Ok(Err(format!(
+                "the key names tenant {:?}, which does not exist; nothing was imported",
+                tenant.as_str()
+            )));
+        }
+    }
+    Ok(Ok(kind))
 }
 
 /// A failed attempt: recorded in the ledger (with the time of the next attempt, or none when
@@ -427,6 +466,7 @@ async fn apply(
     pool: &deadpool_postgres::Pool,
     s3: &aws_sdk_s3::Client,
     object: &ImportObject,
+    kind: &FileKind,
     options: ImportOptions,
     result: &mut ImportResult,
     started: Instant,
@@ -442,10 +482,10 @@ async fn apply(
         Ok(reader) => reader,
         Err(refusal) => return Ok(Applied::Refused(refusal)),
     };
-    match customer_import::import_csv(&tx, reader, options.limits, options.deadline).await {
+    match customer_import::import_file(&tx, kind, reader, options.limits, options.deadline).await {
         Ok(summary) => {
             result.summary = Some(summary);
-            result.detail = applied_detail(&summary, None);
+            result.detail = applied_detail(kind, &summary, None);
             finish(result, started);
             record(&tx, object, result).await?;
             tx.commit().await?;

@@ -35,9 +35,9 @@ use std::io::{Cursor, Read};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use shared::db::customer_import::ImportError;
 use shared::db::customer_import::parts::{self as staged, Driver, Job, NewPart};
 use shared::db::customer_import::split::{self, PartBytes};
+use shared::db::customer_import::{FileKind, ImportError};
 use shared::db::customer_imports;
 use shared::queue::ImportJob;
 use tokio::sync::mpsc;
@@ -80,6 +80,7 @@ pub(super) async fn plan(
     pool: &deadpool_postgres::Pool,
     s3: &aws_sdk_s3::Client,
     object: &ImportObject,
+    kind: &FileKind,
     options: ImportOptions,
     result: &mut ImportResult,
 ) -> Result<Applied, BulkError> {
@@ -91,9 +92,10 @@ pub(super) async fn plan(
     let (sender, received) = mpsc::channel::<PartBytes>(4);
     let limits = options.limits;
     let part_bytes = options.part_bytes;
+    let file_kind = kind.clone();
     let splitter = tokio::task::spawn_blocking(move || {
         let mut sink = |bytes: PartBytes| sender.blocking_send(bytes).is_ok();
-        split::split(reader, limits, part_bytes, Some(&mut sink))
+        split::split(reader, &file_kind, limits, part_bytes, Some(&mut sink))
     });
     let written = write_parts(s3, object, received).await;
     let split = splitter
@@ -273,7 +275,8 @@ pub async fn stage(
     let header_lines = job.header.iter().filter(|&&b| b == b'\n').count() as u64;
     let line_offset = bounds.first_line.saturating_sub(1 + header_lines);
     let source = Cursor::new(job.header.clone()).chain(bytes);
-    let found = staged::stage_part(&tx, id, source, options.limits, line_offset)
+    let kind = kind_of(&job)?;
+    let found = staged::stage_part(&tx, id, &kind, source, options.limits, line_offset)
         .await
         .map_err(import_failure)?;
     let all = staged::record_staged(&tx, id, part, &found, options.driver).await?;
@@ -346,7 +349,9 @@ pub async fn merge(
             return Ok(Merged::Idle);
         }
         if job.state == "staging" {
-            let (total, problems) = staged::problems(&tx, id).await.map_err(import_failure)?;
+            let (total, problems) = staged::problems(&tx, id, &kind_of(&job)?)
+                .await
+                .map_err(import_failure)?;
             if total > 0 {
                 let refusal = super::rejected(total, problems);
                 let mut result = job_result(&job, ImportStatus::Rejected);
@@ -367,8 +372,9 @@ pub async fn merge(
         if job.state == "finished" {
             return Ok(Merged::Idle);
         }
+        let kind = kind_of(&job)?;
         let Some(batch) =
-            staged::merge_batch(&tx, id, job.merged_through, MERGE_BATCH_ROWS).await?
+            staged::merge_batch(&tx, id, &kind, job.merged_through, MERGE_BATCH_ROWS).await?
         else {
             let rows = staged::rows(&tx, id).await?;
             let mut result = job_result(&job, ImportStatus::Imported);
@@ -380,7 +386,7 @@ pub async fn merge(
                 consents_changed: job.consents_changed,
             };
             result.summary = Some(summary);
-            result.detail = super::applied_detail(&summary, Some(job.parts));
+            result.detail = super::applied_detail(&kind, &summary, Some(job.parts));
             return end(s3, tx, &job, result).await;
         };
         staged::advance(&tx, id, &batch).await?;
@@ -398,6 +404,11 @@ pub async fn merge(
             return Ok(Merged::Continued);
         }
     }
+}
+
+/// The kind of job's file, by its key (which its plan accepted).
+fn kind_of(job: &Job) -> Result<FileKind, BulkError> {
+    FileKind::of_key(&job.key).map_err(BulkError::Inconsistent)
 }
 
 /// The object version a job imports.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::db::customer_import::{ImportProblem, ImportSummary, LimitExceeded};
+use shared::db::customer_import::{FileKind, ImportProblem, ImportSummary, LimitExceeded};
 use shared::metrics::{self, Metric};
 
 use super::ImportObject;
@@ -80,15 +80,27 @@ impl From<ImportProblem> for ResultProblem {
 /// The result object (`results/<key>.<version>.json`) and the ledger's copy of it:
 ///
 /// ```json
-/// {"bucket": "b", "key": "imports/customers.csv.gz", "version_id": "…", "etag": "…",
+/// {"kind": "customers", "bucket": "b", "key": "imports/customers.csv.gz",
+///  "version_id": "…", "etag": "…",
 ///  "status": "imported", "detail": "10127 rows: 10127 inserted, 0 updated, 0 unchanged",
 ///  "summary": {"rows": 10127, "inserted": 10127, "updated": 0, "unchanged": 0,
 ///              "consents_changed": 0},
 ///  "problems_total": 0, "problems": [], "bytes": 1234567, "duration_ms": 2345,
 ///  "peak_rss_bytes": 31457280, "finished_at": "2026-12-03T14:00:00Z"}
 /// ```
+///
+/// A conversion file's (`conversions/<tenant>/…`) has `"kind": "conversions"` and its
+/// `"tenant"`; its summary's `inserted` counts the conversions recorded and `unchanged` the
+/// rows whose `event_id` was recorded before or came on an earlier line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportResult {
+    /// What the file holds, by its key: `customers` (`imports/…`), `conversions`
+    /// (`conversions/<tenant>/…`), or `unknown` (a key under neither: refused).
+    #[serde(default = "customers")]
+    pub kind: String,
+    /// A conversion file's tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// The object's bucket.
     pub bucket: String,
     /// The object's key.
@@ -133,6 +145,10 @@ pub struct ImportResult {
     pub peak_rss_bytes: Option<u64>,
     /// When it ended.
     pub finished_at: DateTime<Utc>,
+}
+
+fn customers() -> String {
+    "customers".into()
 }
 
 const fn first_attempt() -> u32 {
@@ -188,7 +204,21 @@ pub(super) fn rejected(total: u64, problems: Vec<ImportProblem>) -> Refusal {
 }
 
 /// The detail of an applied file (`parts`: of a file imported in parts).
-pub(super) fn applied_detail(summary: &ImportSummary, parts: Option<i32>) -> String {
+pub(super) fn applied_detail(
+    kind: &FileKind,
+    summary: &ImportSummary,
+    parts: Option<i32>,
+) -> String {
+    if let FileKind::Conversions { .. } = kind {
+        return format!(
+            "{} rows{}: {} conversions recorded, {} unchanged (event_id already recorded, or \
+             on an earlier line)",
+            summary.rows,
+            parts.map(|n| format!(" in {n} parts")).unwrap_or_default(),
+            summary.inserted,
+            summary.unchanged
+        );
+    }
     format!(
         "{} rows{}: {} inserted, {} updated, {} unchanged; {} consents changed",
         summary.rows,

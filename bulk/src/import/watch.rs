@@ -7,9 +7,7 @@ use super::{ImportObject, ImportOptions, ImportResult, import_object, reason};
 use crate::BulkError;
 use crate::s3::{self, Location};
 
-/// Where S3 events for customer files are sent from (`template.yaml`'s notification filter)
-/// and what [`import_new`] watches.
-pub const IMPORTS_PREFIX: &str = "imports/";
+pub use shared::db::customer_import::{CONVERSIONS_PREFIX, IMPORTS_PREFIX};
 
 /// The object version at `location` now (HEAD), as an import names it: for
 /// `offerctl import-customers s3://…` and the local watcher, which have no event.
@@ -29,7 +27,8 @@ pub async fn current_object(
     })
 }
 
-/// Imports every object under [`IMPORTS_PREFIX`] of `bucket` that the ledger does not have
+/// Imports every object under [`IMPORTS_PREFIX`] and [`CONVERSIONS_PREFIX`] of `bucket` that
+/// the ledger does not have
 /// finished (what S3 events do in AWS; `offerctl serve` polls a local bucket with it),
 /// skipping a failed one until its `retry_after`. One object's failure does not stop the
 /// others: it is logged (and recorded, [`import_object`]) and the next key is taken. Answers
@@ -44,7 +43,9 @@ pub async fn import_new(
     options: ImportOptions,
 ) -> Result<Vec<ImportResult>, BulkError> {
     let mut results = Vec::new();
-    for key in s3::list(s3, bucket, IMPORTS_PREFIX).await? {
+    let mut keys = s3::list(s3, bucket, IMPORTS_PREFIX).await?;
+    keys.extend(s3::list(s3, bucket, CONVERSIONS_PREFIX).await?);
+    for key in keys {
         let location = Location {
             bucket: bucket.to_owned(),
             key,
@@ -53,7 +54,7 @@ pub async fn import_new(
             Ok(Some(result)) => results.push(result),
             Ok(None) => {}
             Err(err) => tracing::warn!(object = %location, error = %reason(&err),
-                "customer import from the bucket failed; going on with the next key"),
+                "import from the bucket failed; going on with the next key"),
         }
     }
     Ok(results)

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::auth::{Permission, Principal};
-use shared::db::conversions::{self, ConversionOutcome, CustomerRef, NewConversion};
+use shared::db::conversions::{self, ConversionOutcome, NewConversion};
 use shared::db::in_tenant;
 use shared::db::results::{self, Funnel, GroupCounts};
 use shared::http::{AppJson, AppPath, AppQuery};
@@ -23,10 +23,6 @@ use uuid::Uuid;
 
 /// Most conversions per request.
 pub const MAX_CONVERSIONS: usize = 1000;
-/// Longest `event_id`, in characters.
-pub const MAX_EVENT_ID_CHARS: usize = 200;
-/// How far in the future a conversion's `occurred_at` may lie (clocks differ), in seconds.
-pub const MAX_CLOCK_SKEW_SECS: i64 = 5 * 60;
 /// A conversion's value is below this (and at least 0), with at most 4 decimals.
 const MAX_VALUE: f64 = 1e15;
 
@@ -131,48 +127,23 @@ pub(crate) struct ConversionAnswer {
     summary: ConversionSummary,
 }
 
-/// Validates one item received at `now`.
+/// Validates one item received at `now` with the rules conversion files share
+/// ([`conversions::check_event_id`] and the others).
 fn validate(index: i32, item: Value, now: DateTime<Utc>) -> Result<NewConversion, String> {
     let raw: RawConversion = serde_json::from_value(item).map_err(|e| e.to_string())?;
-    let chars = raw.event_id.chars().count();
-    if chars == 0 || chars > MAX_EVENT_ID_CHARS {
-        return Err(format!(
-            "event_id must be 1 to {MAX_EVENT_ID_CHARS} characters"
-        ));
-    }
-    if [Some(&raw.event_id), raw.email.as_ref()]
-        .into_iter()
-        .flatten()
-        .any(|text| text.contains('\0'))
-    {
-        return Err("text must not contain the NUL character (U+0000)".into());
-    }
-    let customer = match (raw.customer_id, raw.email) {
-        (Some(id), None) => CustomerRef::Id(id),
-        (None, Some(email)) if !email.is_empty() && email.chars().count() <= 320 => {
-            CustomerRef::Email(email)
-        }
-        (None, Some(_)) => return Err("email must be 1 to 320 characters".into()),
-        _ => return Err("give exactly one of customer_id and email".into()),
-    };
-    if raw.occurred_at > now + chrono::Duration::seconds(MAX_CLOCK_SKEW_SECS) {
-        return Err(format!(
-            "occurred_at lies more than {MAX_CLOCK_SKEW_SECS} seconds in the future"
-        ));
-    }
+    conversions::check_event_id(&raw.event_id)?;
+    let customer = conversions::customer_ref(raw.customer_id, raw.email)?;
+    conversions::check_occurred_at(raw.occurred_at, now)?;
     let value = match (raw.value, raw.currency) {
         (None, None) => None,
         (Some(value), Some(currency)) => {
+            // A JSON number is a binary fraction: 4 decimals are taken within rounding.
             if !(0.0..MAX_VALUE).contains(&value)
                 || ((value * 1e4).round() - value * 1e4).abs() > 1e-6 * value.max(1.0)
             {
-                return Err(
-                    "value must be a number from 0 to 10^15 with at most 4 decimals".into(),
-                );
+                return Err(conversions::AMOUNT_RULE.into());
             }
-            if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err("currency must be an ISO 4217 code: three capital letters".into());
-            }
+            conversions::check_currency(&currency)?;
             Some((value.to_string(), currency))
         }
         _ => return Err("value and currency go together".into()),
@@ -254,12 +225,11 @@ pub(crate) async fn record_conversions(
                     ItemStatus::Unchanged,
                     Some("this event_id was already recorded"),
                 ),
-                ConversionOutcome::UnknownCustomer => (
-                    ItemStatus::NotFound,
-                    Some("no customer has this customer_id or email"),
-                ),
+                ConversionOutcome::UnknownCustomer => {
+                    (ItemStatus::NotFound, Some(conversions::UNKNOWN_CUSTOMER))
+                }
                 ConversionOutcome::UnknownOffer => {
-                    (ItemStatus::NotFound, Some("the tenant has no such offer"))
+                    (ItemStatus::NotFound, Some(conversions::UNKNOWN_OFFER))
                 }
             };
             ItemResult {

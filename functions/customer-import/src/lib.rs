@@ -1,5 +1,6 @@
 //! `customer-import`: S3 `ObjectCreated` events under the data bucket's `imports/` prefix
-//! (`template.yaml`) import the object as a customer file through [`bulk::import`].
+//! (`template.yaml`) import the object as a customer file through [`bulk::import`]; those
+//! under `conversions/<tenant>/` as that tenant's conversion file, by the same path.
 //!
 //! Each record of the event is one object version (bucket, URL-encoded key, version id,
 //! ETag, size). They are imported in turn; the invocation answers their results. A

@@ -11,6 +11,9 @@
 //!   `customer-import` function's code (ledger, result object `results/<key>.<version>.json`) and
 //!   prints the result as JSON.
 //!
+//! - `import-conversions s3://BUCKET/conversions/<tenant>/KEY`: imports a tenant's conversion
+//!   file (docs/results.md) the same way, and prints the result as JSON.
+//!
 //! - `archive run [--bucket B]`: one housekeeping run (the `housekeeping` function's):
 //!   archives the deliveries of completed campaigns past their tenant's retention to S3 and
 //!   prunes the contact ledger. `archive restore CAMPAIGN`: brings a campaign's archived
@@ -45,7 +48,8 @@ use clap::{Parser, Subcommand};
 mod commands;
 
 use commands::{
-    archive, calendar, create_super_admin, demo, import_customers, migrate, serve, webhook_key,
+    archive, calendar, create_super_admin, demo, import_conversions, import_customers, migrate,
+    serve, webhook_key,
 };
 
 #[derive(Parser)]
@@ -92,6 +96,17 @@ enum Command {
         file: String,
         /// For s3://…: try once more an import whose attempts all failed (after mending
         /// the cause); its result says `failed` with the reason.
+        #[arg(long)]
+        retry: bool,
+    },
+    /// Import a tenant's conversion file from S3 (s3://bucket/conversions/<tenant>/key; CSV
+    /// or gzip-compressed CSV, all rows or none, once per object version), as the
+    /// `customer-import` function does on its S3 event.
+    ImportConversions {
+        /// s3://bucket/conversions/<tenant>/key (AWS settings from the environment;
+        /// AWS_ENDPOINT_URL for an S3-compatible server).
+        file: String,
+        /// Try once more an import whose attempts all failed.
         #[arg(long)]
         retry: bool,
     },
@@ -231,6 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             reset_password,
         } => create_super_admin(&username, full_name.as_deref(), reset_password).await,
         Command::ImportCustomers { file, retry } => import_customers(&file, retry).await,
+        Command::ImportConversions { file, retry } => import_conversions(&file, retry).await,
         Command::Archive(command) => archive(command).await,
         Command::WebhookKey(command) => webhook_key(command).await,
         Command::Demo {

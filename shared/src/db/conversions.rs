@@ -37,6 +37,105 @@ pub struct NewConversion {
     pub value: Option<(String, String)>,
 }
 
+/// Longest `event_id`, in characters.
+pub const MAX_EVENT_ID_CHARS: usize = 200;
+/// Longest e-mail address naming a customer, in characters.
+pub const MAX_EMAIL_CHARS: usize = 320;
+/// How far in the future a conversion's `occurred_at` may lie (clocks differ), in seconds.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 5 * 60;
+/// The reason [`check_amount`] gives: the API's and the files' rule for `value`.
+pub const AMOUNT_RULE: &str = "value must be a number from 0 to 10^15 with at most 4 decimals";
+
+// The field rules of one conversion, shared by `POST /tenants/{t}/conversions` and
+// conversion files (`conversions/<tenant>/…`, `customer_import::conversions`) so that both
+// refuse the same values with the same words.
+
+/// An `event_id`: 1 to [`MAX_EVENT_ID_CHARS`] characters, no U+0000.
+///
+/// # Errors
+/// The reason, as a sentence naming the field.
+pub fn check_event_id(event_id: &str) -> Result<(), String> {
+    let chars = event_id.chars().count();
+    if chars == 0 || chars > MAX_EVENT_ID_CHARS {
+        return Err(format!(
+            "event_id must be 1 to {MAX_EVENT_ID_CHARS} characters"
+        ));
+    }
+    if event_id.contains('\0') {
+        return Err("event_id must not contain the NUL character (U+0000)".into());
+    }
+    Ok(())
+}
+
+/// Who converted, from exactly one of `customer_id` and `email` (1 to [`MAX_EMAIL_CHARS`]
+/// characters, no U+0000).
+///
+/// # Errors
+/// The reason, as a sentence naming the field.
+pub fn customer_ref(id: Option<Uuid>, email: Option<String>) -> Result<CustomerRef, String> {
+    match (id, email) {
+        (Some(id), None) => Ok(CustomerRef::Id(id)),
+        (None, Some(email)) if email.contains('\0') => {
+            Err("email must not contain the NUL character (U+0000)".into())
+        }
+        (None, Some(email)) if !email.is_empty() && email.chars().count() <= MAX_EMAIL_CHARS => {
+            Ok(CustomerRef::Email(email))
+        }
+        (None, Some(_)) => Err(format!("email must be 1 to {MAX_EMAIL_CHARS} characters")),
+        _ => Err("give exactly one of customer_id and email".into()),
+    }
+}
+
+/// `occurred_at` received at `now`: at most [`MAX_CLOCK_SKEW_SECS`] ahead.
+///
+/// # Errors
+/// The reason, as a sentence naming the field.
+pub fn check_occurred_at(occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
+    if occurred_at > now + chrono::Duration::seconds(MAX_CLOCK_SKEW_SECS) {
+        return Err(format!(
+            "occurred_at lies more than {MAX_CLOCK_SKEW_SECS} seconds in the future"
+        ));
+    }
+    Ok(())
+}
+
+/// A value as decimal text: digits, at most 15 before the point and 4 after it (so 0 to
+/// below 10^15, as `numeric(20, 4)` holds it), no sign or exponent.
+///
+/// # Errors
+/// [`AMOUNT_RULE`].
+pub fn check_amount(text: &str) -> Result<(), String> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    let fraction_ok = if text.contains('.') {
+        (1..=4).contains(&fraction.len())
+    } else {
+        true
+    };
+    if (1..=15).contains(&whole.len()) && digits(whole) && digits(fraction) && fraction_ok {
+        Ok(())
+    } else {
+        Err(AMOUNT_RULE.into())
+    }
+}
+
+/// An ISO 4217 currency code: three capital letters.
+///
+/// # Errors
+/// The reason, as a sentence naming the field.
+pub fn check_currency(currency: &str) -> Result<(), String> {
+    if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err("currency must be an ISO 4217 code: three capital letters".into())
+    }
+}
+
+/// The reason an unknown customer is given, by the API and by files.
+pub const UNKNOWN_CUSTOMER: &str = "no customer has this customer_id or email";
+/// The reason an offer the tenant does not have is given, by the API and by files.
+pub const UNKNOWN_OFFER: &str = "the tenant has no such offer";
+
 /// What happened to one conversion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConversionOutcome {

@@ -8,28 +8,11 @@ use shared::db;
 use crate::ArchiveCommand;
 
 pub(crate) async fn import_customers(file: &str, retry: bool) -> anyhow::Result<()> {
+    if file.starts_with("s3://") {
+        return import_s3(file, retry, "customers").await;
+    }
     let config = DatabaseConfig::from_env()?;
     let pool = db::pool(&config, db::Scope::Platform)?;
-    if file.starts_with("s3://") {
-        let location = bulk::s3::Location::parse(file).map_err(anyhow::Error::msg)?;
-        let s3 = bulk::s3::client_from_env().await;
-        let object = bulk::import::current_object(&s3, &location).await?;
-        if retry && !bulk::import::allow_retry(&pool, &object).await? {
-            bail!("{file}: its current version has no failed import to retry");
-        }
-        // A file in parts runs every part and the merge here, as the functions would (and a
-        // planned import whose messages were lost is finished by running this again).
-        let options = bulk::import::ImportOptions {
-            driver: shared::db::customer_import::parts::Driver::Inline,
-            ..bulk::import::ImportOptions::from_env(None)?
-        };
-        let (result, _) = bulk::import::import_object(&pool, &s3, &object, options).await?;
-        println!("{}", serde_json::to_string_pretty(&result)?);
-        if result.status != bulk::import::ImportStatus::Imported {
-            bail!("{}", result.detail);
-        }
-        return Ok(());
-    }
     if retry {
         bail!("--retry applies to s3://… files (a local file keeps no ledger row)");
     }
@@ -55,7 +38,47 @@ pub(crate) async fn import_customers(file: &str, retry: bool) -> anyhow::Result<
     }
 }
 
-/// `serve` with `DATA_BUCKET` set: polls the bucket's `imports/` prefix every 5 s and
+/// `import-conversions s3://bucket/conversions/<tenant>/KEY`: a tenant's conversion file,
+/// through the `customer-import` function's code.
+pub(crate) async fn import_conversions(file: &str, retry: bool) -> anyhow::Result<()> {
+    if !file.starts_with("s3://") {
+        bail!("{file}: conversion files are imported from S3 (s3://bucket/conversions/<tenant>/…)");
+    }
+    import_s3(file, retry, "conversions").await
+}
+
+/// An S3 object imported by the `customer-import` function's code (ledger, result object),
+/// its result printed as JSON; `kind` is what the caller expects the key to hold.
+async fn import_s3(file: &str, retry: bool, kind: &str) -> anyhow::Result<()> {
+    let config = DatabaseConfig::from_env()?;
+    let pool = db::pool(&config, db::Scope::Platform)?;
+    let location = bulk::s3::Location::parse(file).map_err(anyhow::Error::msg)?;
+    let found = shared::db::customer_import::FileKind::of_key(&location.key)
+        .map_err(|reason| anyhow::anyhow!("{file}: {reason}"))?;
+    if found.as_str() != kind {
+        bail!("{file}: its key holds {}, not {kind}", found.as_str());
+    }
+    let s3 = bulk::s3::client_from_env().await;
+    let object = bulk::import::current_object(&s3, &location).await?;
+    if retry && !bulk::import::allow_retry(&pool, &object).await? {
+        bail!("{file}: its current version has no failed import to retry");
+    }
+    // A file in parts runs every part and the merge here, as the functions would (and a
+    // planned import whose messages were lost is finished by running this again).
+    let options = bulk::import::ImportOptions {
+        driver: shared::db::customer_import::parts::Driver::Inline,
+        ..bulk::import::ImportOptions::from_env(None)?
+    };
+    let (result, _) = bulk::import::import_object(&pool, &s3, &object, options).await?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    if result.status != bulk::import::ImportStatus::Imported {
+        bail!("{}", result.detail);
+    }
+    Ok(())
+}
+
+/// `serve` with `DATA_BUCKET` set: polls the bucket's `imports/` and `conversions/` prefixes
+/// every 5 s and
 /// imports each new object, as the `customer-import` function does on S3 events in AWS
 /// (results in `results/<key>.<version>.json`; the ledger skips objects already imported,
 /// and a failed one until its next attempt is due).
@@ -66,7 +89,7 @@ pub(crate) async fn watch_bucket(
     let s3 = bulk::s3::client_from_env().await;
     let options = bulk::import::ImportOptions::from_env(None)?;
     tracing::info!(bucket = %bucket, prefix = bulk::import::IMPORTS_PREFIX,
-        "watching the data bucket for customer files");
+        "watching the data bucket for customer and conversion files");
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {

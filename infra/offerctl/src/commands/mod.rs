@@ -5,6 +5,6 @@ mod data;
 mod operator;
 mod serve;
 
-pub(crate) use data::{archive, import_customers};
+pub(crate) use data::{archive, import_conversions, import_customers};
 pub(crate) use operator::{calendar, create_super_admin, demo, migrate, webhook_key};
 pub(crate) use serve::serve;

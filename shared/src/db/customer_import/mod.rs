@@ -24,11 +24,14 @@ use tokio::sync::mpsc;
 use super::customers::RECORD_COLUMNS;
 use crate::error::{ApiError, FieldError};
 
+pub mod conversions;
+pub mod kind;
 mod limits;
 pub mod parts;
 mod reader;
 pub mod split;
 
+pub use kind::{CONVERSIONS_PREFIX, FileKind, IMPORTS_PREFIX};
 pub use limits::{Boundary, ImportLimit, ImportLimits, LimitExceeded};
 pub use reader::CONSENT_COLUMNS;
 use reader::{Numbering, parse};
@@ -200,10 +203,114 @@ pub async fn import_csv<R: Read + Send + 'static>(
     deadline: Option<Instant>,
 ) -> Result<ImportSummary, ImportError> {
     let sink = begin_staging(tx).await?;
+    let parsed = stream(sink, source, limits, FileKind::Customers, deadline).await?;
+    let (repeats, duplicates) = duplicate_problems(tx, None).await?;
+    if parsed.total_problems + repeats > 0 {
+        return Err(ImportError::Invalid {
+            total: parsed.total_problems + repeats,
+            problems: merge_by_line(parsed.problems, duplicates),
+        });
+    }
+    time_left(tx, deadline, parsed.rows).await?;
+    apply(tx, parsed.rows)
+        .await
+        .map_err(|err| out_of_time(err, deadline, parsed.rows))
+}
+
+/// Imports a data file of `kind` read from `source` inside the caller's transaction `tx`
+/// (commit it to keep the rows): a customer file as [`import_csv`], a tenant's conversion
+/// file as [`conversions`] describes (`inserted` counts the conversions recorded,
+/// `unchanged` the rows whose `event_id` was already recorded or came earlier in the file).
+///
+/// # Errors
+/// As [`import_csv`]; a conversion naming a customer or an offer the tenant does not have is
+/// one of the file's problems ([`ImportError::Invalid`]).
+pub async fn import_file<R: Read + Send + 'static>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    kind: &FileKind,
+    source: R,
+    limits: ImportLimits,
+    deadline: Option<Instant>,
+) -> Result<ImportSummary, ImportError> {
+    let FileKind::Conversions { tenant } = kind else {
+        return import_csv(tx, source, limits, deadline).await;
+    };
+    crate::db::tx::set_tenant(tx, tenant).await?;
+    tx.batch_execute(conversions::TEMPORARY_TABLE_SQL).await?;
+    let sink = tx.copy_in(conversions::TEMPORARY_COPY_SQL).await?;
+    let parsed = stream(sink, source, limits, kind.clone(), deadline).await?;
+    let (unknown, listed) =
+        unknown_references(tx, conversions::Staged::Temporary, &[&tenant.as_str()]).await?;
+    if parsed.total_problems + unknown > 0 {
+        return Err(ImportError::Invalid {
+            total: parsed.total_problems + unknown,
+            problems: merge_by_line(parsed.problems, listed),
+        });
+    }
+    time_left(tx, deadline, parsed.rows).await?;
+    let recorded = tx
+        .query_one(
+            conversions::insert_sql(conversions::Staged::Temporary).as_str(),
+            &[&tenant.as_str()],
+        )
+        .await
+        .map_err(|err| out_of_time(err, deadline, parsed.rows))?;
+    let recorded = u64::try_from(recorded.get::<_, i64>(0)).unwrap_or(0);
+    Ok(ImportSummary {
+        rows: parsed.rows,
+        inserted: recorded,
+        updated: 0,
+        unchanged: parsed.rows.saturating_sub(recorded),
+        consents_changed: 0,
+    })
+}
+
+/// The staged conversions naming an unknown customer or offer
+/// ([`conversions::unknown_references_sql`]): how many, and the first
+/// [`MAX_REPORTED_IMPORT_ERRORS`] by line. `params` are the relation's and the tenant.
+async fn unknown_references(
+    tx: &impl deadpool_postgres::GenericClient,
+    staged: conversions::Staged,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<(u64, Vec<ImportProblem>), ImportError> {
+    let limit = i64::try_from(MAX_REPORTED_IMPORT_ERRORS).unwrap_or(i64::MAX);
+    let mut all = params.to_vec();
+    all.push(&limit);
+    let rows = tx
+        .query(&conversions::unknown_references_sql(staged), &all)
+        .await?;
+    let total = rows
+        .first()
+        .map_or(0, |row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0));
+    let problems = rows
+        .iter()
+        .map(|row| ImportProblem {
+            line: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+            column: Some(row.get(2)),
+            reason: row.get(3),
+        })
+        .collect();
+    Ok((total, problems))
+}
+
+/// Streams `source` through the parser thread (rows checked as `kind`'s) into the COPY
+/// `sink` and finishes it; answers what the parser found.
+///
+/// # Errors
+/// [`ImportError::OutOfTime`] when `deadline` passes first (the COPY is aborted), the
+/// parser's errors, database failures.
+async fn stream<R: Read + Send + 'static>(
+    sink: tokio_postgres::CopyInSink<Bytes>,
+    source: R,
+    limits: ImportLimits,
+    kind: FileKind,
+    deadline: Option<Instant>,
+) -> Result<reader::Parsed, ImportError> {
     futures_util::pin_mut!(sink);
     let (chunks, received) = mpsc::channel::<Bytes>(COPY_CHANNEL_SLOTS);
-    let parser =
-        tokio::task::spawn_blocking(move || parse(source, limits, Numbering::default(), &chunks));
+    let parser = tokio::task::spawn_blocking(move || {
+        parse(source, limits, &kind, Numbering::default(), &chunks)
+    });
     if !forward(received, sink.as_mut(), deadline).await? {
         // Out of time: dropping the receiver stopped the parser at its next chunk; dropping
         // the sink unfinished aborts the COPY.
@@ -215,17 +322,20 @@ pub async fn import_csv<R: Read + Send + 'static>(
     }
     let parsed = parser.await.map_err(ApiError::internal)??;
     sink.finish().await?;
-    let (repeats, duplicates) = duplicate_problems(tx, None).await?;
-    if parsed.total_problems + repeats > 0 {
-        return Err(ImportError::Invalid {
-            total: parsed.total_problems + repeats,
-            problems: merge_by_line(parsed.problems, duplicates),
-        });
-    }
+    Ok(parsed)
+}
+
+/// With a `deadline`, the database's `statement_timeout` for the rest of `tx` set to the
+/// time left ([`ImportError::OutOfTime`] when none is).
+async fn time_left(
+    tx: &deadpool_postgres::Transaction<'_>,
+    deadline: Option<Instant>,
+    rows: u64,
+) -> Result<(), ImportError> {
     if let Some(deadline) = deadline {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(ImportError::OutOfTime { rows: parsed.rows });
+            return Err(ImportError::OutOfTime { rows });
         }
         tx.batch_execute(&format!(
             "set local statement_timeout = {}",
@@ -233,15 +343,17 @@ pub async fn import_csv<R: Read + Send + 'static>(
         ))
         .await?;
     }
-    apply(tx, parsed.rows).await.map_err(|err| {
-        if deadline.is_some()
-            && err.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
-        {
-            ImportError::OutOfTime { rows: parsed.rows }
-        } else {
-            err.into()
-        }
-    })
+    Ok(())
+}
+
+/// A statement's failure: [`ImportError::OutOfTime`] when the deadline's timeout cancelled
+/// it.
+fn out_of_time(err: tokio_postgres::Error, deadline: Option<Instant>, rows: u64) -> ImportError {
+    if deadline.is_some() && err.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
+        ImportError::OutOfTime { rows }
+    } else {
+        err.into()
+    }
 }
 
 /// The staging table `customer_import` (dropped at commit) and the COPY sink its rows go

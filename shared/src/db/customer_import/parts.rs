@@ -21,10 +21,12 @@ use tokio::sync::mpsc;
 
 use super::super::customer_imports::ObjectVersion;
 use super::super::{CachedStatements, GenericClient};
+use super::conversions::{self, Staged};
+use super::kind::FileKind;
 use super::reader::{Numbering, parse};
 use super::{
     CONSENT_COLUMNS, CONSENTS_SQL, COPY_CHANNEL_SLOTS, ImportError, ImportLimits, ImportProblem,
-    MAX_REPORTED_IMPORT_ERRORS, UPSERT_SQL, duplicate_problems, forward,
+    MAX_REPORTED_IMPORT_ERRORS, UPSERT_SQL, duplicate_problems, forward, unknown_references,
 };
 use crate::db::customers::RECORD_COLUMNS;
 use crate::error::ApiError;
@@ -335,8 +337,10 @@ pub struct StagedPart {
 }
 
 /// Reads one part from `source` (the header's bytes, then the part's), checks it with the
-/// whole file's rules and messages, its lines numbered from `line_offset` + 1 on, and
-/// copies its rows into the staged rows of import `id`, in the caller's transaction.
+/// whole file's rules and messages (a file of `kind`), its lines numbered from
+/// `line_offset` + 1 on, and copies its rows into the staged rows of import `id`
+/// (`customer_import_rows`, or a conversion file's `conversion_import_rows`), in the
+/// caller's transaction.
 ///
 /// # Errors
 /// [`ImportError::TooLarge`], [`ImportError::Read`] or database failures; the part's bad
@@ -344,17 +348,21 @@ pub struct StagedPart {
 pub async fn stage_part<R: Read + Send + 'static>(
     tx: &deadpool_postgres::Transaction<'_>,
     id: i64,
+    kind: &FileKind,
     source: R,
     limits: ImportLimits,
     line_offset: u64,
 ) -> Result<StagedPart, ImportError> {
-    let sink = tx
-        .copy_in(&format!(
+    let copy = match kind {
+        FileKind::Customers => format!(
             "copy customer_import_rows (import_id, line, {}, {}) from stdin (format csv)",
             RECORD_COLUMNS.join(", "),
             CONSENT_COLUMNS.map(|(column, _)| column).join(", ")
-        ))
-        .await?;
+        ),
+        FileKind::Conversions { .. } => conversions::PART_COPY_SQL.to_owned(),
+    };
+    let sink = tx.copy_in(&copy).await?;
+    let kind = kind.clone();
     futures_util::pin_mut!(sink);
     let (chunks, received) = mpsc::channel::<Bytes>(COPY_CHANNEL_SLOTS);
     let prefix = id.to_string();
@@ -363,7 +371,7 @@ pub async fn stage_part<R: Read + Send + 'static>(
             line_offset,
             prefix: Some(&prefix),
         };
-        parse(source, limits, numbering, &chunks)
+        parse(source, limits, &kind, numbering, &chunks)
     });
     forward(received, sink.as_mut(), None).await?;
     let parsed = parser.await.map_err(ApiError::internal)??;
@@ -444,7 +452,8 @@ pub async fn rows(tx: &impl GenericClient, id: i64) -> Result<u64, ApiError> {
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
 
-/// Every staged part's problems, with the e-mails repeated across the whole file:
+/// Every staged part's problems, with those only the whole file shows (a customer file's
+/// e-mails repeated across parts; a conversion file's unknown customers and offers):
 /// `(problems in all, the first MAX_REPORTED_IMPORT_ERRORS by line)`.
 ///
 /// # Errors
@@ -452,6 +461,7 @@ pub async fn rows(tx: &impl GenericClient, id: i64) -> Result<u64, ApiError> {
 pub async fn problems(
     tx: &impl GenericClient,
     id: i64,
+    kind: &FileKind,
 ) -> Result<(u64, Vec<ImportProblem>), ImportError> {
     let row = tx
         .query_one_cached(
@@ -467,12 +477,21 @@ pub async fn problems(
     let total = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
     let mut listed: Vec<ImportProblem> =
         serde_json::from_value(row.get::<_, Value>(1)).map_err(ApiError::internal)?;
-    let (repeats, duplicates) = duplicate_problems(tx, Some(id)).await?;
+    let (repeats, duplicates) = match kind {
+        FileKind::Customers => duplicate_problems(tx, Some(id)).await?,
+        FileKind::Conversions { tenant } => {
+            unknown_references(tx, Staged::Whole, &[&id, &tenant.as_str()]).await?
+        }
+    };
     listed.extend(duplicates);
     listed.sort_by_key(|p| p.line);
     listed.truncate(MAX_REPORTED_IMPORT_ERRORS);
     Ok((total + repeats, listed))
 }
+
+/// A conversion file's batch insert ([`conversions::insert_sql`] over one batch).
+static CONVERSIONS_INSERT_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| conversions::insert_sql(Staged::Batch));
 
 /// One batch of the merge as applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,29 +508,61 @@ pub struct MergedBatch {
     pub consents_changed: u64,
 }
 
-/// Applies the next `max_rows` staged rows of job `id` after line `after` (the upsert and
-/// the consents of a whole file's import, in file order) and deletes them, in the caller's
-/// transaction; `None` when none is left.
+/// Applies the next `max_rows` staged rows of job `id` after line `after` and deletes them,
+/// in the caller's transaction; `None` when none is left. A customer file's batch takes the
+/// upsert and the consents of a whole file's import, a conversion file's the insert (in the
+/// tenant's scope, set here for the rest of the transaction), both in file order.
 ///
 /// # Errors
 /// Database failures.
 pub async fn merge_batch(
-    tx: &impl GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
     id: i64,
+    kind: &FileKind,
     after: i64,
     max_rows: i64,
 ) -> Result<Option<MergedBatch>, ApiError> {
+    let table = match kind {
+        FileKind::Customers => "customer_import_rows",
+        FileKind::Conversions { .. } => "conversion_import_rows",
+    };
     let bounds = tx
         .query_one_cached(
-            "select max(line), count(*) from (
-                 select line from customer_import_rows
-                 where import_id = $1 and line > $2 order by line limit $3) b",
+            &format!(
+                "select max(line), count(*) from (
+                     select line from {table}
+                     where import_id = $1 and line > $2 order by line limit $3) b"
+            ),
             &[&id, &after, &max_rows],
         )
         .await?;
     let Some(through) = bounds.get::<_, Option<i64>>(0) else {
         return Ok(None);
     };
+    let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
+    let rows = unsigned(bounds.get(1));
+    if let FileKind::Conversions { tenant } = kind {
+        crate::db::tx::set_tenant(tx, tenant).await?;
+        let recorded = tx
+            .query_one_cached(
+                CONVERSIONS_INSERT_SQL.as_str(),
+                &[&id, &after, &through, &tenant.as_str()],
+            )
+            .await?;
+        tx.execute_cached(
+            "delete from conversion_import_rows
+             where import_id = $1 and line > $2 and line <= $3",
+            &[&id, &after, &through],
+        )
+        .await?;
+        return Ok(Some(MergedBatch {
+            through,
+            rows,
+            inserted: unsigned(recorded.get(0)),
+            updated: 0,
+            consents_changed: 0,
+        }));
+    }
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&id, &after, &through];
     let upserted = tx.query_one_cached(UPSERT_SQL[1].as_str(), &params).await?;
     let consents = tx
@@ -522,10 +573,9 @@ pub async fn merge_batch(
         &params,
     )
     .await?;
-    let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
     Ok(Some(MergedBatch {
         through,
-        rows: unsigned(bounds.get(1)),
+        rows,
         inserted: unsigned(upserted.get(0)),
         updated: unsigned(upserted.get(1)),
         consents_changed: unsigned(consents.get(0)),
@@ -584,6 +634,11 @@ pub async fn finish(tx: &impl GenericClient, id: i64) -> Result<(), ApiError> {
     .await?;
     tx.execute_cached(
         "delete from customer_import_rows where import_id = $1",
+        &[&id],
+    )
+    .await?;
+    tx.execute_cached(
+        "delete from conversion_import_rows where import_id = $1",
         &[&id],
     )
     .await?;

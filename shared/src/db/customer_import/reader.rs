@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use serde_json::{Map, Number, Value};
 use tokio::sync::mpsc;
 
+use super::kind::FileKind;
 use super::limits::{ImportLimit, ImportLimits, LimitExceeded, Limited, limit_of};
 use super::{
     COPY_CHUNK_BYTES, ImportError, ImportProblem, MAX_REPORTED_IMPORT_ERRORS, READ_BUFFER_BYTES,
@@ -94,11 +95,13 @@ type CsvReader = csv::Reader<Box<dyn Read>>;
 
 /// The CSV reader over `source` (gzip detected by its magic number, concatenated members
 /// read in turn; the decompressed bytes held to `limits`) and the header's trimmed names:
-/// 422 for a header that repeats a column or lacks `full_name` or `email`,
+/// 422 for a header that repeats a column or does not suit `kind` (a customer file without
+/// `full_name` or `email`; a conversion file's, [`super::conversions::check_header`]),
 /// [`ImportError::TooLarge`] for one past its limits.
 pub(super) fn open_csv<R: Read + 'static>(
     source: R,
     limits: ImportLimits,
+    kind: &FileKind,
 ) -> Result<(CsvReader, Vec<String>), ImportError> {
     let mut buffered = BufReader::with_capacity(READ_BUFFER_BYTES, source);
     let gzip = buffered
@@ -138,17 +141,39 @@ pub(super) fn open_csv<R: Read + 'static>(
             )));
         }
     }
-    for required in ["full_name", "email"] {
-        if !names.iter().any(|n| n == required) {
-            return Err(ImportError::header(format!(
-                "the header has no {required} column"
-            )));
+    match kind {
+        FileKind::Customers => {
+            for required in ["full_name", "email"] {
+                if !names.iter().any(|n| n == required) {
+                    return Err(ImportError::header(format!(
+                        "the header has no {required} column"
+                    )));
+                }
+            }
+        }
+        FileKind::Conversions { .. } => {
+            super::conversions::check_header(&names).map_err(ImportError::header)?;
         }
     }
     Ok((reader, names))
 }
 
-/// One row checked: the cells to stage (a good row's, or a bad row's line and e-mail alone,
+/// One row of a file of `kind` checked, as the customer rows of [`check_row`] or the
+/// conversions of [`super::conversions::check_row`] (`now` bounds `occurred_at`).
+fn check_row_of(
+    kind: &FileKind,
+    names: &[String],
+    row: &csv::StringRecord,
+    line: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (Option<Vec<String>>, Vec<(String, String)>) {
+    match kind {
+        FileKind::Customers => check_row(names, row, line),
+        FileKind::Conversions { .. } => super::conversions::check_row(names, row, line, now),
+    }
+}
+
+/// One customer row checked: the cells to stage (a good row's, or a bad row's line and e-mail alone,
 /// which still take part in the repeated e-mail check) and its problems by column.
 fn check_row(
     names: &[String],
@@ -198,16 +223,19 @@ pub(super) struct Numbering<'a> {
     pub(super) prefix: Option<&'a str>,
 }
 
-/// The parser thread: reads `source`, checks every row and sends the valid ones as COPY data
-/// chunks (the prefix cell if any, the line number, then [`RECORD_COLUMNS`], then
-/// [`CONSENT_COLUMNS`]).
+/// The parser thread: reads `source`, checks every row as a row of `kind` and sends the
+/// staged ones as COPY data chunks (the prefix cell if any, the line number, then a customer
+/// file's [`RECORD_COLUMNS`] and [`CONSENT_COLUMNS`], or a conversion file's
+/// [`super::conversions::STAGED_COLUMNS`]).
 pub(super) fn parse<R: Read + 'static>(
     source: R,
     limits: ImportLimits,
+    kind: &FileKind,
     numbering: Numbering<'_>,
     chunks: &mpsc::Sender<Bytes>,
 ) -> Result<Parsed, ImportError> {
-    let (mut reader, names) = open_csv(source, limits)?;
+    let (mut reader, names) = open_csv(source, limits, kind)?;
+    let now = chrono::Utc::now();
     let offset = numbering.line_offset;
     let mut parsed = Parsed {
         rows: 0,
@@ -237,7 +265,7 @@ pub(super) fn parse<R: Read + 'static>(
         }
         parsed.rows += 1;
         let line = row.position().map_or(line, csv::Position::line) + offset;
-        let (staged, problems) = check_row(&names, &row, line);
+        let (staged, problems) = check_row_of(kind, &names, &row, line, now);
         if let Some(cells) = staged
             && !writer.write(cells)?
         {

@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader, Cursor, Read};
 
 use bytes::Bytes;
 
+use super::kind::FileKind;
 use super::limits::{Boundary, ImportLimit, LimitExceeded, Limited, limit_of};
 use super::{ImportError, ImportLimits, ImportProblem, READ_BUFFER_BYTES};
 
@@ -52,7 +53,8 @@ pub struct PartBytes {
     pub data: Bytes,
 }
 
-/// Reads `source` (plain or gzip, detected by its magic number) once, held to `limits`, and
+/// Reads `source` (a file of `kind`, plain or gzip, detected by its magic number) once, held
+/// to `limits`, and
 /// cuts it into parts of at least `part_bytes` (each ends with the record that crosses its
 /// size). `sink`, when given, receives every byte after the header of a gzip-compressed
 /// file with its part (written out as plain objects; a plain file's parts are read from it
@@ -64,6 +66,7 @@ pub struct PartBytes {
 /// [`ImportError::Read`] when the source failed.
 pub fn split<R: Read>(
     source: R,
+    kind: &FileKind,
     limits: ImportLimits,
     part_bytes: u64,
     mut sink: Option<&mut dyn FnMut(PartBytes) -> bool>,
@@ -143,7 +146,7 @@ pub fn split<R: Read>(
                 .into(),
         ));
     };
-    check_header(&header, limits)?;
+    check_header(&header, kind, limits)?;
     // A boundary at the very end would begin an empty part.
     let starts: Vec<Boundary> = std::iter::once(header_end)
         .chain(cuts.found.iter().copied().filter(|b| b.offset < offset))
@@ -166,8 +169,8 @@ pub fn split<R: Read>(
 }
 
 /// The header checked as the whole file's would be (repeated or missing columns, too many).
-fn check_header(header: &[u8], limits: ImportLimits) -> Result<(), ImportError> {
-    super::reader::open_csv(Cursor::new(header.to_vec()), limits).map(|_| ())
+fn check_header(header: &[u8], kind: &FileKind, limits: ImportLimits) -> Result<(), ImportError> {
+    super::reader::open_csv(Cursor::new(header.to_vec()), limits, kind).map(|_| ())
 }
 
 /// A read error of the pass, sorted as the parser sorts them.
@@ -197,6 +200,7 @@ mod tests {
     fn plan(file: &[u8], part_bytes: u64) -> FileSplit {
         split(
             Cursor::new(file.to_vec()),
+            &FileKind::Customers,
             ImportLimits::with_file_bytes(1 << 30),
             part_bytes,
             None,
@@ -255,6 +259,7 @@ mod tests {
     fn split_err(file: &[u8]) -> ImportError {
         split(
             Cursor::new(file.to_vec()),
+            &FileKind::Customers,
             ImportLimits::with_file_bytes(1 << 30),
             4,
             None,
@@ -282,6 +287,7 @@ mod tests {
         };
         let split = split(
             Cursor::new(compressed),
+            &FileKind::Customers,
             ImportLimits::with_file_bytes(1 << 30),
             5_000,
             Some(&mut sink),
