@@ -359,6 +359,25 @@ def main():
         assert result["peak_rss_bytes"] < 256 << 20, result
         log(f"  the function's peak RSS: {result['peak_rss_bytes']} bytes")
 
+        log("customer-import: a tenant's conversion file under conversions/credit_card/")
+        conversions_key = "conversions/credit_card/crm 2026-12-03.csv"
+        when = psql("select to_json(now())#>>'{}'")
+        body = (f"event_id,customer_id,occurred_at,value,currency\n"
+                f"invoke-1,{customer},{when},2500,INR\n"
+                f"invoke-1,{customer},{when},1,INR\n").encode()
+        put = s3.put_object(Bucket=bucket, Key=conversions_key, Body=body)
+        record["object"]["key"] = conversions_key.replace(" ", "+")
+        record["object"]["eTag"] = put["ETag"].strip('"')
+        record["object"]["size"] = len(body)
+        recorded = watch.invoke("customer-import", created)
+        assert [a["status"] for a in recorded] == ["imported"], recorded
+        result = json.loads(s3.get_object(
+            Bucket=bucket, Key=recorded[0]["result"].split("/", 3)[3])["Body"].read())
+        assert (result["kind"], result["tenant"]) == ("conversions", "credit_card"), result
+        assert (result["summary"]["inserted"], result["summary"]["unchanged"]) == (1, 1), result
+        assert psql("select value::text from conversions where tenant_name = 'credit_card' "
+                    "and event_id = 'invoke-1'") == "2500.0000"
+
         log("customer-import, outbox-relay, campaign-processor: a file imported in parts")
         # Functions of their own with 1 MiB parts: the plain demo file (5 MB) is planned by
         # customer-import, each part's message sent by outbox-relay through SQS, staged by

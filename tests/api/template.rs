@@ -410,6 +410,10 @@ fn the_data_bucket_is_private_and_each_function_reaches_only_its_own_prefixes() 
                 vec!["s3:GetObject".to_owned(), "s3:GetObjectVersion".to_owned()],
                 object("imports")
             ),
+            (
+                vec!["s3:GetObject".to_owned(), "s3:GetObjectVersion".to_owned()],
+                object("conversions")
+            ),
             (vec!["s3:PutObject".to_owned()], object("results")),
             (
                 vec![
@@ -429,6 +433,10 @@ fn the_data_bucket_is_private_and_each_function_reaches_only_its_own_prefixes() 
                 vec!["s3:GetObject".to_owned(), "s3:GetObjectVersion".to_owned()],
                 object("imports")
             ),
+            (
+                vec!["s3:GetObject".to_owned(), "s3:GetObjectVersion".to_owned()],
+                object("conversions")
+            ),
             (vec!["s3:GetObject".to_owned()], object("import-parts")),
             (vec!["s3:PutObject".to_owned()], object("results")),
             (vec!["s3:DeleteObject".to_owned()], object("import-parts")),
@@ -445,13 +453,21 @@ fn the_data_bucket_is_private_and_each_function_reaches_only_its_own_prefixes() 
             object("archive")
         )]
     );
-    // The import's trigger is the imports/ prefix only: its own results never trigger it.
-    let trigger = &resources["CustomerImportFunction"]["Properties"]["Events"]["CustomerFiles"];
-    assert_eq!(trigger["Type"], "S3");
-    assert_eq!(
-        trigger["Properties"]["Filter"]["S3Key"]["Rules"][0]["Value"],
-        bulk::import::IMPORTS_PREFIX
-    );
+    // The import's triggers are the imports/ and conversions/ prefixes only: its own
+    // results never trigger it.
+    let events = &resources["CustomerImportFunction"]["Properties"]["Events"];
+    assert_eq!(events.as_mapping().map(serde_norway::Mapping::len), Some(2));
+    for (name, prefix) in [
+        ("CustomerFiles", bulk::import::IMPORTS_PREFIX),
+        ("ConversionFiles", bulk::import::CONVERSIONS_PREFIX),
+    ] {
+        let trigger = &events[name];
+        assert_eq!(trigger["Type"], "S3");
+        assert_eq!(
+            trigger["Properties"]["Filter"]["S3Key"]["Rules"][0]["Value"],
+            prefix
+        );
+    }
 }
 
 #[test]
