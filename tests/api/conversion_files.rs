@@ -6,30 +6,16 @@
 
 use std::collections::BTreeSet;
 
-use bulk::import::{ImportOptions, ImportResult, ImportRetry, ImportStatus};
+use bulk::import::{ImportResult, ImportStatus};
 use campaign_processor::{ImportSteps, Processor};
 use customer_import::Importer;
 use integration_tests::{TestApp, TestOptions};
 use serde_json::json;
-use shared::db::customer_import::ImportLimits;
-use shared::db::customer_import::parts::Driver;
 use shared::queue::{InProcessReceiver, Queue};
 use uuid::Uuid;
 
 use crate::bulk::{bucket, created_event, gzip, put, result_object, s3_client};
-
-fn options(part_bytes: u64) -> ImportOptions {
-    ImportOptions {
-        max_bytes: shared::config::ImportConfig::DEFAULT_MAX_BYTES,
-        limits: ImportLimits::with_file_bytes(
-            shared::config::ImportConfig::DEFAULT_MAX_DECOMPRESSED_BYTES,
-        ),
-        deadline: None,
-        retry: ImportRetry::default(),
-        part_bytes,
-        driver: Driver::Queue,
-    }
-}
+use crate::import_parts::options;
 
 /// Imports `file` at `key` through the function's handler; with parts, runs the processor
 /// on every message the import outbox holds until none is left. Answers the result object.
@@ -165,28 +151,35 @@ fn conversion_file(people: &[(Uuid, String)], offer: i64) -> (Vec<u8>, BTreeSet<
     (file.into_bytes(), expected)
 }
 
+/// A platform with the demo customers and tenant `credit_card`, which already has conversion
+/// `ev-5` through the API; the conversion file of [`conversion_file`] for it, and the rows
+/// the tenant must hold once the file is imported.
+async fn platform_with_one_conversion() -> (TestApp, Vec<u8>, BTreeSet<String>) {
+    let app = TestApp::spawn_with(TestOptions::without_relay()).await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let people = customers(&app).await;
+    app.post(
+        "/tenants/credit_card/conversions",
+        &fx.admin,
+        json!({"conversions": [{"event_id": "ev-5", "customer_id": people[5].0,
+                                "occurred_at": "2026-11-06T05:30:00Z"}]}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    let (file, mut expected) = conversion_file(&people, fx.offer_id);
+    expected.retain(|row| !row.starts_with("ev-5|"));
+    expected.insert(format!("ev-5|{}|2026-11-06 05:30:00", people[5].0));
+    (app, file, expected)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversion_file_records_what_it_says_once_and_in_parts_the_same() {
     let s3 = s3_client();
     let bucket = bucket(&s3).await;
 
-    let whole = TestApp::spawn_with(TestOptions::without_relay()).await;
-    whole.import_demo_customers().await;
-    let fx = whole.tenant_with_offer("credit_card").await;
-    // One event the tenant already has, through the API.
-    let people = customers(&whole).await;
-    whole
-        .post(
-            "/tenants/credit_card/conversions",
-            &fx.admin,
-            json!({"conversions": [{"event_id": "ev-5", "customer_id": people[5].0,
-                                    "occurred_at": "2026-11-06T05:30:00Z"}]}),
-        )
-        .await
-        .expect(axum::http::StatusCode::OK);
-    let (file, mut expected) = conversion_file(&people, fx.offer_id);
-    expected.retain(|row| !row.starts_with("ev-5|"));
-    expected.insert(format!("ev-5|{}|2026-11-06 05:30:00", people[5].0));
+    // The tenant already has one of the file's events, through the API.
+    let (whole, file, expected) = platform_with_one_conversion().await;
     let key = "conversions/credit_card/2026-11 conversions.csv";
     let result = import(&whole, &s3, &bucket, key, file.clone(), 1 << 30).await;
     assert_eq!(result.status, ImportStatus::Imported, "{result:?}");
@@ -224,22 +217,7 @@ async fn a_conversion_file_records_what_it_says_once_and_in_parts_the_same() {
 
     // In parts (gzip, planned into plain part objects), on another platform with the same
     // customers and the same API event first: the same rows.
-    let parts = TestApp::spawn_with(TestOptions::without_relay()).await;
-    parts.import_demo_customers().await;
-    let fx = parts.tenant_with_offer("credit_card").await;
-    let people = customers(&parts).await;
-    parts
-        .post(
-            "/tenants/credit_card/conversions",
-            &fx.admin,
-            json!({"conversions": [{"event_id": "ev-5", "customer_id": people[5].0,
-                                    "occurred_at": "2026-11-06T05:30:00Z"}]}),
-        )
-        .await
-        .expect(axum::http::StatusCode::OK);
-    let (file, mut expected) = conversion_file(&people, fx.offer_id);
-    expected.retain(|row| !row.starts_with("ev-5|"));
-    expected.insert(format!("ev-5|{}|2026-11-06 05:30:00", people[5].0));
+    let (parts, file, expected) = platform_with_one_conversion().await;
     let part_bytes = file.len() as u64 / 6;
     let result = import(
         &parts,

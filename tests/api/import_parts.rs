@@ -21,7 +21,8 @@ use crate::bulk::{
     offerctl_binary, peak_rss_of, put, result_object, s3_client,
 };
 
-fn options(part_bytes: u64) -> ImportOptions {
+/// The import's options with `part_bytes`, parts driven by the queue.
+pub(crate) fn options(part_bytes: u64) -> ImportOptions {
     ImportOptions {
         max_bytes: shared::config::ImportConfig::DEFAULT_MAX_BYTES,
         limits: ImportLimits::with_file_bytes(

@@ -279,18 +279,30 @@ async fn unknown_references(
     let rows = tx
         .query(&conversions::unknown_references_sql(staged), &all)
         .await?;
+    Ok(counted_problems(&rows, |row| (row.get(2), row.get(3))))
+}
+
+/// `(how many, the problems listed)` from rows of `(count(*) over (), line, …)`; each row's
+/// column and reason by `describe`.
+fn counted_problems(
+    rows: &[tokio_postgres::Row],
+    describe: impl Fn(&tokio_postgres::Row) -> (String, String),
+) -> (u64, Vec<ImportProblem>) {
     let total = rows
         .first()
         .map_or(0, |row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0));
     let problems = rows
         .iter()
-        .map(|row| ImportProblem {
-            line: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-            column: Some(row.get(2)),
-            reason: row.get(3),
+        .map(|row| {
+            let (column, reason) = describe(row);
+            ImportProblem {
+                line: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                column: Some(column),
+                reason,
+            }
         })
         .collect();
-    Ok((total, problems))
+    (total, problems)
 }
 
 /// Streams `source` through the parser thread (rows checked as `kind`'s) into the COPY
@@ -546,22 +558,16 @@ async fn duplicate_problems(
             &[&import_id, &limit],
         )
         .await?;
-    let total = rows
-        .first()
-        .map_or(0, |row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0));
-    let problems = rows
-        .iter()
-        .map(|row| ImportProblem {
-            line: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-            column: Some("email".into()),
-            reason: format!(
+    Ok(counted_problems(&rows, |row| {
+        (
+            "email".into(),
+            format!(
                 "{:?} is also on line {}",
                 row.get::<_, String>(2),
                 row.get::<_, i64>(3)
             ),
-        })
-        .collect();
-    Ok((total, problems))
+        )
+    }))
 }
 
 /// The first [`MAX_REPORTED_IMPORT_ERRORS`] of two line-ordered problem lists, by line.
