@@ -524,3 +524,75 @@ async fn a_feed_page_walks_the_primary_key_even_on_stale_statistics() {
         "{plan}"
     );
 }
+
+/// The plan of campaign `campaign`'s release in a tenant transaction of `credit_card`; with
+/// `as_the_release_runs_it`, after [`shared::db::campaigns::deliveries::plan_release`].
+async fn release_plan(app: &TestApp, campaign: i32, as_the_release_runs_it: bool) -> String {
+    let tenant = TenantName::parse("credit_card").expect("tenant");
+    shared::db::in_tenant(&app.state.platform, &tenant, async |tx| {
+        if as_the_release_runs_it {
+            shared::db::campaigns::deliveries::plan_release(tx).await?;
+        }
+        let plan = tx
+            .query_cached(
+                &format!("explain {}", shared::db::campaigns::deliveries::RELEASE_SQL),
+                &[&campaign, &"credit_card"],
+            )
+            .await?;
+        Ok(plan
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    })
+    .await
+    .expect("the plan")
+}
+
+#[tokio::test]
+async fn a_release_grows_with_its_candidates_even_on_statistics_that_predate_its_campaign() {
+    // Bank scale: at 1,000,000 customers a campaign of 839,271 deliveries was activated right
+    // after its selection, before autovacuum analyzed its rows. The planner expected one
+    // candidate and joined each of the campaign's rows to a scan of all the judged
+    // candidates (a nested loop with the CTE inside): the release ran for over 10 minutes.
+    let app = TestApp::spawn().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let everyone = json!({"any": [{"is_active": true}, {"is_active": false}]});
+    app.processed_campaign(&fx, "Analyzed", everyone.clone())
+        .await;
+    // Statistics that know the first campaign only (autovacuum off for the table, as when it
+    // has not caught up, or when a campaign is under a tenth of the table).
+    let owner = app.owner_pool();
+    let db = owner.get().await.expect("the owner");
+    db.batch_execute(
+        "alter table campaign_customers set (autovacuum_enabled = false);
+         analyze campaign_customers",
+    )
+    .await
+    .expect("statistics");
+    let id = app.processed_campaign(&fx, "Fresh", everyone).await;
+    // A join of the campaign's rows to the judged candidates by filter, row against row.
+    let quadratic =
+        |plan: &str| plan.contains("Join Filter: (cc_") && plan.contains("CTE Scan on judged");
+    let stale = release_plan(&app, id as i32, false).await;
+    assert!(quadratic(&stale), "the stale statistics' plan: {stale}");
+    let plan = release_plan(&app, id as i32, true).await;
+    assert!(!quadratic(&plan), "{plan}");
+    assert!(
+        plan.matches("Hash Join").count() >= 3,
+        "the three updates: {plan}"
+    );
+    // And it releases as before.
+    app.activate_campaign("credit_card", id, &fx.admin)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        app.count(
+            "select count(*) from campaign_customers where campaign_id = $1 and released_at is not null",
+            &[&(id as i32)],
+        )
+        .await,
+        10_127
+    );
+}

@@ -270,6 +270,33 @@ pub struct ReleaseSummary {
 /// releases at the same moment cannot together pass a customer's cap.
 pub const RELEASE_LOCK: i64 = 0x6f66_6665_725f_726c; // "offer_rl"
 
+/// The release statement (`release.sql`): `$1` the campaign's id, `$2` its tenant; answers
+/// `(released, suppressed for contact pressure, suppressed for consent, control)`.
+pub const RELEASE_SQL: &str = include_str!("release.sql");
+
+/// Makes the rest of the transaction plan [`RELEASE_SQL`] so that its work grows with the
+/// campaign's candidates whatever the planner's statistics say, as [`release`] runs it.
+///
+/// Right after a campaign is selected its hundreds of thousands of new rows are not in the
+/// statistics yet (autovacuum analyzes a table once a tenth of it changed: at 10,000,000
+/// customers a campaign of 500,000 never triggers it), so the planner expected one
+/// candidate, and joined each of the campaign's rows to a scan of every judged candidate: a
+/// release of 839,271 deliveries at 1,000,000 customers ran for more than 10 minutes where
+/// 82 s do. With nested loops off, the updates join the judged candidates to the
+/// campaign's rows by hash; the statement's own lookups (a candidate's consent and its
+/// contacts in the window) are index probes per candidate either way. JIT compilation, which
+/// costs more than it saves here (the CTEs' row estimates are far above the real counts), is
+/// off too. The settings last until the transaction ends ([`release`] turns nested loops
+/// back on after its statement).
+///
+/// # Errors
+/// Database failures.
+pub async fn plan_release(tx: &TenantTx<'_>) -> Result<(), ApiError> {
+    tx.batch_execute("set local jit = off; set local enable_nestloop = off")
+        .await?;
+    Ok(())
+}
+
 /// Releases campaign `id`'s prepared deliveries (pending, never released) to the provider,
 /// in one statement after taking [`RELEASE_LOCK`]: a customer who no longer consents to the
 /// campaign's channel (consent is judged again: it may have changed since selection) is
@@ -279,19 +306,20 @@ pub const RELEASE_LOCK: i64 = 0x6f66_6665_725f_726c; // "offer_rl"
 /// `contact_pressure`; of the others, those the campaign's holdout draws (SQL `in_holdout`,
 /// V025) become `control` with `assigned_at`, and every other delivery gets `released_at`
 /// and a row in the contact ledger (`customer_contacts`). Without a policy everything is released. Call in the
-/// transaction that activates the campaign (it switches JIT compilation off for the rest of
-/// that transaction).
+/// transaction that activates the campaign (it sets [`plan_release`]'s planner settings for
+/// the rest of that transaction).
 ///
 /// # Errors
 /// Database failures.
 pub async fn release(tx: &TenantTx<'_>, id: i32) -> Result<ReleaseSummary, ApiError> {
-    // JIT compilation costs more than it saves on this statement (its row estimates, through
-    // the CTEs, are far above the real counts): off for this transaction, which ends with it.
-    tx.batch_execute("set local jit = off").await?;
+    plan_release(tx).await?;
     tx.execute_cached("select pg_advisory_xact_lock($1)", &[&RELEASE_LOCK])
         .await?;
     let row = tx
-        .query_one_cached(include_str!("release.sql"), &[&id, &tx.tenant().as_str()])
+        .query_one_cached(RELEASE_SQL, &[&id, &tx.tenant().as_str()])
+        .await?;
+    // The transaction's later statements plan as usual.
+    tx.batch_execute("set local enable_nestloop to default")
         .await?;
     Ok(ReleaseSummary {
         released: row.get(0),

@@ -19,23 +19,18 @@ candidates as (
     where cc.campaign_id = $1 and cc.tenant_name = $2
       and cc.delivery_status = 'pending' and cc.released_at is null
 ),
--- Contacts in the window, across every tenant (the ledger is readable platform-wide): a
--- settled one by its send, an unsettled one while its send may still come (V022).
-contacts as (
-    select l.customer_id, count(*) as total,
-           count(*) filter (where l.channel = (select channel from campaign)) as on_channel
-    from customer_contacts l
-    join candidates k on k.customer_id = l.customer_id
-    where exists (select 1 from policy)
-      and contact_counts(l.contact_at, l.open_until, l.settled,
-                         (select window_days from policy))
-    group by l.customer_id
-),
+-- Each candidate judged by its own index probes (its consent row; its contacts in the window,
+-- across every tenant: the ledger is readable platform-wide, a settled contact counted by its
+-- send, an unsettled one while its send may still come, V022), so the work grows with the
+-- candidates whatever the planner's statistics say (`deliveries::release`).
 judged as (
     select k.customer_id,
            case
-               when not consent_allows(s.status,
-                                       (select unknown_consent_allowed from campaign))
+               when not consent_allows(
+                        (select s.status from customer_consents s
+                         where s.customer_id = k.customer_id
+                           and s.channel = (select channel from campaign)),
+                        (select unknown_consent_allowed from campaign))
                    then 'consent'
                when contact_cap_reached(c.total, c.on_channel, p.max_contacts, p.channel_max)
                    then 'contact_pressure'
@@ -46,10 +41,15 @@ judged as (
                    then 'control'
            end as held
     from candidates k
-    left join contacts c on c.customer_id = k.customer_id
     left join policy p on true
-    left join customer_consents s
-      on s.customer_id = k.customer_id and s.channel = (select channel from campaign)
+    left join lateral (
+        select count(*) as total,
+               count(*) filter (where l.channel = (select channel from campaign)) as on_channel
+        from customer_contacts l
+        where p.max_contacts is not null
+          and l.customer_id = k.customer_id
+          and contact_counts(l.contact_at, l.open_until, l.settled, p.window_days)
+    ) c on true
 ),
 suppressed as (
     update campaign_customers cc
