@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use integration_tests::TestApp;
+use integration_tests::{TenantFixture, TestApp};
 use serde_json::json;
 use shared::db::{CachedStatements, Executor, TenantRead, offers, users};
 use shared::domain::{TenantName, Username};
@@ -525,83 +525,20 @@ async fn a_feed_page_walks_the_primary_key_even_on_stale_statistics() {
     );
 }
 
-/// The plan of campaign `campaign`'s release in a tenant transaction of `credit_card`; with
-/// `as_the_release_runs_it`, after [`shared::db::campaigns::deliveries::plan_release`].
-async fn release_plan(app: &TestApp, campaign: i32, as_the_release_runs_it: bool) -> String {
+/// The plan of `sql` (parameters campaign `campaign`, tenant `credit_card`) in a tenant
+/// transaction of `credit_card`; with `as_the_release_runs_it`, after
+/// [`shared::db::campaigns::deliveries::plan_release`].
+async fn tenant_plan(
+    app: &TestApp,
+    sql: &str,
+    campaign: i32,
+    as_the_release_runs_it: bool,
+) -> String {
     let tenant = TenantName::parse("credit_card").expect("tenant");
     shared::db::in_tenant(&app.state.platform, &tenant, async |tx| {
         if as_the_release_runs_it {
             shared::db::campaigns::deliveries::plan_release(tx).await?;
         }
-        let plan = tx
-            .query_cached(
-                &format!("explain {}", shared::db::campaigns::deliveries::RELEASE_SQL),
-                &[&campaign, &"credit_card"],
-            )
-            .await?;
-        Ok(plan
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n"))
-    })
-    .await
-    .expect("the plan")
-}
-
-#[tokio::test]
-async fn a_release_grows_with_its_candidates_even_on_statistics_that_predate_its_campaign() {
-    // Bank scale: at 1,000,000 customers a campaign of 839,271 deliveries was activated right
-    // after its selection, before autovacuum analyzed its rows. The planner expected one
-    // candidate and joined each of the campaign's rows to a scan of all the judged
-    // candidates (a nested loop with the CTE inside): the release ran for over 10 minutes.
-    let app = TestApp::spawn().await;
-    app.import_demo_customers().await;
-    let fx = app.tenant_with_offer("credit_card").await;
-    let everyone = json!({"any": [{"is_active": true}, {"is_active": false}]});
-    app.processed_campaign(&fx, "Analyzed", everyone.clone())
-        .await;
-    // Statistics that know the first campaign only (autovacuum off for the table, as when it
-    // has not caught up, or when a campaign is under a tenth of the table).
-    let owner = app.owner_pool();
-    let db = owner.get().await.expect("the owner");
-    db.batch_execute(
-        "alter table campaign_customers set (autovacuum_enabled = false);
-         analyze campaign_customers",
-    )
-    .await
-    .expect("statistics");
-    let id = app.processed_campaign(&fx, "Fresh", everyone).await;
-    // A join of the campaign's rows to the judged candidates by filter, row against row.
-    let quadratic =
-        |plan: &str| plan.contains("Join Filter: (cc_") && plan.contains("CTE Scan on judged");
-    let stale = release_plan(&app, id as i32, false).await;
-    assert!(quadratic(&stale), "the stale statistics' plan: {stale}");
-    let plan = release_plan(&app, id as i32, true).await;
-    assert!(!quadratic(&plan), "{plan}");
-    assert!(
-        plan.matches("Hash Join").count() >= 3,
-        "the three updates: {plan}"
-    );
-    // And it releases as before.
-    app.activate_campaign("credit_card", id, &fx.admin)
-        .await
-        .expect(StatusCode::OK);
-    assert_eq!(
-        app.count(
-            "select count(*) from campaign_customers where campaign_id = $1 and released_at is not null",
-            &[&(id as i32)],
-        )
-        .await,
-        10_127
-    );
-}
-
-/// The plan of `sql` (parameters campaign `campaign`, tenant `credit_card`) in a tenant
-/// transaction of `credit_card`.
-async fn tenant_plan(app: &TestApp, sql: &str, campaign: i32) -> String {
-    let tenant = TenantName::parse("credit_card").expect("tenant");
-    shared::db::in_tenant(&app.state.platform, &tenant, async |tx| {
         let plan = tx
             .query_cached(&format!("explain {sql}"), &[&campaign, &"credit_card"])
             .await?;
@@ -615,6 +552,81 @@ async fn tenant_plan(app: &TestApp, sql: &str, campaign: i32) -> String {
     .expect("the plan")
 }
 
+/// The demo customers, `credit_card` with an offer, and a selected campaign over every
+/// customer that the planner's statistics do not know: they were taken (autovacuum off for
+/// `tables`, as when it has not caught up, or when a campaign is under a tenth of the table)
+/// when only an earlier campaign existed. Answers the fixture, the campaign and the owner's
+/// pool.
+async fn campaign_on_stale_statistics(
+    app: &TestApp,
+    tables: &[&str],
+) -> (TenantFixture, i32, deadpool_postgres::Pool) {
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let everyone = json!({"any": [{"is_active": true}, {"is_active": false}]});
+    app.processed_campaign(&fx, "Analyzed", everyone.clone())
+        .await;
+    let owner = app.owner_pool();
+    for table in tables {
+        owner
+            .get()
+            .await
+            .expect("the owner")
+            .batch_execute(&format!(
+                "alter table {table} set (autovacuum_enabled = false); analyze {table}"
+            ))
+            .await
+            .expect("statistics");
+    }
+    let id = app.processed_campaign(&fx, "Fresh", everyone).await;
+    (fx, id as i32, owner)
+}
+
+#[tokio::test]
+async fn a_release_grows_with_its_candidates_even_on_statistics_that_predate_its_campaign() {
+    // Bank scale: at 1,000,000 customers a campaign of 839,271 deliveries was activated right
+    // after its selection, before autovacuum analyzed its rows. The planner expected one
+    // candidate and joined each of the campaign's rows to a scan of all the judged
+    // candidates (a nested loop with the CTE inside): the release ran for over 10 minutes.
+    let app = TestApp::spawn().await;
+    let (fx, id, _) = campaign_on_stale_statistics(&app, &["campaign_customers"]).await;
+    // A join of the campaign's rows to the judged candidates by filter, row against row.
+    let quadratic =
+        |plan: &str| plan.contains("Join Filter: (cc_") && plan.contains("CTE Scan on judged");
+    let stale = tenant_plan(
+        &app,
+        shared::db::campaigns::deliveries::RELEASE_SQL,
+        id,
+        false,
+    )
+    .await;
+    assert!(quadratic(&stale), "the stale statistics' plan: {stale}");
+    let plan = tenant_plan(
+        &app,
+        shared::db::campaigns::deliveries::RELEASE_SQL,
+        id,
+        true,
+    )
+    .await;
+    assert!(!quadratic(&plan), "{plan}");
+    assert!(
+        plan.matches("Hash Join").count() >= 3,
+        "the three updates: {plan}"
+    );
+    // And it releases as before.
+    app.activate_campaign("credit_card", id.into(), &fx.admin)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        app.count(
+            "select count(*) from campaign_customers where campaign_id = $1 and released_at is not null",
+            &[&id],
+        )
+        .await,
+        10_127
+    );
+}
+
 #[tokio::test]
 async fn results_grow_with_the_campaign_even_on_statistics_that_predate_it() {
     // Results are read long after a campaign's selection, but at 10,000,000 customers a
@@ -622,21 +634,9 @@ async fn results_grow_with_the_campaign_even_on_statistics_that_predate_it() {
     // may know none of its rows. Joining the members to the converted customers then became a
     // nested loop comparing every member with every converted customer.
     let app = TestApp::spawn().await;
-    app.import_demo_customers().await;
-    let fx = app.tenant_with_offer("credit_card").await;
-    let everyone = json!({"any": [{"is_active": true}, {"is_active": false}]});
-    app.processed_campaign(&fx, "Analyzed", everyone.clone())
-        .await;
-    let owner = app.owner_pool();
+    let (fx, id, owner) =
+        campaign_on_stale_statistics(&app, &["campaign_customers", "conversions"]).await;
     let db = owner.get().await.expect("the owner");
-    db.batch_execute(
-        "alter table campaign_customers set (autovacuum_enabled = false);
-         alter table conversions set (autovacuum_enabled = false);
-         analyze campaign_customers; analyze conversions",
-    )
-    .await
-    .expect("statistics");
-    let id = app.processed_campaign(&fx, "Fresh", everyone).await as i32;
     app.activate_campaign("credit_card", id.into(), &fx.admin)
         .await
         .expect(StatusCode::OK);
@@ -674,9 +674,9 @@ async fn results_grow_with_the_campaign_even_on_statistics_that_predate_it() {
         joined.contains("count(k.customer_id) as converted") && joined.contains("left join"),
         "{joined}"
     );
-    let stale = tenant_plan(&app, &joined, id).await;
+    let stale = tenant_plan(&app, &joined, id, false).await;
     assert!(quadratic(&stale), "the joined form's plan: {stale}");
-    let plan = tenant_plan(&app, shared::db::results::COUNTS_SQL, id).await;
+    let plan = tenant_plan(&app, shared::db::results::COUNTS_SQL, id, false).await;
     assert!(!quadratic(&plan), "{plan}");
     // And the counts are every member's.
     let results = app
