@@ -325,12 +325,23 @@ def main():
         created = event("customer-import/s3-object-created.json")
         key = "imports/card holders 2026-12-03.csv.gz"
         body = gzip.compress((ROOT / "infra/demo/customers_credit_card.csv").read_bytes())
-        put = s3.put_object(Bucket=bucket, Key=key, Body=body)
         record = created["Records"][0]["s3"]
         record["bucket"]["name"] = bucket
         record["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
-        record["object"]["eTag"] = put["ETag"].strip('"')
-        record["object"]["size"] = len(body)
+
+        def upload(object_key, data):
+            """Puts `data` at `object_key` and points the S3 event at that object."""
+            put = s3.put_object(Bucket=bucket, Key=object_key, Body=data)
+            record["object"]["key"] = object_key.replace(" ", "+")
+            record["object"]["eTag"] = put["ETag"].strip('"')
+            record["object"]["size"] = len(data)
+
+        def result_of(action):
+            """The result object an import's action names (s3://bucket/key)."""
+            return json.loads(s3.get_object(
+                Bucket=bucket, Key=action["result"].split("/", 3)[3])["Body"].read())
+
+        upload(key, body)
         first = watch.invoke("customer-import", created)
         assert [(a["status"], a["duplicate"]) for a in first] == [("imported", False)], first
         again = watch.invoke("customer-import", created)
@@ -338,8 +349,7 @@ def main():
         # Each object version has a result object of its own: results/<key>.<version>.json
         # (the ETag in this unversioned bucket).
         assert first[0]["result"] == f"s3://{bucket}/results/{key}.{record['object']['eTag']}.json", first
-        result = json.loads(s3.get_object(
-            Bucket=bucket, Key=first[0]["result"].split("/", 3)[3])["Body"].read())
+        result = result_of(first[0])
         # The demo file was imported by offerctl above: every row is already as in the file.
         assert result["summary"]["rows"] == 10127 and result["summary"]["unchanged"] == 10127, result
 
@@ -347,14 +357,10 @@ def main():
         mib = gzip.compress(b"h" * (1 << 20), 9)
         bomb = gzip.compress(b"full_name,email,", 9) + mib * 300 + gzip.compress(b"\n", 9)
         bomb_key = "imports/header bomb.csv.gz"
-        put = s3.put_object(Bucket=bucket, Key=bomb_key, Body=bomb)
-        record["object"]["key"] = bomb_key.replace(" ", "+")
-        record["object"]["eTag"] = put["ETag"].strip('"')
-        record["object"]["size"] = len(bomb)
+        upload(bomb_key, bomb)
         refused = watch.invoke("customer-import", created)
         assert [a["status"] for a in refused] == ["too_large"], refused
-        result = json.loads(s3.get_object(
-            Bucket=bucket, Key=refused[0]["result"].split("/", 3)[3])["Body"].read())
+        result = result_of(refused[0])
         assert result["limit"] == "header_bytes", result
         assert result["peak_rss_bytes"] < 256 << 20, result
         log(f"  the function's peak RSS: {result['peak_rss_bytes']} bytes")
@@ -365,14 +371,10 @@ def main():
         body = (f"event_id,customer_id,occurred_at,value,currency\n"
                 f"invoke-1,{customer},{when},2500,INR\n"
                 f"invoke-1,{customer},{when},1,INR\n").encode()
-        put = s3.put_object(Bucket=bucket, Key=conversions_key, Body=body)
-        record["object"]["key"] = conversions_key.replace(" ", "+")
-        record["object"]["eTag"] = put["ETag"].strip('"')
-        record["object"]["size"] = len(body)
+        upload(conversions_key, body)
         recorded = watch.invoke("customer-import", created)
         assert [a["status"] for a in recorded] == ["imported"], recorded
-        result = json.loads(s3.get_object(
-            Bucket=bucket, Key=recorded[0]["result"].split("/", 3)[3])["Body"].read())
+        result = result_of(recorded[0])
         assert (result["kind"], result["tenant"]) == ("conversions", "credit_card"), result
         assert (result["summary"]["inserted"], result["summary"]["unchanged"]) == (1, 1), result
         assert psql("select value::text from conversions where tenant_name = 'credit_card' "
@@ -389,10 +391,7 @@ def main():
         try:
             plain = (ROOT / "infra/demo/customers_credit_card.csv").read_bytes()
             parts_key = "imports/card holders in parts.csv"
-            put = s3.put_object(Bucket=bucket, Key=parts_key, Body=plain)
-            record["object"]["key"] = parts_key.replace(" ", "+")
-            record["object"]["eTag"] = put["ETag"].strip('"')
-            record["object"]["size"] = len(plain)
+            upload(parts_key, plain)
             planned = parts.invoke("customer-import", created)
             assert [a["status"] for a in planned] == ["importing"], planned
             result_key = planned[0]["result"].split("/", 3)[3]
