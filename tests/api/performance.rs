@@ -593,21 +593,10 @@ async fn a_release_grows_with_its_candidates_even_on_statistics_that_predate_its
     // A join of the campaign's rows to the judged candidates by filter, row against row.
     let quadratic =
         |plan: &str| plan.contains("Join Filter: (cc_") && plan.contains("CTE Scan on judged");
-    let stale = tenant_plan(
-        &app,
-        shared::db::campaigns::deliveries::RELEASE_SQL,
-        id,
-        false,
-    )
-    .await;
+    let release = shared::db::campaigns::deliveries::RELEASE_SQL;
+    let stale = tenant_plan(&app, release, id, false).await;
     assert!(quadratic(&stale), "the stale statistics' plan: {stale}");
-    let plan = tenant_plan(
-        &app,
-        shared::db::campaigns::deliveries::RELEASE_SQL,
-        id,
-        true,
-    )
-    .await;
+    let plan = tenant_plan(&app, release, id, true).await;
     assert!(!quadratic(&plan), "{plan}");
     assert!(
         plan.matches("Hash Join").count() >= 3,
