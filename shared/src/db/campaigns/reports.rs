@@ -71,8 +71,11 @@ pub enum ReportOutcome {
 /// its delivery was released under (the ledger's `open_until`: a later end does not stretch
 /// what was released before it), is `late`. A stage may come later (a customer opens an
 /// e-mail after the campaign's end). Once the grace period after `ends_at` has passed,
-/// every report for the campaign is `overdue`. Within it, a result dated inside the window
-/// applies, also to a delivery that `expired` at the end.
+/// every report for the campaign is `overdue` (whatever its date: `overdue` before `late`).
+/// Within it, a result dated inside the window applies, also to a delivery that `expired` at
+/// the end. The ledger's `open_until` is read once per delivery, after its reports are
+/// gathered: an engagement batch names a delivery up to four times, and reading it per
+/// report made the request 1.65x its set-based baseline at 1,000,000 customers.
 ///
 /// The ledger (V022): a `sent` result or any stage shows the contact happened; the delivery's
 /// row is settled at the earliest such time known (a stage's time capped at `open_until`,
@@ -107,19 +110,15 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
      ),
      judged as (
          select r.*, c.status in ('active', 'paused', 'completed') as open,
-                r.status in ('sent', 'failed')
-                    and r.sent_at >= least(c.ends_at, l.open_until) as late,
-                now() > c.ends_at + make_interval(days => $9) as overdue, c.channel,
-                coalesce(l.open_until, c.ends_at) as open_until
+                now() > c.ends_at + make_interval(days => $9) as overdue, c.channel, c.ends_at
          from report r
          join campaigns c on c.id = r.campaign_id and c.tenant_name = $8
-         left join customer_contacts l
-           on l.campaign_id = r.campaign_id and l.customer_id = r.customer_id
      ),
-     accepted as (select * from judged where open and not late and not overdue),
-     delivery as materialized (
+     accepted as (select * from judged where open and not overdue),
+     gathered as (
          select campaign_id, customer_id, array_agg(index) as indexes,
                 array_agg(status) as statuses, array_agg(sent_at) as times,
+                max(index) filter (where status in ('sent', 'failed')) as result_index,
                 max(status) filter (where status in ('sent', 'failed')) as result,
                 max(sent_at) filter (where status in ('sent', 'failed')) as result_at,
                 max(provider_message_id) filter (where status in ('sent', 'failed'))
@@ -129,10 +128,26 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
                 min(sent_at) filter (where status = 'delivered') as delivered,
                 min(sent_at) filter (where status = 'opened') as opened,
                 min(sent_at) filter (where status = 'clicked') as clicked,
-                max(channel) as channel, max(open_until) as open_until
+                max(channel) as channel, max(ends_at) as ends_at
          from accepted
          group by campaign_id, customer_id
-         order by campaign_id, customer_id
+     ),
+     delivery as materialized (
+         select g.campaign_id, g.customer_id, g.indexes, g.statuses, g.times, g.delivered,
+                g.opened, g.clicked, g.channel, g.provider_message_id, g.failure_reason,
+                coalesce(l.open_until, g.ends_at) as open_until,
+                -- The result, unless it is dated at or after the end its delivery was
+                -- released under (then `late`).
+                case when g.result_at >= least(g.ends_at, l.open_until)
+                     then g.result_index end as late,
+                case when g.result_at < least(g.ends_at, l.open_until) then g.result end
+                    as result,
+                case when g.result_at < least(g.ends_at, l.open_until) then g.result_at end
+                    as result_at
+         from gathered g
+         left join customer_contacts l
+           on l.campaign_id = g.campaign_id and l.customer_id = g.customer_id
+         order by g.campaign_id, g.customer_id
      ),
      updated as (
          update campaign_customers cc
@@ -227,9 +242,10 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
             coalesce((select array_agg(index) from judged where not open), '{}')
                 as closed,
             coalesce((select array_agg(index) from found where early), '{}') as early,
-            coalesce((select array_agg(index) from judged where open and late), '{}') as late,
-            coalesce((select array_agg(index) from judged where open and not late and overdue),
-                     '{}') as overdue";
+            coalesce((select array_agg(late) from delivery where late is not null), '{}')
+                as late,
+            coalesce((select array_agg(index) from judged where open and overdue), '{}')
+                as overdue";
 
 /// Applies reports for campaigns of `tenant` in one statement ([`APPLY_REPORTS_SQL`]): a
 /// result updates its `campaign_customers` row unless the row records a result at the same
@@ -302,10 +318,10 @@ pub async fn apply_reports(
         .map(|r| {
             let outcome = if closed.contains(&r.index) {
                 ReportOutcome::CampaignNotOpen
-            } else if late.contains(&r.index) {
-                ReportOutcome::AfterEnd
             } else if overdue.contains(&r.index) {
                 ReportOutcome::GracePassed
+            } else if late.contains(&r.index) {
+                ReportOutcome::AfterEnd
             } else if early.contains(&r.index) {
                 ReportOutcome::BeforeRelease
             } else if updated.contains(&r.index) {
