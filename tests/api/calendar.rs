@@ -465,6 +465,7 @@ async fn late_reports_apply_within_the_grace_period_and_are_invalid_after_it_or_
             {"campaign_id": recent, "customer_id": r[0], "status": "sent", "sent_at": (recent_end - hour).to_rfc3339()},
             {"campaign_id": recent, "customer_id": r[1], "status": "sent", "sent_at": (recent_end + hour).to_rfc3339()},
             {"campaign_id": old, "customer_id": o[0], "status": "sent", "sent_at": (old_end - hour).to_rfc3339()},
+            {"campaign_id": old, "customer_id": o[1], "status": "sent", "sent_at": (old_end + hour).to_rfc3339()},
         ]),
     )
     .await
@@ -483,6 +484,13 @@ async fn late_reports_apply_within_the_grace_period_and_are_invalid_after_it_or_
         results[2]["reason"],
         "the campaign ended longer ago than the report grace period \
          (CAMPAIGN_REPORT_GRACE_DAYS)",
+        "{:?}",
+        answer.body
+    );
+    // After the grace period every report is overdue, whatever its date: one dated after
+    // the end too (the end is not the reason it is refused).
+    assert_eq!(
+        results[3]["reason"], results[2]["reason"],
         "{:?}",
         answer.body
     );

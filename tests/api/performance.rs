@@ -443,9 +443,13 @@ async fn the_report_statement_takes_each_delivery_by_its_key_in_key_order() {
         plan[update..].contains("Index Scan using campaign_customers_pkey"),
         "{plan}"
     );
+    // The deliveries the update walks are in key order: sorted after their reports are
+    // gathered, or gathered from reports sorted by key (and kept in that order).
+    let deliveries = &plan[plan.find("CTE delivery").expect("the deliveries")..update];
     assert!(
-        plan.contains("Sort Key: r.campaign_id, r.customer_id"),
-        "the reports are sorted by key: {plan}"
+        deliveries.contains("Sort Key: g.campaign_id, g.customer_id")
+            || deliveries.contains("Sort Key: accepted.campaign_id, accepted.customer_id"),
+        "the deliveries are sorted by key: {plan}"
     );
 }
 

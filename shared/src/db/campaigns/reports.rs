@@ -74,22 +74,25 @@ pub enum ReportOutcome {
 /// every report for the campaign is `overdue` (whatever its date: `overdue` before `late`).
 /// Within it, a result dated inside the window applies, also to a delivery that `expired` at
 /// the end. The ledger's `open_until` is read once per delivery, after its reports are
-/// gathered: an engagement batch names a delivery up to four times, and reading it per
-/// report made the request 1.65x its set-based baseline at 1,000,000 customers.
+/// gathered (an engagement batch names a delivery up to four times), and the campaigns once
+/// each, before the reports are joined to them.
 ///
 /// The ledger (V022): a `sent` result or any stage shows the contact happened; the delivery's
 /// row is settled at the earliest such time known (a stage's time capped at `open_until`,
 /// which the unsettled row already counted to), and moves only earlier. A `failed` result
 /// leaves the row as it is, unsettled and counted until `open_until`, since the provider
-/// may still retry.
+/// may still retry. A delivery whose ledger row was read is settled by an `update` of that
+/// row, through the index the read took (an `insert … on conflict` probes the primary key's
+/// index as well: at 1,000,000 customers, pages read twice); one without a row (pruned)
+/// gets one by `insert … on conflict`, which also meets a row another batch inserted since.
 ///
 /// A report applies only from its delivery's release on (its time at or after
 /// `released_at`): the contact ledger takes the report's time, so an earlier one would age
 /// the contact out of the cap's window before it was made. Those found but dated earlier
 /// are `early`.
 ///
-/// Concurrent batches: the reports are sorted by key and gathered per delivery in that
-/// order, and the update takes each delivery's row lock as it reaches it, so two batches
+/// Concurrent batches: the reports are gathered per delivery in key order, and the update
+/// takes each delivery's row lock as it reaches it, so two batches
 /// naming the same deliveries lock them in the same order and never deadlock (nor with an
 /// expiry, which locks in key order too). A batch that reaches a delivery another one holds
 /// waits for its commit and judges the delivery again as it is then (PostgreSQL's re-check
@@ -106,15 +109,17 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
                               $5::timestamptz[], $6::text[], $7::text[])
            as r(index, campaign_id, customer_id, status, sent_at, provider_message_id,
                 failure_reason)
-         order by campaign_id, customer_id
      ),
-     judged as (
-         select r.*, c.status in ('active', 'paused', 'completed') as open,
-                now() > c.ends_at + make_interval(days => $9) as overdue, c.channel, c.ends_at
-         from report r
-         join campaigns c on c.id = r.campaign_id and c.tenant_name = $8
+     campaign as materialized (
+         select id, status in ('active', 'paused', 'completed') as open,
+                now() > ends_at + make_interval(days => $9) as overdue, channel, ends_at
+         from campaigns
+         where tenant_name = $8 and id in (select distinct campaign_id from report)
      ),
-     accepted as (select * from judged where open and not overdue),
+     accepted as (
+         select r.*, c.channel, c.ends_at from report r
+         join campaign c on c.id = r.campaign_id and c.open and not c.overdue
+     ),
      gathered as (
          select campaign_id, customer_id, array_agg(index) as indexes,
                 array_agg(status) as statuses, array_agg(sent_at) as times,
@@ -136,6 +141,7 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
          select g.campaign_id, g.customer_id, g.indexes, g.statuses, g.times, g.delivered,
                 g.opened, g.clicked, g.channel, g.provider_message_id, g.failure_reason,
                 coalesce(l.open_until, g.ends_at) as open_until,
+                l.campaign_id is not null as ledgered,
                 -- The result, unless it is dated at or after the end its delivery was
                 -- released under (then `late`).
                 case when g.result_at >= least(g.ends_at, l.open_until)
@@ -189,7 +195,7 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
                 or (d.clicked >= cc.released_at
                     and (cc.clicked_at is null or d.clicked < cc.clicked_at)))
          returning d.indexes, d.statuses, d.times, cc.campaign_id, cc.customer_id, d.channel,
-                   d.open_until, cc.sent_at, cc.delivered_at, cc.opened_at, cc.clicked_at,
+                   d.open_until, d.ledgered, cc.sent_at, cc.delivered_at, cc.opened_at, cc.clicked_at,
                    -- The contact's time as this batch shows it: an applied `sent`, or the
                    -- first stage (capped at open_until, which the unsettled row counted to).
                    least(case when d.result = 'sent' and cc.sent_at = d.result_at
@@ -206,10 +212,20 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
                                          d.open_until) end) as contact_at
      ),
      settled as (
+         update customer_contacts l
+         set contact_at = case when l.settled then least(l.contact_at, u.contact_at)
+                               else u.contact_at end,
+             settled = true
+         from updated u
+         where u.ledgered and u.contact_at is not null
+           and l.campaign_id = u.campaign_id and l.customer_id = u.customer_id
+           and (not l.settled or u.contact_at < l.contact_at)
+     ),
+     recorded as (
          insert into customer_contacts (campaign_id, customer_id, tenant_name, channel,
                                         contact_at, open_until, settled)
          select campaign_id, customer_id, $8, channel, contact_at, open_until, true
-         from updated where contact_at is not null
+         from updated where not ledgered and contact_at is not null
          on conflict (campaign_id, customer_id) do update
          set contact_at = case when customer_contacts.settled
                                then least(customer_contacts.contact_at, excluded.contact_at)
@@ -239,12 +255,14 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
             coalesce((select array_agg(index) from found where not early), '{}')
                 || coalesce((select array_agg(index) from applied where not applied), '{}')
                 as unchanged,
-            coalesce((select array_agg(index) from judged where not open), '{}')
+            coalesce((select array_agg(r.index) from report r
+                      join campaign c on c.id = r.campaign_id and not c.open), '{}')
                 as closed,
             coalesce((select array_agg(index) from found where early), '{}') as early,
             coalesce((select array_agg(late) from delivery where late is not null), '{}')
                 as late,
-            coalesce((select array_agg(index) from judged where open and overdue), '{}')
+            coalesce((select array_agg(r.index) from report r
+                      join campaign c on c.id = r.campaign_id and c.open and c.overdue), '{}')
                 as overdue";
 
 /// Applies reports for campaigns of `tenant` in one statement ([`APPLY_REPORTS_SQL`]): a
