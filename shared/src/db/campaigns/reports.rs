@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -58,8 +58,15 @@ pub enum ReportOutcome {
 /// ids (`int4[]`), `$3` customer ids (`uuid[]`), `$4` statuses (`text[]`: `sent`, `failed`,
 /// or a stage, `delivered`, `opened`, `clicked`), `$5` event times (`timestamptz[]`), `$6`
 /// provider message ids and `$7` failure reasons (`text[]`, null for none), `$8` the tenant,
-/// `$9` the grace period in days (`int4`). One row: the `updated`, `unchanged`, `closed`,
-/// `early`, `late` and `overdue` index lists (`int4[]`).
+/// `$9` the grace period in days (`int4`). One row: per delivery the update changed, its
+/// key (`updated_campaigns` `int4[]`, `updated_customers` `uuid[]`) and the times its row
+/// now records (`sent_at`, `delivered_at`, `opened_at`, `clicked_at`: `timestamptz[]`);
+/// per delivery found but not changed, its key (`found_campaigns`, `found_customers`) and
+/// `released_at`; these are null when empty. Then the report indexes (`int4[]`) refused
+/// whole: `closed`, `late` and `overdue`. The caller tells each report's outcome from these
+/// (a report applied when its delivery's row records its time): answering per delivery
+/// rather than per report spares the statement an `unnest` of every report and a lookup
+/// of each (an engagement batch names a delivery up to four times).
 ///
 /// A delivery's result (`sent` or `failed`): the latest wins (the caller sends at most one
 /// per delivery; one no later than the recorded `sent_at` changes nothing). Its stages:
@@ -100,10 +107,10 @@ pub enum ReportOutcome {
 /// lock is needed since no report deletes a ledger row (V022): it took 9–14 ms of a request
 /// at 1,000,000 customers, writing each row's lock into its page.
 ///
-/// The reports not updated are found with `not in` over `updated`, which PostgreSQL runs as a
-/// hashed subplan: an anti join of two CTE scans (each estimated at one row) was planned as a
-/// nested loop comparing every report with every updated one, 500,000 comparisons for 1,000
-/// reports.
+/// The deliveries not updated are found with `not in` over `updated`, which PostgreSQL runs
+/// as a hashed subplan: an anti join of two CTE scans (each estimated at one row) was
+/// planned as a nested loop comparing every report with every updated one, 500,000
+/// comparisons for 1,000 reports.
 pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
          select * from unnest($1::int4[], $2::int4[], $3::uuid[], $4::text[],
                               $5::timestamptz[], $6::text[], $7::text[])
@@ -121,8 +128,7 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
          join campaign c on c.id = r.campaign_id and c.open and not c.overdue
      ),
      gathered as (
-         select campaign_id, customer_id, array_agg(index) as indexes,
-                array_agg(status) as statuses, array_agg(sent_at) as times,
+         select campaign_id, customer_id,
                 max(index) filter (where status in ('sent', 'failed')) as result_index,
                 max(status) filter (where status in ('sent', 'failed')) as result,
                 max(sent_at) filter (where status in ('sent', 'failed')) as result_at,
@@ -138,7 +144,7 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
          group by campaign_id, customer_id
      ),
      delivery as materialized (
-         select g.campaign_id, g.customer_id, g.indexes, g.statuses, g.times, g.delivered,
+         select g.campaign_id, g.customer_id, g.delivered,
                 g.opened, g.clicked, g.channel, g.provider_message_id, g.failure_reason,
                 coalesce(l.open_until, g.ends_at) as open_until,
                 l.campaign_id is not null as ledgered,
@@ -194,7 +200,7 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
                     and (cc.opened_at is null or d.opened < cc.opened_at))
                 or (d.clicked >= cc.released_at
                     and (cc.clicked_at is null or d.clicked < cc.clicked_at)))
-         returning d.indexes, d.statuses, d.times, cc.campaign_id, cc.customer_id, d.channel,
+         returning cc.campaign_id, cc.customer_id, d.channel,
                    d.open_until, d.ledgered, cc.sent_at, cc.delivered_at, cc.opened_at, cc.clicked_at,
                    -- The contact's time as this batch shows it: an applied `sent`, or the
                    -- first stage (capped at open_until, which the unsettled row counted to).
@@ -234,31 +240,27 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
          where not customer_contacts.settled
             or excluded.contact_at < customer_contacts.contact_at
      ),
-     applied as (
-         select r.index,
-                case r.status when 'delivered' then u.delivered_at
-                              when 'opened' then u.opened_at
-                              when 'clicked' then u.clicked_at
-                              else u.sent_at end = r.at as applied
-         from updated u
-         cross join lateral unnest(u.indexes, u.statuses, u.times) as r(index, status, at)
-     ),
      found as (
-         select r.index, r.sent_at < cc.released_at as early from accepted r
+         select d.campaign_id, d.customer_id, cc.released_at from delivery d
          join campaign_customers cc
-           on cc.campaign_id = r.campaign_id and cc.customer_id = r.customer_id
+           on cc.campaign_id = d.campaign_id and cc.customer_id = d.customer_id
           and cc.tenant_name = $8
-         where r.index not in (select a.index from applied a)
+         where (d.campaign_id, d.customer_id) not in
+                   (select u.campaign_id, u.customer_id from updated u)
            and cc.released_at is not null and cc.delivery_status <> 'suppressed'
      )
-     select coalesce((select array_agg(index) from applied where applied), '{}') as updated,
-            coalesce((select array_agg(index) from found where not early), '{}')
-                || coalesce((select array_agg(index) from applied where not applied), '{}')
-                as unchanged,
+     select (select array_agg(campaign_id) from updated) as updated_campaigns,
+            (select array_agg(customer_id) from updated) as updated_customers,
+            (select array_agg(sent_at) from updated) as sent_at,
+            (select array_agg(delivered_at) from updated) as delivered_at,
+            (select array_agg(opened_at) from updated) as opened_at,
+            (select array_agg(clicked_at) from updated) as clicked_at,
+            (select array_agg(campaign_id) from found) as found_campaigns,
+            (select array_agg(customer_id) from found) as found_customers,
+            (select array_agg(released_at) from found) as released_at,
             coalesce((select array_agg(r.index) from report r
                       join campaign c on c.id = r.campaign_id and not c.open), '{}')
                 as closed,
-            coalesce((select array_agg(index) from found where early), '{}') as early,
             coalesce((select array_agg(late) from delivery where late is not null), '{}')
                 as late,
             coalesce((select array_agg(r.index) from report r
@@ -316,36 +318,74 @@ pub async fn apply_reports(
             ],
         )
         .await?;
-    // Index lists rather than a join of the sets, which the planner (seeing an unnest of
-    // unknown length) may nest-loop.
     let row = rows
         .first()
         .ok_or_else(|| ApiError::internal("the report statement returned no row"))?;
     let set = |name: &str| -> HashSet<i32> { row.get::<_, Vec<i32>>(name).into_iter().collect() };
-    // `unchanged`: found but not updated (the row is looked up again only for those, not for
-    // the usual case of a report that applies).
-    let (updated, unchanged, closed, early) = (
-        set("updated"),
-        set("unchanged"),
-        set("closed"),
-        set("early"),
+    let (closed, late, overdue) = (set("closed"), set("late"), set("overdue"));
+    // Per delivery: the row as the update left it, or the release of one it did not change.
+    let list =
+        |name: &str| -> Vec<i32> { row.get::<_, Option<Vec<i32>>>(name).unwrap_or_default() };
+    let keys = |campaigns: &str, customers: &str| -> Vec<(i32, Uuid)> {
+        list(campaigns)
+            .into_iter()
+            .zip(
+                row.get::<_, Option<Vec<Uuid>>>(customers)
+                    .unwrap_or_default(),
+            )
+            .collect()
+    };
+    let times = |name: &str| -> Vec<Option<DateTime<Utc>>> {
+        row.get::<_, Option<Vec<Option<DateTime<Utc>>>>>(name)
+            .unwrap_or_default()
+    };
+    let (sent, delivered, opened, clicked) = (
+        times("sent_at"),
+        times("delivered_at"),
+        times("opened_at"),
+        times("clicked_at"),
     );
-    let (late, overdue) = (set("late"), set("overdue"));
+    let updated: HashMap<(i32, Uuid), usize> = keys("updated_campaigns", "updated_customers")
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| (key, i))
+        .collect();
+    let found: HashMap<(i32, Uuid), Option<DateTime<Utc>>> =
+        keys("found_campaigns", "found_customers")
+            .into_iter()
+            .zip(times("released_at"))
+            .collect();
     Ok(reports
         .iter()
         .map(|r| {
+            let key = (r.campaign_id, r.customer_id);
+            // PostgreSQL keeps microseconds: the report's time as the row stores it.
+            let at = r.sent_at.trunc_subsecs(6);
             let outcome = if closed.contains(&r.index) {
                 ReportOutcome::CampaignNotOpen
             } else if overdue.contains(&r.index) {
                 ReportOutcome::GracePassed
             } else if late.contains(&r.index) {
                 ReportOutcome::AfterEnd
-            } else if early.contains(&r.index) {
-                ReportOutcome::BeforeRelease
-            } else if updated.contains(&r.index) {
-                ReportOutcome::Updated
-            } else if unchanged.contains(&r.index) {
-                ReportOutcome::Unchanged
+            } else if let Some(&i) = updated.get(&key) {
+                // The delivery changed: this report is what its row now records, or not.
+                let recorded = match r.status {
+                    DeliveryStatus::Delivered => delivered.get(i),
+                    DeliveryStatus::Opened => opened.get(i),
+                    DeliveryStatus::Clicked => clicked.get(i),
+                    _ => sent.get(i),
+                };
+                if recorded.copied().flatten() == Some(at) {
+                    ReportOutcome::Updated
+                } else {
+                    ReportOutcome::Unchanged
+                }
+            } else if let Some(released_at) = found.get(&key) {
+                if released_at.is_some_and(|released| at < released) {
+                    ReportOutcome::BeforeRelease
+                } else {
+                    ReportOutcome::Unchanged
+                }
             } else {
                 ReportOutcome::NotFound
             };
