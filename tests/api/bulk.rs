@@ -582,7 +582,8 @@ async fn ended_campaign(app: &TestApp, fx: &TenantFixture, ended_days_ago: i32) 
                     start_date = current_date - {}, end_date = current_date - {ended_days_ago}
                where id = {id};
              update customer_contacts l set open_until = c.ends_at
-               from campaigns c where c.id = l.campaign_id and l.campaign_id = {id}",
+               from campaigns c where c.id = l.campaign_id and l.campaign_id = {id};
+             update campaigns set released_until = ends_at where id = {id}",
             ended_days_ago + 30
         ))
         .await

@@ -534,7 +534,8 @@ async fn pass(app: &TestApp, days: i32) {
                  created_at = created_at - interval '{days} days',
                  updated_at = updated_at - interval '{days} days',
                  processed_at = processed_at - interval '{days} days',
-                 first_released_at = first_released_at - interval '{days} days';
+                 first_released_at = first_released_at - interval '{days} days',
+                 released_until = released_until - interval '{days} days';
              update campaign_customers
                  set released_at = released_at - interval '{days} days',
                      sent_at = sent_at - interval '{days} days',

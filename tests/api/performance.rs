@@ -403,8 +403,18 @@ async fn the_report_statement_finds_the_reports_it_did_not_apply_by_hashing() {
     let app = TestApp::spawn().await;
     let customers: Vec<uuid::Uuid> = (0..1000).map(|_| uuid::Uuid::new_v4()).collect();
     let plan = report_statement_plan(&app.db().await, 1, &customers).await;
-    assert!(!plan.contains("Nested Loop Anti Join"), "{plan}");
-    assert!(plan.contains("NOT (hashed SubPlan"), "{plan}");
+    // The deliveries the update skipped (`found`); the ledger's insert for deliveries without
+    // a row may anti-join `customer_contacts` by index, which is one probe per row.
+    let found = &plan[plan.find("CTE found").expect("found")..];
+    let found = &found[..found.find("InitPlan").unwrap_or(found.len())];
+    assert!(!found.contains("Nested Loop Anti Join"), "{plan}");
+    assert!(found.contains("NOT (hashed SubPlan"), "{plan}");
+    assert!(
+        !plan.contains("Anti Join")
+            || plan.contains("Index Only Scan using customer_contacts")
+            || plan.contains("Index Scan using customer_contacts"),
+        "{plan}"
+    );
 }
 
 #[tokio::test]

@@ -83,11 +83,16 @@ ledger as (
     on conflict do nothing
 ),
 -- The campaign remembers its first release (V018): deletion is judged from it, not from
--- rows archiving or the ledger's prune remove.
+-- rows archiving or the ledger's prune remove. And the earliest end it released under
+-- (V027: no ledger row's open_until is earlier), which the report statement reads; the row
+-- is written only when either changes.
 first_release as (
-    update campaigns set first_released_at = now()
-    where id = $1 and tenant_name = $2 and first_released_at is null
-      and exists (select 1 from released)
+    update campaigns
+    set first_released_at = coalesce(first_released_at, now()),
+        released_until = least(released_until, (select ends_at from campaign))
+    where id = $1 and tenant_name = $2 and exists (select 1 from released)
+      and (first_released_at is null or released_until is null
+           or released_until > (select ends_at from campaign))
 )
 select (select count(*) from released),
        (select count(*) from suppressed where suppression_reason = 'contact_pressure'),

@@ -80,18 +80,23 @@ pub enum ReportOutcome {
 /// e-mail after the campaign's end). Once the grace period after `ends_at` has passed,
 /// every report for the campaign is `overdue` (whatever its date: `overdue` before `late`).
 /// Within it, a result dated inside the window applies, also to a delivery that `expired` at
-/// the end. The ledger's `open_until` is read once per delivery, after its reports are
-/// gathered (an engagement batch names a delivery up to four times), and the campaigns once
-/// each, before the reports are joined to them.
+/// the end. The ledger's `open_until` is read for lateness only for a result dated at or
+/// after the campaign's `released_until` (V027: no ledger row of the campaign has an earlier
+/// `open_until`), so a result dated before it is late only at `ends_at`; that read is made
+/// once per delivery, after its reports are gathered (an engagement batch names a delivery
+/// up to four times). The campaigns are judged once each, before the reports are joined to
+/// them.
 ///
 /// The ledger (V022): a `sent` result or any stage shows the contact happened; the delivery's
 /// row is settled at the earliest such time known (a stage's time capped at `open_until`,
 /// which the unsettled row already counted to), and moves only earlier. A `failed` result
 /// leaves the row as it is, unsettled and counted until `open_until`, since the provider
-/// may still retry. A delivery whose ledger row was read is settled by an `update` of that
-/// row, through the index the read took (an `insert … on conflict` probes the primary key's
-/// index as well: at 1,000,000 customers, pages read twice); one without a row (pruned)
-/// gets one by `insert … on conflict`, which also meets a row another batch inserted since.
+/// may still retry. The row is settled by an `update` (its `open_until` caps a stage's
+/// time there), which reads the row once: the statement read every delivery's row before
+/// its update, and then `insert … on conflict` probed the primary key's index again. A
+/// delivery without a row (pruned) gets one by `insert … on conflict`, which also meets a
+/// row another batch inserted since, with the `open_until` of the campaign's end or
+/// `released_until`, whichever is later (V027's invariant holds).
 ///
 /// A report applies only from its delivery's release on (its time at or after
 /// `released_at`): the contact ledger takes the report's time, so an earlier one would age
@@ -119,12 +124,13 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
      ),
      campaign as materialized (
          select id, status in ('active', 'paused', 'completed') as open,
-                now() > ends_at + make_interval(days => $9) as overdue, channel, ends_at
+                now() > ends_at + make_interval(days => $9) as overdue, channel, ends_at,
+                released_until
          from campaigns
          where tenant_name = $8 and id in (select distinct campaign_id from report)
      ),
      accepted as (
-         select r.*, c.channel, c.ends_at from report r
+         select r.*, c.channel, c.ends_at, c.released_until from report r
          join campaign c on c.id = r.campaign_id and c.open and not c.overdue
      ),
      gathered as (
@@ -139,15 +145,15 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
                 min(sent_at) filter (where status = 'delivered') as delivered,
                 min(sent_at) filter (where status = 'opened') as opened,
                 min(sent_at) filter (where status = 'clicked') as clicked,
-                max(channel) as channel, max(ends_at) as ends_at
+                max(channel) as channel, max(ends_at) as ends_at,
+                max(released_until) as released_until
          from accepted
          group by campaign_id, customer_id
      ),
      delivery as materialized (
          select g.campaign_id, g.customer_id, g.delivered,
                 g.opened, g.clicked, g.channel, g.provider_message_id, g.failure_reason,
-                coalesce(l.open_until, g.ends_at) as open_until,
-                l.campaign_id is not null as ledgered,
+                g.ends_at, g.released_until,
                 -- The result, unless it is dated at or after the end its delivery was
                 -- released under (then `late`).
                 case when g.result_at >= least(g.ends_at, l.open_until)
@@ -157,8 +163,14 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
                 case when g.result_at < least(g.ends_at, l.open_until) then g.result_at end
                     as result_at
          from gathered g
-         left join customer_contacts l
-           on l.campaign_id = g.campaign_id and l.customer_id = g.customer_id
+         -- Read only for a result the campaign's earliest end released under (V027) does
+         -- not already place before every end its deliveries were released under (and for
+         -- a campaign that has none: its ledger rows were all pruned before V027).
+         left join lateral (
+             select l.open_until from customer_contacts l
+             where (g.result_at >= g.released_until or g.released_until is null)
+               and l.campaign_id = g.campaign_id and l.customer_id = g.customer_id
+         ) l on true
          order by g.campaign_id, g.customer_id
      ),
      updated as (
@@ -200,38 +212,43 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
                     and (cc.opened_at is null or d.opened < cc.opened_at))
                 or (d.clicked >= cc.released_at
                     and (cc.clicked_at is null or d.clicked < cc.clicked_at)))
-         returning cc.campaign_id, cc.customer_id, d.channel,
-                   d.open_until, d.ledgered, cc.sent_at, cc.delivered_at, cc.opened_at, cc.clicked_at,
+         returning cc.campaign_id, cc.customer_id, d.channel, d.ends_at, d.released_until, cc.sent_at, cc.delivered_at, cc.opened_at, cc.clicked_at,
                    -- The contact's time as this batch shows it: an applied `sent`, or the
-                   -- first stage (capped at open_until, which the unsettled row counted to).
+                   -- first stage (the settle caps it at open_until, which the unsettled
+                   -- row counted to).
                    least(case when d.result = 'sent' and cc.sent_at = d.result_at
                               then d.result_at end,
-                         case when d.delivered >= cc.released_at
-                                   or d.opened >= cc.released_at
-                                   or d.clicked >= cc.released_at
-                              then least(case when d.delivered >= cc.released_at
-                                              then d.delivered end,
-                                         case when d.opened >= cc.released_at
-                                              then d.opened end,
-                                         case when d.clicked >= cc.released_at
-                                              then d.clicked end,
-                                         d.open_until) end) as contact_at
+                         case when d.delivered >= cc.released_at then d.delivered end,
+                         case when d.opened >= cc.released_at then d.opened end,
+                         case when d.clicked >= cc.released_at then d.clicked end)
+                       as contact_at
      ),
      settled as (
          update customer_contacts l
-         set contact_at = case when l.settled then least(l.contact_at, u.contact_at)
-                               else u.contact_at end,
+         set contact_at = least(case when l.settled then l.contact_at end, u.contact_at,
+                                l.open_until),
              settled = true
          from updated u
-         where u.ledgered and u.contact_at is not null
+         where u.contact_at is not null
            and l.campaign_id = u.campaign_id and l.customer_id = u.customer_id
-           and (not l.settled or u.contact_at < l.contact_at)
+           and (not l.settled or least(u.contact_at, l.open_until) < l.contact_at)
+         returning l.campaign_id, l.customer_id
      ),
+     -- A delivery without a ledger row (pruned): one, settled, under the latest end it can
+     -- have been released under that keeps V027's invariant.
      recorded as (
          insert into customer_contacts (campaign_id, customer_id, tenant_name, channel,
                                         contact_at, open_until, settled)
-         select campaign_id, customer_id, $8, channel, contact_at, open_until, true
-         from updated where not ledgered and contact_at is not null
+         select u.campaign_id, u.customer_id, $8, u.channel,
+                least(u.contact_at, greatest(u.ends_at, u.released_until)),
+                greatest(u.ends_at, u.released_until), true
+         from updated u
+         where u.contact_at is not null
+           and (u.campaign_id, u.customer_id) not in
+                   (select s.campaign_id, s.customer_id from settled s)
+           and not exists (select 1 from customer_contacts l
+                           where l.campaign_id = u.campaign_id
+                             and l.customer_id = u.customer_id)
          on conflict (campaign_id, customer_id) do update
          set contact_at = case when customer_contacts.settled
                                then least(customer_contacts.contact_at, excluded.contact_at)
