@@ -720,3 +720,49 @@ async fn engagement_stages_out_of_order_and_repeated_give_the_same_row_as_in_ord
         "{summary}"
     );
 }
+
+#[tokio::test]
+async fn the_release_remembers_the_earliest_end_it_released_under() {
+    // V027: the report statement reads a delivery's ledger row for lateness only for a
+    // result dated at or after the campaign's `released_until`, so no ledger row may have an
+    // earlier `open_until`. The release sets it to the end it releases under; an end moved
+    // later leaves it (the deliveries released before keep their end).
+    let (app, _fx, id, _) = processed_campaign(json!({"segment": "platinum"})).await;
+    let db = app.db().await;
+    let row = db
+        .query_one(
+            "select c.released_until = c.ends_at,
+                    c.released_until <= (select min(open_until) from customer_contacts
+                                         where campaign_id = c.id)
+             from campaigns c where c.id = $1",
+            &[&(id as i32)],
+        )
+        .await
+        .expect("campaign");
+    assert!(
+        row.get::<_, bool>(0),
+        "released_until is the end released under"
+    );
+    assert!(
+        row.get::<_, bool>(1),
+        "no ledger row has an earlier open_until"
+    );
+    db.execute(
+        "update campaigns set end_date = end_date + 5 where id = $1",
+        &[&(id as i32)],
+    )
+    .await
+    .expect("a later end");
+    let kept: bool = db
+        .query_one(
+            "select released_until < ends_at from campaigns where id = $1",
+            &[&(id as i32)],
+        )
+        .await
+        .expect("campaign")
+        .get(0);
+    assert!(
+        kept,
+        "a later end does not move what was released under the earlier one"
+    );
+}
