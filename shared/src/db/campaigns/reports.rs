@@ -170,6 +170,9 @@ pub const APPLY_REPORTS_SQL: &str = "with report as materialized (
              select l.open_until from customer_contacts l
              where (g.result_at >= g.released_until or g.released_until is null)
                and l.campaign_id = g.campaign_id and l.customer_id = g.customer_id
+             -- Planned apart (not pulled up into a join), so the condition on the result
+             -- is a one-time filter that skips the read rather than a filter after it.
+             offset 0
          ) l on true
          order by g.campaign_id, g.customer_id
      ),
