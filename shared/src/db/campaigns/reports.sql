@@ -117,7 +117,7 @@ settled as (
                            l.open_until),
         settled = true
     from updated u
-    where u.contact_at is not null
+    where u.contact_at is not null and l.tenant_name = $8
       and l.campaign_id = u.campaign_id and l.customer_id = u.customer_id
       and (not l.settled or least(u.contact_at, l.open_until) < l.contact_at)
     returning l.campaign_id, l.customer_id
@@ -145,7 +145,7 @@ recorded as (
     where not customer_contacts.settled
        or excluded.contact_at < customer_contacts.contact_at
 ),
-found as (
+found as materialized (
     select d.campaign_id, d.customer_id, cc.released_at from delivery d
     join campaign_customers cc
       on cc.campaign_id = d.campaign_id and cc.customer_id = d.customer_id
@@ -154,15 +154,8 @@ found as (
               (select u.campaign_id, u.customer_id from updated u)
       and cc.released_at is not null and cc.delivery_status <> 'suppressed'
 )
-select (select array_agg(campaign_id) from updated) as updated_campaigns,
-       (select array_agg(customer_id) from updated) as updated_customers,
-       (select array_agg(sent_at) from updated) as sent_at,
-       (select array_agg(delivered_at) from updated) as delivered_at,
-       (select array_agg(opened_at) from updated) as opened_at,
-       (select array_agg(clicked_at) from updated) as clicked_at,
-       (select array_agg(campaign_id) from found) as found_campaigns,
-       (select array_agg(customer_id) from found) as found_customers,
-       (select array_agg(released_at) from found) as released_at,
+-- Each per-delivery list in one pass over its CTE.
+select u.*, f.*,
        coalesce((select array_agg(r.index) from report r
                  join campaign c on c.id = r.campaign_id and not c.open), '{}')
            as closed,
@@ -171,3 +164,11 @@ select (select array_agg(campaign_id) from updated) as updated_campaigns,
        coalesce((select array_agg(r.index) from report r
                  join campaign c on c.id = r.campaign_id and c.open and c.overdue), '{}')
            as overdue
+from (select array_agg(campaign_id) as updated_campaigns,
+             array_agg(customer_id) as updated_customers, array_agg(sent_at) as sent_at,
+             array_agg(delivered_at) as delivered_at, array_agg(opened_at) as opened_at,
+             array_agg(clicked_at) as clicked_at
+      from updated) u,
+     (select array_agg(campaign_id) as found_campaigns,
+             array_agg(customer_id) as found_customers, array_agg(released_at) as released_at
+      from found) f
