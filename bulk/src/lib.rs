@@ -5,8 +5,8 @@
 //!   version. The `customer-import` function runs it on S3 `ObjectCreated` events;
 //!   `offerctl import-customers s3://bucket/key` runs it by hand.
 //! - [`archive`]: the deliveries of completed campaigns past their tenant's retention
-//!   exported to `archive/<tenant>/<campaign>.csv.gz` with a manifest, read back and
-//!   verified, then deleted in batches; restored on demand; and the contact ledger pruned of
+//!   exported to `archive/<tenant>/<campaign>.csv.gz` with a manifest, verified
+//!   by S3's checksum of the stored object, then deleted in batches; restored on demand; and the contact ledger pruned of
 //!   rows no contact policy can count. The `housekeeping` function runs it on a schedule;
 //!   `offerctl archive run|restore` by hand.
 //! - [`s3`]: the S3 client (standard AWS settings; path-style addressing when an endpoint

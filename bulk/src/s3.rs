@@ -13,8 +13,10 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart};
-use bytes::Bytes;
+use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
+
+mod upload;
+pub use upload::{Completed, PART_BYTES, Upload, checksum_matches, stored_checksum};
 
 /// An S3 client from the environment: path-style addressing when `AWS_ENDPOINT_URL_S3` or
 /// `AWS_ENDPOINT_URL` is set.
@@ -375,136 +377,4 @@ pub async fn put(
         .await
         .map_err(|e| S3Error::new("PutObject", location, &e))?;
     Ok(())
-}
-
-/// Size of each part of an [`Upload`] (S3's minimum for all parts but the last is 5 MiB).
-pub const PART_BYTES: usize = 8 * 1024 * 1024;
-
-/// An object written in parts as its bytes are produced (S3 multipart upload): at most one
-/// part ([`PART_BYTES`]) is held in memory. Finish it with [`Upload::complete`]; an upload
-/// dropped unfinished leaves no object (only its parts, which the bucket's lifecycle rule
-/// for incomplete multipart uploads removes; [`Upload::abort`] removes them at once).
-pub struct Upload<'a> {
-    client: &'a Client,
-    location: Location,
-    upload_id: String,
-    parts: Vec<CompletedPart>,
-    buffer: Vec<u8>,
-}
-
-impl<'a> Upload<'a> {
-    /// Starts a multipart upload of `location`.
-    ///
-    /// # Errors
-    /// [`S3Error`].
-    pub async fn start(
-        client: &'a Client,
-        location: Location,
-        content_type: &str,
-    ) -> Result<Self, S3Error> {
-        let created = client
-            .create_multipart_upload()
-            .bucket(&location.bucket)
-            .key(&location.key)
-            .content_type(content_type)
-            .send()
-            .await
-            .map_err(|e| S3Error::new("CreateMultipartUpload", &location, &e))?;
-        Ok(Self {
-            client,
-            upload_id: created.upload_id().unwrap_or_default().to_owned(),
-            location,
-            parts: Vec::new(),
-            buffer: Vec::with_capacity(PART_BYTES),
-        })
-    }
-
-    /// The object being written.
-    #[must_use]
-    pub fn location(&self) -> &Location {
-        &self.location
-    }
-
-    /// Appends `data`, sending a part whenever [`PART_BYTES`] have collected.
-    ///
-    /// # Errors
-    /// [`S3Error`].
-    pub async fn write(&mut self, data: &[u8]) -> Result<(), S3Error> {
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= PART_BYTES {
-            self.send_part().await?;
-        }
-        Ok(())
-    }
-
-    async fn send_part(&mut self) -> Result<(), S3Error> {
-        let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
-        let body = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(PART_BYTES),
-        ));
-        let part = self
-            .client
-            .upload_part()
-            .bucket(&self.location.bucket)
-            .key(&self.location.key)
-            .upload_id(&self.upload_id)
-            .part_number(number)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| S3Error::new("UploadPart", &self.location, &e))?;
-        self.parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(part.e_tag().map(str::to_owned))
-                .build(),
-        );
-        Ok(())
-    }
-
-    /// Sends what is left and completes the object; answers its ETag.
-    ///
-    /// # Errors
-    /// [`S3Error`].
-    pub async fn complete(mut self) -> Result<String, S3Error> {
-        if !self.buffer.is_empty() || self.parts.is_empty() {
-            self.send_part().await?;
-        }
-        let done = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.location.bucket)
-            .key(&self.location.key)
-            .upload_id(&self.upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(std::mem::take(&mut self.parts)))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| S3Error::new("CompleteMultipartUpload", &self.location, &e))?;
-        Ok(done
-            .e_tag()
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_owned())
-    }
-
-    /// Abandons the upload and its parts (best effort: a failure is logged, the bucket's
-    /// lifecycle rule removes what is left).
-    pub async fn abort(self) {
-        if let Err(err) = self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.location.bucket)
-            .key(&self.location.key)
-            .upload_id(&self.upload_id)
-            .send()
-            .await
-        {
-            tracing::warn!(error = %aws_sdk_s3::error::DisplayErrorContext(&err), object = %self.location, "abort of a multipart upload failed");
-        }
-    }
 }

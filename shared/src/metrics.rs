@@ -67,7 +67,8 @@ pub const IMPORT_DURATION: &str = "ImportDuration";
 pub const CAMPAIGNS_ARCHIVED: &str = "CampaignsArchived";
 /// Delivery rows archived (and deleted from the database).
 pub const DELIVERIES_ARCHIVED: &str = "DeliveriesArchived";
-/// Archives whose object did not match its manifest when read back (nothing was deleted):
+/// Archives whose stored object did not match the export (S3's checksum or size; nothing
+/// was deleted):
 /// the alarm's metric.
 pub const ARCHIVES_UNVERIFIED: &str = "ArchivesUnverified";
 /// Contact-ledger rows pruned (older than any policy window can count).

@@ -817,6 +817,58 @@ async fn a_kill_at_any_step_of_an_archive_loses_nothing_and_deletes_nothing_unve
     }
     assert_eq!(step, Step::Exported);
     let key = format!("archive/killed_co/{id}.csv.gz");
+    // The export recorded the object's composite checksum (each part sent with its SHA-256)
+    // and size, and S3 reports the same for the stored object: what the verification
+    // compares, reading nothing of the object (V028).
+    let (checksum, bytes): (String, i64) = {
+        let row = app
+            .db()
+            .await
+            .query_one(
+                "select object_checksum, object_bytes from campaign_archives
+                 where campaign_id = $1",
+                &[&id],
+            )
+            .await
+            .expect("archive row");
+        (row.get(0), row.get(1))
+    };
+    let head = s3
+        .head_object()
+        .bucket(&bucket)
+        .key(&key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("head");
+    assert!(
+        bulk::s3::checksum_matches(head.checksum_sha256().unwrap_or_default(), &checksum),
+        "{head:?} against {checksum}"
+    );
+    assert!(checksum.ends_with("-1"), "{checksum}");
+    assert_eq!(head.content_length(), Some(bytes));
+    // An archive exported before V028 has no checksum to compare: it is not verified,
+    // nothing is deleted, and the next run exports it again.
+    app.db()
+        .await
+        .execute("update campaign_archives set object_checksum = null", &[])
+        .await
+        .expect("pre-V028 row");
+    assert_eq!(
+        archive::step(pool, &s3, &options, &tenant, id)
+            .await
+            .expect("verify"),
+        Step::Unverified
+    );
+    assert_eq!(delivery_rows(&app, id).await, rows);
+    assert_eq!(
+        archive::step(pool, &s3, &options, &tenant, id)
+            .await
+            .expect("export again"),
+        Step::Exported
+    );
+    // The object written again by someone else: not what the export sent (even its own
+    // bytes, put again without the parts' SHA-256s, would not verify).
     put(&s3, &bucket, &key, gzip(b"customer_id\nnot the rows\n")).await;
     assert_eq!(
         archive::step(pool, &s3, &options, &tenant, id)

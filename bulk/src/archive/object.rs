@@ -1,5 +1,5 @@
-//! Reading an archive object back: decompressed and hashed (SHA-256 of its CSV) as it is
-//! read, for the verification and the restore.
+//! Reading an archive object back for a restore: decompressed and hashed (SHA-256 of its
+//! CSV) as it is read, so the restore checks the rows end to end against the export.
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -8,12 +8,6 @@ use sha2::{Digest, Sha256};
 
 use crate::BulkError;
 use crate::s3::{self, Location};
-
-/// What reading an archive object back found: data rows and the SHA-256 of its CSV.
-pub(super) struct ReadBack {
-    pub(super) rows: i64,
-    pub(super) sha256: String,
-}
 
 /// A reader that hashes what passes through it.
 pub(super) struct Hashing<R> {

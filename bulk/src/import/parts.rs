@@ -201,7 +201,7 @@ async fn write_parts(
         {
             if let Some((_, upload, len)) = current.take() {
                 let key = upload_key(&upload);
-                written.push((key, upload.complete().await?, len));
+                written.push((key, upload.complete().await?.etag, len));
             }
             let location = Location {
                 bucket: object.location.bucket.clone(),
@@ -220,7 +220,7 @@ async fn write_parts(
     }
     if let Some((_, upload, len)) = current.take() {
         let key = upload_key(&upload);
-        written.push((key, upload.complete().await?, len));
+        written.push((key, upload.complete().await?.etag, len));
     }
     Ok(written)
 }

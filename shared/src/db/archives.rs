@@ -15,9 +15,10 @@ use crate::error::ApiError;
 /// exported yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveState {
-    /// The object and its manifest are written; not read back yet.
+    /// The object and its manifest are written; not verified yet.
     Exported,
-    /// Read back and matched: the deliveries are being deleted in batches.
+    /// S3's checksum and size of the object matched the export's: the deliveries are being
+    /// deleted in batches.
     Deleting,
     /// Every delivery is deleted; the object holds them.
     Archived,
@@ -59,6 +60,12 @@ pub struct ArchiveRecord {
     pub rows: i64,
     /// SHA-256 of its uncompressed CSV, hexadecimal.
     pub sha256: String,
+    /// The object's checksum as S3 reports it for a multipart upload with SHA-256
+    /// (`<base64 SHA-256 of the parts' SHA-256s>-<parts>`, V028); `None` for an archive
+    /// exported before V028.
+    pub object_checksum: Option<String>,
+    /// The object's size in bytes (compressed); `None` before V028.
+    pub object_bytes: Option<i64>,
     /// The CSV's columns, in order.
     pub columns: Vec<String>,
     /// Where it stands.
@@ -81,6 +88,10 @@ pub struct NewArchive<'a> {
     pub rows: i64,
     /// SHA-256 of the CSV.
     pub sha256: &'a str,
+    /// The object's composite checksum ([`ArchiveRecord::object_checksum`]).
+    pub object_checksum: &'a str,
+    /// The object's size in bytes.
+    pub object_bytes: i64,
     /// The CSV's columns.
     pub columns: &'a [String],
     /// The campaign's delivery counts at export (JSON).
@@ -132,10 +143,12 @@ pub async fn get(
     lock: bool,
 ) -> Result<Option<ArchiveRecord>, ApiError> {
     let sql = if lock {
-        "select bucket, key, rows, sha256, columns, state, deleted_through
+        "select bucket, key, rows, sha256, columns, state, deleted_through, object_checksum,
+                object_bytes
          from campaign_archives where campaign_id = $1 and tenant_name = $2 for update"
     } else {
-        "select bucket, key, rows, sha256, columns, state, deleted_through
+        "select bucket, key, rows, sha256, columns, state, deleted_through, object_checksum,
+                object_bytes
          from campaign_archives where campaign_id = $1 and tenant_name = $2"
     };
     let row = tx
@@ -147,6 +160,8 @@ pub async fn get(
             key: row.get(1),
             rows: row.get(2),
             sha256: row.get(3),
+            object_checksum: row.get(7),
+            object_bytes: row.get(8),
             columns: row.get(4),
             state: row.get::<_, &str>(5).parse()?,
             deleted_through: row.get(6),
@@ -167,8 +182,8 @@ pub async fn insert(
     tx.execute_cached(
         "insert into campaign_archives
              (campaign_id, tenant_name, bucket, key, manifest_key, rows, sha256, columns,
-              summary, results, state)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'exported')",
+              summary, results, object_checksum, object_bytes, state)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'exported')",
         &[
             &campaign,
             &tx.tenant().as_str(),
@@ -180,6 +195,8 @@ pub async fn insert(
             &new.columns,
             new.summary,
             new.results,
+            &new.object_checksum,
+            &new.object_bytes,
         ],
     )
     .await?;
