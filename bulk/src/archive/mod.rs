@@ -7,9 +7,10 @@
 //! committed before the next step begins, so a kill at any line leaves a state the next run
 //! resumes from, and no row is deleted before S3 confirmed it holds the exported bytes:
 //!
-//! 1. **export** (no archive row): in one read-only snapshot, count the deliveries, take the
-//!    campaign's summary, and stream `COPY … TO` (CSV with a header, every column, by
-//!    customer id) through gzip into a multipart upload of
+//! 1. **export** (no archive row): in one snapshot, copy the campaign's deliveries once
+//!    into a temporary table ([`archives::stage_deliveries`]), take from it the campaign's
+//!    summary and results, and stream `COPY … TO` of it (CSV with a header, every column,
+//!    by customer id) through gzip into a multipart upload of
 //!    `archive/<tenant>/<campaign>.csv.gz`, hashing the CSV (SHA-256) on the way and sending
 //!    each part with its own SHA-256, which S3 checks on receipt ([`s3::Upload`]); write the
 //!    manifest `archive/<tenant>/<campaign>.manifest.json`; then insert the archive row
@@ -17,7 +18,8 @@
 //!    insert leaves at most an object that the next run writes again.
 //! 2. **verify** (`exported`): ask S3 for the stored object's checksum and size
 //!    ([`s3::stored_checksum`], a HEAD: nothing is read) and compare them with the archive
-//!    row's, and the row count with the rows in the database. A match moves the row to
+//!    row's, and check that the campaign is still `completed` (nothing can change its rows
+//!    then: [`archives::still_completed`]). A match moves the row to
 //!    `deleting`; a mismatch (an object written again, damaged, gone, or exported before
 //!    V028) deletes the archive row (the next run exports again), deletes nothing and counts
 //!    in the `ArchivesUnverified` metric. The CSV's own SHA-256 is checked end to end by
@@ -25,8 +27,9 @@
 //! 3. **delete** (`deleting`): delete the campaign's deliveries by slices of the
 //!    customer-id space of about [`DELETE_BATCH_ROWS`] rows, each a range of the primary
 //!    key in its own short transaction (no long lock on the table the webhook writes) that
-//!    also records the slice's high end (`deleted_through`, V023); then mark the row
-//!    `archived`. A kill between batches resumes with the next slice; no batch walks the
+//!    also records the slice's high end (`deleted_through`, V023); after the last slice
+//!    (every slice is visited, empty or not), mark the row `archived`. The slices cover
+//!    the whole id space once, and no statement deletes a row outside them. A kill between batches resumes with the next slice; no batch walks the
 //!    index entries of the slices before it. Each campaign's export, verification and
 //!    deletion times are logged (`archive phases`).
 //!
@@ -51,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::db::TenantTx;
 use shared::db::archives::{self, ArchiveRecord, ArchiveState, NewArchive};
-use shared::db::campaigns::deliveries::{self, DeliverySummary};
+use shared::db::campaigns::deliveries::{self, DeliveryRows, DeliverySummary};
 use shared::domain::TenantName;
 use shared::metrics::{self, Metric};
 use shared::queue::IdRange;
@@ -254,7 +257,8 @@ pub async fn archive_campaign(
                 delete_ms += spent;
                 batches += 1;
             }
-            Step::Done { .. } => {}
+            // The step that marks the archive `archived` ends the deletes.
+            Step::Done { .. } => delete_ms += spent,
         }
         match step {
             Step::Exported | Step::Verified | Step::Deleted { .. } => {}
@@ -307,16 +311,18 @@ impl DeleteSlices {
 pub enum Step {
     /// Exported the object and manifest; the archive row is `exported`.
     Exported,
-    /// Read the object back and it matched; the archive row is `deleting`.
+    /// S3's checksum and size of the object matched the export's; the archive row is
+    /// `deleting`.
     Verified,
     /// The object did not match: the archive row was removed, nothing deleted.
     Unverified,
-    /// Deleted one batch of delivery rows (`rows` of them).
+    /// Deleted one slice of delivery rows (`rows` of them, perhaps none).
     Deleted {
         /// Rows deleted in this batch.
         rows: u64,
     },
-    /// Nothing left to do: the archive is `archived` with `rows` rows.
+    /// Nothing left to do: the archive is `archived` (by this step or before) with `rows`
+    /// rows.
     Done {
         /// Rows in the archive.
         rows: i64,
@@ -358,19 +364,9 @@ pub async fn step(
             let mut client = pool.get().await.map_err(shared::ApiError::from)?;
             let tx = TenantTx::begin(&mut client, tenant).await?;
             let slices = DeleteSlices::of(row.rows, options.delete_batch_rows);
-            let deleted = match slices.after(row.deleted_through) {
-                Some(slice) => {
-                    let bounds = slice.bounds().map_err(BulkError::Inconsistent)?;
-                    archives::delete_deliveries(&tx, campaign, bounds).await?
-                }
-                // Every slice done: one sweep of the whole id space finds nothing left (a
-                // row can only be in a slice already deleted if it came after the export,
-                // and then it is not in the archive: it goes too, as before).
-                None => {
-                    archives::delete_deliveries(&tx, campaign, (Uuid::nil(), Uuid::max())).await?
-                }
-            };
-            if deleted == 0 {
+            // Every slice, empty or not, until the last: customer ids a bank assigns need
+            // not be spread evenly, and an empty slice says nothing of the next.
+            let Some(slice) = slices.after(row.deleted_through) else {
                 archives::advance(
                     &tx,
                     campaign,
@@ -378,9 +374,13 @@ pub async fn step(
                     ArchiveState::Archived,
                 )
                 .await?;
+                tx.commit().await?;
                 tracing::info!(tenant = %tenant, campaign.id = campaign, rows = row.rows,
                     object = %object_of(&row), "campaign deliveries archived");
-            }
+                return Ok(Step::Done { rows: row.rows });
+            };
+            let bounds = slice.bounds().map_err(BulkError::Inconsistent)?;
+            let deleted = archives::delete_deliveries(&tx, campaign, bounds).await?;
             tx.commit().await?;
             Ok(Step::Deleted { rows: deleted })
         }
@@ -399,10 +399,13 @@ async fn export(
     let (object, manifest_location) = archive_locations(bucket, tenant, campaign);
     let mut client = pool.get().await.map_err(shared::ApiError::from)?;
     let tx = TenantTx::begin_snapshot(&mut client, tenant).await?;
-    let summary = deliveries::live_summary(&tx, campaign).await?;
-    let results = shared::db::results::counts(&tx, campaign).await?;
+    // The campaign's rows are read from the table once, into the transaction's own copy;
+    // the counts and the CSV come from that copy.
+    archives::stage_deliveries(&tx, campaign).await?;
+    let summary = deliveries::summary_of(&tx, campaign, DeliveryRows::Staged).await?;
+    let results = shared::db::results::counts_of(&tx, campaign, DeliveryRows::Staged).await?;
     let columns = archives::delivery_columns(&tx).await?;
-    let stream = archives::copy_deliveries_out(&tx, campaign, &columns).await?;
+    let stream = archives::copy_staged_out(&tx, &columns).await?;
     futures_util::pin_mut!(stream);
     let mut upload = Upload::start(s3, object.clone(), "application/gzip").await?;
     let mut hasher = Sha256::new();
@@ -471,8 +474,8 @@ async fn export(
 }
 
 /// Step 2: asks S3 for the stored object's checksum and size (nothing of it is read) and
-/// compares them with the export's; a match (and the database still holding the exported
-/// rows) moves the archive to `deleting`.
+/// compares them with the export's; a match (and the campaign still `completed`) moves the
+/// archive to `deleting`.
 async fn verify(
     pool: &deadpool_postgres::Pool,
     s3: &aws_sdk_s3::Client,
@@ -486,7 +489,7 @@ async fn verify(
     let Some(current) = archives::get(&tx, campaign, true).await? else {
         return Ok(false);
     };
-    let in_database = archives::count_deliveries(&tx, campaign).await?;
+    let completed = archives::still_completed(&tx, campaign).await?;
     let (stored_checksum, stored_bytes) = match &stored {
         Some((checksum, bytes)) => (checksum.as_deref(), Some(*bytes)),
         None => (None, None),
@@ -495,7 +498,7 @@ async fn verify(
         (Some(expected), Some(reported)) => {
             s3::checksum_matches(reported, expected)
                 && stored_bytes == current.object_bytes
-                && in_database == current.rows
+                && completed
         }
         _ => false,
     };
@@ -509,7 +512,7 @@ async fn verify(
         .await?;
     } else {
         tracing::error!(tenant = %tenant, campaign.id = campaign, object = %object_of(row),
-            expected_rows = current.rows, rows_in_database = in_database,
+            campaign_completed = completed,
             expected_checksum = current.object_checksum.as_deref(),
             stored_checksum, expected_bytes = current.object_bytes, stored_bytes,
             "the archive did not verify; nothing deleted, it is exported again next run");

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::campaigns::deliveries::DeliveryRows;
 use super::{CachedStatements, TenantTx};
 use crate::error::ApiError;
 
@@ -108,14 +109,41 @@ pub const COUNTS_SQL: &str = "with campaign as (
      from attributed where currency is not null
      group by control, currency";
 
+/// Where [`COUNTS_SQL`] names the delivery rows, replaced by [`counts_of`] for another
+/// source.
+const MEMBERS_FROM: &str = "from campaign_customers cc";
+
+/// [`COUNTS_SQL`] reading the delivery rows from `rows`.
+fn counts_sql(rows: DeliveryRows) -> std::borrow::Cow<'static, str> {
+    match rows {
+        DeliveryRows::Live => COUNTS_SQL.into(),
+        other => COUNTS_SQL
+            .replacen(MEMBERS_FROM, &format!("from {} cc", other.table()), 1)
+            .into(),
+    }
+}
+
 /// Counts campaign `campaign`'s results from its delivery rows and the tenant's conversions
 /// (see the module for the attribution), in one statement.
 ///
 /// # Errors
 /// Database failures.
 pub async fn counts(tx: &TenantTx<'_>, campaign: i32) -> Result<ResultCounts, ApiError> {
+    counts_of(tx, campaign, DeliveryRows::Live).await
+}
+
+/// [`counts`], reading campaign `campaign`'s delivery rows from `rows` (an archive's export
+/// reads its staged copy).
+///
+/// # Errors
+/// Database failures (the staged table missing outside an export's transaction).
+pub async fn counts_of(
+    tx: &TenantTx<'_>,
+    campaign: i32,
+    source: DeliveryRows,
+) -> Result<ResultCounts, ApiError> {
     let rows = tx
-        .query_cached(COUNTS_SQL, &[&campaign, &tx.tenant().as_str()])
+        .query_cached(&counts_sql(source), &[&campaign, &tx.tenant().as_str()])
         .await?;
     let mut counts = ResultCounts::default();
     for row in &rows {
@@ -172,5 +200,22 @@ pub async fn stored_or_live(
             .transpose()
             .map_err(ApiError::internal),
         None => counts(tx, campaign).await.map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_staged_statement_reads_the_staged_rows_only() {
+        assert!(COUNTS_SQL.matches(MEMBERS_FROM).count() == 1);
+        let staged = counts_sql(DeliveryRows::Staged);
+        assert!(!staged.contains("campaign_customers"), "{staged}");
+        assert!(
+            staged.contains("from pg_temp.archived_deliveries cc"),
+            "{staged}"
+        );
+        assert_eq!(counts_sql(DeliveryRows::Live), COUNTS_SQL);
     }
 }

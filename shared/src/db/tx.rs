@@ -40,9 +40,11 @@ impl<'a> TenantTx<'a> {
         })
     }
 
-    /// Begins a read-only transaction on `client` scoped to `tenant` that sees one snapshot
-    /// of the database throughout (`REPEATABLE READ`): for exports whose statements must
-    /// agree (a count and the rows it counts).
+    /// Begins a transaction on `client` scoped to `tenant` that sees one snapshot of the
+    /// database throughout (`REPEATABLE READ`): for exports whose statements must agree (a
+    /// count and the rows it counts). Not read-only: an archive's export stages the rows it
+    /// reads in a temporary table ([`crate::db::archives::stage_deliveries`]), and rolls
+    /// back.
     ///
     /// # Errors
     /// 503 if the connection fails.
@@ -53,7 +55,6 @@ impl<'a> TenantTx<'a> {
         let tx = client
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
             .start()
             .await?;
         set_tenant(&tx, tenant).await?;

@@ -208,33 +208,66 @@ pub async fn summary(tx: &TenantTx<'_>, id: i32) -> Result<DeliverySummary, ApiE
     live_summary(tx, id).await
 }
 
+/// Where a statement reads a campaign's delivery rows from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryRows {
+    /// `campaign_customers`, the table itself.
+    Live,
+    /// The archive export's copy of one campaign's rows, staged in the export's own
+    /// transaction ([`crate::db::archives::stage_deliveries`]): read once from the table,
+    /// then counted, summarised and copied out from this compact temporary table.
+    Staged,
+}
+
+impl DeliveryRows {
+    /// The table's name as SQL (one of two fixed names, never request text).
+    #[must_use]
+    pub const fn table(self) -> &'static str {
+        match self {
+            Self::Live => "campaign_customers",
+            Self::Staged => "pg_temp.archived_deliveries",
+        }
+    }
+}
+
+/// The counts of [`DeliverySummary`], in its order, over the rows of campaign `$1`.
+const SUMMARY_COUNTS: &str = "select count(*),
+        count(*) filter (where delivery_status = 'pending' and released_at is not null),
+        count(*) filter (where delivery_was_sent(delivery_status)),
+        count(*) filter (where delivery_status = 'failed'),
+        count(*) filter (where suppression_reason = 'consent'),
+        count(*) filter (where suppression_reason = 'contact_pressure'),
+        count(*) filter (where delivery_status = 'pending' and released_at is null),
+        count(*) filter (where released_at is not null),
+        count(*) filter (where delivery_status = 'expired'),
+        count(*) filter (where delivery_status = 'control'),
+        count(*) filter (where coalesce(delivered_at, opened_at, clicked_at) is not null),
+        count(*) filter (where coalesce(opened_at, clicked_at) is not null),
+        count(*) filter (where clicked_at is not null)";
+
 /// Counts campaign `id`'s delivery rows as they are in the database now (see
 /// [`summary`]).
 ///
 /// # Errors
 /// Database failures.
 pub async fn live_summary(tx: &TenantTx<'_>, id: i32) -> Result<DeliverySummary, ApiError> {
-    let row = tx
-        .query_one_cached(
-            "select count(*),
-                    count(*) filter (where delivery_status = 'pending'
-                                       and released_at is not null),
-                    count(*) filter (where delivery_was_sent(delivery_status)),
-                    count(*) filter (where delivery_status = 'failed'),
-                    count(*) filter (where suppression_reason = 'consent'),
-                    count(*) filter (where suppression_reason = 'contact_pressure'),
-                    count(*) filter (where delivery_status = 'pending' and released_at is null),
-                    count(*) filter (where released_at is not null),
-                    count(*) filter (where delivery_status = 'expired'),
-                    count(*) filter (where delivery_status = 'control'),
-                    count(*) filter (where coalesce(delivered_at, opened_at, clicked_at)
-                                           is not null),
-                    count(*) filter (where coalesce(opened_at, clicked_at) is not null),
-                    count(*) filter (where clicked_at is not null)
-             from campaign_customers where campaign_id = $1",
-            &[&id],
-        )
-        .await?;
+    summary_of(tx, id, DeliveryRows::Live).await
+}
+
+/// Counts campaign `id`'s delivery rows in `rows` (see [`DeliverySummary`]).
+///
+/// # Errors
+/// Database failures (the staged table missing outside an export's transaction).
+pub async fn summary_of(
+    tx: &TenantTx<'_>,
+    id: i32,
+    rows: DeliveryRows,
+) -> Result<DeliverySummary, ApiError> {
+    let sql = format!(
+        "{SUMMARY_COUNTS} from {} where campaign_id = $1",
+        rows.table()
+    );
+    let row = tx.query_one_cached(&sql, &[&id]).await?;
     Ok(DeliverySummary {
         total: row.get(0),
         pending: row.get(1),
