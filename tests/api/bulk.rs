@@ -798,9 +798,10 @@ async fn a_kill_at_any_step_of_an_archive_loses_nothing_and_deletes_nothing_unve
     let tenant = TenantName::parse("killed_co").expect("tenant");
     let pool = &app.state.platform;
     let options = options(&bucket);
+    let next_step = || archive::step(pool, &s3, &options, &tenant, id);
 
     // Killed during the export (its connection dies mid-COPY): no archive row, nothing gone.
-    let export = archive::step(pool, &s3, &options, &tenant, id);
+    let export = next_step();
     let killer = async {
         tokio::time::sleep(Duration::from_millis(5)).await;
         app.terminate_backends().await
@@ -819,9 +820,7 @@ async fn a_kill_at_any_step_of_an_archive_loses_nothing_and_deletes_nothing_unve
 
     // Stopped after the export, then the object damaged before the check: nothing deleted,
     // the archive row gone, so the next run exports again.
-    let mut step = archive::step(pool, &s3, &options, &tenant, id)
-        .await
-        .expect("step");
+    let mut step = next_step().await.expect("step");
     if step == Step::Verified {
         // The killed attempt above had committed its export; start again from scratch.
         app.db()
@@ -870,19 +869,9 @@ async fn a_kill_at_any_step_of_an_archive_loses_nothing_and_deletes_nothing_unve
         .execute("update campaign_archives set object_checksum = null", &[])
         .await
         .expect("pre-V028 row");
-    assert_eq!(
-        archive::step(pool, &s3, &options, &tenant, id)
-            .await
-            .expect("verify"),
-        Step::Unverified
-    );
+    assert_eq!(next_step().await.expect("verify"), Step::Unverified);
     assert_eq!(delivery_rows(&app, id).await, rows);
-    assert_eq!(
-        archive::step(pool, &s3, &options, &tenant, id)
-            .await
-            .expect("export again"),
-        Step::Exported
-    );
+    assert_eq!(next_step().await.expect("export again"), Step::Exported);
     // A campaign no longer in the state the export was taken in (here held by an operator
     // meanwhile) is not verified: its rows could differ from the object's.
     let shared_app = &app;
@@ -898,29 +887,17 @@ async fn a_kill_at_any_step_of_an_archive_loses_nothing_and_deletes_nothing_unve
             .expect("hold");
     };
     hold(true).await;
-    assert_eq!(
-        archive::step(pool, &s3, &options, &tenant, id)
-            .await
-            .expect("verify"),
-        Step::Unverified
-    );
+    assert_eq!(next_step().await.expect("verify"), Step::Unverified);
     assert_eq!(delivery_rows(&app, id).await, rows);
     hold(false).await;
     assert_eq!(
-        archive::step(pool, &s3, &options, &tenant, id)
-            .await
-            .expect("export after the hold"),
+        next_step().await.expect("export after the hold"),
         Step::Exported
     );
     // The object written again by someone else: not what the export sent (even its own
     // bytes, put again without the parts' SHA-256s, would not verify).
     put(&s3, &bucket, &key, gzip(b"customer_id\nnot the rows\n")).await;
-    assert_eq!(
-        archive::step(pool, &s3, &options, &tenant, id)
-            .await
-            .expect("verify"),
-        Step::Unverified
-    );
+    assert_eq!(next_step().await.expect("verify"), Step::Unverified);
     assert_eq!(delivery_rows(&app, id).await, rows);
     assert_eq!(
         app.count("select count(*) from campaign_archives", &[])
@@ -929,21 +906,9 @@ async fn a_kill_at_any_step_of_an_archive_loses_nothing_and_deletes_nothing_unve
     );
 
     // Export and verify again, then "killed" after one batch of deletions.
-    assert_eq!(
-        archive::step(pool, &s3, &options, &tenant, id)
-            .await
-            .expect("export"),
-        Step::Exported
-    );
-    assert_eq!(
-        archive::step(pool, &s3, &options, &tenant, id)
-            .await
-            .expect("verify"),
-        Step::Verified
-    );
-    let first = archive::step(pool, &s3, &options, &tenant, id)
-        .await
-        .expect("delete");
+    assert_eq!(next_step().await.expect("export"), Step::Exported);
+    assert_eq!(next_step().await.expect("verify"), Step::Verified);
+    let first = next_step().await.expect("delete");
     assert!(
         matches!(first, Step::Deleted { rows } if rows > 0),
         "{first:?}"
