@@ -335,6 +335,13 @@ pub async fn stage_deliveries(tx: &TenantTx<'_>, campaign: i32) -> Result<u64, A
              (like campaign_customers including defaults) on commit drop",
     )
     .await?;
+    // The campaign's rows by the primary key `(campaign_id, customer_id)`, already in key
+    // order. On its own statistics PostgreSQL read them with a scan of the whole table and
+    // a sort: at 10,000,000 customers 4.65 s for a campaign's 1,000,000 rows of a 4.6 GB
+    // table, against 0.96 s through the key (a campaign's rows are written together, so
+    // the key's range covers few pages). Both settings are reset right after it.
+    tx.batch_execute("set local enable_seqscan = off; set local enable_sort = off")
+        .await?;
     let staged = tx
         .execute_cached(
             "insert into pg_temp.archived_deliveries
@@ -343,8 +350,10 @@ pub async fn stage_deliveries(tx: &TenantTx<'_>, campaign: i32) -> Result<u64, A
             &[&campaign, &tx.tenant().as_str()],
         )
         .await?;
-    tx.batch_execute("analyze pg_temp.archived_deliveries")
-        .await?;
+    tx.batch_execute(
+        "reset enable_seqscan; reset enable_sort; analyze pg_temp.archived_deliveries",
+    )
+    .await?;
     Ok(staged)
 }
 
