@@ -1052,3 +1052,85 @@ async fn a_scheduled_campaigns_new_criteria_are_selected_again_before_it_starts(
         "the audience of the new criteria: {counts}"
     );
 }
+
+#[tokio::test]
+async fn expiry_by_slices_expires_every_pending_delivery_once_across_slice_boundaries() {
+    // Bank scale: the expiry runs by slices of the key (50,000 deliveries a statement), all in
+    // the completing transaction. Whatever the slice size — many slices, one slice exactly
+    // the size of what is pending (its next slice finds nothing), one delivery a slice on a
+    // part of the campaign — every pending delivery expires once, and no other row changes.
+    let app = quiet_app().await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let id = app.processed_campaign(&fx, "Everyone", json!({})).await;
+    app.activate_campaign("credit_card", id, &fx.admin)
+        .await
+        .expect(StatusCode::OK);
+    let id = id as i32;
+    let db = app.db().await;
+    // About one delivery in eight is reported sent, spread over the key.
+    db.execute(
+        "update campaign_customers set delivery_status = 'sent', sent_at = now()
+         where campaign_id = $1 and released_at is not null and customer_id::text like '%f'",
+        &[&id],
+    )
+    .await
+    .expect("sent reports");
+    let pending = app
+        .count(
+            "select count(*) from campaign_customers
+             where campaign_id = $1 and released_at is not null and delivery_status = 'pending'",
+            &[&id],
+        )
+        .await;
+    let sent = app
+        .count(
+            "select count(*) from campaign_customers where campaign_id = $1 and delivery_status = 'sent'",
+            &[&id],
+        )
+        .await;
+    assert!(pending > 5_000 && sent > 100, "{pending} {sent}");
+    let tenant = shared::domain::TenantName::parse("credit_card").expect("tenant");
+    for slice_rows in [1_000, pending, pending - 1, 7] {
+        // Each size in a transaction rolled back: the next starts from the same rows.
+        let outcome = shared::db::in_tenant(&app.state.platform, &tenant, async |tx| {
+            let expired =
+                shared::db::campaigns::calendar::expire_by_slices(tx, id, slice_rows).await?;
+            let row = tx
+                .query_one(
+                    "select count(*) filter (where delivery_status = 'pending'),
+                            count(*) filter (where delivery_status = 'expired'),
+                            count(*) filter (where delivery_status = 'sent'),
+                            count(distinct expired_at)
+                     from campaign_customers where campaign_id = $1",
+                    &[&id],
+                )
+                .await?;
+            let counts: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+            Err::<(), _>(shared::error::ApiError::Conflict(format!(
+                "{expired} {counts:?}"
+            )))
+        })
+        .await;
+        let Err(shared::error::ApiError::Conflict(outcome)) = outcome else {
+            panic!("{outcome:?}");
+        };
+        // Every pending delivery expired, once, at the transaction's one `now()`; the sent
+        // ones are untouched.
+        assert_eq!(
+            outcome,
+            format!("{pending} (0, {pending}, {sent}, 1)"),
+            "slices of {slice_rows}"
+        );
+    }
+    // The rollbacks left every delivery as it was.
+    assert_eq!(
+        app.count(
+            "select count(*) from campaign_customers
+             where campaign_id = $1 and released_at is not null and delivery_status = 'pending'",
+            &[&id],
+        )
+        .await,
+        pending
+    );
+}
