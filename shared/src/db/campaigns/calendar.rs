@@ -154,9 +154,9 @@ pub async fn set_status(
 /// A slice walks an index of the campaign's key (the providers' feed index,
 /// `campaign_customers_feed` of V011, exactly the pending released rows; or the primary key)
 /// from `$3` and stops after `$4` rows, so the slices read each row of the campaign at most
-/// once; its update is bounded to the slice's key range as well ([`plan_expiry`]). (PostgreSQL has no `max(uuid)`: the
-/// canonical text of a UUID, fixed-width lower-case hex, orders as the UUID does under the
-/// `C` collation.) At 10,000,000 customers the whole
+/// once; its update is bounded to the slice's key range as well ([`plan_expiry`]).
+/// PostgreSQL has no `max(uuid)`: the canonical text of a UUID (fixed-width lower-case hex)
+/// orders as the UUID does under the `C` collation. At 10,000,000 customers the whole
 /// campaign in one statement (7.55 M rows locked, then joined back to the table and updated)
 /// took 1.69x one hand-written `update`: the pages the lock pass dirtied left 128 MB of
 /// shared buffers before the update came back to them.
