@@ -710,8 +710,8 @@ async fn an_expiry_slice_walks_the_key_from_its_start_and_updates_its_own_range_
  {
     // Bank scale: at 10,000,000 customers the expiry of 7.55 M deliveries in one statement
     // (all locked in key order, then joined back to the table and updated) took 1.69x one
-    // hand-written update. A slice reads the next pending deliveries through an index of the
-    // campaign's key, stops after its limit, and updates them within its key range: no sort,
+    // hand-written update. A slice reads the next pending deliveries through the primary
+    // key, stops after its limit, and updates them within its key range: no sort,
     // no scan of the table, no row compared with every other, on statistics that predate
     // the campaign as on fresh ones.
     let app = TestApp::spawn().await;

@@ -151,15 +151,16 @@ pub async fn set_status(
 /// the two never deadlock (an update in scan order could hold a row the batch needs while
 /// waiting for one it holds).
 ///
-/// A slice walks an index of the campaign's key (the providers' feed index,
-/// `campaign_customers_feed` of V011, exactly the pending released rows; or the primary key)
-/// from `$3` and stops after `$4` rows, so the slices read each row of the campaign at most
-/// once; its update is bounded to the slice's key range as well ([`plan_expiry`]).
+/// A slice walks the primary key `(campaign_id, customer_id)` from `$3`, passing the
+/// campaign's reported, suppressed and control rows, and stops after `$4` pending ones, so
+/// the slices together read each row of the campaign once; its update is bounded to the
+/// slice's key range as well ([`plan_expiry`]).
 /// PostgreSQL has no `max(uuid)`: the canonical text of a UUID (fixed-width lower-case hex)
 /// orders as the UUID does under the `C` collation. At 10,000,000 customers the whole
 /// campaign in one statement (7.55 M rows locked, then joined back to the table and updated)
-/// took 1.69x one hand-written `update`: the pages the lock pass dirtied left 128 MB of
-/// shared buffers before the update came back to them.
+/// took 1.69x one hand-written `update`, its backend waiting on data-file writes: most
+/// likely the pages the lock pass dirtied left 128 MB of shared buffers before the update
+/// came back to them.
 pub const EXPIRE_SQL: &str = "with locked as (
          select customer_id from campaign_customers
          where campaign_id = $1 and tenant_name = $2
@@ -233,7 +234,7 @@ pub async fn expire_by_slices(
 
 /// The planner settings of [`expire`]'s slices, for the rest of the transaction (or until
 /// `expire` resets them): no JIT, and neither sorts, sequential scans nor nested loops, so
-/// that a slice walks an index of the campaign's key from where the last one stopped, and
+/// that a slice walks the primary key from where the last one stopped, and
 /// joins its locked rows to the slice's key range by hashing, even on statistics that
 /// predate the campaign's release (a campaign under a tenth of the table never triggers
 /// autovacuum's analyze). On such statistics the planner expects one row, and would
