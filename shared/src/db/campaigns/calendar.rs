@@ -133,56 +133,52 @@ pub async fn set_status(
     campaign(&row)
 }
 
-/// The statement of [`expire`], one slice of it: the next released, unreported (`pending`)
+/// The statement of [`expire`], one slice of it: the released, unreported (`pending`)
 /// deliveries of campaign `$1` of tenant `$2` from customer id `$3` on (`uuid`, inclusive; the
-/// nil UUID for the first slice), at most `$4` (`bigint`) of them in customer-id order,
-/// become `expired` at `now()`. One row: how many expired (`bigint`) and the last customer id
-/// among them (null when none: the campaign has no pending delivery left from `$3`).
+/// nil UUID for the first slice) up to the `$4`-th of them (`bigint`, at least 1) in
+/// customer-id order, or to the end of the id space when fewer are left, become `expired` at
+/// `now()`. One row: how many expired (`bigint`), and the slice's high end, inclusive (`uuid`;
+/// the largest UUID for the last slice).
 ///
 /// Each delivery keeps its row in the contact ledger: it was released, so the provider may
 /// well have sent it (its report may still arrive within the grace period), and the contact
 /// cap keeps counting it until the policy's window has passed (the invariant of
 /// ARCHITECTURE.md, "The contact cap").
 ///
-/// The rows are locked first in key order (`locked`), the order in which a report batch's
-/// update takes the deliveries it names ([`crate::db::campaigns::reports::APPLY_REPORTS_SQL`]
-/// sorts its reports by key), and the slices follow each other in that order too: a batch
+/// The update takes its rows in key order: it reads them through the primary key
+/// `(campaign_id, customer_id)` (sequential and bitmap scans, which take rows in physical
+/// order, are off: [`plan_expiry`]), and the slices follow each other in that order. That is
+/// the order in which a report batch's update takes the deliveries it names
+/// ([`crate::db::campaigns::reports::APPLY_REPORTS_SQL`] sorts its reports by key): a batch
 /// of reports arriving at the campaign's end waits for the expiry, or the expiry for it, and
-/// the two never deadlock (an update in scan order could hold a row the batch needs while
-/// waiting for one it holds).
+/// the two never deadlock. The slice's high end is found first by reading (not locking) the
+/// key from `$3`, so each slice holds about `$4` pending deliveries however the ids spread.
 ///
-/// A slice walks the primary key `(campaign_id, customer_id)` from `$3`, passing the
-/// campaign's reported, suppressed and control rows, and stops after `$4` pending ones, so
-/// the slices together read each row of the campaign once; its update is bounded to the
-/// slice's key range as well ([`plan_expiry`]).
-/// PostgreSQL has no `max(uuid)`: the canonical text of a UUID (fixed-width lower-case hex)
-/// orders as the UUID does under the `C` collation. At 10,000,000 customers the whole
-/// campaign in one statement (7.55 M rows locked, then joined back to the table and updated)
-/// took 1.69x one hand-written `update`, its backend waiting on data-file writes: most
-/// likely the pages the lock pass dirtied left 128 MB of shared buffers before the update
-/// came back to them.
-pub const EXPIRE_SQL: &str = "with locked as (
-         select customer_id from campaign_customers
-         where campaign_id = $1 and tenant_name = $2
-           and released_at is not null and delivery_status = 'pending'
-           and customer_id >= $3
-         order by customer_id
-         limit $4
-         for update
+/// At 10,000,000 customers the whole campaign in one statement, its rows locked first
+/// (`select … for update` in key order) and then joined back to the table and updated, took
+/// 1.69x one hand-written `update`: every row was written twice (its lock, then its new
+/// version), and the 7.55 M locked keys were joined back by a hash that spilled to disk.
+pub const EXPIRE_SQL: &str = "with slice as (
+         select coalesce(
+                    (select customer_id from campaign_customers
+                     where campaign_id = $1 and tenant_name = $2
+                       and released_at is not null and delivery_status = 'pending'
+                       and customer_id >= $3
+                     order by customer_id offset $4::bigint - 1 limit 1),
+                    'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid) as high
      ),
      expired as (
-         update campaign_customers cc
+         update campaign_customers
          set delivery_status = 'expired', expired_at = now(), updated_at = now()
-         from locked k
-         where cc.campaign_id = $1 and cc.customer_id = k.customer_id
-           and cc.customer_id >= $3
-           and cc.customer_id <= (select max(customer_id::text collate \"C\")::uuid from locked)
-         returning cc.customer_id
+         where campaign_id = $1 and tenant_name = $2
+           and customer_id >= $3 and customer_id <= (select high from slice)
+           and released_at is not null and delivery_status = 'pending'
+         returning 1
      )
-     select count(*), max(customer_id::text collate \"C\")::uuid from expired";
+     select count(*), (select high from slice) from expired";
 
-/// Deliveries expired per statement of [`expire`]: a slice's pages (about 20 MB at 10 M
-/// customers) stay in shared buffers between its lock and its update.
+/// Pending deliveries expired per statement of [`expire`] (about 20 MB of pages at 10 M
+/// customers).
 pub const EXPIRE_SLICE_ROWS: i64 = 50_000;
 
 /// Expires campaign `id`'s unreported deliveries ([`EXPIRE_SQL`]) by slices of
@@ -196,7 +192,7 @@ pub async fn expire(tx: &TenantTx<'_>, id: i32) -> Result<i64, ApiError> {
     expire_by_slices(tx, id, EXPIRE_SLICE_ROWS).await
 }
 
-/// [`expire`] with slices of `slice_rows` (at least 1) deliveries.
+/// [`expire`] with slices of `slice_rows` (at least 1) pending deliveries.
 ///
 /// # Errors
 /// Database failures.
@@ -215,37 +211,30 @@ pub async fn expire_by_slices(
                 &[&id, &tx.tenant().as_str(), &from, &slice_rows],
             )
             .await?;
-        let count: i64 = row.get(0);
-        expired += count;
-        // A short slice took every pending delivery from `from` on: none is left.
-        let next = row
-            .get::<_, Option<uuid::Uuid>>(1)
-            .filter(|_| count == slice_rows)
-            .and_then(|last| last.as_u128().checked_add(1));
-        match next {
+        expired += row.get::<_, i64>(0);
+        // The last slice ends at the largest UUID.
+        match row.get::<_, uuid::Uuid>(1).as_u128().checked_add(1) {
             Some(next) => from = uuid::Uuid::from_u128(next),
             None => break,
         }
     }
-    tx.batch_execute("reset enable_seqscan; reset enable_sort; reset enable_nestloop")
+    tx.batch_execute("reset enable_seqscan; reset enable_bitmapscan; reset enable_sort")
         .await?;
     Ok(expired)
 }
 
 /// The planner settings of [`expire`]'s slices, for the rest of the transaction (or until
-/// `expire` resets them): no JIT, and neither sorts, sequential scans nor nested loops, so
-/// that a slice walks the primary key from where the last one stopped, and
-/// joins its locked rows to the slice's key range by hashing, even on statistics that
-/// predate the campaign's release (a campaign under a tenth of the table never triggers
-/// autovacuum's analyze). On such statistics the planner expects one row, and would
-/// otherwise compare each of the slice's rows with each locked one.
+/// `expire` resets them): no JIT, and neither sequential scans, bitmap scans nor sorts, so
+/// that a slice reads and updates its rows through the primary key, in key order, even on
+/// statistics that predate the campaign's release (a campaign under a tenth of the table
+/// never triggers autovacuum's analyze).
 ///
 /// # Errors
 /// Database failures.
 pub async fn plan_expiry(tx: &TenantTx<'_>) -> Result<(), ApiError> {
     tx.batch_execute(
-        "set local jit = off; set local enable_seqscan = off; set local enable_sort = off;
-         set local enable_nestloop = off",
+        "set local jit = off; set local enable_seqscan = off; set local enable_bitmapscan = off;
+         set local enable_sort = off",
     )
     .await?;
     Ok(())
