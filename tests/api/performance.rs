@@ -475,6 +475,14 @@ async fn the_report_statement_takes_each_delivery_by_its_key_in_key_order() {
     assert!(ledger.contains("on customer_contacts"), "{plan}");
 }
 
+/// The lines of an `explain`'s answer, as one text.
+fn plan_text(rows: &[tokio_postgres::Row]) -> String {
+    rows.iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The plan of a feed page of campaign `campaign` (its first page, e-mail), in a tenant
 /// transaction of `credit_card`; with `as_the_feed_runs_it`, after
 /// [`shared::db::campaigns::deliveries::walk_in_key_order`] as `feed` calls it.
@@ -496,11 +504,7 @@ async fn feed_plan(app: &TestApp, campaign: i32, as_the_feed_runs_it: bool) -> S
                 ],
             )
             .await?;
-        Ok(plan
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n"))
+        Ok(plan_text(&plan))
     })
     .await
     .expect("the plan")
@@ -568,11 +572,7 @@ async fn tenant_plan(
         let plan = tx
             .query_cached(&format!("explain {sql}"), &[&campaign, &"credit_card"])
             .await?;
-        Ok(plan
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n"))
+        Ok(plan_text(&plan))
     })
     .await
     .expect("the plan")
@@ -738,11 +738,7 @@ async fn an_expiry_slice_walks_the_key_from_its_start_and_updates_its_own_range_
                     &[&id, &"credit_card", &uuid::Uuid::nil(), &50_000_i64],
                 )
                 .await?;
-            Ok(plan
-                .iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>()
-                .join("\n"))
+            Ok(plan_text(&plan))
         })
         .await
         .expect("the plan");
