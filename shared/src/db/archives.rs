@@ -350,7 +350,8 @@ pub async fn stage_deliveries(tx: &TenantTx<'_>, campaign: i32) -> Result<(), Ap
     )
     .await?;
     tx.batch_execute(
-        "reset enable_seqscan; reset enable_sort; analyze pg_temp.archived_deliveries",
+        "set local enable_seqscan to default; set local enable_sort to default;
+         analyze pg_temp.archived_deliveries",
     )
     .await?;
     Ok(())

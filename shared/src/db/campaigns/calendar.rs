@@ -218,8 +218,13 @@ pub async fn expire_by_slices(
             None => break,
         }
     }
-    tx.batch_execute("reset enable_seqscan; reset enable_bitmapscan; reset enable_sort")
-        .await?;
+    // Back to the defaults for the transaction's later statements, as `set local` (a
+    // `reset` would be a session-level setting, kept by the pooled connection).
+    tx.batch_execute(
+        "set local enable_seqscan to default; set local enable_bitmapscan to default;
+         set local enable_sort to default",
+    )
+    .await?;
     Ok(expired)
 }
 
