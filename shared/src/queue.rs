@@ -8,8 +8,9 @@
 //! - [`Queue::InProcess`]: an unbounded channel inside the process, the local server's
 //!   default; its consumer ([`InProcessReceiver`]) is driven by the local gateway.
 //!
-//! Messages are [`CampaignJob`]s, or the steps of a split customer file's import
-//! ([`ImportJob`]), serialised as JSON; the two shapes share no field.
+//! Messages are [`CampaignJob`]s (a selection job's plan or range, or a release job's
+//! range: [`JobStep`]), or the steps of a split customer file's import ([`ImportJob`]),
+//! serialised as JSON; the two shapes share no field.
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -23,10 +24,13 @@ use crate::domain::TenantName;
 pub const SQS_BATCH_LIMIT: usize = 10;
 
 /// One unit of campaign processing, the body of a queue message:
-/// `{"campaign_id": 7, "tenant_name": "credit_card", "job_id": "…", "range": null}`.
+/// `{"campaign_id": 7, "tenant_name": "credit_card", "job_id": "…", "range": null}`, or
+/// with `"step": "release"` a range of a release job.
 ///
-/// A job without `range` is a plan: the processor either expands the whole audience or
-/// splits the customer-id space into `count` ranges and enqueues one job per range.
+/// A selection job without `range` is a plan: the processor either expands the whole
+/// audience or splits the customer-id space into `count` ranges and enqueues one job per
+/// range. A release job always has a range: the processor releases the campaign's prepared
+/// deliveries of that slice of customer ids (`shared::db::campaigns::releases`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignJob {
@@ -37,9 +41,41 @@ pub struct CampaignJob {
     /// The processing job (set on the campaign when enqueued); a message of an older job is
     /// ignored.
     pub job_id: Uuid,
-    /// The slice of the customer-id space to expand, if the job was split.
+    /// The slice of the customer-id space to expand (or release), if the job was split.
     #[serde(default)]
     pub range: Option<IdRange>,
+    /// What the message asks; absent means [`JobStep::Select`] (the messages written before
+    /// releases went by ranges have no `step`).
+    #[serde(default, skip_serializing_if = "JobStep::is_select")]
+    pub step: JobStep,
+}
+
+/// What a [`CampaignJob`] asks of the processor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStep {
+    /// Select the audience (`job_id` is the campaign's `processing_job`).
+    #[default]
+    Select,
+    /// Release a range of prepared deliveries (`job_id` is the campaign's `release_job`).
+    Release,
+}
+
+impl JobStep {
+    /// Whether this is [`JobStep::Select`] (left out of the JSON).
+    #[must_use]
+    pub fn is_select(&self) -> bool {
+        *self == Self::Select
+    }
+
+    /// The name stored in `campaign_outbox.step`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Select => "select",
+            Self::Release => "release",
+        }
+    }
 }
 
 /// One step of a customer file imported in parts (`bulk::import::parts`), the body of a
@@ -266,11 +302,23 @@ mod tests {
             tenant_name: TenantName::parse("credit_card").expect("name"),
             job_id: Uuid::nil(),
             range: Some(IdRange { index: 1, count: 4 }),
+            step: JobStep::Select,
         };
         let text = body(&job);
+        assert!(!text.contains("step"), "{text}");
         assert_eq!(
             serde_json::from_str::<CampaignJob>(&text).expect("parse"),
             job
+        );
+        let release = CampaignJob {
+            step: JobStep::Release,
+            ..job.clone()
+        };
+        let text = body(&release);
+        assert!(text.contains(r#""step":"release""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<CampaignJob>(&text).expect("parse"),
+            release
         );
         assert!(serde_json::from_str::<CampaignJob>(r#"{"campaign_id": "x"}"#).is_err());
     }
@@ -283,6 +331,7 @@ mod tests {
             tenant_name: TenantName::parse("loan").expect("name"),
             job_id: Uuid::new_v4(),
             range: None,
+            step: JobStep::Select,
         };
         queue.send(&job).await.expect("send");
         let message = receiver.messages.recv().await.expect("message");

@@ -10,7 +10,9 @@
 //!   redeliveries ran out, a plan that never reached the queue before the outbox existed) and
 //!   writes their plan, or their unfinished ranges, to the outbox again, counting the attempt.
 //!   A job at [`RedrivePolicy::max_attempts`] becomes `failed` with a `last_error` saying what
-//!   happened and how to start again.
+//!   happened and how to start again. Release jobs (a large release by ranges,
+//!   [`campaigns::releases`]) are swept the same way: their unreleased ranges are written
+//!   again, and one given up becomes `failed` (`POST …/release` starts a new one).
 //!
 //! [`Relay::run_once`] does both, then runs the campaign scheduler ([`crate::scheduler`]:
 //! scheduled starts, automatic ends); it runs on a schedule: an EventBridge schedule invoking the
@@ -22,7 +24,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-use crate::config::RedrivePolicy;
+use crate::config::{RedrivePolicy, ReleaseBatch};
 use crate::db::{campaigns, outbox, set_tenant};
 use crate::domain::TenantName;
 use crate::error::ApiError;
@@ -177,6 +179,10 @@ pub struct SweepReport {
     pub ranges_redriven: u64,
     /// Stale jobs that reached the maximum attempts and became `failed`.
     pub jobs_failed: u64,
+    /// Stale release jobs re-driven.
+    pub releases_redriven: u64,
+    /// Stale release jobs given up (`failed`).
+    pub releases_failed: u64,
 }
 
 /// What one [`Relay::run_once`] did.
@@ -199,6 +205,8 @@ pub struct Relay {
     pub queue: Queue,
     /// When to re-drive, and when to give up.
     pub policy: RedrivePolicy,
+    /// Most deliveries the scheduler's start of a campaign releases in its transaction.
+    pub release_batch: ReleaseBatch,
 }
 
 impl Relay {
@@ -209,23 +217,27 @@ impl Relay {
     /// [`RelayError`]; work committed before the failure stays done.
     pub async fn run_once(&self, function: &str) -> Result<RelayReport, RelayError> {
         let sweep = self.sweep().await?;
-        let sent = send(&self.pool, &self.queue, None).await?;
-        let calendar = crate::scheduler::run(&self.pool).await?;
+        let mut sent = send(&self.pool, &self.queue, None).await?;
+        let calendar = crate::scheduler::run(&self.pool, self.release_batch).await?;
+        if calendar.started > 0 {
+            // A start may have written a release job's messages.
+            sent += send(&self.pool, &self.queue, None).await?;
+        }
         let mut figures = calendar.metrics();
-        if sweep.jobs_redriven > 0 {
+        if sweep.jobs_redriven + sweep.releases_redriven > 0 {
             figures.push(Metric::count(
                 metrics::JOBS_REDRIVEN,
-                sweep.jobs_redriven as f64,
+                (sweep.jobs_redriven + sweep.releases_redriven) as f64,
             ));
             figures.push(Metric::count(
                 metrics::RANGES_REDRIVEN,
                 sweep.ranges_redriven as f64,
             ));
         }
-        if sweep.jobs_failed > 0 {
+        if sweep.jobs_failed + sweep.releases_failed > 0 {
             figures.push(Metric::count(
                 metrics::JOBS_FAILED,
-                sweep.jobs_failed as f64,
+                (sweep.jobs_failed + sweep.releases_failed) as f64,
             ));
         }
         if sent > 0 {
@@ -309,7 +321,52 @@ impl Relay {
             }
             tx.commit().await?;
             if i64::try_from(stale.len()).unwrap_or(i64::MAX) < SWEEP_BATCH {
-                return Ok(report);
+                break;
+            }
+        }
+        self.sweep_releases(&mut report).await?;
+        Ok(report)
+    }
+
+    /// Re-drives or gives up every stale release job.
+    async fn sweep_releases(&self, report: &mut SweepReport) -> Result<(), RelayError> {
+        use campaigns::releases;
+        loop {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            let stale =
+                releases::stale_releases(&tx, self.policy.stale_after.as_secs_f64(), SWEEP_BATCH)
+                    .await?;
+            for job in &stale {
+                let idle = job.idle_seconds.round();
+                if job.attempts >= self.policy.max_attempts {
+                    let reason = format!(
+                        "the release job made no progress for {idle} s after {} attempts ({} \
+                         of {} ranges released) and was given up. POST \
+                         /tenants/{}/campaigns/{}/release to release the rest.",
+                        job.attempts,
+                        job.ranges_done,
+                        job.ranges_total,
+                        job.tenant_name,
+                        job.campaign_id
+                    );
+                    releases::give_up(&tx, job, &reason).await?;
+                    tracing::error!(campaign.id = job.campaign_id, tenant.name = %job.tenant_name,
+                        release.job = %job.job_id, release.attempts = job.attempts,
+                        "stale release job given up");
+                    report.releases_failed += 1;
+                    continue;
+                }
+                let messages = releases::redrive(&tx, job).await?;
+                tracing::warn!(campaign.id = job.campaign_id, tenant.name = %job.tenant_name,
+                    release.job = %job.job_id, release.attempts = job.attempts + 1, messages,
+                    "stale release job re-driven");
+                report.releases_redriven += 1;
+                report.ranges_redriven += messages;
+            }
+            tx.commit().await?;
+            if i64::try_from(stale.len()).unwrap_or(i64::MAX) < SWEEP_BATCH {
+                return Ok(());
             }
         }
     }

@@ -11,7 +11,9 @@
 //! transaction back, leaving the campaign as it was.
 //!
 //! - **Start**: the campaign's prepared deliveries are released exactly as activation
-//!   releases them (consent and the contact cap judged now), and it becomes `active`. A
+//!   releases them (consent and the contact cap judged now; more than the release batch by
+//!   a release job on the queue, [`campaigns::releases::begin`], whose messages the relay
+//!   sends after the run), and it becomes `active`. A
 //!   campaign whose audience is not complete (`processing_status` not `done`) cannot start:
 //!   it stays `scheduled`, the run counts a failed start ([`metrics::CAMPAIGN_STARTS_FAILED`],
 //!   the alarm's metric) and logs why, and the next run tries again.
@@ -19,12 +21,14 @@
 //!   it is completed, unstarted, nothing released, and its audit trail says why
 //!   (`withdrawn` in the report).
 //! - **End**: the campaign becomes `completed` and its released, unreported deliveries
-//!   `expired` ([`calendar::expire`]); their contacts stay counted by the contact cap.
+//!   `expired` ([`calendar::expire`]); their contacts stay counted by the contact cap. A
+//!   release job still running stops (its remaining ranges release nothing).
 //!
 //! Every transition is written to the campaign's audit trail by `scheduler`.
 
 use deadpool_postgres::Pool;
 
+use crate::config::ReleaseBatch;
 use crate::db::TenantTx;
 use crate::db::campaigns::{
     self,
@@ -74,12 +78,14 @@ impl CalendarReport {
     }
 }
 
-/// Takes every action due now (module documentation) through `pool` (a platform pool).
+/// Takes every action due now (module documentation) through `pool` (a platform pool); a
+/// start releases at most `release_batch` deliveries in its transaction, more by a release
+/// job.
 ///
 /// # Errors
 /// Database failures reading the due actions; a failure of one action is counted and
 /// logged (a failed start) or returned (an end), and the actions taken before stay taken.
-pub async fn run(pool: &Pool) -> Result<CalendarReport, ApiError> {
+pub async fn run(pool: &Pool, release_batch: ReleaseBatch) -> Result<CalendarReport, ApiError> {
     let mut report = CalendarReport::default();
     // Campaigns whose start failed in this run are not tried again until the next.
     let mut failed: Vec<i32> = Vec::new();
@@ -100,7 +106,7 @@ pub async fn run(pool: &Pool) -> Result<CalendarReport, ApiError> {
             let mut client = pool.get().await?;
             let tx = TenantTx::begin(&mut client, tenant).await?;
             match action.due {
-                Due::Start => match start(&tx, action.campaign_id).await {
+                Due::Start => match start(&tx, action.campaign_id, release_batch).await {
                     Ok(Started::Yes) => {
                         tx.commit().await?;
                         report.started += 1;
@@ -150,7 +156,11 @@ enum Started {
 ///
 /// # Errors
 /// 409 if its audience is not complete; database failures.
-async fn start(tx: &TenantTx<'_>, id: i32) -> Result<Started, ApiError> {
+async fn start(
+    tx: &TenantTx<'_>,
+    id: i32,
+    release_batch: ReleaseBatch,
+) -> Result<Started, ApiError> {
     let Some(campaign) = campaigns::get(tx, id, true).await? else {
         return Ok(Started::NotDue);
     };
@@ -182,8 +192,9 @@ async fn start(tx: &TenantTx<'_>, id: i32) -> Result<Started, ApiError> {
             campaign.processing_status
         )));
     }
-    let released = campaigns::release(tx, id).await?;
+    // Active first: a release job's ranges release only into an active campaign.
     calendar::set_status(tx, id, CampaignStatus::Active).await?;
+    let release = campaigns::releases::begin(tx, id, release_batch.deliveries).await?;
     calendar::record_status_change(
         tx,
         id,
@@ -192,9 +203,12 @@ async fn start(tx: &TenantTx<'_>, id: i32) -> Result<Started, ApiError> {
         Some("started at starts_at"),
     )
     .await?;
-    tracing::info!(campaign.id = id, tenant.name = %tx.tenant(), released = released.released,
-        suppressed_by_pressure = released.suppressed_by_pressure,
-        suppressed_by_consent = released.suppressed_by_consent, "scheduled campaign started");
+    tracing::info!(campaign.id = id, tenant.name = %tx.tenant(),
+        release.status = ?release.status, release.ranges = release.ranges_total,
+        released = release.summary.released,
+        suppressed_by_pressure = release.summary.suppressed_by_pressure,
+        suppressed_by_consent = release.summary.suppressed_by_consent,
+        "scheduled campaign started");
     Ok(Started::Yes)
 }
 
@@ -214,6 +228,7 @@ async fn end(tx: &TenantTx<'_>, id: i32) -> Result<Option<i64>, ApiError> {
     if !running || calendar::phase(tx, &campaign).await? != Phase::Ended {
         return Ok(None);
     }
+    campaigns::releases::stop(tx, id).await?;
     let expired = calendar::expire(tx, id).await?;
     calendar::set_status(tx, id, CampaignStatus::Completed).await?;
     calendar::record_status_change(

@@ -31,6 +31,9 @@ pub struct AppState {
     pub trusted_proxy_header: Option<axum::http::HeaderName>,
     /// How long after a campaign's end its delivery reports are accepted.
     pub report_grace: ReportGrace,
+    /// Most deliveries a release judges inside a request (larger ones go by ranges on the
+    /// queue).
+    pub release_batch: crate::config::ReleaseBatch,
 }
 
 impl axum::extract::FromRef<AppState> for ReportGrace {
@@ -62,6 +65,7 @@ impl AppState {
             queue: None,
             trusted_proxy_header: config.trusted_proxy_header.clone(),
             report_grace: config.report_grace,
+            release_batch: config.release_batch,
         })
     }
 

@@ -121,7 +121,7 @@ async fn quiet_app() -> TestApp {
 }
 
 async fn run_scheduler(app: &TestApp) -> CalendarReport {
-    calendar::run(&app.state.platform)
+    calendar::run(&app.state.platform, app.state.release_batch)
         .await
         .expect("scheduler run")
 }
@@ -539,8 +539,8 @@ async fn two_schedulers_running_at_once_start_and_end_each_campaign_exactly_once
         )
         .await;
     let (a, b) = tokio::join!(
-        calendar::run(&app.state.platform),
-        calendar::run(&app.state.platform)
+        calendar::run(&app.state.platform, app.state.release_batch),
+        calendar::run(&app.state.platform, app.state.release_batch)
     );
     let (a, b) = (a.expect("first"), b.expect("second"));
     assert_eq!(a.started + b.started, 3, "{a:?} {b:?}");

@@ -326,7 +326,7 @@ impl<'a> World<'a> {
     }
 
     async fn tick(&mut self) -> Result<(), String> {
-        let report = shared::scheduler::run(&self.app.state.platform)
+        let report = shared::scheduler::run(&self.app.state.platform, self.app.state.release_batch)
             .await
             .map_err(|e| format!("scheduler: {e}"))?;
         self.log.push(format!("scheduler {report:?}"));

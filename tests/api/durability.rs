@@ -55,6 +55,7 @@ fn eager_relay(app: &TestApp, queue: &Queue, max_attempts: i32) -> Relay {
             stale_after: Duration::ZERO,
             max_attempts,
         },
+        release_batch: app.state.release_batch,
     }
 }
 
@@ -177,6 +178,7 @@ async fn unsent_ranges_are_relayed_and_a_lost_range_is_re_driven_alone() {
         tenant_name: TenantName::parse("credit_card").expect("tenant"),
         job_id,
         range: None,
+        step: shared::queue::JobStep::Select,
     })
     .expect("json");
 
@@ -232,7 +234,8 @@ async fn unsent_ranges_are_relayed_and_a_lost_range_is_re_driven_alone() {
         SweepReport {
             jobs_redriven: 1,
             ranges_redriven: 6,
-            jobs_failed: 0
+            jobs_failed: 0,
+            ..SweepReport::default()
         }
     );
     let again = drain(&mut receiver);
@@ -561,9 +564,14 @@ async fn a_restart_on_the_in_process_queue_re_drives_the_jobs_the_killed_process
     // than after CAMPAIGN_STALE_AFTER_SECONDS.
     let queue =
         offerctl_gateway::start_processor(app.state.platform.clone(), None, 1_000, None).await;
-    let report = offerctl_gateway::redrive_after_restart(app.state.platform.clone(), queue, 3)
-        .await
-        .expect("re-drive");
+    let report = offerctl_gateway::redrive_after_restart(
+        app.state.platform.clone(),
+        queue,
+        3,
+        app.state.release_batch,
+    )
+    .await
+    .expect("re-drive");
     assert_eq!(report.sweep.jobs_redriven, 1, "{report:?}");
     let done = app.wait_for_processing(&fx.tenant, id, &fx.admin).await;
     assert_eq!(done["processing_status"], "done", "{done}");

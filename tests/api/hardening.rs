@@ -326,14 +326,15 @@ async fn the_api_role_owns_nothing_and_cannot_bypass_the_policies() {
                                'tenant_roles', 'user_tenant_roles', 'webhook_keys',
                                'campaign_outbox', 'tenant_access_audit_logs',
                                'offer_versions', 'campaign_audit_logs', 'customer_contacts',
-                               'campaign_processing_ranges', 'webhook_messages')
+                               'campaign_processing_ranges', 'webhook_messages',
+                               'campaign_release_ranges')
                and relrowsecurity and relforcerowsecurity",
             &[],
         )
         .await
         .expect("pg_class")
         .get(0);
-    assert_eq!(forced, 14);
+    assert_eq!(forced, 15);
     // And no table with a tenant_name column is left without.
     let unguarded: Vec<String> = client
         .query(
@@ -424,6 +425,7 @@ const TENANT_ROLE_WRITES: &[(&str, &[&str])] = &[
         "campaign_processing_ranges",
         &["insert", "update", "delete"],
     ),
+    ("campaign_release_ranges", &["insert", "update", "delete"]),
     ("campaigns", &["insert", "update", "delete"]),
     ("conversions", &["insert"]),
     ("customer_contacts", &["insert", "update", "delete"]),

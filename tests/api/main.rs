@@ -21,6 +21,7 @@ mod offers;
 mod openapi;
 mod performance;
 mod processor;
+mod releases;
 mod results;
 mod review;
 mod roles;

@@ -140,6 +140,7 @@ async fn unknown_campaigns_fail_and_stale_jobs_are_ignored() {
             tenant_name: shared::domain::TenantName::parse(tenant).expect("tenant"),
             job_id,
             range: None,
+            step: shared::queue::JobStep::Select,
         })
         .expect("json")
     };

@@ -224,6 +224,9 @@ pub struct TestOptions {
     /// The API's queue refuses every message (its consumer is gone), as if the process had
     /// died between its commit and the send; the relay and the processor keep a working one.
     pub api_queue_broken: bool,
+    /// `CAMPAIGN_RELEASE_BATCH`, if not the default (a small one makes the demo's campaigns
+    /// release by ranges on the queue).
+    pub release_batch: Option<i64>,
 }
 
 impl Default for TestOptions {
@@ -232,6 +235,7 @@ impl Default for TestOptions {
             relay_interval: Some(std::time::Duration::from_secs(1)),
             policy: shared::config::RedrivePolicy::default(),
             api_queue_broken: false,
+            release_batch: None,
         }
     }
 }
@@ -278,6 +282,7 @@ impl TestApp {
             "DATABASE_POOL_SIZE" => Some("4".into()),
             "JWT_SECRET" => Some(JWT_SECRET.into()),
             "PASSWORD_HASH_CONCURRENCY" => Some("2".into()),
+            "CAMPAIGN_RELEASE_BATCH" => options.release_batch.map(|n| n.to_string()),
             _ => None,
         })
         .expect("config");
@@ -290,6 +295,7 @@ impl TestApp {
                 state.platform.clone(),
                 queue.clone(),
                 options.policy,
+                state.release_batch,
                 interval,
             );
         }

@@ -21,6 +21,11 @@
 //!   anyway is re-driven by the relay (`shared::relay`) once it is stale.
 //! - Figures (jobs started, finished and failed, rows matched, job duration) are emitted as
 //!   CloudWatch embedded-metric records (`shared::metrics`).
+//! - A **release** job's range (`step` `release`) releases the campaign's prepared
+//!   deliveries of its customer-id slice in one transaction
+//!   ([`campaigns::releases::release_range`]), once, and only while the campaign is active
+//!   and the job current; it writes the next range's message in that transaction and sends
+//!   it on the fast path; the last range marks the release job `done`.
 //! - The same queue carries the steps of customer files imported in parts ([`ImportJob`]:
 //!   stage a part, or merge), which it hands to `bulk::import::parts` with its
 //!   [`ImportSteps`]; the messages they lead to are sent on the fast path as above.
@@ -29,10 +34,11 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use deadpool_postgres::Pool;
 use shared::ApiError;
 use shared::criteria::{Criteria, CriteriaError};
+use shared::db::campaigns::releases::{self, RangeOutcome};
 use shared::db::{campaigns, outbox};
 use shared::domain::ProcessingStatus;
 use shared::metrics::{self, Metric};
-use shared::queue::{CampaignJob, IdRange, ImportJob, Queue, QueueError};
+use shared::queue::{CampaignJob, IdRange, ImportJob, JobStep, Queue, QueueError};
 use uuid::Uuid;
 
 /// Most ranges one job is split into.
@@ -143,6 +149,15 @@ pub enum Outcome {
     Stale,
     /// A step of a customer file imported in parts ran (or found itself done).
     ImportStep(ImportJob),
+    /// A range of a release job was released; `finished` when it was the job's last.
+    Released {
+        /// What the range did.
+        summary: campaigns::ReleaseSummary,
+        /// Whether the release job is now `done`.
+        finished: bool,
+    },
+    /// A release job's range found the campaign no longer active: the job is `stopped`.
+    ReleaseStopped,
 }
 
 /// What the processor needs for the steps of customer files imported in parts: the S3
@@ -233,6 +248,9 @@ impl Processor {
         }
         let job: CampaignJob =
             serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))?;
+        if job.step == JobStep::Release {
+            return self.release_range(&job).await;
+        }
         let result = match job.range {
             None => self.plan(&job).await,
             Some(range) => self.expand_range(&job, range).await,
@@ -389,6 +407,43 @@ impl Processor {
         let finished = campaigns::finish_job_if_complete(&tx, job.campaign_id, job.job_id).await?;
         tx.commit().await?;
         Ok(Outcome::RangeDone { inserted, finished })
+    }
+}
+
+impl Processor {
+    /// A range of a release job, in a transaction of the campaign's tenant. A failure is
+    /// redelivered by the queue (the range rolled back whole); a job whose messages run out
+    /// is re-driven by the relay once stale.
+    async fn release_range(&self, job: &CampaignJob) -> Result<Outcome, JobError> {
+        let Some(range) = job.range else {
+            return Err(JobError::Malformed(
+                "a release message without a range".into(),
+            ));
+        };
+        range.bounds().map_err(JobError::Malformed)?;
+        let outcome = shared::db::in_tenant(&self.pool, &job.tenant_name, async |tx| {
+            releases::release_range(tx, job.campaign_id, job.job_id, range).await
+        })
+        .await?;
+        match outcome {
+            RangeOutcome::Released { summary, finished } => {
+                if finished {
+                    tracing::info!(campaign.id = job.campaign_id, release.job = %job.job_id,
+                        "release job done");
+                } else if let Err(err) =
+                    shared::relay::send(&self.pool, &self.queue, Some(job.job_id)).await
+                {
+                    tracing::warn!(campaign.id = job.campaign_id, release.job = %job.job_id,
+                        error = %err, "the next release range stays in the outbox for the \
+                        scheduled relay");
+                }
+                Ok(Outcome::Released { summary, finished })
+            }
+            RangeOutcome::Duplicate => Ok(Outcome::Duplicate),
+            RangeOutcome::Stale => Ok(Outcome::Stale),
+            RangeOutcome::Stopped => Ok(Outcome::ReleaseStopped),
+            RangeOutcome::Unknown => Err(unknown(job)),
+        }
     }
 }
 

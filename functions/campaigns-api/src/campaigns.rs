@@ -21,8 +21,8 @@ use shared::{ApiError, AppState};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-/// Sends job `job_id`'s outbox message to the queue right after the commit that wrote it (the
-/// fast path). If the queue is unavailable the message stays in the outbox and the scheduled
+/// Sends job `job_id`'s outbox messages (a selection job's plan, or a release job's
+/// ranges) to the queue right after the commit that wrote them (the fast path). If the queue is unavailable the message stays in the outbox and the scheduled
 /// relay sends it (`shared::relay`); the request succeeds either way, since the job is
 /// durable.
 pub(crate) async fn relay_now(
@@ -39,10 +39,10 @@ pub(crate) async fn relay_now(
     };
     match sent {
         Ok(_) => {
-            tracing::info!(campaign.id = campaign_id, job.id = %job_id, "selection job queued")
+            tracing::info!(campaign.id = campaign_id, job.id = %job_id, "job queued")
         }
         Err(err) => tracing::warn!(campaign.id = campaign_id, job.id = %job_id, error = %err,
-            "selection job left in the outbox for the scheduled relay"),
+            "job left in the outbox for the scheduled relay"),
     }
 }
 

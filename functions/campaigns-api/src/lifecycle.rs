@@ -10,6 +10,7 @@ use serde_json::Value;
 use shared::auth::{Permission, Principal};
 use shared::criteria::SelectionCriteria;
 use shared::db::campaigns::calendar::{self, Phase};
+use shared::db::campaigns::releases::{self, Release, ReleaseStatus};
 use shared::db::campaigns::{self, Campaign, CampaignContent};
 use shared::db::offers;
 use shared::db::{TenantTx, in_tenant, outbox};
@@ -104,7 +105,7 @@ pub(crate) async fn update_campaign(
         principal.require(tenant, Permission::CampaignManage)?;
     }
     let job_id = Uuid::new_v4();
-    let (campaign, requeued) = in_tenant(&state.pool, tenant, async |tx| {
+    let (campaign, requeued, release_job) = in_tenant(&state.pool, tenant, async |tx| {
         let current = path.load(tx, true).await?;
         let asked = body.status.unwrap_or(current.status);
         authorize_update(tx, &principal, &current, asked, body.changes_content()).await?;
@@ -129,6 +130,11 @@ pub(crate) async fn update_campaign(
         if let Some(start) = body.start_date {
             ensure_start_not_moved_ahead(tx, started, start).await?;
         }
+        if from == CampaignStatus::Active && asked != CampaignStatus::Active {
+            // A release job's remaining ranges release nothing once the campaign is paused
+            // or completed; the next activation releases what is left.
+            releases::stop(tx, id).await?;
+        }
         let mut campaign = campaigns::update(tx, id, &content, asked).await?;
         // A scheduled or paused campaign whose criteria change selects its audience again,
         // and starts only once that audience is complete (third review, finding 10).
@@ -145,8 +151,9 @@ pub(crate) async fn update_campaign(
             campaign = campaigns::queue_job(tx, id, job_id).await?;
             outbox::add_plan(tx, id, job_id).await?;
         }
+        let mut release_job = None;
         if asked == CampaignStatus::Active && from != CampaignStatus::Active {
-            campaign = start(tx, campaign).await?;
+            (campaign, release_job) = start(tx, campaign, state.release_batch.deliveries).await?;
         }
         if asked == CampaignStatus::Completed && from != CampaignStatus::Completed {
             // A user's completion ends the campaign exactly as the scheduler's does: its
@@ -164,11 +171,14 @@ pub(crate) async fn update_campaign(
             )
             .await?;
         }
-        Ok((campaign, requeued))
+        Ok((campaign, requeued, release_job))
     })
     .await?;
     if requeued {
         relay_now(&state, tenant, id, job_id).await;
+    }
+    if let Some(job) = release_job {
+        relay_now(&state, tenant, id, job).await;
     }
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id, status = %campaign.status, "campaign updated");
     Ok(AppJson(campaign))
@@ -277,24 +287,42 @@ async fn ensure_start_not_moved_ahead(
 
 /// An activation, judged on the dates as they are now by the database clock: 409 once
 /// ended; `scheduled` before the start; at or after it, the prepared deliveries released
-/// with the contact cap applied.
-async fn start(tx: &TenantTx<'_>, campaign: Campaign) -> Result<Campaign, ApiError> {
+/// with the contact cap applied: at most `batch` of them in this transaction, more by a
+/// release job on the queue (`releases::begin`; the answer's `release` shows it running,
+/// and its id comes back for the fast path).
+async fn start(
+    tx: &TenantTx<'_>,
+    campaign: Campaign,
+    batch: i64,
+) -> Result<(Campaign, Option<Uuid>), ApiError> {
     let id = campaign.id;
     match calendar::phase(tx, &campaign).await? {
         Phase::Ended => Err(ApiError::Conflict(format!(
             "campaign {id} ended at {}; it can no longer run",
             campaign.ends_at.to_rfc3339()
         ))),
-        Phase::BeforeStart => calendar::set_status(tx, id, CampaignStatus::Scheduled).await,
+        Phase::BeforeStart => Ok((
+            calendar::set_status(tx, id, CampaignStatus::Scheduled).await?,
+            None,
+        )),
         Phase::Running => {
-            let released = campaigns::release(tx, id).await?;
+            let release = releases::begin(tx, id, batch).await?;
             tracing::info!(
                 campaign.id = id,
-                released = released.released,
-                suppressed_by_pressure = released.suppressed_by_pressure,
+                release.status = ?release.status,
+                release.ranges = release.ranges_total,
+                released = release.summary.released,
+                suppressed_by_pressure = release.summary.suppressed_by_pressure,
                 "deliveries released"
             );
-            Ok(campaign)
+            if release.job.is_none() {
+                return Ok((campaign, None));
+            }
+            // The answer shows the job.
+            let campaign = campaigns::get(tx, id, false)
+                .await?
+                .ok_or_else(|| ApiError::internal("the campaign vanished under its lock"))?;
+            Ok((campaign, release.job))
         }
     }
 }
@@ -348,15 +376,19 @@ pub(crate) async fn delete_campaign(
 ///
 /// `POST /tenants/{t}/campaigns/{id}/release` (`campaign.manage`): gives an `active`
 /// campaign's prepared deliveries (those selected since it was activated, e.g. by a
-/// re-processing) to the provider, with the contact cap applied, as activation
-/// does. 409 unless the campaign is active with a complete audience.
+/// re-processing, or left by a stopped or failed release job) to the provider, with the
+/// contact cap applied, as activation does. At most `CAMPAIGN_RELEASE_BATCH` of them are
+/// released in the request (200, `status` `done`, with the counts); more start a release
+/// job on the queue (202, `status` `running`: follow the campaign's `release`). 409 unless
+/// the campaign is active with a complete audience and no release job running.
 #[utoipa::path(
     post,
     path = "/tenants/{tenant_name}/campaigns/{campaign_id}/release",
     tag = "campaigns",
     params(CampaignPath),
     responses(
-        (status = 200, description = "What this release gave out and held back.", body = campaigns::ReleaseSummary),
+        (status = 200, description = "Released in the request: what it gave out and held back.", body = Release),
+        (status = 202, description = "A release job started: its ranges are released on the queue.", body = Release),
         (status = 409, response = Conflict),
     )
 )]
@@ -364,10 +396,10 @@ pub(crate) async fn release_campaign_deliveries(
     State(state): State<AppState>,
     principal: Principal,
     AppPath(path): AppPath<CampaignPath>,
-) -> Result<AppJson<campaigns::ReleaseSummary>, ApiError> {
+) -> Result<(StatusCode, AppJson<Release>), ApiError> {
     let (tenant, id) = (&path.tenant_name, path.campaign_id);
     principal.require(tenant, Permission::CampaignManage)?;
-    let released = in_tenant(&state.pool, tenant, async |tx| {
+    let release = in_tenant(&state.pool, tenant, async |tx| {
         let campaign = path.load(tx, true).await?;
         if campaign.status != CampaignStatus::Active {
             return Err(ApiError::Conflict(format!(
@@ -376,12 +408,26 @@ pub(crate) async fn release_campaign_deliveries(
             )));
         }
         campaign.ensure_audience_complete()?;
-        let released = campaigns::release(tx, id).await?;
-        Ok(released)
+        if releases::running(tx, id).await? {
+            return Err(ApiError::Conflict(format!(
+                "campaign {id} has a release job running; release again once its release \
+                 status is no longer running"
+            )));
+        }
+        releases::begin(tx, id, state.release_batch.deliveries).await
     })
     .await?;
+    if let Some(job) = release.job {
+        relay_now(&state, tenant, id, job).await;
+    }
     tracing::info!(user.name = %principal.username, tenant.name = %tenant, campaign.id = id,
-        released = released.released, suppressed_by_pressure = released.suppressed_by_pressure,
+        release.status = ?release.status, release.ranges = release.ranges_total,
+        released = release.summary.released,
+        suppressed_by_pressure = release.summary.suppressed_by_pressure,
         "deliveries released");
-    Ok(AppJson(released))
+    let status = match release.status {
+        ReleaseStatus::Running => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
+    };
+    Ok((status, AppJson(release)))
 }

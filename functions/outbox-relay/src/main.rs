@@ -15,6 +15,7 @@ async fn main() -> Result<(), Error> {
         pool: shared::db::pool(&database, shared::db::Scope::Platform)?,
         queue: shared::queue::Queue::sqs_from_env().await?,
         policy: shared::config::RedrivePolicy::from_lookup(shared::config::env)?,
+        release_batch: shared::config::ReleaseBatch::from_lookup(shared::config::env)?,
     };
     let relay = &relay;
     lambda_runtime::run(service_fn(

@@ -130,17 +130,20 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Starts the outbox relay ([`shared::relay::Relay::run_once`]) in the background, every
-/// `interval`, on `pool` (platform scope) and `queue`, logging its figures.
+/// `interval`, on `pool` (platform scope) and `queue`, logging its figures; the scheduler's
+/// starts release at most `release_batch` deliveries in their transaction.
 pub fn start_relay(
     pool: Pool,
     queue: Queue,
     policy: shared::config::RedrivePolicy,
+    release_batch: shared::config::ReleaseBatch,
     interval: std::time::Duration,
 ) {
     let relay = shared::relay::Relay {
         pool,
         queue,
         policy,
+        release_batch,
     };
     tokio::spawn(shared::relay::run_every(relay, interval, "offerctl"));
 }
@@ -158,6 +161,7 @@ pub async fn redrive_after_restart(
     pool: Pool,
     queue: Queue,
     max_attempts: i32,
+    release_batch: shared::config::ReleaseBatch,
 ) -> Result<shared::relay::RelayReport, shared::relay::RelayError> {
     let relay = shared::relay::Relay {
         pool,
@@ -166,6 +170,7 @@ pub async fn redrive_after_restart(
             stale_after: std::time::Duration::ZERO,
             max_attempts,
         },
+        release_batch,
     };
     relay.run_once("offerctl").await
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{CachedStatements, GenericClient, TenantTx};
 use crate::domain::TenantName;
 use crate::error::ApiError;
-use crate::queue::{CampaignJob, IdRange};
+use crate::queue::{CampaignJob, IdRange, JobStep};
 
 /// Writes the plan message (no range) of job `job_id` of campaign `campaign_id`.
 ///
@@ -64,6 +64,35 @@ pub async fn add_unfinished_ranges(
         .await?)
 }
 
+/// Writes the release message of the first range of `0..count` of release job `job_id` that
+/// has not been released (has no `campaign_release_ranges` row); returns how many it wrote
+/// (0 when every range is released). A release job's ranges run one after another, each
+/// writing the next one's message in its own transaction, so no two wait on the release
+/// lock together.
+///
+/// # Errors
+/// Database failures.
+pub async fn add_next_release_range(
+    client: &impl GenericClient,
+    campaign_id: i32,
+    tenant: &str,
+    job_id: Uuid,
+    count: i32,
+) -> Result<u64, ApiError> {
+    Ok(client
+        .execute_cached(
+            "insert into campaign_outbox (campaign_id, tenant_name, job_id, range_index,
+                                          range_count, step)
+             select $1, $2, $3, min(i), $4, 'release'
+             from generate_series(0, $4 - 1) i
+             where not exists (select 1 from campaign_release_ranges r
+                               where r.campaign_id = $1 and r.job_id = $3 and r.range_index = i)
+             having min(i) is not null",
+            &[&campaign_id, &tenant, &job_id, &count],
+        )
+        .await?)
+}
+
 /// Takes up to `limit` unsent messages, oldest first (only those of job `job`, if given):
 /// deletes them and returns them as jobs. Rows another relay holds are skipped (`SKIP
 /// LOCKED`). Run it in a transaction and commit only after the queue accepted the messages;
@@ -83,8 +112,8 @@ pub async fn take(
                  delete from campaign_outbox where id in (
                      select id from campaign_outbox where ($1::uuid is null or job_id = $1)
                      order by id limit $2 for update skip locked)
-                 returning id, campaign_id, tenant_name, job_id, range_index, range_count)
-             select campaign_id, tenant_name, job_id, range_index, range_count
+                 returning id, campaign_id, tenant_name, job_id, range_index, range_count, step)
+             select campaign_id, tenant_name, job_id, range_index, range_count, step
              from taken order by id",
             &[&job, &limit],
         )
@@ -107,6 +136,10 @@ pub async fn take(
                 tenant_name: TenantName::parse(&tenant).map_err(ApiError::internal)?,
                 job_id: row.get("job_id"),
                 range,
+                step: match row.get::<_, &str>("step") {
+                    "release" => JobStep::Release,
+                    _ => JobStep::Select,
+                },
             })
         })
         .collect()

@@ -50,7 +50,8 @@ pub(crate) async fn calendar(limit: i64, run: bool) -> anyhow::Result<()> {
         let config = DatabaseConfig::from_env()?;
         let pool = db::pool(&config, db::Scope::Platform)?;
         let started = std::time::Instant::now();
-        let report = shared::scheduler::run(&pool).await?;
+        let batch = shared::config::ReleaseBatch::from_lookup(shared::config::env)?;
+        let report = shared::scheduler::run(&pool, batch).await?;
         println!(
             "scheduler run: {} started, {} starts failed, {} completed, {} withdrawn (offer \
              retired), {} deliveries expired ({:.3} s)",

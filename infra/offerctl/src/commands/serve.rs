@@ -38,6 +38,7 @@ pub(crate) async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
         state.platform.clone(),
         queue.clone(),
         policy,
+        state.release_batch,
         relay_interval,
     );
     tracing::info!(
@@ -82,10 +83,14 @@ pub(crate) async fn redrive_previous(
     queue: &shared::queue::Queue,
     max_attempts: i32,
 ) -> anyhow::Result<()> {
-    let report =
-        offerctl::redrive_after_restart(state.platform.clone(), queue.clone(), max_attempts)
-            .await
-            .context("re-driving the jobs of the previous process")?;
+    let report = offerctl::redrive_after_restart(
+        state.platform.clone(),
+        queue.clone(),
+        max_attempts,
+        state.release_batch,
+    )
+    .await
+    .context("re-driving the jobs of the previous process")?;
     if report.sweep.jobs_redriven + report.sweep.ranges_redriven > 0 {
         tracing::info!(
             jobs = report.sweep.jobs_redriven,

@@ -286,7 +286,7 @@ pub async fn summary_of(
 }
 
 /// What one release did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReleaseSummary {
     /// Deliveries given to the provider now.
     pub released: i64,
@@ -303,8 +303,9 @@ pub struct ReleaseSummary {
 /// releases at the same moment cannot together pass a customer's cap.
 pub const RELEASE_LOCK: i64 = 0x6f66_6665_725f_726c; // "offer_rl"
 
-/// The release statement (`release.sql`): `$1` the campaign's id, `$2` its tenant; answers
-/// `(released, suppressed for contact pressure, suppressed for consent, control)`.
+/// The release statement (`release.sql`): `$1` the campaign's id, `$2` its tenant, `$3` and
+/// `$4` the customer ids it releases (`uuid`, inclusive); answers `(released, suppressed for
+/// contact pressure, suppressed for consent, control)`.
 pub const RELEASE_SQL: &str = include_str!("release.sql");
 
 /// Makes the rest of the transaction plan [`RELEASE_SQL`] so that its work grows with the
@@ -338,18 +339,33 @@ pub async fn plan_release(tx: &TenantTx<'_>) -> Result<(), ApiError> {
 /// channels together and through this campaign's channel) is marked `suppressed` for
 /// `contact_pressure`; of the others, those the campaign's holdout draws (SQL `in_holdout`,
 /// V025) become `control` with `assigned_at`, and every other delivery gets `released_at`
-/// and a row in the contact ledger (`customer_contacts`). Without a policy everything is released. Call in the
-/// transaction that activates the campaign (it sets [`plan_release`]'s planner settings for
-/// the rest of that transaction).
+/// and a row in the contact ledger (`customer_contacts`). Without a policy everything is
+/// released. Call in the transaction that activates the campaign; a large campaign's release
+/// goes by ranges instead ([`super::releases`]), each through [`release_between`].
 ///
 /// # Errors
 /// Database failures.
 pub async fn release(tx: &TenantTx<'_>, id: i32) -> Result<ReleaseSummary, ApiError> {
+    release_between(tx, id, (Uuid::nil(), Uuid::max())).await
+}
+
+/// [`release`] of the prepared deliveries whose customer id lies in `[low, high]` only (a
+/// range of a release job). Every candidate of the range is judged as [`release`] judges
+/// it, under the same lock, so releasing a campaign range by range gives each customer the
+/// verdict one release would, against the ledger as the earlier ranges left it.
+///
+/// # Errors
+/// Database failures.
+pub async fn release_between(
+    tx: &TenantTx<'_>,
+    id: i32,
+    (low, high): (Uuid, Uuid),
+) -> Result<ReleaseSummary, ApiError> {
     plan_release(tx).await?;
     tx.execute_cached("select pg_advisory_xact_lock($1)", &[&RELEASE_LOCK])
         .await?;
     let row = tx
-        .query_one_cached(RELEASE_SQL, &[&id, &tx.tenant().as_str()])
+        .query_one_cached(RELEASE_SQL, &[&id, &tx.tenant().as_str(), &low, &high])
         .await?;
     // The transaction's later statements plan as usual.
     tx.batch_execute("set local enable_nestloop to default")

@@ -1,5 +1,6 @@
 //! The `campaigns` aggregate: campaigns and their audit trail here; their selection jobs in
 //! [`processing`], their deliveries (customers, counts, release, feed) in [`deliveries`],
+//! release jobs (a large release by ranges on the queue) in [`releases`],
 //! audience previews in [`audience`]; each name is re-exported from this module. API
 //! functions filter by tenant in SQL; the processor's functions address a campaign by id and
 //! job, as its queue message names them.
@@ -19,6 +20,7 @@ pub mod calendar;
 mod content;
 pub mod deliveries;
 pub mod processing;
+pub mod releases;
 pub mod reports;
 
 pub use content::{
@@ -103,6 +105,10 @@ pub struct Campaign {
     pub conversion_window_days: i32,
     /// Where its deliveries were archived, once housekeeping exported them (null before).
     pub archive: Option<CampaignArchive>,
+    /// Its latest release job: null until a release went by ranges on the queue (more
+    /// prepared deliveries than `CAMPAIGN_RELEASE_BATCH`); while `running`, its deliveries
+    /// are being released range by range.
+    pub release: Option<releases::ReleaseProgress>,
     /// When it first released a delivery to providers (V018), if it ever did: such a
     /// campaign is never deleted. Internal (not part of the API's JSON).
     #[serde(skip)]
@@ -136,6 +142,7 @@ pub(super) const COLUMNS: &str = "id, tenant_name, offer_id, offer_version, chan
     last_error, ranges_total, ranges_done, processing_attempts, first_released_at, \
     (holdout_percent * 100)::int4 as holdout_basis_points, \
     encode(holdout_seed, 'hex') as holdout_seed, conversion_window_days, \
+    release_status, release_ranges_total, release_ranges_done, release_attempts, \
     (select jsonb_build_object('location', 's3://' || a.bucket || '/' || a.key, \
             'manifest', 's3://' || a.bucket || '/' || a.manifest_key, 'rows', a.rows, \
             'sha256', a.sha256, 'state', a.state, 'exported_at', a.exported_at, \
@@ -179,6 +186,17 @@ pub(super) fn campaign(row: &tokio_postgres::Row) -> Result<Campaign, ApiError> 
             .map(serde_json::from_value)
             .transpose()
             .map_err(ApiError::internal)?,
+        release: row
+            .get::<_, Option<&str>>("release_status")
+            .map(|status| -> Result<_, ApiError> {
+                Ok(releases::ReleaseProgress {
+                    status: releases::ReleaseStatus::parse(status).map_err(ApiError::internal)?,
+                    ranges_total: row.get("release_ranges_total"),
+                    ranges_done: row.get("release_ranges_done"),
+                    attempts: row.get("release_attempts"),
+                })
+            })
+            .transpose()?,
     })
 }
 

@@ -1,8 +1,9 @@
 -- The release of one campaign's prepared deliveries (shared::db::campaigns::release), with
 -- consent judged again (it may have changed since selection), the platform's contact cap
 -- applied, and the campaign's holdout split off (V025), in one statement. $1: the
--- campaign's id, $2: its tenant. The caller holds the release lock, so the ledger read here
--- includes every earlier release.
+-- campaign's id, $2: its tenant, $3 and $4: the customer ids released, inclusive (the nil and
+-- the max UUID for all; a range of a release job, V029, otherwise). The caller holds the
+-- release lock, so the ledger read here includes every earlier release.
 with campaign as (
     select c.id, c.channel, c.ends_at, c.holdout_percent, c.holdout_seed,
            t.unknown_consent_allowed
@@ -17,6 +18,7 @@ policy as (
 candidates as (
     select cc.customer_id from campaign_customers cc
     where cc.campaign_id = $1 and cc.tenant_name = $2
+      and cc.customer_id between $3 and $4
       and cc.delivery_status = 'pending' and cc.released_at is null
 ),
 -- Each candidate judged by its own index probes (its consent row; its contacts in the window,
@@ -56,7 +58,7 @@ suppressed as (
     set delivery_status = 'suppressed', suppression_reason = j.held, updated_at = now()
     from judged j
     where j.held in ('consent', 'contact_pressure') and cc.campaign_id = $1
-      and cc.customer_id = j.customer_id
+      and cc.customer_id between $3 and $4 and cc.customer_id = j.customer_id
     returning cc.suppression_reason
 ),
 -- The control group: assigned now, never released, never in the ledger.
@@ -64,14 +66,16 @@ control as (
     update campaign_customers cc
     set delivery_status = 'control', assigned_at = now(), updated_at = now()
     from judged j
-    where j.held = 'control' and cc.campaign_id = $1 and cc.customer_id = j.customer_id
+    where j.held = 'control' and cc.campaign_id = $1
+      and cc.customer_id between $3 and $4 and cc.customer_id = j.customer_id
     returning cc.customer_id
 ),
 released as (
     update campaign_customers cc
     set released_at = now(), updated_at = now()
     from judged j
-    where j.held is null and cc.campaign_id = $1 and cc.customer_id = j.customer_id
+    where j.held is null and cc.campaign_id = $1
+      and cc.customer_id between $3 and $4 and cc.customer_id = j.customer_id
     returning cc.customer_id
 ),
 ledger as (
