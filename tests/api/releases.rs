@@ -248,14 +248,17 @@ async fn activated(
         .await;
     assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
     assert_eq!(response.body["release"]["status"], "running");
-    let job: Uuid = app
-        .db()
+    (id, release_job(app, id).await)
+}
+
+/// Campaign `id`'s current release job.
+async fn release_job(app: &TestApp, id: i32) -> Uuid {
+    app.db()
         .await
         .query_one("select release_job from campaigns where id = $1", &[&id])
         .await
         .expect("job")
-        .get(0);
-    (id, job)
+        .get(0)
 }
 
 /// The next message the processor's fast path sent (the chain's next range).
@@ -452,14 +455,7 @@ async fn a_paused_campaign_releases_nothing_more_until_it_is_activated_again() {
     run_all(&app, &processor, &mut receiver).await;
     let done = app.get(&path, &fx.admin).await.expect(StatusCode::OK).body;
     assert_eq!(done["release"]["status"], "done", "{done}");
-    let new_job: Uuid = app
-        .db()
-        .await
-        .query_one("select release_job from campaigns where id = $1", &[&id])
-        .await
-        .expect("job")
-        .get(0);
-    assert_ne!(new_job, job);
+    assert_ne!(release_job(&app, id).await, job);
     assert_eq!(
         app.count(
             "select count(*) from campaign_customers

@@ -24,6 +24,7 @@
 
 use uuid::Uuid;
 
+use super::StaleJob;
 use super::deliveries::{ReleaseSummary, release_between};
 use crate::db::{CachedStatements, GenericClient, TenantTx, outbox};
 use crate::error::ApiError;
@@ -255,28 +256,11 @@ pub async fn release_range(
     Ok(RangeOutcome::Released { summary, finished })
 }
 
-/// A running release job that has made no progress (see [`stale_releases`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StaleRelease {
-    /// The campaign.
-    pub campaign_id: i32,
-    /// Its tenant.
-    pub tenant_name: String,
-    /// The release job.
-    pub job_id: Uuid,
-    /// Attempts so far.
-    pub attempts: i32,
-    /// Its ranges.
-    pub ranges_total: i32,
-    /// Ranges released.
-    pub ranges_done: i32,
-    /// Seconds since it last made progress.
-    pub idle_seconds: f64,
-}
-
 /// Up to `limit` running release jobs without progress for `stale_after_seconds` and
-/// without an unsent outbox message; their campaign rows stay locked until the transaction
-/// ends (rows locked elsewhere, such as by a range in progress, are skipped).
+/// without an unsent outbox message, in the shape of the selection's stale jobs (`job_id`
+/// the release job, `ranges_*` its ranges, no `last_error`); their campaign rows stay locked
+/// until the transaction ends (rows locked elsewhere, such as by a range in progress, are
+/// skipped).
 ///
 /// # Errors
 /// Database failures.
@@ -284,7 +268,7 @@ pub async fn stale_releases(
     client: &impl GenericClient,
     stale_after_seconds: f64,
     limit: i64,
-) -> Result<Vec<StaleRelease>, ApiError> {
+) -> Result<Vec<StaleJob>, ApiError> {
     let rows = client
         .query_cached(
             "select c.id, c.tenant_name, c.release_job, c.release_attempts,
@@ -303,7 +287,7 @@ pub async fn stale_releases(
         .await?;
     Ok(rows
         .iter()
-        .map(|row| StaleRelease {
+        .map(|row| StaleJob {
             campaign_id: row.get("id"),
             tenant_name: row.get("tenant_name"),
             job_id: row.get("release_job"),
@@ -311,6 +295,7 @@ pub async fn stale_releases(
             ranges_total: row.get("release_ranges_total"),
             ranges_done: row.get("release_ranges_done"),
             idle_seconds: row.get("idle"),
+            last_error: None,
         })
         .collect())
 }
@@ -322,7 +307,7 @@ pub async fn stale_releases(
 ///
 /// # Errors
 /// Database failures.
-pub async fn redrive(client: &impl GenericClient, job: &StaleRelease) -> Result<u64, ApiError> {
+pub async fn redrive(client: &impl GenericClient, job: &StaleJob) -> Result<u64, ApiError> {
     let messages = outbox::add_next_release_range(
         client,
         job.campaign_id,
@@ -350,7 +335,7 @@ pub async fn redrive(client: &impl GenericClient, job: &StaleRelease) -> Result<
 /// Database failures.
 pub async fn give_up(
     client: &impl GenericClient,
-    job: &StaleRelease,
+    job: &StaleJob,
     reason: &str,
 ) -> Result<(), ApiError> {
     client
