@@ -475,3 +475,83 @@ async fn a_paused_campaign_releases_nothing_more_until_it_is_activated_again() {
     assert_eq!(again["status"], "done", "{again}");
     assert_eq!(again["released"], 0, "{again}");
 }
+
+/// The UTC day `days` from today, as `YYYY-MM-DD` (the demo tenant's time zone is UTC).
+async fn utc_day(app: &TestApp, days: i32) -> String {
+    app.db()
+        .await
+        .query_one(
+            "select ((now() at time zone 'UTC')::date + $1::int4)::text",
+            &[&days],
+        )
+        .await
+        .expect("day")
+        .get(0)
+}
+
+#[tokio::test]
+async fn the_scheduler_starts_a_large_campaign_by_a_release_job_the_relay_sends() {
+    let app = TestApp::spawn_with(TestOptions {
+        release_batch: Some(BATCH),
+        ..TestOptions::without_relay()
+    })
+    .await;
+    app.import_demo_customers().await;
+    let fx = app.tenant_with_offer("credit_card").await;
+    let (tomorrow, later) = (utc_day(&app, 1).await, utc_day(&app, 20).await);
+    let created = NewCampaign::of(fx.offer_id)
+        .criteria(everyone())
+        .with("start_date", json!(tomorrow))
+        .with("end_date", json!(later))
+        .post(&app, &fx.tenant, &fx.maker)
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let id = created.body["id"].as_i64().expect("id");
+    app.wait_for_processing(&fx.tenant, id, &fx.admin).await;
+    let scheduled = app
+        .activate_campaign(&fx.tenant, id, &fx.admin)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(scheduled["status"], "scheduled", "{scheduled}");
+    assert_eq!(
+        scheduled["release"],
+        Value::Null,
+        "nothing released before the start"
+    );
+    // A day later, the relay's scheduler run starts it: the campaign is active at once and
+    // its release job, sent by the same run, releases the ranges on the queue.
+    app.db()
+        .await
+        .execute(
+            "update campaigns set start_date = start_date - 1, end_date = end_date - 1
+             where id = $1",
+            &[&i32::try_from(id).expect("small")],
+        )
+        .await
+        .expect("a day later");
+    let relay = Relay {
+        pool: app.state.platform.clone(),
+        queue: app.state.queue().expect("queue").clone(),
+        policy: RedrivePolicy::default(),
+        release_batch: app.state.release_batch,
+    };
+    let report = relay.run_once("test").await.expect("relay");
+    assert_eq!(report.calendar.started, 1, "{report:?}");
+    assert!(report.sent >= 1, "the first range was sent: {report:?}");
+    let id = i32::try_from(id).expect("small");
+    let campaign = wait_for_release(&app, &fx, id).await;
+    assert_eq!(campaign["status"], "active", "{campaign}");
+    assert_eq!(campaign["release"]["status"], "done", "{campaign}");
+    assert_eq!(campaign["release"]["ranges_done"], 11, "{campaign}");
+    let summary = app.campaign_summary(&fx, id.into()).await;
+    assert_eq!(summary["awaiting_release"], 0, "{summary}");
+    assert_eq!(
+        app.count(
+            "select count(*) from customer_contacts where campaign_id = $1",
+            &[&id]
+        )
+        .await,
+        summary["released"].as_i64().expect("n")
+    );
+}
