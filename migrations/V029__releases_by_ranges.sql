@@ -2,7 +2,7 @@
 --
 -- A release (release.sql) of a campaign with millions of prepared deliveries took 21 minutes
 -- at 10,000,000 customers inside the activation request: longer than API Gateway's 30 s and
--- Lambda's 15 minutes. Above CAMPAIGN_RELEASE_BATCH prepared deliveries, the activation (and
+-- Lambda's 15 minutes. For a campaign of more than CAMPAIGN_RELEASE_BATCH selected customers (matched_count), the activation (and
 -- `…/release`, and the scheduler's start) now makes the campaign active and writes one
 -- release message per customer-id range to campaign_outbox, in the same transaction; the
 -- campaign processor releases each range in its own transaction under the release lock.

@@ -11,7 +11,7 @@
 //! transaction back, leaving the campaign as it was.
 //!
 //! - **Start**: the campaign's prepared deliveries are released exactly as activation
-//!   releases them (consent and the contact cap judged now; more than the release batch by
+//!   releases them (consent and the contact cap judged now; a campaign of more than the release batch by
 //!   a release job on the queue, [`campaigns::releases::begin`], whose messages the relay
 //!   sends after the run), and it becomes `active`. A
 //!   campaign whose audience is not complete (`processing_status` not `done`) cannot start:

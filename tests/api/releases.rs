@@ -466,14 +466,28 @@ async fn a_paused_campaign_releases_nothing_more_until_it_is_activated_again() {
         0,
         "everyone released in the end"
     );
-    // Once done, a release finds nothing left and answers in the request.
+    // Once done, a release of the campaign (its size decides: a job) finds nothing left.
     let again = app
         .post(&format!("{path}/release"), &fx.admin, json!({}))
         .await
-        .expect(StatusCode::OK)
+        .expect(StatusCode::ACCEPTED)
         .body;
-    assert_eq!(again["status"], "done", "{again}");
+    assert_eq!(again["status"], "running", "{again}");
     assert_eq!(again["released"], 0, "{again}");
+    run_all(&app, &processor, &mut receiver).await;
+    let job = release_job(&app, id).await;
+    let done = app.get(&path, &fx.admin).await.expect(StatusCode::OK).body;
+    assert_eq!(done["release"]["status"], "done", "{done}");
+    assert_eq!(
+        app.count(
+            "select coalesce(sum(released + suppressed_by_pressure + suppressed_by_consent
+                                 + control), 0)::int8
+             from campaign_release_ranges where campaign_id = $1 and job_id = $2",
+            &[&id, &job]
+        )
+        .await,
+        0
+    );
 }
 
 /// The UTC day `days` from today, as `YYYY-MM-DD` (the demo tenant's time zone is UTC).

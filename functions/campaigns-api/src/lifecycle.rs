@@ -377,8 +377,8 @@ pub(crate) async fn delete_campaign(
 /// `POST /tenants/{t}/campaigns/{id}/release` (`campaign.manage`): gives an `active`
 /// campaign's prepared deliveries (those selected since it was activated, e.g. by a
 /// re-processing, or left by a stopped or failed release job) to the provider, with the
-/// contact cap applied, as activation does. At most `CAMPAIGN_RELEASE_BATCH` of them are
-/// released in the request (200, `status` `done`, with the counts); more start a release
+/// contact cap applied, as activation does. For a campaign of at most `CAMPAIGN_RELEASE_BATCH` selected customers
+/// they are released in the request (200, `status` `done`, with the counts); more start a release
 /// job on the queue (202, `status` `running`: follow the campaign's `release`). 409 unless
 /// the campaign is active with a complete audience and no release job running.
 #[utoipa::path(

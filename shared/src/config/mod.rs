@@ -98,11 +98,11 @@ pub struct Config {
     pub release_batch: ReleaseBatch,
 }
 
-/// Most prepared deliveries one release transaction judges (`CAMPAIGN_RELEASE_BATCH`, a
-/// whole number from 1 to 100,000,000, default [`ReleaseBatch::DEFAULT_DELIVERIES`]). A
-/// release of at most this many runs inside the request (or scheduler run) that asks for
-/// it; a larger one becomes a release job of `ceil(matched / deliveries)` customer-id ranges
-/// on the campaign queue (`shared::db::campaigns::releases`), each released in its own
+/// Most deliveries one release transaction judges (`CAMPAIGN_RELEASE_BATCH`, a whole number
+/// from 1 to 100,000,000, default [`ReleaseBatch::DEFAULT_DELIVERIES`]). The release of a
+/// campaign that selected at most this many customers (`matched_count`) runs inside the
+/// request (or scheduler run) that asks for it; a larger one becomes a release job of
+/// `ceil(matched / deliveries)` customer-id ranges on the campaign queue (`shared::db::campaigns::releases`), each released in its own
 /// transaction by the campaign processor.
 ///
 /// The default is measured: a release judged about 10,000 deliveries a second at

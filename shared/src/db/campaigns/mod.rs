@@ -106,7 +106,7 @@ pub struct Campaign {
     /// Where its deliveries were archived, once housekeeping exported them (null before).
     pub archive: Option<CampaignArchive>,
     /// Its latest release job: null until a release went by ranges on the queue (more
-    /// prepared deliveries than `CAMPAIGN_RELEASE_BATCH`); while `running`, its deliveries
+    /// selected customers than `CAMPAIGN_RELEASE_BATCH`); while `running`, its deliveries
     /// are being released range by range.
     pub release: Option<releases::ReleaseProgress>,
     /// When it first released a delivery to providers (V018), if it ever did: such a
