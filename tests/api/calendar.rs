@@ -15,7 +15,7 @@ use shared::scheduler::{self as calendar, CalendarReport};
 use crate::webhook::report;
 
 /// The UTC date `days` from the database's today (negative: before).
-async fn utc_day(app: &TestApp, days: i32) -> String {
+pub(crate) async fn utc_day(app: &TestApp, days: i32) -> String {
     app.db()
         .await
         .query_one(

@@ -16,6 +16,8 @@ use shared::queue::{CampaignJob, InProcessReceiver, JobStep, Queue};
 use shared::relay::Relay;
 use uuid::Uuid;
 
+use crate::calendar::utc_day;
+
 /// Deliveries a release judges in its request in these tests: the demo's 10,127 customers
 /// release in about 11 ranges.
 const BATCH: i64 = 1_000;
@@ -488,19 +490,6 @@ async fn a_paused_campaign_releases_nothing_more_until_it_is_activated_again() {
         .await,
         0
     );
-}
-
-/// The UTC day `days` from today, as `YYYY-MM-DD` (the demo tenant's time zone is UTC).
-async fn utc_day(app: &TestApp, days: i32) -> String {
-    app.db()
-        .await
-        .query_one(
-            "select ((now() at time zone 'UTC')::date + $1::int4)::text",
-            &[&days],
-        )
-        .await
-        .expect("day")
-        .get(0)
 }
 
 #[tokio::test]
