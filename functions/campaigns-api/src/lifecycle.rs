@@ -287,9 +287,9 @@ async fn ensure_start_not_moved_ahead(
 
 /// An activation, judged on the dates as they are now by the database clock: 409 once
 /// ended; `scheduled` before the start; at or after it, the prepared deliveries released
-/// with the contact cap applied: at most `batch` of them in this transaction, more by a
-/// release job on the queue (`releases::begin`; the answer's `release` shows it running,
-/// and its id comes back for the fast path).
+/// with the contact cap applied: in this transaction for a campaign of at most `batch`
+/// selected customers, by a release job on the queue for a larger one (`releases::begin`;
+/// the answer's `release` shows it running, and its id comes back for the fast path).
 async fn start(
     tx: &TenantTx<'_>,
     campaign: Campaign,
