@@ -194,7 +194,7 @@ async fn start(
     }
     // Active first: a release job's ranges release only into an active campaign.
     calendar::set_status(tx, id, CampaignStatus::Active).await?;
-    let release = campaigns::releases::begin(tx, id, release_batch.deliveries).await?;
+    let release = campaigns::releases::begin(tx, &campaign, release_batch.deliveries).await?;
     calendar::record_status_change(
         tx,
         id,

@@ -306,7 +306,7 @@ async fn start(
             None,
         )),
         Phase::Running => {
-            let release = releases::begin(tx, id, batch).await?;
+            let release = releases::begin(tx, &campaign, batch).await?;
             tracing::info!(
                 campaign.id = id,
                 release.status = ?release.status,
@@ -315,13 +315,11 @@ async fn start(
                 suppressed_by_pressure = release.summary.suppressed_by_pressure,
                 "deliveries released"
             );
-            if release.job.is_none() {
-                return Ok((campaign, None));
-            }
             // The answer shows the job.
-            let campaign = campaigns::get(tx, id, false)
-                .await?
-                .ok_or_else(|| ApiError::internal("the campaign vanished under its lock"))?;
+            let campaign = Campaign {
+                release: release.progress(campaign.release),
+                ..campaign
+            };
             Ok((campaign, release.job))
         }
     }
@@ -408,13 +406,16 @@ pub(crate) async fn release_campaign_deliveries(
             )));
         }
         campaign.ensure_audience_complete()?;
-        if releases::running(tx, id).await? {
+        if campaign
+            .release
+            .is_some_and(|job| job.status == ReleaseStatus::Running)
+        {
             return Err(ApiError::Conflict(format!(
                 "campaign {id} has a release job running; release again once its release \
                  status is no longer running"
             )));
         }
-        releases::begin(tx, id, state.release_batch.deliveries).await
+        releases::begin(tx, &campaign, state.release_batch.deliveries).await
     })
     .await?;
     if let Some(job) = release.job {

@@ -322,19 +322,23 @@ pub async fn stale_jobs(
             &[&stale_after_seconds, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| StaleJob {
-            campaign_id: row.get("id"),
-            tenant_name: row.get("tenant_name"),
-            job_id: row.get("processing_job"),
-            attempts: row.get("processing_attempts"),
-            ranges_total: row.get("ranges_total"),
-            ranges_done: row.get("ranges_done"),
-            idle_seconds: row.get("idle"),
-            last_error: row.get("last_error"),
-        })
-        .collect())
+    Ok(rows.iter().map(stale_job).collect())
+}
+
+/// A [`StaleJob`] from a row with the columns `id`, `tenant_name`, `processing_job`,
+/// `processing_attempts`, `ranges_total`, `ranges_done`, `idle` and `last_error` (a release
+/// job's query names its own columns so).
+pub(super) fn stale_job(row: &tokio_postgres::Row) -> StaleJob {
+    StaleJob {
+        campaign_id: row.get("id"),
+        tenant_name: row.get("tenant_name"),
+        job_id: row.get("processing_job"),
+        attempts: row.get("processing_attempts"),
+        ranges_total: row.get("ranges_total"),
+        ranges_done: row.get("ranges_done"),
+        idle_seconds: row.get("idle"),
+        last_error: row.get("last_error"),
+    }
 }
 
 /// Counts another attempt of a stale job (its heartbeat restarts now) and records `note` as

@@ -24,8 +24,8 @@
 
 use uuid::Uuid;
 
-use super::StaleJob;
 use super::deliveries::{ReleaseSummary, release_between};
+use super::{Campaign, StaleJob};
 use crate::db::{CachedStatements, GenericClient, TenantTx, outbox};
 use crate::error::ApiError;
 use crate::queue::IdRange;
@@ -96,8 +96,25 @@ pub struct Release {
     pub job: Option<Uuid>,
 }
 
-/// Releases campaign `id`'s prepared deliveries now if it selected at most `batch`
-/// customers (`matched_count`, current whenever a release may run: activation, `…/release`
+impl Release {
+    /// The campaign's `release` after this release: the new job, none released yet, or
+    /// `previous` when it released in the request.
+    #[must_use]
+    pub fn progress(&self, previous: Option<ReleaseProgress>) -> Option<ReleaseProgress> {
+        match self.job {
+            Some(_) => Some(ReleaseProgress {
+                status: ReleaseStatus::Running,
+                ranges_total: self.ranges_total,
+                ranges_done: 0,
+                attempts: 1,
+            }),
+            None => previous,
+        }
+    }
+}
+
+/// Releases `campaign`'s prepared deliveries now if it selected at most `batch`
+/// customers (its `matched_count`, read by the caller under the campaign's row lock; current whenever a release may run: activation, `…/release`
 /// and the scheduler's start all need the selection done), or starts a release job of
 /// `ceil(matched / batch)` ranges (2 to [`MAX_RANGES`]) with its first message in the
 /// outbox. The campaign's size decides, not a count of what is still unreleased: at
@@ -110,15 +127,12 @@ pub struct Release {
 ///
 /// # Errors
 /// Database failures.
-pub async fn begin(tx: &TenantTx<'_>, id: i32, batch: i64) -> Result<Release, ApiError> {
-    let tenant = tx.tenant().as_str();
-    let matched: i64 = tx
-        .query_one_cached(
-            "select matched_count from campaigns where id = $1 and tenant_name = $2",
-            &[&id, &tenant],
-        )
-        .await?
-        .get(0);
+pub async fn begin(
+    tx: &TenantTx<'_>,
+    campaign: &Campaign,
+    batch: i64,
+) -> Result<Release, ApiError> {
+    let (tenant, id, matched) = (tx.tenant().as_str(), campaign.id, campaign.matched_count);
     if matched <= batch {
         stop(tx, id).await?;
         let summary = super::release(tx, id).await?;
@@ -269,8 +283,10 @@ pub async fn stale_releases(
 ) -> Result<Vec<StaleJob>, ApiError> {
     let rows = client
         .query_cached(
-            "select c.id, c.tenant_name, c.release_job, c.release_attempts,
-                    c.release_ranges_total, c.release_ranges_done,
+            "select c.id, c.tenant_name, c.release_job as processing_job,
+                    c.release_attempts as processing_attempts,
+                    c.release_ranges_total as ranges_total,
+                    c.release_ranges_done as ranges_done, null::text as last_error,
                     coalesce(extract(epoch from now() - c.release_heartbeat), 0)::float8 as idle
              from campaigns c
              where c.release_status = 'running'
@@ -283,19 +299,7 @@ pub async fn stale_releases(
             &[&stale_after_seconds, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| StaleJob {
-            campaign_id: row.get("id"),
-            tenant_name: row.get("tenant_name"),
-            job_id: row.get("release_job"),
-            attempts: row.get("release_attempts"),
-            ranges_total: row.get("release_ranges_total"),
-            ranges_done: row.get("release_ranges_done"),
-            idle_seconds: row.get("idle"),
-            last_error: None,
-        })
-        .collect())
+    Ok(rows.iter().map(super::processing::stale_job).collect())
 }
 
 /// Re-drives a stale release job: the message of its first unreleased range goes to the
@@ -344,21 +348,6 @@ pub async fn give_up(
         )
         .await?;
     Ok(())
-}
-
-/// Whether campaign `id` has a release job running (a second release must wait for it).
-///
-/// # Errors
-/// Database failures.
-pub async fn running(tx: &TenantTx<'_>, id: i32) -> Result<bool, ApiError> {
-    Ok(tx
-        .query_one_cached(
-            "select exists (select 1 from campaigns
-                            where id = $1 and tenant_name = $2 and release_status = 'running')",
-            &[&id, &tx.tenant().as_str()],
-        )
-        .await?
-        .get(0))
 }
 
 /// Stops campaign `id`'s running release job, if any (the campaign is being paused or
